@@ -1,0 +1,10 @@
+/* activation.c: ReLU forward and backward. Memory-bound and cheap: stays on the calling thread. */
+#include "fclf_internal.h"
+
+void fclf_relu_forward(float *y, const float *x, int64_t count) {
+    for (int64_t i = 0; i < count; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+void fclf_relu_backward(float *dx, const float *dy, const float *y, int64_t count) {
+    for (int64_t i = 0; i < count; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}

@@ -1,0 +1,90 @@
+/* dispatch.c: probe the CPU once, choose the kernel variant, and own the OpenMP thread count.
+ *
+ * The library is built for baseline x86-64 (or arm64) so one binary runs everywhere; the fast paths are
+ * compiled with per-function target attributes and chosen here. __builtin_cpu_supports also checks that
+ * the OS saves the AVX register state, which a bare cpuid check does not. */
+#include "fclf_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+/* omp.h is not on the toolchain clang's include path; these are the only calls we need. */
+extern void omp_set_num_threads(int);
+extern int omp_get_max_threads(void);
+#endif
+
+static int g_isa = -1; /* -1: not probed yet */
+
+int fclf_isa_supported(int isa) {
+    switch (isa) {
+    case FCLF_ISA_SCALAR:
+        return 1;
+#if defined(__x86_64__)
+    case FCLF_ISA_AVX2:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case FCLF_ISA_AVX512F:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f");
+#endif
+    default:
+        return 0;
+    }
+}
+
+static int probe(void) {
+    const char *forced = getenv("FCLF_ISA");
+    if (forced) {
+        int want = -1;
+        if (strcmp(forced, "scalar") == 0) want = FCLF_ISA_SCALAR;
+        else if (strcmp(forced, "avx2") == 0) want = FCLF_ISA_AVX2;
+        else if (strcmp(forced, "avx512f") == 0) want = FCLF_ISA_AVX512F;
+        /* An unknown or unsupported request falls back to the probe rather than failing a kernel call. */
+        if (want >= 0 && fclf_isa_supported(want)) return want;
+    }
+    if (fclf_isa_supported(FCLF_ISA_AVX512F)) return FCLF_ISA_AVX512F;
+    if (fclf_isa_supported(FCLF_ISA_AVX2)) return FCLF_ISA_AVX2;
+    return FCLF_ISA_SCALAR;
+}
+
+int fclf_isa_active(void) {
+    int isa = __atomic_load_n(&g_isa, __ATOMIC_ACQUIRE);
+    if (isa < 0) {
+        /* Racing first calls compute the same answer, so a plain store is enough. */
+        isa = probe();
+        __atomic_store_n(&g_isa, isa, __ATOMIC_RELEASE);
+    }
+    return isa;
+}
+
+int fclf_isa_force(int isa) {
+    if (!fclf_isa_supported(isa)) return -1;
+    __atomic_store_n(&g_isa, isa, __ATOMIC_RELEASE);
+    return 0;
+}
+
+const char *fclf_isa_name(int isa) {
+    switch (isa) {
+    case FCLF_ISA_SCALAR: return "scalar";
+    case FCLF_ISA_AVX2: return "avx2";
+    case FCLF_ISA_AVX512F: return "avx512f";
+    default: return "unknown";
+    }
+}
+
+void fclf_set_num_threads(int n) {
+#ifdef _OPENMP
+    if (n >= 1) omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+}
+
+int fclf_get_max_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}

@@ -1,0 +1,268 @@
+/* gemm.c: single-precision GEMM, C = alpha op(A) op(B) + beta C.
+ *
+ * Structure (BLIS/GotoBLAS): the K x NC panel of op(B) and the MC x K block of op(A) are packed into
+ * contiguous, zero-padded micro-panels; one register micro-kernel computes an MR x NR tile of C from an
+ * MR-wide A panel and an NR-wide B panel. Variants (suffix = ISA) differ only in the micro-kernel:
+ *   __avx512f  8 x 32 (16 zmm accumulators: 2 FMA pipes x 4-cycle latency need >= 8 in flight)
+ *   __avx2     6 x 16 (12 ymm accumulators, BLIS's Haswell shape, 15 of 16 registers)
+ *   __scalar   4 x 8  (plain C the compiler vectorises for baseline SSE or NEON)
+ * MR = 8 divides every M of our models (32, 64, 288, 1600), so their tiles are full.
+ *
+ * Parallelism: the caller's matrix is split into contiguous, tile-aligned column (or row) ranges, one per
+ * thread; each C element is computed by one thread with the same K blocking as the serial path, so the
+ * result is bitwise independent of the thread count. */
+#include "fclf_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+enum { KC = 256, MC = 96, NC = 2048, MR_MAX = 8, NR_MAX = 32 };
+
+typedef void (*ukernel_fn)(int64_t kc, const float *restrict a, const float *restrict b, float *restrict c,
+                           int64_t ldc, float alpha, float beta);
+
+typedef struct {
+    int mr, nr;
+    ukernel_fn kernel;
+} gemm_variant;
+
+/* ---- micro-kernels: acc = sum_p a[p*MR + i] * b[p*NR + j]; c = alpha*acc (+ beta*c when beta != 0) ---- */
+
+static void ukernel_4x8__scalar(int64_t kc, const float *restrict a, const float *restrict b, float *restrict c,
+                                int64_t ldc, float alpha, float beta) {
+    float acc[4][8] = {{0}};
+    for (int64_t p = 0; p < kc; p++) {
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 8; j++) acc[i][j] += a[p * 4 + i] * b[p * 8 + j];
+    }
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 8; j++) {
+            float r = alpha * acc[i][j];
+            c[i * ldc + j] = beta == 0.0f ? r : r + beta * c[i * ldc + j];
+        }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) static void ukernel_6x16__avx2(int64_t kc, const float *restrict a,
+                                                                  const float *restrict b, float *restrict c,
+                                                                  int64_t ldc, float alpha, float beta) {
+    __m256 acc[6][2];
+    for (int i = 0; i < 6; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    for (int64_t p = 0; p < kc; p++) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+#pragma clang loop unroll(full)
+        for (int i = 0; i < 6; i++) {
+            __m256 ai = _mm256_broadcast_ss(a + i);
+            acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
+        }
+        a += 6;
+        b += 16;
+    }
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    for (int i = 0; i < 6; i++)
+        for (int h = 0; h < 2; h++) {
+            __m256 r = _mm256_mul_ps(va, acc[i][h]);
+            if (beta != 0.0f) r = _mm256_add_ps(r, _mm256_mul_ps(vb, _mm256_loadu_ps(c + i * ldc + 8 * h)));
+            _mm256_storeu_ps(c + i * ldc + 8 * h, r);
+        }
+}
+
+__attribute__((target("avx512f"))) static void ukernel_8x32__avx512f(int64_t kc, const float *restrict a,
+                                                                    const float *restrict b, float *restrict c,
+                                                                    int64_t ldc, float alpha, float beta) {
+    __m512 acc[8][2];
+    for (int i = 0; i < 8; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < kc; p++) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma clang loop unroll(full)
+        for (int i = 0; i < 8; i++) {
+            __m512 ai = _mm512_set1_ps(a[i]);
+            acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+        }
+        a += 8;
+        b += 32;
+    }
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    for (int i = 0; i < 8; i++)
+        for (int h = 0; h < 2; h++) {
+            __m512 r = _mm512_mul_ps(va, acc[i][h]);
+            if (beta != 0.0f) r = _mm512_add_ps(r, _mm512_mul_ps(vb, _mm512_loadu_ps(c + i * ldc + 16 * h)));
+            _mm512_storeu_ps(c + i * ldc + 16 * h, r);
+        }
+}
+#endif
+
+static gemm_variant variant_for(int isa) {
+#if defined(__x86_64__)
+    if (isa == FCLF_ISA_AVX512F) return (gemm_variant){8, 32, ukernel_8x32__avx512f};
+    if (isa == FCLF_ISA_AVX2) return (gemm_variant){6, 16, ukernel_6x16__avx2};
+#endif
+    (void)isa;
+    return (gemm_variant){4, 8, ukernel_4x8__scalar};
+}
+
+/* ---- packing ---- */
+
+/* op(A)[i0 : i0+mc, p0 : p0+kc] -> MR-row panels, each kc x MR, rows past mc zero. */
+static void pack_a(float *restrict dst, const float *restrict A, int64_t lda, int trans, int64_t i0, int64_t mc,
+                   int64_t p0, int64_t kc, int mr) {
+    for (int64_t ir = 0; ir < mc; ir += mr) {
+        int64_t mb = fclf_min64(mr, mc - ir);
+        float *d = dst + ir * kc;
+        if (!trans) {
+            for (int64_t i = 0; i < mb; i++) {
+                const float *src = A + (i0 + ir + i) * lda + p0;
+                for (int64_t p = 0; p < kc; p++) d[p * mr + i] = src[p];
+            }
+            for (int64_t i = mb; i < mr; i++)
+                for (int64_t p = 0; p < kc; p++) d[p * mr + i] = 0.0f;
+        } else {
+            for (int64_t p = 0; p < kc; p++) {
+                const float *src = A + (p0 + p) * lda + i0 + ir;
+                for (int64_t i = 0; i < mb; i++) d[p * mr + i] = src[i];
+                for (int64_t i = mb; i < mr; i++) d[p * mr + i] = 0.0f;
+            }
+        }
+    }
+}
+
+/* op(B)[p0 : p0+kc, j0 : j0+nc] -> NR-column panels, each kc x NR, columns past nc zero. */
+static void pack_b(float *restrict dst, const float *restrict B, int64_t ldb, int trans, int64_t p0, int64_t kc,
+                   int64_t j0, int64_t nc, int nr) {
+    for (int64_t jr = 0; jr < nc; jr += nr) {
+        int64_t nb = fclf_min64(nr, nc - jr);
+        float *d = dst + jr * kc;
+        if (!trans) {
+            for (int64_t p = 0; p < kc; p++) {
+                const float *src = B + (p0 + p) * ldb + j0 + jr;
+                for (int64_t j = 0; j < nb; j++) d[p * nr + j] = src[j];
+                for (int64_t j = nb; j < nr; j++) d[p * nr + j] = 0.0f;
+            }
+        } else {
+            for (int64_t j = 0; j < nb; j++) {
+                const float *src = B + (j0 + jr + j) * ldb + p0;
+                for (int64_t p = 0; p < kc; p++) d[p * nr + j] = src[p];
+            }
+            for (int64_t j = nb; j < nr; j++)
+                for (int64_t p = 0; p < kc; p++) d[p * nr + j] = 0.0f;
+        }
+    }
+}
+
+/* Per-thread packing buffers, grown on demand and then reused: steady-state training allocates nothing.
+ * OpenMP worker threads live as long as the process, so the buffers do too. */
+static _Thread_local float *tl_pack_a, *tl_pack_b;
+static _Thread_local size_t tl_cap_a, tl_cap_b;
+
+static float *scratch(float **buf, size_t *cap, size_t floats) {
+    if (floats > *cap) {
+        size_t bytes = (floats * sizeof(float) + 63) & ~(size_t)63;
+        float *p = aligned_alloc(64, bytes);
+        if (!p) return NULL;
+        free(*buf);
+        *buf = p;
+        *cap = bytes / sizeof(float);
+    }
+    return *buf;
+}
+
+static void gemm_serial(const gemm_variant *v, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                        const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                        int64_t ldc) {
+    const int mr = v->mr, nr = v->nr;
+    int64_t ncap = fclf_min64(NC, (N + nr - 1) / nr * nr);
+    float *apack = scratch(&tl_pack_a, &tl_cap_a, (size_t)MC * KC);
+    float *bpack = scratch(&tl_pack_b, &tl_cap_b, (size_t)ncap * KC);
+    if (!apack || !bpack) { /* out of memory: still give the right answer, slowly */
+        fclf_sgemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    float tile[MR_MAX * NR_MAX] __attribute__((aligned(64)));
+    for (int64_t jc = 0; jc < N; jc += NC) {
+        int64_t nc = fclf_min64(NC, N - jc);
+        for (int64_t pc = 0; pc < K; pc += KC) {
+            int64_t kc = fclf_min64(KC, K - pc);
+            float beta_k = pc == 0 ? beta : 1.0f;
+            pack_b(bpack, B, ldb, tb, pc, kc, jc, nc, nr);
+            for (int64_t ic = 0; ic < M; ic += MC) {
+                int64_t mc = fclf_min64(MC, M - ic);
+                pack_a(apack, A, lda, ta, ic, mc, pc, kc, mr);
+                for (int64_t jr = 0; jr < nc; jr += nr) {
+                    int64_t nb = fclf_min64(nr, nc - jr);
+                    for (int64_t ir = 0; ir < mc; ir += mr) {
+                        int64_t mb = fclf_min64(mr, mc - ir);
+                        float *c = C + (ic + ir) * ldc + jc + jr;
+                        const float *ap = apack + ir * kc, *bp = bpack + jr * kc;
+                        if (mb == mr && nb == nr) {
+                            v->kernel(kc, ap, bp, c, ldc, alpha, beta_k);
+                        } else { /* edge tile: compute whole, store the valid part (same rounding as above) */
+                            v->kernel(kc, ap, bp, tile, nr, alpha, 0.0f);
+                            for (int64_t i = 0; i < mb; i++)
+                                for (int64_t j = 0; j < nb; j++) {
+                                    float r = tile[i * nr + j];
+                                    c[i * ldc + j] = beta_k == 0.0f ? r : r + beta_k * c[i * ldc + j];
+                                }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc) {
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+}
+
+void fclf_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0.0f) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    gemm_variant v = variant_for(fclf_isa_active());
+    int nt = FCLF_MAX_THREADS();
+    if (nt <= 1 || 2.0 * (double)M * (double)N * (double)K < FCLF_PAR_MIN_WORK) {
+        gemm_serial(&v, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    int64_t tiles_n = (N + v.nr - 1) / v.nr, tiles_m = (M + v.mr - 1) / v.mr;
+    int split_n = tiles_n >= tiles_m;
+#pragma omp parallel num_threads(nt)
+    {
+        int t = FCLF_THREAD_NUM(), T = FCLF_NUM_THREADS();
+        int64_t tiles = split_n ? tiles_n : tiles_m, step = split_n ? v.nr : v.mr, extent = split_n ? N : M;
+        int64_t lo = tiles * t / T * step, hi = fclf_min64(tiles * (t + 1) / T * step, extent);
+        if (hi > lo) {
+            if (split_n)
+                gemm_serial(&v, ta, tb, M, hi - lo, K, alpha, A, lda, tb ? B + lo * ldb : B + lo, ldb, beta,
+                            C + lo, ldc);
+            else
+                gemm_serial(&v, ta, tb, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, B, ldb, beta,
+                            C + lo * ldc, ldc);
+        }
+    }
+}
+
+void fclf_sgemm_ref(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                    const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double s = 0.0;
+            for (int64_t p = 0; p < K; p++) {
+                double a = ta ? A[p * lda + i] : A[i * lda + p];
+                double b = tb ? B[j * ldb + p] : B[p * ldb + j];
+                s += a * b;
+            }
+            double r = (double)alpha * s;
+            C[i * ldc + j] = (float)(beta == 0.0f ? r : r + (double)beta * C[i * ldc + j]);
+        }
+}

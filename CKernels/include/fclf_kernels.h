@@ -1,0 +1,132 @@
+/*
+ * fclf_kernels.h: the float32 compute kernels of fashionclf (internal; no stable API).
+ *
+ * Conventions
+ * - Tensors are contiguous, row-major; images are NCHW. Sizes and offsets are int64_t.
+ * - Argument order follows llm.c: outputs, then inputs, then parameters, then sizes. A "d" prefix is a
+ *   gradient of the loss with respect to that tensor.
+ * - Every kernel says, for each output, whether it WRITES it or ACCUMULATES into it (+=).
+ * - Each optimised kernel has a naive twin named *_ref, used by the tests as the reference.
+ * - OpenMP parallelism always gives every output element exactly one owning thread and a fixed summation
+ *   order, so results do not depend on the thread count.
+ */
+#ifndef FCLF_KERNELS_H
+#define FCLF_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- dispatch.c: CPU probe, ISA choice and threads ---------------------------------------------- */
+
+typedef enum {
+    FCLF_ISA_SCALAR = 0,  /* portable C, any CPU (and arm64) */
+    FCLF_ISA_AVX2 = 1,    /* x86-64 AVX2 + FMA */
+    FCLF_ISA_AVX512F = 2, /* x86-64 AVX-512F */
+} fclf_isa;
+
+/* The variant in use: the best the CPU offers, or FCLF_ISA=scalar|avx2|avx512f from the environment. */
+int fclf_isa_active(void);
+/* 1 when this CPU (and OS) can run the variant. */
+int fclf_isa_supported(int isa);
+/* Forces a variant (tests and benchmarks). Returns 0, or -1 when the CPU cannot run it (nothing changes). */
+int fclf_isa_force(int isa);
+const char *fclf_isa_name(int isa);
+/* OpenMP thread count for the following kernels; n < 1 is ignored. */
+void fclf_set_num_threads(int n);
+int fclf_get_max_threads(void);
+
+/* ---- gemm.c: matrix multiplication --------------------------------------------------------------- */
+
+/* C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C. WRITES C when beta == 0 (C is not read, so it may
+ * hold NaNs), otherwise ACCUMULATES. op(X) = X, or X^T when trans != 0; lda/ldb/ldc are row strides of
+ * the stored matrices. Runs in parallel when the product is large and the caller is not already inside
+ * an OpenMP parallel region. */
+void fclf_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+void fclf_sgemm_ref(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                    const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                    int64_t ldc);
+
+/* ---- dense.c: fully connected layer, y = x W + b ------------------------------------------------- */
+
+/* x [n, in], w [in, out], b [out], y [n, out]. WRITES y. */
+void fclf_dense_forward(float *y, const float *x, const float *w, const float *b, int64_t n, int64_t in,
+                        int64_t out);
+/* ACCUMULATES dw [in, out] += x^T dy and db [out] += sum_n dy; WRITES dx [n, in] = dy w^T unless dx is NULL. */
+void fclf_dense_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
+                         int64_t n, int64_t in, int64_t out);
+
+/* ---- conv2d.c: 2-D convolution, stride 1 --------------------------------------------------------- */
+
+typedef struct {
+    int64_t n, c, h, w;   /* input [n, c, h, w] */
+    int64_t oc, kh, kw;   /* weights [oc, c, kh, kw], bias [oc] */
+    int64_t pad_t, pad_l; /* zero padding before the first row / column */
+    int64_t oh, ow;       /* output [n, oc, oh, ow] */
+} fclf_conv2d_shape;
+
+/* 'valid' (same = 0): no padding, oh = h - kh + 1. 'same' (same = 1): oh = h, pad_t = (kh - 1) / 2. */
+fclf_conv2d_shape fclf_conv2d_make_shape(int64_t n, int64_t c, int64_t h, int64_t w, int64_t oc, int64_t kh,
+                                         int64_t kw, int same);
+/* Floats in the im2col buffer: n * (c*kh*kw) * (oh*ow). */
+int64_t fclf_conv2d_col_size(fclf_conv2d_shape s);
+
+/* WRITES y [n, oc, oh, ow] = w * x + b, and WRITES col [n, c*kh*kw, oh*ow] (im2col of x, kept for
+ * fclf_conv2d_backward_weights). */
+void fclf_conv2d_forward(float *y, float *col, const float *x, const float *w, const float *b,
+                         fclf_conv2d_shape s);
+/* ACCUMULATES dw [oc, c*kh*kw] and db [oc]. col is what fclf_conv2d_forward wrote; partial is scratch of
+ * n * oc * c*kh*kw floats (per-image products, summed in image order so the thread count does not
+ * change the result). */
+void fclf_conv2d_backward_weights(float *dw, float *db, float *partial, const float *dy, const float *col,
+                                  fclf_conv2d_shape s);
+/* WRITES dx [n, c, h, w]. dcol is scratch of fclf_conv2d_col_size(s) floats. */
+void fclf_conv2d_backward_input(float *dx, float *dcol, const float *dy, const float *w, fclf_conv2d_shape s);
+
+/* Naive direct convolution. forward WRITES y; backward WRITES dx (unless NULL) and ACCUMULATES dw, db. */
+void fclf_conv2d_forward_ref(float *y, const float *x, const float *w, const float *b, fclf_conv2d_shape s);
+void fclf_conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
+                              fclf_conv2d_shape s);
+
+/* ---- pool.c: 2x2 max pooling, stride 2 ----------------------------------------------------------- */
+
+/* x [planes, h, w] -> y [planes, h/2, w/2] (floor: a last odd row/column is dropped, as Keras does).
+ * WRITES y and argmax (the index inside the plane of each chosen input; the first maximum wins). */
+void fclf_maxpool2x2_forward(float *y, int32_t *argmax, const float *x, int64_t planes, int64_t h, int64_t w);
+/* WRITES dx [planes, h, w]: dy routed to the argmax positions, zero elsewhere. */
+void fclf_maxpool2x2_backward(float *dx, const float *dy, const int32_t *argmax, int64_t planes, int64_t h,
+                              int64_t w);
+void fclf_maxpool2x2_forward_ref(float *y, const float *x, int64_t planes, int64_t h, int64_t w);
+
+/* ---- activation.c: ReLU ------------------------------------------------------------------------- */
+
+/* WRITES y = max(x, 0); y may equal x. */
+void fclf_relu_forward(float *y, const float *x, int64_t count);
+/* WRITES dx = dy where y > 0, else 0; dx may equal dy. */
+void fclf_relu_backward(float *dx, const float *dy, const float *y, int64_t count);
+
+/* ---- loss.c: softmax + cross-entropy, fused ------------------------------------------------------ */
+
+/* logits [n, k], labels [n] in 0..k-1. WRITES probs [n, k] (unless NULL) and dlogits [n, k] =
+ * (softmax - onehot) / n (unless NULL). Returns the SUM over the batch of -log softmax[label], in double,
+ * computed with log-sum-exp so large logits do not overflow. */
+double fclf_softmax_xent(float *dlogits, float *probs, const float *logits, const int32_t *labels, int64_t n,
+                         int64_t k);
+
+/* ---- optim.c: parameter updates ------------------------------------------------------------------ */
+
+/* Adam (Kingma & Ba), step t >= 1 counted from 1: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+ * p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps). UPDATES p, m, v in place. */
+void fclf_adam_update(float *p, float *m, float *v, const float *g, int64_t count, float lr, float beta1,
+                      float beta2, float eps, int64_t t);
+/* SGD with momentum (PyTorch's form): buf = mu buf + g; p -= lr buf. UPDATES p and buf. */
+void fclf_sgd_momentum_update(float *p, float *buf, const float *g, int64_t count, float lr, float momentum);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,52 @@
+/* pool.c: 2x2 max pooling with stride 2, forward and backward.
+ * The forward pass records the winning index so the backward pass is a scatter, not a recomparison. */
+#include "fclf_internal.h"
+
+#include <string.h>
+
+void fclf_maxpool2x2_forward(float *y, int32_t *argmax, const float *x, int64_t planes, int64_t h, int64_t w) {
+    const int64_t oh = h / 2, ow = w / 2;
+#pragma omp parallel for schedule(static) if ((double)planes * h * w >= 8.0 * FCLF_PAR_MIN_WORK)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *xp = x + pl * h * w;
+        float *yp = y + pl * oh * ow;
+        int32_t *ap = argmax + pl * oh * ow;
+        for (int64_t oy = 0; oy < oh; oy++)
+            for (int64_t ox = 0; ox < ow; ox++) {
+                int64_t i0 = 2 * oy * w + 2 * ox;
+                int64_t cand[4] = {i0, i0 + 1, i0 + w, i0 + w + 1};
+                int64_t best = i0;
+                for (int k = 1; k < 4; k++)
+                    if (xp[cand[k]] > xp[best]) best = cand[k];
+                yp[oy * ow + ox] = xp[best];
+                ap[oy * ow + ox] = (int32_t)best;
+            }
+    }
+}
+
+void fclf_maxpool2x2_backward(float *dx, const float *dy, const int32_t *argmax, int64_t planes, int64_t h,
+                              int64_t w) {
+    const int64_t oh = h / 2, ow = w / 2;
+#pragma omp parallel for schedule(static) if ((double)planes * h * w >= 8.0 * FCLF_PAR_MIN_WORK)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        float *dxp = dx + pl * h * w;
+        memset(dxp, 0, (size_t)(h * w) * sizeof(float));
+        const float *dyp = dy + pl * oh * ow;
+        const int32_t *ap = argmax + pl * oh * ow;
+        for (int64_t o = 0; o < oh * ow; o++) dxp[ap[o]] += dyp[o];
+    }
+}
+
+void fclf_maxpool2x2_forward_ref(float *y, const float *x, int64_t planes, int64_t h, int64_t w) {
+    for (int64_t pl = 0; pl < planes; pl++)
+        for (int64_t oy = 0; oy < h / 2; oy++)
+            for (int64_t ox = 0; ox < w / 2; ox++) {
+                float m = x[(pl * h + 2 * oy) * w + 2 * ox];
+                for (int dy = 0; dy < 2; dy++)
+                    for (int dx = 0; dx < 2; dx++) {
+                        float v = x[(pl * h + 2 * oy + dy) * w + 2 * ox + dx];
+                        if (v > m) m = v;
+                    }
+                y[(pl * (h / 2) + oy) * (w / 2) + ox] = m;
+            }
+}

@@ -1,0 +1,47 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Why these flags:
+// - OpenMP comes from LLVM's libomp (Debian libomp-dev); clang's __kmpc_* calls need it and the package
+//   installs libomp5.so, hence linkedLibrary("omp5") (see ../shared/TOOLCHAIN.md).
+// - No -march=native and no -ffast-math: the kernels pick AVX2/AVX-512 at run time (CKernels/dispatch.c)
+//   and -ffp-contract=off keeps the portable paths from fusing differently per build.
+let kernelC: [CSetting] = [
+    .unsafeFlags(["-fopenmp", "-ffp-contract=off"]),
+    .unsafeFlags(["-O3"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "fashionclf",
+    products: [
+        // MARK: - Public API
+        .executable(name: "fclf-train", targets: ["fclf-train"]),
+        .library(name: "FashionCLF", targets: ["FashionCLF"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // MARK: - Implementation details
+        .target(
+            name: "CKernels",
+            path: "CKernels",
+            cSettings: kernelC,
+            linkerSettings: [.linkedLibrary("omp5")]
+        ),
+        .systemLibrary(
+            name: "CZlib",
+            path: "Sources/CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .target(name: "FashionCLF", dependencies: ["CKernels", "CZlib"]),
+        .executableTarget(
+            name: "fclf-train",
+            dependencies: ["FashionCLF", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+
+        // MARK: - Unit test bundles
+        .testTarget(name: "FashionCLFTests", dependencies: ["FashionCLF", "CKernels", "CZlib"]),
+    ]
+)

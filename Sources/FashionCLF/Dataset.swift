@@ -1,0 +1,135 @@
+import CZlib
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Images and labels of one split, kept as bytes (47 MB for the training set instead of 188 MB as Float).
+public struct LabeledImages: Sendable {
+    public let count: Int
+    public let rows: Int, cols: Int
+    /// `count * rows * cols` pixels, row-major, 0 = background.
+    public let pixels: [UInt8]
+    /// `count` labels in 0..<10.
+    public let labels: [UInt8]
+
+    public init(count: Int, rows: Int, cols: Int, pixels: [UInt8], labels: [UInt8]) {
+        self.count = count; self.rows = rows; self.cols = cols; self.pixels = pixels; self.labels = labels
+    }
+
+    public var pixelsPerImage: Int { rows * cols }
+
+    /// Images `range` as a new split (used for the validation hold-out and for --limit-train).
+    public func slice(_ range: Range<Int>) -> LabeledImages {
+        let p = pixelsPerImage
+        return LabeledImages(count: range.count, rows: rows, cols: cols,
+                             pixels: Array(pixels[range.lowerBound * p ..< range.upperBound * p]),
+                             labels: Array(labels[range]))
+    }
+}
+
+/// Fashion-MNIST from its four standard IDX .gz files.
+public struct FashionMNIST: Sendable {
+    public static let defaultDirectory = "/usr/share/datasets/fashion-mnist"
+    public static let classNames = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+    public let train: LabeledImages
+    public let test: LabeledImages
+
+    /// `directory`, else $FCLF_DATA, else the Debian package's folder.
+    public static func resolveDirectory(_ directory: String?) -> String {
+        if let directory { return directory }
+        if let env = getenv("FCLF_DATA"), let s = String(validatingCString: env), !s.isEmpty { return s }
+        return defaultDirectory
+    }
+
+    public init(directory: String) throws(FCLFError) {
+        train = try IDX.load(images: directory + "/train-images-idx3-ubyte.gz",
+                             labels: directory + "/train-labels-idx1-ubyte.gz")
+        test = try IDX.load(images: directory + "/t10k-images-idx3-ubyte.gz",
+                            labels: directory + "/t10k-labels-idx1-ubyte.gz")
+    }
+}
+
+/// The IDX format (LeCun et al.): a big-endian header `00 00 <type> <ndims>`, ndims u32 sizes, then data.
+public enum IDX {
+    static let maxBytes = 1 << 31
+
+    /// Reads a whole gzip (or plain) file through zlib.
+    public static func readGzip(_ path: String) throws(FCLFError) -> [UInt8] {
+        guard access(path, F_OK) == 0 else { throw .datasetMissing(path: path) }
+        guard let file = gzopen(path, "rb") else {
+            throw .io(path: path, reason: "cannot open: \(String(cString: strerror(errno)))")
+        }
+        defer { gzclose(file) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { gzread(file, $0.baseAddress, UInt32($0.count)) }
+            if n < 0 {
+                var code: Int32 = 0
+                let msg = gzerror(file, &code).map { String(cString: $0) } ?? "unknown zlib error"
+                throw .badDataFile(path: path, reason: "corrupt or truncated gzip data (\(msg))")
+            }
+            if n == 0 { break }
+            out.append(contentsOf: chunk[0..<Int(n)])
+            if out.count > maxBytes { throw .badDataFile(path: path, reason: "larger than 2 GiB, not an IDX file") }
+        }
+        // zlib reports a stream cut short only through gzerror once reading stops.
+        var code: Int32 = 0
+        _ = gzerror(file, &code)
+        if code != Z_OK && code != Z_STREAM_END {
+            throw .badDataFile(path: path, reason: "corrupt or truncated gzip data (zlib error \(code))")
+        }
+        return out
+    }
+
+    static func u32(_ b: [UInt8], _ at: Int) -> Int {
+        Int(b[at]) << 24 | Int(b[at + 1]) << 16 | Int(b[at + 2]) << 8 | Int(b[at + 3])
+    }
+
+    /// Parses an unsigned-byte IDX file with `dims` dimensions; returns the sizes and the payload offset.
+    static func parse(_ b: [UInt8], dims: Int, path: String) throws(FCLFError) -> [Int] {
+        let header = 4 + 4 * dims
+        guard b.count >= 4, b[0] == 0, b[1] == 0 else {
+            throw .badDataFile(path: path, reason: "not an IDX file (bad magic)")
+        }
+        guard b[2] == 0x08, Int(b[3]) == dims else {
+            throw .badDataFile(path: path, reason: "expected an unsigned-byte IDX file with \(dims) dimension(s), found type 0x\(String(b[2], radix: 16)) with \(b[3])")
+        }
+        guard b.count >= header else { throw .badDataFile(path: path, reason: "truncated header") }
+        let sizes = (0..<dims).map { u32(b, 4 + 4 * $0) }
+        var expected = 1
+        for s in sizes {
+            let (p, overflow) = expected.multipliedReportingOverflow(by: s)
+            guard !overflow, p <= maxBytes else { throw .badDataFile(path: path, reason: "dimensions \(sizes) are too large") }
+            expected = p
+        }
+        guard b.count - header == expected else {
+            throw .badDataFile(path: path, reason: "header says \(sizes) = \(expected) bytes of data, file has \(b.count - header) (truncated or padded)")
+        }
+        return sizes
+    }
+
+    public static func load(images: String, labels: String) throws(FCLFError) -> LabeledImages {
+        let ib = try readGzip(images)
+        let isz = try parse(ib, dims: 3, path: images)
+        let lb = try readGzip(labels)
+        let lsz = try parse(lb, dims: 1, path: labels)
+        guard isz[1] > 0, isz[2] > 0 else { throw .badDataFile(path: images, reason: "empty images \(isz)") }
+        guard isz[1] == 28, isz[2] == 28 else {
+            throw .badDataFile(path: images, reason: "images are \(isz[1])x\(isz[2]), Fashion-MNIST's are 28x28")
+        }
+        guard isz[0] == lsz[0] else {
+            throw .badDataFile(path: labels, reason: "\(lsz[0]) labels for \(isz[0]) images in \(images)")
+        }
+        let labelBytes = Array(lb[8...])
+        if let bad = labelBytes.firstIndex(where: { $0 > 9 }) {
+            throw .badDataFile(path: labels, reason: "label \(labelBytes[bad]) at index \(bad) is outside 0-9")
+        }
+        return LabeledImages(count: isz[0], rows: isz[1], cols: isz[2], pixels: Array(ib[16...]), labels: labelBytes)
+    }
+}

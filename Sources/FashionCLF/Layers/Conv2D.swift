@@ -1,0 +1,73 @@
+import CKernels
+
+public enum Padding: String, Sendable {
+    /// No padding: output side = input side - kernel + 1.
+    case valid
+    /// Zero padding so that output side = input side.
+    case same
+}
+
+/// 2-D convolution, stride 1.
+///
+///     y[n, o, i, j] = b[o] + Σ_{c, u, v} w[o, c, u, v] · x[n, c, i + u - pad, j + v - pad]
+///
+/// Input `[N, C, H, W]`, weight `[O, C, K, K]`, bias `[O]`, output `[N, O, H', W']` with
+/// H' = H - K + 1 for `.valid` and H' = H for `.same`.
+public final class Conv2D: Layer {
+    public let inChannels: Int, outChannels: Int, kernelSize: Int
+    public let padding: Padding
+    public let weight: Parameter
+    public let bias: Parameter
+    public var computesInputGradient = true
+    public var parameters: [Parameter] { [weight, bias] }
+
+    private let y = Buffer<Float>(), col = Buffer<Float>(), partial = Buffer<Float>()
+    private let dcol = Buffer<Float>(), dx = Buffer<Float>()
+    private var shape = fclf_conv2d_shape()
+    private var inputShape = Shape(n: 0, c: 0)
+
+    public init(inChannels: Int, outChannels: Int, kernelSize: Int, padding: Padding = .valid,
+                initializer: Initializer = .glorotUniform, rng: inout SplitMix64) {
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernelSize = kernelSize
+        self.padding = padding
+        weight = Parameter(name: "weight", shape: [outChannels, inChannels, kernelSize, kernelSize])
+        bias = Parameter(name: "bias", shape: [outChannels])
+        let area = kernelSize * kernelSize
+        initializer.fill(weight.value, count: weight.count, fanIn: inChannels * area,
+                         fanOut: outChannels * area, rng: &rng)
+        bias.value.update(repeating: 0, count: outChannels)
+    }
+
+    private func kernelShape(_ x: Shape) -> fclf_conv2d_shape {
+        fclf_conv2d_make_shape(Int64(x.n), Int64(x.c), Int64(x.h), Int64(x.w), Int64(outChannels),
+                               Int64(kernelSize), Int64(kernelSize), padding == .same ? 1 : 0)
+    }
+
+    public func outputShape(_ input: Shape) -> Shape {
+        let s = kernelShape(input)
+        return Shape(n: input.n, c: outChannels, h: Int(s.oh), w: Int(s.ow))
+    }
+
+    public func forward(_ x: Tensor) -> Tensor {
+        inputShape = x.shape
+        shape = kernelShape(x.shape)
+        let out = outputShape(x.shape)
+        let yp = y.reserve(out.count)
+        fclf_conv2d_forward(yp, col.reserve(Int(fclf_conv2d_col_size(shape))), x.data, weight.value,
+                            bias.value, shape)
+        return Tensor(data: yp, shape: out)
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        let k = inChannels * kernelSize * kernelSize
+        fclf_conv2d_backward_weights(weight.grad, bias.grad, partial.reserve(inputShape.n * outChannels * k),
+                                     dy.data, col.pointer, shape)
+        guard computesInputGradient else { return Tensor(data: dx.pointer, shape: inputShape.withBatch(0)) }
+        let dxp = dx.reserve(inputShape.count)
+        fclf_conv2d_backward_input(dxp, dcol.reserve(Int(fclf_conv2d_col_size(shape))), dy.data,
+                                   weight.value, shape)
+        return Tensor(data: dxp, shape: inputShape)
+    }
+}

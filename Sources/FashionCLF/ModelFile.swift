@@ -1,0 +1,188 @@
+import CZlib
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The fashionclf model file, format version 1. All integers are little-endian u32 unless noted.
+///
+///     offset  size  field
+///     0       8     magic "FCLFMODL"
+///     8       4     format version (1); readers reject versions they do not know
+///     12      4     name length L (<= 64), then L bytes of UTF-8 name ("cnn", "mlp")
+///             12    input channels, height, width (1, 28, 28)
+///             4     number of classes (10)
+///             4     layer count (1...64), then per layer: kind, followed by its configuration
+///                     1 conv2d: in channels, out channels, kernel size, padding (0 valid, 1 same)
+///                     2 dense: inputs, outputs
+///                     3 relu, 4 max-pool 2x2, 5 flatten: nothing
+///             8     u64 parameter count P, then P float32: for each layer with parameters, in order,
+///                   its weight then its bias (conv weight [out, in, k, k]; dense weight [in, out])
+///     end-4   4     CRC-32 (zlib's) of every byte before it
+///
+/// Pixels are scaled to [0, 1] (x / 255) before the first layer; that is part of format version 1.
+public enum ModelFile {
+    public static let magic: [UInt8] = Array("FCLFMODL".utf8)
+    public static let formatVersion: UInt32 = 1
+
+    public static func encode(_ model: Sequential, classes: Int) -> [UInt8] {
+        var out = magic
+        func u32(_ v: Int) { withUnsafeBytes(of: UInt32(v).littleEndian) { out.append(contentsOf: $0) } }
+        u32(Int(formatVersion))
+        let name = Array(model.name.utf8.prefix(64))
+        u32(name.count)
+        out.append(contentsOf: name)
+        u32(model.inputShape.c); u32(model.inputShape.h); u32(model.inputShape.w)
+        u32(classes)
+        u32(model.specs.count)
+        for spec in model.specs {
+            switch spec {
+            case .conv2d(let ic, let oc, let k, let padding): u32(1); u32(ic); u32(oc); u32(k); u32(padding == .same ? 1 : 0)
+            case .dense(let i, let o): u32(2); u32(i); u32(o)
+            case .relu: u32(3)
+            case .maxPool2x2: u32(4)
+            case .flatten: u32(5)
+            }
+        }
+        withUnsafeBytes(of: UInt64(model.parameterCount).littleEndian) { out.append(contentsOf: $0) }
+        for p in model.parameters {
+            for i in 0..<p.count { withUnsafeBytes(of: p.value[i].bitPattern.littleEndian) { out.append(contentsOf: $0) } }
+        }
+        let crc = out.withUnsafeBufferPointer { crc32(0, $0.baseAddress, UInt32($0.count)) }
+        u32(Int(crc))
+        return out
+    }
+
+    public static func save(_ model: Sequential, classes: Int = 10, to path: String) throws(FCLFError) {
+        try FileIO.writeAtomically(encode(model, classes: classes), to: path)
+    }
+
+    public static func load(_ path: String) throws(FCLFError) -> Sequential {
+        try decode(FileIO.read(path, limit: 1 << 30), path: path)
+    }
+
+    public static func decode(_ b: [UInt8], path: String) throws(FCLFError) -> Sequential {
+        func fail(_ reason: String) -> FCLFError { .modelFile(path: path, reason: reason) }
+        guard b.count >= 12, Array(b[0..<8]) == magic else { throw fail("bad magic (not an fclf model)") }
+        var at = 8
+        func u32() throws(FCLFError) -> Int {
+            guard at + 4 <= b.count - 4 else { throw fail("truncated at byte \(at)") }
+            defer { at += 4 }
+            return Int(b[at]) | Int(b[at + 1]) << 8 | Int(b[at + 2]) << 16 | Int(b[at + 3]) << 24
+        }
+        let version = try u32()
+        guard version == Int(formatVersion) else {
+            throw fail("format version \(version), this library reads version \(formatVersion)")
+        }
+        guard b.count >= 16 else { throw fail("truncated header") }
+        let stored = b.count - 4
+        let crcStored = UInt32(b[stored]) | UInt32(b[stored + 1]) << 8 | UInt32(b[stored + 2]) << 16 | UInt32(b[stored + 3]) << 24
+        let crc = b.withUnsafeBufferPointer { crc32(0, $0.baseAddress, UInt32(stored)) }
+        guard crc == crcStored else { throw fail("checksum mismatch (file is corrupted or truncated)") }
+
+        let nameLength = try u32()
+        guard nameLength <= 64, at + nameLength <= stored else { throw fail("bad name length \(nameLength)") }
+        let name = String(decoding: b[at..<at + nameLength], as: UTF8.self)
+        at += nameLength
+        let c = try u32(), h = try u32(), w = try u32(), classes = try u32()
+        guard (1...64).contains(c), (1...4096).contains(h), (1...4096).contains(w), (2...1000).contains(classes) else {
+            throw fail("implausible input [\(c), \(h), \(w)] or class count \(classes)")
+        }
+        let layerCount = try u32()
+        guard (1...64).contains(layerCount) else { throw fail("bad layer count \(layerCount)") }
+        var specs: [LayerSpec] = []
+        for i in 0..<layerCount {
+            let kind = try u32()
+            switch kind {
+            case 1:
+                let ic = try u32(), oc = try u32(), k = try u32(), pad = try u32()
+                guard (1...4096).contains(ic), (1...4096).contains(oc), (1...15).contains(k), pad <= 1 else {
+                    throw fail("layer \(i): bad conv2d configuration")
+                }
+                specs.append(.conv2d(inChannels: ic, outChannels: oc, kernelSize: k, padding: pad == 1 ? .same : .valid))
+            case 2:
+                let input = try u32(), output = try u32()
+                guard (1...1 << 24).contains(input), (1...1 << 16).contains(output) else {
+                    throw fail("layer \(i): bad dense configuration")
+                }
+                specs.append(.dense(inputSize: input, outputSize: output))
+            case 3: specs.append(.relu)
+            case 4: specs.append(.maxPool2x2)
+            case 5: specs.append(.flatten)
+            default: throw fail("layer \(i): unknown layer kind \(kind)")
+            }
+        }
+        var rng = SplitMix64(seed: 0)
+        let model: Sequential
+        do {
+            model = try Sequential(name: name, inputShape: Shape(n: 1, c: c, h: h, w: w), specs: specs, rng: &rng)
+        } catch {
+            throw fail("architecture does not chain: \(error)")
+        }
+        guard model.outputSize == classes else { throw fail("network outputs \(model.outputSize) values for \(classes) classes") }
+        guard at + 8 <= stored else { throw fail("truncated before the parameters") }
+        var count = 0
+        for k in 0..<8 { count |= Int(b[at + k]) << (8 * k) }
+        at += 8
+        guard count == model.parameterCount, stored - at == 4 * count else {
+            throw fail("holds \(count) parameters in \(stored - at) bytes, the architecture needs \(model.parameterCount)")
+        }
+        for p in model.parameters {
+            for i in 0..<p.count {
+                let bits = UInt32(b[at]) | UInt32(b[at + 1]) << 8 | UInt32(b[at + 2]) << 16 | UInt32(b[at + 3]) << 24
+                let v = Float(bitPattern: bits)
+                guard v.isFinite else { throw fail("non-finite value in \(p.name) of a layer") }
+                p.value[i] = v
+                at += 4
+            }
+        }
+        return model
+    }
+}
+
+/// File helpers: whole-file reads with a size limit, and atomic writes (temporary file, fsync, rename),
+/// so an interrupted run never leaves a half-written model or report behind.
+public enum FileIO {
+    public static func read(_ path: String, limit: Int) throws(FCLFError) -> [UInt8] {
+        guard let f = fopen(path, "rb") else {
+            throw .io(path: path, reason: "cannot open: \(String(cString: strerror(errno)))")
+        }
+        defer { fclose(f) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, f) }
+            if n == 0 { break }
+            out.append(contentsOf: chunk[0..<n])
+            if out.count > limit { throw .io(path: path, reason: "larger than \(limit) bytes") }
+        }
+        if ferror(f) != 0 { throw .io(path: path, reason: "read error: \(String(cString: strerror(errno)))") }
+        return out
+    }
+
+    public static func writeAtomically(_ bytes: [UInt8], to path: String) throws(FCLFError) {
+        let tmp = path + ".tmp.\(getpid())"
+        guard let f = fopen(tmp, "wb") else {
+            throw .io(path: path, reason: "cannot create \(tmp): \(String(cString: strerror(errno))); check that the folder exists and is writable")
+        }
+        let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
+        let ok = written == bytes.count && fflush(f) == 0 && fsync(fileno(f)) == 0
+        let err = errno
+        fclose(f)
+        guard ok else {
+            unlink(tmp)
+            throw .io(path: path, reason: "write failed: \(String(cString: strerror(err)))")
+        }
+        guard rename(tmp, path) == 0 else {
+            let e = errno
+            unlink(tmp)
+            throw .io(path: path, reason: "cannot rename into place: \(String(cString: strerror(e)))")
+        }
+    }
+
+    public static func writeAtomically(_ text: String, to path: String) throws(FCLFError) {
+        try writeAtomically(Array(text.utf8), to: path)
+    }
+}

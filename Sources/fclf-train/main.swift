@@ -1,0 +1,211 @@
+import ArgumentParser
+import CKernels
+import FashionCLF
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+extension ModelKind: ExpressibleByArgument {}
+extension OptimizerKind: ExpressibleByArgument {}
+
+@main
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fclf-train",
+        abstract: "Train the Fashion-MNIST CNN or MLP baseline and report test accuracy, a classification report and the confusion matrix.",
+        discussion: """
+            The defaults are the seed study's recipe: Adam, learning rate 1e-3, batch 32, 15 epochs, the last \
+            20% of the training set held out for validation, pixels / 255.
+            Data: --data DIR, else $FCLF_DATA, else \(FashionMNIST.defaultDirectory) (Debian package dataset-fashion-mnist).
+            Threads: --threads N, else $OMP_NUM_THREADS, else every core. FCLF_ISA=scalar|avx2|avx512f forces a kernel variant.
+            """,
+        version: "0.1.0")
+
+    @Option(help: "Model to train: cnn (the seed's CNN) or mlp (the seed's MLP baseline).")
+    var model: ModelKind = .cnn
+
+    @Option(help: "Passes over the training set.")
+    var epochs: Int = 15
+
+    @Option(help: "Images per optimiser step.")
+    var batchSize: Int = 32
+
+    @Option(name: .customLong("lr"), help: "Learning rate.")
+    var learningRate: Float = 1e-3
+
+    @Option(help: "Optimiser: adam or sgd (SGD with momentum).")
+    var optimizer: OptimizerKind = .adam
+
+    @Option(help: "Momentum for --optimizer sgd.")
+    var momentum: Float = 0.9
+
+    @Option(help: "Fraction of the training set, taken from its end, held out for validation (0 disables).")
+    var valSplit: Double = 0.2
+
+    @Option(help: "Random seed for initial weights and shuffling; the same seed gives the same run.")
+    var seed: UInt64 = 42
+
+    @Option(help: "OpenMP threads (default: $OMP_NUM_THREADS or every core).")
+    var threads: Int?
+
+    @Option(help: "Folder with the four Fashion-MNIST IDX .gz files (default: $FCLF_DATA or \(FashionMNIST.defaultDirectory)).")
+    var data: String?
+
+    @Option(help: "Use only the first N training images (quick runs).")
+    var limitTrain: Int?
+
+    @Option(help: "Write the trained model to this file (atomically).")
+    var out: String?
+
+    @Option(help: "Write the run's figures as JSON to this file (atomically).")
+    var metrics: String?
+
+    @Option(help: "Evaluate this saved model on the test set instead of training.")
+    var eval: String?
+
+    func validate() throws {
+        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1 (got \(epochs))") }
+        guard batchSize >= 1 && batchSize <= 65536 else { throw ValidationError("--batch-size must be in 1...65536 (got \(batchSize))") }
+        guard learningRate.isFinite && learningRate > 0 else { throw ValidationError("--lr must be a positive finite number (got \(learningRate))") }
+        guard momentum.isFinite && momentum >= 0 && momentum < 1 else { throw ValidationError("--momentum must be in [0, 1) (got \(momentum))") }
+        guard valSplit >= 0 && valSplit < 1 else { throw ValidationError("--val-split must be in [0, 1) (got \(valSplit))") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1 (got \(threads))") }
+        if let limitTrain, limitTrain < 1 { throw ValidationError("--limit-train must be at least 1 (got \(limitTrain))") }
+    }
+
+    func run() throws {
+        if let threads { fclf_set_num_threads(Int32(threads)) }
+        do {
+            try execute()
+        } catch {
+            Console.error("fclf-train: error: \(error)")
+            throw ExitCode.failure
+        }
+    }
+
+    func execute() throws(FCLFError) {
+        let directory = FashionMNIST.resolveDirectory(data)
+        let dataset = try FashionMNIST(directory: directory)
+        let isa = String(cString: fclf_isa_name(fclf_isa_active()))
+        let threadCount = Int(fclf_get_max_threads())
+
+        if let eval {
+            let net = try ModelFile.load(eval)
+            print("model \(net.name) from \(eval), \(net.parameterCount) parameters; threads \(threadCount), kernels \(isa)")
+            let trainer = Trainer(model: net, config: TrainConfig())
+            let result = trainer.evaluate(dataset.test)
+            printSummary(result)
+            if let metrics {
+                try FileIO.writeAtomically(metricsJSON(model: net.name, result: result, history: [], trainSeconds: 0,
+                                                       imagesPerSecond: 0, threads: threadCount, isa: isa), to: metrics)
+            }
+            return
+        }
+
+        var train = dataset.train
+        if let limitTrain, limitTrain < train.count { train = train.slice(0..<limitTrain) }
+        let valCount = Int((Double(train.count) * valSplit).rounded(.down))
+        let fit = train.slice(0..<(train.count - valCount))
+        let validation = valCount > 0 ? train.slice((train.count - valCount)..<train.count) : nil
+        guard fit.count > 0 else { throw .invalidArgument("--val-split \(valSplit) leaves no training images") }
+
+        var config = TrainConfig()
+        config.epochs = epochs
+        config.batchSize = batchSize
+        config.learningRate = learningRate
+        config.optimizer = optimizer
+        config.momentum = momentum
+        config.valSplit = valSplit
+        config.seed = seed
+
+        let net = model.build(seed: seed)
+        let trainer = Trainer(model: net, config: config)
+        print("model \(model.rawValue): \(net.parameterCount) parameters; data \(directory)")
+        print("recipe: \(optimizer.rawValue) lr \(learningRate), batch \(batchSize), \(epochs) epochs, \(fit.count) train / \(valCount) validation / \(dataset.test.count) test images; seed \(seed); threads \(threadCount), kernels \(isa)")
+
+        let live = isatty(STDOUT_FILENO) != 0
+        var history: [EpochRecord] = []
+        var trainSeconds = 0.0
+        for epoch in 1...epochs {
+            let start = monotonicSeconds()
+            var lastDraw = start
+            let (loss, accuracy) = trainer.trainEpoch(fit) { done, total, meanLoss in
+                guard live else { return }
+                let now = monotonicSeconds()
+                guard now - lastDraw >= 0.2 || done == total else { return }
+                lastDraw = now
+                let rate = Double(done) / max(now - start, 1e-9)
+                let eta = Double(total - done) / max(rate, 1e-9)
+                print("\r\u{1B}[Kepoch \(epoch)/\(epochs) \(done)/\(total)  loss \(Text.fixed(meanLoss, 4))  \(Int(rate)) img/s  ETA \(Text.fixed(eta, 1)) s", terminator: "")
+                Console.flush()
+            }
+            let seconds = monotonicSeconds() - start
+            trainSeconds += seconds
+            let v = validation.map { trainer.evaluate($0) }
+            let record = EpochRecord(epoch: epoch, trainLoss: loss, trainAccuracy: accuracy, valLoss: v?.loss,
+                                     valAccuracy: v?.accuracy, seconds: seconds,
+                                     imagesPerSecond: Double(fit.count) / seconds)
+            history.append(record)
+            var line = "epoch \(epoch)/\(epochs)  loss \(Text.fixed(loss, 4))  acc \(Text.fixed(accuracy, 4))"
+            if let v { line += "  val_loss \(Text.fixed(v.loss, 4))  val_acc \(Text.fixed(v.accuracy, 4))" }
+            line += "  \(Text.fixed(seconds, 1)) s  \(Int(record.imagesPerSecond)) img/s"
+            print((live ? "\r\u{1B}[K" : "") + line)
+            Console.flush()
+        }
+        let imagesPerSecond = Double(fit.count * epochs) / trainSeconds
+        print("training: \(Text.fixed(trainSeconds, 1)) s, \(Int(imagesPerSecond)) images/s")
+
+        let result = trainer.evaluate(dataset.test)
+        printSummary(result)
+        if let out {
+            try ModelFile.save(net, to: out)
+            print("model written to \(out)")
+        }
+        if let metrics {
+            try FileIO.writeAtomically(metricsJSON(model: model.rawValue, result: result, history: history,
+                                                   trainSeconds: trainSeconds, imagesPerSecond: imagesPerSecond,
+                                                   threads: threadCount, isa: isa), to: metrics)
+            print("metrics written to \(metrics)")
+        }
+    }
+
+    func printSummary(_ result: Evaluation) {
+        let names = FashionMNIST.classNames
+        print("\ntest accuracy \(Text.fixed(result.accuracy * 100, 2))%  test loss \(Text.fixed(result.loss, 4))  (\(result.count) images)\n")
+        print("classification report")
+        print(ClassificationReport(confusion: result.confusion, names: names).text)
+        print("confusion matrix (rows actual, columns predicted)")
+        print(ClassificationReport.confusionText(result.confusion, names: names))
+    }
+
+    func metricsJSON(model: String, result: Evaluation, history: [EpochRecord], trainSeconds: Double,
+                     imagesPerSecond: Double, threads: Int, isa: String) -> String {
+        let report = ClassificationReport(confusion: result.confusion, names: FashionMNIST.classNames)
+        var s = "{\n"
+        s += "  \"model\": \(Text.json(model)),\n"
+        s += "  \"epochs\": \(history.count),\n  \"batch_size\": \(batchSize),\n  \"learning_rate\": \(Text.json(Double(learningRate))),\n"
+        s += "  \"optimizer\": \(Text.json(optimizer.rawValue)),\n  \"val_split\": \(Text.json(valSplit)),\n"
+        s += "  \"seed\": \(seed),\n  \"threads\": \(threads),\n  \"isa\": \(Text.json(isa)),\n"
+        s += "  \"test_accuracy\": \(Text.json(result.accuracy)),\n  \"test_loss\": \(Text.json(result.loss)),\n"
+        s += "  \"train_seconds\": \(Text.json(trainSeconds)),\n  \"train_images_per_second\": \(Text.json(imagesPerSecond)),\n"
+        s += "  \"per_class\": [\n"
+        s += zip(report.names, report.rows).map { name, r in
+            "    {\"class\": \(Text.json(name)), \"precision\": \(Text.json(r.precision)), \"recall\": \(Text.json(r.recall)), \"f1\": \(Text.json(r.f1)), \"support\": \(r.support)}"
+        }.joined(separator: ",\n")
+        s += "\n  ],\n"
+        s += "  \"macro_avg\": {\"precision\": \(Text.json(report.macro.precision)), \"recall\": \(Text.json(report.macro.recall)), \"f1\": \(Text.json(report.macro.f1))},\n"
+        s += "  \"weighted_avg\": {\"precision\": \(Text.json(report.weighted.precision)), \"recall\": \(Text.json(report.weighted.recall)), \"f1\": \(Text.json(report.weighted.f1))},\n"
+        s += "  \"confusion_matrix\": [\n" + result.confusion.map { "    [" + $0.map(String.init).joined(separator: ", ") + "]" }.joined(separator: ",\n") + "\n  ],\n"
+        s += "  \"history\": [\n"
+        s += history.map { e in
+            "    {\"epoch\": \(e.epoch), \"train_loss\": \(Text.json(e.trainLoss)), \"train_accuracy\": \(Text.json(e.trainAccuracy)), "
+                + "\"val_loss\": \(e.valLoss.map(Text.json) ?? "null"), \"val_accuracy\": \(e.valAccuracy.map(Text.json) ?? "null"), "
+                + "\"seconds\": \(Text.json(e.seconds)), \"images_per_second\": \(Text.json(e.imagesPerSecond))}"
+        }.joined(separator: ",\n")
+        s += "\n  ]\n}\n"
+        return s
+    }
+}
