@@ -16,6 +16,7 @@ void fclf_dense_backward(float *dx, float *dw, float *db, const float *dy, const
     if (db)
         for (int64_t j = 0; j < out; j++) {
             float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
             for (int64_t i = 0; i < n; i++) acc += dy[i * out + j];
             db[j] += acc;
         }

@@ -223,12 +223,17 @@ static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc) {
 
 void fclf_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                 const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    fclf_sgemm_isa(fclf_isa_active(), ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void fclf_sgemm_isa(int isa, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                    int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
         scale_c(M, N, beta, C, ldc);
         return;
     }
-    gemm_variant v = variant_for(fclf_isa_active());
+    gemm_variant v = variant_for(fclf_isa_supported(isa) ? isa : FCLF_ISA_SCALAR);
     int nt = FCLF_MAX_THREADS();
     if (nt <= 1 || 2.0 * (double)M * (double)N * (double)K < FCLF_PAR_MIN_WORK) {
         gemm_serial(&v, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

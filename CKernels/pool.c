@@ -13,13 +13,19 @@ void fclf_maxpool2x2_forward(float *y, int32_t *argmax, const float *x, int64_t 
         int32_t *ap = argmax + pl * oh * ow;
         for (int64_t oy = 0; oy < oh; oy++)
             for (int64_t ox = 0; ox < ow; ox++) {
-                int64_t i0 = 2 * oy * w + 2 * ox;
-                int64_t cand[4] = {i0, i0 + 1, i0 + w, i0 + w + 1};
-                int64_t best = i0;
-                for (int k = 1; k < 4; k++)
-                    if (xp[cand[k]] > xp[best]) best = cand[k];
-                yp[oy * ow + ox] = xp[best];
-                ap[oy * ow + ox] = (int32_t)best;
+                /* Branch-free selects: the winner of a window is unpredictable. */
+                int32_t i0 = (int32_t)(2 * oy * w + 2 * ox), iw = (int32_t)w;
+                float a = xp[i0], b = xp[i0 + 1], c = xp[i0 + iw], d = xp[i0 + iw + 1];
+                int32_t best = i0;
+                float m = a;
+                best = b > m ? i0 + 1 : best;
+                m = b > m ? b : m;
+                best = c > m ? i0 + iw : best;
+                m = c > m ? c : m;
+                best = d > m ? i0 + iw + 1 : best;
+                m = d > m ? d : m;
+                yp[oy * ow + ox] = m;
+                ap[oy * ow + ox] = best;
             }
     }
 }

@@ -47,6 +47,9 @@ int fclf_get_max_threads(void);
  * an OpenMP parallel region. */
 void fclf_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                 const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* fclf_sgemm with a given variant (tests and benchmarks; an unsupported one runs the scalar variant). */
+void fclf_sgemm_isa(int isa, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                    const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 void fclf_sgemm_ref(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                     const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                     int64_t ldc);
@@ -72,20 +75,18 @@ typedef struct {
 /* 'valid' (same = 0): no padding, oh = h - kh + 1. 'same' (same = 1): oh = h, pad_t = (kh - 1) / 2. */
 fclf_conv2d_shape fclf_conv2d_make_shape(int64_t n, int64_t c, int64_t h, int64_t w, int64_t oc, int64_t kh,
                                          int64_t kw, int same);
-/* Floats in the im2col buffer: n * (c*kh*kw) * (oh*ow). */
+/* Floats in the im2col buffer col [c*kh*kw, n*oh*ow], and in the scratch tmp [oc, n*oh*ow]. */
 int64_t fclf_conv2d_col_size(fclf_conv2d_shape s);
+int64_t fclf_conv2d_tmp_size(fclf_conv2d_shape s);
 
-/* WRITES y [n, oc, oh, ow] = w * x + b, and WRITES col [n, c*kh*kw, oh*ow] (im2col of x, kept for
- * fclf_conv2d_backward_weights). */
-void fclf_conv2d_forward(float *y, float *col, const float *x, const float *w, const float *b,
+/* WRITES y [n, oc, oh, ow] = w * x + b (b may be NULL), and WRITES col (im2col of x, kept for the
+ * backward pass); tmp is scratch. */
+void fclf_conv2d_forward(float *y, float *col, float *tmp, const float *x, const float *w, const float *b,
                          fclf_conv2d_shape s);
-/* ACCUMULATES dw [oc, c*kh*kw] and db [oc]. col is what fclf_conv2d_forward wrote; partial is scratch of
- * n * oc * c*kh*kw floats (per-image products, summed in image order so the thread count does not
- * change the result). */
-void fclf_conv2d_backward_weights(float *dw, float *db, float *partial, const float *dy, const float *col,
-                                  fclf_conv2d_shape s);
-/* WRITES dx [n, c, h, w]. dcol is scratch of fclf_conv2d_col_size(s) floats. */
-void fclf_conv2d_backward_input(float *dx, float *dcol, const float *dy, const float *w, fclf_conv2d_shape s);
+/* ACCUMULATES dw [oc, c*kh*kw] and db [oc] (db may be NULL); WRITES dx [n, c, h, w] unless dx is NULL.
+ * col is what fclf_conv2d_forward wrote for the same x; dcol (col size) and tmp are scratch. */
+void fclf_conv2d_backward(float *dx, float *dw, float *db, float *dcol, float *tmp, const float *dy,
+                          const float *col, const float *w, fclf_conv2d_shape s);
 
 /* Naive direct convolution. forward WRITES y; backward WRITES dx (unless NULL) and ACCUMULATES dw, db. */
 void fclf_conv2d_forward_ref(float *y, const float *x, const float *w, const float *b, fclf_conv2d_shape s);

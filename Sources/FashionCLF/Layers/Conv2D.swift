@@ -21,7 +21,7 @@ public final class Conv2D: Layer {
     public var computesInputGradient = true
     public var parameters: [Parameter] { [weight, bias] }
 
-    private let y = Buffer<Float>(), col = Buffer<Float>(), partial = Buffer<Float>()
+    private let y = Buffer<Float>(), col = Buffer<Float>(), tmp = Buffer<Float>()
     private let dcol = Buffer<Float>(), dx = Buffer<Float>()
     private var shape = fclf_conv2d_shape()
     private var inputShape = Shape(n: 0, c: 0)
@@ -55,19 +55,15 @@ public final class Conv2D: Layer {
         shape = kernelShape(x.shape)
         let out = outputShape(x.shape)
         let yp = y.reserve(out.count)
-        fclf_conv2d_forward(yp, col.reserve(Int(fclf_conv2d_col_size(shape))), x.data, weight.value,
-                            bias.value, shape)
+        fclf_conv2d_forward(yp, col.reserve(Int(fclf_conv2d_col_size(shape))),
+                            tmp.reserve(Int(fclf_conv2d_tmp_size(shape))), x.data, weight.value, bias.value, shape)
         return Tensor(data: yp, shape: out)
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        let k = inChannels * kernelSize * kernelSize
-        fclf_conv2d_backward_weights(weight.grad, bias.grad, partial.reserve(inputShape.n * outChannels * k),
-                                     dy.data, col.pointer, shape)
-        guard computesInputGradient else { return Tensor(data: dx.pointer, shape: inputShape.withBatch(0)) }
-        let dxp = dx.reserve(inputShape.count)
-        fclf_conv2d_backward_input(dxp, dcol.reserve(Int(fclf_conv2d_col_size(shape))), dy.data,
-                                   weight.value, shape)
-        return Tensor(data: dxp, shape: inputShape)
+        let dxp: UnsafeMutablePointer<Float>? = computesInputGradient ? dx.reserve(inputShape.count) : nil
+        let dcolp = computesInputGradient ? dcol.reserve(Int(fclf_conv2d_col_size(shape))) : dcol.pointer
+        fclf_conv2d_backward(dxp, weight.grad, bias.grad, dcolp, tmp.pointer, dy.data, col.pointer, weight.value, shape)
+        return Tensor(data: dxp ?? dx.pointer, shape: computesInputGradient ? inputShape : inputShape.withBatch(0))
     }
 }

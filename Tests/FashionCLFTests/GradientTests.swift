@@ -1,0 +1,95 @@
+// Finite-difference gradient checks for every layer and the loss. The probe is L = Σ y·r for a fixed
+// random r, so dL/dy = r; the analytic backward (float32) is compared with central differences of the
+// naive Double forward. Shapes are small, include batch 1, and are not multiples of the SIMD widths.
+import CKernels
+@testable import FashionCLF
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+private let atol = 1e-4, rtol = 1e-3
+
+/// Runs forward then backward(r) on `layer` and returns (dx, parameter grads, output count).
+private func analytic(_ layer: any Layer, x: [Float], shape: Shape, seed: UInt64) -> (dx: [Float], grads: [[Float]], r: [Float]) {
+    layer.computesInputGradient = true
+    for p in layer.parameters { p.zeroGrad() }
+    var input = x
+    return input.withUnsafeMutableBufferPointer { xb in
+        let y = layer.forward(Tensor(data: xb.baseAddress!, shape: shape))
+        var r = randomArray(y.shape.count, seed: seed)
+        let dx = r.withUnsafeMutableBufferPointer { rb in layer.backward(Tensor(data: rb.baseAddress!, shape: y.shape)) }
+        let dxArray = Array(UnsafeBufferPointer(start: dx.data, count: dx.shape.count))
+        let grads = layer.parameters.map { Array(UnsafeBufferPointer(start: $0.grad, count: $0.count)) }
+        return (dxArray, grads, r)
+    }
+}
+
+private func values(_ p: Parameter) -> [Double] { (0..<p.count).map { Double(p.value[$0]) } }
+
+@Suite("Gradients match finite differences")
+struct GradientTests {
+    @Test("Conv2D: dx, dW, db", arguments: [(1, 3, 5, 7, 4, 3, false), (2, 3, 5, 7, 4, 3, true), (1, 2, 6, 5, 3, 2, true), (3, 1, 7, 9, 5, 3, false)])
+    func conv(_ n: Int, _ c: Int, _ h: Int, _ w: Int, _ oc: Int, _ k: Int, _ same: Bool) {
+        var rng = SplitMix64(seed: 100)
+        let layer = Conv2D(inChannels: c, outChannels: oc, kernelSize: k, padding: same ? .same : .valid, rng: &rng)
+        for i in 0..<oc { layer.bias.value[i] = Float(i) * 0.1 - 0.2 }
+        let shape = Shape(n: n, c: c, h: h, w: w)
+        let x = randomArray(shape.count, seed: 101)
+        let (dx, grads, r) = analytic(layer, x: x, shape: shape, seed: 102)
+        let xd = x.map(Double.init), wd = values(layer.weight), bd = values(layer.bias)
+        func L(_ x: [Double], _ wt: [Double], _ b: [Double]) -> Double {
+            dot(convRef(x, wt, b, n: n, c: c, h: h, wd: w, oc: oc, k: k, same: same), r)
+        }
+        let tag = "conv n\(n) c\(c) \(h)x\(w) oc\(oc) k\(k) \(same ? "same" : "valid")"
+        expectClose(dx, numericGradient(xd) { L($0, wd, bd) }.map(Float.init), atol: atol, rtol: rtol, "\(tag) dx")
+        expectClose(grads[0], numericGradient(wd) { L(xd, $0, bd) }.map(Float.init), atol: atol, rtol: rtol, "\(tag) dW")
+        expectClose(grads[1], numericGradient(bd) { L(xd, wd, $0) }.map(Float.init), atol: atol, rtol: rtol, "\(tag) db")
+    }
+
+    @Test("Dense: dx, dW, db", arguments: [(1, 13, 7), (3, 5, 11), (4, 33, 17)])
+    func dense(_ n: Int, _ input: Int, _ output: Int) {
+        var rng = SplitMix64(seed: 200)
+        let layer = Dense(inputSize: input, outputSize: output, rng: &rng)
+        for i in 0..<output { layer.bias.value[i] = Float(i) * 0.05 }
+        let shape = Shape(n: n, c: input)
+        let x = randomArray(shape.count, seed: 201)
+        let (dx, grads, r) = analytic(layer, x: x, shape: shape, seed: 202)
+        let xd = x.map(Double.init), wd = values(layer.weight), bd = values(layer.bias)
+        func L(_ x: [Double], _ w: [Double], _ b: [Double]) -> Double { dot(denseRef(x, w, b, n: n, input: input, output: output), r) }
+        let tag = "dense n\(n) \(input)->\(output)"
+        expectClose(dx, numericGradient(xd) { L($0, wd, bd) }.map(Float.init), atol: atol, rtol: rtol, "\(tag) dx")
+        expectClose(grads[0], numericGradient(wd) { L(xd, $0, bd) }.map(Float.init), atol: atol, rtol: rtol, "\(tag) dW")
+        expectClose(grads[1], numericGradient(bd) { L(xd, wd, $0) }.map(Float.init), atol: atol, rtol: rtol, "\(tag) db")
+    }
+
+    @Test("ReLU, MaxPool2D and Flatten: dx", arguments: [1, 2])
+    func parameterFree(_ n: Int) {
+        let shape = Shape(n: n, c: 3, h: 5, w: 7)
+        // Keep inputs away from ReLU's kink and pooling ties, where the derivative is not defined.
+        let x = randomArray(shape.count, seed: 300).enumerated().map { i, v in (v < 0 ? v - 0.05 : v + 0.05) + Float(i) * 1e-3 }
+        let xd = x.map(Double.init)
+        let relu = analytic(ReLU(), x: x, shape: shape, seed: 301)
+        expectClose(relu.dx, numericGradient(xd) { dot($0.map { max($0, 0) }, relu.r) }.map(Float.init), atol: atol, rtol: rtol, "relu dx")
+        let pool = analytic(MaxPool2D(), x: x, shape: shape, seed: 302)
+        expectClose(pool.dx, numericGradient(xd) { dot(maxPoolRef($0, planes: n * 3, h: 5, w: 7), pool.r) }.map(Float.init), atol: atol, rtol: rtol, "maxpool dx")
+        let flat = analytic(Flatten(), x: x, shape: shape, seed: 303)
+        expectClose(flat.dx, numericGradient(xd) { dot($0, flat.r) }.map(Float.init), atol: atol, rtol: rtol, "flatten dx")
+    }
+
+    @Test("softmax cross-entropy through the loss object, batch 1 and 3", arguments: [1, 3])
+    func loss(_ n: Int) {
+        let k = 10
+        let loss = SoftmaxCrossEntropy(classes: k)
+        var z = randomArray(n * k, seed: 400, scale: 3)
+        let labels: [Int32] = (0..<n).map { Int32(($0 * 7 + 3) % k) }
+        let grad = z.withUnsafeMutableBufferPointer { zb in
+            labels.withUnsafeBufferPointer { lb in
+                let d = loss(Tensor(data: zb.baseAddress!, shape: Shape(n: n, c: k)), labels: lb.baseAddress!, gradient: true).dlogits
+                return Array(UnsafeBufferPointer(start: d.data, count: n * k))
+            }
+        }
+        let numeric = numericGradient(z.map(Double.init)) { xentRef($0, labels: labels, k: k) }
+        expectClose(grad, numeric.map(Float.init), atol: 1e-6, rtol: 1e-4, "dlogits n\(n)")
+    }
+}

@@ -1,0 +1,160 @@
+// Every optimised kernel against its naive reference, on random shapes and on sizes below, equal to and
+// above each micro-kernel tile (MR 8/6/4, NR 32/16/8) and the vector widths; with 1 and 2 threads.
+import CKernels
+@testable import FashionCLF
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct GemmCase: CustomStringConvertible, Sendable {
+    var m, n, k: Int
+    var description: String { "\(m)x\(n)x\(k)" }
+}
+
+let gemmShapes: [GemmCase] = [
+    GemmCase(m: 1, n: 1, k: 1), GemmCase(m: 5, n: 7, k: 3), GemmCase(m: 8, n: 32, k: 16),
+    GemmCase(m: 7, n: 31, k: 17), GemmCase(m: 9, n: 33, k: 1), GemmCase(m: 6, n: 16, k: 8),
+    GemmCase(m: 13, n: 47, k: 300), GemmCase(m: 97, n: 65, k: 257), GemmCase(m: 64, n: 121, k: 288),
+    GemmCase(m: 32, n: 128, k: 1600), GemmCase(m: 130, n: 2050, k: 40),
+]
+
+@Suite("Kernels match their naive references")
+struct KernelTests {
+    static let isas: [Int32] = [Int32(FCLF_ISA_SCALAR.rawValue), Int32(FCLF_ISA_AVX2.rawValue), Int32(FCLF_ISA_AVX512F.rawValue)]
+
+    @Test("sgemm, every transpose, alpha/beta, every ISA the CPU has, 1 and 2 threads", arguments: gemmShapes)
+    func sgemm(_ s: GemmCase) {
+        for isa in KernelTests.isas {
+            guard fclf_isa_supported(isa) != 0 else {
+                print("skip: \(String(cString: fclf_isa_name(isa))) is not supported on this CPU")
+                continue
+            }
+            for ta: Int32 in [0, 1] { for tb: Int32 in [0, 1] { for (alpha, beta) in [(Float(1), Float(0)), (0.5, 1.5)] {
+                let lda = (ta == 0 ? s.k : s.m) + 3, ldb = (tb == 0 ? s.n : s.k) + 1, ldc = s.n + 2
+                let a = randomArray((ta == 0 ? s.m : s.k) * lda, seed: 1)
+                let b = randomArray((tb == 0 ? s.k : s.n) * ldb, seed: 2)
+                let c0 = randomArray(s.m * ldc, seed: 3)
+                var expected = c0
+                fclf_sgemm_ref(ta, tb, Int64(s.m), Int64(s.n), Int64(s.k), alpha, a, Int64(lda), b, Int64(ldb), beta, &expected, Int64(ldc))
+                var results: [[Float]] = []
+                for threads in [1, 2] {
+                    var c = c0
+                    withThreads(threads) {
+                        fclf_sgemm_isa(isa, ta, tb, Int64(s.m), Int64(s.n), Int64(s.k), alpha, a, Int64(lda), b, Int64(ldb), beta, &c, Int64(ldc))
+                    }
+                    results.append(c)
+                }
+                let tag = "\(s) \(String(cString: fclf_isa_name(isa))) ta=\(ta) tb=\(tb) beta=\(beta)"
+                // float32 sums of k products of values in [-1, 1): error grows like sqrt(k) ulps.
+                expectClose(results[0], expected, atol: 1e-5 * Double(s.k).squareRoot() * 4, rtol: 1e-5, tag)
+                #expect(results[0] == results[1], "\(tag): 1 and 2 threads differ")
+            } } }
+        }
+    }
+
+    @Test("conv2d forward and backward, valid and same, against the direct loops", arguments: [false, true])
+    func conv2d(same: Bool) {
+        for (n, c, h, w, oc, k) in [(1, 1, 5, 7, 3, 3), (3, 3, 9, 6, 5, 3), (2, 4, 8, 8, 17, 5), (4, 32, 13, 13, 64, 3)] {
+            let s = fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(w), Int64(oc), Int64(k), Int64(k), same ? 1 : 0)
+            let x = randomArray(n * c * h * w, seed: 10), wt = randomArray(oc * c * k * k, seed: 11)
+            let b = randomArray(oc, seed: 12)
+            let outCount = n * oc * Int(s.oh * s.ow)
+            let dy = randomArray(outCount, seed: 13)
+            var yRef = [Float](repeating: 0, count: outCount)
+            fclf_conv2d_forward_ref(&yRef, x, wt, b, s)
+            var dxRef = [Float](repeating: 0, count: x.count), dwRef = [Float](repeating: 0.25, count: wt.count)
+            var dbRef = [Float](repeating: 0.5, count: oc)
+            fclf_conv2d_backward_ref(&dxRef, &dwRef, &dbRef, dy, x, wt, s)
+            var outputs: [[[Float]]] = []
+            for threads in [1, 2] {
+                var y = [Float](repeating: .nan, count: outCount)
+                var col = [Float](repeating: 0, count: Int(fclf_conv2d_col_size(s)))
+                var dcol = col
+                var tmp = [Float](repeating: 0, count: Int(fclf_conv2d_tmp_size(s)))
+                var dx = [Float](repeating: .nan, count: x.count), dw = [Float](repeating: 0.25, count: wt.count)
+                var db = [Float](repeating: 0.5, count: oc)
+                withThreads(threads) {
+                    fclf_conv2d_forward(&y, &col, &tmp, x, wt, b, s)
+                    fclf_conv2d_backward(&dx, &dw, &db, &dcol, &tmp, dy, col, wt, s)
+                }
+                let tag = "conv \(n)x\(c)x\(h)x\(w) -> \(oc), k\(k), \(same ? "same" : "valid"), \(threads) threads"
+                let tol = 1e-5 * Double(c * k * k).squareRoot() * 4
+                expectClose(y, yRef, atol: tol, rtol: 1e-5, "\(tag): y")
+                expectClose(dx, dxRef, atol: tol, rtol: 1e-5, "\(tag): dx")
+                expectClose(dw, dwRef, atol: 1e-5 * Double(n * Int(s.oh * s.ow)).squareRoot() * 4, rtol: 1e-5, "\(tag): dw (accumulated)")
+                expectClose(db, dbRef, atol: 1e-4, rtol: 1e-5, "\(tag): db (accumulated)")
+                outputs.append([y, dx, dw, db])
+            }
+            #expect(outputs[0] == outputs[1], "conv results depend on the thread count")
+        }
+    }
+
+    @Test("2x2 max pooling forward against the reference; backward routes to the winner")
+    func maxPool() {
+        for (planes, h, w) in [(1, 2, 2), (3, 5, 7), (6, 26, 26), (64, 11, 11)] {
+            let x = randomArray(planes * h * w, seed: 20)
+            let count = planes * (h / 2) * (w / 2)
+            var y = [Float](repeating: 0, count: count), yRef = y
+            var argmax = [Int32](repeating: -1, count: count)
+            fclf_maxpool2x2_forward(&y, &argmax, x, Int64(planes), Int64(h), Int64(w))
+            fclf_maxpool2x2_forward_ref(&yRef, x, Int64(planes), Int64(h), Int64(w))
+            #expect(y == yRef)
+            let dy = randomArray(count, seed: 21)
+            var dx = [Float](repeating: .nan, count: x.count)
+            fclf_maxpool2x2_backward(&dx, dy, argmax, Int64(planes), Int64(h), Int64(w))
+            // Each window's gradient lands on the position holding the window's maximum; the rest are 0.
+            var expected = [Float](repeating: 0, count: x.count)
+            for p in 0..<planes { for oy in 0..<h / 2 { for ox in 0..<w / 2 {
+                var best = (p * h + 2 * oy) * w + 2 * ox
+                for (dy_, dx_) in [(0, 1), (1, 0), (1, 1)] {
+                    let i = (p * h + 2 * oy + dy_) * w + 2 * ox + dx_
+                    if x[i] > x[best] { best = i }
+                }
+                expected[best] = dy[(p * (h / 2) + oy) * (w / 2) + ox]
+            } } }
+            #expect(dx == expected, "pool backward \(planes)x\(h)x\(w)")
+        }
+    }
+
+    @Test("softmax cross-entropy: value, gradient and probabilities; stable for huge logits")
+    func softmaxXent() {
+        let n = 5, k = 10
+        var z = randomArray(n * k, seed: 30, scale: 4)
+        z[3] = 1e4; z[k + 2] = -1e4  // exp would overflow without log-sum-exp
+        let labels: [Int32] = [3, 2, 0, 9, 5]
+        var d = [Float](repeating: 0, count: n * k), p = d
+        let sum = fclf_softmax_xent(&d, &p, z, labels, Int64(n), Int64(k))
+        let zd = z.map(Double.init)
+        #expect(sum.isFinite)
+        #expect(abs(sum / Double(n) - xentRef(zd, labels: labels, k: k)) < 1e-9 * max(1, abs(sum)))
+        let numeric = numericGradient(zd, h: 1e-4) { xentRef($0, labels: labels, k: k) }
+        expectClose(d, numeric.map(Float.init), atol: 1e-6, rtol: 1e-4, "dlogits")
+        for i in 0..<n { #expect(abs(p[i * k..<(i + 1) * k].reduce(0, +) - 1) < 1e-5) }
+    }
+
+    @Test("Adam and SGD-momentum updates against a Double transcription of their formulas")
+    func optimisers() {
+        let count = 37
+        var p = randomArray(count, seed: 40), m = [Float](repeating: 0, count: count), v = m
+        var pd = p.map(Double.init), md = [Double](repeating: 0, count: count), vd = md
+        for t in 1...5 {
+            let g = randomArray(count, seed: 41 + UInt64(t))
+            fclf_adam_update(&p, &m, &v, g, Int64(count), 1e-2, 0.9, 0.999, 1e-7, Int64(t))
+            for i in 0..<count {
+                md[i] = 0.9 * md[i] + 0.1 * Double(g[i]); vd[i] = 0.999 * vd[i] + 0.001 * Double(g[i]) * Double(g[i])
+                let mh = md[i] / (1 - pow(0.9, Double(t))), vh = vd[i] / (1 - pow(0.999, Double(t)))
+                pd[i] -= 1e-2 * mh / (vh.squareRoot() + 1e-7)
+            }
+        }
+        expectClose(p.map(Double.init), pd, atol: 1e-6, rtol: 1e-5, "adam")
+        var q = randomArray(count, seed: 50), buf = [Float](repeating: 0, count: count)
+        var qd = q.map(Double.init), bd = [Double](repeating: 0, count: count)
+        for t in 1...5 {
+            let g = randomArray(count, seed: 51 + UInt64(t))
+            fclf_sgd_momentum_update(&q, &buf, g, Int64(count), 0.1, 0.9)
+            for i in 0..<count { bd[i] = 0.9 * bd[i] + Double(g[i]); qd[i] -= 0.1 * bd[i] }
+        }
+        expectClose(q.map(Double.init), qd, atol: 1e-6, rtol: 1e-5, "sgd momentum")
+    }
+}
