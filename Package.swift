@@ -6,9 +6,10 @@ import PackageDescription
 //   installs libomp5.so, hence linkedLibrary("omp5") (see ../shared/TOOLCHAIN.md).
 // - No -march=native and no -ffast-math: the kernels pick AVX2/AVX-512 at run time (CKernels/dispatch.c)
 //   and -ffp-contract=off keeps the portable paths from fusing differently per build. -fno-math-errno only
-//   lets sqrtf vectorise (nothing reads errno); it changes no result.
+//   lets sqrtf vectorise (nothing reads errno); it changes no result. -mprefer-vector-width=512 only
+//   affects the AVX-512 clones (x86-64-v4 defaults to 256-bit vectors).
 let kernelC: [CSetting] = [
-    .unsafeFlags(["-fopenmp", "-ffp-contract=off", "-fno-math-errno"]),
+    .unsafeFlags(["-fopenmp", "-ffp-contract=off", "-fno-math-errno", "-mprefer-vector-width=512"]),
     // Optimised in debug builds too: `swift test` builds debug, and -O0 kernels made it 3x slower.
     .unsafeFlags(["-O3"]),
 ]

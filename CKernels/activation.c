@@ -3,11 +3,11 @@
  * mispredicts half the time (fclf-profile: ReLU backward on conv1 went from 2.4 ms to 0.1 ms). */
 #include "fclf_internal.h"
 
-void fclf_relu_forward(float *y, const float *x, int64_t count) {
+FCLF_CLONES void fclf_relu_forward(float *y, const float *x, int64_t count) {
     for (int64_t i = 0; i < count; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
-void fclf_relu_backward(float *dx, const float *dy, const float *y, int64_t count) {
+FCLF_CLONES void fclf_relu_backward(float *dx, const float *dy, const float *y, int64_t count) {
     for (int64_t i = 0; i < count; i++) {
         float g = dy[i];
         dx[i] = y[i] > 0.0f ? g : 0.0f;

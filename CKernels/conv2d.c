@@ -49,8 +49,10 @@ static void im2col(float *restrict col, int64_t ld, const float *restrict x, fcl
                         continue;
                     }
                     const float *src = plane + iy * s.w + kj - s.pad_l;
+                    /* A loop, not memcpy: rows are short (11 floats in conv2) and a call per row cost
+                     * more than the copy (fclf-profile: conv2 forward 1.27 ms -> see README). */
                     for (int64_t ox = 0; ox < ox0; ox++) r[ox] = 0.0f;
-                    memcpy(r + ox0, src + ox0, (size_t)(ox1 - ox0) * sizeof(float));
+                    for (int64_t ox = ox0; ox < ox1; ox++) r[ox] = src[ox];
                     for (int64_t ox = ox1; ox < s.ow; ox++) r[ox] = 0.0f;
                 }
             }
@@ -79,30 +81,120 @@ static void col2im(float *restrict dx, const float *restrict dcol, int64_t ld, f
 /* Element-wise passes over the batch get threads only when there is enough memory traffic to share. */
 static int big(fclf_conv2d_shape s) { return (double)(s.n * s.c * s.kh * s.kw * s.oh * s.ow) >= 65536.0; }
 
+/* Below this K a convolution runs as K row-AXPYs per output plane instead of a GEMM: conv1 (K = 9)
+ * would pad K to the micro-kernel's tile and then move its 2.7 MB output through tmp once more. */
+enum { SMALL_K = 16, CHUNK = 512 };
+
+/* One output plane of the small-K forward: dst = act(bias + sum_k wk[k] * col[k*ld ...]). */
+FCLF_CLONES static void small_k_plane(float *restrict dst, const float *restrict col, int64_t ld,
+                                      const float *restrict wk, float bias, int64_t K, int64_t P, int relu) {
+    for (int64_t p = 0; p < P; p++) dst[p] = bias;
+    for (int64_t k = 0; k < K; k++) {
+        const float *c = col + k * ld;
+        float wv = wk[k];
+        for (int64_t p = 0; p < P; p++) dst[p] += wv * c[p];
+    }
+    if (relu)
+        for (int64_t p = 0; p < P; p++) dst[p] = dst[p] > 0.0f ? dst[p] : 0.0f;
+}
+
 void fclf_conv2d_forward(float *y, float *col, float *tmp, const float *x, const float *w, const float *b,
-                         fclf_conv2d_shape s) {
+                         int relu, fclf_conv2d_shape s) {
     const int64_t K = s.c * s.kh * s.kw, P = s.oh * s.ow, NP = s.n * P;
 #pragma omp parallel for schedule(static) if (big(s))
     for (int64_t i = 0; i < s.n; i++) im2col(col + i * P, NP, x + i * s.c * s.h * s.w, s);
+    if (K < SMALL_K) {
+        /* y_i[o] = b[o] + sum_k w[o][k] col_i[k]: image i's K col rows stay in L1 across all o. */
+#pragma omp parallel for schedule(static) if (big(s))
+        for (int64_t i = 0; i < s.n; i++)
+            for (int64_t o = 0; o < s.oc; o++)
+                small_k_plane(y + (i * s.oc + o) * P, col + i * P, NP, w + o * K, b ? b[o] : 0.0f, K, P, relu);
+        return;
+    }
     fclf_sgemm(0, 0, s.oc, NP, K, 1.0f, w, K, col, NP, 0.0f, tmp, NP);
-    /* [oc, n, P] -> [n, oc, P], adding the bias on the way. */
+    /* [oc, n, P] -> [n, oc, P], adding the bias and applying ReLU on the way: one pass over y instead
+     * of three. */
 #pragma omp parallel for schedule(static) if (big(s))
     for (int64_t i = 0; i < s.n; i++)
         for (int64_t o = 0; o < s.oc; o++) {
             const float *src = tmp + o * NP + i * P;
             float *dst = y + (i * s.oc + o) * P;
             float bias = b ? b[o] : 0.0f;
-            for (int64_t p = 0; p < P; p++) dst[p] = src[p] + bias;
+            if (relu)
+                for (int64_t p = 0; p < P; p++) {
+                    float v = src[p] + bias;
+                    dst[p] = v > 0.0f ? v : 0.0f;
+                }
+            else
+                for (int64_t p = 0; p < P; p++) dst[p] = src[p] + bias;
         }
 }
 
-void fclf_conv2d_backward(float *dx, float *dw, float *db, float *dcol, float *tmp, const float *dy,
-                          const float *col, const float *w, fclf_conv2d_shape s) {
+/* Weight and bias gradients for K < SMALL_K as dot products: dW[o][k] += sum_i,p dz_i[o][p] col_i[k][p].
+ * dz (dy masked by ReLU) is formed a chunk at a time on the stack and dotted with all K col rows while
+ * it is in L1, instead of a GEMM over a transposed copy (fclf-profile: conv1's weight gradient took
+ * 544 us as a GEMM on 2 threads, its N = 9 padded to a 32-wide tile). Each thread owns whole rows of
+ * dW; every sum runs in image and chunk order, so the thread count does not change the result. */
+FCLF_CLONES static void small_k_grad_row(float *restrict dw, float *restrict db, const float *restrict dy,
+                                         const float *restrict y, const float *restrict col, int relu, int64_t o,
+                                         fclf_conv2d_shape s) {
     const int64_t K = s.c * s.kh * s.kw, P = s.oh * s.ow, NP = s.n * P;
-    /* dy [n, oc, P] -> tmp [oc, n, P], the layout of the forward GEMM's output. */
+    float accw[SMALL_K] = {0}, accb = 0.0f;
+    float dz[CHUNK] __attribute__((aligned(64)));
+    for (int64_t i = 0; i < s.n; i++)
+        for (int64_t p0 = 0; p0 < P; p0 += CHUNK) {
+            const int64_t len = fclf_min64(CHUNK, P - p0);
+            const float *g = dy + (i * s.oc + o) * P + p0, *act = y + (i * s.oc + o) * P + p0;
+            float part = 0.0f;
+#pragma omp simd reduction(+ : part)
+            for (int64_t p = 0; p < len; p++) {
+                float v = relu && !(act[p] > 0.0f) ? 0.0f : g[p];
+                dz[p] = v;
+                part += v;
+            }
+            accb += part;
+            for (int64_t k = 0; k < K; k++) {
+                const float *c = col + k * NP + i * P + p0;
+                float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+                for (int64_t p = 0; p < len; p++) dot += dz[p] * c[p];
+                accw[k] += dot;
+            }
+        }
+    for (int64_t k = 0; k < K; k++) dw[k] += accw[k];
+    if (db) *db += accb;
+}
+
+static void weight_grad_small_k(float *restrict dw, float *restrict db, const float *restrict dy,
+                                const float *restrict y, const float *restrict col, int relu,
+                                fclf_conv2d_shape s) {
+    const int64_t K = s.c * s.kh * s.kw, P = s.oh * s.ow, NP = s.n * P;
+#pragma omp parallel for schedule(static) if (big(s))
+    for (int64_t o = 0; o < s.oc; o++) small_k_grad_row(dw + o * K, db ? db + o : NULL, dy, y, col, relu, o, s);
+}
+
+void fclf_conv2d_backward(float *dx, float *dw, float *db, float *dcol, float *tmp, const float *dy,
+                          const float *y, const float *col, const float *w, int relu, fclf_conv2d_shape s) {
+    const int64_t K = s.c * s.kh * s.kw, P = s.oh * s.ow, NP = s.n * P;
+    if (K < SMALL_K && !dx) {
+        weight_grad_small_k(dw, db, dy, y, col, relu, s);
+        return;
+    }
+    /* dz = dy masked by ReLU (y > 0), moved from [n, oc, P] to tmp [oc, n, P], the forward GEMM's
+     * output layout. */
 #pragma omp parallel for schedule(static) if (big(s))
     for (int64_t o = 0; o < s.oc; o++)
-        for (int64_t i = 0; i < s.n; i++) memcpy(tmp + o * NP + i * P, dy + (i * s.oc + o) * P, (size_t)P * sizeof(float));
+        for (int64_t i = 0; i < s.n; i++) {
+            const float *src = dy + (i * s.oc + o) * P, *act = y + (i * s.oc + o) * P;
+            float *dst = tmp + o * NP + i * P;
+            if (relu)
+                for (int64_t p = 0; p < P; p++) {
+                    float g = src[p];
+                    dst[p] = act[p] > 0.0f ? g : 0.0f;
+                }
+            else
+                for (int64_t p = 0; p < P; p++) dst[p] = src[p];
+        }
     fclf_sgemm(0, 1, s.oc, K, NP, 1.0f, tmp, NP, col, NP, 1.0f, dw, K);
     if (db)
         for (int64_t o = 0; o < s.oc; o++) {

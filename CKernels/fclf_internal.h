@@ -23,6 +23,15 @@ extern int omp_in_parallel(void);
  * costs ~35 us on this 2-core machine (TOOLCHAIN.md: 2,000 tiny regions ~70 ms), i.e. a few MFLOP. */
 #define FCLF_PAR_MIN_WORK 2000000.0
 
+/* Element-wise and reduction loops that are not GEMM: one clone per x86-64 level, chosen at load time by
+ * glibc's ifunc (the binary stays baseline x86-64). OpenMP loops stay outside cloned functions: a
+ * parallel loop inside one gets SSE-only outlined bodies (TOOLCHAIN.md). */
+#if defined(__x86_64__)
+#define FCLF_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define FCLF_CLONES
+#endif
+
 static inline int64_t fclf_min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 #endif

@@ -20,7 +20,8 @@
 #include <immintrin.h>
 #endif
 
-enum { KC = 256, MC = 96, NC = 2048, MR_MAX = 8, NR_MAX = 32 };
+/* KC x NR floats of B (the micro-panel reused across a row of A panels) must sit in L1: 32 KB on Zen 4. */
+enum { KC = 240, MC = 96, NC = 2048, MR_MAX = 8, NR_MAX = 32 };
 
 typedef void (*ukernel_fn)(int64_t kc, const float *restrict a, const float *restrict b, float *restrict c,
                            int64_t ldc, float alpha, float beta);
@@ -184,10 +185,13 @@ static void gemm_serial(const gemm_variant *v, int ta, int tb, int64_t M, int64_
         return;
     }
     float tile[MR_MAX * NR_MAX] __attribute__((aligned(64)));
+    /* Equal K blocks (K = 288 runs as 2 x 144, not 256 + 32): a short last block pays a full load and
+     * store of every C tile for little work. Depends on K only, so never on the thread count. */
+    const int64_t kblocks = (K + KC - 1) / KC, kstep = (K + kblocks - 1) / kblocks;
     for (int64_t jc = 0; jc < N; jc += NC) {
         int64_t nc = fclf_min64(NC, N - jc);
-        for (int64_t pc = 0; pc < K; pc += KC) {
-            int64_t kc = fclf_min64(KC, K - pc);
+        for (int64_t pc = 0; pc < K; pc += kstep) {
+            int64_t kc = fclf_min64(kstep, K - pc);
             float beta_k = pc == 0 ? beta : 1.0f;
             pack_b(bpack, B, ldb, tb, pc, kc, jc, nc, nr);
             for (int64_t ic = 0; ic < M; ic += MC) {

@@ -3,7 +3,7 @@
 
 #include <math.h>
 
-void fclf_adam_update(float *p, float *m, float *v, const float *g, int64_t count, float lr, float beta1,
+FCLF_CLONES void fclf_adam_update(float *p, float *m, float *v, const float *g, int64_t count, float lr, float beta1,
                       float beta2, float eps, int64_t t) {
     /* Bias corrections in double: beta2^t for t in the tens of thousands loses digits in float. */
     const float c1 = (float)(1.0 / (1.0 - pow(beta1, (double)t)));
@@ -18,7 +18,7 @@ void fclf_adam_update(float *p, float *m, float *v, const float *g, int64_t coun
     }
 }
 
-void fclf_sgd_momentum_update(float *p, float *buf, const float *g, int64_t count, float lr, float momentum) {
+FCLF_CLONES void fclf_sgd_momentum_update(float *p, float *buf, const float *g, int64_t count, float lr, float momentum) {
     for (int64_t i = 0; i < count; i++) {
         float b = momentum * buf[i] + g[i];
         buf[i] = b;

@@ -45,3 +45,23 @@ for (i, layer) in net.layers.enumerated() {
           + " us  bwd " + Text.pad(Text.fixed(bwd[i] / Double(steps) * 1e6, 1), 8, right: true) + " us")
 }
 print("loss " + Text.fixed(lossSeconds / Double(steps) * 1e6, 1) + " us, optimiser " + Text.fixed(optSeconds / Double(steps) * 1e6, 1) + " us")
+
+// GEMM alone at the shapes the CNN runs (batch 32), so the layer figures above can be split into
+// product and data movement.
+print("\nGEMM (ta tb M N K): GFLOP/s, median of 30")
+for (ta, tb, m, n, k) in [(0, 0, 64, 3872, 288), (0, 1, 64, 288, 3872), (1, 0, 288, 3872, 64), (0, 0, 32, 21632, 9), (0, 1, 32, 9, 21632),
+                          (0, 0, 32, 128, 1600), (0, 0, 512, 512, 512), (0, 0, 1024, 1024, 1024)] {
+    let a = Buffer<Float>(capacity: m * k), b = Buffer<Float>(capacity: k * n), c = Buffer<Float>(capacity: m * n)
+    for i in 0..<m * k { a.pointer[i] = rng.uniform(1) }
+    for i in 0..<k * n { b.pointer[i] = rng.uniform(1) }
+    var times: [Double] = []
+    for r in 0..<35 {
+        let s = monotonicSeconds()
+        fclf_sgemm(Int32(ta), Int32(tb), Int64(m), Int64(n), Int64(k), 1, a.pointer, Int64(ta == 0 ? k : m), b.pointer,
+                   Int64(tb == 0 ? n : k), 0, c.pointer, Int64(n))
+        if r >= 5 { times.append(monotonicSeconds() - s) }
+    }
+    times.sort()
+    let t = times[times.count / 2]
+    print("\(ta) \(tb) \(m) \(n) \(k): \(Text.fixed(2.0 * Double(m * n * k) / t / 1e9, 1)) GFLOP/s, \(Text.fixed(t * 1e6, 1)) us")
+}

@@ -56,12 +56,14 @@ void fclf_sgemm_ref(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, f
 
 /* ---- dense.c: fully connected layer, y = x W + b ------------------------------------------------- */
 
-/* x [n, in], w [in, out], b [out], y [n, out]. WRITES y. */
+/* x [n, in], w [in, out], b [out] (may be NULL), y [n, out]. WRITES y = act(x w + b), act = ReLU when
+ * relu != 0, else identity. */
 void fclf_dense_forward(float *y, const float *x, const float *w, const float *b, int64_t n, int64_t in,
-                        int64_t out);
-/* ACCUMULATES dw [in, out] += x^T dy and db [out] += sum_n dy; WRITES dx [n, in] = dy w^T unless dx is NULL. */
-void fclf_dense_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
-                         int64_t n, int64_t in, int64_t out);
+                        int64_t out, int relu);
+/* With dz = dy masked by ReLU (y > 0) when relu != 0, else dz = dy (written to the scratch dz [n, out]):
+ * ACCUMULATES dw [in, out] += x^T dz and db [out] += sum_n dz; WRITES dx [n, in] = dz w^T unless dx is NULL. */
+void fclf_dense_backward(float *dx, float *dw, float *db, float *dz, const float *dy, const float *x,
+                         const float *y, const float *w, int64_t n, int64_t in, int64_t out, int relu);
 
 /* ---- conv2d.c: 2-D convolution, stride 1 --------------------------------------------------------- */
 
@@ -79,14 +81,15 @@ fclf_conv2d_shape fclf_conv2d_make_shape(int64_t n, int64_t c, int64_t h, int64_
 int64_t fclf_conv2d_col_size(fclf_conv2d_shape s);
 int64_t fclf_conv2d_tmp_size(fclf_conv2d_shape s);
 
-/* WRITES y [n, oc, oh, ow] = w * x + b (b may be NULL), and WRITES col (im2col of x, kept for the
- * backward pass); tmp is scratch. */
+/* WRITES y [n, oc, oh, ow] = act(w * x + b), act = ReLU when relu != 0, else identity (b may be NULL);
+ * WRITES col (im2col of x, kept for the backward pass); tmp is scratch. */
 void fclf_conv2d_forward(float *y, float *col, float *tmp, const float *x, const float *w, const float *b,
-                         fclf_conv2d_shape s);
-/* ACCUMULATES dw [oc, c*kh*kw] and db [oc] (db may be NULL); WRITES dx [n, c, h, w] unless dx is NULL.
- * col is what fclf_conv2d_forward wrote for the same x; dcol (col size) and tmp are scratch. */
+                         int relu, fclf_conv2d_shape s);
+/* Given dy = dL/dy for the y and col that fclf_conv2d_forward wrote (same relu flag): ACCUMULATES
+ * dw [oc, c*kh*kw] and db [oc] (db may be NULL); WRITES dx [n, c, h, w] unless dx is NULL.
+ * dcol (col size) and tmp are scratch. */
 void fclf_conv2d_backward(float *dx, float *dw, float *db, float *dcol, float *tmp, const float *dy,
-                          const float *col, const float *w, fclf_conv2d_shape s);
+                          const float *y, const float *col, const float *w, int relu, fclf_conv2d_shape s);
 
 /* Naive direct convolution. forward WRITES y; backward WRITES dx (unless NULL) and ACCUMULATES dw, db. */
 void fclf_conv2d_forward_ref(float *y, const float *x, const float *w, const float *b, fclf_conv2d_shape s);

@@ -15,8 +15,9 @@ import Musl
 ///             12    input channels, height, width (1, 28, 28)
 ///             4     number of classes (10)
 ///             4     layer count (1...64), then per layer: kind, followed by its configuration
-///                     1 conv2d: in channels, out channels, kernel size, padding (0 valid, 1 same)
-///                     2 dense: inputs, outputs
+///                     1 conv2d: in channels, out channels, kernel size, padding (0 valid, 1 same),
+///                       activation (0 none, 1 ReLU)
+///                     2 dense: inputs, outputs, activation (0 none, 1 ReLU)
 ///                     3 relu, 4 max-pool 2x2, 5 flatten: nothing
 ///             8     u64 parameter count P, then P float32: for each layer with parameters, in order,
 ///                   its weight then its bias (conv weight [out, in, k, k]; dense weight [in, out])
@@ -39,8 +40,9 @@ public enum ModelFile {
         u32(model.specs.count)
         for spec in model.specs {
             switch spec {
-            case .conv2d(let ic, let oc, let k, let padding): u32(1); u32(ic); u32(oc); u32(k); u32(padding == .same ? 1 : 0)
-            case .dense(let i, let o): u32(2); u32(i); u32(o)
+            case .conv2d(let ic, let oc, let k, let padding, let act):
+                u32(1); u32(ic); u32(oc); u32(k); u32(padding == .same ? 1 : 0); u32(act == .relu ? 1 : 0)
+            case .dense(let i, let o, let act): u32(2); u32(i); u32(o); u32(act == .relu ? 1 : 0)
             case .relu: u32(3)
             case .maxPool2x2: u32(4)
             case .flatten: u32(5)
@@ -97,17 +99,18 @@ public enum ModelFile {
             let kind = try u32()
             switch kind {
             case 1:
-                let ic = try u32(), oc = try u32(), k = try u32(), pad = try u32()
-                guard (1...4096).contains(ic), (1...4096).contains(oc), (1...15).contains(k), pad <= 1 else {
+                let ic = try u32(), oc = try u32(), k = try u32(), pad = try u32(), act = try u32()
+                guard (1...4096).contains(ic), (1...4096).contains(oc), (1...15).contains(k), pad <= 1, act <= 1 else {
                     throw fail("layer \(i): bad conv2d configuration")
                 }
-                specs.append(.conv2d(inChannels: ic, outChannels: oc, kernelSize: k, padding: pad == 1 ? .same : .valid))
+                specs.append(.conv2d(inChannels: ic, outChannels: oc, kernelSize: k, padding: pad == 1 ? .same : .valid,
+                                     activation: act == 1 ? .relu : .none))
             case 2:
-                let input = try u32(), output = try u32()
-                guard (1...1 << 24).contains(input), (1...1 << 16).contains(output) else {
+                let input = try u32(), output = try u32(), act = try u32()
+                guard (1...1 << 24).contains(input), (1...1 << 16).contains(output), act <= 1 else {
                     throw fail("layer \(i): bad dense configuration")
                 }
-                specs.append(.dense(inputSize: input, outputSize: output))
+                specs.append(.dense(inputSize: input, outputSize: output, activation: act == 1 ? .relu : .none))
             case 3: specs.append(.relu)
             case 4: specs.append(.maxPool2x2)
             case 5: specs.append(.flatten)

@@ -2,8 +2,8 @@ import CKernels
 
 /// The architecture of a layer, as stored in a model file.
 public enum LayerSpec: Equatable, Sendable {
-    case conv2d(inChannels: Int, outChannels: Int, kernelSize: Int, padding: Padding)
-    case dense(inputSize: Int, outputSize: Int)
+    case conv2d(inChannels: Int, outChannels: Int, kernelSize: Int, padding: Padding, activation: Activation)
+    case dense(inputSize: Int, outputSize: Int, activation: Activation)
     case relu
     case maxPool2x2
     case flatten
@@ -26,14 +26,15 @@ public final class Sequential {
         for (i, spec) in specs.enumerated() {
             let layer: any Layer
             switch spec {
-            case .conv2d(let ic, let oc, let k, let padding):
+            case .conv2d(let ic, let oc, let k, let padding, let activation):
                 guard ic == shape.c, ic > 0, oc > 0, k > 0, padding == .same || (k <= shape.h && k <= shape.w)
                 else { throw .invalidArgument("layer \(i): conv2d(\(ic)->\(oc), \(k)x\(k)) does not fit input \(shape)") }
-                layer = Conv2D(inChannels: ic, outChannels: oc, kernelSize: k, padding: padding, rng: &rng)
-            case .dense(let input, let output):
+                layer = Conv2D(inChannels: ic, outChannels: oc, kernelSize: k, padding: padding,
+                               activation: activation, rng: &rng)
+            case .dense(let input, let output, let activation):
                 guard input == shape.perSample, output > 0
                 else { throw .invalidArgument("layer \(i): dense(\(input)->\(output)) does not fit input \(shape)") }
-                layer = Dense(inputSize: input, outputSize: output, rng: &rng)
+                layer = Dense(inputSize: input, outputSize: output, activation: activation, rng: &rng)
             case .relu: layer = ReLU()
             case .maxPool2x2:
                 guard shape.h >= 2, shape.w >= 2
@@ -87,13 +88,16 @@ public enum ModelKind: String, CaseIterable, Sendable {
         case .cnn:
             // Conv2D(32, 3x3, valid, ReLU) -> MaxPool 2x2 -> Conv2D(64, 3x3, valid, ReLU) -> MaxPool 2x2
             // -> Flatten -> Dense(128, ReLU) -> Dense(10, softmax)
-            return [.conv2d(inChannels: 1, outChannels: 32, kernelSize: 3, padding: .valid), .relu, .maxPool2x2,
-                    .conv2d(inChannels: 32, outChannels: 64, kernelSize: 3, padding: .valid), .relu, .maxPool2x2,
-                    .flatten, .dense(inputSize: 1600, outputSize: 128), .relu, .dense(inputSize: 128, outputSize: 10)]
+            // (softmax is part of the loss and of prediction, not a layer)
+            return [.conv2d(inChannels: 1, outChannels: 32, kernelSize: 3, padding: .valid, activation: .relu), .maxPool2x2,
+                    .conv2d(inChannels: 32, outChannels: 64, kernelSize: 3, padding: .valid, activation: .relu), .maxPool2x2,
+                    .flatten, .dense(inputSize: 1600, outputSize: 128, activation: .relu),
+                    .dense(inputSize: 128, outputSize: 10, activation: .none)]
         case .mlp:
             // 784 -> Dense(128, ReLU) -> Dense(64, ReLU) -> Dense(10, softmax)
-            return [.flatten, .dense(inputSize: 784, outputSize: 128), .relu,
-                    .dense(inputSize: 128, outputSize: 64), .relu, .dense(inputSize: 64, outputSize: 10)]
+            return [.flatten, .dense(inputSize: 784, outputSize: 128, activation: .relu),
+                    .dense(inputSize: 128, outputSize: 64, activation: .relu),
+                    .dense(inputSize: 64, outputSize: 10, activation: .none)]
         }
     }
 

@@ -131,7 +131,7 @@ struct ModelFileTests {
     @Test func architectureThatDoesNotChainIsRejected() {
         var rng = SplitMix64(seed: 1)
         #expect(throws: FCLFError.self) {
-            try Sequential(name: "bad", inputShape: ModelKind.imageShape, specs: [.flatten, .dense(inputSize: 100, outputSize: 10)], rng: &rng)
+            try Sequential(name: "bad", inputShape: ModelKind.imageShape, specs: [.flatten, .dense(inputSize: 100, outputSize: 10, activation: .none)], rng: &rng)
         }
     }
 }

@@ -29,35 +29,40 @@ private func values(_ p: Parameter) -> [Double] { (0..<p.count).map { Double(p.v
 
 @Suite("Gradients match finite differences")
 struct GradientTests {
-    @Test("Conv2D: dx, dW, db", arguments: [(1, 3, 5, 7, 4, 3, false), (2, 3, 5, 7, 4, 3, true), (1, 2, 6, 5, 3, 2, true), (3, 1, 7, 9, 5, 3, false)])
-    func conv(_ n: Int, _ c: Int, _ h: Int, _ w: Int, _ oc: Int, _ k: Int, _ same: Bool) {
+    @Test("Conv2D: dx, dW, db (with and without fused ReLU)",
+          arguments: [(1, 3, 5, 7, 4, 3, false, false), (2, 3, 5, 7, 4, 3, true, true), (1, 2, 6, 5, 3, 2, true, false),
+                      (3, 1, 7, 9, 5, 3, false, true), (2, 1, 6, 7, 3, 3, false, false)])
+    func conv(_ n: Int, _ c: Int, _ h: Int, _ w: Int, _ oc: Int, _ k: Int, _ same: Bool, _ relu: Bool) {
         var rng = SplitMix64(seed: 100)
-        let layer = Conv2D(inChannels: c, outChannels: oc, kernelSize: k, padding: same ? .same : .valid, rng: &rng)
+        let layer = Conv2D(inChannels: c, outChannels: oc, kernelSize: k, padding: same ? .same : .valid,
+                           activation: relu ? .relu : .none, rng: &rng)
         for i in 0..<oc { layer.bias.value[i] = Float(i) * 0.1 - 0.2 }
         let shape = Shape(n: n, c: c, h: h, w: w)
         let x = randomArray(shape.count, seed: 101)
         let (dx, grads, r) = analytic(layer, x: x, shape: shape, seed: 102)
         let xd = x.map(Double.init), wd = values(layer.weight), bd = values(layer.bias)
         func L(_ x: [Double], _ wt: [Double], _ b: [Double]) -> Double {
-            dot(convRef(x, wt, b, n: n, c: c, h: h, wd: w, oc: oc, k: k, same: same), r)
+            dot(convRef(x, wt, b, n: n, c: c, h: h, wd: w, oc: oc, k: k, same: same).map { relu ? max($0, 0) : $0 }, r)
         }
-        let tag = "conv n\(n) c\(c) \(h)x\(w) oc\(oc) k\(k) \(same ? "same" : "valid")"
+        let tag = "conv n\(n) c\(c) \(h)x\(w) oc\(oc) k\(k) \(same ? "same" : "valid") relu \(relu)"
         expectClose(dx, numericGradient(xd) { L($0, wd, bd) }.map(Float.init), atol: atol, rtol: rtol, "\(tag) dx")
         expectClose(grads[0], numericGradient(wd) { L(xd, $0, bd) }.map(Float.init), atol: atol, rtol: rtol, "\(tag) dW")
         expectClose(grads[1], numericGradient(bd) { L(xd, wd, $0) }.map(Float.init), atol: atol, rtol: rtol, "\(tag) db")
     }
 
-    @Test("Dense: dx, dW, db", arguments: [(1, 13, 7), (3, 5, 11), (4, 33, 17)])
-    func dense(_ n: Int, _ input: Int, _ output: Int) {
+    @Test("Dense: dx, dW, db (with and without fused ReLU)", arguments: [(1, 13, 7, false), (3, 5, 11, true), (4, 33, 17, true)])
+    func dense(_ n: Int, _ input: Int, _ output: Int, _ relu: Bool) {
         var rng = SplitMix64(seed: 200)
-        let layer = Dense(inputSize: input, outputSize: output, rng: &rng)
+        let layer = Dense(inputSize: input, outputSize: output, activation: relu ? .relu : .none, rng: &rng)
         for i in 0..<output { layer.bias.value[i] = Float(i) * 0.05 }
         let shape = Shape(n: n, c: input)
         let x = randomArray(shape.count, seed: 201)
         let (dx, grads, r) = analytic(layer, x: x, shape: shape, seed: 202)
         let xd = x.map(Double.init), wd = values(layer.weight), bd = values(layer.bias)
-        func L(_ x: [Double], _ w: [Double], _ b: [Double]) -> Double { dot(denseRef(x, w, b, n: n, input: input, output: output), r) }
-        let tag = "dense n\(n) \(input)->\(output)"
+        func L(_ x: [Double], _ w: [Double], _ b: [Double]) -> Double {
+            dot(denseRef(x, w, b, n: n, input: input, output: output).map { relu ? max($0, 0) : $0 }, r)
+        }
+        let tag = "dense n\(n) \(input)->\(output) relu \(relu)"
         expectClose(dx, numericGradient(xd) { L($0, wd, bd) }.map(Float.init), atol: atol, rtol: rtol, "\(tag) dx")
         expectClose(grads[0], numericGradient(wd) { L(xd, $0, bd) }.map(Float.init), atol: atol, rtol: rtol, "\(tag) dW")
         expectClose(grads[1], numericGradient(bd) { L(xd, wd, $0) }.map(Float.init), atol: atol, rtol: rtol, "\(tag) db")

@@ -53,41 +53,81 @@ struct KernelTests {
         }
     }
 
-    @Test("conv2d forward and backward, valid and same, against the direct loops", arguments: [false, true])
+    @Test("conv2d forward and backward (GEMM and small-K paths, fused ReLU) against the direct loops",
+          arguments: [false, true])
     func conv2d(same: Bool) {
-        for (n, c, h, w, oc, k) in [(1, 1, 5, 7, 3, 3), (3, 3, 9, 6, 5, 3), (2, 4, 8, 8, 17, 5), (4, 32, 13, 13, 64, 3)] {
-            let s = fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(w), Int64(oc), Int64(k), Int64(k), same ? 1 : 0)
-            let x = randomArray(n * c * h * w, seed: 10), wt = randomArray(oc * c * k * k, seed: 11)
-            let b = randomArray(oc, seed: 12)
-            let outCount = n * oc * Int(s.oh * s.ow)
-            let dy = randomArray(outCount, seed: 13)
-            var yRef = [Float](repeating: 0, count: outCount)
-            fclf_conv2d_forward_ref(&yRef, x, wt, b, s)
-            var dxRef = [Float](repeating: 0, count: x.count), dwRef = [Float](repeating: 0.25, count: wt.count)
-            var dbRef = [Float](repeating: 0.5, count: oc)
-            fclf_conv2d_backward_ref(&dxRef, &dwRef, &dbRef, dy, x, wt, s)
-            var outputs: [[[Float]]] = []
-            for threads in [1, 2] {
-                var y = [Float](repeating: .nan, count: outCount)
-                var col = [Float](repeating: 0, count: Int(fclf_conv2d_col_size(s)))
-                var dcol = col
-                var tmp = [Float](repeating: 0, count: Int(fclf_conv2d_tmp_size(s)))
-                var dx = [Float](repeating: .nan, count: x.count), dw = [Float](repeating: 0.25, count: wt.count)
-                var db = [Float](repeating: 0.5, count: oc)
-                withThreads(threads) {
-                    fclf_conv2d_forward(&y, &col, &tmp, x, wt, b, s)
-                    fclf_conv2d_backward(&dx, &dw, &db, &dcol, &tmp, dy, col, wt, s)
+        for (n, c, h, w, oc, k) in [(1, 1, 5, 7, 3, 3), (3, 3, 9, 6, 5, 3), (2, 4, 8, 8, 17, 5), (4, 32, 13, 13, 64, 3), (3, 1, 28, 28, 32, 3)] {
+            for relu: Int32 in [0, 1] { for wantDx in [true, false] {
+                let s = fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(w), Int64(oc), Int64(k), Int64(k), same ? 1 : 0)
+                let x = randomArray(n * c * h * w, seed: 10), wt = randomArray(oc * c * k * k, seed: 11)
+                let b = randomArray(oc, seed: 12)
+                let outCount = n * oc * Int(s.oh * s.ow)
+                let dy = randomArray(outCount, seed: 13)
+                var yRef = [Float](repeating: 0, count: outCount)
+                fclf_conv2d_forward_ref(&yRef, x, wt, b, s)
+                var dz = dy
+                if relu != 0 {
+                    for i in 0..<outCount where yRef[i] <= 0 { yRef[i] = 0; dz[i] = 0 }
                 }
-                let tag = "conv \(n)x\(c)x\(h)x\(w) -> \(oc), k\(k), \(same ? "same" : "valid"), \(threads) threads"
-                let tol = 1e-5 * Double(c * k * k).squareRoot() * 4
-                expectClose(y, yRef, atol: tol, rtol: 1e-5, "\(tag): y")
-                expectClose(dx, dxRef, atol: tol, rtol: 1e-5, "\(tag): dx")
-                expectClose(dw, dwRef, atol: 1e-5 * Double(n * Int(s.oh * s.ow)).squareRoot() * 4, rtol: 1e-5, "\(tag): dw (accumulated)")
-                expectClose(db, dbRef, atol: 1e-4, rtol: 1e-5, "\(tag): db (accumulated)")
-                outputs.append([y, dx, dw, db])
-            }
-            #expect(outputs[0] == outputs[1], "conv results depend on the thread count")
+                var dxRef = [Float](repeating: 0, count: x.count), dwRef = [Float](repeating: 0.25, count: wt.count)
+                var dbRef = [Float](repeating: 0.5, count: oc)
+                fclf_conv2d_backward_ref(&dxRef, &dwRef, &dbRef, dz, x, wt, s)
+                var outputs: [[[Float]]] = []
+                for threads in [1, 2] {
+                    var y = [Float](repeating: .nan, count: outCount)
+                    var col = [Float](repeating: 0, count: Int(fclf_conv2d_col_size(s)))
+                    var dcol = col
+                    var tmp = [Float](repeating: 0, count: Int(fclf_conv2d_tmp_size(s)))
+                    var dx = [Float](repeating: .nan, count: x.count), dw = [Float](repeating: 0.25, count: wt.count)
+                    var db = [Float](repeating: 0.5, count: oc)
+                    withThreads(threads) {
+                        fclf_conv2d_forward(&y, &col, &tmp, x, wt, b, relu, s)
+                        if wantDx {
+                            fclf_conv2d_backward(&dx, &dw, &db, &dcol, &tmp, dy, y, col, wt, relu, s)
+                        } else {
+                            fclf_conv2d_backward(nil, &dw, &db, &dcol, &tmp, dy, y, col, wt, relu, s)
+                        }
+                    }
+                    let tag = "conv \(n)x\(c)x\(h)x\(w) -> \(oc), k\(k), \(same ? "same" : "valid"), relu \(relu), dx \(wantDx), \(threads) threads"
+                    let tol = 1e-5 * Double(c * k * k).squareRoot() * 4
+                    expectClose(y, yRef, atol: tol, rtol: 1e-5, "\(tag): y")
+                    if wantDx { expectClose(dx, dxRef, atol: tol, rtol: 1e-5, "\(tag): dx") }
+                    expectClose(dw, dwRef, atol: 1e-5 * Double(n * Int(s.oh * s.ow)).squareRoot() * 4, rtol: 1e-5, "\(tag): dw (accumulated)")
+                    expectClose(db, dbRef, atol: 1e-4, rtol: 1e-5, "\(tag): db (accumulated)")
+                    outputs.append([y, wantDx ? dx : [], dw, db])
+                }
+                #expect(outputs[0] == outputs[1], "conv results depend on the thread count")
+            } }
         }
+    }
+
+    @Test("dense forward and backward with and without ReLU against GEMM references")
+    func dense() {
+        for (n, input, output) in [(1, 13, 7), (32, 1600, 128), (5, 64, 10)] { for relu: Int32 in [0, 1] {
+            let x = randomArray(n * input, seed: 60), w = randomArray(input * output, seed: 61), b = randomArray(output, seed: 62)
+            let dy = randomArray(n * output, seed: 63)
+            var yRef = [Float](repeating: 0, count: n * output)
+            fclf_sgemm_ref(0, 0, Int64(n), Int64(output), Int64(input), 1, x, Int64(input), w, Int64(output), 0, &yRef, Int64(output))
+            var dz = dy
+            for i in 0..<n { for j in 0..<output {
+                yRef[i * output + j] += b[j]
+                if relu != 0 && yRef[i * output + j] <= 0 { yRef[i * output + j] = 0; dz[i * output + j] = 0 }
+            } }
+            var dwRef = [Float](repeating: 1, count: input * output), dxRef = [Float](repeating: 0, count: n * input)
+            fclf_sgemm_ref(1, 0, Int64(input), Int64(output), Int64(n), 1, x, Int64(input), dz, Int64(output), 1, &dwRef, Int64(output))
+            fclf_sgemm_ref(0, 1, Int64(n), Int64(input), Int64(output), 1, dz, Int64(output), w, Int64(output), 0, &dxRef, Int64(input))
+            let dbRef = (0..<output).map { j in 1 + (0..<n).reduce(Float(0)) { $0 + dz[$1 * output + j] } }
+            var y = [Float](repeating: .nan, count: n * output), scratch = y
+            var dw = [Float](repeating: 1, count: input * output), dx = [Float](repeating: .nan, count: n * input)
+            var db = [Float](repeating: 1, count: output)
+            fclf_dense_forward(&y, x, w, b, Int64(n), Int64(input), Int64(output), relu)
+            fclf_dense_backward(&dx, &dw, &db, &scratch, dy, x, y, w, Int64(n), Int64(input), Int64(output), relu)
+            let tag = "dense \(n)x\(input)->\(output) relu \(relu)"
+            expectClose(y, yRef, atol: 1e-4, rtol: 1e-5, "\(tag): y")
+            expectClose(dx, dxRef, atol: 1e-4, rtol: 1e-5, "\(tag): dx")
+            expectClose(dw, dwRef, atol: 1e-4, rtol: 1e-5, "\(tag): dw")
+            expectClose(db, dbRef, atol: 1e-4, rtol: 1e-5, "\(tag): db")
+        } }
     }
 
     @Test("2x2 max pooling forward against the reference; backward routes to the winner")

@@ -1,5 +1,11 @@
 import CKernels
 
+/// An activation fused into the layer that precedes it (Keras' `activation=` argument): one pass over
+/// the output instead of a separate layer's two.
+public enum Activation: String, Sendable {
+    case none, relu
+}
+
 public enum Padding: String, Sendable {
     /// No padding: output side = input side - kernel + 1.
     case valid
@@ -7,15 +13,16 @@ public enum Padding: String, Sendable {
     case same
 }
 
-/// 2-D convolution, stride 1.
+/// 2-D convolution, stride 1, with an optional fused activation f (identity or ReLU).
 ///
-///     y[n, o, i, j] = b[o] + Σ_{c, u, v} w[o, c, u, v] · x[n, c, i + u - pad, j + v - pad]
+///     y[n, o, i, j] = f(b[o] + Σ_{c, u, v} w[o, c, u, v] · x[n, c, i + u - pad, j + v - pad])
 ///
 /// Input `[N, C, H, W]`, weight `[O, C, K, K]`, bias `[O]`, output `[N, O, H', W']` with
 /// H' = H - K + 1 for `.valid` and H' = H for `.same`.
 public final class Conv2D: Layer {
     public let inChannels: Int, outChannels: Int, kernelSize: Int
     public let padding: Padding
+    public let activation: Activation
     public let weight: Parameter
     public let bias: Parameter
     public var computesInputGradient = true
@@ -27,7 +34,8 @@ public final class Conv2D: Layer {
     private var inputShape = Shape(n: 0, c: 0)
 
     public init(inChannels: Int, outChannels: Int, kernelSize: Int, padding: Padding = .valid,
-                initializer: Initializer = .glorotUniform, rng: inout SplitMix64) {
+                activation: Activation = .none, initializer: Initializer = .glorotUniform, rng: inout SplitMix64) {
+        self.activation = activation
         self.inChannels = inChannels
         self.outChannels = outChannels
         self.kernelSize = kernelSize
@@ -56,14 +64,16 @@ public final class Conv2D: Layer {
         let out = outputShape(x.shape)
         let yp = y.reserve(out.count)
         fclf_conv2d_forward(yp, col.reserve(Int(fclf_conv2d_col_size(shape))),
-                            tmp.reserve(Int(fclf_conv2d_tmp_size(shape))), x.data, weight.value, bias.value, shape)
+                            tmp.reserve(Int(fclf_conv2d_tmp_size(shape))), x.data, weight.value, bias.value,
+                            activation == .relu ? 1 : 0, shape)
         return Tensor(data: yp, shape: out)
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
         let dxp: UnsafeMutablePointer<Float>? = computesInputGradient ? dx.reserve(inputShape.count) : nil
         let dcolp = computesInputGradient ? dcol.reserve(Int(fclf_conv2d_col_size(shape))) : dcol.pointer
-        fclf_conv2d_backward(dxp, weight.grad, bias.grad, dcolp, tmp.pointer, dy.data, col.pointer, weight.value, shape)
+        fclf_conv2d_backward(dxp, weight.grad, bias.grad, dcolp, tmp.pointer, dy.data, y.pointer, col.pointer,
+                             weight.value, activation == .relu ? 1 : 0, shape)
         return Tensor(data: dxp ?? dx.pointer, shape: computesInputGradient ? inputShape : inputShape.withBatch(0))
     }
 }
