@@ -20,6 +20,9 @@ let package = Package(
         // MARK: - Public API
         .executable(name: "fclf-train", targets: ["fclf-train"]),
         .library(name: "FashionCLF", targets: ["FashionCLF"]),
+        // libfashionclf.so, the C API (header: Sources/CFashionCLF/include/fashionclf.h). For a library that
+        // needs no Swift toolchain at run time: swift build -c release -Xswiftc -static-stdlib --product fashionclf
+        .library(name: "fashionclf", type: .dynamic, targets: ["FashionCLFCAPI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -39,6 +42,19 @@ let package = Package(
             providers: [.apt(["zlib1g-dev"])]
         ),
         .target(name: "FashionCLF", dependencies: ["CKernels", "CZlib"]),
+        .target(
+            name: "CFashionCLF",
+            path: "Sources/CFashionCLF",
+            exclude: ["default-model.fclf"]
+        ),
+        .target(
+            name: "FashionCLFCAPI",
+            dependencies: ["FashionCLF", "CFashionCLF", "CKernels"],
+            path: "Sources/fashionclf",
+            exclude: ["exports.map"],
+            // Export exactly the header's functions (the map lists them).
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=Sources/fashionclf/exports.map"])]
+        ),
         .executableTarget(
             name: "fclf-train",
             dependencies: ["FashionCLF", .product(name: "ArgumentParser", package: "swift-argument-parser")]

@@ -25,3 +25,16 @@ double fclf_softmax_xent(float *dlogits, float *probs, const float *logits, cons
     }
     return total;
 }
+
+void fclf_softmax_forward(float *probs, const float *logits, int64_t n, int64_t k) {
+    for (int64_t i = 0; i < n; i++) {
+        const float *z = logits + i * k;
+        float zmax = z[0];
+        for (int64_t j = 1; j < k; j++) zmax = z[j] > zmax ? z[j] : zmax;
+        double sum = 0.0;
+        for (int64_t j = 0; j < k; j++) sum += exp((double)z[j] - zmax);
+        double lse = zmax + log(sum);
+        /* Same expression as fclf_softmax_xent, so inference and evaluation give identical values. */
+        for (int64_t j = 0; j < k; j++) probs[i * k + j] = (float)exp((double)z[j] - lse);
+    }
+}

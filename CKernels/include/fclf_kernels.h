@@ -121,6 +121,9 @@ void fclf_relu_backward(float *dx, const float *dy, const float *y, int64_t coun
 double fclf_softmax_xent(float *dlogits, float *probs, const float *logits, const int32_t *labels, int64_t n,
                          int64_t k);
 
+/* WRITES probs [n, k] = softmax(logits) (log-sum-exp, as above). */
+void fclf_softmax_forward(float *probs, const float *logits, int64_t n, int64_t k);
+
 /* ---- optim.c: parameter updates ------------------------------------------------------------------ */
 
 /* Adam (Kingma & Ba), step t >= 1 counted from 1: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;

@@ -1,0 +1,125 @@
+import CKernels
+
+/// An immutable, thread-safe classifier for inference: the architecture and weights of a trained
+/// `Sequential`, copied once. Unlike the training layers, which keep their activations for backward,
+/// `predict` keeps all its state in scratch memory of its own call, so any number of threads may
+/// predict with one Classifier at once.
+///
+/// It runs the same kernels on the same weights as `Sequential.forward`, and those kernels' results do
+/// not depend on the batch size or the thread count, so its predictions equal the training code's bit
+/// for bit (tested).
+public final class Classifier: Sendable {
+    public let name: String
+    public let inputShape: Shape
+    public let classes: Int
+    public let specs: [LayerSpec]
+    /// Per layer: weight and bias as stored in the model file (empty for layers without parameters).
+    private let weights: [[Float]]
+    private let biases: [[Float]]
+    /// Per-sample shape after each layer.
+    private let shapes: [Shape]
+    /// Per sample: the largest activation, and the largest work area a layer needs (im2col + GEMM
+    /// output for a convolution, pooling indices).
+    private let activationSize: Int
+    private let workSize: Int
+
+    /// Images per kernel call: bounds the scratch to a few MB however many images are asked for.
+    public static let chunk = 64
+
+    public init(_ model: Sequential) {
+        name = model.name
+        inputShape = model.inputShape
+        classes = model.outputSize
+        specs = model.specs
+        var weights: [[Float]] = [], biases: [[Float]] = [], shapes: [Shape] = []
+        var shape = model.inputShape
+        var activation = shape.perSample, work = model.outputSize
+        for layer in model.layers {
+            let params = layer.parameters
+            weights.append(params.count > 0 ? Array(UnsafeBufferPointer(start: params[0].value, count: params[0].count)) : [])
+            biases.append(params.count > 1 ? Array(UnsafeBufferPointer(start: params[1].value, count: params[1].count)) : [])
+            let out = layer.outputShape(shape)
+            if let conv = layer as? Conv2D {
+                let s = Classifier.convShape(conv.outChannels, conv.kernelSize, conv.padding, shape)
+                work = max(work, Int(fclf_conv2d_col_size(s) + fclf_conv2d_tmp_size(s)))
+            }
+            work = max(work, out.perSample)  // pooling indices
+            activation = max(activation, out.perSample)
+            shapes.append(out)
+            shape = out
+        }
+        self.weights = weights
+        self.biases = biases
+        self.shapes = shapes
+        activationSize = activation
+        workSize = work
+    }
+
+    private static func convShape(_ oc: Int, _ k: Int, _ padding: Padding, _ x: Shape) -> fclf_conv2d_shape {
+        fclf_conv2d_make_shape(Int64(x.n), Int64(x.c), Int64(x.h), Int64(x.w), Int64(oc), Int64(k), Int64(k),
+                               padding == .same ? 1 : 0)
+    }
+
+    /// Bytes of scratch memory one call uses for `count` images.
+    public func scratchBytes(count: Int) -> Int { min(count, Classifier.chunk) * (2 * activationSize + workSize) * 4 }
+
+    /// Class probabilities for `count` images of `inputShape.perSample` bytes each (0...255, scaled by
+    /// 1/255, as in training). Writes `probabilities[count * classes]` and/or `labels[count]` (either may
+    /// be nil).
+    public func predict(_ pixels: UnsafePointer<UInt8>, count: Int, probabilities: UnsafeMutablePointer<Float>?,
+                        labels: UnsafeMutablePointer<Int32>?) {
+        guard count > 0 else { return }
+        let perImage = inputShape.perSample
+        let chunk = min(count, Classifier.chunk)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: chunk * (2 * activationSize + workSize))
+        defer { scratch.deallocate() }
+        var done = 0
+        while done < count {
+            let n = min(chunk, count - done)
+            var a = scratch, b = scratch + n * activationSize
+            let work = scratch + 2 * n * activationSize
+            let src = pixels + done * perImage
+            for j in 0..<n * perImage { a[j] = Float(src[j]) * (1 / 255) }
+            var shape = inputShape.withBatch(n)
+            for (i, spec) in specs.enumerated() {
+                let out = shapes[i].withBatch(n)
+                switch spec {
+                case .conv2d(_, let oc, let k, let padding, let act):
+                    let s = Classifier.convShape(oc, k, padding, shape)
+                    weights[i].withUnsafeBufferPointer { w in
+                        biases[i].withUnsafeBufferPointer { bias in
+                            fclf_conv2d_forward(b, work, work + Int(fclf_conv2d_col_size(s)), a, w.baseAddress,
+                                                bias.baseAddress, act == .relu ? 1 : 0, s)
+                        }
+                    }
+                    swap(&a, &b)
+                case .dense(let input, let output, let act):
+                    weights[i].withUnsafeBufferPointer { w in
+                        biases[i].withUnsafeBufferPointer { bias in
+                            fclf_dense_forward(b, a, w.baseAddress, bias.baseAddress, Int64(n), Int64(input),
+                                               Int64(output), act == .relu ? 1 : 0)
+                        }
+                    }
+                    swap(&a, &b)
+                case .relu:
+                    fclf_relu_forward(a, a, Int64(shape.count))
+                case .maxPool2x2:
+                    // Inference needs no winner indices; they go to the work area.
+                    work.withMemoryRebound(to: Int32.self, capacity: out.count) { idx in
+                        fclf_maxpool2x2_forward(b, idx, a, Int64(shape.n * shape.c), Int64(shape.h), Int64(shape.w))
+                    }
+                    swap(&a, &b)
+                case .flatten:
+                    break
+                }
+                shape = out
+            }
+            let probs = probabilities.map { $0 + done * classes } ?? work
+            fclf_softmax_forward(probs, a, Int64(n), Int64(classes))
+            if let labels {
+                for j in 0..<n { labels[done + j] = Int32(argmax(probs + j * classes, classes)) }
+            }
+            done += n
+        }
+    }
+}

@@ -1,0 +1,117 @@
+// The C API of libfashionclf.so (Sources/CFashionCLF/include/fashionclf.h is the contract).
+// Every entry point validates its arguments, catches every error at the boundary, maps it to an
+// fclf_status and records a one-line detail for fclf_last_error(); nothing here traps on user input.
+import CFashionCLF
+import CKernels
+import FashionCLF
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Largest batch one fclf_predict_batch call accepts: count * 784 bytes stays far from overflow.
+let maxBatch = 1 << 26
+
+@inline(__always)
+func fail(_ status: fclf_status, _ message: String) -> fclf_status {
+    message.withCString { fclf__set_error($0) }
+    return status
+}
+
+func status(of error: FCLFError) -> fclf_status {
+    switch error {
+    case .datasetMissing, .io: return FCLF_ERR_IO
+    case .badDataFile, .modelFile: return FCLF_ERR_FORMAT
+    case .invalidArgument: return FCLF_ERR_INVALID_ARGUMENT
+    }
+}
+
+/// A model this library can serve: one 28x28 channel in, 10 classes out.
+func classifier(from bytes: [UInt8], path: String) throws(FCLFError) -> Classifier {
+    let net = try ModelFile.decode(bytes, path: path)
+    guard net.inputShape == Shape(n: 1, c: 1, h: 28, w: 28), net.outputSize == 10 else {
+        throw .modelFile(path: path, reason: "model takes \(net.inputShape) to \(net.outputSize) classes, not 28x28 grayscale to 10")
+    }
+    return Classifier(net)
+}
+
+func publish(_ model: Classifier, _ out: UnsafeMutablePointer<OpaquePointer?>) -> fclf_status {
+    out.pointee = OpaquePointer(Unmanaged.passRetained(model).toOpaque())
+    return FCLF_OK
+}
+
+func model(_ handle: OpaquePointer) -> Classifier {
+    Unmanaged<Classifier>.fromOpaque(UnsafeRawPointer(handle)).takeUnretainedValue()
+}
+
+@_cdecl("fclf_model_load")
+public func capiModelLoad(_ path: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> fclf_status {
+    guard let out else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_model_load: out is NULL; pass the address of an fclf_model pointer") }
+    out.pointee = nil
+    guard let path else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_model_load: path is NULL; pass a model file written by fclf-train --out") }
+    let p = String(cString: path)
+    do {
+        let bytes = try FileIO.read(p, limit: 1 << 30)
+        return publish(try classifier(from: bytes, path: p), out)
+    } catch {
+        return fail(status(of: error), "fclf_model_load: \(error)")
+    }
+}
+
+@_cdecl("fclf_model_load_default")
+public func capiModelLoadDefault(_ out: UnsafeMutablePointer<OpaquePointer?>?) -> fclf_status {
+    guard let out else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_model_load_default: out is NULL; pass the address of an fclf_model pointer") }
+    out.pointee = nil
+    var size = 0
+    let base = fclf__default_model(&size)
+    let bytes = Array(UnsafeBufferPointer(start: base, count: size))
+    do {
+        return publish(try classifier(from: bytes, path: "<built-in default model>"), out)
+    } catch {
+        return fail(FCLF_ERR_INTERNAL, "fclf_model_load_default: the built-in model is damaged (\(error)); rebuild the library")
+    }
+}
+
+@_cdecl("fclf_model_free")
+public func capiModelFree(_ handle: OpaquePointer?) {
+    guard let handle else { return }
+    Unmanaged<Classifier>.fromOpaque(UnsafeRawPointer(handle)).release()
+}
+
+@_cdecl("fclf_predict")
+public func capiPredict(_ handle: OpaquePointer?, _ pixels: UnsafePointer<UInt8>?, _ probabilities: UnsafeMutablePointer<Float>?,
+                        _ label: UnsafeMutablePointer<Int32>?) -> fclf_status {
+    guard let handle else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_predict: model is NULL; load one with fclf_model_load or fclf_model_load_default") }
+    guard let pixels else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_predict: pixels is NULL; pass 784 bytes, one 28x28 image") }
+    // Compute into locals first: on failure no output may be touched, and there is none past this point.
+    var probs = (Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0))
+    var l: Int32 = 0
+    withUnsafeMutableBytes(of: &probs) { raw in
+        let p = raw.baseAddress!.assumingMemoryBound(to: Float.self)
+        model(handle).predict(pixels, count: 1, probabilities: p, labels: &l)
+        probabilities?.update(from: p, count: 10)
+    }
+    label?.pointee = l
+    return FCLF_OK
+}
+
+@_cdecl("fclf_predict_batch")
+public func capiPredictBatch(_ handle: OpaquePointer?, _ pixels: UnsafePointer<UInt8>?, _ count: Int,
+                             _ probabilities: UnsafeMutablePointer<Float>?, _ labels: UnsafeMutablePointer<Int32>?) -> fclf_status {
+    guard let handle else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_predict_batch: model is NULL; load one with fclf_model_load or fclf_model_load_default") }
+    guard let pixels else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_predict_batch: pixels is NULL; pass count * 784 bytes") }
+    // size_t arrives as Int: a "negative" value is a huge size_t.
+    guard count >= 1, count <= maxBatch else {
+        return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_predict_batch: count \(UInt(bitPattern: count)) is outside 1...\(maxBatch); split larger work into several calls")
+    }
+    model(handle).predict(pixels, count: count, probabilities: probabilities, labels: labels)
+    return FCLF_OK
+}
+
+@_cdecl("fclf_predict_image_file")
+public func capiPredictImageFile(_ handle: OpaquePointer?, _ path: UnsafePointer<CChar>?, _ probabilities: UnsafeMutablePointer<Float>?,
+                                 _ label: UnsafeMutablePointer<Int32>?) -> fclf_status {
+    guard handle != nil else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_predict_image_file: model is NULL; load one with fclf_model_load or fclf_model_load_default") }
+    guard let path else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_predict_image_file: path is NULL; pass a PNG or JPEG file") }
+    return fail(FCLF_ERR_UNSUPPORTED, "fclf_predict_image_file: \(String(cString: path)): photo preprocessing is not in this build yet; convert the photo to 28x28 pixels and call fclf_predict")
+}

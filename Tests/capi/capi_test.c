@@ -1,0 +1,208 @@
+/* capi_test.c: the C API from C, built by the Swift test suite with the system compiler against the
+ * built libfashionclf.so and the installed-style header (so signature drift fails the build).
+ *
+ *   capi_test MODEL_FILE WORK_DIR [TEST_IMAGES.gz OUT_PREDICTIONS]
+ *
+ * Checks every status reachable from bad input (each with a non-empty fclf_last_error()), that 8
+ * threads sharing one model get exactly the single-threaded results, and that batch equals single
+ * prediction; with the IDX file, writes the model's labels for every test image to OUT_PREDICTIONS.
+ * Prints "N passed, M failed" and exits non-zero on any failure. */
+#include <fashionclf.h>
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+static int passed, failed;
+
+#define CHECK(cond, ...)                                                                                    \
+    do {                                                                                                    \
+        if (cond) passed++;                                                                                 \
+        else {                                                                                              \
+            failed++;                                                                                       \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                     \
+            printf(__VA_ARGS__);                                                                            \
+            printf("\n");                                                                                   \
+        }                                                                                                   \
+    } while (0)
+
+/* A failed call returns `want` and leaves a message. */
+static void expect_status(fclf_status got, fclf_status want, const char *what) {
+    CHECK(got == want, "%s: status %d (%s), want %d (%s)", what, got, fclf_status_string(got), want, fclf_status_string(want));
+    if (want != FCLF_OK) CHECK(fclf_last_error()[0] != '\0', "%s: empty fclf_last_error()", what);
+    if (want != FCLF_OK) printf("  %s -> %s: %s\n", what, fclf_status_string(got), fclf_last_error());
+}
+
+static unsigned char *read_file(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)n);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
+    fclose(f);
+    *size = (size_t)n;
+    return b;
+}
+
+static void write_file(const char *path, const unsigned char *b, size_t n) {
+    FILE *f = fopen(path, "wb");
+    fwrite(b, 1, n, f);
+    fclose(f);
+}
+
+enum { IMAGES = 2000, THREADS = 8 };
+static uint8_t pixels[IMAGES * 784];
+static float ref_probs[IMAGES * 10];
+static int ref_labels[IMAGES];
+
+typedef struct { const fclf_model *model; int mismatches; int errors; } worker_arg;
+
+static void *worker(void *p) {
+    worker_arg *a = p;
+    for (int i = 0; i < IMAGES; i++) {
+        float probs[10];
+        int label = -1;
+        if (fclf_predict(a->model, pixels + i * 784, probs, &label) != FCLF_OK) a->errors++;
+        else if (label != ref_labels[i] || memcmp(probs, ref_probs + i * 10, sizeof probs) != 0) a->mismatches++;
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: capi_test MODEL_FILE WORK_DIR [TEST_IMAGES.gz OUT_PREDICTIONS]\n");
+        return 2;
+    }
+    const char *model_path = argv[1], *dir = argv[2];
+    char path[4096];
+
+    /* Version, names, status strings. */
+    char want_version[32];
+    snprintf(want_version, sizeof want_version, "%d.%d.%d", FCLF_VERSION_MAJOR, FCLF_VERSION_MINOR, FCLF_VERSION_PATCH);
+    CHECK(strcmp(fclf_version(), want_version) == 0, "version %s, header %s", fclf_version(), want_version);
+    CHECK(strcmp(fclf_class_name(0), "T-shirt/top") == 0 && strcmp(fclf_class_name(9), "Ankle boot") == 0, "class names");
+    CHECK(fclf_class_name(-1) == NULL && fclf_class_name(10) == NULL, "class name out of range is NULL");
+    for (int s = 0; s <= 6; s++) CHECK(strcmp(fclf_status_string((fclf_status)s), "unknown status") != 0, "status %d has a string", s);
+    CHECK(strcmp(fclf_status_string((fclf_status)99), "unknown status") == 0, "unknown status string");
+
+    /* Bad arguments and files. */
+    fclf_model *m = (fclf_model *)&passed; /* not NULL: load must reset it */
+    expect_status(fclf_model_load(NULL, &m), FCLF_ERR_INVALID_ARGUMENT, "load(NULL path)");
+    CHECK(m == NULL, "out set to NULL on failure");
+    expect_status(fclf_model_load(model_path, NULL), FCLF_ERR_INVALID_ARGUMENT, "load(NULL out)");
+    expect_status(fclf_model_load_default(NULL), FCLF_ERR_INVALID_ARGUMENT, "load_default(NULL out)");
+    snprintf(path, sizeof path, "%s/does-not-exist.fclf", dir);
+    m = (fclf_model *)&passed;
+    expect_status(fclf_model_load(path, &m), FCLF_ERR_IO, "load(missing file)");
+    CHECK(m == NULL, "out set to NULL on failure");
+
+    size_t size = 0;
+    unsigned char *good = read_file(model_path, &size);
+    CHECK(good != NULL && size > 100, "read %s", model_path);
+    if (!good) return 1;
+    snprintf(path, sizeof path, "%s/truncated.fclf", dir);
+    write_file(path, good, size / 2);
+    expect_status(fclf_model_load(path, &m), FCLF_ERR_FORMAT, "load(truncated)");
+    unsigned char *bad = malloc(size);
+    memcpy(bad, good, size);
+    bad[size / 3] ^= 0x10;
+    snprintf(path, sizeof path, "%s/corrupted.fclf", dir);
+    write_file(path, bad, size);
+    expect_status(fclf_model_load(path, &m), FCLF_ERR_FORMAT, "load(corrupted byte)");
+    snprintf(path, sizeof path, "%s/foreign.fclf", dir);
+    write_file(path, (const unsigned char *)"\x89PNG\r\n\x1a\n not a model", 20);
+    expect_status(fclf_model_load(path, &m), FCLF_ERR_FORMAT, "load(foreign file)");
+    snprintf(path, sizeof path, "%s/empty.fclf", dir);
+    write_file(path, good, 0);
+    expect_status(fclf_model_load(path, &m), FCLF_ERR_FORMAT, "load(empty file)");
+    free(bad);
+    free(good);
+    fclf_model_free(NULL); /* a no-op */
+
+    fclf_model *model = NULL;
+    expect_status(fclf_model_load(model_path, &model), FCLF_OK, "load(model file)");
+    fclf_model *def = NULL;
+    expect_status(fclf_model_load_default(&def), FCLF_OK, "load_default");
+    if (!model || !def) return 1;
+
+    uint8_t img[784] = {0};
+    float probs[10];
+    int label = 77;
+    expect_status(fclf_predict(NULL, img, probs, &label), FCLF_ERR_INVALID_ARGUMENT, "predict(NULL model)");
+    expect_status(fclf_predict(model, NULL, probs, &label), FCLF_ERR_INVALID_ARGUMENT, "predict(NULL pixels)");
+    CHECK(label == 77, "outputs untouched on failure");
+    expect_status(fclf_predict_batch(model, img, 0, probs, &label), FCLF_ERR_INVALID_ARGUMENT, "predict_batch(count 0)");
+    expect_status(fclf_predict_batch(model, img, SIZE_MAX, probs, &label), FCLF_ERR_INVALID_ARGUMENT, "predict_batch(count SIZE_MAX)");
+    expect_status(fclf_predict_batch(NULL, img, 1, probs, &label), FCLF_ERR_INVALID_ARGUMENT, "predict_batch(NULL model)");
+    expect_status(fclf_predict_image_file(model, NULL, probs, &label), FCLF_ERR_INVALID_ARGUMENT, "predict_image_file(NULL path)");
+    expect_status(fclf_predict(model, img, NULL, NULL), FCLF_OK, "predict with both outputs NULL");
+    expect_status(fclf_predict(model, img, probs, &label), FCLF_OK, "predict(blank image)");
+    float sum = 0;
+    for (int j = 0; j < 10; j++) sum += probs[j];
+    CHECK(sum > 0.999f && sum < 1.001f && label >= 0 && label < 10, "probabilities sum to %f, label %d", sum, label);
+
+    /* Test images (or, without the dataset, deterministic synthetic ones). */
+    long count = IMAGES;
+    gzFile gz = argc >= 5 ? gzopen(argv[3], "rb") : NULL;
+    unsigned char header[16];
+    uint8_t *all = NULL;
+    long total = 0;
+    if (gz && gzread(gz, header, 16) == 16) {
+        total = (long)header[4] << 24 | header[5] << 16 | header[6] << 8 | header[7];
+        all = malloc((size_t)total * 784);
+        CHECK(gzread(gz, all, (unsigned)(total * 784)) == total * 784, "read %ld test images", total);
+        memcpy(pixels, all, sizeof pixels);
+    } else {
+        uint32_t x = 12345;
+        for (long i = 0; i < count * 784; i++) { x = x * 1664525u + 1013904223u; pixels[i] = (uint8_t)(x >> 24); }
+    }
+    if (gz) gzclose(gz);
+
+    /* Single-threaded reference, then batch must equal it bit for bit. */
+    int single_errors = 0;
+    for (int i = 0; i < IMAGES; i++)
+        if (fclf_predict(def, pixels + i * 784, ref_probs + i * 10, &ref_labels[i]) != FCLF_OK) single_errors++;
+    CHECK(single_errors == 0, "%d single predictions failed", single_errors);
+    float *batch_probs = malloc(sizeof ref_probs);
+    int *batch_labels = malloc(sizeof ref_labels);
+    expect_status(fclf_predict_batch(def, pixels, IMAGES, batch_probs, batch_labels), FCLF_OK, "predict_batch(2000)");
+    CHECK(memcmp(batch_probs, ref_probs, sizeof ref_probs) == 0 && memcmp(batch_labels, ref_labels, sizeof ref_labels) == 0,
+          "batch prediction equals single prediction");
+    free(batch_probs);
+    free(batch_labels);
+
+    /* 8 threads, one shared model. */
+    pthread_t threads[THREADS];
+    worker_arg args[THREADS];
+    for (int t = 0; t < THREADS; t++) {
+        args[t] = (worker_arg){def, 0, 0};
+        pthread_create(&threads[t], NULL, worker, &args[t]);
+    }
+    int mismatches = 0, errors = 0;
+    for (int t = 0; t < THREADS; t++) {
+        pthread_join(threads[t], NULL);
+        mismatches += args[t].mismatches;
+        errors += args[t].errors;
+    }
+    CHECK(mismatches == 0 && errors == 0, "%d threads x %d images: %d mismatches, %d errors", THREADS, IMAGES, mismatches, errors);
+
+    /* The model file's labels for every test image, for the Swift side to compare. */
+    if (all && argc >= 5) {
+        int *labels = malloc((size_t)total * sizeof(int));
+        expect_status(fclf_predict_batch(model, all, (size_t)total, NULL, labels), FCLF_OK, "predict_batch(all test images)");
+        FILE *out = fopen(argv[4], "w");
+        for (long i = 0; i < total; i++) fprintf(out, "%d\n", labels[i]);
+        fclose(out);
+        free(labels);
+    }
+    free(all);
+    fclf_model_free(model);
+    fclf_model_free(def);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed != 0;
+}
