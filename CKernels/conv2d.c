@@ -101,11 +101,11 @@ FCLF_CLONES static void small_k_plane(float *restrict dst, const float *restrict
 void fclf_conv2d_forward(float *y, float *col, float *tmp, const float *x, const float *w, const float *b,
                          int relu, fclf_conv2d_shape s) {
     const int64_t K = s.c * s.kh * s.kw, P = s.oh * s.ow, NP = s.n * P;
-#pragma omp parallel for schedule(static) if (big(s))
+#pragma omp parallel for schedule(static) if (FCLF_PAR(big(s)))
     for (int64_t i = 0; i < s.n; i++) im2col(col + i * P, NP, x + i * s.c * s.h * s.w, s);
     if (K < SMALL_K) {
         /* y_i[o] = b[o] + sum_k w[o][k] col_i[k]: image i's K col rows stay in L1 across all o. */
-#pragma omp parallel for schedule(static) if (big(s))
+#pragma omp parallel for schedule(static) if (FCLF_PAR(big(s)))
         for (int64_t i = 0; i < s.n; i++)
             for (int64_t o = 0; o < s.oc; o++)
                 small_k_plane(y + (i * s.oc + o) * P, col + i * P, NP, w + o * K, b ? b[o] : 0.0f, K, P, relu);
@@ -114,7 +114,7 @@ void fclf_conv2d_forward(float *y, float *col, float *tmp, const float *x, const
     fclf_sgemm(0, 0, s.oc, NP, K, 1.0f, w, K, col, NP, 0.0f, tmp, NP);
     /* [oc, n, P] -> [n, oc, P], adding the bias and applying ReLU on the way: one pass over y instead
      * of three. */
-#pragma omp parallel for schedule(static) if (big(s))
+#pragma omp parallel for schedule(static) if (FCLF_PAR(big(s)))
     for (int64_t i = 0; i < s.n; i++)
         for (int64_t o = 0; o < s.oc; o++) {
             const float *src = tmp + o * NP + i * P;
@@ -169,7 +169,7 @@ static void weight_grad_small_k(float *restrict dw, float *restrict db, const fl
                                 const float *restrict y, const float *restrict col, int relu,
                                 fclf_conv2d_shape s) {
     const int64_t K = s.c * s.kh * s.kw, P = s.oh * s.ow, NP = s.n * P;
-#pragma omp parallel for schedule(static) if (big(s))
+#pragma omp parallel for schedule(static) if (FCLF_PAR(big(s)))
     for (int64_t o = 0; o < s.oc; o++) small_k_grad_row(dw + o * K, db ? db + o : NULL, dy, y, col, relu, o, s);
 }
 
@@ -182,7 +182,7 @@ void fclf_conv2d_backward(float *dx, float *dw, float *db, float *dcol, float *t
     }
     /* dz = dy masked by ReLU (y > 0), moved from [n, oc, P] to tmp [oc, n, P], the forward GEMM's
      * output layout. */
-#pragma omp parallel for schedule(static) if (big(s))
+#pragma omp parallel for schedule(static) if (FCLF_PAR(big(s)))
     for (int64_t o = 0; o < s.oc; o++)
         for (int64_t i = 0; i < s.n; i++) {
             const float *src = dy + (i * s.oc + o) * P, *act = y + (i * s.oc + o) * P;
@@ -206,7 +206,7 @@ void fclf_conv2d_backward(float *dx, float *dw, float *db, float *dcol, float *t
         }
     if (!dx) return;
     fclf_sgemm(1, 0, K, NP, s.oc, 1.0f, w, K, tmp, NP, 0.0f, dcol, NP);
-#pragma omp parallel for schedule(static) if (big(s))
+#pragma omp parallel for schedule(static) if (FCLF_PAR(big(s)))
     for (int64_t i = 0; i < s.n; i++) col2im(dx + i * s.c * s.h * s.w, dcol + i * P, NP, s);
 }
 

@@ -81,6 +81,12 @@ void fclf_set_num_threads(int n) {
 #endif
 }
 
+/* Per-thread, so one thread's single-image predictions never change another thread's kernels. */
+static _Thread_local int serial_depth;
+void fclf_serial_begin(void) { serial_depth++; }
+void fclf_serial_end(void) { serial_depth--; }
+int fclf_serial_active(void) { return serial_depth > 0; }
+
 int fclf_get_max_threads(void) {
 #ifdef _OPENMP
     return omp_get_max_threads();

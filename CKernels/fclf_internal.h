@@ -12,12 +12,17 @@ extern int omp_get_max_threads(void);
 extern int omp_in_parallel(void);
 #define FCLF_THREAD_NUM() omp_get_thread_num()
 #define FCLF_NUM_THREADS() omp_get_num_threads()
-#define FCLF_MAX_THREADS() (omp_in_parallel() ? 1 : omp_get_max_threads())
+#define FCLF_MAX_THREADS() (omp_in_parallel() || fclf_serial_active() ? 1 : omp_get_max_threads())
 #else
 #define FCLF_THREAD_NUM() 0
 #define FCLF_NUM_THREADS() 1
 #define FCLF_MAX_THREADS() 1
 #endif
+
+/* True while the calling thread is inside fclf_serial_begin/end: kernels then open no parallel region. */
+int fclf_serial_active(void);
+/* A parallel region is worth opening: enough work, and the thread has not asked for serial execution. */
+#define FCLF_PAR(cond) ((cond) && !fclf_serial_active())
 
 /* Below this many floating-point operations a kernel stays on the calling thread: an OpenMP fork/join
  * costs ~35 us on this 2-core machine (TOOLCHAIN.md: 2,000 tiny regions ~70 ms), i.e. a few MFLOP. */

@@ -173,6 +173,13 @@ static float *scratch(float **buf, size_t *cap, size_t floats) {
     return *buf;
 }
 
+/* Equal K blocks (K = 288 runs as 2 x 144, not 256 + 32): a short last block pays a full load and store
+ * of every C tile for little work. Depends on K only, so never on the thread count or on M and N. */
+static int64_t kstep_for(int64_t K) {
+    int64_t kblocks = (K + KC - 1) / KC;
+    return (K + kblocks - 1) / kblocks;
+}
+
 static void gemm_serial(const gemm_variant *v, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
                         const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                         int64_t ldc) {
@@ -185,9 +192,7 @@ static void gemm_serial(const gemm_variant *v, int ta, int tb, int64_t M, int64_
         return;
     }
     float tile[MR_MAX * NR_MAX] __attribute__((aligned(64)));
-    /* Equal K blocks (K = 288 runs as 2 x 144, not 256 + 32): a short last block pays a full load and
-     * store of every C tile for little work. Depends on K only, so never on the thread count. */
-    const int64_t kblocks = (K + KC - 1) / KC, kstep = (K + kblocks - 1) / kblocks;
+    const int64_t kstep = kstep_for(K);
     for (int64_t jc = 0; jc < N; jc += NC) {
         int64_t nc = fclf_min64(NC, N - jc);
         for (int64_t pc = 0; pc < K; pc += kstep) {
@@ -220,6 +225,35 @@ static void gemm_serial(const gemm_variant *v, int ta, int tb, int64_t M, int64_
     }
 }
 
+/* Rows of C for a short op(A) (M < 4, e.g. one image through a dense layer), where an 8-row tile would
+ * be mostly padding and packing W would cost more than the product (dense1's 1600 x 128 weights:
+ * 820 KB per call). Per element the arithmetic is the micro-kernel's: the same K blocks, products
+ * accumulated in p order with FMA (AVX2/AVX-512 variants) or unfused (portable variant), then
+ * alpha * acc (+ beta * c). */
+FCLF_CLONES static void gemm_rows(int fused, int ta, int64_t M, int64_t N, int64_t K, int64_t kstep, float alpha,
+                                  const float *restrict A, int64_t lda, const float *restrict B, int64_t ldb,
+                                  float beta, float *restrict C, int64_t ldc, float *restrict acc) {
+    for (int64_t i = 0; i < M; i++) {
+        float *c = C + i * ldc;
+        for (int64_t pc = 0; pc < K; pc += kstep) {
+            int64_t kc = fclf_min64(kstep, K - pc);
+            float beta_k = pc == 0 ? beta : 1.0f;
+            for (int64_t j = 0; j < N; j++) acc[j] = 0.0f;
+            for (int64_t p = pc; p < pc + kc; p++) {
+                const float a = ta ? A[p * lda + i] : A[i * lda + p], *b = B + p * ldb;
+                if (fused)
+                    for (int64_t j = 0; j < N; j++) acc[j] = __builtin_fmaf(a, b[j], acc[j]);
+                else
+                    for (int64_t j = 0; j < N; j++) acc[j] = acc[j] + a * b[j];
+            }
+            for (int64_t j = 0; j < N; j++) {
+                float r = alpha * acc[j];
+                c[j] = beta_k == 0.0f ? r : r + beta_k * c[j];
+            }
+        }
+    }
+}
+
 static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc) {
     for (int64_t i = 0; i < M; i++)
         for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
@@ -237,7 +271,15 @@ void fclf_sgemm_isa(int isa, int ta, int tb, int64_t M, int64_t N, int64_t K, fl
         scale_c(M, N, beta, C, ldc);
         return;
     }
-    gemm_variant v = variant_for(fclf_isa_supported(isa) ? isa : FCLF_ISA_SCALAR);
+    if (!fclf_isa_supported(isa)) isa = FCLF_ISA_SCALAR;
+    gemm_variant v = variant_for(isa);
+    if (M < 4 && !tb) {
+        float *acc = scratch(&tl_pack_b, &tl_cap_b, (size_t)N);
+        if (acc) {
+            gemm_rows(isa != FCLF_ISA_SCALAR, ta, M, N, K, kstep_for(K), alpha, A, lda, B, ldb, beta, C, ldc, acc);
+            return;
+        }
+    }
     int nt = FCLF_MAX_THREADS();
     if (nt <= 1 || 2.0 * (double)M * (double)N * (double)K < FCLF_PAR_MIN_WORK) {
         gemm_serial(&v, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

@@ -4,9 +4,13 @@
 
 #include <string.h>
 
+/* Inputs below this many floats are pooled on the calling thread (a fork/join costs about as much as
+ * pooling 50k floats). */
+#define POOL_PAR_MIN (1 << 18)
+
 void fclf_maxpool2x2_forward(float *y, int32_t *argmax, const float *x, int64_t planes, int64_t h, int64_t w) {
     const int64_t oh = h / 2, ow = w / 2;
-#pragma omp parallel for schedule(static) if ((double)planes * h * w >= 8.0 * FCLF_PAR_MIN_WORK)
+#pragma omp parallel for schedule(static) if (FCLF_PAR(planes * h * w >= POOL_PAR_MIN))
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *xp = x + pl * h * w;
         float *yp = y + pl * oh * ow;
@@ -33,7 +37,7 @@ void fclf_maxpool2x2_forward(float *y, int32_t *argmax, const float *x, int64_t 
 void fclf_maxpool2x2_backward(float *dx, const float *dy, const int32_t *argmax, int64_t planes, int64_t h,
                               int64_t w) {
     const int64_t oh = h / 2, ow = w / 2;
-#pragma omp parallel for schedule(static) if ((double)planes * h * w >= 8.0 * FCLF_PAR_MIN_WORK)
+#pragma omp parallel for schedule(static) if (FCLF_PAR(planes * h * w >= POOL_PAR_MIN))
     for (int64_t pl = 0; pl < planes; pl++) {
         float *dxp = dx + pl * h * w;
         memset(dxp, 0, (size_t)(h * w) * sizeof(float));

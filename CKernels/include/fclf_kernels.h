@@ -38,13 +38,25 @@ const char *fclf_isa_name(int isa);
 /* OpenMP thread count for the following kernels; n < 1 is ignored. */
 void fclf_set_num_threads(int n);
 int fclf_get_max_threads(void);
+/* Between these, kernels called on this thread run on it alone (nestable). For work too small to repay
+ * a fork/join: a single image's forward pass takes ~50 us, an OpenMP fork/join several. */
+void fclf_serial_begin(void);
+void fclf_serial_end(void);
+
+/* ---- scratch.c: per-thread reusable memory -------------------------------------------------------- */
+
+/* At least `floats` floats of 64-byte aligned memory owned by the calling thread, reused by its next
+ * call (contents unspecified) and freed when the thread exits; NULL when out of memory. */
+float *fclf_thread_scratch(int64_t floats);
 
 /* ---- gemm.c: matrix multiplication --------------------------------------------------------------- */
 
 /* C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C. WRITES C when beta == 0 (C is not read, so it may
  * hold NaNs), otherwise ACCUMULATES. op(X) = X, or X^T when trans != 0; lda/ldb/ldc are row strides of
  * the stored matrices. Runs in parallel when the product is large and the caller is not already inside
- * an OpenMP parallel region. */
+ * an OpenMP parallel region. A product with M < 4 rows (and op(B) = B) is computed row by row without
+ * packing, with the same K blocks and multiply-add as the micro-kernel, so its rows are bitwise those
+ * of a larger M. */
 void fclf_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                 const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 /* fclf_sgemm with a given variant (tests and benchmarks; an unsupported one runs the scalar variant). */

@@ -1,5 +1,11 @@
 import CKernels
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// An immutable, thread-safe classifier for inference: the architecture and weights of a trained
 /// `Sequential`, copied once. Unlike the training layers, which keep their activations for backward,
 /// `predict` keeps all its state in scratch memory of its own call, so any number of threads may
@@ -24,7 +30,9 @@ public final class Classifier: Sendable {
     private let workSize: Int
 
     /// Images per kernel call: bounds the scratch to a few MB however many images are asked for.
-    public static let chunk = 64
+    public static let chunk = 32
+    /// Largest scratch (floats) kept per thread between calls: a few images' worth.
+    static let threadScratchLimit = 1 << 20
 
     public init(_ model: Sequential) {
         name = model.name
@@ -65,14 +73,23 @@ public final class Classifier: Sendable {
 
     /// Class probabilities for `count` images of `inputShape.perSample` bytes each (0...255, scaled by
     /// 1/255, as in training). Writes `probabilities[count * classes]` and/or `labels[count]` (either may
-    /// be nil).
+    /// be nil). Returns false only when scratch memory cannot be had (nothing is written then).
+    @discardableResult
     public func predict(_ pixels: UnsafePointer<UInt8>, count: Int, probabilities: UnsafeMutablePointer<Float>?,
-                        labels: UnsafeMutablePointer<Int32>?) {
-        guard count > 0 else { return }
+                        labels: UnsafeMutablePointer<Int32>?) -> Bool {
+        guard count > 0 else { return true }
         let perImage = inputShape.perSample
         let chunk = min(count, Classifier.chunk)
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: chunk * (2 * activationSize + workSize))
-        defer { scratch.deallocate() }
+        let floats = chunk * (2 * activationSize + workSize)
+        // Small requests (single images) reuse this thread's buffer: no allocation, no page faults.
+        let reuse = floats <= Classifier.threadScratchLimit
+        let memory = reuse ? UnsafeMutableRawPointer(fclf_thread_scratch(Int64(floats))) : malloc(floats * 4)
+        guard let memory else { return false }
+        defer { if !reuse { free(memory) } }
+        // A few images are ~50 us each: an OpenMP fork/join per layer would cost more than it saves.
+        if count <= 4 { fclf_serial_begin() }
+        defer { if count <= 4 { fclf_serial_end() } }
+        let scratch = memory.assumingMemoryBound(to: Float.self)
         var done = 0
         while done < count {
             let n = min(chunk, count - done)
@@ -121,5 +138,6 @@ public final class Classifier: Sendable {
             }
             done += n
         }
+        return true
     }
 }

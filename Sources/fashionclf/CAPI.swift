@@ -86,11 +86,13 @@ public func capiPredict(_ handle: OpaquePointer?, _ pixels: UnsafePointer<UInt8>
     // Compute into locals first: on failure no output may be touched, and there is none past this point.
     var probs = (Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0))
     var l: Int32 = 0
-    withUnsafeMutableBytes(of: &probs) { raw in
+    let ok = withUnsafeMutableBytes(of: &probs) { raw in
         let p = raw.baseAddress!.assumingMemoryBound(to: Float.self)
-        model(handle).predict(pixels, count: 1, probabilities: p, labels: &l)
+        guard model(handle).predict(pixels, count: 1, probabilities: p, labels: &l) else { return false }
         probabilities?.update(from: p, count: 10)
+        return true
     }
+    guard ok else { return fail(FCLF_ERR_NO_MEMORY, "fclf_predict: no memory for the scratch buffer") }
     label?.pointee = l
     return FCLF_OK
 }
@@ -104,7 +106,9 @@ public func capiPredictBatch(_ handle: OpaquePointer?, _ pixels: UnsafePointer<U
     guard count >= 1, count <= maxBatch else {
         return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_predict_batch: count \(UInt(bitPattern: count)) is outside 1...\(maxBatch); split larger work into several calls")
     }
-    model(handle).predict(pixels, count: count, probabilities: probabilities, labels: labels)
+    guard model(handle).predict(pixels, count: count, probabilities: probabilities, labels: labels) else {
+        return fail(FCLF_ERR_NO_MEMORY, "fclf_predict_batch: no memory for \(min(count, Classifier.chunk)) images' scratch; free memory or lower count")
+    }
     return FCLF_OK
 }
 
