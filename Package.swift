@@ -19,6 +19,7 @@ let package = Package(
     products: [
         // MARK: - Public API
         .executable(name: "fclf-train", targets: ["fclf-train"]),
+        .executable(name: "fclf-classify", targets: ["fclf-classify"]),
         .library(name: "FashionCLF", targets: ["FashionCLF"]),
         // libfashionclf.so, the C API (header: Sources/CFashionCLF/include/fashionclf.h). For a library that
         // needs no Swift toolchain at run time: swift build -c release -Xswiftc -static-stdlib --product fashionclf
@@ -47,9 +48,23 @@ let package = Package(
             path: "Sources/CFashionCLF",
             exclude: ["default-model.fclf"]
         ),
+        // Photo decoding: libjpeg-turbo and libpng from Debian (headers in /usr/include).
+        .target(
+            name: "CImageIO",
+            path: "Sources/CImageIO",
+            linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]
+        ),
+        .target(name: "FashionCLFPhotos", dependencies: ["FashionCLF", "CImageIO"]),
+        // Text for fclf-classify's contact sheet: FreeType from Debian (libfreetype-dev; font fonts-dejavu-core).
+        .target(
+            name: "CRender",
+            path: "Sources/CRender",
+            cSettings: [.unsafeFlags(["-I/usr/include/freetype2"])],
+            linkerSettings: [.linkedLibrary("freetype")]
+        ),
         .target(
             name: "FashionCLFCAPI",
-            dependencies: ["FashionCLF", "CFashionCLF", "CKernels"],
+            dependencies: ["FashionCLF", "FashionCLFPhotos", "CFashionCLF", "CKernels"],
             path: "Sources/fashionclf",
             exclude: ["exports.map"],
             // Export exactly the header's functions (the map lists them).
@@ -60,10 +75,25 @@ let package = Package(
             dependencies: ["FashionCLF", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
+        .executableTarget(
+            name: "fclf-classify",
+            dependencies: ["FashionCLF", "FashionCLFPhotos", "CFashionCLF", "CRender",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+
         // MARK: - Benchmarks
         .executableTarget(name: "fclf-profile", dependencies: ["FashionCLF", "CKernels"], path: "Benchmarks/fclf-profile"),
 
         // MARK: - Unit test bundles
-        .testTarget(name: "FashionCLFTests", dependencies: ["FashionCLF", "CKernels", "CZlib"]),
+        // Writers for the photo tests' synthetic files (JPEG with an EXIF orientation, 16-bit PNG).
+        .target(
+            name: "CTestSupport",
+            path: "Tests/CTestSupport",
+            linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]
+        ),
+        .testTarget(
+            name: "FashionCLFTests",
+            dependencies: ["FashionCLF", "FashionCLFPhotos", "CKernels", "CZlib", "CTestSupport"]
+        ),
     ]
 )

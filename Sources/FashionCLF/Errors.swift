@@ -5,6 +5,10 @@ public enum FCLFError: Error, CustomStringConvertible, Equatable {
     case modelFile(path: String, reason: String)
     case io(path: String, reason: String)
     case invalidArgument(String)
+    /// A photo that cannot be used; the message names the file, the problem and the fix.
+    case photo(String)
+    /// A request beyond a documented limit, or memory that could not be had.
+    case resourceLimit(String)
 
     public var description: String {
         switch self {
@@ -16,7 +20,7 @@ public enum FCLFError: Error, CustomStringConvertible, Equatable {
             return "\(path): \(reason); write a model with `fclf-train --out FILE`"
         case .io(let path, let reason):
             return "\(path): \(reason)"
-        case .invalidArgument(let message):
+        case .invalidArgument(let message), .photo(let message), .resourceLimit(let message):
             return message
         }
     }

@@ -4,6 +4,7 @@
 import CFashionCLF
 import CKernels
 import FashionCLF
+import FashionCLFPhotos
 
 #if canImport(Glibc)
 import Glibc
@@ -21,7 +22,8 @@ func fail(_ status: fclf_status, _ message: String) -> fclf_status {
 func status(of error: FCLFError) -> fclf_status {
     switch error {
     case .datasetMissing, .io: return FCLF_ERR_IO
-    case .badDataFile, .modelFile: return FCLF_ERR_FORMAT
+    case .badDataFile, .modelFile, .photo: return FCLF_ERR_FORMAT
+    case .resourceLimit: return FCLF_ERR_NO_MEMORY
     case .invalidArgument: return FCLF_ERR_INVALID_ARGUMENT
     }
 }
@@ -117,5 +119,11 @@ public func capiPredictImageFile(_ handle: OpaquePointer?, _ path: UnsafePointer
                                  _ label: UnsafeMutablePointer<Int32>?) -> fclf_status {
     guard handle != nil else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_predict_image_file: model is NULL; load one with fclf_model_load or fclf_model_load_default") }
     guard let path else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_predict_image_file: path is NULL; pass a PNG or JPEG file") }
-    return fail(FCLF_ERR_UNSUPPORTED, "fclf_predict_image_file: \(String(cString: path)): photo preprocessing is not in this build yet; convert the photo to 28x28 pixels and call fclf_predict")
+    let prepared: PreparedImage
+    do {
+        prepared = Preprocessor.prepare(try Photo.load(String(cString: path)))
+    } catch {
+        return fail(status(of: error), "fclf_predict_image_file: \(error)")
+    }
+    return prepared.pixels.withUnsafeBufferPointer { capiPredict(handle, $0.baseAddress, probabilities, label) }
 }

@@ -2,6 +2,7 @@
 // C compiler against the header and the built library, and run; the exported symbols are inspected.
 // The library must be built first (the README's test command does: swift build, then swift test).
 @testable import FashionCLF
+import CTestSupport
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -38,6 +39,13 @@ func shell(_ command: String) -> (status: Int32, output: String) {
     return ((status >> 8) & 0xff, output)
 }
 
+/// A 64x48 PNG: a dark garment-like rectangle on a white background.
+func writePhoto(_ path: String) {
+    var rgba = [UInt8](repeating: 255, count: 64 * 48 * 4)
+    for y in 8..<40 { for x in 20..<44 { for c in 0..<3 { rgba[4 * (y * 64 + x) + c] = 40 } } }
+    _ = fclf_test_write_png_rgba(path, rgba, 64, 48)
+}
+
 let testImages = FashionMNIST.resolveDirectory(nil) + "/t10k-images-idx3-ubyte.gz"
 let defaultModelFile = packageRoot + "/Sources/CFashionCLF/default-model.fclf"
 
@@ -55,6 +63,7 @@ struct CAPITests {
         let exe = work + "/capi_test"
         let build = shell("cc -std=c11 -O2 -Wall -Werror -I '\(packageRoot)/Sources/CFashionCLF/include' '\(packageRoot)/Tests/capi/capi_test.c' -L '\(lib)' -Wl,-rpath,'\(lib)' -lfashionclf -lz -lpthread -o '\(exe)'")
         try #require(build.status == 0, "compiling capi_test.c failed:\n\(build.output)")
+        writePhoto(work + "/photo.png")
         let haveData = access(testImages, R_OK) == 0
         let predictions = work + "/predictions.txt"
         let run = shell("'\(exe)' '\(defaultModelFile)' '\(work)'" + (haveData ? " '\(testImages)' '\(predictions)'" : ""))
@@ -88,9 +97,12 @@ struct CAPITests {
         let lines = run.output.split(separator: "\n")
         #expect(lines.count == 5)
         #expect(lines.first?.split(separator: "\t").count == 4)
-        // Photos are not classified until the photo preprocessing lands; the example says so and fails cleanly.
-        let photo = shell("'\(exe)' '\(work)/no-such-photo.jpg'")
-        #expect(photo.status == 1 && photo.output.contains("fclf_predict_image_file"))
+        // Photos: one good, one missing; the good one is classified, the missing one is one error line.
+        writePhoto(work + "/photo.png")
+        let photos = shell("'\(exe)' '\(work)/photo.png' '\(work)/no-such-photo.jpg'")
+        #expect(photos.status == 1)
+        #expect(photos.output.contains("photo.png\t"), "\(photos.output)")
+        #expect(photos.output.contains("no-such-photo.jpg") && photos.output.contains("I/O error"), "\(photos.output)")
     }
 
     @Test("the Python ctypes example", .enabled(if: shell("command -v python3").status == 0 && access(testImages, R_OK) == 0))
@@ -100,6 +112,25 @@ struct CAPITests {
         print(run.output.split(separator: "\n").suffix(2).joined(separator: "\n"))
         #expect(run.status == 0, "\(run.output)")
         #expect(run.output.contains("accuracy 0.9") || run.output.contains("accuracy 0.8"), "\(run.output)")
+    }
+
+    @Test("fclf-classify: a broken photo is reported and the others are still classified")
+    func classifyContinuesPastBadPhotos() throws {
+        let exe = try library() + "/fclf-classify"
+        try #require(access(exe, X_OK) == 0, "fclf-classify not built: run `swift build` first")
+        writePhoto(work + "/a.png")
+        writePhoto(work + "/c.png")
+        writeBytes(Array("not a photo".utf8), to: work + "/b.jpg")
+        writeBytes(Array("file,label_index\na.png,0\nc.png,3\n".utf8), to: work + "/labels.csv")
+        let run = shell("'\(exe)' '\(work)' --labels '\(work)/labels.csv' --json '\(work)/out.json' --sheet '\(work)/sheet.png'")
+        print(run.output)
+        #expect(run.status == 1)
+        #expect(run.output.contains("b.jpg: not a JPEG or PNG file"))
+        #expect(run.output.contains("a.png\t") && run.output.contains("c.png\t"))
+        #expect(run.output.contains("top-1") && run.output.contains("/2 ="))
+        let json = String(decoding: try FileIO.read(work + "/out.json", limit: 1 << 20), as: UTF8.self)
+        #expect(json.contains("\"error\"") && json.ranges(of: "\"file\"").count == 3)
+        #expect(access(work + "/sheet.png", R_OK) == 0)
     }
 
     @Test("the library exports exactly the header's functions")

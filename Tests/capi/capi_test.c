@@ -140,6 +140,18 @@ int main(int argc, char **argv) {
     expect_status(fclf_predict_batch(model, img, SIZE_MAX, probs, &label), FCLF_ERR_INVALID_ARGUMENT, "predict_batch(count SIZE_MAX)");
     expect_status(fclf_predict_batch(NULL, img, 1, probs, &label), FCLF_ERR_INVALID_ARGUMENT, "predict_batch(NULL model)");
     expect_status(fclf_predict_image_file(model, NULL, probs, &label), FCLF_ERR_INVALID_ARGUMENT, "predict_image_file(NULL path)");
+    expect_status(fclf_predict_image_file(NULL, model_path, probs, &label), FCLF_ERR_INVALID_ARGUMENT, "predict_image_file(NULL model)");
+    snprintf(path, sizeof path, "%s/no-such-photo.jpg", dir);
+    expect_status(fclf_predict_image_file(model, path, probs, &label), FCLF_ERR_IO, "predict_image_file(missing)");
+    expect_status(fclf_predict_image_file(model, model_path, probs, &label), FCLF_ERR_FORMAT, "predict_image_file(not an image)");
+    snprintf(path, sizeof path, "%s/photo.png", dir); /* written by the Swift test: a dark garment on white */
+    FILE *photo = fopen(path, "rb");
+    if (photo) {
+        fclose(photo);
+        label = -1;
+        expect_status(fclf_predict_image_file(model, path, probs, &label), FCLF_OK, "predict_image_file(photo.png)");
+        CHECK(label >= 0 && label < 10, "photo label %d", label);
+    }
     expect_status(fclf_predict(model, img, NULL, NULL), FCLF_OK, "predict with both outputs NULL");
     expect_status(fclf_predict(model, img, probs, &label), FCLF_OK, "predict(blank image)");
     float sum = 0;

@@ -88,8 +88,11 @@ FCLF_API FCLF_NODISCARD fclf_status fclf_predict(const fclf_model *model, const 
 FCLF_API FCLF_NODISCARD fclf_status fclf_predict_batch(const fclf_model *model, const uint8_t *pixels,
                                                        size_t count, float *probabilities, int *labels);
 
-/* Classifies a PNG or JPEG photo of a garment through the real-photo preprocessing (see README).
- * Until that preprocessing is built, returns FCLF_ERR_UNSUPPORTED. */
+/* Classifies a PNG or JPEG photo of a garment through the real-photo preprocessing of fclf-classify
+ * (README, "Real photos"): EXIF orientation, alpha over white, background from the border, crop to the
+ * garment, longest side to 28 pixels, negated when the background is light. A missing file gives
+ * FCLF_ERR_IO; a file that is not a JPEG/PNG, or is corrupt or truncated, FCLF_ERR_FORMAT; more than
+ * 64 million pixels, FCLF_ERR_NO_MEMORY (refused before decoding). */
 FCLF_API FCLF_NODISCARD fclf_status fclf_predict_image_file(const fclf_model *model, const char *path,
                                                             float probabilities[10], int *label);
 

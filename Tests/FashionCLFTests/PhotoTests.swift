@@ -1,0 +1,127 @@
+// The real-photo pipeline on synthetic images the tests draw: the garment ends up centred, correctly
+// inverted, at the expected extent; damaged, foreign, missing and oversized files give clear errors.
+import CTestSupport
+@testable import FashionCLF
+@testable import FashionCLFPhotos
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Extent of the non-zero pixels of a 28x28 input: (x0, y0, width, height).
+private func extent(_ p: [UInt8]) -> (x: Int, y: Int, w: Int, h: Int) {
+    var x0 = 28, y0 = 28, x1 = -1, y1 = -1
+    for y in 0..<28 { for x in 0..<28 where p[y * 28 + x] > 40 { x0 = min(x0, x); y0 = min(y0, y); x1 = max(x1, x); y1 = max(y1, y) } }
+    return (x0, y0, x1 - x0 + 1, y1 - y0 + 1)
+}
+
+/// A w x h RGB canvas of one colour with a rectangle of another.
+private func canvas(_ w: Int, _ h: Int, background: UInt8, rect: (x: Int, y: Int, w: Int, h: Int), value: UInt8) -> [UInt8] {
+    var rgb = [UInt8](repeating: background, count: w * h * 3)
+    for y in rect.y..<(rect.y + rect.h) { for x in rect.x..<(rect.x + rect.w) { for c in 0..<3 { rgb[3 * (y * w + x) + c] = value } } }
+    return rgb
+}
+
+private func rgba(_ rgb: [UInt8]) -> [UInt8] {
+    var out: [UInt8] = []
+    for i in stride(from: 0, to: rgb.count, by: 3) { out += [rgb[i], rgb[i + 1], rgb[i + 2], 255] }
+    return out
+}
+
+/// The object is `w` x `h` pixels, centred (to within a pixel), bright (peak 255), on a zero background.
+private func expectGarment(_ p: PreparedImage, w: Int, h: Int, inverted: Bool, _ what: String,
+                           sourceLocation: SourceLocation = #_sourceLocation) {
+    let e = extent(p.pixels)
+    #expect(p.inverted == inverted, "\(what): inverted \(p.inverted)", sourceLocation: sourceLocation)
+    #expect(abs(e.w - w) <= 1 && abs(e.h - h) <= 1, "\(what): extent \(e.w)x\(e.h), expected \(w)x\(h)", sourceLocation: sourceLocation)
+    #expect(abs(e.x - (28 - e.w) / 2) <= 1 && abs(e.y - (28 - e.h) / 2) <= 1, "\(what): not centred, at \(e.x),\(e.y)", sourceLocation: sourceLocation)
+    #expect(p.pixels.max() == 255, "\(what): peak \(p.pixels.max() ?? 0)", sourceLocation: sourceLocation)
+    let outside = p.pixels.enumerated().filter { i, _ in
+        let x = i % 28, y = i / 28
+        return x < e.x - 1 || x > e.x + e.w || y < e.y - 1 || y > e.y + e.h
+    }
+    #expect(outside.allSatisfy { $0.element == 0 }, "\(what): background is not 0", sourceLocation: sourceLocation)
+}
+
+@Suite("Real-photo preprocessing")
+struct PhotoTests {
+    let dir = temporaryDirectory()
+
+    @Test func darkRectangleOnWhiteOddSize() throws {
+        let path = dir + "/dark.png"
+        #expect(fclf_test_write_png_rgba(path, rgba(canvas(101, 77, background: 255, rect: (13, 20, 60, 30), value: 30)), 101, 77) == 0)
+        expectGarment(Preprocessor.prepare(try Photo.load(path)), w: 28, h: 14, inverted: true, "dark on white")
+    }
+
+    @Test func lightRectangleOnBlackIsNotInverted() throws {
+        let path = dir + "/light.jpg"
+        #expect(fclf_test_write_jpeg(path, canvas(53, 91, background: 0, rect: (15, 21, 24, 48), value: 230), 53, 91, 0) == 0)
+        expectGarment(Preprocessor.prepare(try Photo.load(path)), w: 14, h: 28, inverted: false, "light on black")
+    }
+
+    @Test func transparentBackgroundIsCompositedOntoWhite() throws {
+        // Transparent pixels hold black RGB: only compositing with alpha shows they are background.
+        var pixels = [UInt8](repeating: 0, count: 80 * 50 * 4)
+        for y in 5..<45 { for x in 20..<60 { pixels.replaceSubrange(4 * (y * 80 + x)..<4 * (y * 80 + x) + 4, with: [20, 40, 120, 255]) } }
+        let path = dir + "/cutout.png"
+        #expect(fclf_test_write_png_rgba(path, pixels, 80, 50) == 0)
+        expectGarment(Preprocessor.prepare(try Photo.load(path)), w: 28, h: 28, inverted: true, "RGBA cut-out")
+    }
+
+    @Test func sixteenBitInterlacedPNG() throws {
+        var gray = [UInt16](repeating: 65535, count: 70 * 70)
+        for y in 20..<55 { for x in 30..<50 { gray[y * 70 + x] = 5000 } }
+        let path = dir + "/gray16.png"
+        #expect(fclf_test_write_png_gray16(path, gray, 70, 70) == 0)
+        let photo = try Photo.load(path)
+        #expect(photo.width == 70 && photo.height == 70)
+        expectGarment(Preprocessor.prepare(photo), w: 16, h: 28, inverted: true, "16-bit gray PNG")
+    }
+
+    @Test("EXIF orientation is honoured", arguments: [1, 3, 6, 8])
+    func exifOrientation(_ orientation: Int32) throws {
+        // Stored: a wide dark bar on white. Orientations 6 and 8 display it turned by 90 degrees.
+        let path = dir + "/exif\(orientation).jpg"
+        #expect(fclf_test_write_jpeg(path, canvas(90, 60, background: 255, rect: (15, 20, 60, 20), value: 20), 90, 60, orientation) == 0)
+        let photo = try Photo.load(path)
+        let turned = orientation >= 5
+        #expect(photo.width == (turned ? 60 : 90) && photo.height == (turned ? 90 : 60))
+        let prepared = Preprocessor.prepare(photo)
+        expectGarment(prepared, w: turned ? 9 : 28, h: turned ? 28 : 9, inverted: true, "EXIF \(orientation)")
+        // Orientation 3 turns the photo upside down: the bar (rows 20-40 of 60) moves to rows 20-40 from the bottom.
+        if orientation == 3 { #expect(prepared.box.y0 == 20 && prepared.box.y1 == 40) }
+        if orientation == 6 { #expect(prepared.box.x0 == 20 && prepared.box.x1 == 40 && prepared.box.y0 == 15) }
+    }
+
+    @Test func naivePreprocessingIsTheSeedsSquashAndInvert() throws {
+        let photo = Photo(width: 56, height: 28, rgba: rgba(canvas(56, 28, background: 255, rect: (0, 0, 28, 28), value: 0)))
+        let p = Preprocessor.prepare(photo, .naive)
+        #expect(p.pixels[0] == 255 && p.pixels[13] == 255 && p.pixels[14] == 0 && p.pixels[27] == 0)
+    }
+
+    @Test func damagedForeignMissingAndHugeFilesAreRejected() throws {
+        var noise = [UInt8](repeating: 0, count: 200 * 200 * 3)
+        var rng = SplitMix64(seed: 1)
+        for i in noise.indices { noise[i] = UInt8(truncatingIfNeeded: rng.next()) }
+        let jpeg = dir + "/noise.jpg"
+        #expect(fclf_test_write_jpeg(jpeg, noise, 200, 200, 0) == 0)
+        var bytes = try FileIO.read(jpeg, limit: 1 << 24)
+        bytes.removeLast(bytes.count / 2)
+        writeBytes(bytes, to: dir + "/truncated.jpg")
+        func reason(_ path: String, limit: Int = Photo.defaultPixelLimit) -> String {
+            do { _ = try Photo.load(path, pixelLimit: limit); return "accepted" } catch { return error.description }
+        }
+        #expect(reason(dir + "/truncated.jpg").contains("truncated"))
+        let png = dir + "/ok.png"
+        #expect(fclf_test_write_png_rgba(png, rgba(noise), 200, 200) == 0)
+        var pngBytes = try FileIO.read(png, limit: 1 << 24)
+        pngBytes.removeLast(pngBytes.count / 3)
+        writeBytes(pngBytes, to: dir + "/truncated.png")
+        #expect(reason(dir + "/truncated.png").contains("PNG"))
+        writeBytes(Array("name,label\nshirt,6\n".utf8), to: dir + "/labels.jpg")
+        #expect(reason(dir + "/labels.jpg").contains("not a JPEG or PNG"))
+        #expect(reason(dir + "/missing.jpg").contains("cannot open"))
+        #expect(reason(jpeg, limit: 100).contains("above the limit"))
+        #expect(reason(jpeg) == "accepted")
+    }
+}
