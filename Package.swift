@@ -24,6 +24,8 @@ let package = Package(
         // libfashionclf.so, the C API (header: Sources/CFashionCLF/include/fashionclf.h). For a library that
         // needs no Swift toolchain at run time: swift build -c release -Xswiftc -static-stdlib --product fashionclf
         .library(name: "fashionclf", type: .dynamic, targets: ["FashionCLFCAPI"]),
+        // For the benchmark package in Benchmarks/ only: the kernels have no stable API.
+        .library(name: "CKernels", targets: ["CKernels"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -68,21 +70,20 @@ let package = Package(
             path: "Sources/fashionclf",
             exclude: ["exports.map"],
             // Export exactly the header's functions (the map lists them).
-            linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=Sources/fashionclf/exports.map"])]
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/fashionclf/exports.map"])]
         ),
+        // The visual training report (HTML, SVG, PNG figures).
+        .target(name: "FashionCLFReport", dependencies: ["FashionCLF", "CImageIO", "CRender"]),
         .executableTarget(
             name: "fclf-train",
-            dependencies: ["FashionCLF", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["FashionCLF", "FashionCLFReport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         .executableTarget(
             name: "fclf-classify",
-            dependencies: ["FashionCLF", "FashionCLFPhotos", "CFashionCLF", "CRender",
+            dependencies: ["FashionCLF", "FashionCLFPhotos", "FashionCLFReport", "CFashionCLF",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-
-        // MARK: - Benchmarks
-        .executableTarget(name: "fclf-profile", dependencies: ["FashionCLF", "CKernels"], path: "Benchmarks/fclf-profile"),
 
         // MARK: - Unit test bundles
         // Writers for the photo tests' synthetic files (JPEG with an EXIF orientation, 16-bit PNG).
@@ -93,7 +94,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FashionCLFTests",
-            dependencies: ["FashionCLF", "FashionCLFPhotos", "CKernels", "CZlib", "CTestSupport"]
+            dependencies: ["FashionCLF", "FashionCLFPhotos", "FashionCLFReport", "CKernels", "CZlib", "CTestSupport"]
         ),
     ]
 )

@@ -219,15 +219,25 @@ int fclf_image_decode(const char *path, int64_t max_pixels, fclf_rgba_image *out
     return rc;
 }
 
-int fclf_image_write_png(const char *path, const uint8_t *rgba, int32_t width, int32_t height, char *err,
-                         size_t errlen) {
+int fclf_image_encode_png(const uint8_t *rgba, int32_t width, int32_t height, uint8_t **out, size_t *size, char *err,
+                          size_t errlen) {
     png_image image;
     memset(&image, 0, sizeof image);
     image.version = PNG_IMAGE_VERSION;
     image.width = (png_uint_32)width;
     image.height = (png_uint_32)height;
     image.format = PNG_FORMAT_RGBA;
-    if (!png_image_write_to_file(&image, path, 0, rgba, 0, NULL))
-        return fail(err, errlen, FCLF_IMAGE_IO, "%s: cannot write PNG (%s)", path, image.message);
+    png_alloc_size_t n = 0;
+    *out = NULL;
+    if (!png_image_write_to_memory(&image, NULL, &n, 0, rgba, 0, NULL))  /* first call: the size */
+        return fail(err, errlen, FCLF_IMAGE_FORMAT, "cannot encode PNG (%s)", image.message);
+    uint8_t *buf = malloc(n);
+    if (!buf) return fail(err, errlen, FCLF_IMAGE_NO_MEMORY, "no memory for a %zu-byte PNG", (size_t)n);
+    if (!png_image_write_to_memory(&image, buf, &n, 0, rgba, 0, NULL)) {
+        free(buf);
+        return fail(err, errlen, FCLF_IMAGE_FORMAT, "cannot encode PNG (%s)", image.message);
+    }
+    *out = buf;
+    *size = n;
     return FCLF_IMAGE_OK;
 }

@@ -185,15 +185,6 @@ public enum FileIO {
         }
     }
 
-    /// Moves a finished temporary file into place (atomic on one file system).
-    public static func moveIntoPlace(_ from: String, to path: String) throws(FCLFError) {
-        guard rename(from, path) == 0 else {
-            let e = errno
-            unlink(from)
-            throw .io(path: path, reason: "cannot rename into place: \(String(cString: strerror(e)))")
-        }
-    }
-
     public static func writeAtomically(_ text: String, to path: String) throws(FCLFError) {
         try writeAtomically(Array(text.utf8), to: path)
     }

@@ -67,6 +67,8 @@ public struct Evaluation: Sendable {
     public var confusion: [[Int]]
     /// The predicted class of each image, in order.
     public var predictions: [UInt8]
+    /// The probability the model gave its predicted class, per image.
+    public var confidences: [Float]
 }
 
 /// Drives a Sequential model through batches. Owns the batch input buffers and the shuffling order,
@@ -152,6 +154,7 @@ public final class Trainer {
         let k = model.outputSize
         var confusion = [[Int]](repeating: [Int](repeating: 0, count: k), count: k)
         var predictions = [UInt8](repeating: 0, count: data.count)
+        var confidences = [Float](repeating: 0, count: data.count)
         var lossSum = 0.0, hits = 0, done = 0
         while done < data.count {
             let n = min(batchSize, data.count - done)
@@ -164,13 +167,14 @@ public final class Trainer {
                 let pred = argmax(probs + i * k, k), actual = Int(labels.pointer[i])
                 confusion[actual][pred] += 1
                 predictions[base + i] = UInt8(pred)
+                confidences[base + i] = probs[i * k + pred]
                 if pred == actual { hits += 1 }
             }
             done += n
         }
         let total = Double(max(data.count, 1))
         return Evaluation(count: data.count, loss: lossSum / total, accuracy: Double(hits) / total,
-                          confusion: confusion, predictions: predictions)
+                          confusion: confusion, predictions: predictions, confidences: confidences)
     }
 }
 

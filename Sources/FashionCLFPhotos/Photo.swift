@@ -29,15 +29,4 @@ public struct Photo: Sendable {
         let w = Int(image.width), h = Int(image.height)
         return Photo(width: w, height: h, rgba: Array(UnsafeBufferPointer(start: image.rgba, count: w * h * 4)))
     }
-
-    /// Writes 8-bit RGBA as PNG, atomically (temporary file, then rename).
-    public static func writePNG(_ rgba: [UInt8], width: Int, height: Int, to path: String) throws(FCLFError) {
-        let tmp = path + ".tmp.png"
-        var err = [CChar](repeating: 0, count: 512)
-        let rc = rgba.withUnsafeBufferPointer { fclf_image_write_png(tmp, $0.baseAddress, Int32(width), Int32(height), &err, err.count) }
-        guard rc == 0 else {
-            throw .io(path: path, reason: String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
-        }
-        try FileIO.moveIntoPlace(tmp, to: path)
-    }
 }

@@ -1,8 +1,8 @@
 import ArgumentParser
 import CFashionCLF
-import CRender
 import FashionCLF
 import FashionCLFPhotos
+import FashionCLFReport
 
 #if canImport(Glibc)
 import Glibc
@@ -211,74 +211,53 @@ extension Substring {
 enum ContactSheet {
     static let thumb = 112, pad = 8, textHeight = 36, columns = 4
     static let cellWidth = pad + thumb + pad + thumb + pad, cellHeight = pad + thumb + 6 + textHeight + pad
-    static let fontPath = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
     static func write(_ results: [Result], to path: String) throws(FCLFError) {
         let shown = results.filter { $0.photo != nil }
         guard !shown.isEmpty else { throw .invalidArgument("no photo could be classified, so there is no contact sheet to write") }
-        guard let font = fclf_font_open(fontPath, 12) else {
-            throw .io(path: fontPath, reason: "cannot load the font for the sheet's text; install it with `apt-get install fonts-dejavu-core`")
-        }
-        defer { fclf_font_close(font) }
+        let font = try Raster.Font(size: 12)
         let rows = (shown.count + columns - 1) / columns
-        let width = columns * cellWidth, height = rows * cellHeight
-        var canvas = [UInt8](repeating: 255, count: width * height * 4)
+        var canvas = Raster(width: columns * cellWidth, height: rows * cellHeight)
         for (n, r) in shown.enumerated() {
             let cx = (n % columns) * cellWidth, cy = (n / columns) * cellHeight
-            if let label = r.label {
-                let right = label == r.ranked[0]
-                frame(&canvas, width, cx + 2, cy + 2, cellWidth - 4, cellHeight - 4, right ? (40, 160, 60) : (210, 40, 40))
-            }
-            if let photo = r.photo { drawThumbnail(&canvas, width, photo, cx + pad, cy + pad) }
-            if let p = r.prepared {
-                for y in 0..<thumb {
-                    for x in 0..<thumb {
-                        let v = p.pixels[(y / 4) * 28 + x / 4]
-                        let i = 4 * ((cy + pad + y) * width + cx + 2 * pad + thumb + x)
-                        canvas[i] = v; canvas[i + 1] = v; canvas[i + 2] = v; canvas[i + 3] = 255
-                    }
-                }
-            }
             let ranked = r.ranked
-            let line1 = "\(FashionMNIST.classNames[ranked[0]]) \(Text.fixed(Double(r.probabilities[ranked[0]]) * 100, 0))%"
-            canvas.withUnsafeMutableBufferPointer { buf in
-                let y = Int32(cy + pad + thumb + 18)
-                _ = fclf_draw_text(font, buf.baseAddress, Int32(width), Int32(height), Int32(cx + pad), y, line1, 0x101010)
-                if let label = r.label {
-                    let line2 = "true: \(FashionMNIST.classNames[label])"
-                    _ = fclf_draw_text(font, buf.baseAddress, Int32(width), Int32(height), Int32(cx + pad), y + 16, line2,
-                                       label == ranked[0] ? 0x206030 : 0xC02020)
-                }
-                let name = String(r.file.split(separator: "/").last ?? "")
-                _ = fclf_draw_text(font, buf.baseAddress, Int32(width), Int32(height), Int32(cx + 2 * pad + thumb), y, String(name.prefix(18)), 0x707070)
+            if let label = r.label {
+                canvas.frame(cx + 2, cy + 2, cellWidth - 4, cellHeight - 4, label == ranked[0] ? (40, 160, 60) : (210, 40, 40))
             }
-        }
-        try Photo.writePNG(canvas, width: width, height: height, to: path)
-    }
-
-    static func frame(_ c: inout [UInt8], _ width: Int, _ x: Int, _ y: Int, _ w: Int, _ h: Int, _ rgb: (UInt8, UInt8, UInt8)) {
-        for yy in y..<(y + h) {
-            for xx in x..<(x + w) where yy < y + 3 || yy >= y + h - 3 || xx < x + 3 || xx >= x + w - 3 {
-                let i = 4 * (yy * width + xx)
-                c[i] = rgb.0; c[i + 1] = rgb.1; c[i + 2] = rgb.2
+            if let photo = r.photo { drawThumbnail(&canvas, photo, cx + pad, cy + pad) }
+            if let p = r.prepared { canvas.gray(p.pixels[...], at: cx + 2 * pad + thumb, cy + pad, scale: thumb / 28) }
+            let y = cy + pad + thumb + 18
+            canvas.text("\(FashionMNIST.classNames[ranked[0]]) \(Text.fixed(Double(r.probabilities[ranked[0]]) * 100, 0))%",
+                        at: cx + pad, y, color: 0x101010, font: font)
+            if let label = r.label {
+                canvas.text("true: \(FashionMNIST.classNames[label])", at: cx + pad, y + 16,
+                            color: label == ranked[0] ? 0x206030 : 0xC02020, font: font)
             }
+            let name = String(r.file.split(separator: "/").last ?? "")
+            canvas.text(String(name.prefix(18)), at: cx + 2 * pad + thumb, y, color: 0x707070, font: font)
         }
+        try FileIO.writeAtomically(try canvas.png(), to: path)
     }
 
     /// The photo scaled to fit thumb x thumb (area averaging per channel, alpha over white), centred.
-    static func drawThumbnail(_ c: inout [UInt8], _ width: Int, _ photo: Photo, _ x: Int, _ y: Int) {
+    static func drawThumbnail(_ c: inout Raster, _ photo: Photo, _ x: Int, _ y: Int) {
         let s = Double(thumb) / Double(max(photo.width, photo.height))
         let tw = max(1, Int(Double(photo.width) * s)), th = max(1, Int(Double(photo.height) * s))
         let ox = x + (thumb - tw) / 2, oy = y + (thumb - th) / 2
+        var planes: [[Double]] = []
         for ch in 0..<3 {
             var plane = [Double](repeating: 0, count: photo.width * photo.height)
             for i in 0..<plane.count {
                 let a = Double(photo.rgba[4 * i + 3]) / 255
                 plane[i] = a * Double(photo.rgba[4 * i + ch]) + (1 - a) * 255
             }
-            let small = Preprocessor.areaResize(plane, photo.width, photo.height, tw, th)
-            for yy in 0..<th {
-                for xx in 0..<tw { c[4 * ((oy + yy) * width + ox + xx) + ch] = UInt8(max(0, min(255, small[yy * tw + xx].rounded()))) }
+            planes.append(Preprocessor.areaResize(plane, photo.width, photo.height, tw, th))
+        }
+        func byte(_ v: Double) -> UInt8 { UInt8(max(0, min(255, v.rounded()))) }
+        for yy in 0..<th {
+            for xx in 0..<tw {
+                let i = yy * tw + xx
+                c.set(ox + xx, oy + yy, byte(planes[0][i]), byte(planes[1][i]), byte(planes[2][i]))
             }
         }
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CKernels
 import FashionCLF
+import FashionCLFReport
 
 #if canImport(Glibc)
 import Glibc
@@ -66,6 +67,15 @@ struct Train: ParsableCommand {
     @Option(help: "Evaluate this saved model on the test set instead of training.")
     var eval: String?
 
+    @Option(help: "Folder for the visual report (report.html, curves.svg, confusion.svg, samples.png, metrics.json). Default: reports/<model>-s<seed>-<UTC time>.")
+    var report: String?
+
+    @Flag(help: "Write no report folder.")
+    var noReport = false
+
+    @Flag(help: "Train the CNN and then the MLP with the same recipe and write both reports and compare.html side by side (in --report or reports/compare-s<seed>-<UTC time>).")
+    var compare = false
+
     func validate() throws {
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1 (got \(epochs))") }
         guard batchSize >= 1 && batchSize <= 65536 else { throw ValidationError("--batch-size must be in 1...65536 (got \(batchSize))") }
@@ -99,8 +109,10 @@ struct Train: ParsableCommand {
             let result = trainer.evaluate(dataset.test)
             printSummary(result)
             if let metrics {
-                try FileIO.writeAtomically(metricsJSON(model: net.name, result: result, history: [], trainSeconds: 0,
-                                                       imagesPerSecond: 0, threads: threadCount, isa: isa), to: metrics)
+                let summary = RunSummary(model: net.name, parameters: net.parameterCount, config: TrainConfig(), threads: threadCount,
+                                         isa: isa, date: Report.now().display, wallSeconds: 0, trainSeconds: 0, imagesPerSecond: 0,
+                                         history: [], test: result)
+                try FileIO.writeAtomically(Report.metricsJSON(summary), to: metrics)
             }
             return
         }
@@ -111,7 +123,39 @@ struct Train: ParsableCommand {
         let fit = train.slice(0..<(train.count - valCount))
         let validation = valCount > 0 ? train.slice((train.count - valCount)..<train.count) : nil
         guard fit.count > 0 else { throw .invalidArgument("--val-split \(valSplit) leaves no training images") }
+        print("data \(directory): \(fit.count) train / \(valCount) validation / \(dataset.test.count) test images; seed \(seed); threads \(threadCount), kernels \(isa)")
 
+        let stamp = Report.now()
+        if compare {
+            let dir = report ?? "reports/compare-s\(seed)-\(stamp.stamp)"
+            var runs: [RunSummary] = []
+            for kind in ModelKind.allCases {
+                let (summary, _) = trainModel(kind, fit: fit, validation: validation, test: dataset.test, isa: isa, threads: threadCount)
+                try Report.write(summary, test: dataset.test, to: dir + "/" + kind.rawValue)
+                runs.append(summary)
+            }
+            print("comparison written to \(try Report.writeComparison(runs, to: dir))")
+            return
+        }
+        let (summary, net) = trainModel(model, fit: fit, validation: validation, test: dataset.test, isa: isa, threads: threadCount)
+        if let out {
+            try ModelFile.save(net, to: out)
+            print("model written to \(out)")
+        }
+        if let metrics {
+            try FileIO.writeAtomically(Report.metricsJSON(summary), to: metrics)
+            print("metrics written to \(metrics)")
+        }
+        if !noReport {
+            let dir = report ?? "reports/\(model.rawValue)-s\(seed)-\(stamp.stamp)"
+            print("report written to \(try Report.write(summary, test: dataset.test, to: dir))")
+        }
+    }
+
+    /// Trains one model with the command's recipe and evaluates it on the test set.
+    func trainModel(_ kind: ModelKind, fit: LabeledImages, validation: LabeledImages?, test: LabeledImages, isa: String,
+               threads: Int) -> (RunSummary, Sequential) {
+        let wallStart = monotonicSeconds()
         var config = TrainConfig()
         config.epochs = epochs
         config.batchSize = batchSize
@@ -121,10 +165,9 @@ struct Train: ParsableCommand {
         config.valSplit = valSplit
         config.seed = seed
 
-        let net = model.build(seed: seed)
+        let net = kind.build(seed: seed)
         let trainer = Trainer(model: net, config: config)
-        print("model \(model.rawValue): \(net.parameterCount) parameters; data \(directory)")
-        print("recipe: \(optimizer.rawValue) lr \(learningRate), batch \(batchSize), \(epochs) epochs, \(fit.count) train / \(valCount) validation / \(dataset.test.count) test images; seed \(seed); threads \(threadCount), kernels \(isa)")
+        print("model \(kind.rawValue): \(net.parameterCount) parameters; recipe: \(optimizer.rawValue) lr \(learningRate), batch \(batchSize), \(epochs) epochs")
 
         let live = isatty(STDOUT_FILENO) != 0
         var history: [EpochRecord] = []
@@ -157,19 +200,12 @@ struct Train: ParsableCommand {
         }
         let imagesPerSecond = Double(fit.count * epochs) / trainSeconds
         print("training: \(Text.fixed(trainSeconds, 1)) s, \(Int(imagesPerSecond)) images/s")
-
-        let result = trainer.evaluate(dataset.test)
+        let result = trainer.evaluate(test)
         printSummary(result)
-        if let out {
-            try ModelFile.save(net, to: out)
-            print("model written to \(out)")
-        }
-        if let metrics {
-            try FileIO.writeAtomically(metricsJSON(model: model.rawValue, result: result, history: history,
-                                                   trainSeconds: trainSeconds, imagesPerSecond: imagesPerSecond,
-                                                   threads: threadCount, isa: isa), to: metrics)
-            print("metrics written to \(metrics)")
-        }
+        let summary = RunSummary(model: kind.rawValue, parameters: net.parameterCount, config: config, threads: threads, isa: isa,
+                                 date: Report.now().display, wallSeconds: monotonicSeconds() - wallStart, trainSeconds: trainSeconds,
+                                 imagesPerSecond: imagesPerSecond, history: history, test: result)
+        return (summary, net)
     }
 
     func printSummary(_ result: Evaluation) {
@@ -179,33 +215,5 @@ struct Train: ParsableCommand {
         print(ClassificationReport(confusion: result.confusion, names: names).text)
         print("confusion matrix (rows actual, columns predicted)")
         print(ClassificationReport.confusionText(result.confusion, names: names))
-    }
-
-    func metricsJSON(model: String, result: Evaluation, history: [EpochRecord], trainSeconds: Double,
-                     imagesPerSecond: Double, threads: Int, isa: String) -> String {
-        let report = ClassificationReport(confusion: result.confusion, names: FashionMNIST.classNames)
-        var s = "{\n"
-        s += "  \"model\": \(Text.json(model)),\n"
-        s += "  \"epochs\": \(history.count),\n  \"batch_size\": \(batchSize),\n  \"learning_rate\": \(Text.json(Double(learningRate))),\n"
-        s += "  \"optimizer\": \(Text.json(optimizer.rawValue)),\n  \"val_split\": \(Text.json(valSplit)),\n"
-        s += "  \"seed\": \(seed),\n  \"threads\": \(threads),\n  \"isa\": \(Text.json(isa)),\n"
-        s += "  \"test_accuracy\": \(Text.json(result.accuracy)),\n  \"test_loss\": \(Text.json(result.loss)),\n"
-        s += "  \"train_seconds\": \(Text.json(trainSeconds)),\n  \"train_images_per_second\": \(Text.json(imagesPerSecond)),\n"
-        s += "  \"per_class\": [\n"
-        s += zip(report.names, report.rows).map { name, r in
-            "    {\"class\": \(Text.json(name)), \"precision\": \(Text.json(r.precision)), \"recall\": \(Text.json(r.recall)), \"f1\": \(Text.json(r.f1)), \"support\": \(r.support)}"
-        }.joined(separator: ",\n")
-        s += "\n  ],\n"
-        s += "  \"macro_avg\": {\"precision\": \(Text.json(report.macro.precision)), \"recall\": \(Text.json(report.macro.recall)), \"f1\": \(Text.json(report.macro.f1))},\n"
-        s += "  \"weighted_avg\": {\"precision\": \(Text.json(report.weighted.precision)), \"recall\": \(Text.json(report.weighted.recall)), \"f1\": \(Text.json(report.weighted.f1))},\n"
-        s += "  \"confusion_matrix\": [\n" + result.confusion.map { "    [" + $0.map(String.init).joined(separator: ", ") + "]" }.joined(separator: ",\n") + "\n  ],\n"
-        s += "  \"history\": [\n"
-        s += history.map { e in
-            "    {\"epoch\": \(e.epoch), \"train_loss\": \(Text.json(e.trainLoss)), \"train_accuracy\": \(Text.json(e.trainAccuracy)), "
-                + "\"val_loss\": \(e.valLoss.map(Text.json) ?? "null"), \"val_accuracy\": \(e.valAccuracy.map(Text.json) ?? "null"), "
-                + "\"seconds\": \(Text.json(e.seconds)), \"images_per_second\": \(Text.json(e.imagesPerSecond))}"
-        }.joined(separator: ",\n")
-        s += "\n  ]\n}\n"
-        return s
     }
 }

@@ -114,3 +114,17 @@ func numericGradient(_ x: [Double], h: Double = 1e-5, _ f: ([Double]) -> Double)
 }
 
 func dot(_ a: [Double], _ b: [Float]) -> Double { zip(a, b).reduce(0) { $0 + $1.0 * Double($1.1) } }
+
+/// A synthetic, learnable split: the class is drawn as a bright horizontal band at a class-dependent row.
+func synthetic(count: Int, seed: UInt64) -> LabeledImages {
+    var rng = SplitMix64(seed: seed)
+    var pixels = [UInt8](repeating: 0, count: count * 784), labels = [UInt8](repeating: 0, count: count)
+    for i in 0..<count {
+        let label = Int(rng.next() % 10)
+        labels[i] = UInt8(label)
+        for j in 0..<784 { pixels[i * 784 + j] = UInt8(rng.next() % 60) }
+        for col in 0..<28 { pixels[i * 784 + (2 + 2 * label) * 28 + col] = 255 }
+    }
+    return LabeledImages(count: count, rows: 28, cols: 28, pixels: pixels, labels: labels)
+}
+

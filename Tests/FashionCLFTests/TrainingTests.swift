@@ -6,19 +6,6 @@ import Testing
 import Glibc
 #endif
 
-/// A synthetic, learnable split: the class is drawn as a bright horizontal band at a class-dependent row.
-private func synthetic(count: Int, seed: UInt64) -> LabeledImages {
-    var rng = SplitMix64(seed: seed)
-    var pixels = [UInt8](repeating: 0, count: count * 784), labels = [UInt8](repeating: 0, count: count)
-    for i in 0..<count {
-        let label = Int(rng.next() % 10)
-        labels[i] = UInt8(label)
-        for j in 0..<784 { pixels[i * 784 + j] = UInt8(rng.next() % 60) }
-        for col in 0..<28 { pixels[i * 784 + (2 + 2 * label) * 28 + col] = 255 }
-    }
-    return LabeledImages(count: count, rows: 28, cols: 28, pixels: pixels, labels: labels)
-}
-
 private func parameters(_ net: Sequential) -> [Float] {
     net.parameters.flatMap { Array(UnsafeBufferPointer(start: $0.value, count: $0.count)) }
 }

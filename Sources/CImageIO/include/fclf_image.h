@@ -26,8 +26,8 @@ enum {
 int fclf_image_decode(const char *path, int64_t max_pixels, fclf_rgba_image *out, char *err, size_t errlen);
 void fclf_image_free(fclf_rgba_image *image);
 
-/* Writes 8-bit RGBA as PNG. */
-int fclf_image_write_png(const char *path, const uint8_t *rgba, int32_t width, int32_t height, char *err,
-                         size_t errlen);
+/* Encodes 8-bit RGBA as PNG in memory: *out is malloc'd (release with free), *size its length. */
+int fclf_image_encode_png(const uint8_t *rgba, int32_t width, int32_t height, uint8_t **out, size_t *size, char *err,
+                          size_t errlen);
 
 #endif

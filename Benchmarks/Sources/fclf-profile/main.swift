@@ -20,7 +20,7 @@ let x = Tensor(data: input.pointer, shape: ModelKind.imageShape.withBatch(batch)
 
 var fwd = [Double](repeating: 0, count: net.layers.count), bwd = fwd
 var optSeconds = 0.0, lossSeconds = 0.0
-@MainActor func runStep(record: Bool) {
+func runStep(record: Bool) {
     net.zeroGradients()
     var t = x
     for (i, layer) in net.layers.enumerated() {

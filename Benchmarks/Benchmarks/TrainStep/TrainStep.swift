@@ -1,0 +1,37 @@
+// One training step of the seed CNN (batch 32 and 128) and MLP (batch 32) under ordo-one/benchmark:
+// wall-clock percentiles and the malloc count per step, which must be 0 after warm-up (all buffers are
+// allocated by the first batch and reused).
+//   swift package --package-path Benchmarks benchmark --target TrainStep
+import Benchmark
+import CKernels
+import FashionCLF
+
+/// A trainer on a synthetic batch, warmed up so that every buffer already exists.
+final class StepRig {
+    let trainer: Trainer
+    let x: Tensor
+    private let input: Buffer<Float>
+
+    init(_ kind: ModelKind, batch: Int) {
+        var config = TrainConfig()
+        config.batchSize = batch
+        trainer = Trainer(model: kind.build(seed: 1), config: config)
+        input = Buffer<Float>(capacity: batch * 784)
+        var rng = SplitMix64(seed: 2)
+        for i in 0..<batch * 784 { input.pointer[i] = rng.nextUnitFloat() }
+        x = Tensor(data: input.pointer, shape: ModelKind.imageShape.withBatch(batch))
+        for _ in 0..<5 { trainer.step(x) }
+    }
+}
+
+let benchmarks: @Sendable () -> Void = {
+    fclf_set_num_threads(2)
+    Benchmark.defaultConfiguration = .init(metrics: [.wallClock, .throughput, .mallocCountTotal], warmupIterations: 5,
+                                           maxDuration: .seconds(5), maxIterations: 2000)
+    for (kind, batch) in [(ModelKind.cnn, 32), (.cnn, 128), (.mlp, 32)] {
+        let rig = StepRig(kind, batch: batch)
+        Benchmark("\(kind.rawValue) training step, batch \(batch)") { benchmark in
+            for _ in benchmark.scaledIterations { blackHole(rig.trainer.step(rig.x)) }
+        }
+    }
+}

@@ -1,0 +1,172 @@
+// fclf-bench: our figures for the comparison table, one JSON object per line on stdout (a readable line per
+// item on stderr). Every GEMM is checked against OpenBLAS before it is timed.
+//
+//   fclf-bench [all|peak|gemm|train|predict] [--threads N] [--quick]
+//
+// Protocol: warm-up, then the median and p10/p90 of at least 20 timed runs. Threads default to 2.
+import CBenchSupport
+import CKernels
+import COpenBLAS
+import FashionCLF
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+var args = Array(CommandLine.arguments.dropFirst())
+let quick = args.contains("--quick")
+var threads = 2
+if let i = args.firstIndex(of: "--threads"), i + 1 < args.count, let t = Int(args[i + 1]) { threads = t }
+let mode = args.first { !$0.hasPrefix("--") && Int($0) == nil } ?? "all"
+fclf_set_num_threads(Int32(threads))
+openblas_set_num_threads(Int32(threads))
+let runs = quick ? 5 : 21
+
+struct Stats { var median, p10, p90: Double }
+func stats(_ xs: [Double]) -> Stats {
+    let s = xs.sorted()
+    return Stats(median: s[s.count / 2], p10: s[s.count / 10], p90: s[(s.count * 9) / 10])
+}
+
+func emit(_ fields: [(String, String)]) {
+    print("{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}")
+    Console.flush()
+}
+func str(_ s: String) -> String { Text.json(s) }
+func num(_ x: Double) -> String { Text.json(x) }
+
+/// Times `body` `runs` times after `warmup` calls; seconds per call.
+func time(warmup: Int = 3, runs: Int = runs, _ body: () -> Void) -> Stats {
+    for _ in 0..<warmup { body() }
+    var xs: [Double] = []
+    for _ in 0..<runs {
+        let s = monotonicSeconds()
+        body()
+        xs.append(monotonicSeconds() - s)
+    }
+    return stats(xs)
+}
+
+// MARK: - peak
+
+func measurePeak() -> Double {
+    let peak = fclf_bench_fma_peak(Int32(threads), quick ? 0.3 : 1.0)
+    emit([("item", str("fma peak")), ("threads", "\(threads)"), ("gflops", num(peak))])
+    Console.error("FMA peak, \(threads) threads: \(Text.fixed(peak, 1)) GFLOP/s")
+    return peak
+}
+
+// MARK: - GEMM
+
+struct Shape { var name: String; var ta, tb: Bool; var m, n, k: Int }
+
+func gemm(peak: Double) {
+    var shapes = [Shape(name: "square 512", ta: false, tb: false, m: 512, n: 512, k: 512),
+                  Shape(name: "square 1024", ta: false, tb: false, m: 1024, n: 1024, k: 1024),
+                  Shape(name: "square 2048", ta: false, tb: false, m: 2048, n: 2048, k: 2048)]
+    for b in [32, 128] {
+        shapes += [Shape(name: "conv2 forward b\(b)", ta: false, tb: false, m: 64, n: 121 * b, k: 288),
+                   Shape(name: "conv2 weight grad b\(b)", ta: false, tb: true, m: 64, n: 288, k: 121 * b),
+                   Shape(name: "conv2 input grad b\(b)", ta: true, tb: false, m: 288, n: 121 * b, k: 64),
+                   Shape(name: "dense1 forward b\(b)", ta: false, tb: false, m: b, n: 128, k: 1600)]
+    }
+    if quick { shapes = Array(shapes.prefix(1)) + shapes.filter { $0.name.contains("b32") } }
+    var rng = SplitMix64(seed: 5)
+    for s in shapes {
+        let (rowsA, colsA) = s.ta ? (s.k, s.m) : (s.m, s.k)
+        let (rowsB, colsB) = s.tb ? (s.n, s.k) : (s.k, s.n)
+        let a = (0..<rowsA * colsA).map { _ in rng.uniform(1) }, b = (0..<rowsB * colsB).map { _ in rng.uniform(1) }
+        var ours = [Float](repeating: 0, count: s.m * s.n), ref = ours
+        let ta: Int32 = s.ta ? 1 : 0, tb: Int32 = s.tb ? 1 : 0
+        func runOurs() { fclf_sgemm(ta, tb, Int64(s.m), Int64(s.n), Int64(s.k), 1, a, Int64(colsA), b, Int64(colsB), 0, &ours, Int64(s.n)) }
+        func runBLAS() {
+            cblas_sgemm(CblasRowMajor, s.ta ? CblasTrans : CblasNoTrans, s.tb ? CblasTrans : CblasNoTrans, blasint(s.m), blasint(s.n),
+                        blasint(s.k), 1, a, blasint(colsA), b, blasint(colsB), 0, &ref, blasint(s.n))
+        }
+        runOurs(); runBLAS()
+        let worst = zip(ours, ref).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+        guard worst < 1e-3 else { Console.error("\(s.name): ours differs from OpenBLAS by \(worst)"); exit(1) }
+        let flops = 2.0 * Double(s.m) * Double(s.n) * Double(s.k)
+        // Alternate ours and OpenBLAS in one loop, so both see the same machine state.
+        var tOurs: [Double] = [], tBLAS: [Double] = []
+        for _ in 0..<3 { runOurs(); runBLAS() }
+        for _ in 0..<runs {
+            var t0 = monotonicSeconds(); runOurs(); tOurs.append(monotonicSeconds() - t0)
+            t0 = monotonicSeconds(); runBLAS(); tBLAS.append(monotonicSeconds() - t0)
+        }
+        let o = stats(tOurs), r = stats(tBLAS)
+        let g = flops / o.median / 1e9, gr = flops / r.median / 1e9
+        emit([("item", str("gemm " + s.name)), ("m", "\(s.m)"), ("n", "\(s.n)"), ("k", "\(s.k)"), ("ours_gflops", num(g)),
+              ("ours_p10_gflops", num(flops / o.p90 / 1e9)), ("ours_p90_gflops", num(flops / o.p10 / 1e9)),
+              ("openblas_gflops", num(gr)), ("ratio", num(g / gr)), ("peak_fraction", num(g / peak))])
+        Console.error("gemm \(s.name) (\(s.m)x\(s.n)x\(s.k)): ours \(Text.fixed(g, 1)) GFLOP/s [p10-p90 \(Text.fixed(flops / o.p90 / 1e9, 1))-\(Text.fixed(flops / o.p10 / 1e9, 1))], OpenBLAS \(Text.fixed(gr, 1)), ratio \(Text.fixed(g / gr, 2)), \(Text.fixed(100 * g / peak, 1))% of peak")
+    }
+}
+
+// MARK: - training step
+
+func trainStep(_ kind: ModelKind, batch: Int, peak: Double) {
+    let net = kind.build(seed: 1)
+    var config = TrainConfig()
+    config.batchSize = batch
+    let trainer = Trainer(model: net, config: config)
+    var rng = SplitMix64(seed: 3)
+    let count = batch * 8
+    let data = LabeledImages(count: count, rows: 28, cols: 28, pixels: (0..<count * 784).map { _ in UInt8(truncatingIfNeeded: rng.next()) },
+                             labels: (0..<count).map { UInt8($0 % 10) })
+    // One "run" = one pass of 8 steps over the synthetic set, reported per step.
+    let t = time(warmup: 2) { _ = trainer.trainEpoch(data) }
+    let perStep = t.median / 8
+    let imagesPerSecond = Double(batch) / perStep
+    let flopsPerImage = kind == .cnn ? 15.4e6 : 0.45e6
+    emit([("item", str("train \(kind.rawValue) b\(batch)")), ("images_per_second", num(imagesPerSecond)),
+          ("step_ms", num(perStep * 1e3)), ("step_p10_ms", num(t.p10 / 8 * 1e3)), ("step_p90_ms", num(t.p90 / 8 * 1e3)),
+          ("peak_fraction", num(imagesPerSecond * flopsPerImage / 1e9 / peak))])
+    Console.error("train \(kind.rawValue) batch \(batch): \(Int(imagesPerSecond)) images/s, step \(Text.fixed(perStep * 1e3, 3)) ms, \(Text.fixed(100 * imagesPerSecond * flopsPerImage / 1e9 / peak, 1))% of peak")
+}
+
+// MARK: - prediction
+
+func predict(peak: Double) {
+    let directory = FashionMNIST.resolveDirectory(nil)
+    var images: [UInt8]
+    if let test = try? IDX.load(images: directory + "/t10k-images-idx3-ubyte.gz", labels: directory + "/t10k-labels-idx1-ubyte.gz") {
+        images = test.pixels
+    } else {
+        var rng = SplitMix64(seed: 9)
+        images = (0..<10000 * 784).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+    }
+    let net = ModelKind.cnn.build(seed: 1)
+    let classifier = Classifier(net)
+    var probs = [Float](repeating: 0, count: 10 * 10000)
+    let n = images.count / 784
+    images.withUnsafeBufferPointer { px in
+        var lat: [Double] = []
+        for i in 0..<(quick ? 2000 : 11000) {
+            let s = monotonicSeconds()
+            _ = probs.withUnsafeMutableBufferPointer { classifier.predict(px.baseAddress! + (i % n) * 784, count: 1, probabilities: $0.baseAddress, labels: nil) }
+            if i >= 1000 || quick { lat.append(monotonicSeconds() - s) }
+        }
+        lat.sort()
+        let p50 = lat[lat.count / 2], p99 = lat[lat.count * 99 / 100]
+        emit([("item", str("predict 1 image")), ("p50_us", num(p50 * 1e6)), ("p99_us", num(p99 * 1e6))])
+        Console.error("predict 1 image: p50 \(Text.fixed(p50 * 1e6, 1)) us, p99 \(Text.fixed(p99 * 1e6, 1)) us")
+        let t = time(warmup: 1, runs: quick ? 3 : 7) {
+            _ = probs.withUnsafeMutableBufferPointer { classifier.predict(px.baseAddress!, count: n, probabilities: $0.baseAddress, labels: nil) }
+        }
+        let rate = Double(n) / t.median
+        emit([("item", str("predict batch \(n)")), ("images_per_second", num(rate)),
+              ("peak_fraction", num(rate * 5.26e6 / 1e9 / peak))])
+        Console.error("predict batch of \(n): \(Int(rate)) images/s")
+    }
+}
+
+let peak = measurePeak()
+emit([("item", str("machine")), ("threads", "\(threads)"), ("isa", str(String(cString: fclf_isa_name(fclf_isa_active()))))])
+if mode == "all" || mode == "gemm" { gemm(peak: peak) }
+if mode == "all" || mode == "train" {
+    trainStep(.cnn, batch: 32, peak: peak)
+    trainStep(.cnn, batch: 128, peak: peak)
+    trainStep(.mlp, batch: 32, peak: peak)
+}
+if mode == "all" || mode == "predict" { predict(peak: peak) }

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Ours vs PyTorch eager, Keras and ONNX Runtime (and OpenBLAS for GEMM), measured alternately in one run.
+
+    python3 -m venv .venv && .venv/bin/pip install -r Benchmarks/peers/requirements.txt
+    swift build -c release --package-path Benchmarks --product fclf-bench
+    .venv/bin/python Benchmarks/peers/compare.py [--rounds 3] [--json out.json]
+
+Each round runs our fclf-bench (GEMM vs OpenBLAS in-process, training steps, prediction), then each peer,
+back to back; the table gives per item the median over rounds of ours and theirs, and the ratio, so that
+both sides of a ratio come from the same minutes of this shared machine. % of peak uses the FMA peak
+fclf-bench measures at its start."""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(__file__))
+import peers  # noqa: E402
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BENCH = os.path.join(ROOT, "Benchmarks", ".build", "release", "fclf-bench")
+MODEL = os.path.join(ROOT, "Sources", "CFashionCLF", "default-model.fclf")
+
+
+def ours(mode, env=None, threads=2):
+    out = subprocess.run([BENCH, mode, "--threads", str(threads)], capture_output=True, text=True, check=True,
+                         env={**os.environ, **(env or {})})
+    return {d["item"]: d for d in map(json.loads, out.stdout.splitlines())}
+
+
+def med(xs):
+    xs = sorted(x for x in xs if x is not None)
+    return xs[len(xs) // 2] if xs else None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    onnx_path = os.path.join(tempfile.mkdtemp(), "fclf.onnx")
+    peers.export_onnx(MODEL, onnx_path)
+    rows = {}  # item -> {column: [values per round]}
+
+    def add(item, col, value):
+        rows.setdefault(item, {}).setdefault(col, []).append(value)
+
+    peak = []
+    for r in range(args.rounds):
+        print(f"round {r + 1}/{args.rounds}", file=sys.stderr)
+        o = ours("all")
+        blas512 = ours("gemm", {"OPENBLAS_CORETYPE": "SkylakeX"})
+        o1 = ours("train", threads=1)
+        peak.append(o["fma peak"]["gflops"])
+        for item, d in o.items():
+            if item.startswith("gemm "):
+                add(item, "ours", d["ours_gflops"])
+                add(item, "OpenBLAS", d["openblas_gflops"])
+                if item in blas512:
+                    add(item, "OpenBLAS AVX-512", blas512[item]["openblas_gflops"])
+                    add(item, "ours (2nd run)", blas512[item]["ours_gflops"])
+        for model, batch in (("cnn", 32), ("cnn", 128), ("mlp", 32)):
+            item = f"train {model} b{batch}"
+            add(item, "ours", o[item]["images_per_second"])
+            add(item, "ours 1 thread", o1[item]["images_per_second"])
+            add(item, "PyTorch", peers.torch_train(model, batch)["images_per_second"])
+            add(item, "Keras", peers.keras_train(model, batch)["images_per_second"])
+        ort = peers.ort_predict(onnx_path)
+        add("predict 1 image p50 (us)", "ours", o["predict 1 image"]["p50_us"])
+        add("predict 1 image p50 (us)", "ONNX Runtime", ort["p50_us"])
+        add("predict 1 image p99 (us)", "ours", o["predict 1 image"]["p99_us"])
+        add("predict 1 image p99 (us)", "ONNX Runtime", ort["p99_us"])
+        batch_item = next(k for k in o if k.startswith("predict batch"))
+        add("predict 10,000 images (img/s)", "ours", o[batch_item]["images_per_second"])
+        add("predict 10,000 images (img/s)", "ONNX Runtime", ort["images_per_second"])
+        add("ONNX export accuracy", "ONNX Runtime", ort["accuracy"])
+
+    p = med(peak)
+    flops = {"train cnn": 15.4e6, "train mlp": 0.45e6}
+    print(f"\nFMA peak measured: {p:.1f} GFLOP/s on 2 threads; medians of {args.rounds} alternating rounds\n")
+    print(f"{'item':40} {'column':18} {'value':>12} {'ratio ours/col':>15} {'% of peak':>10}")
+    table = {}
+    for item, cols in rows.items():
+        ours_v = med(cols.get("ours", []))
+        for col, vals in cols.items():
+            v = med(vals)
+            ratio = ""
+            if col not in ("ours",) and ours_v and v and "ours" not in col:
+                ratio = f"{(v / ours_v if 'us)' in item else ours_v / v):.2f}"
+            pct = ""
+            if item.startswith("gemm"):
+                pct = f"{100 * v / p:.1f}"
+            for key, f in flops.items():
+                if item.startswith(key):
+                    pct = f"{100 * v * f / 1e9 / p:.1f}"
+            if item.startswith("predict 10,000"):
+                pct = f"{100 * v * 5.26e6 / 1e9 / p:.1f}"
+            print(f"{item:40} {col:18} {v:12.1f} {ratio:>15} {pct:>10}")
+            table.setdefault(item, {})[col] = v
+    print("\nratio: ours / theirs for throughput (higher is better), theirs / ours for latency (higher is better)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"peak_gflops": p, "rounds": args.rounds, "table": table}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

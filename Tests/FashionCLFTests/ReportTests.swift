@@ -1,0 +1,91 @@
+// The visual report: the SVG writer escapes what it must; report.html, the SVG figures and compare.html
+// are well-formed XML (parsed here) and carry the numbers of metrics.json.
+import FashionCLF
+@testable import FashionCLFReport
+import Foundation
+import FoundationXML
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Parses XML; returns the parser's error, or nil when the document is well-formed.
+private func xmlError(_ text: String) -> String? {
+    let parser = XMLParser(data: Array(text.utf8).withUnsafeBytes { Data($0) })
+    return parser.parse() ? nil : "\(parser.parserError.map { "\($0)" } ?? "unknown error") at line \(parser.lineNumber)"
+}
+
+private func read(_ path: String) throws -> String { String(decoding: try FileIO.read(path, limit: 1 << 26), as: UTF8.self) }
+
+/// A short real run on synthetic data, so the test needs no dataset.
+private func summary(_ kind: ModelKind, epochs: Int = 2) -> (RunSummary, LabeledImages) {
+    let data = synthetic(count: 400, seed: 11), test = synthetic(count: 300, seed: 12)
+    var config = TrainConfig()
+    config.epochs = epochs
+    config.seed = 5
+    let trainer = Trainer(model: kind.build(seed: 5), config: config)
+    var history: [EpochRecord] = []
+    for e in 1...epochs {
+        let (loss, acc) = trainer.trainEpoch(data)
+        let v = trainer.evaluate(test)
+        history.append(EpochRecord(epoch: e, trainLoss: loss, trainAccuracy: acc, valLoss: v.loss, valAccuracy: v.accuracy, seconds: 0.1, imagesPerSecond: 4000))
+    }
+    let result = trainer.evaluate(test)
+    return (RunSummary(model: kind.rawValue, parameters: trainer.model.parameterCount, config: config, threads: 2, isa: "test",
+                       date: "2026-11-25 12:00 UTC", wallSeconds: 1, trainSeconds: 0.2, imagesPerSecond: 4000, history: history, test: result), test)
+}
+
+@Suite("Visual report")
+struct ReportTests {
+    let dir = temporaryDirectory()
+
+    @Test func svgWriterEscapesAndIsWellFormed() {
+        var svg = SVG(width: 100, height: 50)
+        svg.text(10, 20, "T-shirt/top <&> \"quoted\" 'single'")
+        svg.rect(0, 0, 10, 10, fill: "#fff", title: "a < b & c")
+        svg.polyline([(0, 0), (10, 5)], stroke: "red")
+        let doc = svg.render(standalone: true)
+        #expect(doc.contains("T-shirt/top &lt;&amp;&gt; &quot;quoted&quot; &apos;single&apos;"))
+        #expect(xmlError(doc) == nil)
+        let t = Charts.ticks(0, 1)
+        #expect(t.count == 6 && t.enumerated().allSatisfy { abs($1 - 0.2 * Double($0)) < 1e-12 }, "\(t)")
+        #expect(Charts.ticks(0.31, 0.93).allSatisfy { $0 >= 0.31 && $0 <= 0.93 })
+    }
+
+    @Test func runReportIsWellFormedAndCarriesTheMetrics() throws {
+        let (s, test) = summary(.mlp)
+        let html = try Report.write(s, test: test, to: dir + "/run")
+        for file in ["report.html", "curves.svg", "confusion.svg"] {
+            let text = try read(dir + "/run/" + file)
+            #expect(xmlError(text) == nil, "\(file): \(xmlError(text) ?? "")")
+        }
+        let page = try read(html), confusion = try read(dir + "/run/confusion.svg"), metrics = try read(dir + "/run/metrics.json")
+        let accuracy = Text.fixed(s.test.accuracy * 100, 2) + "%"
+        #expect(page.contains("Test accuracy \(accuracy)"))
+        #expect(metrics.contains("\"test_accuracy\": \(Text.json(s.test.accuracy))"))
+        // Every diagonal count appears in the heatmap as a bold cell label, and in the report's table of metrics.json.
+        for i in 0..<10 {
+            let count = s.test.confusion[i][i]
+            #expect(confusion.contains("font-weight=\"bold\">\(count)</text>"), "diagonal \(i) = \(count)")
+        }
+        #expect(metrics.contains("[" + s.test.confusion[0].map(String.init).joined(separator: ", ") + "]"))
+        #expect(page.contains("data:image/png;base64,iVBORw0KGgo"), "PNG images are embedded")
+        #expect(access(dir + "/run/samples.png", R_OK) == 0 && access(dir + "/run/mistakes.png", R_OK) == 0)
+    }
+
+    @Test func comparisonPageShowsBothModels() throws {
+        let (a, _) = summary(.cnn, epochs: 1), (b, _) = summary(.mlp, epochs: 1)
+        let page = try read(try Report.writeComparison([a, b], to: dir + "/cmp"))
+        #expect(xmlError(page) == nil, "\(xmlError(page) ?? "")")
+        #expect(xmlError(try read(dir + "/cmp/f1.svg")) == nil)
+        #expect(page.contains(Text.fixed(a.test.accuracy * 100, 2) + "%") && page.contains(Text.fixed(b.test.accuracy * 100, 2) + "%"))
+        #expect(page.contains("<td>\(a.parameters)</td>") && page.contains("<td>\(b.parameters)</td>"))
+    }
+
+    @Test func base64MatchesRFC4648() {
+        #expect(base64(Array("".utf8)) == "")
+        #expect(base64(Array("f".utf8)) == "Zg==")
+        #expect(base64(Array("fo".utf8)) == "Zm8=")
+        #expect(base64(Array("foobar".utf8)) == "Zm9vYmFy")
+    }
+}
