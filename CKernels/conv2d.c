@@ -101,33 +101,33 @@ FCLF_CLONES static void small_k_plane(float *restrict dst, const float *restrict
 void fclf_conv2d_forward(float *y, float *col, float *tmp, const float *x, const float *w, const float *b,
                          int relu, fclf_conv2d_shape s) {
     const int64_t K = s.c * s.kh * s.kw, P = s.oh * s.ow, NP = s.n * P;
-#pragma omp parallel for schedule(static) if (FCLF_PAR(big(s)))
-    for (int64_t i = 0; i < s.n; i++) im2col(col + i * P, NP, x + i * s.c * s.h * s.w, s);
+    FCLF_PARALLEL_IF(big(s),
+        for (FCLF_STATIC_RANGE(i, s.n)) im2col(col + i * P, NP, x + i * s.c * s.h * s.w, s););
     if (K < SMALL_K) {
         /* y_i[o] = b[o] + sum_k w[o][k] col_i[k]: image i's K col rows stay in L1 across all o. */
-#pragma omp parallel for schedule(static) if (FCLF_PAR(big(s)))
-        for (int64_t i = 0; i < s.n; i++)
-            for (int64_t o = 0; o < s.oc; o++)
-                small_k_plane(y + (i * s.oc + o) * P, col + i * P, NP, w + o * K, b ? b[o] : 0.0f, K, P, relu);
+        FCLF_PARALLEL_IF(big(s),
+            for (FCLF_STATIC_RANGE(i, s.n))
+                for (int64_t o = 0; o < s.oc; o++)
+                    small_k_plane(y + (i * s.oc + o) * P, col + i * P, NP, w + o * K, b ? b[o] : 0.0f, K, P, relu););
         return;
     }
     fclf_sgemm(0, 0, s.oc, NP, K, 1.0f, w, K, col, NP, 0.0f, tmp, NP);
     /* [oc, n, P] -> [n, oc, P], adding the bias and applying ReLU on the way: one pass over y instead
      * of three. */
-#pragma omp parallel for schedule(static) if (FCLF_PAR(big(s)))
-    for (int64_t i = 0; i < s.n; i++)
-        for (int64_t o = 0; o < s.oc; o++) {
-            const float *src = tmp + o * NP + i * P;
-            float *dst = y + (i * s.oc + o) * P;
-            float bias = b ? b[o] : 0.0f;
-            if (relu)
-                for (int64_t p = 0; p < P; p++) {
-                    float v = src[p] + bias;
-                    dst[p] = v > 0.0f ? v : 0.0f;
-                }
-            else
-                for (int64_t p = 0; p < P; p++) dst[p] = src[p] + bias;
-        }
+    FCLF_PARALLEL_IF(big(s),
+        for (FCLF_STATIC_RANGE(i, s.n))
+            for (int64_t o = 0; o < s.oc; o++) {
+                const float *src = tmp + o * NP + i * P;
+                float *dst = y + (i * s.oc + o) * P;
+                float bias = b ? b[o] : 0.0f;
+                if (relu)
+                    for (int64_t p = 0; p < P; p++) {
+                        float v = src[p] + bias;
+                        dst[p] = v > 0.0f ? v : 0.0f;
+                    }
+                else
+                    for (int64_t p = 0; p < P; p++) dst[p] = src[p] + bias;
+            });
 }
 
 /* Weight and bias gradients for K < SMALL_K as dot products: dW[o][k] += sum_i,p dz_i[o][p] col_i[k][p].
@@ -169,8 +169,8 @@ static void weight_grad_small_k(float *restrict dw, float *restrict db, const fl
                                 const float *restrict y, const float *restrict col, int relu,
                                 fclf_conv2d_shape s) {
     const int64_t K = s.c * s.kh * s.kw, P = s.oh * s.ow, NP = s.n * P;
-#pragma omp parallel for schedule(static) if (FCLF_PAR(big(s)))
-    for (int64_t o = 0; o < s.oc; o++) small_k_grad_row(dw + o * K, db ? db + o : NULL, dy, y, col, relu, o, s);
+    FCLF_PARALLEL_IF(big(s),
+        for (FCLF_STATIC_RANGE(o, s.oc)) small_k_grad_row(dw + o * K, db ? db + o : NULL, dy, y, col, relu, o, s););
 }
 
 void fclf_conv2d_backward(float *dx, float *dw, float *db, float *dcol, float *tmp, const float *dy,
@@ -182,19 +182,19 @@ void fclf_conv2d_backward(float *dx, float *dw, float *db, float *dcol, float *t
     }
     /* dz = dy masked by ReLU (y > 0), moved from [n, oc, P] to tmp [oc, n, P], the forward GEMM's
      * output layout. */
-#pragma omp parallel for schedule(static) if (FCLF_PAR(big(s)))
-    for (int64_t o = 0; o < s.oc; o++)
-        for (int64_t i = 0; i < s.n; i++) {
-            const float *src = dy + (i * s.oc + o) * P, *act = y + (i * s.oc + o) * P;
-            float *dst = tmp + o * NP + i * P;
-            if (relu)
-                for (int64_t p = 0; p < P; p++) {
-                    float g = src[p];
-                    dst[p] = act[p] > 0.0f ? g : 0.0f;
-                }
-            else
-                for (int64_t p = 0; p < P; p++) dst[p] = src[p];
-        }
+    FCLF_PARALLEL_IF(big(s),
+        for (FCLF_STATIC_RANGE(o, s.oc))
+            for (int64_t i = 0; i < s.n; i++) {
+                const float *src = dy + (i * s.oc + o) * P, *act = y + (i * s.oc + o) * P;
+                float *dst = tmp + o * NP + i * P;
+                if (relu)
+                    for (int64_t p = 0; p < P; p++) {
+                        float g = src[p];
+                        dst[p] = act[p] > 0.0f ? g : 0.0f;
+                    }
+                else
+                    for (int64_t p = 0; p < P; p++) dst[p] = src[p];
+            });
     fclf_sgemm(0, 1, s.oc, K, NP, 1.0f, tmp, NP, col, NP, 1.0f, dw, K);
     if (db)
         for (int64_t o = 0; o < s.oc; o++) {
@@ -206,8 +206,8 @@ void fclf_conv2d_backward(float *dx, float *dw, float *db, float *dcol, float *t
         }
     if (!dx) return;
     fclf_sgemm(1, 0, K, NP, s.oc, 1.0f, w, K, tmp, NP, 0.0f, dcol, NP);
-#pragma omp parallel for schedule(static) if (FCLF_PAR(big(s)))
-    for (int64_t i = 0; i < s.n; i++) col2im(dx + i * s.c * s.h * s.w, dcol + i * P, NP, s);
+    FCLF_PARALLEL_IF(big(s),
+        for (FCLF_STATIC_RANGE(i, s.n)) col2im(dx + i * s.c * s.h * s.w, dcol + i * P, NP, s););
 }
 
 /* ---- naive references ---- */

@@ -21,8 +21,6 @@ extern int omp_in_parallel(void);
 
 /* True while the calling thread is inside fclf_serial_begin/end: kernels then open no parallel region. */
 int fclf_serial_active(void);
-/* A parallel region is worth opening: enough work, and the thread has not asked for serial execution. */
-#define FCLF_PAR(cond) ((cond) && !fclf_serial_active())
 
 /* Below this many floating-point operations a kernel stays on the calling thread: an OpenMP fork/join
  * costs ~35 us on this 2-core machine (TOOLCHAIN.md: 2,000 tiny regions ~70 ms), i.e. a few MFLOP. */
@@ -36,6 +34,28 @@ int fclf_serial_active(void);
 #else
 #define FCLF_CLONES
 #endif
+
+/* Static partition of [0, n) among the threads of the enclosing parallel region: thread t of T gets
+ * [n*t/T, n*(t+1)/T), as schedule(static) would. Written out because libomp's worksharing-loop entry
+ * (__kmpc_for_static_init_8) calls malloc on every loop: 42 mallocs per CNN training step in the
+ * TrainStep benchmark, which must count 0. Usage:
+ *     FCLF_PARALLEL_IF(cond, for (FCLF_STATIC_RANGE(i, n)) ...;); */
+static inline int64_t fclf_partition_bound(int64_t n, int next) {
+    return n * (FCLF_THREAD_NUM() + next) / FCLF_NUM_THREADS();
+}
+/* Runs the statement in a parallel region when cond holds (enough work) and the thread has not asked
+ * for serial execution, else plainly on the calling thread: a
+ * `#pragma omp parallel if (false)` region still calls malloc in libomp (2 per CNN step at batch 32,
+ * where pool2's input sits under its threshold). */
+#define FCLF_PARALLEL_IF(cond, ...)                                                                          \
+    do {                                                                                                     \
+        if ((cond) && !fclf_serial_active()) {                                                               \
+            _Pragma("omp parallel") __VA_ARGS__                                                              \
+        } else {                                                                                             \
+            __VA_ARGS__                                                                                      \
+        }                                                                                                    \
+    } while (0)
+#define FCLF_STATIC_RANGE(var, n) int64_t var = fclf_partition_bound((n), 0), var##_end = fclf_partition_bound((n), 1); var < var##_end; var++
 
 static inline int64_t fclf_min64(int64_t a, int64_t b) { return a < b ? a : b; }
 

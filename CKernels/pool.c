@@ -8,43 +8,49 @@
  * pooling 50k floats). */
 #define POOL_PAR_MIN (1 << 18)
 
+/* One plane: output row by row from two input rows, selects instead of branches (the winner of a window
+ * is unpredictable). */
+FCLF_CLONES static void pool_plane(float *restrict y, int32_t *restrict am, const float *restrict x, int64_t h,
+                                   int64_t w) {
+    const int64_t oh = h / 2, ow = w / 2;
+    for (int64_t oy = 0; oy < oh; oy++) {
+        const float *r0 = x + 2 * oy * w, *r1 = r0 + w;
+        float *yr = y + oy * ow;
+        int32_t *ar = am + oy * ow;
+        const int32_t base = (int32_t)(2 * oy * w), iw = (int32_t)w;
+        for (int64_t ox = 0; ox < ow; ox++) {
+            float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
+            int32_t i0 = base + (int32_t)(2 * ox), best = i0;
+            float m = a;
+            best = b > m ? i0 + 1 : best;
+            m = b > m ? b : m;
+            best = c > m ? i0 + iw : best;
+            m = c > m ? c : m;
+            best = d > m ? i0 + iw + 1 : best;
+            m = d > m ? d : m;
+            yr[ox] = m;
+            ar[ox] = best;
+        }
+    }
+}
+
 void fclf_maxpool2x2_forward(float *y, int32_t *argmax, const float *x, int64_t planes, int64_t h, int64_t w) {
     const int64_t oh = h / 2, ow = w / 2;
-#pragma omp parallel for schedule(static) if (FCLF_PAR(planes * h * w >= POOL_PAR_MIN))
-    for (int64_t pl = 0; pl < planes; pl++) {
-        const float *xp = x + pl * h * w;
-        float *yp = y + pl * oh * ow;
-        int32_t *ap = argmax + pl * oh * ow;
-        for (int64_t oy = 0; oy < oh; oy++)
-            for (int64_t ox = 0; ox < ow; ox++) {
-                /* Branch-free selects: the winner of a window is unpredictable. */
-                int32_t i0 = (int32_t)(2 * oy * w + 2 * ox), iw = (int32_t)w;
-                float a = xp[i0], b = xp[i0 + 1], c = xp[i0 + iw], d = xp[i0 + iw + 1];
-                int32_t best = i0;
-                float m = a;
-                best = b > m ? i0 + 1 : best;
-                m = b > m ? b : m;
-                best = c > m ? i0 + iw : best;
-                m = c > m ? c : m;
-                best = d > m ? i0 + iw + 1 : best;
-                m = d > m ? d : m;
-                yp[oy * ow + ox] = m;
-                ap[oy * ow + ox] = best;
-            }
-    }
+    FCLF_PARALLEL_IF(planes * h * w >= POOL_PAR_MIN,
+        for (FCLF_STATIC_RANGE(pl, planes)) pool_plane(y + pl * oh * ow, argmax + pl * oh * ow, x + pl * h * w, h, w););
 }
 
 void fclf_maxpool2x2_backward(float *dx, const float *dy, const int32_t *argmax, int64_t planes, int64_t h,
                               int64_t w) {
     const int64_t oh = h / 2, ow = w / 2;
-#pragma omp parallel for schedule(static) if (FCLF_PAR(planes * h * w >= POOL_PAR_MIN))
-    for (int64_t pl = 0; pl < planes; pl++) {
-        float *dxp = dx + pl * h * w;
-        memset(dxp, 0, (size_t)(h * w) * sizeof(float));
-        const float *dyp = dy + pl * oh * ow;
-        const int32_t *ap = argmax + pl * oh * ow;
-        for (int64_t o = 0; o < oh * ow; o++) dxp[ap[o]] += dyp[o];
-    }
+    FCLF_PARALLEL_IF(planes * h * w >= POOL_PAR_MIN,
+        for (FCLF_STATIC_RANGE(pl, planes)) {
+            float *dxp = dx + pl * h * w;
+            memset(dxp, 0, (size_t)(h * w) * sizeof(float));
+            const float *dyp = dy + pl * oh * ow;
+            const int32_t *ap = argmax + pl * oh * ow;
+            for (int64_t o = 0; o < oh * ow; o++) dxp[ap[o]] += dyp[o];
+        });
 }
 
 void fclf_maxpool2x2_forward_ref(float *y, const float *x, int64_t planes, int64_t h, int64_t w) {

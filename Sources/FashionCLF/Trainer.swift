@@ -109,22 +109,23 @@ public final class Trainer {
         return Tensor(data: x, shape: model.inputShape.withBatch(n))
     }
 
-    private func correct(_ n: Int) -> Int {
+    private func correct(_ n: Int, _ labels: UnsafePointer<Int32>) -> Int {
         let probs = loss.probabilities, k = model.outputSize
         var hits = 0
-        for i in 0..<n where argmax(probs + i * k, k) == Int(labels.pointer[i]) { hits += 1 }
+        for i in 0..<n where argmax(probs + i * k, k) == Int(labels[i]) { hits += 1 }
         return hits
     }
 
-    /// One optimiser step on a batch; returns (summed loss, correct predictions).
+    /// One optimiser step on a batch `x` with its `labels` (x.shape.n of them, each in 0..<classes);
+    /// returns (summed loss, correct predictions).
     @discardableResult
-    public func step(_ x: Tensor) -> (loss: Double, correct: Int) {
+    public func step(_ x: Tensor, labels: UnsafePointer<Int32>) -> (loss: Double, correct: Int) {
         model.zeroGradients()
         let logits = model.forward(x)
-        let (sum, dlogits) = loss(logits, labels: labels.pointer, gradient: true)
+        let (sum, dlogits) = loss(logits, labels: labels, gradient: true)
         model.backward(dlogits)
         optimizer.step()
-        return (sum, correct(x.shape.n))
+        return (sum, correct(x.shape.n, labels))
     }
 
     /// Trains one epoch over `data` in a fresh random order. `progress(done, total, meanLoss)` is called
@@ -140,7 +141,7 @@ public final class Trainer {
             let n = min(config.batchSize, data.count - done)
             let base = done
             let x = order.withUnsafeBufferPointer { o in loadBatch(data, n: n) { Int(o[base + $0]) } }
-            let r = step(x)
+            let r = step(x, labels: labels.pointer)
             lossSum += r.loss
             hits += r.correct
             done += n

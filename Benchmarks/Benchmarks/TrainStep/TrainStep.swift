@@ -11,6 +11,7 @@ final class StepRig {
     let trainer: Trainer
     let x: Tensor
     private let input: Buffer<Float>
+    let labels: Buffer<Int32>
 
     init(_ kind: ModelKind, batch: Int) {
         var config = TrainConfig()
@@ -20,7 +21,9 @@ final class StepRig {
         var rng = SplitMix64(seed: 2)
         for i in 0..<batch * 784 { input.pointer[i] = rng.nextUnitFloat() }
         x = Tensor(data: input.pointer, shape: ModelKind.imageShape.withBatch(batch))
-        for _ in 0..<5 { trainer.step(x) }
+        labels = Buffer<Int32>(capacity: batch)
+        for i in 0..<batch { labels.pointer[i] = Int32(i % 10) }
+        for _ in 0..<5 { trainer.step(x, labels: labels.pointer) }
     }
 }
 
@@ -31,7 +34,7 @@ let benchmarks: @Sendable () -> Void = {
     for (kind, batch) in [(ModelKind.cnn, 32), (.cnn, 128), (.mlp, 32)] {
         let rig = StepRig(kind, batch: batch)
         Benchmark("\(kind.rawValue) training step, batch \(batch)") { benchmark in
-            for _ in benchmark.scaledIterations { blackHole(rig.trainer.step(rig.x)) }
+            for _ in benchmark.scaledIterations { blackHole(rig.trainer.step(rig.x, labels: rig.labels.pointer)) }
         }
     }
 }
