@@ -7,26 +7,48 @@ import Musl
 #endif
 
 /// Images and labels of one split, kept as bytes (47 MB for the training set instead of 188 MB as Float).
+/// A split made by `slice` shares its parent's storage (arrays are copy-on-write and never written), so
+/// holding out a validation set costs no copy.
 public struct LabeledImages: Sendable {
     public let count: Int
     public let rows: Int, cols: Int
-    /// `count * rows * cols` pixels, row-major, 0 = background.
-    public let pixels: [UInt8]
-    /// `count` labels in 0..<10.
-    public let labels: [UInt8]
+    /// Storage of this split and possibly of images outside it: image i of the split is image
+    /// `first + i` of the storage. Use `image(_:)` and `label(_:)`.
+    private let storage: [UInt8]
+    private let labelStorage: [UInt8]
+    private let first: Int
 
     public init(count: Int, rows: Int, cols: Int, pixels: [UInt8], labels: [UInt8]) {
-        self.count = count; self.rows = rows; self.cols = cols; self.pixels = pixels; self.labels = labels
+        self.init(count: count, rows: rows, cols: cols, storage: pixels, labelStorage: labels, first: 0)
+    }
+
+    private init(count: Int, rows: Int, cols: Int, storage: [UInt8], labelStorage: [UInt8], first: Int) {
+        self.count = count; self.rows = rows; self.cols = cols
+        self.storage = storage; self.labelStorage = labelStorage; self.first = first
     }
 
     public var pixelsPerImage: Int { rows * cols }
 
-    /// Images `range` as a new split (used for the validation hold-out and for --limit-train).
-    public func slice(_ range: Range<Int>) -> LabeledImages {
+    /// The pixels of image i (row-major, 0 = background).
+    public func image(_ i: Int) -> ArraySlice<UInt8> {
         let p = pixelsPerImage
-        return LabeledImages(count: range.count, rows: rows, cols: cols,
-                             pixels: Array(pixels[range.lowerBound * p ..< range.upperBound * p]),
-                             labels: Array(labels[range]))
+        return storage[(first + i) * p ..< (first + i + 1) * p]
+    }
+
+    /// The class of image i, 0-9.
+    public func label(_ i: Int) -> UInt8 { labelStorage[first + i] }
+
+    /// All the split's pixels, image after image, for code that walks them with pointers.
+    public func withPixels<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        try storage.withUnsafeBufferPointer { all in
+            try body(UnsafeBufferPointer(rebasing: all[first * pixelsPerImage ..< (first + count) * pixelsPerImage]))
+        }
+    }
+
+    /// Images `range` as a split sharing this one's storage (the validation hold-out, --limit-train).
+    public func slice(_ range: Range<Int>) -> LabeledImages {
+        LabeledImages(count: range.count, rows: rows, cols: cols, storage: storage, labelStorage: labelStorage,
+                      first: first + range.lowerBound)
     }
 }
 
@@ -66,6 +88,16 @@ public enum IDX {
         }
         defer { gzclose(file) }
         var out: [UInt8] = []
+        // gzip's trailer holds the uncompressed size (mod 2^32): reserving it avoids growing by doubling,
+        // which briefly holds two copies of a 47 MB array.
+        if let f = fopen(path, "rb") {
+            var trailer = [UInt8](repeating: 0, count: 4)
+            if fseek(f, -4, SEEK_END) == 0, fread(&trailer, 1, 4, f) == 4 {
+                let size = Int(trailer[0]) | Int(trailer[1]) << 8 | Int(trailer[2]) << 16 | Int(trailer[3]) << 24
+                out.reserveCapacity(min(size, maxBytes))
+            }
+            fclose(f)
+        }
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
         while true {
             let n = chunk.withUnsafeMutableBytes { gzread(file, $0.baseAddress, UInt32($0.count)) }
@@ -115,7 +147,7 @@ public enum IDX {
     }
 
     public static func load(images: String, labels: String) throws(FCLFError) -> LabeledImages {
-        let ib = try readGzip(images)
+        var ib: [UInt8] = try readGzip(images)
         let isz = try parse(ib, dims: 3, path: images)
         let lb = try readGzip(labels)
         let lsz = try parse(lb, dims: 1, path: labels)
@@ -126,10 +158,13 @@ public enum IDX {
         guard isz[0] == lsz[0] else {
             throw .badDataFile(path: labels, reason: "\(lsz[0]) labels for \(isz[0]) images in \(images)")
         }
-        let labelBytes = Array(lb[8...])
+        var labelBytes = lb
+        labelBytes.removeFirst(8)
         if let bad = labelBytes.firstIndex(where: { $0 > 9 }) {
             throw .badDataFile(path: labels, reason: "label \(labelBytes[bad]) at index \(bad) is outside 0-9")
         }
-        return LabeledImages(count: isz[0], rows: isz[1], cols: isz[2], pixels: Array(ib[16...]), labels: labelBytes)
+        // Drop the header in place: a copy of the 47 MB training pixels would double the peak memory.
+        ib.removeFirst(16)
+        return LabeledImages(count: isz[0], rows: isz[1], cols: isz[2], pixels: ib, labels: labelBytes)
     }
 }

@@ -98,12 +98,12 @@ public final class Trainer {
     private func loadBatch(_ data: LabeledImages, n: Int, index: (Int) -> Int) -> Tensor {
         let p = data.pixelsPerImage
         let x = input.reserve(n * p), y = labels.reserve(n)
-        data.pixels.withUnsafeBufferPointer { px in
+        data.withPixels { px in
             for i in 0..<n {
                 let src = index(i)
                 let s = px.baseAddress! + src * p, d = x + i * p
                 for j in 0..<p { d[j] = Float(s[j]) * (1 / 255) }
-                y[i] = Int32(data.labels[src])
+                y[i] = Int32(data.label(src))
             }
         }
         return Tensor(data: x, shape: model.inputShape.withBatch(n))

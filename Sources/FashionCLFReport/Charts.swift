@@ -27,7 +27,8 @@ public enum Charts {
     /// One line chart: series of (x, y) points with a legend; axes with ticks and labels.
     public static func lineChart(_ svg: inout SVG, x: Double, y: Double, width: Double, height: Double, title: String,
                                  xLabel: String, series: [(name: String, color: String, dashed: Bool, points: [(Double, Double)])]) {
-        let left = x + 56, right = x + width - 12, top = y + 28, bottom = y + height - 40
+        // Title, then a legend row, then the plot: the legend never covers a curve.
+        let left = x + 56, right = x + width - 12, top = y + 46, bottom = y + height - 40
         let all = series.flatMap { $0.points }
         guard !all.isEmpty else { return }
         var (x0, x1) = (all.map { $0.0 }.min()!, all.map { $0.0 }.max()!)
@@ -54,9 +55,9 @@ public enum Charts {
         for (i, s) in series.enumerated() {
             svg.polyline(s.points.map { (px($0.0), py($0.1)) }, stroke: s.color, dash: s.dashed ? "6 4" : nil)
             for p in s.points { svg.circle(px(p.0), py(p.1), 2.5, fill: s.color) }
-            let ly = top + 4 + Double(i) * 16
-            svg.line(right - 120, ly, right - 100, ly, stroke: s.color, width: 2, dash: s.dashed ? "6 4" : nil)
-            svg.text(right - 95, ly + 4, s.name, size: 11, fill: "#222")
+            let lx = left + 10 + Double(i) * 110, ly = y + 32
+            svg.line(lx, ly, lx + 20, ly, stroke: s.color, width: 2, dash: s.dashed ? "6 4" : nil)
+            svg.text(lx + 25, ly + 4, s.name, size: 11, fill: "#222")
         }
     }
 
@@ -111,7 +112,7 @@ public enum Charts {
     /// Per-class F1 of several runs as grouped bars.
     public static func f1Bars(_ runs: [(name: String, f1: [Double])], names: [String], width: Double = 900, height: Double = 300) -> SVG {
         var svg = SVG(width: width, height: height)
-        let left = 50.0, right = width - 10, top = 30.0, bottom = height - 70
+        let left = 50.0, right = width - 10, top = 48.0, bottom = height - 70
         svg.text(width / 2, 18, "F1 per class", size: 14, anchor: .middle, bold: true)
         for t in stride(from: 0.0, through: 1.0, by: 0.2) {
             let y = bottom - t * (bottom - top)
@@ -128,9 +129,10 @@ public enum Charts {
             svg.text(left + (Double(c) + 0.5) * group, bottom + 12, name, size: 11, anchor: .end, rotate: -30)
         }
         svg.line(left, bottom, right, bottom, stroke: "#444")
-        for (r, run) in runs.enumerated() {
-            svg.rect(right - 160, top + Double(r) * 16 - 9, 12, 10, fill: palette[r % palette.count])
-            svg.text(right - 142, top + Double(r) * 16, run.name, size: 11)
+        for (r, run) in runs.enumerated() {  // legend row between the title and the plot
+            let lx = left + 10 + Double(r) * 110
+            svg.rect(lx, 27, 12, 10, fill: palette[r % palette.count])
+            svg.text(lx + 18, 36, run.name, size: 11)
         }
         return svg
     }

@@ -85,9 +85,9 @@ public enum Report {
         var r = Raster(width: columns * cellW, height: rows * cellH)
         for (n, i) in indices.enumerated() {
             let x = (n % columns) * cellW, y = (n / columns) * cellH
-            let pred = Int(eval.predictions[i]), actual = Int(test.labels[i])
+            let pred = Int(eval.predictions[i]), actual = Int(test.label(i))
             if pred != actual { r.frame(x + 1, y + 1, cellW - 2, cellH - 2, (210, 40, 40)) }
-            r.gray(test.pixels[i * 784..<(i + 1) * 784], at: x + 20, y + 6, scale: 3)
+            r.gray(test.image(i), at: x + 20, y + 6, scale: 3)
             r.text("\(FashionMNIST.classNames[pred]) \(Text.fixed(Double(eval.confidences[i]) * 100, 0))%", at: x + 8, y + 104,
                    color: pred == actual ? 0x202020 : 0xC02020, font: font)
             r.text("true: \(FashionMNIST.classNames[actual])", at: x + 8, y + 119, color: 0x606060, font: font)
@@ -135,7 +135,7 @@ public enum Report {
         let curves = Charts.curves(s.history), confusion = Charts.confusion(s.test.confusion, names: FashionMNIST.classNames)
         // 32 samples spread over the test set, and the 16 mistakes the model was surest of.
         let samples = (0..<32).map { $0 * max(1, test.count / 32) }.filter { $0 < test.count }
-        let mistakes = (0..<test.count).filter { Int(s.test.predictions[$0]) != Int(test.labels[$0]) }
+        let mistakes = (0..<test.count).filter { Int(s.test.predictions[$0]) != Int(test.label($0)) }
             .sorted { s.test.confidences[$0] > s.test.confidences[$1] }.prefix(16)
         let samplesPNG = try grid(samples, test, s.test).png(), mistakesPNG = try grid(Array(mistakes), test, s.test).png()
         try FileIO.writeAtomically(curves.render(standalone: true), to: dir + "/curves.svg")

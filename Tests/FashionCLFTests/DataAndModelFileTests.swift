@@ -34,8 +34,12 @@ struct IDXTests {
     @Test func validFileLoads() throws {
         let data = try load(images: idxImages(count: 3), labels: idxLabels([0, 9, 4]))
         #expect(data.count == 3 && data.rows == 28 && data.cols == 28)
-        #expect(data.labels == [0, 9, 4])
-        #expect(data.pixels.count == 3 * 784 && data.pixels[785] == UInt8(785 % 251))
+        #expect((0..<3).map { data.label($0) } == [0, 9, 4])
+        #expect(data.image(1).count == 784 && data.image(1).first == UInt8(784 % 251) && data.image(1)[785] == UInt8(785 % 251))
+        // A split shares storage and sees the right images.
+        let tail = data.slice(1..<3)
+        #expect(tail.count == 2 && tail.label(0) == 9 && Array(tail.image(1)) == Array(data.image(2)))
+        #expect(tail.withPixels { Array($0) } == Array(data.image(1)) + Array(data.image(2)))
     }
 
     @Test func missingFileNamesTheAptPackage() {

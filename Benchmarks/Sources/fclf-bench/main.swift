@@ -131,7 +131,7 @@ func predict(peak: Double) {
     let directory = FashionMNIST.resolveDirectory(nil)
     var images: [UInt8]
     if let test = try? IDX.load(images: directory + "/t10k-images-idx3-ubyte.gz", labels: directory + "/t10k-labels-idx1-ubyte.gz") {
-        images = test.pixels
+        images = test.withPixels { Array($0) }
     } else {
         var rng = SplitMix64(seed: 9)
         images = (0..<10000 * 784).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
