@@ -4,17 +4,22 @@
 
 #include <math.h>
 
+/* log(sum_j exp(z_j)) around the maximum: every exp argument is <= 0, so nothing overflows. Both kernels
+ * below use it, so evaluation (loss) and inference (softmax) give the same probabilities bit for bit. */
+static double log_sum_exp(const float *z, int64_t k) {
+    float zmax = z[0];
+    for (int64_t j = 1; j < k; j++) zmax = z[j] > zmax ? z[j] : zmax;
+    double sum = 0.0;
+    for (int64_t j = 0; j < k; j++) sum += exp((double)z[j] - zmax);
+    return zmax + log(sum);
+}
+
 double fclf_softmax_xent(float *dlogits, float *probs, const float *logits, const int32_t *labels, int64_t n,
                          int64_t k) {
     double total = 0.0;
     for (int64_t i = 0; i < n; i++) {
         const float *z = logits + i * k;
-        float zmax = z[0];
-        for (int64_t j = 1; j < k; j++) zmax = z[j] > zmax ? z[j] : zmax;
-        /* log-sum-exp around the maximum: every exp argument is <= 0, so nothing overflows. */
-        double sum = 0.0;
-        for (int64_t j = 0; j < k; j++) sum += exp((double)z[j] - zmax);
-        double lse = zmax + log(sum);
+        double lse = log_sum_exp(z, k);
         int32_t y = labels[i];
         total += lse - z[y];
         for (int64_t j = 0; j < k; j++) {
@@ -29,12 +34,7 @@ double fclf_softmax_xent(float *dlogits, float *probs, const float *logits, cons
 void fclf_softmax_forward(float *probs, const float *logits, int64_t n, int64_t k) {
     for (int64_t i = 0; i < n; i++) {
         const float *z = logits + i * k;
-        float zmax = z[0];
-        for (int64_t j = 1; j < k; j++) zmax = z[j] > zmax ? z[j] : zmax;
-        double sum = 0.0;
-        for (int64_t j = 0; j < k; j++) sum += exp((double)z[j] - zmax);
-        double lse = zmax + log(sum);
-        /* Same expression as fclf_softmax_xent, so inference and evaluation give identical values. */
+        double lse = log_sum_exp(z, k);
         for (int64_t j = 0; j < k; j++) probs[i * k + j] = (float)exp((double)z[j] - lse);
     }
 }
