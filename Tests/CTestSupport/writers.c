@@ -70,3 +70,25 @@ int fclf_test_write_png_rgba(const char *path, const uint8_t *rgba, int width, i
     image.format = PNG_FORMAT_RGBA;
     return png_image_write_to_file(&image, path, 0, rgba, 0, NULL) ? 0 : 1;
 }
+
+int fclf_test_write_png_palette(const char *path, const uint8_t *indices, const uint8_t *rgb_colormap, int colors,
+                                int width, int height) {
+    png_image image;
+    memset(&image, 0, sizeof image);
+    image.version = PNG_IMAGE_VERSION;
+    image.width = (png_uint_32)width;
+    image.height = (png_uint_32)height;
+    image.format = PNG_FORMAT_RGB_COLORMAP;
+    image.colormap_entries = (png_uint_32)colors;
+    return png_image_write_to_file(&image, path, 0, indices, 0, rgb_colormap) ? 0 : 1;
+}
+
+int fclf_test_write_png_gray_alpha(const char *path, const uint8_t *ga, int width, int height) {
+    png_image image;
+    memset(&image, 0, sizeof image);
+    image.version = PNG_IMAGE_VERSION;
+    image.width = (png_uint_32)width;
+    image.height = (png_uint_32)height;
+    image.format = PNG_FORMAT_GA;
+    return png_image_write_to_file(&image, path, 0, ga, 0, NULL) ? 0 : 1;
+}

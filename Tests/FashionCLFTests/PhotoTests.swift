@@ -78,6 +78,24 @@ struct PhotoTests {
         expectGarment(Preprocessor.prepare(photo), w: 16, h: 28, inverted: true, "16-bit gray PNG")
     }
 
+    @Test func palettePNG() throws {
+        // Index 0: light gray background; index 1: dark red garment.
+        var indices = [UInt8](repeating: 0, count: 90 * 45)
+        for y in 5..<40 { for x in 10..<80 { indices[y * 90 + x] = 1 } }
+        let path = dir + "/palette.png"
+        #expect(fclf_test_write_png_palette(path, indices, [220, 220, 220, 120, 10, 10], 2, 90, 45) == 0)
+        expectGarment(Preprocessor.prepare(try Photo.load(path)), w: 28, h: 14, inverted: true, "palette PNG")
+    }
+
+    @Test func grayAlphaPNG() throws {
+        // Transparent surround (gray value 0 underneath), an opaque mid-gray garment.
+        var ga = [UInt8](repeating: 0, count: 60 * 80 * 2)
+        for y in 10..<70 { for x in 15..<45 { ga[2 * (y * 60 + x)] = 90; ga[2 * (y * 60 + x) + 1] = 255 } }
+        let path = dir + "/gray-alpha.png"
+        #expect(fclf_test_write_png_gray_alpha(path, ga, 60, 80) == 0)
+        expectGarment(Preprocessor.prepare(try Photo.load(path)), w: 14, h: 28, inverted: true, "gray+alpha PNG")
+    }
+
     @Test("EXIF orientation is honoured", arguments: [1, 3, 6, 8])
     func exifOrientation(_ orientation: Int32) throws {
         // Stored: a wide dark bar on white. Orientations 6 and 8 display it turned by 90 degrees.
