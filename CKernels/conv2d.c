@@ -85,9 +85,33 @@ static int big(fclf_conv2d_shape s) { return (double)(s.n * s.c * s.kh * s.kw * 
  * would pad K to the micro-kernel's tile and then move its 2.7 MB output through tmp once more. */
 enum { SMALL_K = 16, CHUNK = 512 };
 
-/* One output plane of the small-K forward: dst = act(bias + sum_k wk[k] * col[k*ld ...]). */
+/* One output plane of the small-K forward: dst = act(bias + sum_k wk[k] * col[k*ld ...]). For K = 9 (a 3x3
+ * kernel on one channel, conv1) the k sum runs in registers, vectorised over pixels, with one store per
+ * pixel; other K use K passes of AXPY over dst. */
+static inline __attribute__((always_inline)) void plane_k9(float *restrict dst, const float *restrict col, int64_t ld,
+                                                           const float *restrict wk, float bias, int64_t P, int relu) {
+    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3], w4 = wk[4], w5 = wk[5], w6 = wk[6], w7 = wk[7], w8 = wk[8];
+    for (int64_t p = 0; p < P; p++) {
+        float acc = bias;
+        acc += w0 * col[p];
+        acc += w1 * col[ld + p];
+        acc += w2 * col[2 * ld + p];
+        acc += w3 * col[3 * ld + p];
+        acc += w4 * col[4 * ld + p];
+        acc += w5 * col[5 * ld + p];
+        acc += w6 * col[6 * ld + p];
+        acc += w7 * col[7 * ld + p];
+        acc += w8 * col[8 * ld + p];
+        dst[p] = relu && !(acc > 0.0f) ? 0.0f : acc;
+    }
+}
+
 FCLF_CLONES static void small_k_plane(float *restrict dst, const float *restrict col, int64_t ld,
                                       const float *restrict wk, float bias, int64_t K, int64_t P, int relu) {
+    if (K == 9) {
+        plane_k9(dst, col, ld, wk, bias, P, relu);
+        return;
+    }
     for (int64_t p = 0; p < P; p++) dst[p] = bias;
     for (int64_t k = 0; k < K; k++) {
         const float *c = col + k * ld;
@@ -135,6 +159,32 @@ void fclf_conv2d_forward(float *y, float *col, float *tmp, const float *x, const
  * it is in L1, instead of a GEMM over a transposed copy (fclf-profile: conv1's weight gradient took
  * 544 us as a GEMM on 2 threads, its N = 9 padded to a 32-wide tile). Each thread owns whole rows of
  * dW; every sum runs in image and chunk order, so the thread count does not change the result. */
+/* Sums over one chunk of pixels for the small-K weight gradient: part[k] += dz . col_k and *partb += sum dz,
+ * with dz = dy masked by ReLU. K = 9 gets nine register accumulators and one pass over the chunk;
+ * other K form dz on the stack and take K dot products. */
+static inline __attribute__((always_inline)) void grad_chunk_k9(float *restrict part, float *restrict partb,
+                                                                const float *restrict g, const float *restrict act,
+                                                                const float *restrict c, int64_t ld, int64_t len, int relu) {
+    float a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0, a8 = 0, b = 0;
+#pragma omp simd reduction(+ : a0, a1, a2, a3, a4, a5, a6, a7, a8, b)
+    for (int64_t p = 0; p < len; p++) {
+        float v = relu && !(act[p] > 0.0f) ? 0.0f : g[p];
+        b += v;
+        a0 += v * c[p];
+        a1 += v * c[ld + p];
+        a2 += v * c[2 * ld + p];
+        a3 += v * c[3 * ld + p];
+        a4 += v * c[4 * ld + p];
+        a5 += v * c[5 * ld + p];
+        a6 += v * c[6 * ld + p];
+        a7 += v * c[7 * ld + p];
+        a8 += v * c[8 * ld + p];
+    }
+    part[0] += a0; part[1] += a1; part[2] += a2; part[3] += a3; part[4] += a4;
+    part[5] += a5; part[6] += a6; part[7] += a7; part[8] += a8;
+    *partb += b;
+}
+
 FCLF_CLONES static void small_k_grad_row(float *restrict dw, float *restrict db, const float *restrict dy,
                                          const float *restrict y, const float *restrict col, int relu, int64_t o,
                                          fclf_conv2d_shape s) {
@@ -145,21 +195,27 @@ FCLF_CLONES static void small_k_grad_row(float *restrict dw, float *restrict db,
         for (int64_t p0 = 0; p0 < P; p0 += CHUNK) {
             const int64_t len = fclf_min64(CHUNK, P - p0);
             const float *g = dy + (i * s.oc + o) * P + p0, *act = y + (i * s.oc + o) * P + p0;
-            float part = 0.0f;
-#pragma omp simd reduction(+ : part)
-            for (int64_t p = 0; p < len; p++) {
-                float v = relu && !(act[p] > 0.0f) ? 0.0f : g[p];
-                dz[p] = v;
-                part += v;
+            const float *c = col + i * P + p0;
+            float part[SMALL_K] = {0}, partb = 0.0f;
+            if (K == 9) {
+                grad_chunk_k9(part, &partb, g, act, c, NP, len, relu);
+            } else {
+#pragma omp simd reduction(+ : partb)
+                for (int64_t p = 0; p < len; p++) {
+                    float v = relu && !(act[p] > 0.0f) ? 0.0f : g[p];
+                    dz[p] = v;
+                    partb += v;
+                }
+                for (int64_t k = 0; k < K; k++) {
+                    const float *ck = c + k * NP;
+                    float d = 0.0f;
+#pragma omp simd reduction(+ : d)
+                    for (int64_t p = 0; p < len; p++) d += dz[p] * ck[p];
+                    part[k] = d;
+                }
             }
-            accb += part;
-            for (int64_t k = 0; k < K; k++) {
-                const float *c = col + k * NP + i * P + p0;
-                float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-                for (int64_t p = 0; p < len; p++) dot += dz[p] * c[p];
-                accw[k] += dot;
-            }
+            accb += partb;
+            for (int64_t k = 0; k < K; k++) accw[k] += part[k];
         }
     for (int64_t k = 0; k < K; k++) dw[k] += accw[k];
     if (db) *db += accb;

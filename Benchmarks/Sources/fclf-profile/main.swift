@@ -1,7 +1,10 @@
 // fclf-profile: where the time of one training step goes, layer by layer (forward, backward, optimiser).
-// Usage: swift run -c release fclf-profile [cnn|mlp] [batch] [steps]
+// Usage: swift run -c release --package-path Benchmarks fclf-profile [cnn|mlp] [batch] [steps] [nogemm]
 import CKernels
 import FashionCLF
+#if canImport(Glibc)
+import Glibc
+#endif
 
 let args = CommandLine.arguments
 let kind = args.count > 1 ? (ModelKind(rawValue: args[1]) ?? .cnn) : .cnn
@@ -47,7 +50,8 @@ for (i, layer) in net.layers.enumerated() {
 print("loss " + Text.fixed(lossSeconds / Double(steps) * 1e6, 1) + " us, optimiser " + Text.fixed(optSeconds / Double(steps) * 1e6, 1) + " us")
 
 // GEMM alone at the shapes the CNN runs (batch 32), so the layer figures above can be split into
-// product and data movement.
+// product and data movement (skipped with a 4th argument "nogemm", e.g. under perf).
+if args.count > 4 && args[4] == "nogemm" { exit(0) }
 print("\nGEMM (ta tb M N K): GFLOP/s, median of 30")
 for (ta, tb, m, n, k) in [(0, 0, 64, 3872, 288), (0, 1, 64, 288, 3872), (1, 0, 288, 3872, 64), (0, 0, 32, 21632, 9), (0, 1, 32, 9, 21632),
                           (0, 0, 32, 128, 1600), (0, 0, 512, 512, 512), (0, 0, 1024, 1024, 1024)] {
