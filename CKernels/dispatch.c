@@ -58,12 +58,6 @@ int fclf_isa_active(void) {
     return isa;
 }
 
-int fclf_isa_force(int isa) {
-    if (!fclf_isa_supported(isa)) return -1;
-    __atomic_store_n(&g_isa, isa, __ATOMIC_RELEASE);
-    return 0;
-}
-
 const char *fclf_isa_name(int isa) {
     switch (isa) {
     case FCLF_ISA_SCALAR: return "scalar";

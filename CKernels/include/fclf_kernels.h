@@ -32,8 +32,6 @@ typedef enum {
 int fclf_isa_active(void);
 /* 1 when this CPU (and OS) can run the variant. */
 int fclf_isa_supported(int isa);
-/* Forces a variant (tests and benchmarks). Returns 0, or -1 when the CPU cannot run it (nothing changes). */
-int fclf_isa_force(int isa);
 const char *fclf_isa_name(int isa);
 /* OpenMP thread count for the following kernels; n < 1 is ignored. */
 void fclf_set_num_threads(int n);

@@ -68,9 +68,6 @@ public final class Classifier: Sendable {
                                padding == .same ? 1 : 0)
     }
 
-    /// Bytes of scratch memory one call uses for `count` images.
-    public func scratchBytes(count: Int) -> Int { min(count, Classifier.chunk) * (2 * activationSize + workSize) * 4 }
-
     /// Class probabilities for `count` images of `inputShape.perSample` bytes each (0...255, scaled by
     /// 1/255, as in training). Writes `probabilities[count * classes]` and/or `labels[count]` (either may
     /// be nil). Returns false only when scratch memory cannot be had (nothing is written then).

@@ -22,11 +22,6 @@ public struct Tensor {
     public init(data: UnsafeMutablePointer<Float>, shape: Shape) {
         self.data = data; self.shape = shape
     }
-
-    public subscript(i: Int) -> Float {
-        get { data[i] }
-        nonmutating set { data[i] = newValue }
-    }
 }
 
 /// Grow-only, 64-byte aligned storage. Layers size their activation and gradient buffers on the first

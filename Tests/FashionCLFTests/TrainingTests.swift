@@ -48,6 +48,19 @@ struct TrainingTests {
         #expect(after.accuracy > 0.95, "accuracy \(after.accuracy)")
     }
 
+    @Test("initialisers: seeded, and within their limits (Glorot: sqrt(6/(in+out)), He: sqrt(6/in))")
+    func initialisers() {
+        for (initializer, limit) in [(Initializer.glorotUniform, (6.0 / 300).squareRoot()), (.heUniform, (6.0 / 100).squareRoot())] {
+            var a = [Float](repeating: 0, count: 5000), b = a
+            var r1 = SplitMix64(seed: 3), r2 = SplitMix64(seed: 3)
+            initializer.fill(&a, count: a.count, fanIn: 100, fanOut: 200, rng: &r1)
+            initializer.fill(&b, count: b.count, fanIn: 100, fanOut: 200, rng: &r2)
+            #expect(a == b, "same seed, same weights")
+            let m = a.map { Double(abs($0)) }.max() ?? 0
+            #expect(m <= limit && m > 0.95 * limit, "\(initializer): max |w| \(m), limit \(limit)")
+        }
+    }
+
     @Test("classification report on a hand-checked confusion matrix")
     func report() {
         // actual 0: 8 right, 2 called 1; actual 1: 1 called 0, 4 right.
