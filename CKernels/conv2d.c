@@ -28,6 +28,10 @@ fclf_conv2d_shape fclf_conv2d_make_shape(int64_t n, int64_t c, int64_t h, int64_
 
 int64_t fclf_conv2d_col_size(fclf_conv2d_shape s) { return s.c * s.kh * s.kw * s.n * s.oh * s.ow; }
 int64_t fclf_conv2d_tmp_size(fclf_conv2d_shape s) { return s.oc * s.n * s.oh * s.ow; }
+int64_t fclf_conv2d_dcol_size(fclf_conv2d_shape s) {
+    int64_t col = fclf_conv2d_col_size(s), dwt = s.c * s.kh * s.kw * s.oc;
+    return col > dwt ? col : dwt;
+}
 
 /* Image i's columns of col [K, ld]: col[(ci,ki,kj)][i*P + oy*ow + ox] = x_i[ci][oy+ki-pad_t][ox+kj-pad_l]
  * or 0 outside the image. */
@@ -251,7 +255,14 @@ void fclf_conv2d_backward(float *dx, float *dw, float *db, float *dcol, float *t
                 else
                     for (int64_t p = 0; p < P; p++) dst[p] = src[p];
             });
-    fclf_sgemm(0, 1, s.oc, K, NP, 1.0f, tmp, NP, col, NP, 1.0f, dw, K);
+    /* dW^T [K, oc] = col [K, NP] . dz^T [NP, oc], then added transposed into dw: this orientation
+     * transposes dz (oc x NP) while packing instead of col (K x NP, 4.5x larger). fclf-bench, 2 threads,
+     * conv2 at batch 32: 161 GFLOP/s against 139 for dW = dz . col^T. dcol is free until the input
+     * gradient below. */
+    float *dwt = dcol;
+    fclf_sgemm(0, 1, K, s.oc, NP, 1.0f, col, NP, tmp, NP, 0.0f, dwt, s.oc);
+    for (int64_t o = 0; o < s.oc; o++)
+        for (int64_t k = 0; k < K; k++) dw[o * K + k] += dwt[k * s.oc + o];
     if (db)
         for (int64_t o = 0; o < s.oc; o++) {
             const float *d = tmp + o * NP;

@@ -90,6 +90,8 @@ fclf_conv2d_shape fclf_conv2d_make_shape(int64_t n, int64_t c, int64_t h, int64_
 /* Floats in the im2col buffer col [c*kh*kw, n*oh*ow], and in the scratch tmp [oc, n*oh*ow]. */
 int64_t fclf_conv2d_col_size(fclf_conv2d_shape s);
 int64_t fclf_conv2d_tmp_size(fclf_conv2d_shape s);
+/* Floats of the backward pass's dcol scratch: the col size, or c*kh*kw*oc if larger. */
+int64_t fclf_conv2d_dcol_size(fclf_conv2d_shape s);
 
 /* WRITES y [n, oc, oh, ow] = act(w * x + b), act = ReLU when relu != 0, else identity (b may be NULL);
  * WRITES col (im2col of x, kept for the backward pass); tmp is scratch. */
@@ -97,7 +99,7 @@ void fclf_conv2d_forward(float *y, float *col, float *tmp, const float *x, const
                          int relu, fclf_conv2d_shape s);
 /* Given dy = dL/dy for the y and col that fclf_conv2d_forward wrote (same relu flag): ACCUMULATES
  * dw [oc, c*kh*kw] and db [oc] (db may be NULL); WRITES dx [n, c, h, w] unless dx is NULL.
- * dcol (col size) and tmp are scratch. */
+ * dcol (fclf_conv2d_dcol_size floats; c*kh*kw*oc when dx is NULL) and tmp are scratch. */
 void fclf_conv2d_backward(float *dx, float *dw, float *db, float *dcol, float *tmp, const float *dy,
                           const float *y, const float *col, const float *w, int relu, fclf_conv2d_shape s);
 

@@ -76,7 +76,7 @@ struct KernelTests {
                 for threads in [1, 2] {
                     var y = [Float](repeating: .nan, count: outCount)
                     var col = [Float](repeating: 0, count: Int(fclf_conv2d_col_size(s)))
-                    var dcol = col
+                    var dcol = [Float](repeating: 0, count: Int(fclf_conv2d_dcol_size(s)))
                     var tmp = [Float](repeating: 0, count: Int(fclf_conv2d_tmp_size(s)))
                     var dx = [Float](repeating: .nan, count: x.count), dw = [Float](repeating: 0.25, count: wt.count)
                     var db = [Float](repeating: 0.5, count: oc)

@@ -67,6 +67,7 @@ func gemm(peak: Double) {
     for b in [32, 128] {
         shapes += [Shape(name: "conv2 forward b\(b)", ta: false, tb: false, m: 64, n: 121 * b, k: 288),
                    Shape(name: "conv2 weight grad b\(b)", ta: false, tb: true, m: 64, n: 288, k: 121 * b),
+                   Shape(name: "conv2 weight grad transposed b\(b)", ta: false, tb: true, m: 288, n: 64, k: 121 * b),
                    Shape(name: "conv2 input grad b\(b)", ta: true, tb: false, m: 288, n: 121 * b, k: 64),
                    Shape(name: "dense1 forward b\(b)", ta: false, tb: false, m: b, n: 128, k: 1600)]
     }

@@ -71,7 +71,8 @@ public final class Conv2D: Layer {
 
     public func backward(_ dy: Tensor) -> Tensor {
         let dxp: UnsafeMutablePointer<Float>? = computesInputGradient ? dx.reserve(inputShape.count) : nil
-        let dcolp = computesInputGradient ? dcol.reserve(Int(fclf_conv2d_col_size(shape))) : dcol.pointer
+        // Without dx, dcol only holds the K x oc weight-gradient product.
+        let dcolp = dcol.reserve(computesInputGradient ? Int(fclf_conv2d_dcol_size(shape)) : weight.count)
         fclf_conv2d_backward(dxp, weight.grad, bias.grad, dcolp, tmp.pointer, dy.data, y.pointer, col.pointer,
                              weight.value, activation == .relu ? 1 : 0, shape)
         return Tensor(data: dxp ?? dx.pointer, shape: computesInputGradient ? inputShape : inputShape.withBatch(0))
