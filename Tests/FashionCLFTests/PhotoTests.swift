@@ -111,6 +111,32 @@ struct PhotoTests {
         if orientation == 6 { #expect(prepared.box.x0 == 20 && prepared.box.x1 == 40 && prepared.box.y0 == 15) }
     }
 
+    @Test("degenerate photos: 1x1, uniform, extreme aspect ratios give a valid input, no trap")
+    func degeneratePhotos() {
+        for (w, h, value) in [(1, 1, UInt8(0)), (2, 3, 128), (500, 1, 40), (1, 700, 40), (64, 64, 255)] {
+            var rgb = [UInt8](repeating: value, count: w * h * 3)
+            if w * h > 4 { for i in 0..<min(3, w * h) { rgb[3 * (w * h / 2) + i] = 255 &- value } }  // one odd pixel
+            let p = Preprocessor.prepare(Photo(width: w, height: h, rgba: rgba(rgb)))
+            #expect(p.pixels.count == 784, "\(w)x\(h)")
+        }
+        // A photo with nothing on it (uniform) becomes an empty input rather than amplified noise.
+        let blank = Preprocessor.prepare(Photo(width: 40, height: 30, rgba: rgba([UInt8](repeating: 200, count: 40 * 30 * 3))))
+        #expect(blank.pixels.allSatisfy { $0 == 0 })
+    }
+
+    @Test("a large photo is reduced before processing, with the same result")
+    func largePhotoIsReducedFirst() {
+        // 3000 x 2000: a dark 1500 x 600 bar on white. At the 1024-pixel working size it is still 28 x 11.
+        let w = 3000, h = 2000
+        var px = [UInt8](repeating: 255, count: w * h * 4)
+        for y in 700..<1300 { for x in 750..<2250 { px[4 * (y * w + x)] = 30; px[4 * (y * w + x) + 1] = 30; px[4 * (y * w + x) + 2] = 30 } }
+        let p = Preprocessor.prepare(Photo(width: w, height: h, rgba: px))
+        expectGarment(p, w: 28, h: 11, inverted: true, "3000x2000")
+        // The box, in the photo's pixels: the bar's edges less the 0.5% quantile trim (7.5 px of 1500, 3 of 600)
+        // and at most one working pixel (3 photo pixels) of rounding.
+        #expect(abs(p.box.x0 - 750) <= 11 && abs(p.box.x1 - 2250) <= 11 && abs(p.box.y0 - 700) <= 6 && abs(p.box.y1 - 1300) <= 6, "\(p.box)")
+    }
+
     @Test func naivePreprocessingIsTheSeedsSquashAndInvert() throws {
         let photo = Photo(width: 56, height: 28, rgba: rgba(canvas(56, 28, background: 255, rect: (0, 0, 28, 28), value: 0)))
         let p = Preprocessor.prepare(photo, .naive)
