@@ -57,6 +57,11 @@ static inline int64_t fclf_partition_bound(int64_t n, int next) {
     } while (0)
 #define FCLF_STATIC_RANGE(var, n) int64_t var = fclf_partition_bound((n), 0), var##_end = fclf_partition_bound((n), 1); var < var##_end; var++
 
+/* C [M, n*oh*ow] = A [M, c*kh*kw] . im2col(x) for the NCHW batch x of shape s, packing B straight from x
+ * (gemm.c). WRITES C. */
+void fclf_sgemm_im2col(int64_t M, const float *A, int64_t lda, const float *x, fclf_conv2d_shape s, float *C,
+                       int64_t ldc);
+
 static inline int64_t fclf_min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 #endif

@@ -156,6 +156,63 @@ static void pack_b(float *restrict dst, const float *restrict B, int64_t ldb, in
     }
 }
 
+/* Where op(B) comes from: a stored matrix, or the im2col matrix of an NCHW batch x, never materialised:
+ * B[k][j] = x[n][ci][oy+ki-pad_t][ox+kj-pad_l] (0 outside the image) for k = (ci, ki, kj) and
+ * j = (n, oy, ox). Packing straight from x skips writing and re-reading the im2col matrix (1.1M floats
+ * per 32 images for conv2); the packed panels hold the same values, so results are bitwise those of
+ * the explicit path. */
+typedef struct {
+    const float *B;
+    int64_t ldb;
+    int trans;
+    const float *x;               /* implicit im2col when conv != NULL */
+    const fclf_conv2d_shape *conv;
+    int64_t j_origin;             /* first column of this (sub)matrix in the full im2col matrix */
+} b_source;
+
+static void pack_b_im2col(float *restrict dst, const b_source *bs, int64_t p0, int64_t kc, int64_t j0, int64_t nc,
+                          int nr) {
+    const fclf_conv2d_shape *s = bs->conv;
+    const float *x = bs->x;
+    const int64_t P = s->oh * s->ow, HW = s->h * s->w, KK = s->kh * s->kw, CHW = s->c * HW;
+    const int padded = s->pad_t != 0 || s->pad_l != 0;
+    for (int64_t jr = 0; jr < nc; jr += nr) {
+        const int64_t nb = fclf_min64(nr, nc - jr);
+        float *d = dst + jr * kc;
+        int64_t base[NR_MAX], oy[NR_MAX], ox[NR_MAX];
+        for (int64_t jj = 0; jj < nb; jj++) {
+            const int64_t j = bs->j_origin + j0 + jr + jj, n = j / P, pix = j - n * P;
+            oy[jj] = pix / s->ow;
+            ox[jj] = pix - oy[jj] * s->ow;
+            base[jj] = n * CHW + (oy[jj] - s->pad_t) * s->w + (ox[jj] - s->pad_l);
+        }
+        for (int64_t p = 0; p < kc; p++) {
+            const int64_t k = p0 + p, ci = k / KK, r = k - ci * KK, ki = r / s->kw, kj = r - ki * s->kw;
+            const int64_t off = ci * HW + ki * s->w + kj;
+            float *dp = d + p * nr;
+            if (!padded) {
+                for (int64_t jj = 0; jj < nb; jj++) dp[jj] = x[base[jj] + off];
+            } else {
+                for (int64_t jj = 0; jj < nb; jj++) {
+                    const int64_t iy = oy[jj] + ki - s->pad_t, ix = ox[jj] + kj - s->pad_l;
+                    dp[jj] = (iy >= 0 && iy < s->h && ix >= 0 && ix < s->w) ? x[base[jj] + off] : 0.0f;
+                }
+            }
+            for (int64_t jj = nb; jj < nr; jj++) dp[jj] = 0.0f;
+        }
+    }
+}
+
+/* op(B)[p][j] one element at a time, for the out-of-memory fallback only. */
+static float b_at(const b_source *bs, int64_t p, int64_t j) {
+    if (!bs->conv) return bs->trans ? bs->B[j * bs->ldb + p] : bs->B[p * bs->ldb + j];
+    const fclf_conv2d_shape *s = bs->conv;
+    const int64_t P = s->oh * s->ow, KK = s->kh * s->kw, jj = bs->j_origin + j, n = jj / P, pix = jj - n * P;
+    const int64_t oy = pix / s->ow, ox = pix - oy * s->ow, ci = p / KK, ki = (p - ci * KK) / s->kw, kj = p - ci * KK - ki * s->kw;
+    const int64_t iy = oy + ki - s->pad_t, ix = ox + kj - s->pad_l;
+    return (iy >= 0 && iy < s->h && ix >= 0 && ix < s->w) ? bs->x[((n * s->c + ci) * s->h + iy) * s->w + ix] : 0.0f;
+}
+
 /* Per-thread packing buffers, grown on demand and then reused: steady-state training allocates nothing.
  * OpenMP worker threads live as long as the process, so the buffers do too. */
 static _Thread_local float *tl_pack_a, *tl_pack_b;
@@ -180,15 +237,19 @@ static int64_t kstep_for(int64_t K) {
     return (K + kblocks - 1) / kblocks;
 }
 
-static void gemm_serial(const gemm_variant *v, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
-                        const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
-                        int64_t ldc) {
+static void gemm_serial(const gemm_variant *v, int ta, int64_t M, int64_t N, int64_t K, float alpha,
+                        const float *A, int64_t lda, const b_source *bs, float beta, float *C, int64_t ldc) {
     const int mr = v->mr, nr = v->nr;
     int64_t ncap = fclf_min64(NC, (N + nr - 1) / nr * nr);
     float *apack = scratch(&tl_pack_a, &tl_cap_a, (size_t)MC * KC);
     float *bpack = scratch(&tl_pack_b, &tl_cap_b, (size_t)ncap * KC);
     if (!apack || !bpack) { /* out of memory: still give the right answer, slowly */
-        fclf_sgemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) {
+                double acc = 0.0;
+                for (int64_t p = 0; p < K; p++) acc += (double)(ta ? A[p * lda + i] : A[i * lda + p]) * b_at(bs, p, j);
+                C[i * ldc + j] = (float)(alpha * acc + (beta == 0.0f ? 0.0 : (double)beta * C[i * ldc + j]));
+            }
         return;
     }
     float tile[MR_MAX * NR_MAX] __attribute__((aligned(64)));
@@ -198,7 +259,10 @@ static void gemm_serial(const gemm_variant *v, int ta, int tb, int64_t M, int64_
         for (int64_t pc = 0; pc < K; pc += kstep) {
             int64_t kc = fclf_min64(kstep, K - pc);
             float beta_k = pc == 0 ? beta : 1.0f;
-            pack_b(bpack, B, ldb, tb, pc, kc, jc, nc, nr);
+            if (bs->conv)
+                pack_b_im2col(bpack, bs, pc, kc, jc, nc, nr);
+            else
+                pack_b(bpack, bs->B, bs->ldb, bs->trans, pc, kc, jc, nc, nr);
             for (int64_t ic = 0; ic < M; ic += MC) {
                 int64_t mc = fclf_min64(MC, M - ic);
                 pack_a(apack, A, lda, ta, ic, mc, pc, kc, mr);
@@ -264,6 +328,35 @@ void fclf_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, co
     fclf_sgemm_isa(fclf_isa_active(), ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+/* The shared driver: serial below FCLF_PAR_MIN_WORK or inside a parallel region, else one contiguous,
+ * tile-aligned range of columns (or rows) per thread. */
+static void gemm_drive(const gemm_variant *v, int ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                       int64_t lda, const b_source *bs, float beta, float *C, int64_t ldc) {
+    int nt = FCLF_MAX_THREADS();
+    if (nt <= 1 || 2.0 * (double)M * (double)N * (double)K < FCLF_PAR_MIN_WORK) {
+        gemm_serial(v, ta, M, N, K, alpha, A, lda, bs, beta, C, ldc);
+        return;
+    }
+    int64_t tiles_n = (N + v->nr - 1) / v->nr, tiles_m = (M + v->mr - 1) / v->mr;
+    int split_n = tiles_n >= tiles_m;
+#pragma omp parallel num_threads(nt)
+    {
+        int t = FCLF_THREAD_NUM(), T = FCLF_NUM_THREADS();
+        int64_t tiles = split_n ? tiles_n : tiles_m, step = split_n ? v->nr : v->mr, extent = split_n ? N : M;
+        int64_t lo = tiles * t / T * step, hi = fclf_min64(tiles * (t + 1) / T * step, extent);
+        if (hi > lo) {
+            if (split_n) {
+                b_source part = *bs;
+                if (bs->conv) part.j_origin += lo;
+                else part.B = bs->trans ? bs->B + lo * bs->ldb : bs->B + lo;
+                gemm_serial(v, ta, M, hi - lo, K, alpha, A, lda, &part, beta, C + lo, ldc);
+            } else {
+                gemm_serial(v, ta, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, bs, beta, C + lo * ldc, ldc);
+            }
+        }
+    }
+}
+
 void fclf_sgemm_isa(int isa, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                     int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
@@ -280,27 +373,17 @@ void fclf_sgemm_isa(int isa, int ta, int tb, int64_t M, int64_t N, int64_t K, fl
             return;
         }
     }
-    int nt = FCLF_MAX_THREADS();
-    if (nt <= 1 || 2.0 * (double)M * (double)N * (double)K < FCLF_PAR_MIN_WORK) {
-        gemm_serial(&v, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
-    int64_t tiles_n = (N + v.nr - 1) / v.nr, tiles_m = (M + v.mr - 1) / v.mr;
-    int split_n = tiles_n >= tiles_m;
-#pragma omp parallel num_threads(nt)
-    {
-        int t = FCLF_THREAD_NUM(), T = FCLF_NUM_THREADS();
-        int64_t tiles = split_n ? tiles_n : tiles_m, step = split_n ? v.nr : v.mr, extent = split_n ? N : M;
-        int64_t lo = tiles * t / T * step, hi = fclf_min64(tiles * (t + 1) / T * step, extent);
-        if (hi > lo) {
-            if (split_n)
-                gemm_serial(&v, ta, tb, M, hi - lo, K, alpha, A, lda, tb ? B + lo * ldb : B + lo, ldb, beta,
-                            C + lo, ldc);
-            else
-                gemm_serial(&v, ta, tb, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, B, ldb, beta,
-                            C + lo * ldc, ldc);
-        }
-    }
+    b_source bs = {B, ldb, tb, NULL, NULL, 0};
+    gemm_drive(&v, ta, M, N, K, alpha, A, lda, &bs, beta, C, ldc);
+}
+
+void fclf_sgemm_im2col(int64_t M, const float *A, int64_t lda, const float *x, fclf_conv2d_shape s, float *C,
+                       int64_t ldc) {
+    const int64_t N = s.n * s.oh * s.ow, K = s.c * s.kh * s.kw;
+    if (M <= 0 || N <= 0) return;
+    gemm_variant v = variant_for(fclf_isa_active());
+    b_source bs = {NULL, 0, 0, x, &s, 0};
+    gemm_drive(&v, 0, M, N, K, 1.0f, A, lda, &bs, 0.0f, C, ldc);
 }
 
 void fclf_sgemm_ref(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,

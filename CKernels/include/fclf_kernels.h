@@ -97,6 +97,10 @@ int64_t fclf_conv2d_dcol_size(fclf_conv2d_shape s);
  * WRITES col (im2col of x, kept for the backward pass); tmp is scratch. */
 void fclf_conv2d_forward(float *y, float *col, float *tmp, const float *x, const float *w, const float *b,
                          int relu, fclf_conv2d_shape s);
+/* The same y as fclf_conv2d_forward, bit for bit, for inference: col is scratch of fclf_conv2d_col_size
+ * floats, not kept; from 4 images on, products with c*kh*kw >= 16 pack straight from x and leave it unused. */
+void fclf_conv2d_infer(float *y, float *col, float *tmp, const float *x, const float *w, const float *b, int relu,
+                       fclf_conv2d_shape s);
 /* Given dy = dL/dy for the y and col that fclf_conv2d_forward wrote (same relu flag): ACCUMULATES
  * dw [oc, c*kh*kw] and db [oc] (db may be NULL); WRITES dx [n, c, h, w] unless dx is NULL.
  * dcol (fclf_conv2d_dcol_size floats; c*kh*kw*oc when dx is NULL) and tmp are scratch. */

@@ -97,6 +97,14 @@ struct KernelTests {
                     outputs.append([y, wantDx ? dx : [], dw, db])
                 }
                 #expect(outputs[0] == outputs[1], "conv results depend on the thread count")
+                // Inference packs straight from x (no im2col kept): the same y, bit for bit, on 1 and 2 threads.
+                for threads in [1, 2] {
+                    var yi = [Float](repeating: .nan, count: outCount)
+                    var scratch = [Float](repeating: 0, count: Int(fclf_conv2d_col_size(s)))
+                    var tmp = [Float](repeating: 0, count: Int(fclf_conv2d_tmp_size(s)))
+                    withThreads(threads) { fclf_conv2d_infer(&yi, &scratch, &tmp, x, wt, b, relu, s) }
+                    #expect(yi == outputs[0][0], "infer differs from forward: n\(n) c\(c) \(h)x\(w) k\(k) same \(same), \(threads) threads")
+                }
             } }
         }
     }
