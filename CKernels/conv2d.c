@@ -126,15 +126,19 @@ FCLF_CLONES static void small_k_plane(float *restrict dst, const float *restrict
         for (int64_t p = 0; p < P; p++) dst[p] = dst[p] > 0.0f ? dst[p] : 0.0f;
 }
 
-/* The forward pass; `implicit` packs the GEMM's B straight from x for K >= SMALL_K, so col is neither
- * written nor kept (inference), where training keeps col for the weight gradient. Both give the same
- * bits; implicit packing pays off from a few images on (predict_bench, 1 thread: 10,000 images at
- * 13,000 against 11,800 images/s), while for one image the explicit im2col is faster (85 against 88 us). */
-static void conv_forward(float *y, float *col, float *tmp, const float *x, const float *w, const float *b, int relu,
-                         fclf_conv2d_shape s, int implicit) {
+/* Whether this shape's products pack straight from x instead of an explicit im2col matrix. Both give the
+ * same bits; packing from x pays off from a few images on (predict_bench, 1 thread: 10,000 images at
+ * 13,000 against 11,800 images/s), while for one image the explicit im2col is faster (85 against 88 us),
+ * and small K takes the direct path, which reads col. */
+static int packs_from_x(fclf_conv2d_shape s) { return s.c * s.kh * s.kw >= SMALL_K && s.n >= 4; }
+
+int fclf_conv2d_uses_col(fclf_conv2d_shape s) { return !packs_from_x(s); }
+
+void fclf_conv2d_forward(float *y, float *col, float *tmp, const float *x, const float *w, const float *b,
+                         int relu, fclf_conv2d_shape s) {
     const int64_t K = s.c * s.kh * s.kw, P = s.oh * s.ow, NP = s.n * P;
-    if (implicit && K >= SMALL_K && s.n >= 4) {
-        fclf_sgemm_im2col(s.oc, w, K, x, s, tmp, NP);
+    if (packs_from_x(s)) {
+        fclf_sgemm_im2col_b(s.oc, w, K, x, s, tmp, NP);
     } else {
         FCLF_PARALLEL_IF(big(s),
             for (FCLF_STATIC_RANGE(i, s.n)) im2col(col + i * P, NP, x + i * s.c * s.h * s.w, s););
@@ -172,17 +176,6 @@ static void conv_forward(float *y, float *col, float *tmp, const float *x, const
  * it is in L1, instead of a GEMM over a transposed copy (fclf-profile: conv1's weight gradient took
  * 544 us as a GEMM on 2 threads, its N = 9 padded to a 32-wide tile). Each thread owns whole rows of
  * dW; every sum runs in image and chunk order, so the thread count does not change the result. */
-void fclf_conv2d_forward(float *y, float *col, float *tmp, const float *x, const float *w, const float *b,
-                         int relu, fclf_conv2d_shape s) {
-    conv_forward(y, col, tmp, x, w, b, relu, s, 0);
-}
-
-void fclf_conv2d_infer(float *y, float *col, float *tmp, const float *x, const float *w, const float *b, int relu,
-                       fclf_conv2d_shape s) {
-    /* col is used below 4 images or for small K. */
-    conv_forward(y, col, tmp, x, w, b, relu, s, 1);
-}
-
 /* Sums over one chunk of pixels for the small-K weight gradient: part[k] += dz . col_k and *partb += sum dz,
  * with dz = dy masked by ReLU. K = 9 gets nine register accumulators and one pass over the chunk;
  * other K form dz on the stack and take K dot products. */
@@ -254,7 +247,8 @@ static void weight_grad_small_k(float *restrict dw, float *restrict db, const fl
 }
 
 void fclf_conv2d_backward(float *dx, float *dw, float *db, float *dcol, float *tmp, const float *dy,
-                          const float *y, const float *col, const float *w, int relu, fclf_conv2d_shape s) {
+                          const float *y, const float *col, const float *x, const float *w, int relu,
+                          fclf_conv2d_shape s) {
     const int64_t K = s.c * s.kh * s.kw, P = s.oh * s.ow, NP = s.n * P;
     if (K < SMALL_K && !dx) {
         weight_grad_small_k(dw, db, dy, y, col, relu, s);
@@ -280,7 +274,10 @@ void fclf_conv2d_backward(float *dx, float *dw, float *db, float *dcol, float *t
      * conv2 at batch 32: 161 GFLOP/s against 139 for dW = dz . col^T. dcol is free until the input
      * gradient below. */
     float *dwt = dcol;
-    fclf_sgemm(0, 1, K, s.oc, NP, 1.0f, col, NP, tmp, NP, 0.0f, dwt, s.oc);
+    if (packs_from_x(s))
+        fclf_sgemm_im2col_a(x, s, s.oc, tmp, NP, 1, dwt, s.oc);
+    else
+        fclf_sgemm(0, 1, K, s.oc, NP, 1.0f, col, NP, tmp, NP, 0.0f, dwt, s.oc);
     for (int64_t o = 0; o < s.oc; o++)
         for (int64_t k = 0; k < K; k++) dw[o * K + k] += dwt[k * s.oc + o];
     if (db)

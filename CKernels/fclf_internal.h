@@ -57,10 +57,13 @@ static inline int64_t fclf_partition_bound(int64_t n, int next) {
     } while (0)
 #define FCLF_STATIC_RANGE(var, n) int64_t var = fclf_partition_bound((n), 0), var##_end = fclf_partition_bound((n), 1); var < var##_end; var++
 
-/* C [M, n*oh*ow] = A [M, c*kh*kw] . im2col(x) for the NCHW batch x of shape s, packing B straight from x
- * (gemm.c). WRITES C. */
-void fclf_sgemm_im2col(int64_t M, const float *A, int64_t lda, const float *x, fclf_conv2d_shape s, float *C,
-                       int64_t ldc);
+/* Products with the im2col matrix col [c*kh*kw, n*oh*ow] of the NCHW batch x of shape s, packed straight
+ * from x (gemm.c). WRITE C. _b: C [M, n*oh*ow] = A [M, c*kh*kw] . col. _a: C [c*kh*kw, N] = col . op(B)
+ * with op(B) [n*oh*ow, N]. */
+void fclf_sgemm_im2col_b(int64_t M, const float *A, int64_t lda, const float *x, fclf_conv2d_shape s, float *C,
+                         int64_t ldc);
+void fclf_sgemm_im2col_a(const float *x, fclf_conv2d_shape s, int64_t N, const float *B, int64_t ldb, int tb, float *C,
+                         int64_t ldc);
 
 static inline int64_t fclf_min64(int64_t a, int64_t b) { return a < b ? a : b; }
 

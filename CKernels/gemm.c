@@ -156,19 +156,28 @@ static void pack_b(float *restrict dst, const float *restrict B, int64_t ldb, in
     }
 }
 
-/* Where op(B) comes from: a stored matrix, or the im2col matrix of an NCHW batch x, never materialised:
- * B[k][j] = x[n][ci][oy+ki-pad_t][ox+kj-pad_l] (0 outside the image) for k = (ci, ki, kj) and
- * j = (n, oy, ox). Packing straight from x skips writing and re-reading the im2col matrix (1.1M floats
- * per 32 images for conv2); the packed panels hold the same values, so results are bitwise those of
- * the explicit path. */
+/* Where an operand comes from: a stored matrix, or the im2col matrix of an NCHW batch x, never
+ * materialised: col[k][j] = x[n][ci][oy+ki-pad_t][ox+kj-pad_l] (0 outside the image) for k = (ci, ki, kj)
+ * and j = (n, oy, ox). As B it is the convolution's forward product, as A (not transposed) its weight
+ * gradient. Packing straight from x skips writing and re-reading col (1.1M floats per 32 images for conv2);
+ * the packed panels hold the same values, so results are bitwise those of the explicit path. */
 typedef struct {
-    const float *B;
+    const float *B; /* stored matrix, leading dimension ldb, transposed when trans */
     int64_t ldb;
     int trans;
-    const float *x;               /* implicit im2col when conv != NULL */
+    const float *x; /* implicit im2col when conv != NULL */
     const fclf_conv2d_shape *conv;
-    int64_t j_origin;             /* first column of this (sub)matrix in the full im2col matrix */
+    int64_t origin; /* first column (as B) or first row (as A) of this part of the im2col matrix */
 } b_source;
+
+/* col[k][j] of the implicit im2col matrix, one element at a time (fallback and A packing helper). */
+static float im2col_at(const b_source *src, int64_t k, int64_t j) {
+    const fclf_conv2d_shape *s = src->conv;
+    const int64_t P = s->oh * s->ow, KK = s->kh * s->kw, n = j / P, pix = j - n * P;
+    const int64_t oy = pix / s->ow, ox = pix - oy * s->ow, ci = k / KK, ki = (k - ci * KK) / s->kw, kj = k - ci * KK - ki * s->kw;
+    const int64_t iy = oy + ki - s->pad_t, ix = ox + kj - s->pad_l;
+    return (iy >= 0 && iy < s->h && ix >= 0 && ix < s->w) ? src->x[((n * s->c + ci) * s->h + iy) * s->w + ix] : 0.0f;
+}
 
 static void pack_b_im2col(float *restrict dst, const b_source *bs, int64_t p0, int64_t kc, int64_t j0, int64_t nc,
                           int nr) {
@@ -181,7 +190,7 @@ static void pack_b_im2col(float *restrict dst, const b_source *bs, int64_t p0, i
         float *d = dst + jr * kc;
         int64_t base[NR_MAX], oy[NR_MAX], ox[NR_MAX];
         for (int64_t jj = 0; jj < nb; jj++) {
-            const int64_t j = bs->j_origin + j0 + jr + jj, n = j / P, pix = j - n * P;
+            const int64_t j = bs->origin + j0 + jr + jj, n = j / P, pix = j - n * P;
             oy[jj] = pix / s->ow;
             ox[jj] = pix - oy[jj] * s->ow;
             base[jj] = n * CHW + (oy[jj] - s->pad_t) * s->w + (ox[jj] - s->pad_l);
@@ -203,14 +212,44 @@ static void pack_b_im2col(float *restrict dst, const b_source *bs, int64_t p0, i
     }
 }
 
-/* op(B)[p][j] one element at a time, for the out-of-memory fallback only. */
-static float b_at(const b_source *bs, int64_t p, int64_t j) {
-    if (!bs->conv) return bs->trans ? bs->B[j * bs->ldb + p] : bs->B[p * bs->ldb + j];
-    const fclf_conv2d_shape *s = bs->conv;
-    const int64_t P = s->oh * s->ow, KK = s->kh * s->kw, jj = bs->j_origin + j, n = jj / P, pix = jj - n * P;
-    const int64_t oy = pix / s->ow, ox = pix - oy * s->ow, ci = p / KK, ki = (p - ci * KK) / s->kw, kj = p - ci * KK - ki * s->kw;
-    const int64_t iy = oy + ki - s->pad_t, ix = ox + kj - s->pad_l;
-    return (iy >= 0 && iy < s->h && ix >= 0 && ix < s->w) ? bs->x[((n * s->c + ci) * s->h + iy) * s->w + ix] : 0.0f;
+/* An operand's element (row r, column c of op(X)), for the out-of-memory fallback only. */
+static float op_at(const b_source *src, int is_a, int64_t r, int64_t c) {
+    if (src->conv) return is_a ? im2col_at(src, src->origin + r, c) : im2col_at(src, r, src->origin + c);
+    return src->trans ? src->B[c * src->ldb + r] : src->B[r * src->ldb + c];
+}
+
+/* The A panels of the implicit im2col matrix (not transposed): rows k from origin + i0, columns j from p0. */
+static void pack_a_im2col(float *restrict dst, const b_source *as, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
+                          int mr) {
+    const fclf_conv2d_shape *s = as->conv;
+    const float *x = as->x;
+    const int64_t P = s->oh * s->ow, HW = s->h * s->w, KK = s->kh * s->kw, CHW = s->c * HW;
+    const int padded = s->pad_t != 0 || s->pad_l != 0;
+    int64_t base[KC], oy[KC], ox[KC];
+    for (int64_t p = 0; p < kc; p++) {
+        const int64_t j = p0 + p, n = j / P, pix = j - n * P;
+        oy[p] = pix / s->ow;
+        ox[p] = pix - oy[p] * s->ow;
+        base[p] = n * CHW + (oy[p] - s->pad_t) * s->w + (ox[p] - s->pad_l);
+    }
+    for (int64_t ir = 0; ir < mc; ir += mr) {
+        const int64_t mb = fclf_min64(mr, mc - ir);
+        float *d = dst + ir * kc;
+        for (int64_t i = 0; i < mb; i++) {
+            const int64_t k = as->origin + i0 + ir + i, ci = k / KK, r = k - ci * KK, ki = r / s->kw, kj = r - ki * s->kw;
+            const int64_t off = ci * HW + ki * s->w + kj;
+            if (!padded) {
+                for (int64_t p = 0; p < kc; p++) d[p * mr + i] = x[base[p] + off];
+            } else {
+                for (int64_t p = 0; p < kc; p++) {
+                    const int64_t iy = oy[p] + ki - s->pad_t, ix = ox[p] + kj - s->pad_l;
+                    d[p * mr + i] = (iy >= 0 && iy < s->h && ix >= 0 && ix < s->w) ? x[base[p] + off] : 0.0f;
+                }
+            }
+        }
+        for (int64_t i = mb; i < mr; i++)
+            for (int64_t p = 0; p < kc; p++) d[p * mr + i] = 0.0f;
+    }
 }
 
 /* Per-thread packing buffers, grown on demand and then reused: steady-state training allocates nothing.
@@ -237,8 +276,8 @@ static int64_t kstep_for(int64_t K) {
     return (K + kblocks - 1) / kblocks;
 }
 
-static void gemm_serial(const gemm_variant *v, int ta, int64_t M, int64_t N, int64_t K, float alpha,
-                        const float *A, int64_t lda, const b_source *bs, float beta, float *C, int64_t ldc) {
+static void gemm_serial(const gemm_variant *v, int64_t M, int64_t N, int64_t K, float alpha, const b_source *as,
+                        const b_source *bs, float beta, float *C, int64_t ldc) {
     const int mr = v->mr, nr = v->nr;
     int64_t ncap = fclf_min64(NC, (N + nr - 1) / nr * nr);
     float *apack = scratch(&tl_pack_a, &tl_cap_a, (size_t)MC * KC);
@@ -247,7 +286,7 @@ static void gemm_serial(const gemm_variant *v, int ta, int64_t M, int64_t N, int
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < N; j++) {
                 double acc = 0.0;
-                for (int64_t p = 0; p < K; p++) acc += (double)(ta ? A[p * lda + i] : A[i * lda + p]) * b_at(bs, p, j);
+                for (int64_t p = 0; p < K; p++) acc += (double)op_at(as, 1, i, p) * op_at(bs, 0, p, j);
                 C[i * ldc + j] = (float)(alpha * acc + (beta == 0.0f ? 0.0 : (double)beta * C[i * ldc + j]));
             }
         return;
@@ -265,7 +304,10 @@ static void gemm_serial(const gemm_variant *v, int ta, int64_t M, int64_t N, int
                 pack_b(bpack, bs->B, bs->ldb, bs->trans, pc, kc, jc, nc, nr);
             for (int64_t ic = 0; ic < M; ic += MC) {
                 int64_t mc = fclf_min64(MC, M - ic);
-                pack_a(apack, A, lda, ta, ic, mc, pc, kc, mr);
+                if (as->conv)
+                    pack_a_im2col(apack, as, ic, mc, pc, kc, mr);
+                else
+                    pack_a(apack, as->B, as->ldb, as->trans, ic, mc, pc, kc, mr);
                 for (int64_t jr = 0; jr < nc; jr += nr) {
                     int64_t nb = fclf_min64(nr, nc - jr);
                     for (int64_t ir = 0; ir < mc; ir += mr) {
@@ -330,11 +372,11 @@ void fclf_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, co
 
 /* The shared driver: serial below FCLF_PAR_MIN_WORK or inside a parallel region, else one contiguous,
  * tile-aligned range of columns (or rows) per thread. */
-static void gemm_drive(const gemm_variant *v, int ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                       int64_t lda, const b_source *bs, float beta, float *C, int64_t ldc) {
+static void gemm_drive(const gemm_variant *v, int64_t M, int64_t N, int64_t K, float alpha, const b_source *as,
+                       const b_source *bs, float beta, float *C, int64_t ldc) {
     int nt = FCLF_MAX_THREADS();
     if (nt <= 1 || 2.0 * (double)M * (double)N * (double)K < FCLF_PAR_MIN_WORK) {
-        gemm_serial(v, ta, M, N, K, alpha, A, lda, bs, beta, C, ldc);
+        gemm_serial(v, M, N, K, alpha, as, bs, beta, C, ldc);
         return;
     }
     int64_t tiles_n = (N + v->nr - 1) / v->nr, tiles_m = (M + v->mr - 1) / v->mr;
@@ -345,14 +387,15 @@ static void gemm_drive(const gemm_variant *v, int ta, int64_t M, int64_t N, int6
         int64_t tiles = split_n ? tiles_n : tiles_m, step = split_n ? v->nr : v->mr, extent = split_n ? N : M;
         int64_t lo = tiles * t / T * step, hi = fclf_min64(tiles * (t + 1) / T * step, extent);
         if (hi > lo) {
-            if (split_n) {
-                b_source part = *bs;
-                if (bs->conv) part.j_origin += lo;
-                else part.B = bs->trans ? bs->B + lo * bs->ldb : bs->B + lo;
-                gemm_serial(v, ta, M, hi - lo, K, alpha, A, lda, &part, beta, C + lo, ldc);
-            } else {
-                gemm_serial(v, ta, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, bs, beta, C + lo * ldc, ldc);
-            }
+            /* This thread's columns of op(B) (or rows of op(A)): an offset into a stored matrix, or a new
+             * origin in the implicit one. */
+            b_source part = split_n ? *bs : *as;
+            if (part.conv) part.origin += lo;
+            else part.B = (split_n ? part.trans : !part.trans) ? part.B + lo * part.ldb : part.B + lo;
+            if (split_n)
+                gemm_serial(v, M, hi - lo, K, alpha, as, &part, beta, C + lo, ldc);
+            else
+                gemm_serial(v, hi - lo, N, K, alpha, &part, bs, beta, C + lo * ldc, ldc);
         }
     }
 }
@@ -373,17 +416,26 @@ void fclf_sgemm_isa(int isa, int ta, int tb, int64_t M, int64_t N, int64_t K, fl
             return;
         }
     }
-    b_source bs = {B, ldb, tb, NULL, NULL, 0};
-    gemm_drive(&v, ta, M, N, K, alpha, A, lda, &bs, beta, C, ldc);
+    b_source as = {A, lda, ta, NULL, NULL, 0}, bs = {B, ldb, tb, NULL, NULL, 0};
+    gemm_drive(&v, M, N, K, alpha, &as, &bs, beta, C, ldc);
 }
 
-void fclf_sgemm_im2col(int64_t M, const float *A, int64_t lda, const float *x, fclf_conv2d_shape s, float *C,
-                       int64_t ldc) {
+void fclf_sgemm_im2col_b(int64_t M, const float *A, int64_t lda, const float *x, fclf_conv2d_shape s, float *C,
+                         int64_t ldc) {
     const int64_t N = s.n * s.oh * s.ow, K = s.c * s.kh * s.kw;
     if (M <= 0 || N <= 0) return;
     gemm_variant v = variant_for(fclf_isa_active());
-    b_source bs = {NULL, 0, 0, x, &s, 0};
-    gemm_drive(&v, 0, M, N, K, 1.0f, A, lda, &bs, 0.0f, C, ldc);
+    b_source as = {A, lda, 0, NULL, NULL, 0}, bs = {NULL, 0, 0, x, &s, 0};
+    gemm_drive(&v, M, N, K, 1.0f, &as, &bs, 0.0f, C, ldc);
+}
+
+void fclf_sgemm_im2col_a(const float *x, fclf_conv2d_shape s, int64_t N, const float *B, int64_t ldb, int tb, float *C,
+                         int64_t ldc) {
+    const int64_t M = s.c * s.kh * s.kw, K = s.n * s.oh * s.ow;
+    if (M <= 0 || N <= 0) return;
+    gemm_variant v = variant_for(fclf_isa_active());
+    b_source as = {NULL, 0, 0, x, &s, 0}, bs = {B, ldb, tb, NULL, NULL, 0};
+    gemm_drive(&v, M, N, K, 1.0f, &as, &bs, 0.0f, C, ldc);
 }
 
 void fclf_sgemm_ref(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,

@@ -93,19 +93,19 @@ int64_t fclf_conv2d_tmp_size(fclf_conv2d_shape s);
 /* Floats of the backward pass's dcol scratch: the col size, or c*kh*kw*oc if larger. */
 int64_t fclf_conv2d_dcol_size(fclf_conv2d_shape s);
 
-/* WRITES y [n, oc, oh, ow] = act(w * x + b), act = ReLU when relu != 0, else identity (b may be NULL);
- * WRITES col (im2col of x, kept for the backward pass); tmp is scratch. */
+/* WRITES y [n, oc, oh, ow] = act(w * x + b), act = ReLU when relu != 0, else identity (b may be NULL).
+ * col (fclf_conv2d_col_size floats) receives the im2col matrix when fclf_conv2d_uses_col(s), and is kept
+ * for the backward pass; otherwise the products pack straight from x and col is untouched. tmp is scratch. */
 void fclf_conv2d_forward(float *y, float *col, float *tmp, const float *x, const float *w, const float *b,
                          int relu, fclf_conv2d_shape s);
-/* The same y as fclf_conv2d_forward, bit for bit, for inference: col is scratch of fclf_conv2d_col_size
- * floats, not kept; from 4 images on, products with c*kh*kw >= 16 pack straight from x and leave it unused. */
-void fclf_conv2d_infer(float *y, float *col, float *tmp, const float *x, const float *w, const float *b, int relu,
-                       fclf_conv2d_shape s);
-/* Given dy = dL/dy for the y and col that fclf_conv2d_forward wrote (same relu flag): ACCUMULATES
+/* 1 when the passes of this shape go through an explicit im2col matrix (small c*kh*kw, or fewer than 4 images). */
+int fclf_conv2d_uses_col(fclf_conv2d_shape s);
+/* Given dy = dL/dy for the y that fclf_conv2d_forward wrote from x (same relu flag, same col): ACCUMULATES
  * dw [oc, c*kh*kw] and db [oc] (db may be NULL); WRITES dx [n, c, h, w] unless dx is NULL.
  * dcol (fclf_conv2d_dcol_size floats; c*kh*kw*oc when dx is NULL) and tmp are scratch. */
 void fclf_conv2d_backward(float *dx, float *dw, float *db, float *dcol, float *tmp, const float *dy,
-                          const float *y, const float *col, const float *w, int relu, fclf_conv2d_shape s);
+                          const float *y, const float *col, const float *x, const float *w, int relu,
+                          fclf_conv2d_shape s);
 
 /* Naive direct convolution. forward WRITES y; backward WRITES dx (unless NULL) and ACCUMULATES dw, db. */
 void fclf_conv2d_forward_ref(float *y, const float *x, const float *w, const float *b, fclf_conv2d_shape s);

@@ -102,7 +102,7 @@ public final class Classifier: Sendable {
                     let s = Classifier.convShape(oc, k, padding, shape)
                     weights[i].withUnsafeBufferPointer { w in
                         biases[i].withUnsafeBufferPointer { bias in
-                            fclf_conv2d_infer(b, work, work + Int(fclf_conv2d_col_size(s)), a, w.baseAddress,
+                            fclf_conv2d_forward(b, work, work + Int(fclf_conv2d_col_size(s)), a, w.baseAddress,
                                                 bias.baseAddress, act == .relu ? 1 : 0, s)
                         }
                     }

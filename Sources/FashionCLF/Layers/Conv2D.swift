@@ -32,6 +32,8 @@ public final class Conv2D: Layer {
     private let dcol = Buffer<Float>(), dx = Buffer<Float>()
     private var shape = fclf_conv2d_shape()
     private var inputShape = Shape(n: 0, c: 0)
+    /// The last forward's input: the backward pass packs the weight gradient's product straight from it.
+    private var input: UnsafePointer<Float>?
 
     public init(inChannels: Int, outChannels: Int, kernelSize: Int, padding: Padding = .valid,
                 activation: Activation = .none, initializer: Initializer = .glorotUniform, rng: inout SplitMix64) {
@@ -60,10 +62,12 @@ public final class Conv2D: Layer {
 
     public func forward(_ x: Tensor) -> Tensor {
         inputShape = x.shape
+        input = UnsafePointer(x.data)
         shape = kernelShape(x.shape)
         let out = outputShape(x.shape)
         let yp = y.reserve(out.count)
-        fclf_conv2d_forward(yp, col.reserve(Int(fclf_conv2d_col_size(shape))),
+        let colp = fclf_conv2d_uses_col(shape) != 0 ? col.reserve(Int(fclf_conv2d_col_size(shape))) : col.pointer
+        fclf_conv2d_forward(yp, colp,
                             tmp.reserve(Int(fclf_conv2d_tmp_size(shape))), x.data, weight.value, bias.value,
                             activation == .relu ? 1 : 0, shape)
         return Tensor(data: yp, shape: out)
@@ -74,7 +78,7 @@ public final class Conv2D: Layer {
         // Without dx, dcol only holds the K x oc weight-gradient product.
         let dcolp = dcol.reserve(computesInputGradient ? Int(fclf_conv2d_dcol_size(shape)) : weight.count)
         fclf_conv2d_backward(dxp, weight.grad, bias.grad, dcolp, tmp.pointer, dy.data, y.pointer, col.pointer,
-                             weight.value, activation == .relu ? 1 : 0, shape)
+                             input, weight.value, activation == .relu ? 1 : 0, shape)
         return Tensor(data: dxp ?? dx.pointer, shape: computesInputGradient ? inputShape : inputShape.withBatch(0))
     }
 }
