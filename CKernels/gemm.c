@@ -168,84 +168,77 @@ typedef struct {
     const float *x; /* implicit im2col when conv != NULL */
     const fclf_conv2d_shape *conv;
     int64_t origin; /* first column (as B) or first row (as A) of this part of the im2col matrix */
-} b_source;
+} operand;
 
-/* col[k][j] of the implicit im2col matrix, one element at a time (fallback and A packing helper). */
-static float im2col_at(const b_source *src, int64_t k, int64_t j) {
-    const fclf_conv2d_shape *s = src->conv;
-    const int64_t P = s->oh * s->ow, KK = s->kh * s->kw, n = j / P, pix = j - n * P;
-    const int64_t oy = pix / s->ow, ox = pix - oy * s->ow, ci = k / KK, ki = (k - ci * KK) / s->kw, kj = k - ci * KK - ki * s->kw;
-    const int64_t iy = oy + ki - s->pad_t, ix = ox + kj - s->pad_l;
-    return (iy >= 0 && iy < s->h && ix >= 0 && ix < s->w) ? src->x[((n * s->c + ci) * s->h + iy) * s->w + ix] : 0.0f;
+/* One column j = (n, oy, ox) of the implicit im2col matrix: its image offset with the padding folded in. */
+typedef struct { int64_t base, oy, ox; } im2col_column;
+/* One row k = (ci, ki, kj): the offset of its tap from a column's base. */
+typedef struct { int64_t off, ki, kj; } im2col_row;
+
+static inline im2col_column column_of(const fclf_conv2d_shape *s, int64_t j) {
+    const int64_t P = s->oh * s->ow, n = j / P, pix = j - n * P, oy = pix / s->ow, ox = pix - oy * s->ow;
+    return (im2col_column){n * s->c * s->h * s->w + (oy - s->pad_t) * s->w + (ox - s->pad_l), oy, ox};
 }
 
-static void pack_b_im2col(float *restrict dst, const b_source *bs, int64_t p0, int64_t kc, int64_t j0, int64_t nc,
+static inline im2col_row row_of(const fclf_conv2d_shape *s, int64_t k) {
+    const int64_t KK = s->kh * s->kw, ci = k / KK, r = k - ci * KK, ki = r / s->kw, kj = r - ki * s->kw;
+    return (im2col_row){ci * s->h * s->w + ki * s->w + kj, ki, kj};
+}
+
+/* col[k][j]: the input pixel under tap k of output pixel j, or 0 in the padding. */
+static inline float tap(const fclf_conv2d_shape *s, const float *x, im2col_column c, im2col_row r) {
+    const int64_t iy = c.oy + r.ki - s->pad_t, ix = c.ox + r.kj - s->pad_l;
+    return (iy >= 0 && iy < s->h && ix >= 0 && ix < s->w) ? x[c.base + r.off] : 0.0f;
+}
+
+static void pack_b_im2col(float *restrict dst, const operand *bs, int64_t p0, int64_t kc, int64_t j0, int64_t nc,
                           int nr) {
     const fclf_conv2d_shape *s = bs->conv;
     const float *x = bs->x;
-    const int64_t P = s->oh * s->ow, HW = s->h * s->w, KK = s->kh * s->kw, CHW = s->c * HW;
     const int padded = s->pad_t != 0 || s->pad_l != 0;
     for (int64_t jr = 0; jr < nc; jr += nr) {
         const int64_t nb = fclf_min64(nr, nc - jr);
         float *d = dst + jr * kc;
-        int64_t base[NR_MAX], oy[NR_MAX], ox[NR_MAX];
-        for (int64_t jj = 0; jj < nb; jj++) {
-            const int64_t j = bs->origin + j0 + jr + jj, n = j / P, pix = j - n * P;
-            oy[jj] = pix / s->ow;
-            ox[jj] = pix - oy[jj] * s->ow;
-            base[jj] = n * CHW + (oy[jj] - s->pad_t) * s->w + (ox[jj] - s->pad_l);
-        }
+        im2col_column col[NR_MAX];
+        for (int64_t jj = 0; jj < nb; jj++) col[jj] = column_of(s, bs->origin + j0 + jr + jj);
         for (int64_t p = 0; p < kc; p++) {
-            const int64_t k = p0 + p, ci = k / KK, r = k - ci * KK, ki = r / s->kw, kj = r - ki * s->kw;
-            const int64_t off = ci * HW + ki * s->w + kj;
+            const im2col_row row = row_of(s, p0 + p);
             float *dp = d + p * nr;
-            if (!padded) {
-                for (int64_t jj = 0; jj < nb; jj++) dp[jj] = x[base[jj] + off];
-            } else {
-                for (int64_t jj = 0; jj < nb; jj++) {
-                    const int64_t iy = oy[jj] + ki - s->pad_t, ix = ox[jj] + kj - s->pad_l;
-                    dp[jj] = (iy >= 0 && iy < s->h && ix >= 0 && ix < s->w) ? x[base[jj] + off] : 0.0f;
-                }
-            }
+            if (!padded) /* 'valid': every tap is inside the image */
+                for (int64_t jj = 0; jj < nb; jj++) dp[jj] = x[col[jj].base + row.off];
+            else
+                for (int64_t jj = 0; jj < nb; jj++) dp[jj] = tap(s, x, col[jj], row);
             for (int64_t jj = nb; jj < nr; jj++) dp[jj] = 0.0f;
         }
     }
 }
 
 /* An operand's element (row r, column c of op(X)), for the out-of-memory fallback only. */
-static float op_at(const b_source *src, int is_a, int64_t r, int64_t c) {
-    if (src->conv) return is_a ? im2col_at(src, src->origin + r, c) : im2col_at(src, r, src->origin + c);
+static float op_at(const operand *src, int is_a, int64_t r, int64_t c) {
+    if (src->conv) {
+        const int64_t k = is_a ? src->origin + r : r, j = is_a ? c : src->origin + c;
+        return tap(src->conv, src->x, column_of(src->conv, j), row_of(src->conv, k));
+    }
     return src->trans ? src->B[c * src->ldb + r] : src->B[r * src->ldb + c];
 }
 
 /* The A panels of the implicit im2col matrix (not transposed): rows k from origin + i0, columns j from p0. */
-static void pack_a_im2col(float *restrict dst, const b_source *as, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
+static void pack_a_im2col(float *restrict dst, const operand *as, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
                           int mr) {
     const fclf_conv2d_shape *s = as->conv;
     const float *x = as->x;
-    const int64_t P = s->oh * s->ow, HW = s->h * s->w, KK = s->kh * s->kw, CHW = s->c * HW;
     const int padded = s->pad_t != 0 || s->pad_l != 0;
-    int64_t base[KC], oy[KC], ox[KC];
-    for (int64_t p = 0; p < kc; p++) {
-        const int64_t j = p0 + p, n = j / P, pix = j - n * P;
-        oy[p] = pix / s->ow;
-        ox[p] = pix - oy[p] * s->ow;
-        base[p] = n * CHW + (oy[p] - s->pad_t) * s->w + (ox[p] - s->pad_l);
-    }
+    im2col_column col[KC];
+    for (int64_t p = 0; p < kc; p++) col[p] = column_of(s, p0 + p);
     for (int64_t ir = 0; ir < mc; ir += mr) {
         const int64_t mb = fclf_min64(mr, mc - ir);
         float *d = dst + ir * kc;
         for (int64_t i = 0; i < mb; i++) {
-            const int64_t k = as->origin + i0 + ir + i, ci = k / KK, r = k - ci * KK, ki = r / s->kw, kj = r - ki * s->kw;
-            const int64_t off = ci * HW + ki * s->w + kj;
-            if (!padded) {
-                for (int64_t p = 0; p < kc; p++) d[p * mr + i] = x[base[p] + off];
-            } else {
-                for (int64_t p = 0; p < kc; p++) {
-                    const int64_t iy = oy[p] + ki - s->pad_t, ix = ox[p] + kj - s->pad_l;
-                    d[p * mr + i] = (iy >= 0 && iy < s->h && ix >= 0 && ix < s->w) ? x[base[p] + off] : 0.0f;
-                }
-            }
+            const im2col_row row = row_of(s, as->origin + i0 + ir + i);
+            if (!padded)
+                for (int64_t p = 0; p < kc; p++) d[p * mr + i] = x[col[p].base + row.off];
+            else
+                for (int64_t p = 0; p < kc; p++) d[p * mr + i] = tap(s, x, col[p], row);
         }
         for (int64_t i = mb; i < mr; i++)
             for (int64_t p = 0; p < kc; p++) d[p * mr + i] = 0.0f;
@@ -276,8 +269,8 @@ static int64_t kstep_for(int64_t K) {
     return (K + kblocks - 1) / kblocks;
 }
 
-static void gemm_serial(const gemm_variant *v, int64_t M, int64_t N, int64_t K, float alpha, const b_source *as,
-                        const b_source *bs, float beta, float *C, int64_t ldc) {
+static void gemm_serial(const gemm_variant *v, int64_t M, int64_t N, int64_t K, float alpha, const operand *as,
+                        const operand *bs, float beta, float *C, int64_t ldc) {
     const int mr = v->mr, nr = v->nr;
     int64_t ncap = fclf_min64(NC, (N + nr - 1) / nr * nr);
     float *apack = scratch(&tl_pack_a, &tl_cap_a, (size_t)MC * KC);
@@ -365,15 +358,19 @@ static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc) {
         for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
 }
 
+static void gemm_with(int isa, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                      int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+
 void fclf_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                 const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-    fclf_sgemm_isa(fclf_isa_active(), ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    /* The active variant is supported by construction: no probe per call. */
+    gemm_with(fclf_isa_active(), ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* The shared driver: serial below FCLF_PAR_MIN_WORK or inside a parallel region, else one contiguous,
  * tile-aligned range of columns (or rows) per thread. */
-static void gemm_drive(const gemm_variant *v, int64_t M, int64_t N, int64_t K, float alpha, const b_source *as,
-                       const b_source *bs, float beta, float *C, int64_t ldc) {
+static void gemm_drive(const gemm_variant *v, int64_t M, int64_t N, int64_t K, float alpha, const operand *as,
+                       const operand *bs, float beta, float *C, int64_t ldc) {
     int nt = FCLF_MAX_THREADS();
     if (nt <= 1 || 2.0 * (double)M * (double)N * (double)K < FCLF_PAR_MIN_WORK) {
         gemm_serial(v, M, N, K, alpha, as, bs, beta, C, ldc);
@@ -389,7 +386,7 @@ static void gemm_drive(const gemm_variant *v, int64_t M, int64_t N, int64_t K, f
         if (hi > lo) {
             /* This thread's columns of op(B) (or rows of op(A)): an offset into a stored matrix, or a new
              * origin in the implicit one. */
-            b_source part = split_n ? *bs : *as;
+            operand part = split_n ? *bs : *as;
             if (part.conv) part.origin += lo;
             else part.B = (split_n ? part.trans : !part.trans) ? part.B + lo * part.ldb : part.B + lo;
             if (split_n)
@@ -402,12 +399,16 @@ static void gemm_drive(const gemm_variant *v, int64_t M, int64_t N, int64_t K, f
 
 void fclf_sgemm_isa(int isa, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                     int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    gemm_with(fclf_isa_supported(isa) ? isa : FCLF_ISA_SCALAR, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+static void gemm_with(int isa, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                      int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
         scale_c(M, N, beta, C, ldc);
         return;
     }
-    if (!fclf_isa_supported(isa)) isa = FCLF_ISA_SCALAR;
     gemm_variant v = variant_for(isa);
     if (M < 4 && !tb) {
         float *acc = scratch(&tl_pack_b, &tl_cap_b, (size_t)N);
@@ -416,7 +417,7 @@ void fclf_sgemm_isa(int isa, int ta, int tb, int64_t M, int64_t N, int64_t K, fl
             return;
         }
     }
-    b_source as = {A, lda, ta, NULL, NULL, 0}, bs = {B, ldb, tb, NULL, NULL, 0};
+    operand as = {A, lda, ta, NULL, NULL, 0}, bs = {B, ldb, tb, NULL, NULL, 0};
     gemm_drive(&v, M, N, K, alpha, &as, &bs, beta, C, ldc);
 }
 
@@ -425,7 +426,7 @@ void fclf_sgemm_im2col_b(int64_t M, const float *A, int64_t lda, const float *x,
     const int64_t N = s.n * s.oh * s.ow, K = s.c * s.kh * s.kw;
     if (M <= 0 || N <= 0) return;
     gemm_variant v = variant_for(fclf_isa_active());
-    b_source as = {A, lda, 0, NULL, NULL, 0}, bs = {NULL, 0, 0, x, &s, 0};
+    operand as = {A, lda, 0, NULL, NULL, 0}, bs = {NULL, 0, 0, x, &s, 0};
     gemm_drive(&v, M, N, K, 1.0f, &as, &bs, 0.0f, C, ldc);
 }
 
@@ -434,7 +435,7 @@ void fclf_sgemm_im2col_a(const float *x, fclf_conv2d_shape s, int64_t N, const f
     const int64_t M = s.c * s.kh * s.kw, K = s.n * s.oh * s.ow;
     if (M <= 0 || N <= 0) return;
     gemm_variant v = variant_for(fclf_isa_active());
-    b_source as = {NULL, 0, 0, x, &s, 0}, bs = {B, ldb, tb, NULL, NULL, 0};
+    operand as = {NULL, 0, 0, x, &s, 0}, bs = {B, ldb, tb, NULL, NULL, 0};
     gemm_drive(&v, M, N, K, 1.0f, &as, &bs, 0.0f, C, ldc);
 }
 

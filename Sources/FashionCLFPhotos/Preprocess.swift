@@ -44,7 +44,7 @@ public enum Preprocessor {
     /// RGB with alpha composited onto white (transparent areas of product cut-outs are background), reduced
     /// by an integer factor f (box average of f x f blocks) so the longer side is at most `workingSide`.
     /// Returns the pixels, their size, and f.
-    static func composite(_ photo: Photo) -> (rgb: [Double], w: Int, h: Int, factor: Int) {
+    public static func composite(_ photo: Photo) -> (rgb: [Double], w: Int, h: Int, factor: Int) {
         let f = max(1, (max(photo.width, photo.height) + workingSide - 1) / workingSide)
         let w = (photo.width + f - 1) / f, h = (photo.height + f - 1) / f
         var rgb = [Double](repeating: 0, count: w * h * 3)

@@ -239,19 +239,15 @@ enum ContactSheet {
         try FileIO.writeAtomically(try canvas.png(), to: path)
     }
 
-    /// The photo scaled to fit thumb x thumb (area averaging per channel, alpha over white), centred.
+    /// The photo scaled to fit thumb x thumb (alpha over white and area averaging, as the preprocessing
+    /// does), centred.
     static func drawThumbnail(_ c: inout Raster, _ photo: Photo, _ x: Int, _ y: Int) {
-        let s = Double(thumb) / Double(max(photo.width, photo.height))
-        let tw = max(1, Int(Double(photo.width) * s)), th = max(1, Int(Double(photo.height) * s))
+        let (rgb, w, h, _) = Preprocessor.composite(photo)
+        let s = Double(thumb) / Double(max(w, h))
+        let tw = max(1, Int(Double(w) * s)), th = max(1, Int(Double(h) * s))
         let ox = x + (thumb - tw) / 2, oy = y + (thumb - th) / 2
-        var planes: [[Double]] = []
-        for ch in 0..<3 {
-            var plane = [Double](repeating: 0, count: photo.width * photo.height)
-            for i in 0..<plane.count {
-                let a = Double(photo.rgba[4 * i + 3]) / 255
-                plane[i] = a * Double(photo.rgba[4 * i + ch]) + (1 - a) * 255
-            }
-            planes.append(Preprocessor.areaResize(plane, photo.width, photo.height, tw, th))
+        let planes = (0..<3).map { ch in
+            Preprocessor.areaResize((0..<w * h).map { rgb[3 * $0 + ch] }, w, h, tw, th)
         }
         func byte(_ v: Double) -> UInt8 { UInt8(max(0, min(255, v.rounded()))) }
         for yy in 0..<th {
