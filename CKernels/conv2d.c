@@ -14,6 +14,10 @@
 
 #include <string.h>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 fclf_conv2d_shape fclf_conv2d_make_shape(int64_t n, int64_t c, int64_t h, int64_t w, int64_t oc, int64_t kh,
                                          int64_t kw, int same) {
     fclf_conv2d_shape s = {n, c, h, w, oc, kh, kw, 0, 0, h - kh + 1, w - kw + 1};
@@ -62,7 +66,8 @@ static void im2col(float *restrict col, int64_t ld, const float *restrict x, fcl
             }
 }
 
-/* The adjoint of im2col for image i: dx_i = the sum of the dcol entries im2col copied from each pixel. */
+/* The adjoint of im2col for image i: dx_i = the sum of the dcol entries im2col copied from each pixel, added
+ * in (tap, output row) order. */
 static void col2im(float *restrict dx, const float *restrict dcol, int64_t ld, fclf_conv2d_shape s) {
     memset(dx, 0, (size_t)(s.c * s.h * s.w) * sizeof(float));
     for (int64_t ci = 0; ci < s.c; ci++)
@@ -82,12 +87,62 @@ static void col2im(float *restrict dx, const float *restrict dcol, int64_t ld, f
             }
 }
 
+#if defined(__x86_64__)
+/* The same sums for output rows of at most 16 pixels (conv2's are 11, too short for the compiler's vector
+ * loop: the scalar adds took about 5% of a batch-32 step). Each plane is accumulated in an L1 buffer whose
+ * rows are padded to ACC_STRIDE, so one row of a tap is a zero-masked load and a full-width add; lanes past
+ * the row add exact zeros, which leaves every sum (started at +0) bit for bit as above. Masked stores to dx
+ * itself were slower than the scalar loop on Zen 4. */
+enum { ACC_STRIDE = 32, ACC_ROWS = 64 };
+static int col2im_fits_wide(fclf_conv2d_shape s) {
+    return s.ow <= 16 && s.w + 16 <= ACC_STRIDE && s.h <= ACC_ROWS;
+}
+
+__attribute__((target("avx512f"))) static void col2im__avx512f(float *restrict dx, const float *restrict dcol,
+                                                               int64_t ld, fclf_conv2d_shape s) {
+    float acc[ACC_ROWS * ACC_STRIDE] __attribute__((aligned(64)));
+    for (int64_t ci = 0; ci < s.c; ci++) {
+        memset(acc, 0, (size_t)(s.h * ACC_STRIDE) * sizeof(float));
+        for (int64_t ki = 0; ki < s.kh; ki++)
+            for (int64_t kj = 0; kj < s.kw; kj++) {
+                const float *row = dcol + ((ci * s.kh + ki) * s.kw + kj) * ld;
+                int64_t ox0 = s.pad_l - kj > 0 ? s.pad_l - kj : 0;
+                int64_t ox1 = s.w + s.pad_l - kj < s.ow ? s.w + s.pad_l - kj : s.ow;
+                if (ox1 <= ox0) continue;
+                const __mmask16 m = (__mmask16)((1u << (ox1 - ox0)) - 1u);
+                for (int64_t oy = 0; oy < s.oh; oy++) {
+                    int64_t iy = oy + ki - s.pad_t;
+                    if (iy < 0 || iy >= s.h) continue;
+                    float *a = acc + iy * ACC_STRIDE + kj - s.pad_l + ox0;
+                    __m512 r = _mm512_maskz_loadu_ps(m, row + oy * s.ow + ox0);
+                    _mm512_storeu_ps(a, _mm512_add_ps(_mm512_loadu_ps(a), r));
+                }
+            }
+        float *plane = dx + ci * s.h * s.w;
+        for (int64_t iy = 0; iy < s.h; iy++) memcpy(plane + iy * s.w, acc + iy * ACC_STRIDE, (size_t)s.w * sizeof(float));
+    }
+}
+#endif
+
+static void col2im_image(float *restrict dx, const float *restrict dcol, int64_t ld, fclf_conv2d_shape s, int wide) {
+#if defined(__x86_64__)
+    if (wide && col2im_fits_wide(s)) {
+        col2im__avx512f(dx, dcol, ld, s);
+        return;
+    }
+#endif
+    (void)wide;
+    col2im(dx, dcol, ld, s);
+}
+
 /* Element-wise passes over the batch get threads only when there is enough memory traffic to share. */
 static int big(fclf_conv2d_shape s) { return (double)(s.n * s.c * s.kh * s.kw * s.oh * s.ow) >= 65536.0; }
 
 /* Below this K a convolution runs as K row-AXPYs per output plane instead of a GEMM: conv1 (K = 9)
  * would pad K to the micro-kernel's tile and then move its 2.7 MB output through tmp once more. */
 enum { SMALL_K = 16, CHUNK = 512 };
+/* Bytes of dcol per product in the input gradient: half of Zen 4's 1 MB L2. */
+#define DCOL_CHUNK_BYTES (512 * 1024)
 
 /* One output plane of the small-K forward: dst = act(bias + sum_k wk[k] * col[k*ld ...]). For K = 9 (a 3x3
  * kernel on one channel, conv1) the k sum runs in registers, vectorised over pixels, with one store per
@@ -202,48 +257,88 @@ static inline __attribute__((always_inline)) void grad_chunk_k9(float *restrict 
     *partb += b;
 }
 
-FCLF_CLONES static void small_k_grad_row(float *restrict dw, float *restrict db, const float *restrict dy,
-                                         const float *restrict y, const float *restrict col, int relu, int64_t o,
-                                         fclf_conv2d_shape s) {
+/* Output channels [o0, o1) of the small-K weight gradient. Images run outermost so that image i's K col rows
+ * (9 x 676 floats for conv1) stay in L1 while every channel's dy and y planes stream past once; channel-outer
+ * order re-read all of col per channel from L2/L3 (perf: 9% of a batch-32 step, about 30 GFLOP/s). Each
+ * (o, k) sum still runs in image and chunk order, so the result is the same for any grouping or thread count. */
+enum { GRAD_GROUP = 32 };
+FCLF_CLONES static void small_k_grad_rows(float *restrict dw, float *restrict db, const float *restrict dy,
+                                          const float *restrict y, const float *restrict col, int relu, int64_t o0,
+                                          int64_t o1, fclf_conv2d_shape s) {
     const int64_t K = s.c * s.kh * s.kw, P = s.oh * s.ow, NP = s.n * P;
-    float accw[SMALL_K] = {0}, accb = 0.0f;
+    float accw[GRAD_GROUP][SMALL_K], accb[GRAD_GROUP];
     float dz[CHUNK] __attribute__((aligned(64)));
-    for (int64_t i = 0; i < s.n; i++)
-        for (int64_t p0 = 0; p0 < P; p0 += CHUNK) {
-            const int64_t len = fclf_min64(CHUNK, P - p0);
-            const float *g = dy + (i * s.oc + o) * P + p0, *act = y + (i * s.oc + o) * P + p0;
-            const float *c = col + i * P + p0;
-            float part[SMALL_K] = {0}, partb = 0.0f;
-            if (K == 9) {
-                grad_chunk_k9(part, &partb, g, act, c, NP, len, relu);
-            } else {
+    for (int64_t g0 = o0; g0 < o1; g0 += GRAD_GROUP) {
+        const int64_t g1 = fclf_min64(o1, g0 + GRAD_GROUP);
+        memset(accw, 0, sizeof accw);
+        memset(accb, 0, sizeof accb);
+        for (int64_t i = 0; i < s.n; i++)
+            for (int64_t p0 = 0; p0 < P; p0 += CHUNK) {
+                const int64_t len = fclf_min64(CHUNK, P - p0);
+                const float *c = col + i * P + p0;
+                for (int64_t o = g0; o < g1; o++) {
+                    const float *g = dy + (i * s.oc + o) * P + p0, *act = y + (i * s.oc + o) * P + p0;
+                    float part[SMALL_K] = {0}, partb = 0.0f;
+                    if (K == 9) {
+                        grad_chunk_k9(part, &partb, g, act, c, NP, len, relu);
+                    } else {
 #pragma omp simd reduction(+ : partb)
-                for (int64_t p = 0; p < len; p++) {
-                    float v = relu && !(act[p] > 0.0f) ? 0.0f : g[p];
-                    dz[p] = v;
-                    partb += v;
-                }
-                for (int64_t k = 0; k < K; k++) {
-                    const float *ck = c + k * NP;
-                    float d = 0.0f;
+                        for (int64_t p = 0; p < len; p++) {
+                            float v = relu && !(act[p] > 0.0f) ? 0.0f : g[p];
+                            dz[p] = v;
+                            partb += v;
+                        }
+                        for (int64_t k = 0; k < K; k++) {
+                            const float *ck = c + k * NP;
+                            float d = 0.0f;
 #pragma omp simd reduction(+ : d)
-                    for (int64_t p = 0; p < len; p++) d += dz[p] * ck[p];
-                    part[k] = d;
+                            for (int64_t p = 0; p < len; p++) d += dz[p] * ck[p];
+                            part[k] = d;
+                        }
+                    }
+                    accb[o - g0] += partb;
+                    for (int64_t k = 0; k < K; k++) accw[o - g0][k] += part[k];
                 }
             }
-            accb += partb;
-            for (int64_t k = 0; k < K; k++) accw[k] += part[k];
+        for (int64_t o = g0; o < g1; o++) {
+            for (int64_t k = 0; k < K; k++) dw[o * K + k] += accw[o - g0][k];
+            if (db) db[o] += accb[o - g0];
         }
-    for (int64_t k = 0; k < K; k++) dw[k] += accw[k];
-    if (db) *db += accb;
+    }
 }
 
 static void weight_grad_small_k(float *restrict dw, float *restrict db, const float *restrict dy,
                                 const float *restrict y, const float *restrict col, int relu,
                                 fclf_conv2d_shape s) {
-    const int64_t K = s.c * s.kh * s.kw, P = s.oh * s.ow, NP = s.n * P;
-    FCLF_PARALLEL_IF(big(s),
-        for (FCLF_STATIC_RANGE(o, s.oc)) small_k_grad_row(dw + o * K, db ? db + o : NULL, dy, y, col, relu, o, s););
+    FCLF_PARALLEL_IF(big(s), {
+        int64_t o0 = fclf_partition_bound(s.oc, 0), o1 = fclf_partition_bound(s.oc, 1);
+        if (o1 > o0) small_k_grad_rows(dw, db, dy, y, col, relu, o0, o1, s);
+    });
+}
+
+/* Row o of dz [oc, n*P] = dy masked by ReLU (y > 0), gathered from the NCHW dy, and the bias gradient
+ * db[o] += sum of that row while it is in cache. */
+static void dz_row(float *restrict tmp, float *restrict db, const float *restrict dy, const float *restrict y,
+                   int relu, int64_t o, fclf_conv2d_shape s) {
+    const int64_t P = s.oh * s.ow, NP = s.n * P;
+    for (int64_t i = 0; i < s.n; i++) {
+        const float *src = dy + (i * s.oc + o) * P, *act = y + (i * s.oc + o) * P;
+        float *dst = tmp + o * NP + i * P;
+        if (relu)
+            for (int64_t p = 0; p < P; p++) {
+                float g = src[p];
+                dst[p] = act[p] > 0.0f ? g : 0.0f;
+            }
+        else
+            for (int64_t p = 0; p < P; p++) dst[p] = src[p];
+    }
+    if (db) {
+        const float *d = tmp + o * NP;
+        float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+        for (int64_t p = 0; p < NP; p++) acc += d[p];
+        db[o] += acc;
+    }
 }
 
 void fclf_conv2d_backward(float *dx, float *dw, float *db, float *dcol, float *tmp, const float *dy,
@@ -256,19 +351,7 @@ void fclf_conv2d_backward(float *dx, float *dw, float *db, float *dcol, float *t
     }
     /* dz = dy masked by ReLU (y > 0), moved from [n, oc, P] to tmp [oc, n, P], the forward GEMM's
      * output layout. */
-    FCLF_PARALLEL_IF(big(s),
-        for (FCLF_STATIC_RANGE(o, s.oc))
-            for (int64_t i = 0; i < s.n; i++) {
-                const float *src = dy + (i * s.oc + o) * P, *act = y + (i * s.oc + o) * P;
-                float *dst = tmp + o * NP + i * P;
-                if (relu)
-                    for (int64_t p = 0; p < P; p++) {
-                        float g = src[p];
-                        dst[p] = act[p] > 0.0f ? g : 0.0f;
-                    }
-                else
-                    for (int64_t p = 0; p < P; p++) dst[p] = src[p];
-            });
+    FCLF_PARALLEL_IF(big(s), for (FCLF_STATIC_RANGE(o, s.oc)) dz_row(tmp, db, dy, y, relu, o, s););
     /* dW^T [K, oc] = col [K, NP] . dz^T [NP, oc], then added transposed into dw: this orientation
      * transposes dz (oc x NP) while packing instead of col (K x NP, 4.5x larger). fclf-bench, 2 threads,
      * conv2 at batch 32: 161 GFLOP/s against 139 for dW = dz . col^T. dcol is free until the input
@@ -280,18 +363,24 @@ void fclf_conv2d_backward(float *dx, float *dw, float *db, float *dcol, float *t
         fclf_sgemm(0, 1, K, s.oc, NP, 1.0f, col, NP, tmp, NP, 0.0f, dwt, s.oc);
     for (int64_t o = 0; o < s.oc; o++)
         for (int64_t k = 0; k < K; k++) dw[o * K + k] += dwt[k * s.oc + o];
-    if (db)
-        for (int64_t o = 0; o < s.oc; o++) {
-            const float *d = tmp + o * NP;
-            float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-            for (int64_t p = 0; p < NP; p++) acc += d[p];
-            db[o] += acc;
-        }
     if (!dx) return;
-    fclf_sgemm(1, 0, K, NP, s.oc, 1.0f, w, K, tmp, NP, 0.0f, dcol, NP);
-    FCLF_PARALLEL_IF(big(s),
-        for (FCLF_STATIC_RANGE(i, s.n)) col2im(dx + i * s.c * s.h * s.w, dcol + i * P, NP, s););
+    /* dcol = W^T dz a few images at a time, each chunk folded back by col2im while it is still in L2. One
+     * batch-wide product wrote all of dcol (4.5 MB for conv2 at batch 32) out to L3 and col2im read it back
+     * in 0.5 KB pieces 15 KB apart, which the prefetchers do not follow. Each thread reuses the start of its
+     * own images' part of dcol. A column of dcol does not depend on how the columns are split, so the bits
+     * are those of the single product. */
+    const int wide = fclf_isa_active() == FCLF_ISA_AVX512F;
+    const int64_t chunk = fclf_max64(1, (int64_t)(DCOL_CHUNK_BYTES / sizeof(float)) / (K * P));
+    FCLF_PARALLEL_IF(big(s), {
+        const int64_t i0 = fclf_partition_bound(s.n, 0), i1 = fclf_partition_bound(s.n, 1);
+        float *buf = dcol + i0 * K * P;
+        for (int64_t ic = i0; ic < i1; ic += chunk) {
+            const int64_t nc = fclf_min64(chunk, i1 - ic);
+            fclf_sgemm(1, 0, K, nc * P, s.oc, 1.0f, w, K, tmp + ic * P, NP, 0.0f, buf, nc * P);
+            for (int64_t i = ic; i < ic + nc; i++)
+                col2im_image(dx + i * s.c * s.h * s.w, buf + (i - ic) * P, nc * P, s, wide);
+        }
+    });
 }
 
 /* ---- naive references ---- */

@@ -66,5 +66,6 @@ void fclf_sgemm_im2col_a(const float *x, fclf_conv2d_shape s, int64_t N, const f
                          int64_t ldc);
 
 static inline int64_t fclf_min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int64_t fclf_max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
 #endif
