@@ -95,7 +95,7 @@ static void col2im(float *restrict dx, const float *restrict dcol, int64_t ld, f
  * itself were slower than the scalar loop on Zen 4. */
 enum { ACC_STRIDE = 32, ACC_ROWS = 64 };
 static int col2im_fits_wide(fclf_conv2d_shape s) {
-    return s.ow <= 16 && s.w + 16 <= ACC_STRIDE && s.h <= ACC_ROWS;
+    return s.ow <= 16 && s.w <= 16 && s.kw <= 16 && s.h <= ACC_ROWS;
 }
 
 __attribute__((target("avx512f"))) static void col2im__avx512f(float *restrict dx, const float *restrict dcol,
@@ -118,8 +118,18 @@ __attribute__((target("avx512f"))) static void col2im__avx512f(float *restrict d
                     _mm512_storeu_ps(a, _mm512_add_ps(_mm512_loadu_ps(a), r));
                 }
             }
+        /* Rows are w <= 16 floats: one vector each, whose lanes past w are overwritten by the next row;
+         * rows within 16 floats of the plane's end are masked so nothing past it is written (a memcpy call
+         * per 13-float row showed up in perf). */
         float *plane = dx + ci * s.h * s.w;
-        for (int64_t iy = 0; iy < s.h; iy++) memcpy(plane + iy * s.w, acc + iy * ACC_STRIDE, (size_t)s.w * sizeof(float));
+        const __mmask16 row_mask = (__mmask16)((1u << s.w) - 1u);
+        for (int64_t iy = 0; iy < s.h; iy++) {
+            const __m512 v = _mm512_loadu_ps(acc + iy * ACC_STRIDE);
+            if (iy * s.w + 16 <= s.h * s.w)
+                _mm512_storeu_ps(plane + iy * s.w, v);
+            else
+                _mm512_mask_storeu_ps(plane + iy * s.w, row_mask, v);
+        }
     }
 }
 #endif
@@ -258,9 +268,10 @@ static inline __attribute__((always_inline)) void grad_chunk_k9(float *restrict 
 }
 
 /* Output channels [o0, o1) of the small-K weight gradient. Images run outermost so that image i's K col rows
- * (9 x 676 floats for conv1) stay in L1 while every channel's dy and y planes stream past once; channel-outer
- * order re-read all of col per channel from L2/L3 (perf: 9% of a batch-32 step, about 30 GFLOP/s). Each
- * (o, k) sum still runs in image and chunk order, so the result is the same for any grouping or thread count. */
+ * (9 x 676 floats for conv1) stay in L1 while its channels' dy and y planes, adjacent in memory, stream past
+ * once in order; channel-outer order re-read all of col per channel from L2/L3 (perf: 9% of a batch-32 step,
+ * about 30 GFLOP/s). Each (o, k) sum still runs in image and chunk order, so the result is the same for any
+ * grouping or thread count. */
 enum { GRAD_GROUP = 32 };
 FCLF_CLONES static void small_k_grad_rows(float *restrict dw, float *restrict db, const float *restrict dy,
                                           const float *restrict y, const float *restrict col, int relu, int64_t o0,
@@ -273,10 +284,10 @@ FCLF_CLONES static void small_k_grad_rows(float *restrict dw, float *restrict db
         memset(accw, 0, sizeof accw);
         memset(accb, 0, sizeof accb);
         for (int64_t i = 0; i < s.n; i++)
-            for (int64_t p0 = 0; p0 < P; p0 += CHUNK) {
-                const int64_t len = fclf_min64(CHUNK, P - p0);
-                const float *c = col + i * P + p0;
-                for (int64_t o = g0; o < g1; o++) {
+            for (int64_t o = g0; o < g1; o++)
+                for (int64_t p0 = 0; p0 < P; p0 += CHUNK) {
+                    const int64_t len = fclf_min64(CHUNK, P - p0);
+                    const float *c = col + i * P + p0;
                     const float *g = dy + (i * s.oc + o) * P + p0, *act = y + (i * s.oc + o) * P + p0;
                     float part[SMALL_K] = {0}, partb = 0.0f;
                     if (K == 9) {
@@ -299,7 +310,6 @@ FCLF_CLONES static void small_k_grad_rows(float *restrict dw, float *restrict db
                     accb[o - g0] += partb;
                     for (int64_t k = 0; k < K; k++) accw[o - g0][k] += part[k];
                 }
-            }
         for (int64_t o = g0; o < g1; o++) {
             for (int64_t k = 0; k < K; k++) dw[o * K + k] += accw[o - g0][k];
             if (db) db[o] += accb[o - g0];

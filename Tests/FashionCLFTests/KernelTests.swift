@@ -56,7 +56,9 @@ struct KernelTests {
     @Test("conv2d forward and backward (GEMM and small-K paths, fused ReLU) against the direct loops",
           arguments: [false, true])
     func conv2d(same: Bool) {
-        for (n, c, h, w, oc, k) in [(1, 1, 5, 7, 3, 3), (3, 3, 9, 6, 5, 3), (2, 4, 8, 8, 17, 5), (4, 32, 13, 13, 64, 3), (3, 1, 28, 28, 32, 3)] {
+        // (5, 3, 7, 9, 10, 3) packs from x with short pixel runs, partial tiles and a 27-row A.
+        for (n, c, h, w, oc, k) in [(1, 1, 5, 7, 3, 3), (3, 3, 9, 6, 5, 3), (2, 4, 8, 8, 17, 5), (4, 32, 13, 13, 64, 3), (3, 1, 28, 28, 32, 3),
+                                    (5, 3, 7, 9, 10, 3)] {
             for relu: Int32 in [0, 1] { for wantDx in [true, false] {
                 let s = fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(w), Int64(oc), Int64(k), Int64(k), same ? 1 : 0)
                 let x = randomArray(n * c * h * w, seed: 10), wt = randomArray(oc * c * k * k, seed: 11)
@@ -74,12 +76,20 @@ struct KernelTests {
                 fclf_conv2d_backward_ref(&dxRef, &dwRef, &dbRef, dz, x, wt, s)
                 var outputs: [[[Float]]] = []
                 for threads in [1, 2] {
-                    var y = [Float](repeating: .nan, count: outCount)
-                    var col = [Float](repeating: 0, count: Int(fclf_conv2d_col_size(s)))
-                    var dcol = [Float](repeating: 0, count: Int(fclf_conv2d_dcol_size(s)))
-                    var tmp = [Float](repeating: 0, count: Int(fclf_conv2d_tmp_size(s)))
-                    var dx = [Float](repeating: .nan, count: x.count), dw = [Float](repeating: 0.25, count: wt.count)
-                    var db = [Float](repeating: 0.5, count: oc)
+                    // Every buffer carries a guard tail that no kernel may write (vector stores past a row end).
+                    let guardTail = [Float](repeating: -12345, count: 64)
+                    var y = [Float](repeating: .nan, count: outCount) + guardTail
+                    var col = [Float](repeating: 0, count: Int(fclf_conv2d_col_size(s))) + guardTail
+                    var dcol = [Float](repeating: 0, count: Int(fclf_conv2d_dcol_size(s))) + guardTail
+                    var tmp = [Float](repeating: 0, count: Int(fclf_conv2d_tmp_size(s))) + guardTail
+                    var dx = [Float](repeating: .nan, count: x.count) + guardTail
+                    var dw = [Float](repeating: 0.25, count: wt.count) + guardTail
+                    var db = [Float](repeating: 0.5, count: oc) + guardTail
+                    defer {
+                        for (name, buffer) in [("y", y), ("col", col), ("dcol", dcol), ("tmp", tmp), ("dx", dx), ("dw", dw), ("db", db)] {
+                            #expect(Array(buffer.suffix(guardTail.count)) == guardTail, "conv n\(n) c\(c) \(h)x\(w) oc\(oc) k\(k): written past the end of \(name)")
+                        }
+                    }
                     withThreads(threads) {
                         fclf_conv2d_forward(&y, &col, &tmp, x, wt, b, relu, s)
                         if wantDx {
@@ -90,11 +100,13 @@ struct KernelTests {
                     }
                     let tag = "conv \(n)x\(c)x\(h)x\(w) -> \(oc), k\(k), \(same ? "same" : "valid"), relu \(relu), dx \(wantDx), \(threads) threads"
                     let tol = 1e-5 * Double(c * k * k).squareRoot() * 4
-                    expectClose(y, yRef, atol: tol, rtol: 1e-5, "\(tag): y")
-                    if wantDx { expectClose(dx, dxRef, atol: tol, rtol: 1e-5, "\(tag): dx") }
-                    expectClose(dw, dwRef, atol: 1e-5 * Double(n * Int(s.oh * s.ow)).squareRoot() * 4, rtol: 1e-5, "\(tag): dw (accumulated)")
-                    expectClose(db, dbRef, atol: 1e-4, rtol: 1e-5, "\(tag): db (accumulated)")
-                    outputs.append([y, wantDx ? dx : [], dw, db])
+                    let (yOut, dxOut) = (Array(y.prefix(outCount)), Array(dx.prefix(x.count)))
+                    let (dwOut, dbOut) = (Array(dw.prefix(wt.count)), Array(db.prefix(oc)))
+                    expectClose(yOut, yRef, atol: tol, rtol: 1e-5, "\(tag): y")
+                    if wantDx { expectClose(dxOut, dxRef, atol: tol, rtol: 1e-5, "\(tag): dx") }
+                    expectClose(dwOut, dwRef, atol: 1e-5 * Double(n * Int(s.oh * s.ow)).squareRoot() * 4, rtol: 1e-5, "\(tag): dw (accumulated)")
+                    expectClose(dbOut, dbRef, atol: 1e-4, rtol: 1e-5, "\(tag): db (accumulated)")
+                    outputs.append([yOut, wantDx ? dxOut : [], dwOut, dbOut])
                 }
                 #expect(outputs[0] == outputs[1], "conv results depend on the thread count")
                 // Shapes whose products pack straight from x leave col alone (it may be unallocated there).
