@@ -40,17 +40,25 @@ void fclf_maxpool2x2_forward(float *y, int32_t *argmax, const float *x, int64_t 
         for (FCLF_STATIC_RANGE(pl, planes)) pool_plane(y + pl * oh * ow, argmax + pl * oh * ow, x + pl * h * w, h, w););
 }
 
-void fclf_maxpool2x2_backward(float *dx, const float *dy, const int32_t *argmax, int64_t planes, int64_t h,
-                              int64_t w) {
-    const int64_t oh = h / 2, ow = w / 2;
+/* With y (the forward output), a window whose maximum is not positive passes no gradient: that is the mask of
+ * a ReLU before the pool (the winner is the window's maximum), applied here on the pooled quarter of the
+ * values so that the layer before need not read its whole output again. The values routed are the same. */
+static void unpool_plane(float *restrict dxp, const float *restrict dyp, const int32_t *restrict ap,
+                         const float *restrict yp, int64_t h, int64_t w) {
+    const int64_t cells = (h / 2) * (w / 2);
+    memset(dxp, 0, (size_t)(h * w) * sizeof(float));
+    if (yp)
+        for (int64_t o = 0; o < cells; o++) dxp[ap[o]] += yp[o] > 0.0f ? dyp[o] : 0.0f;
+    else
+        for (int64_t o = 0; o < cells; o++) dxp[ap[o]] += dyp[o];
+}
+
+void fclf_maxpool2x2_backward(float *dx, const float *dy, const int32_t *argmax, const float *y, int64_t planes,
+                              int64_t h, int64_t w) {
+    const int64_t cells = (h / 2) * (w / 2);
     FCLF_PARALLEL_IF(planes * h * w >= POOL_PAR_MIN,
-        for (FCLF_STATIC_RANGE(pl, planes)) {
-            float *dxp = dx + pl * h * w;
-            memset(dxp, 0, (size_t)(h * w) * sizeof(float));
-            const float *dyp = dy + pl * oh * ow;
-            const int32_t *ap = argmax + pl * oh * ow;
-            for (int64_t o = 0; o < oh * ow; o++) dxp[ap[o]] += dyp[o];
-        });
+        for (FCLF_STATIC_RANGE(pl, planes))
+            unpool_plane(dx + pl * h * w, dy + pl * cells, argmax + pl * cells, y ? y + pl * cells : NULL, h, w););
 }
 
 void fclf_maxpool2x2_forward_ref(float *y, const float *x, int64_t planes, int64_t h, int64_t w) {

@@ -117,9 +117,11 @@ void fclf_conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, 
 /* x [planes, h, w] -> y [planes, h/2, w/2] (floor: a last odd row/column is dropped, as Keras does).
  * WRITES y and argmax (the index inside the plane of each chosen input; the first maximum wins). */
 void fclf_maxpool2x2_forward(float *y, int32_t *argmax, const float *x, int64_t planes, int64_t h, int64_t w);
-/* WRITES dx [planes, h, w]: dy routed to the argmax positions, zero elsewhere. */
-void fclf_maxpool2x2_backward(float *dx, const float *dy, const int32_t *argmax, int64_t planes, int64_t h,
-                              int64_t w);
+/* WRITES dx [planes, h, w]: dy routed to the argmax positions, zero elsewhere. With y (the forward output;
+ * may be NULL) only windows whose maximum is > 0 pass their gradient: the backward mask of a ReLU applied
+ * before the pool, which the layer before may then skip. */
+void fclf_maxpool2x2_backward(float *dx, const float *dy, const int32_t *argmax, const float *y, int64_t planes,
+                              int64_t h, int64_t w);
 void fclf_maxpool2x2_forward_ref(float *y, const float *x, int64_t planes, int64_t h, int64_t w);
 
 /* ---- activation.c: ReLU ------------------------------------------------------------------------- */

@@ -47,6 +47,13 @@ public final class Sequential {
         }
         guard !layers.isEmpty else { throw .invalidArgument("a network needs at least one layer") }
         layers[0].computesInputGradient = false
+        // Conv2D(ReLU) then MaxPool2D: the pool applies the ReLU's gradient mask on its pooled output.
+        for (conv, pool) in zip(layers, layers.dropFirst()) {
+            if let conv = conv as? Conv2D, conv.activation == .relu, let pool = pool as? MaxPool2D {
+                pool.appliesPrecedingReLUMask = true
+                conv.outputGradientIsMasked = true
+            }
+        }
         self.name = name
         self.specs = specs
         self.layers = layers

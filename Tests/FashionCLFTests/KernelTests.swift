@@ -161,7 +161,7 @@ struct KernelTests {
             #expect(y == yRef)
             let dy = randomArray(count, seed: 21)
             var dx = [Float](repeating: .nan, count: x.count)
-            fclf_maxpool2x2_backward(&dx, dy, argmax, Int64(planes), Int64(h), Int64(w))
+            fclf_maxpool2x2_backward(&dx, dy, argmax, nil, Int64(planes), Int64(h), Int64(w))
             // Each window's gradient lands on the position holding the window's maximum; the rest are 0.
             var expected = [Float](repeating: 0, count: x.count)
             for p in 0..<planes { for oy in 0..<h / 2 { for ox in 0..<w / 2 {
@@ -173,6 +173,14 @@ struct KernelTests {
                 expected[best] = dy[(p * (h / 2) + oy) * (w / 2) + ox]
             } } }
             #expect(dx == expected, "pool backward \(planes)x\(h)x\(w)")
+            // With the forward output given, windows whose maximum is <= 0 (a ReLU before would have
+            // zeroed their gradient) pass nothing; the others are unchanged.
+            var masked = [Float](repeating: .nan, count: x.count)
+            fclf_maxpool2x2_backward(&masked, dy, argmax, y, Int64(planes), Int64(h), Int64(w))
+            var expectedMasked = expected
+            for o in 0..<count where !(y[o] > 0) { expectedMasked[Int(argmax[o]) + (o / ((h / 2) * (w / 2))) * h * w] = 0 }
+            #expect(masked == expectedMasked, "pool backward with the ReLU mask \(planes)x\(h)x\(w)")
+            #expect(expectedMasked != expected || !y.contains { $0 <= 0 }, "the mask case was not exercised")
         }
     }
 

@@ -28,6 +28,9 @@ public final class ReLU: Layer {
 /// The gradient flows only to the input that won each window.
 public final class MaxPool2D: Layer {
     public var computesInputGradient = true
+    /// Set when the layer before applies ReLU: windows whose maximum is 0 pass no gradient, which is that
+    /// ReLU's backward mask, applied to a quarter of the values (see `Conv2D.outputGradientIsMasked`).
+    public var appliesPrecedingReLUMask = false
     private let y = Buffer<Float>(), dx = Buffer<Float>(), argmax = Buffer<Int32>()
     private var inputShape = Shape(n: 0, c: 0)
 
@@ -48,8 +51,8 @@ public final class MaxPool2D: Layer {
 
     public func backward(_ dy: Tensor) -> Tensor {
         let dxp = dx.reserve(inputShape.count)
-        fclf_maxpool2x2_backward(dxp, dy.data, argmax.pointer, Int64(inputShape.n * inputShape.c),
-                                 Int64(inputShape.h), Int64(inputShape.w))
+        fclf_maxpool2x2_backward(dxp, dy.data, argmax.pointer, appliesPrecedingReLUMask ? UnsafePointer(y.pointer) : nil,
+                                 Int64(inputShape.n * inputShape.c), Int64(inputShape.h), Int64(inputShape.w))
         return Tensor(data: dxp, shape: inputShape)
     }
 }
