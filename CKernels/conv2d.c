@@ -284,57 +284,37 @@ __attribute__((target("avx512f"))) static void k9_grad_rows__avx512f(float *rest
 }
 #endif
 
-/* Whether this shape's products pack straight from x instead of an explicit im2col matrix. Both give the
- * same bits; packing from x pays off from a few images on (predict_bench, 1 thread: 10,000 images at
- * 13,000 against 11,800 images/s), while for one image the explicit im2col is faster (85 against 88 us),
- * and small K takes the direct path, which reads col. */
-static int packs_from_x(fclf_conv2d_shape s) { return s.c * s.kh * s.kw >= SMALL_K && s.n >= 4; }
+/* Whether this shape's products pack straight from x instead of an explicit im2col matrix: every shape but
+ * the small-K direct path, which reads col. Both give the same bits. Packing from x paid off from a few
+ * images on (predict_bench, 1 thread: 10,000 images at 13,000 against 11,800 images/s); since the packers
+ * are vectorised it does for one image too (fclf_predict p50 80 -> 76 us). */
+static int packs_from_x(fclf_conv2d_shape s) { return s.c * s.kh * s.kw >= SMALL_K; }
 
 int fclf_conv2d_uses_col(fclf_conv2d_shape s) { return !packs_from_x(s); }
 
-void fclf_conv2d_forward(float *y, float *col, float *tmp, const float *x, const float *w, const float *b,
-                         int relu, fclf_conv2d_shape s) {
+void fclf_conv2d_forward(float *y, float *col, const float *x, const float *w, const float *b, int relu,
+                         fclf_conv2d_shape s) {
     const int64_t K = s.c * s.kh * s.kw, P = s.oh * s.ow, NP = s.n * P;
     if (packs_from_x(s)) {
-        fclf_sgemm_im2col_b(s.oc, w, K, x, s, tmp, NP);
-    } else {
-        FCLF_PARALLEL_IF(big(s),
-            for (FCLF_STATIC_RANGE(i, s.n)) im2col(col + i * P, NP, x + i * s.c * s.h * s.w, s););
-        if (K < SMALL_K) {
-#if defined(__x86_64__)
-            if (K == 9 && fclf_isa_active() == FCLF_ISA_AVX512F) {
-                FCLF_PARALLEL_IF(big(s),
-                    for (FCLF_STATIC_RANGE(i, s.n))
-                        k9_forward_image__avx512f(y + i * s.oc * P, col + i * P, NP, w, b, s.oc, P, relu););
-                return;
-            }
-#endif
-            /* y_i[o] = b[o] + sum_k w[o][k] col_i[k]: image i's K col rows stay in L1 across all o. */
-            FCLF_PARALLEL_IF(big(s),
-                for (FCLF_STATIC_RANGE(i, s.n))
-                    for (int64_t o = 0; o < s.oc; o++)
-                        small_k_plane(y + (i * s.oc + o) * P, col + i * P, NP, w + o * K, b ? b[o] : 0.0f, K, P,
-                                      relu););
-            return;
-        }
-        fclf_sgemm(0, 0, s.oc, NP, K, 1.0f, w, K, col, NP, 0.0f, tmp, NP);
+        /* The product lands in NCHW with bias and ReLU applied as each tile is stored: no [oc, n*P]
+         * intermediate and no second pass over y. */
+        fclf_sgemm_conv_forward(w, x, NULL, s, b, relu, y);
+        return;
     }
-    /* [oc, n, P] -> [n, oc, P], adding the bias and applying ReLU on the way: one pass over y instead
-     * of three. */
+    FCLF_PARALLEL_IF(big(s),
+        for (FCLF_STATIC_RANGE(i, s.n)) im2col(col + i * P, NP, x + i * s.c * s.h * s.w, s););
+#if defined(__x86_64__)
+    if (K == 9 && fclf_isa_active() == FCLF_ISA_AVX512F) {
+        FCLF_PARALLEL_IF(big(s),
+            for (FCLF_STATIC_RANGE(i, s.n)) k9_forward_image__avx512f(y + i * s.oc * P, col + i * P, NP, w, b, s.oc, P, relu););
+        return;
+    }
+#endif
+    /* y_i[o] = b[o] + sum_k w[o][k] col_i[k]: image i's K col rows stay in L1 across all o. */
     FCLF_PARALLEL_IF(big(s),
         for (FCLF_STATIC_RANGE(i, s.n))
-            for (int64_t o = 0; o < s.oc; o++) {
-                const float *src = tmp + o * NP + i * P;
-                float *dst = y + (i * s.oc + o) * P;
-                float bias = b ? b[o] : 0.0f;
-                if (relu)
-                    for (int64_t p = 0; p < P; p++) {
-                        float v = src[p] + bias;
-                        dst[p] = v > 0.0f ? v : 0.0f;
-                    }
-                else
-                    for (int64_t p = 0; p < P; p++) dst[p] = src[p] + bias;
-            });
+            for (int64_t o = 0; o < s.oc; o++)
+                small_k_plane(y + (i * s.oc + o) * P, col + i * P, NP, w + o * K, b ? b[o] : 0.0f, K, P, relu););
 }
 
 /* Weight and bias gradients for K < SMALL_K as dot products: dW[o][k] += sum_i,p dz_i[o][p] col_i[k][p].

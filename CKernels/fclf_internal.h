@@ -57,11 +57,12 @@ static inline int64_t fclf_partition_bound(int64_t n, int next) {
     } while (0)
 #define FCLF_STATIC_RANGE(var, n) int64_t var = fclf_partition_bound((n), 0), var##_end = fclf_partition_bound((n), 1); var < var##_end; var++
 
-/* Products with the im2col matrix col [c*kh*kw, n*oh*ow] of the NCHW batch x of shape s, packed straight
- * from x (gemm.c). WRITE C. _b: C [M, n*oh*ow] = A [M, c*kh*kw] . col. _a: C [c*kh*kw, N] = col . op(B)
- * with op(B) [n*oh*ow, N]. */
-void fclf_sgemm_im2col_b(int64_t M, const float *A, int64_t lda, const float *x, fclf_conv2d_shape s, float *C,
-                         int64_t ldc);
+/* Products with the im2col matrix col [c*kh*kw, n*oh*ow] of the NCHW batch x of shape s (gemm.c).
+ * _conv_forward WRITES y [n, oc, oh, ow] = act(w [oc, c*kh*kw] . col + b), with col packed straight from x
+ * unless given, act = ReLU when relu (b may be NULL). _a WRITES C [c*kh*kw, N] = col . op(B), with
+ * op(B) [n*oh*ow, N] and col packed from x. */
+void fclf_sgemm_conv_forward(const float *w, const float *x, const float *col, fclf_conv2d_shape s, const float *bias,
+                             int relu, float *y);
 void fclf_sgemm_im2col_a(const float *x, fclf_conv2d_shape s, int64_t N, const float *B, int64_t ldb, int tb, float *C,
                          int64_t ldc);
 

@@ -23,8 +23,10 @@
 /* KC x NR floats of B (the micro-panel reused across a row of A panels) must sit in L1: 32 KB on Zen 4. */
 enum { KC = 240, MC = 96, NC = 2048, MR_MAX = 8, NR_MAX = 32 };
 
+/* c = alpha*acc (+ beta*c when beta != 0), then + bias[i] per row when bias, then max(., 0) when relu: the
+ * epilogue of a convolution, applied with its last K block. */
 typedef void (*ukernel_fn)(int64_t kc, const float *restrict a, const float *restrict b, float *restrict c,
-                           int64_t ldc, float alpha, float beta);
+                           int64_t ldc, float alpha, float beta, const float *restrict bias, int relu);
 
 typedef struct {
     int mr, nr;
@@ -34,7 +36,7 @@ typedef struct {
 /* ---- micro-kernels: acc = sum_p a[p*MR + i] * b[p*NR + j]; c = alpha*acc (+ beta*c when beta != 0) ---- */
 
 static void ukernel_4x8__scalar(int64_t kc, const float *restrict a, const float *restrict b, float *restrict c,
-                                int64_t ldc, float alpha, float beta) {
+                                int64_t ldc, float alpha, float beta, const float *restrict bias, int relu) {
     float acc[4][8] = {{0}};
     for (int64_t p = 0; p < kc; p++) {
         for (int i = 0; i < 4; i++)
@@ -43,14 +45,18 @@ static void ukernel_4x8__scalar(int64_t kc, const float *restrict a, const float
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 8; j++) {
             float r = alpha * acc[i][j];
-            c[i * ldc + j] = beta == 0.0f ? r : r + beta * c[i * ldc + j];
+            if (beta != 0.0f) r = r + beta * c[i * ldc + j];
+            if (bias) r = r + bias[i];
+            if (relu) r = r > 0.0f ? r : 0.0f;
+            c[i * ldc + j] = r;
         }
 }
 
 #if defined(__x86_64__)
 __attribute__((target("avx2,fma"))) static void ukernel_6x16__avx2(int64_t kc, const float *restrict a,
                                                                   const float *restrict b, float *restrict c,
-                                                                  int64_t ldc, float alpha, float beta) {
+                                                                  int64_t ldc, float alpha, float beta,
+                                                                  const float *restrict bias, int relu) {
     __m256 acc[6][2];
     for (int i = 0; i < 6; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
     for (int64_t p = 0; p < kc; p++) {
@@ -69,13 +75,16 @@ __attribute__((target("avx2,fma"))) static void ukernel_6x16__avx2(int64_t kc, c
         for (int h = 0; h < 2; h++) {
             __m256 r = _mm256_mul_ps(va, acc[i][h]);
             if (beta != 0.0f) r = _mm256_add_ps(r, _mm256_mul_ps(vb, _mm256_loadu_ps(c + i * ldc + 8 * h)));
+            if (bias) r = _mm256_add_ps(r, _mm256_set1_ps(bias[i]));
+            if (relu) r = _mm256_max_ps(r, _mm256_setzero_ps()); /* r > 0 ? r : 0, NaN to 0 */
             _mm256_storeu_ps(c + i * ldc + 8 * h, r);
         }
 }
 
 __attribute__((target("avx512f"))) static void ukernel_8x32__avx512f(int64_t kc, const float *restrict a,
                                                                     const float *restrict b, float *restrict c,
-                                                                    int64_t ldc, float alpha, float beta) {
+                                                                    int64_t ldc, float alpha, float beta,
+                                                                    const float *restrict bias, int relu) {
     __m512 acc[8][2];
     for (int i = 0; i < 8; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
     for (int64_t p = 0; p < kc; p++) {
@@ -94,6 +103,8 @@ __attribute__((target("avx512f"))) static void ukernel_8x32__avx512f(int64_t kc,
         for (int h = 0; h < 2; h++) {
             __m512 r = _mm512_mul_ps(va, acc[i][h]);
             if (beta != 0.0f) r = _mm512_add_ps(r, _mm512_mul_ps(vb, _mm512_loadu_ps(c + i * ldc + 16 * h)));
+            if (bias) r = _mm512_add_ps(r, _mm512_set1_ps(bias[i]));
+            if (relu) r = _mm512_max_ps(r, _mm512_setzero_ps()); /* r > 0 ? r : 0, NaN to 0 */
             _mm512_storeu_ps(c + i * ldc + 16 * h, r);
         }
 }
@@ -253,6 +264,7 @@ static void pack_a_im2col(float *restrict dst, const operand *as, int64_t i0, in
  *     columns, the next row or PACK_SLACK, all written afterwards;
  *   - implicit A (8 taps per panel): 16 pixels of each tap loaded from their runs, then transposed in
  *     registers;
+ *   - stored A, not transposed: the same register transposes;
  *   - stored B: a row of a panel is two vector copies, or, transposed, two gathers. */
 #if defined(__x86_64__)
 enum { PACK_SLACK = 16 };
@@ -361,6 +373,30 @@ __attribute__((target("avx512f"))) static void pack_a_im2col__avx512f(float *res
     }
 }
 
+/* Stored A, not transposed, 8 rows per panel: 16 columns of 8 rows at a time, transposed in registers. */
+__attribute__((target("avx512f"))) static void pack_a_plain__avx512f(float *restrict dst, const float *restrict A,
+                                                                      int64_t lda, int64_t i0, int64_t mc, int64_t p0,
+                                                                      int64_t kc) {
+    for (int64_t ir = 0; ir < mc; ir += 8) {
+        const int64_t mb = fclf_min64(8, mc - ir);
+        float *d = dst + ir * kc;
+        for (int64_t q0 = 0; q0 < kc; q0 += 16) {
+            const int64_t len = fclf_min64(16, kc - q0);
+            const __mmask16 m = len == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << len) - 1u);
+            __m512 r[8];
+            for (int64_t i = 0; i < 8; i++)
+                r[i] = i < mb ? _mm512_maskz_loadu_ps(m, A + (i0 + ir + i) * lda + p0 + q0) : _mm512_setzero_ps();
+            if (len == 16) {
+                store_8x16_transposed(d + q0 * 8, r);
+            } else {
+                float part[16 * 8] __attribute__((aligned(64)));
+                store_8x16_transposed(part, r);
+                memcpy(d + q0 * 8, part, (size_t)(len * 8) * sizeof(float));
+            }
+        }
+    }
+}
+
 __attribute__((target("avx512f"))) static void pack_b_plain__avx512f(float *restrict dst, const float *restrict B,
                                                                       int64_t ldb, int64_t p0, int64_t kc,
                                                                       int64_t j0, int64_t nc) {
@@ -423,8 +459,26 @@ static int64_t kstep_for(int64_t K) {
     return (K + kblocks - 1) / kblocks;
 }
 
+/* Where C goes. Plain: element (i, j) at C[i*ldc + j]. Segmented (seg > 0): the columns come in groups of
+ * seg, group g at C + g*seg_stride, so that a convolution's product [oc, n*P] lands straight in NCHW
+ * (seg = P, seg_stride = oc*P, ldc = P) instead of a [oc, n, P] buffer that a second pass reorders. col0
+ * is the first column's index in that layout (a thread's part starts inside it). bias (per row) and relu
+ * are applied with the last K block. */
+typedef struct {
+    float *C;
+    int64_t ldc, seg, seg_stride, col0;
+    const float *bias;
+    int relu;
+} gemm_out;
+
+static inline float *out_at(const gemm_out *o, int64_t i, int64_t j) {
+    if (!o->seg) return o->C + i * o->ldc + j;
+    const int64_t J = o->col0 + j, g = J / o->seg;
+    return o->C + g * o->seg_stride + i * o->ldc + (J - g * o->seg);
+}
+
 static void gemm_serial(const gemm_variant *v, int64_t M, int64_t N, int64_t K, float alpha, const operand *as,
-                        const operand *bs, float beta, float *C, int64_t ldc) {
+                        const operand *bs, float beta, const gemm_out *out) {
     const int mr = v->mr, nr = v->nr;
     int64_t ncap = fclf_min64(NC, (N + nr - 1) / nr * nr);
     float *apack = scratch(&tl_pack_a, &tl_cap_a, (size_t)MC * KC + PACK_SLACK);
@@ -434,7 +488,11 @@ static void gemm_serial(const gemm_variant *v, int64_t M, int64_t N, int64_t K, 
             for (int64_t j = 0; j < N; j++) {
                 double acc = 0.0;
                 for (int64_t p = 0; p < K; p++) acc += (double)op_at(as, 1, i, p) * op_at(bs, 0, p, j);
-                C[i * ldc + j] = (float)(alpha * acc + (beta == 0.0f ? 0.0 : (double)beta * C[i * ldc + j]));
+                float *c = out_at(out, i, j);
+                float r = (float)(alpha * acc + (beta == 0.0f ? 0.0 : (double)beta * *c));
+                if (out->bias) r = r + out->bias[i];
+                if (out->relu) r = r > 0.0f ? r : 0.0f;
+                *c = r;
             }
         return;
     }
@@ -450,6 +508,7 @@ static void gemm_serial(const gemm_variant *v, int64_t M, int64_t N, int64_t K, 
         for (int64_t pc = 0; pc < K; pc += kstep) {
             int64_t kc = fclf_min64(kstep, K - pc);
             float beta_k = pc == 0 ? beta : 1.0f;
+            const int last = pc + kc >= K;
             if (wide && bs->conv && !(bs->conv->pad_t | bs->conv->pad_l))
                 pack_b_im2col__avx512f(bpack, bs, pc, kc, jc, nc);
             else if (bs->conv)
@@ -466,23 +525,43 @@ static void gemm_serial(const gemm_variant *v, int64_t M, int64_t N, int64_t K, 
                     pack_a_im2col__avx512f(apack, as, ic, mc, pc, kc);
                 else if (as->conv)
                     pack_a_im2col(apack, as, ic, mc, pc, kc, mr);
+                else if (wide && !as->trans)
+                    pack_a_plain__avx512f(apack, as->B, as->ldb, ic, mc, pc, kc);
                 else
                     pack_a(apack, as->B, as->ldb, as->trans, ic, mc, pc, kc, mr);
                 for (int64_t jr = 0; jr < nc; jr += nr) {
                     int64_t nb = fclf_min64(nr, nc - jr);
+                    /* A tile is stored straight when whole and, segmented, inside one group of columns. */
+                    int64_t in_group = nb;
+                    if (out->seg) {
+                        const int64_t J = out->col0 + jc + jr;
+                        in_group = out->seg - J % out->seg;
+                    }
                     for (int64_t ir = 0; ir < mc; ir += mr) {
                         int64_t mb = fclf_min64(mr, mc - ir);
-                        float *c = C + (ic + ir) * ldc + jc + jr;
+                        const float *bias = last && out->bias ? out->bias + ic + ir : NULL;
+                        const int relu = last && out->relu;
                         const float *ap = apack + ir * kc, *bp = bpack + jr * kc;
-                        if (mb == mr && nb == nr) {
-                            v->kernel(kc, ap, bp, c, ldc, alpha, beta_k);
-                        } else { /* edge tile: compute whole, store the valid part (same rounding as above) */
-                            v->kernel(kc, ap, bp, tile, nr, alpha, 0.0f);
-                            for (int64_t i = 0; i < mb; i++)
-                                for (int64_t j = 0; j < nb; j++) {
-                                    float r = tile[i * nr + j];
-                                    c[i * ldc + j] = beta_k == 0.0f ? r : r + beta_k * c[i * ldc + j];
+                        if (mb == mr && nb == nr && nb <= in_group) {
+                            v->kernel(kc, ap, bp, out_at(out, ic + ir, jc + jr), out->ldc, alpha, beta_k, bias, relu);
+                        } else { /* compute whole, store the valid part with the same arithmetic as the kernel,
+                                  * one run of columns per group (a quarter of conv2's tiles straddle two images) */
+                            v->kernel(kc, ap, bp, tile, nr, alpha, 0.0f, NULL, 0);
+                            for (int64_t j0 = 0, run; j0 < nb; j0 += run) {
+                                run = j0 == 0 ? fclf_min64(nb, in_group) : fclf_min64(nb - j0, out->seg ? out->seg : nb);
+                                float *c0 = out_at(out, ic + ir, jc + jr + j0);
+                                for (int64_t i = 0; i < mb; i++) {
+                                    float *c = c0 + i * out->ldc;
+                                    const float *t = tile + i * nr + j0;
+                                    for (int64_t j = 0; j < run; j++) {
+                                        float r = t[j];
+                                        if (beta_k != 0.0f) r = r + beta_k * c[j];
+                                        if (bias) r = r + bias[i];
+                                        if (relu) r = r > 0.0f ? r : 0.0f;
+                                        c[j] = r;
+                                    }
                                 }
+                            }
                         }
                     }
                 }
@@ -537,10 +616,10 @@ void fclf_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, co
 /* The shared driver: serial below FCLF_PAR_MIN_WORK or inside a parallel region, else one contiguous,
  * tile-aligned range of columns (or rows) per thread. */
 static void gemm_drive(const gemm_variant *v, int64_t M, int64_t N, int64_t K, float alpha, const operand *as,
-                       const operand *bs, float beta, float *C, int64_t ldc) {
+                       const operand *bs, float beta, const gemm_out *out) {
     int nt = FCLF_MAX_THREADS();
     if (nt <= 1 || 2.0 * (double)M * (double)N * (double)K < FCLF_PAR_MIN_WORK) {
-        gemm_serial(v, M, N, K, alpha, as, bs, beta, C, ldc);
+        gemm_serial(v, M, N, K, alpha, as, bs, beta, out);
         return;
     }
     int64_t tiles_n = (N + v->nr - 1) / v->nr, tiles_m = (M + v->mr - 1) / v->mr;
@@ -556,10 +635,16 @@ static void gemm_drive(const gemm_variant *v, int64_t M, int64_t N, int64_t K, f
             operand part = split_n ? *bs : *as;
             if (part.conv) part.origin += lo;
             else part.B = (split_n ? part.trans : !part.trans) ? part.B + lo * part.ldb : part.B + lo;
-            if (split_n)
-                gemm_serial(v, M, hi - lo, K, alpha, as, &part, beta, C + lo, ldc);
-            else
-                gemm_serial(v, hi - lo, N, K, alpha, &part, bs, beta, C + lo * ldc, ldc);
+            gemm_out mine = *out;
+            if (split_n) {
+                if (mine.seg) mine.col0 += lo;
+                else mine.C += lo;
+                gemm_serial(v, M, hi - lo, K, alpha, as, &part, beta, &mine);
+            } else {
+                mine.C += lo * mine.ldc;
+                if (mine.bias) mine.bias += lo;
+                gemm_serial(v, hi - lo, N, K, alpha, &part, bs, beta, &mine);
+            }
         }
     }
 }
@@ -585,16 +670,19 @@ static void gemm_with(int isa, int ta, int tb, int64_t M, int64_t N, int64_t K, 
         }
     }
     operand as = {A, lda, ta, NULL, NULL, 0}, bs = {B, ldb, tb, NULL, NULL, 0};
-    gemm_drive(&v, M, N, K, alpha, &as, &bs, beta, C, ldc);
+    gemm_out out = {C, ldc, 0, 0, 0, NULL, 0};
+    gemm_drive(&v, M, N, K, alpha, &as, &bs, beta, &out);
 }
 
-void fclf_sgemm_im2col_b(int64_t M, const float *A, int64_t lda, const float *x, fclf_conv2d_shape s, float *C,
-                         int64_t ldc) {
-    const int64_t N = s.n * s.oh * s.ow, K = s.c * s.kh * s.kw;
-    if (M <= 0 || N <= 0) return;
+void fclf_sgemm_conv_forward(const float *w, const float *x, const float *col, fclf_conv2d_shape s, const float *bias,
+                             int relu, float *y) {
+    const int64_t P = s.oh * s.ow, N = s.n * P, K = s.c * s.kh * s.kw;
+    if (s.oc <= 0 || N <= 0) return;
     gemm_variant v = variant_for(fclf_isa_active());
-    operand as = {A, lda, 0, NULL, NULL, 0}, bs = {NULL, 0, 0, x, &s, 0};
-    gemm_drive(&v, M, N, K, 1.0f, &as, &bs, 0.0f, C, ldc);
+    operand as = {w, K, 0, NULL, NULL, 0};
+    operand bs = col ? (operand){col, N, 0, NULL, NULL, 0} : (operand){NULL, 0, 0, x, &s, 0};
+    gemm_out out = {y, P, P, s.oc * P, 0, bias, relu};
+    gemm_drive(&v, s.oc, N, K, 1.0f, &as, &bs, 0.0f, &out);
 }
 
 void fclf_sgemm_im2col_a(const float *x, fclf_conv2d_shape s, int64_t N, const float *B, int64_t ldb, int tb, float *C,
@@ -603,7 +691,8 @@ void fclf_sgemm_im2col_a(const float *x, fclf_conv2d_shape s, int64_t N, const f
     if (M <= 0 || N <= 0) return;
     gemm_variant v = variant_for(fclf_isa_active());
     operand as = {NULL, 0, 0, x, &s, 0}, bs = {B, ldb, tb, NULL, NULL, 0};
-    gemm_drive(&v, M, N, K, 1.0f, &as, &bs, 0.0f, C, ldc);
+    gemm_out out = {C, ldc, 0, 0, 0, NULL, 0};
+    gemm_drive(&v, M, N, K, 1.0f, &as, &bs, 0.0f, &out);
 }
 
 void fclf_sgemm_ref(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,

@@ -4,6 +4,10 @@
 
 #include <string.h>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 /* Inputs below this many floats are pooled on the calling thread (a fork/join costs about as much as
  * pooling 50k floats). */
 #define POOL_PAR_MIN (1 << 18)
@@ -34,8 +38,63 @@ FCLF_CLONES static void pool_plane(float *restrict y, int32_t *restrict am, cons
     }
 }
 
+#if defined(__x86_64__)
+/* The same windows, 16 at a time with AVX-512: the four corners of 16 windows are the even and odd lanes of
+ * two row pieces, and the winner is chosen with the scalar code's comparisons in its order, so maxima and
+ * indices are the same. Output rows are stored whole, their extra lanes overwritten by the next row; only
+ * rows near the plane's end are stored masked (masked stores are slow on Zen 4). perf put the scalar
+ * version at 8% of a single-image prediction. */
+__attribute__((target("avx512f"))) static void pool_plane__avx512f(float *restrict y, int32_t *restrict am,
+                                                                   const float *restrict x, int64_t h, int64_t w) {
+    const int64_t oh = h / 2, ow = w / 2;
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    for (int64_t oy = 0; oy < oh; oy++) {
+        const float *r0 = x + 2 * oy * w, *r1 = r0 + w;
+        for (int64_t ox = 0; ox < ow; ox += 16) {
+            const int64_t n = fclf_min64(16, ow - ox), left = 2 * n;
+            const __mmask16 mlo = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+            const __mmask16 mhi = left >= 32 ? (__mmask16)0xFFFF : left > 16 ? (__mmask16)((1u << (left - 16)) - 1u) : 0;
+            const __m512 t0 = _mm512_maskz_loadu_ps(mlo, r0 + 2 * ox), t1 = _mm512_maskz_loadu_ps(mhi, r0 + 2 * ox + 16);
+            const __m512 u0 = _mm512_maskz_loadu_ps(mlo, r1 + 2 * ox), u1 = _mm512_maskz_loadu_ps(mhi, r1 + 2 * ox + 16);
+            const __m512 a = _mm512_permutex2var_ps(t0, even, t1), b = _mm512_permutex2var_ps(t0, odd, t1);
+            const __m512 c = _mm512_permutex2var_ps(u0, even, u1), d = _mm512_permutex2var_ps(u0, odd, u1);
+            const __m512i i0 = _mm512_add_epi32(_mm512_set1_epi32((int32_t)(2 * oy * w + 2 * ox)), even);
+            __m512 m = a;
+            __m512i best = i0;
+            __mmask16 k = _mm512_cmp_ps_mask(b, m, _CMP_GT_OQ);
+            best = _mm512_mask_mov_epi32(best, k, _mm512_add_epi32(i0, _mm512_set1_epi32(1)));
+            m = _mm512_mask_mov_ps(m, k, b);
+            k = _mm512_cmp_ps_mask(c, m, _CMP_GT_OQ);
+            best = _mm512_mask_mov_epi32(best, k, _mm512_add_epi32(i0, _mm512_set1_epi32((int32_t)w)));
+            m = _mm512_mask_mov_ps(m, k, c);
+            k = _mm512_cmp_ps_mask(d, m, _CMP_GT_OQ);
+            best = _mm512_mask_mov_epi32(best, k, _mm512_add_epi32(i0, _mm512_set1_epi32((int32_t)w + 1)));
+            m = _mm512_mask_mov_ps(m, k, d);
+            const int64_t at = oy * ow + ox;
+            if (at + 16 <= oh * ow) {
+                _mm512_storeu_ps(y + at, m);
+                _mm512_storeu_si512(am + at, best);
+            } else {
+                const __mmask16 keep = (__mmask16)((1u << n) - 1u);
+                _mm512_mask_storeu_ps(y + at, keep, m);
+                _mm512_mask_storeu_epi32(am + at, keep, best);
+            }
+        }
+    }
+}
+#endif
+
 void fclf_maxpool2x2_forward(float *y, int32_t *argmax, const float *x, int64_t planes, int64_t h, int64_t w) {
     const int64_t oh = h / 2, ow = w / 2;
+#if defined(__x86_64__)
+    if (fclf_isa_active() == FCLF_ISA_AVX512F) {
+        FCLF_PARALLEL_IF(planes * h * w >= POOL_PAR_MIN,
+            for (FCLF_STATIC_RANGE(pl, planes))
+                pool_plane__avx512f(y + pl * oh * ow, argmax + pl * oh * ow, x + pl * h * w, h, w););
+        return;
+    }
+#endif
     FCLF_PARALLEL_IF(planes * h * w >= POOL_PAR_MIN,
         for (FCLF_STATIC_RANGE(pl, planes)) pool_plane(y + pl * oh * ow, argmax + pl * oh * ow, x + pl * h * w, h, w););
 }

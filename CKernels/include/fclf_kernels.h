@@ -87,7 +87,7 @@ typedef struct {
 /* 'valid' (same = 0): no padding, oh = h - kh + 1. 'same' (same = 1): oh = h, pad_t = (kh - 1) / 2. */
 fclf_conv2d_shape fclf_conv2d_make_shape(int64_t n, int64_t c, int64_t h, int64_t w, int64_t oc, int64_t kh,
                                          int64_t kw, int same);
-/* Floats in the im2col buffer col [c*kh*kw, n*oh*ow], and in the scratch tmp [oc, n*oh*ow]. */
+/* Floats in the im2col buffer col [c*kh*kw, n*oh*ow], and in the backward pass's scratch tmp [oc, n*oh*ow]. */
 int64_t fclf_conv2d_col_size(fclf_conv2d_shape s);
 int64_t fclf_conv2d_tmp_size(fclf_conv2d_shape s);
 /* Floats of the backward pass's dcol scratch: the col size, or c*kh*kw*oc if larger. */
@@ -95,10 +95,10 @@ int64_t fclf_conv2d_dcol_size(fclf_conv2d_shape s);
 
 /* WRITES y [n, oc, oh, ow] = act(w * x + b), act = ReLU when relu != 0, else identity (b may be NULL).
  * col (fclf_conv2d_col_size floats) receives the im2col matrix when fclf_conv2d_uses_col(s), and is kept
- * for the backward pass; otherwise the products pack straight from x and col is untouched. tmp is scratch. */
-void fclf_conv2d_forward(float *y, float *col, float *tmp, const float *x, const float *w, const float *b,
-                         int relu, fclf_conv2d_shape s);
-/* 1 when the passes of this shape go through an explicit im2col matrix (small c*kh*kw, or fewer than 4 images). */
+ * for the backward pass; otherwise the products pack straight from x and col is untouched (may be NULL). */
+void fclf_conv2d_forward(float *y, float *col, const float *x, const float *w, const float *b, int relu,
+                         fclf_conv2d_shape s);
+/* 1 when the passes of this shape go through an explicit im2col matrix (c*kh*kw < 16: the direct path). */
 int fclf_conv2d_uses_col(fclf_conv2d_shape s);
 /* Given dy = dL/dy for the y that fclf_conv2d_forward wrote from x (same relu flag, same col): ACCUMULATES
  * dw [oc, c*kh*kw] and db [oc] (db may be NULL); WRITES dx [n, c, h, w] unless dx is NULL.

@@ -49,7 +49,7 @@ public final class Classifier: Sendable {
             let out = layer.outputShape(shape)
             if let conv = layer as? Conv2D {
                 let s = Classifier.convShape(conv.outChannels, conv.kernelSize, conv.padding, shape)
-                work = max(work, Int(fclf_conv2d_col_size(s) + fclf_conv2d_tmp_size(s)))
+                if fclf_conv2d_uses_col(s) != 0 { work = max(work, Int(fclf_conv2d_col_size(s))) }
             }
             work = max(work, out.perSample)  // pooling indices
             activation = max(activation, out.perSample)
@@ -102,8 +102,7 @@ public final class Classifier: Sendable {
                     let s = Classifier.convShape(oc, k, padding, shape)
                     weights[i].withUnsafeBufferPointer { w in
                         biases[i].withUnsafeBufferPointer { bias in
-                            fclf_conv2d_forward(b, work, work + Int(fclf_conv2d_col_size(s)), a, w.baseAddress,
-                                                bias.baseAddress, act == .relu ? 1 : 0, s)
+                            fclf_conv2d_forward(b, work, a, w.baseAddress, bias.baseAddress, act == .relu ? 1 : 0, s)
                         }
                     }
                     swap(&a, &b)

@@ -91,7 +91,7 @@ struct KernelTests {
                         }
                     }
                     withThreads(threads) {
-                        fclf_conv2d_forward(&y, &col, &tmp, x, wt, b, relu, s)
+                        fclf_conv2d_forward(&y, &col, x, wt, b, relu, s)
                         if wantDx {
                             fclf_conv2d_backward(&dx, &dw, &db, &dcol, &tmp, dy, y, col, x, wt, relu, s)
                         } else {
@@ -109,12 +109,30 @@ struct KernelTests {
                     outputs.append([yOut, wantDx ? dxOut : [], dwOut, dbOut])
                 }
                 #expect(outputs[0] == outputs[1], "conv results depend on the thread count")
-                // Shapes whose products pack straight from x leave col alone (it may be unallocated there).
+                // Shapes whose products pack straight from x leave col alone (it may be unallocated there),
+                // and give the bits of an explicit im2col matrix through fclf_sgemm, then + bias and ReLU
+                // (the GEMM stores its tiles in NCHW with bias and ReLU applied; this checks that path).
                 if fclf_conv2d_uses_col(s) == 0 {
                     var y2 = [Float](repeating: .nan, count: outCount)
-                    var untouched = [Float](repeating: -7, count: 4), tmp = [Float](repeating: 0, count: Int(fclf_conv2d_tmp_size(s)))
-                    fclf_conv2d_forward(&y2, &untouched, &tmp, x, wt, b, relu, s)
+                    var untouched = [Float](repeating: -7, count: 4)
+                    fclf_conv2d_forward(&y2, &untouched, x, wt, b, relu, s)
                     #expect(y2 == outputs[0][0] && untouched == [-7, -7, -7, -7], "packing from x: n\(n) c\(c) k\(k) same \(same)")
+                    let (oh, ow, P, K) = (Int(s.oh), Int(s.ow), Int(s.oh * s.ow), c * k * k)
+                    let pad = same ? (k - 1) / 2 : 0
+                    var col = [Float](repeating: 0, count: K * n * P)
+                    for i in 0..<n { for ci in 0..<c { for ki in 0..<k { for kj in 0..<k { for oy in 0..<oh { for ox in 0..<ow {
+                        let (iy, ix) = (oy + ki - pad, ox + kj - pad)
+                        guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
+                        col[((ci * k + ki) * k + kj) * n * P + i * P + oy * ow + ox] = x[((i * c + ci) * h + iy) * w + ix]
+                    } } } } } }
+                    var product = [Float](repeating: 0, count: oc * n * P)
+                    fclf_sgemm(0, 0, Int64(oc), Int64(n * P), Int64(K), 1, wt, Int64(K), col, Int64(n * P), 0, &product, Int64(n * P))
+                    var y3 = [Float](repeating: 0, count: outCount)
+                    for i in 0..<n { for o in 0..<oc { for p in 0..<P {
+                        let v = product[o * n * P + i * P + p] + b[o]
+                        y3[(i * oc + o) * P + p] = relu != 0 ? (v > 0 ? v : 0) : v
+                    } } }
+                    #expect(y2 == y3, "NCHW epilogue differs from explicit im2col + GEMM + bias: n\(n) c\(c) k\(k) same \(same)")
                 }
             } }
         }

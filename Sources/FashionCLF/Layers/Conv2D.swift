@@ -71,9 +71,7 @@ public final class Conv2D: Layer {
         let out = outputShape(x.shape)
         let yp = y.reserve(out.count)
         let colp = fclf_conv2d_uses_col(shape) != 0 ? col.reserve(Int(fclf_conv2d_col_size(shape))) : col.pointer
-        fclf_conv2d_forward(yp, colp,
-                            tmp.reserve(Int(fclf_conv2d_tmp_size(shape))), x.data, weight.value, bias.value,
-                            activation == .relu ? 1 : 0, shape)
+        fclf_conv2d_forward(yp, colp, x.data, weight.value, bias.value, activation == .relu ? 1 : 0, shape)
         return Tensor(data: yp, shape: out)
     }
 
@@ -81,7 +79,8 @@ public final class Conv2D: Layer {
         let dxp: UnsafeMutablePointer<Float>? = computesInputGradient ? dx.reserve(inputShape.count) : nil
         // Without dx, dcol only holds the K x oc weight-gradient product.
         let dcolp = dcol.reserve(computesInputGradient ? Int(fclf_conv2d_dcol_size(shape)) : weight.count)
-        fclf_conv2d_backward(dxp, weight.grad, bias.grad, dcolp, tmp.pointer, dy.data, y.pointer, col.pointer,
+        let tmpp = tmp.reserve(Int(fclf_conv2d_tmp_size(shape)))
+        fclf_conv2d_backward(dxp, weight.grad, bias.grad, dcolp, tmpp, dy.data, y.pointer, col.pointer,
                              input, weight.value, activation == .relu && !outputGradientIsMasked ? 1 : 0, shape)
         return Tensor(data: dxp ?? dx.pointer, shape: computesInputGradient ? inputShape : inputShape.withBatch(0))
     }
