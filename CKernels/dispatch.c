@@ -81,6 +81,10 @@ void fclf_serial_begin(void) { serial_depth++; }
 void fclf_serial_end(void) { serial_depth--; }
 int fclf_serial_active(void) { return serial_depth > 0; }
 
+static int shared_callers;
+int fclf_shared_enter(void) { return __atomic_fetch_add(&shared_callers, 1, __ATOMIC_ACQ_REL); }
+void fclf_shared_exit(void) { __atomic_fetch_sub(&shared_callers, 1, __ATOMIC_ACQ_REL); }
+
 int fclf_get_max_threads(void) {
 #ifdef _OPENMP
     return omp_get_max_threads();

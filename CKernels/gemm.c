@@ -622,8 +622,11 @@ static void gemm_drive(const gemm_variant *v, int64_t M, int64_t N, int64_t K, f
         gemm_serial(v, M, N, K, alpha, as, bs, beta, out);
         return;
     }
+    /* Split the operand whose packing would otherwise be repeated by every thread: splitting columns
+     * repeats A's M x K packing, splitting rows repeats B's K x N. One image through conv2 (M = 64,
+     * N = 121) split by rows packed all of B on both threads. Either split gives the same bits. */
     int64_t tiles_n = (N + v->nr - 1) / v->nr, tiles_m = (M + v->mr - 1) / v->mr;
-    int split_n = tiles_n >= tiles_m;
+    int split_n = tiles_n >= nt && (M <= N || tiles_m < nt);
 #pragma omp parallel num_threads(nt)
     {
         int t = FCLF_THREAD_NUM(), T = FCLF_NUM_THREADS();

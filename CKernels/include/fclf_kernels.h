@@ -36,10 +36,14 @@ const char *fclf_isa_name(int isa);
 /* OpenMP thread count for the following kernels; n < 1 is ignored. */
 void fclf_set_num_threads(int n);
 int fclf_get_max_threads(void);
-/* Between these, kernels called on this thread run on it alone (nestable). For work too small to repay
- * a fork/join: a single image's forward pass takes ~50 us, an OpenMP fork/join several. */
+/* Between these, kernels called on this thread run on it alone (nestable). */
 void fclf_serial_begin(void);
 void fclf_serial_end(void);
+/* Counts the callers inside a shared section (inference): returns how many were inside before this one. A
+ * caller that is not alone runs its kernels serially, so that concurrent callers each use one core instead
+ * of each starting an OpenMP team on all of them. */
+int fclf_shared_enter(void);
+void fclf_shared_exit(void);
 
 /* ---- scratch.c: per-thread reusable memory -------------------------------------------------------- */
 

@@ -83,9 +83,16 @@ public final class Classifier: Sendable {
         let memory = reuse ? UnsafeMutableRawPointer(fclf_thread_scratch(Int64(floats))) : malloc(floats * 4)
         guard let memory else { return false }
         defer { if !reuse { free(memory) } }
-        // A few images are ~50 us each: an OpenMP fork/join per layer would cost more than it saves.
-        if count <= 4 { fclf_serial_begin() }
-        defer { if count <= 4 { fclf_serial_end() } }
+        // A few images stay on the calling thread. On 2 cores one image took 56 us instead of 73 while the
+        // second core was free, but 110 us whenever the VM's other core was busy, and its p99 was 160 us
+        // against 107 (predict_bench): a till wants the steady figure. A call made while another runs also
+        // stays on its thread: concurrent callers would otherwise each start an OpenMP team on all cores.
+        let serial = fclf_shared_enter() > 0 || count <= 4
+        if serial { fclf_serial_begin() }
+        defer {
+            if serial { fclf_serial_end() }
+            fclf_shared_exit()
+        }
         let scratch = memory.assumingMemoryBound(to: Float.self)
         var done = 0
         while done < count {
