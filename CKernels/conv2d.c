@@ -151,6 +151,8 @@ static int big(fclf_conv2d_shape s) { return (double)(s.n * s.c * s.kh * s.kw * 
 /* Below this K a convolution runs as K row-AXPYs per output plane instead of a GEMM: conv1 (K = 9)
  * would pad K to the micro-kernel's tile and then move its 2.7 MB output through tmp once more. */
 enum { SMALL_K = 16, CHUNK = 512 };
+/* Largest output plane (oh*ow floats) of a convolution fused with its pooling: two planes live on the stack. */
+enum { FUSED_PLANE_MAX = 2048 };
 /* Bytes of dcol per product in the input gradient: half of Zen 4's 1 MB L2. */
 #define DCOL_CHUNK_BYTES (512 * 1024)
 
@@ -189,6 +191,26 @@ FCLF_CLONES static void small_k_plane(float *restrict dst, const float *restrict
     }
     if (relu)
         for (int64_t p = 0; p < P; p++) dst[p] = dst[p] > 0.0f ? dst[p] : 0.0f;
+}
+
+/* Where the small-K weight gradient reads dz_i[o]: dy (masked by ReLU on y when relu), or, for a convolution
+ * fused with the 2x2 max pool after it, the pooled gradient routed back to the winners in a per-thread
+ * plane (planes must hold 2 x oh*ow floats). The routed plane is what the separate pool's backward writes,
+ * so the sums are the same. */
+typedef struct {
+    const float *dy, *y;                       /* unpooled: dy [n, oc, oh*ow], y for the ReLU mask */
+    const float *pooled_dy, *pooled_y;         /* fused: [n, oc, (oh/2)*(ow/2)]; pooled_y may be NULL */
+    const int32_t *argmax;
+    float *planes;
+} grad_source;
+
+static inline const float *grad_plane(const grad_source *g, int64_t i, int64_t o, int slot, fclf_conv2d_shape s) {
+    const int64_t P = s.oh * s.ow, Q = (s.oh / 2) * (s.ow / 2), at = i * s.oc + o;
+    if (!g->pooled_dy) return g->dy + at * P;
+    float *plane = g->planes + slot * P;
+    fclf_unpool_plane(plane, g->pooled_dy + at * Q, g->argmax + at * Q, g->pooled_y ? g->pooled_y + at * Q : NULL,
+                      s.oh, s.ow);
+    return plane;
 }
 
 #if defined(__x86_64__)
@@ -245,9 +267,9 @@ __attribute__((target("avx512f"))) static void k9_forward_image__avx512f(float *
 /* dW[o][k] += sum_i,p dz_i[o][p] col_i[k][p] and db[o] += sum dz for channels [o0, o1), dz = dy masked by
  * ReLU (y > 0) when relu. */
 __attribute__((target("avx512f"))) static void k9_grad_rows__avx512f(float *restrict dw, float *restrict db,
-                                                                     const float *restrict dy, const float *restrict y,
-                                                                     const float *restrict col, int relu, int64_t o0,
-                                                                     int64_t o1, fclf_conv2d_shape s) {
+                                                                     const grad_source *g, const float *restrict col,
+                                                                     int relu, int64_t o0, int64_t o1,
+                                                                     fclf_conv2d_shape s) {
     const int64_t P = s.oh * s.ow, NP = s.n * P;
     const __m512 zero = _mm512_setzero_ps();
     for (int64_t o = o0; o < o1; o += 2) {
@@ -255,8 +277,8 @@ __attribute__((target("avx512f"))) static void k9_grad_rows__avx512f(float *rest
         __m512 acc_a[9], acc_b[9], sum_a = zero, sum_b = zero;
         for (int k = 0; k < 9; k++) acc_a[k] = acc_b[k] = zero;
         for (int64_t i = 0; i < s.n; i++) {
-            const float *ga = dy + (i * s.oc + o) * P, *gb = dy + (i * s.oc + o2) * P;
-            const float *ya = y + (i * s.oc + o) * P, *yb = y + (i * s.oc + o2) * P;
+            const float *ga = grad_plane(g, i, o, 0, s), *gb = grad_plane(g, i, o2, 1, s);
+            const float *ya = relu ? g->y + (i * s.oc + o) * P : NULL, *yb = relu ? g->y + (i * s.oc + o2) * P : NULL;
             const float *c = col + i * P;
             for (int64_t p = 0; p < P; p += 16) {
                 const __mmask16 m = tail_mask(P - p);
@@ -354,9 +376,9 @@ static inline __attribute__((always_inline)) void grad_chunk_k9(float *restrict 
  * about 30 GFLOP/s). Each (o, k) sum still runs in image and chunk order, so the result is the same for any
  * grouping or thread count. */
 enum { GRAD_GROUP = 32 };
-FCLF_CLONES static void small_k_grad_rows(float *restrict dw, float *restrict db, const float *restrict dy,
-                                          const float *restrict y, const float *restrict col, int relu, int64_t o0,
-                                          int64_t o1, fclf_conv2d_shape s) {
+FCLF_CLONES static void small_k_grad_rows(float *restrict dw, float *restrict db, const grad_source *gs,
+                                          const float *restrict col, int relu, int64_t o0, int64_t o1,
+                                          fclf_conv2d_shape s) {
     const int64_t K = s.c * s.kh * s.kw, P = s.oh * s.ow, NP = s.n * P;
     float accw[GRAD_GROUP][SMALL_K], accb[GRAD_GROUP];
     float dz[CHUNK] __attribute__((aligned(64)));
@@ -365,11 +387,12 @@ FCLF_CLONES static void small_k_grad_rows(float *restrict dw, float *restrict db
         memset(accw, 0, sizeof accw);
         memset(accb, 0, sizeof accb);
         for (int64_t i = 0; i < s.n; i++)
-            for (int64_t o = g0; o < g1; o++)
+            for (int64_t o = g0; o < g1; o++) {
+                const float *plane = grad_plane(gs, i, o, 0, s), *act_plane = relu ? gs->y + (i * s.oc + o) * P : NULL;
                 for (int64_t p0 = 0; p0 < P; p0 += CHUNK) {
                     const int64_t len = fclf_min64(CHUNK, P - p0);
                     const float *c = col + i * P + p0;
-                    const float *g = dy + (i * s.oc + o) * P + p0, *act = y + (i * s.oc + o) * P + p0;
+                    const float *g = plane + p0, *act = relu ? act_plane + p0 : g;
                     float part[SMALL_K] = {0}, partb = 0.0f;
                     if (K == 9) {
                         grad_chunk_k9(part, &partb, g, act, c, NP, len, relu);
@@ -391,6 +414,7 @@ FCLF_CLONES static void small_k_grad_rows(float *restrict dw, float *restrict db
                     accb[o - g0] += partb;
                     for (int64_t k = 0; k < K; k++) accw[o - g0][k] += part[k];
                 }
+            }
         for (int64_t o = g0; o < g1; o++) {
             for (int64_t k = 0; k < K; k++) dw[o * K + k] += accw[o - g0][k];
             if (db) db[o] += accb[o - g0];
@@ -398,18 +422,20 @@ FCLF_CLONES static void small_k_grad_rows(float *restrict dw, float *restrict db
     }
 }
 
-static void weight_grad_small_k(float *restrict dw, float *restrict db, const float *restrict dy,
-                                const float *restrict y, const float *restrict col, int relu,
-                                fclf_conv2d_shape s) {
+static void weight_grad_small_k(float *restrict dw, float *restrict db, const grad_source *g,
+                                const float *restrict col, int relu, fclf_conv2d_shape s) {
     FCLF_PARALLEL_IF(big(s), {
         int64_t o0 = fclf_partition_bound(s.oc, 0), o1 = fclf_partition_bound(s.oc, 1);
         if (o1 > o0) {
+            float planes[2 * FUSED_PLANE_MAX] __attribute__((aligned(64)));
+            grad_source mine = *g;
+            mine.planes = planes;
 #if defined(__x86_64__)
             if (s.c * s.kh * s.kw == 9 && fclf_isa_active() == FCLF_ISA_AVX512F)
-                k9_grad_rows__avx512f(dw, db, dy, y, col, relu, o0, o1, s);
+                k9_grad_rows__avx512f(dw, db, &mine, col, relu, o0, o1, s);
             else
 #endif
-                small_k_grad_rows(dw, db, dy, y, col, relu, o0, o1, s);
+                small_k_grad_rows(dw, db, &mine, col, relu, o0, o1, s);
         }
     });
 }
@@ -420,15 +446,17 @@ static void dz_row(float *restrict tmp, float *restrict db, const float *restric
                    int relu, int64_t o, fclf_conv2d_shape s) {
     const int64_t P = s.oh * s.ow, NP = s.n * P;
     for (int64_t i = 0; i < s.n; i++) {
-        const float *src = dy + (i * s.oc + o) * P, *act = y + (i * s.oc + o) * P;
+        const float *src = dy + (i * s.oc + o) * P;
         float *dst = tmp + o * NP + i * P;
-        if (relu)
+        if (relu) {
+            const float *act = y + (i * s.oc + o) * P;
             for (int64_t p = 0; p < P; p++) {
                 float g = src[p];
                 dst[p] = act[p] > 0.0f ? g : 0.0f;
             }
-        else
+        } else {
             for (int64_t p = 0; p < P; p++) dst[p] = src[p];
+        }
     }
     if (db) {
         const float *d = tmp + o * NP;
@@ -444,7 +472,8 @@ void fclf_conv2d_backward(float *dx, float *dw, float *db, float *dcol, float *t
                           fclf_conv2d_shape s) {
     const int64_t K = s.c * s.kh * s.kw, P = s.oh * s.ow, NP = s.n * P;
     if (K < SMALL_K && !dx) {
-        weight_grad_small_k(dw, db, dy, y, col, relu, s);
+        const grad_source g = {dy, y, NULL, NULL, NULL, NULL};
+        weight_grad_small_k(dw, db, &g, col, relu, s);
         return;
     }
     /* dz = dy masked by ReLU (y > 0), moved from [n, oc, P] to tmp [oc, n, P], the forward GEMM's
@@ -479,6 +508,50 @@ void fclf_conv2d_backward(float *dx, float *dw, float *db, float *dcol, float *t
                 col2im_image(dx + i * s.c * s.h * s.w, buf + (i - ic) * P, nc * P, s, wide);
         }
     });
+}
+
+/* ---- convolution + ReLU + 2x2 max pooling, fused (small K) ----
+ * The first layer of an image model (c*kh*kw < 16) writes the largest activation of the network (conv1:
+ * 2.8 MB per batch of 32), which the pool reads once and whose gradient the pool writes and the weight
+ * gradient reads once more. Fused, each image's output planes are computed two at a time into an L1 buffer
+ * and pooled from there, and the backward pass routes the pooled gradient into the same buffer: the full
+ * activation and its gradient never reach memory. Values, winners and sums are those of the separate
+ * layers (the pool's ReLU mask included), so the bits are the same. */
+int fclf_conv2d_pool_supported(fclf_conv2d_shape s) {
+    return s.c * s.kh * s.kw < SMALL_K && s.oh >= 2 && s.ow >= 2 && s.oh * s.ow <= FUSED_PLANE_MAX;
+}
+
+static void conv_pool_image(float *restrict y, int32_t *restrict argmax, const float *restrict col, int64_t ld,
+                            const float *restrict w, const float *restrict b, int relu, fclf_conv2d_shape s) {
+    const int64_t K = s.c * s.kh * s.kw, P = s.oh * s.ow, Q = (s.oh / 2) * (s.ow / 2);
+    float planes[2 * FUSED_PLANE_MAX] __attribute__((aligned(64)));
+    for (int64_t o = 0; o < s.oc; o += 2) {
+        const int64_t pair = fclf_min64(2, s.oc - o);
+#if defined(__x86_64__)
+        if (K == 9 && fclf_isa_active() == FCLF_ISA_AVX512F)
+            k9_forward_image__avx512f(planes, col, ld, w + o * K, b ? b + o : NULL, pair, P, relu);
+        else
+#endif
+            for (int64_t j = 0; j < pair; j++)
+                small_k_plane(planes + j * P, col, ld, w + (o + j) * K, b ? b[o + j] : 0.0f, K, P, relu);
+        for (int64_t j = 0; j < pair; j++)
+            fclf_pool_plane(y + (o + j) * Q, argmax + (o + j) * Q, planes + j * P, s.oh, s.ow);
+    }
+}
+
+void fclf_conv2d_pool_forward(float *y, int32_t *argmax, float *col, const float *x, const float *w, const float *b,
+                              int relu, fclf_conv2d_shape s) {
+    const int64_t P = s.oh * s.ow, NP = s.n * P, Q = (s.oh / 2) * (s.ow / 2);
+    FCLF_PARALLEL_IF(big(s), for (FCLF_STATIC_RANGE(i, s.n)) {
+        im2col(col + i * P, NP, x + i * s.c * s.h * s.w, s);
+        conv_pool_image(y + i * s.oc * Q, argmax + i * s.oc * Q, col + i * P, NP, w, b, relu, s);
+    });
+}
+
+void fclf_conv2d_pool_backward(float *dw, float *db, const float *dy, const int32_t *argmax, const float *y,
+                               const float *col, fclf_conv2d_shape s) {
+    const grad_source g = {NULL, NULL, dy, y, argmax, NULL};
+    weight_grad_small_k(dw, db, &g, col, 0, s);
 }
 
 /* ---- naive references ---- */

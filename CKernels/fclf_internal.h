@@ -66,6 +66,11 @@ void fclf_sgemm_conv_forward(const float *w, const float *x, const float *col, f
 void fclf_sgemm_im2col_a(const float *x, fclf_conv2d_shape s, int64_t N, const float *B, int64_t ldb, int tb, float *C,
                          int64_t ldc);
 
+/* pool.c: one plane [h, w] pooled 2x2 into y and argmax [h/2, w/2]; and the adjoint, dy routed to the winners
+ * (only where y > 0 when y is given), zero elsewhere. */
+void fclf_pool_plane(float *y, int32_t *argmax, const float *x, int64_t h, int64_t w);
+void fclf_unpool_plane(float *dxp, const float *dyp, const int32_t *ap, const float *yp, int64_t h, int64_t w);
+
 static inline int64_t fclf_min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t fclf_max64(int64_t a, int64_t b) { return a > b ? a : b; }
 

@@ -85,25 +85,27 @@ __attribute__((target("avx512f"))) static void pool_plane__avx512f(float *restri
 }
 #endif
 
-void fclf_maxpool2x2_forward(float *y, int32_t *argmax, const float *x, int64_t planes, int64_t h, int64_t w) {
-    const int64_t oh = h / 2, ow = w / 2;
+void fclf_pool_plane(float *y, int32_t *argmax, const float *x, int64_t h, int64_t w) {
 #if defined(__x86_64__)
     if (fclf_isa_active() == FCLF_ISA_AVX512F) {
-        FCLF_PARALLEL_IF(planes * h * w >= POOL_PAR_MIN,
-            for (FCLF_STATIC_RANGE(pl, planes))
-                pool_plane__avx512f(y + pl * oh * ow, argmax + pl * oh * ow, x + pl * h * w, h, w););
+        pool_plane__avx512f(y, argmax, x, h, w);
         return;
     }
 #endif
+    pool_plane(y, argmax, x, h, w);
+}
+
+void fclf_maxpool2x2_forward(float *y, int32_t *argmax, const float *x, int64_t planes, int64_t h, int64_t w) {
+    const int64_t oh = h / 2, ow = w / 2;
     FCLF_PARALLEL_IF(planes * h * w >= POOL_PAR_MIN,
-        for (FCLF_STATIC_RANGE(pl, planes)) pool_plane(y + pl * oh * ow, argmax + pl * oh * ow, x + pl * h * w, h, w););
+        for (FCLF_STATIC_RANGE(pl, planes)) fclf_pool_plane(y + pl * oh * ow, argmax + pl * oh * ow, x + pl * h * w, h, w););
 }
 
 /* With y (the forward output), a window whose maximum is not positive passes no gradient: that is the mask of
  * a ReLU before the pool (the winner is the window's maximum), applied here on the pooled quarter of the
  * values so that the layer before need not read its whole output again. The values routed are the same. */
-static void unpool_plane(float *restrict dxp, const float *restrict dyp, const int32_t *restrict ap,
-                         const float *restrict yp, int64_t h, int64_t w) {
+void fclf_unpool_plane(float *restrict dxp, const float *restrict dyp, const int32_t *restrict ap,
+                       const float *restrict yp, int64_t h, int64_t w) {
     const int64_t cells = (h / 2) * (w / 2);
     memset(dxp, 0, (size_t)(h * w) * sizeof(float));
     if (yp)
@@ -117,7 +119,7 @@ void fclf_maxpool2x2_backward(float *dx, const float *dy, const int32_t *argmax,
     const int64_t cells = (h / 2) * (w / 2);
     FCLF_PARALLEL_IF(planes * h * w >= POOL_PAR_MIN,
         for (FCLF_STATIC_RANGE(pl, planes))
-            unpool_plane(dx + pl * h * w, dy + pl * cells, argmax + pl * cells, y ? y + pl * cells : NULL, h, w););
+            fclf_unpool_plane(dx + pl * h * w, dy + pl * cells, argmax + pl * cells, y ? y + pl * cells : NULL, h, w););
 }
 
 void fclf_maxpool2x2_forward_ref(float *y, const float *x, int64_t planes, int64_t h, int64_t w) {

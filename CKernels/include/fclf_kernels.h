@@ -111,6 +111,17 @@ void fclf_conv2d_backward(float *dx, float *dw, float *db, float *dcol, float *t
                           const float *y, const float *col, const float *x, const float *w, int relu,
                           fclf_conv2d_shape s);
 
+/* Convolution (c*kh*kw < 16) + activation + 2x2 max pooling in one pass, when fclf_conv2d_pool_supported(s).
+ * forward WRITES y [n, oc, oh/2, ow/2] and argmax as fclf_maxpool2x2_forward would from the convolution's
+ * output, and col as fclf_conv2d_forward (the full output is never stored). backward, for the first layer
+ * (no dx): given the pooled dy, argmax and pooled y of that forward, ACCUMULATES dw and db (may be NULL) as
+ * fclf_maxpool2x2_backward (with y: the ReLU mask) then fclf_conv2d_backward with relu = 0 would. */
+int fclf_conv2d_pool_supported(fclf_conv2d_shape s);
+void fclf_conv2d_pool_forward(float *y, int32_t *argmax, float *col, const float *x, const float *w, const float *b,
+                              int relu, fclf_conv2d_shape s);
+void fclf_conv2d_pool_backward(float *dw, float *db, const float *dy, const int32_t *argmax, const float *y,
+                               const float *col, fclf_conv2d_shape s);
+
 /* Naive direct convolution. forward WRITES y; backward WRITES dx (unless NULL) and ACCUMULATES dw, db. */
 void fclf_conv2d_forward_ref(float *y, const float *x, const float *w, const float *b, fclf_conv2d_shape s);
 void fclf_conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,

@@ -28,6 +28,9 @@ public final class Classifier: Sendable {
     /// output for a convolution, pooling indices).
     private let activationSize: Int
     private let workSize: Int
+    /// Layers whose convolution also does the 2x2 max pooling after it (fclf_conv2d_pool_forward), as
+    /// `Sequential` fuses them for training; the pooling layer is then skipped.
+    private let poolsOutput: [Bool]
 
     /// Images per kernel call: bounds the scratch to a few MB however many images are asked for.
     public static let chunk = 32
@@ -42,14 +45,17 @@ public final class Classifier: Sendable {
         var weights: [[Float]] = [], biases: [[Float]] = [], shapes: [Shape] = []
         var shape = model.inputShape
         var activation = shape.perSample, work = model.outputSize
+        var poolsOutput: [Bool] = []
         for layer in model.layers {
             let params = layer.parameters
             weights.append(params.count > 0 ? Array(UnsafeBufferPointer(start: params[0].value, count: params[0].count)) : [])
             biases.append(params.count > 1 ? Array(UnsafeBufferPointer(start: params[1].value, count: params[1].count)) : [])
             let out = layer.outputShape(shape)
+            poolsOutput.append((layer as? Conv2D)?.poolsOutput ?? false)
             if let conv = layer as? Conv2D {
                 let s = Classifier.convShape(conv.outChannels, conv.kernelSize, conv.padding, shape)
-                if fclf_conv2d_uses_col(s) != 0 { work = max(work, Int(fclf_conv2d_col_size(s))) }
+                // col, and the winner indices when pooling here
+                if fclf_conv2d_uses_col(s) != 0 { work = max(work, Int(fclf_conv2d_col_size(s)) + out.perSample) }
             }
             work = max(work, out.perSample)  // pooling indices
             activation = max(activation, out.perSample)
@@ -59,6 +65,7 @@ public final class Classifier: Sendable {
         self.weights = weights
         self.biases = biases
         self.shapes = shapes
+        self.poolsOutput = poolsOutput
         activationSize = activation
         workSize = work
     }
@@ -103,15 +110,23 @@ public final class Classifier: Sendable {
             for j in 0..<n * perImage { a[j] = Float(src[j]) * (1 / 255) }
             var shape = inputShape.withBatch(n)
             for (i, spec) in specs.enumerated() {
-                let out = shapes[i].withBatch(n)
+                var out = shapes[i].withBatch(n)
                 switch spec {
                 case .conv2d(_, let oc, let k, let padding, let act):
                     let s = Classifier.convShape(oc, k, padding, shape)
+                    let fused = poolsOutput[i]
                     weights[i].withUnsafeBufferPointer { w in
                         biases[i].withUnsafeBufferPointer { bias in
-                            fclf_conv2d_forward(b, work, a, w.baseAddress, bias.baseAddress, act == .relu ? 1 : 0, s)
+                            if fused {
+                                let idx = UnsafeMutableRawPointer(work + Int(fclf_conv2d_col_size(s))).assumingMemoryBound(to: Int32.self)
+                                fclf_conv2d_pool_forward(b, idx, work, a, w.baseAddress, bias.baseAddress,
+                                                         act == .relu ? 1 : 0, s)
+                            } else {
+                                fclf_conv2d_forward(b, work, a, w.baseAddress, bias.baseAddress, act == .relu ? 1 : 0, s)
+                            }
                         }
                     }
+                    if fused { out = shapes[i + 1].withBatch(n) }
                     swap(&a, &b)
                 case .dense(let input, let output, let act):
                     weights[i].withUnsafeBufferPointer { w in
@@ -123,6 +138,8 @@ public final class Classifier: Sendable {
                     swap(&a, &b)
                 case .relu:
                     fclf_relu_forward(a, a, Int64(shape.count))
+                case .maxPool2x2 where i > 0 && poolsOutput[i - 1]:
+                    break // done by the convolution before
                 case .maxPool2x2:
                     // Inference needs no winner indices; they go to the work area.
                     work.withMemoryRebound(to: Int32.self, capacity: out.count) { idx in

@@ -47,6 +47,12 @@ public final class Sequential {
         }
         guard !layers.isEmpty else { throw .invalidArgument("a network needs at least one layer") }
         layers[0].computesInputGradient = false
+        // A first Conv2D with few taps per output (c*kh*kw < 16) then MaxPool2D: one fused pass each way.
+        if layers.count > 1, let conv = layers[0] as? Conv2D, let pool = layers[1] as? MaxPool2D,
+           conv.canPoolOutput(inputShape.withBatch(1)) {
+            conv.fusePooling()
+            pool.isFusedIntoPrevious = true
+        }
         // Conv2D(ReLU) then MaxPool2D: the pool applies the ReLU's gradient mask on its pooled output.
         for (conv, pool) in zip(layers, layers.dropFirst()) {
             if let conv = conv as? Conv2D, conv.activation == .relu, let pool = pool as? MaxPool2D {

@@ -31,6 +31,9 @@ public final class MaxPool2D: Layer {
     /// Set when the layer before applies ReLU: windows whose maximum is 0 pass no gradient, which is that
     /// ReLU's backward mask, applied to a quarter of the values (see `Conv2D.outputGradientIsMasked`).
     public var appliesPrecedingReLUMask = false
+    /// Set when the convolution before pools its own output (`Conv2D.poolsOutput`): both passes then hand
+    /// their tensor through.
+    public internal(set) var isFusedIntoPrevious = false
     private let y = Buffer<Float>(), dx = Buffer<Float>(), argmax = Buffer<Int32>()
     private var inputShape = Shape(n: 0, c: 0)
 
@@ -41,6 +44,7 @@ public final class MaxPool2D: Layer {
     }
 
     public func forward(_ x: Tensor) -> Tensor {
+        if isFusedIntoPrevious { return x }
         inputShape = x.shape
         let out = outputShape(x.shape)
         let yp = y.reserve(out.count)
@@ -50,6 +54,7 @@ public final class MaxPool2D: Layer {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
+        if isFusedIntoPrevious { return dy }
         let dxp = dx.reserve(inputShape.count)
         fclf_maxpool2x2_backward(dxp, dy.data, argmax.pointer, appliesPrecedingReLUMask ? UnsafePointer(y.pointer) : nil,
                                  Int64(inputShape.n * inputShape.c), Int64(inputShape.h), Int64(inputShape.w))
