@@ -268,7 +268,8 @@ static void pack_a_im2col(float *restrict dst, const operand *as, int64_t i0, in
  *   - implicit A (8 taps per panel): 16 pixels of each tap loaded from their runs, then transposed in
  *     registers;
  *   - stored A, not transposed: the same register transposes;
- *   - stored B: a row of a panel is two vector copies, or, transposed, two gathers. */
+ *   - stored A, transposed: a panel row is one vector copy;
+ *   - stored B: a row of a panel is two vector copies, or, transposed, register transposes as for A. */
 #if defined(__x86_64__)
 enum { PACK_SLACK = 16 };
 
@@ -330,6 +331,34 @@ __attribute__((target("avx512f"))) static inline void store_8x16_transposed(floa
     }
 }
 
+/* The same 8 x 16 transpose, each pixel's 8 floats stored at d + q*stride (stride >= 8): 8 columns of a
+ * 32-wide B panel. */
+__attribute__((target("avx512f"))) static inline void store_8x16_transposed_strided(float *restrict d, const __m512 r[8],
+                                                                                   int64_t stride) {
+    __m512 t[8], u[8];
+    for (int k = 0; k < 4; k++) {
+        t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+    }
+    for (int h = 0; h < 2; h++) {
+        u[4 * h + 0] = _mm512_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+        u[4 * h + 1] = _mm512_shuffle_ps(t[4 * h], t[4 * h + 2], 0xEE);
+        u[4 * h + 2] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+        u[4 * h + 3] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
+    }
+    for (int q = 0; q < 4; q += 2) {
+        __m512 lo_a = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x44), lo_b = _mm512_shuffle_f32x4(u[q + 1], u[5 + q], 0x44);
+        __m512 hi_a = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xEE), hi_b = _mm512_shuffle_f32x4(u[q + 1], u[5 + q], 0xEE);
+        const __m512 pair[4] = {_mm512_shuffle_f32x4(lo_a, lo_b, 0x88), _mm512_shuffle_f32x4(lo_a, lo_b, 0xDD),
+                                _mm512_shuffle_f32x4(hi_a, hi_b, 0x88), _mm512_shuffle_f32x4(hi_a, hi_b, 0xDD)};
+        for (int k = 0; k < 4; k++) { /* pixels 4k+q and 4k+q+1 */
+            _mm256_storeu_ps(d + (4 * k + q) * stride, _mm512_castps512_ps256(pair[k]));
+            _mm256_storeu_ps(d + (4 * k + q + 1) * stride,
+                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(pair[k]), 1)));
+        }
+    }
+}
+
 /* Implicit A, 8 taps per panel: 16 pixels at a time, each tap's 16 values gathered from the runs of
  * consecutive pixels among them (merge-masked loads; masked-off lanes never touch memory), then transposed. */
 enum { GROUP_RUNS = 16 };
@@ -376,6 +405,20 @@ __attribute__((target("avx512f"))) static void pack_a_im2col__avx512f(float *res
     }
 }
 
+/* Stored A, transposed (op(A) = A^T, e.g. W^T in the input gradient): a panel row is 8 contiguous floats of A,
+ * one masked copy (the portable loop became a memcpy call per 8 floats). */
+__attribute__((target("avx512f"))) static void pack_a_trans__avx512f(float *restrict dst, const float *restrict A,
+                                                                      int64_t lda, int64_t i0, int64_t mc, int64_t p0,
+                                                                      int64_t kc) {
+    for (int64_t ir = 0; ir < mc; ir += 8) {
+        const int64_t mb = fclf_min64(8, mc - ir);
+        const __mmask16 m = (__mmask16)((1u << mb) - 1u);
+        float *d = dst + ir * kc;
+        for (int64_t p = 0; p < kc; p++)
+            _mm256_storeu_ps(d + p * 8, _mm512_castps512_ps256(_mm512_maskz_loadu_ps(m, A + (p0 + p) * lda + i0 + ir)));
+    }
+}
+
 /* Stored A, not transposed, 8 rows per panel: 16 columns of 8 rows at a time, transposed in registers. */
 __attribute__((target("avx512f"))) static void pack_a_plain__avx512f(float *restrict dst, const float *restrict A,
                                                                       int64_t lda, int64_t i0, int64_t mc, int64_t p0,
@@ -416,21 +459,27 @@ __attribute__((target("avx512f"))) static void pack_b_plain__avx512f(float *rest
     }
 }
 
+/* Stored B, transposed: 8 of a panel's columns are 8 rows of B, 16 floats of each loaded at a time and
+ * transposed in registers (gathers cost about 2 cycles a float on Zen 4). */
 __attribute__((target("avx512f"))) static void pack_b_trans__avx512f(float *restrict dst, const float *restrict B,
                                                                       int64_t ldb, int64_t p0, int64_t kc,
                                                                       int64_t j0, int64_t nc) {
+    float part[16 * 32] __attribute__((aligned(64)));
     for (int64_t jr = 0; jr < nc; jr += 32) {
         const int64_t nb = fclf_min64(32, nc - jr);
-        const __mmask16 m0 = nb >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nb) - 1u);
-        const __mmask16 m1 = nb >= 32 ? (__mmask16)0xFFFF : nb > 16 ? (__mmask16)((1u << (nb - 16)) - 1u) : 0;
-        const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                               _mm512_set1_epi32((int)ldb));
-        const float *src0 = B + (j0 + jr) * ldb + p0, *src1 = src0 + 16 * ldb;
         float *d = dst + jr * kc;
-        const __m512 zero = _mm512_setzero_ps();
-        for (int64_t p = 0; p < kc; p++) {
-            _mm512_storeu_ps(d + p * 32, _mm512_mask_i32gather_ps(zero, m0, idx, src0 + p, 4));
-            _mm512_storeu_ps(d + p * 32 + 16, _mm512_mask_i32gather_ps(zero, m1, idx, src1 + p, 4));
+        for (int64_t q0 = 0; q0 < kc; q0 += 16) {
+            const int64_t len = fclf_min64(16, kc - q0);
+            const __mmask16 m = len == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << len) - 1u);
+            float *out = len == 16 ? d + q0 * 32 : part; /* a short last group: the next panel follows */
+            for (int64_t jg = 0; jg < 32; jg += 8) {
+                __m512 r[8];
+                for (int64_t i = 0; i < 8; i++)
+                    r[i] = jg + i < nb ? _mm512_maskz_loadu_ps(m, B + (j0 + jr + jg + i) * ldb + p0 + q0)
+                                       : _mm512_setzero_ps();
+                store_8x16_transposed_strided(out + jg, r, 32);
+            }
+            if (len < 16) memcpy(d + q0 * 32, part, (size_t)(len * 32) * sizeof(float));
         }
     }
 }
@@ -516,7 +565,7 @@ static void gemm_serial(const gemm_variant *v, int64_t M, int64_t N, int64_t K, 
                 pack_b_im2col__avx512f(bpack, bs, pc, kc, jc, nc);
             else if (bs->conv)
                 pack_b_im2col(bpack, bs, pc, kc, jc, nc, nr);
-            else if (wide && bs->trans && bs->ldb * 16 < INT32_MAX)
+            else if (wide && bs->trans)
                 pack_b_trans__avx512f(bpack, bs->B, bs->ldb, pc, kc, jc, nc);
             else if (wide && !bs->trans)
                 pack_b_plain__avx512f(bpack, bs->B, bs->ldb, pc, kc, jc, nc);
@@ -530,6 +579,8 @@ static void gemm_serial(const gemm_variant *v, int64_t M, int64_t N, int64_t K, 
                     pack_a_im2col(apack, as, ic, mc, pc, kc, mr);
                 else if (wide && !as->trans)
                     pack_a_plain__avx512f(apack, as->B, as->ldb, ic, mc, pc, kc);
+                else if (wide)
+                    pack_a_trans__avx512f(apack, as->B, as->ldb, ic, mc, pc, kc);
                 else
                     pack_a(apack, as->B, as->ldb, as->trans, ic, mc, pc, kc, mr);
                 for (int64_t jr = 0; jr < nc; jr += nr) {
