@@ -440,8 +440,29 @@ static void weight_grad_small_k(float *restrict dw, float *restrict db, const gr
     });
 }
 
-/* Row o of dz [oc, n*P] = dy masked by ReLU (y > 0), gathered from the NCHW dy, and the bias gradient
- * db[o] += sum of that row while it is in cache. */
+/* The bias gradient db[o] += the sum of row o of dz, while it is in cache. */
+static void db_row(float *restrict db, const float *restrict tmp, int64_t o, fclf_conv2d_shape s) {
+    const int64_t NP = s.n * s.oh * s.ow;
+    const float *d = tmp + o * NP;
+    float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t p = 0; p < NP; p++) acc += d[p];
+    db[o] += acc;
+}
+
+/* Row o of dz [oc, n*P] routed back from the pooled gradient (only where the pooled y > 0 when given): what
+ * the pool's backward pass, then dz_row without a mask, would write. */
+static void dz_row_pooled(float *restrict tmp, float *restrict db, const float *restrict dy,
+                          const int32_t *restrict argmax, const float *restrict y, int64_t o, fclf_conv2d_shape s) {
+    const int64_t P = s.oh * s.ow, NP = s.n * P, Q = (s.oh / 2) * (s.ow / 2);
+    for (int64_t i = 0; i < s.n; i++) {
+        const int64_t at = (i * s.oc + o) * Q;
+        fclf_unpool_plane(tmp + o * NP + i * P, dy + at, argmax + at, y ? y + at : NULL, s.oh, s.ow);
+    }
+    if (db) db_row(db, tmp, o, s);
+}
+
+/* Row o of dz [oc, n*P] = dy masked by ReLU (y > 0), gathered from the NCHW dy, and the bias gradient. */
 static void dz_row(float *restrict tmp, float *restrict db, const float *restrict dy, const float *restrict y,
                    int relu, int64_t o, fclf_conv2d_shape s) {
     const int64_t P = s.oh * s.ow, NP = s.n * P;
@@ -458,27 +479,13 @@ static void dz_row(float *restrict tmp, float *restrict db, const float *restric
             for (int64_t p = 0; p < P; p++) dst[p] = src[p];
         }
     }
-    if (db) {
-        const float *d = tmp + o * NP;
-        float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-        for (int64_t p = 0; p < NP; p++) acc += d[p];
-        db[o] += acc;
-    }
+    if (db) db_row(db, tmp, o, s);
 }
 
-void fclf_conv2d_backward(float *dx, float *dw, float *db, float *dcol, float *tmp, const float *dy,
-                          const float *y, const float *col, const float *x, const float *w, int relu,
-                          fclf_conv2d_shape s) {
+/* The products of the backward pass once dz [oc, n*P] is in tmp (and db has been summed from it). */
+static void backward_from_dz(float *dx, float *dw, float *dcol, const float *tmp, const float *col, const float *x,
+                             const float *w, fclf_conv2d_shape s) {
     const int64_t K = s.c * s.kh * s.kw, P = s.oh * s.ow, NP = s.n * P;
-    if (K < SMALL_K && !dx) {
-        const grad_source g = {dy, y, NULL, NULL, NULL, NULL};
-        weight_grad_small_k(dw, db, &g, col, relu, s);
-        return;
-    }
-    /* dz = dy masked by ReLU (y > 0), moved from [n, oc, P] to tmp [oc, n, P], the forward GEMM's
-     * output layout. */
-    FCLF_PARALLEL_IF(big(s), for (FCLF_STATIC_RANGE(o, s.oc)) dz_row(tmp, db, dy, y, relu, o, s););
     /* dW^T [K, oc] = col [K, NP] . dz^T [NP, oc], then added transposed into dw: this orientation
      * transposes dz (oc x NP) while packing instead of col (K x NP, 4.5x larger). fclf-bench, 2 threads,
      * conv2 at batch 32: 161 GFLOP/s against 139 for dW = dz . col^T. dcol is free until the input
@@ -510,7 +517,22 @@ void fclf_conv2d_backward(float *dx, float *dw, float *db, float *dcol, float *t
     });
 }
 
-/* ---- convolution + ReLU + 2x2 max pooling, fused (small K) ----
+void fclf_conv2d_backward(float *dx, float *dw, float *db, float *dcol, float *tmp, const float *dy,
+                          const float *y, const float *col, const float *x, const float *w, int relu,
+                          fclf_conv2d_shape s) {
+    const int64_t K = s.c * s.kh * s.kw;
+    if (K < SMALL_K && !dx) {
+        const grad_source g = {dy, y, NULL, NULL, NULL, NULL};
+        weight_grad_small_k(dw, db, &g, col, relu, s);
+        return;
+    }
+    /* dz = dy masked by ReLU (y > 0), moved from [n, oc, P] to tmp [oc, n, P], the forward GEMM's
+     * output layout. */
+    FCLF_PARALLEL_IF(big(s), for (FCLF_STATIC_RANGE(o, s.oc)) dz_row(tmp, db, dy, y, relu, o, s););
+    backward_from_dz(dx, dw, dcol, tmp, col, x, w, s);
+}
+
+/* ---- convolution + activation + 2x2 max pooling, fused ----
  * The first layer of an image model (c*kh*kw < 16) writes the largest activation of the network (conv1:
  * 2.8 MB per batch of 32), which the pool reads once and whose gradient the pool writes and the weight
  * gradient reads once more. Fused, each image's output planes are computed two at a time into an L1 buffer
@@ -548,10 +570,24 @@ void fclf_conv2d_pool_forward(float *y, int32_t *argmax, float *col, const float
     });
 }
 
-void fclf_conv2d_pool_backward(float *dw, float *db, const float *dy, const int32_t *argmax, const float *y,
-                               const float *col, fclf_conv2d_shape s) {
-    const grad_source g = {NULL, NULL, dy, y, argmax, NULL};
-    weight_grad_small_k(dw, db, &g, col, 0, s);
+void fclf_conv2d_pool_backward(float *dx, float *dw, float *db, float *dcol, float *tmp, const float *dy,
+                               const int32_t *argmax, const float *y, const float *col, const float *x, const float *w,
+                               fclf_conv2d_shape s) {
+    const int64_t K = s.c * s.kh * s.kw, P = s.oh * s.ow;
+    if (K < SMALL_K && !dx) {
+        if (P <= FUSED_PLANE_MAX) { /* routed plane by plane into L1 */
+            const grad_source g = {NULL, NULL, dy, y, argmax, NULL};
+            weight_grad_small_k(dw, db, &g, col, 0, s);
+        } else { /* routed into tmp, NCHW, as the separate pool would */
+            fclf_maxpool2x2_backward(tmp, dy, argmax, y, s.n * s.oc, s.oh, s.ow);
+            const grad_source g = {tmp, NULL, NULL, NULL, NULL, NULL};
+            weight_grad_small_k(dw, db, &g, col, 0, s);
+        }
+        return;
+    }
+    /* Routed straight into the GEMM layout [oc, n*P]: no full-size gradient in NCHW, no copy of it. */
+    FCLF_PARALLEL_IF(big(s), for (FCLF_STATIC_RANGE(o, s.oc)) dz_row_pooled(tmp, db, dy, argmax, y, o, s););
+    backward_from_dz(dx, dw, dcol, tmp, col, x, w, s);
 }
 
 /* ---- naive references ---- */

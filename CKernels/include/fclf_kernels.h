@@ -111,16 +111,19 @@ void fclf_conv2d_backward(float *dx, float *dw, float *db, float *dcol, float *t
                           const float *y, const float *col, const float *x, const float *w, int relu,
                           fclf_conv2d_shape s);
 
-/* Convolution (c*kh*kw < 16) + activation + 2x2 max pooling in one pass, when fclf_conv2d_pool_supported(s).
- * forward WRITES y [n, oc, oh/2, ow/2] and argmax as fclf_maxpool2x2_forward would from the convolution's
- * output, and col as fclf_conv2d_forward (the full output is never stored). backward, for the first layer
- * (no dx): given the pooled dy, argmax and pooled y of that forward, ACCUMULATES dw and db (may be NULL) as
- * fclf_maxpool2x2_backward (with y: the ReLU mask) then fclf_conv2d_backward with relu = 0 would. */
+/* Convolution + activation + 2x2 max pooling. forward, when fclf_conv2d_pool_supported(s) (c*kh*kw < 16,
+ * oh*ow <= 2048), in one pass: WRITES y [n, oc, oh/2, ow/2] and argmax as fclf_maxpool2x2_forward would from
+ * the convolution's output, and col as fclf_conv2d_forward (the full output is never stored). backward, any
+ * shape: given the pooled dy, the argmax and, for ReLU, the pooled y (else NULL) of the pooling, does what
+ * fclf_maxpool2x2_backward (with that y) then fclf_conv2d_backward (relu = 0) would, with the same bits,
+ * without the full-size gradient: ACCUMULATES dw, db (may be NULL), WRITES dx unless NULL; dcol and tmp as
+ * for fclf_conv2d_backward. */
 int fclf_conv2d_pool_supported(fclf_conv2d_shape s);
 void fclf_conv2d_pool_forward(float *y, int32_t *argmax, float *col, const float *x, const float *w, const float *b,
                               int relu, fclf_conv2d_shape s);
-void fclf_conv2d_pool_backward(float *dw, float *db, const float *dy, const int32_t *argmax, const float *y,
-                               const float *col, fclf_conv2d_shape s);
+void fclf_conv2d_pool_backward(float *dx, float *dw, float *db, float *dcol, float *tmp, const float *dy,
+                               const int32_t *argmax, const float *y, const float *col, const float *x, const float *w,
+                               fclf_conv2d_shape s);
 
 /* Naive direct convolution. forward WRITES y; backward WRITES dx (unless NULL) and ACCUMULATES dw, db. */
 void fclf_conv2d_forward_ref(float *y, const float *x, const float *w, const float *b, fclf_conv2d_shape s);

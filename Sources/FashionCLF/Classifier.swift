@@ -28,8 +28,8 @@ public final class Classifier: Sendable {
     /// output for a convolution, pooling indices).
     private let activationSize: Int
     private let workSize: Int
-    /// Layers whose convolution also does the 2x2 max pooling after it (fclf_conv2d_pool_forward), as
-    /// `Sequential` fuses them for training; the pooling layer is then skipped.
+    /// Layers whose convolution also does the 2x2 max pooling after it in one pass (fclf_conv2d_pool_forward,
+    /// few taps per output); the pooling layer is then skipped.
     private let poolsOutput: [Bool]
 
     /// Images per kernel call: bounds the scratch to a few MB however many images are asked for.
@@ -51,11 +51,13 @@ public final class Classifier: Sendable {
             weights.append(params.count > 0 ? Array(UnsafeBufferPointer(start: params[0].value, count: params[0].count)) : [])
             biases.append(params.count > 1 ? Array(UnsafeBufferPointer(start: params[1].value, count: params[1].count)) : [])
             let out = layer.outputShape(shape)
-            poolsOutput.append((layer as? Conv2D)?.poolsOutput ?? false)
             if let conv = layer as? Conv2D {
                 let s = Classifier.convShape(conv.outChannels, conv.kernelSize, conv.padding, shape)
+                poolsOutput.append(conv.poolsOutput && fclf_conv2d_pool_supported(s) != 0)
                 // col, and the winner indices when pooling here
                 if fclf_conv2d_uses_col(s) != 0 { work = max(work, Int(fclf_conv2d_col_size(s)) + out.perSample) }
+            } else {
+                poolsOutput.append(false)
             }
             work = max(work, out.perSample)  // pooling indices
             activation = max(activation, out.perSample)

@@ -47,17 +47,11 @@ public final class Sequential {
         }
         guard !layers.isEmpty else { throw .invalidArgument("a network needs at least one layer") }
         layers[0].computesInputGradient = false
-        // A first Conv2D with few taps per output (c*kh*kw < 16) then MaxPool2D: one fused pass each way.
-        if layers.count > 1, let conv = layers[0] as? Conv2D, let pool = layers[1] as? MaxPool2D,
-           conv.canPoolOutput(inputShape.withBatch(1)) {
-            conv.fusePooling()
-            pool.isFusedIntoPrevious = true
-        }
-        // Conv2D(ReLU) then MaxPool2D: the pool applies the ReLU's gradient mask on its pooled output.
+        // Conv2D then MaxPool2D: the convolution pools its own output (see Conv2D.poolsOutput).
         for (conv, pool) in zip(layers, layers.dropFirst()) {
-            if let conv = conv as? Conv2D, conv.activation == .relu, let pool = pool as? MaxPool2D {
-                pool.appliesPrecedingReLUMask = true
-                conv.outputGradientIsMasked = true
+            if let conv = conv as? Conv2D, let pool = pool as? MaxPool2D {
+                conv.fusePooling()
+                pool.isFusedIntoPrevious = true
             }
         }
         self.name = name

@@ -26,19 +26,17 @@ public final class Conv2D: Layer {
     public let weight: Parameter
     public let bias: Parameter
     public var computesInputGradient = true
-    /// Set when the layer after has already zeroed dy where this layer's ReLU output is 0 (a MaxPool2D with
-    /// `appliesPrecedingReLUMask`): the backward pass then skips the mask and never reads its output y
-    /// again (2.8 MB per batch of 32 for the seed CNN's first layer). The gradients are the same.
-    public var outputGradientIsMasked = false
-    /// Set (by `Sequential`) when this first layer is fused with the 2x2 max pooling after it: forward then
-    /// returns the pooled output, backward takes the pooled gradient, and the MaxPool2D passes both through.
-    /// The full-size output and its gradient are never stored (fclf_conv2d_pool_forward); the results are
-    /// those of the two layers.
+    /// Set (by `Sequential`) when a 2x2 max pooling follows: forward then returns the pooled output and
+    /// backward takes the pooled gradient, while the MaxPool2D hands both through. With few taps per output
+    /// (fclf_conv2d_pool_supported: the seed CNN's first layer) convolution and pooling are one pass and the
+    /// full-size output is never stored; otherwise the output is pooled right after. Backward routes the
+    /// pooled gradient straight into the layout the products read (the ReLU mask applied on the pooled
+    /// output), so no full-size gradient is written and copied. The results are the two layers' bit for bit.
     public private(set) var poolsOutput = false
     public var parameters: [Parameter] { [weight, bias] }
 
     private let y = Buffer<Float>(), col = Buffer<Float>(), tmp = Buffer<Float>()
-    private let dcol = Buffer<Float>(), dx = Buffer<Float>(), argmax = Buffer<Int32>()
+    private let dcol = Buffer<Float>(), dx = Buffer<Float>(), argmax = Buffer<Int32>(), pooledY = Buffer<Float>()
     private var shape = fclf_conv2d_shape()
     private var inputShape = Shape(n: 0, c: 0)
     /// The last forward's input: the backward pass packs the weight gradient's product straight from it.
@@ -69,11 +67,6 @@ public final class Conv2D: Layer {
         return Shape(n: input.n, c: outChannels, h: Int(s.oh), w: Int(s.ow))
     }
 
-    /// Whether this layer, taking inputs of `input`'s per-sample shape, can fuse the pooling after it.
-    func canPoolOutput(_ input: Shape) -> Bool {
-        fclf_conv2d_pool_supported(kernelShape(input)) != 0 && !computesInputGradient
-    }
-
     func fusePooling() { poolsOutput = true }
 
     public func forward(_ x: Tensor) -> Tensor {
@@ -83,9 +76,17 @@ public final class Conv2D: Layer {
         let out = outputShape(x.shape)
         if poolsOutput {
             let pooled = Shape(n: out.n, c: out.c, h: out.h / 2, w: out.w / 2)
-            let yp = y.reserve(pooled.count)
-            fclf_conv2d_pool_forward(yp, argmax.reserve(pooled.count), col.reserve(Int(fclf_conv2d_col_size(shape))),
-                                     x.data, weight.value, bias.value, activation == .relu ? 1 : 0, shape)
+            let yp = pooledY.reserve(pooled.count), am = argmax.reserve(pooled.count)
+            let relu: Int32 = activation == .relu ? 1 : 0
+            if fclf_conv2d_pool_supported(shape) != 0 {
+                fclf_conv2d_pool_forward(yp, am, col.reserve(Int(fclf_conv2d_col_size(shape))), x.data, weight.value,
+                                         bias.value, relu, shape)
+            } else {
+                let full = y.reserve(out.count)
+                let colp = fclf_conv2d_uses_col(shape) != 0 ? col.reserve(Int(fclf_conv2d_col_size(shape))) : col.pointer
+                fclf_conv2d_forward(full, colp, x.data, weight.value, bias.value, relu, shape)
+                fclf_maxpool2x2_forward(yp, am, full, Int64(out.n * out.c), Int64(out.h), Int64(out.w))
+            }
             return Tensor(data: yp, shape: pooled)
         }
         let yp = y.reserve(out.count)
@@ -95,27 +96,22 @@ public final class Conv2D: Layer {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        let pooledY: UnsafePointer<Float>? = activation == .relu ? UnsafePointer(y.pointer) : nil
-        if poolsOutput && !computesInputGradient {
-            fclf_conv2d_pool_backward(weight.grad, bias.grad, dy.data, argmax.pointer, pooledY, col.pointer, shape)
-            return Tensor(data: dx.pointer, shape: inputShape.withBatch(0))
-        }
-        if poolsOutput { // dx asked for after fusing: route the gradient back to full size, then as unfused
-            let full = outputShape(inputShape)
-            let dyFull = tmp.reserve(full.count + Int(fclf_conv2d_tmp_size(shape)))
-            fclf_maxpool2x2_backward(dyFull, dy.data, argmax.pointer, pooledY, Int64(full.n * full.c), Int64(full.h),
-                                     Int64(full.w))
-            let dxp = dx.reserve(inputShape.count)
-            fclf_conv2d_backward(dxp, weight.grad, bias.grad, dcol.reserve(Int(fclf_conv2d_dcol_size(shape))),
-                                 dyFull + full.count, dyFull, nil, col.pointer, input, weight.value, 0, shape)
-            return Tensor(data: dxp, shape: inputShape)
-        }
         let dxp: UnsafeMutablePointer<Float>? = computesInputGradient ? dx.reserve(inputShape.count) : nil
         // Without dx, dcol only holds the K x oc weight-gradient product.
         let dcolp = dcol.reserve(computesInputGradient ? Int(fclf_conv2d_dcol_size(shape)) : weight.count)
-        let tmpp = tmp.reserve(Int(fclf_conv2d_tmp_size(shape)))
-        fclf_conv2d_backward(dxp, weight.grad, bias.grad, dcolp, tmpp, dy.data, y.pointer, col.pointer,
-                             input, weight.value, activation == .relu && !outputGradientIsMasked ? 1 : 0, shape)
+        // tmp holds dz for the products; the small-K weight gradient without dx reads dy (or its pooled
+        // planes) directly.
+        let direct = fclf_conv2d_uses_col(shape) != 0 && !computesInputGradient
+            && (!poolsOutput || fclf_conv2d_pool_supported(shape) != 0)
+        let tmpp = direct ? tmp.pointer : tmp.reserve(Int(fclf_conv2d_tmp_size(shape)))
+        if poolsOutput {
+            fclf_conv2d_pool_backward(dxp, weight.grad, bias.grad, dcolp, tmpp, dy.data, argmax.pointer,
+                                      activation == .relu ? UnsafePointer(pooledY.pointer) : nil, col.pointer, input,
+                                      weight.value, shape)
+        } else {
+            fclf_conv2d_backward(dxp, weight.grad, bias.grad, dcolp, tmpp, dy.data, y.pointer, col.pointer,
+                                 input, weight.value, activation == .relu ? 1 : 0, shape)
+        }
         return Tensor(data: dxp ?? dx.pointer, shape: computesInputGradient ? inputShape : inputShape.withBatch(0))
     }
 }

@@ -28,9 +28,6 @@ public final class ReLU: Layer {
 /// The gradient flows only to the input that won each window.
 public final class MaxPool2D: Layer {
     public var computesInputGradient = true
-    /// Set when the layer before applies ReLU: windows whose maximum is 0 pass no gradient, which is that
-    /// ReLU's backward mask, applied to a quarter of the values (see `Conv2D.outputGradientIsMasked`).
-    public var appliesPrecedingReLUMask = false
     /// Set when the convolution before pools its own output (`Conv2D.poolsOutput`): both passes then hand
     /// their tensor through.
     public internal(set) var isFusedIntoPrevious = false
@@ -56,8 +53,8 @@ public final class MaxPool2D: Layer {
     public func backward(_ dy: Tensor) -> Tensor {
         if isFusedIntoPrevious { return dy }
         let dxp = dx.reserve(inputShape.count)
-        fclf_maxpool2x2_backward(dxp, dy.data, argmax.pointer, appliesPrecedingReLUMask ? UnsafePointer(y.pointer) : nil,
-                                 Int64(inputShape.n * inputShape.c), Int64(inputShape.h), Int64(inputShape.w))
+        fclf_maxpool2x2_backward(dxp, dy.data, argmax.pointer, nil, Int64(inputShape.n * inputShape.c),
+                                 Int64(inputShape.h), Int64(inputShape.w))
         return Tensor(data: dxp, shape: inputShape)
     }
 }
