@@ -557,7 +557,7 @@ static void conv_pool_image(float *restrict y, int32_t *restrict argmax, const f
             for (int64_t j = 0; j < pair; j++)
                 small_k_plane(planes + j * P, col, ld, w + (o + j) * K, b ? b[o + j] : 0.0f, K, P, relu);
         for (int64_t j = 0; j < pair; j++)
-            fclf_pool_plane(y + (o + j) * Q, argmax + (o + j) * Q, planes + j * P, s.oh, s.ow);
+            fclf_pool_plane(y + (o + j) * Q, argmax ? argmax + (o + j) * Q : NULL, planes + j * P, s.oh, s.ow);
     }
 }
 
@@ -566,7 +566,7 @@ void fclf_conv2d_pool_forward(float *y, int32_t *argmax, float *col, const float
     const int64_t P = s.oh * s.ow, NP = s.n * P, Q = (s.oh / 2) * (s.ow / 2);
     FCLF_PARALLEL_IF(big(s), for (FCLF_STATIC_RANGE(i, s.n)) {
         im2col(col + i * P, NP, x + i * s.c * s.h * s.w, s);
-        conv_pool_image(y + i * s.oc * Q, argmax + i * s.oc * Q, col + i * P, NP, w, b, relu, s);
+        conv_pool_image(y + i * s.oc * Q, argmax ? argmax + i * s.oc * Q : NULL, col + i * P, NP, w, b, relu, s);
     });
 }
 

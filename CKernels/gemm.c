@@ -300,11 +300,12 @@ static void pack_a_im2col(float *restrict dst, const operand *as, int64_t i0, in
 /* AVX-512 packers for the 8x32 variant. The portable packers above move one float per load and store, with
  * an index load for each im2col element; perf put packing at about 15% of a batch-32 training step. These
  * move the same values (so the products are unchanged) a vector at a time:
- *   - implicit B: the columns of an NR-wide panel are runs of consecutive output pixels (up to ow long), so
- *     one panel row is a few zero-masked loads from x joined in two registers, stored aligned (storing
- *     each run whole, overlapping the next, split cache lines: the stores were the packer's cost);
- *   - implicit A (8 taps per panel): 16 pixels of each tap loaded from their runs, then transposed in
- *     registers;
+ *   - implicit B: the columns of an NR-wide panel are runs of consecutive output pixels (up to ow long);
+ *     each 16-column half of a panel row is two loads of the window of x it covers and one permute, or
+ *     when the window is too wide, zero-masked loads of the runs joined by OR; rows are stored aligned
+ *     (storing each run whole, overlapping the next, split cache lines: the stores were the packer's cost);
+ *   - implicit A (8 taps per panel): 16 pixels of each tap loaded (a window and a permute, or their runs),
+ *     then transposed in registers;
  *   - stored A, not transposed: the same register transposes;
  *   - stored A, transposed: a panel row is one vector copy;
  *   - stored B: a row of a panel is two vector copies, or, transposed, register transposes as for A. */
@@ -321,12 +322,51 @@ __attribute__((target("avx512f"))) static void pack_b_im2col__avx512f(float *res
     for (int64_t jr = 0; jr < nc; jr += 32) {
         const int64_t nb = fclf_min64(32, nc - jr);
         float *d = dst + jr * kc; /* 64-byte aligned, as is every 32-float row */
-        /* Runs of consecutive pixels: lanes [c, c+len) of a row read x[tap + shift + lane], split into the
-         * row's low and high 16 lanes. */
+        /* Each 16-lane half of a row usually reads a window of at most 32 floats of x (conv2: 16 pixels
+         * span at most 3 output rows of 13): two loads and one permute per half. */
+        column_bases(s, bs->origin + j0 + jr, nb, bases);
+        int64_t lo_base[2] = {0, 0};
+        __m512i perm[2];
+        __mmask16 keep[2], win0[2], win1[2];
+        int windowed = 1;
+        for (int h = 0; h < 2; h++) {
+            const int64_t c0 = 16 * h, c1 = fclf_min64(nb, c0 + 16);
+            keep[h] = win0[h] = win1[h] = 0;
+            perm[h] = _mm512_setzero_si512();
+            if (c1 <= c0) continue;
+            int64_t mn = bases[c0], mx = bases[c0];
+            for (int64_t c = c0; c < c1; c++) {
+                mn = bases[c] < mn ? bases[c] : mn;
+                mx = bases[c] > mx ? bases[c] : mx;
+            }
+            if (mx - mn >= 32) {
+                windowed = 0;
+                break;
+            }
+            int32_t idx[16] = {0};
+            for (int64_t c = c0; c < c1; c++) idx[c - c0] = (int32_t)(bases[c] - mn);
+            const int64_t span = mx - mn + 1;
+            lo_base[h] = mn;
+            perm[h] = _mm512_loadu_si512(idx);
+            keep[h] = (__mmask16)((1u << (c1 - c0)) - 1u);
+            win0[h] = span >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << span) - 1u);
+            win1[h] = span > 16 ? (__mmask16)((1u << (span - 16)) - 1u) : 0;
+        }
+        if (windowed) {
+            for (int64_t p = 0; p < kc; p++)
+                for (int h = 0; h < 2; h++) {
+                    const uintptr_t at = x + (uintptr_t)((off[p] + lo_base[h]) * 4);
+                    const __m512 a = _mm512_maskz_loadu_ps(win0[h], (const void *)at);
+                    const __m512 b = _mm512_maskz_loadu_ps(win1[h], (const void *)(at + 64));
+                    _mm512_store_ps(d + p * 32 + 16 * h, _mm512_maskz_permutex2var_ps(keep[h], a, perm[h], b));
+                }
+            continue;
+        }
+        /* Otherwise (a half crosses into the next image): runs of consecutive pixels, lanes [c, c+len) of a
+         * row reading x[tap + shift + lane], split into the row's low and high 16 lanes. */
         int64_t shift[32];
         __mmask16 lo[32], hi[32];
         int runs = 0;
-        column_bases(s, bs->origin + j0 + jr, nb, bases);
         for (int64_t c = 0; c < nb;) {
             const int64_t base = bases[c];
             int64_t len = 1;
@@ -418,11 +458,30 @@ __attribute__((target("avx512f"))) static void pack_a_im2col__avx512f(float *res
     column_bases(s, p0, kc, bases);
     for (int64_t q0 = 0; q0 < kc; q0 += 16) {
         const int64_t len = fclf_min64(16, kc - q0);
-        /* Runs of this group: lanes [start, start+n) read x[shift + lane + tap offset]. */
+        /* The group's pixels usually lie in a window of at most 32 floats of each tap's plane (see
+         * pack_b_im2col__avx512f): two loads and a permute per tap. */
+        int64_t mn = bases[q0], mx = bases[q0];
+        for (int64_t q = 1; q < len; q++) {
+            mn = bases[q0 + q] < mn ? bases[q0 + q] : mn;
+            mx = bases[q0 + q] > mx ? bases[q0 + q] : mx;
+        }
+        const int windowed = mx - mn < 32;
+        __m512i perm = _mm512_setzero_si512();
+        __mmask16 win0 = 0, win1 = 0;
+        const __mmask16 keep = (__mmask16)((1u << len) - 1u);
+        if (windowed) {
+            int32_t idx[16] = {0};
+            for (int64_t q = 0; q < len; q++) idx[q] = (int32_t)(bases[q0 + q] - mn);
+            const int64_t span = mx - mn + 1;
+            perm = _mm512_loadu_si512(idx);
+            win0 = span >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << span) - 1u);
+            win1 = span > 16 ? (__mmask16)((1u << (span - 16)) - 1u) : 0;
+        }
+        /* Otherwise runs: lanes [start, start+n) read x[shift + lane + tap offset]. */
         int64_t shift[GROUP_RUNS];
         __mmask16 mask[GROUP_RUNS];
         int runs = 0;
-        for (int64_t q = 0; q < len;) {
+        for (int64_t q = 0; q < len && !windowed;) {
             const int64_t base = bases[q0 + q];
             int64_t n = 1;
             while (q + n < len && bases[q0 + q + n] == base + n) n++;
@@ -438,6 +497,12 @@ __attribute__((target("avx512f"))) static void pack_a_im2col__avx512f(float *res
                 r[i] = _mm512_setzero_ps();
                 if (i >= mb) continue;
                 const int64_t off = offs[ir + i];
+                if (windowed) {
+                    const uintptr_t at = x + (uintptr_t)((off + mn) * 4);
+                    r[i] = _mm512_maskz_permutex2var_ps(keep, _mm512_maskz_loadu_ps(win0, (const void *)at), perm,
+                                                        _mm512_maskz_loadu_ps(win1, (const void *)(at + 64)));
+                    continue;
+                }
                 for (int k = 0; k < runs; k++)
                     r[i] = _mm512_mask_loadu_ps(r[i], mask[k], (const void *)(x + (uintptr_t)((shift[k] + off) * 4)));
             }

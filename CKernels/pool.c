@@ -20,7 +20,7 @@ FCLF_CLONES static void pool_plane(float *restrict y, int32_t *restrict am, cons
     for (int64_t oy = 0; oy < oh; oy++) {
         const float *r0 = x + 2 * oy * w, *r1 = r0 + w;
         float *yr = y + oy * ow;
-        int32_t *ar = am + oy * ow;
+        int32_t *ar = am ? am + oy * ow : NULL;
         const int32_t base = (int32_t)(2 * oy * w), iw = (int32_t)w;
         for (int64_t ox = 0; ox < ow; ox++) {
             float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
@@ -33,7 +33,7 @@ FCLF_CLONES static void pool_plane(float *restrict y, int32_t *restrict am, cons
             best = d > m ? i0 + iw + 1 : best;
             m = d > m ? d : m;
             yr[ox] = m;
-            ar[ox] = best;
+            if (ar) ar[ox] = best;
         }
     }
 }
@@ -41,46 +41,53 @@ FCLF_CLONES static void pool_plane(float *restrict y, int32_t *restrict am, cons
 #if defined(__x86_64__)
 /* The same windows, 16 at a time with AVX-512: the four corners of 16 windows are the even and odd lanes of
  * two row pieces, and the winner is chosen with the scalar code's comparisons in its order, so maxima and
- * indices are the same. Output rows are stored whole, their extra lanes overwritten by the next row; only
- * rows near the plane's end are stored masked (masked stores are slow on Zen 4). perf put the scalar
- * version at 8% of a single-image prediction. */
+ * indices are the same. Output rows go whole into a buffer on the stack (their extra lanes overwritten by
+ * the next row), which is then copied out: storing rows straight into y and argmax overlapped stores and
+ * needed masked ones at the plane's end, and those stores took most of the time (perf: pooling was 16% of
+ * batch prediction). Without argmax (inference) no index is formed. */
+enum { POOL_BUF = 4096 };
 __attribute__((target("avx512f"))) static void pool_plane__avx512f(float *restrict y, int32_t *restrict am,
                                                                    const float *restrict x, int64_t h, int64_t w) {
     const int64_t oh = h / 2, ow = w / 2;
+    float ybuf[POOL_BUF + 16] __attribute__((aligned(64)));
+    int32_t abuf[POOL_BUF + 16] __attribute__((aligned(64)));
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    for (int64_t oy = 0; oy < oh; oy++) {
-        const float *r0 = x + 2 * oy * w, *r1 = r0 + w;
-        for (int64_t ox = 0; ox < ow; ox += 16) {
-            const int64_t n = fclf_min64(16, ow - ox), left = 2 * n;
-            const __mmask16 mlo = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
-            const __mmask16 mhi = left >= 32 ? (__mmask16)0xFFFF : left > 16 ? (__mmask16)((1u << (left - 16)) - 1u) : 0;
-            const __m512 t0 = _mm512_maskz_loadu_ps(mlo, r0 + 2 * ox), t1 = _mm512_maskz_loadu_ps(mhi, r0 + 2 * ox + 16);
-            const __m512 u0 = _mm512_maskz_loadu_ps(mlo, r1 + 2 * ox), u1 = _mm512_maskz_loadu_ps(mhi, r1 + 2 * ox + 16);
-            const __m512 a = _mm512_permutex2var_ps(t0, even, t1), b = _mm512_permutex2var_ps(t0, odd, t1);
-            const __m512 c = _mm512_permutex2var_ps(u0, even, u1), d = _mm512_permutex2var_ps(u0, odd, u1);
-            const __m512i i0 = _mm512_add_epi32(_mm512_set1_epi32((int32_t)(2 * oy * w + 2 * ox)), even);
-            __m512 m = a;
-            __m512i best = i0;
-            __mmask16 k = _mm512_cmp_ps_mask(b, m, _CMP_GT_OQ);
-            best = _mm512_mask_mov_epi32(best, k, _mm512_add_epi32(i0, _mm512_set1_epi32(1)));
-            m = _mm512_mask_mov_ps(m, k, b);
-            k = _mm512_cmp_ps_mask(c, m, _CMP_GT_OQ);
-            best = _mm512_mask_mov_epi32(best, k, _mm512_add_epi32(i0, _mm512_set1_epi32((int32_t)w)));
-            m = _mm512_mask_mov_ps(m, k, c);
-            k = _mm512_cmp_ps_mask(d, m, _CMP_GT_OQ);
-            best = _mm512_mask_mov_epi32(best, k, _mm512_add_epi32(i0, _mm512_set1_epi32((int32_t)w + 1)));
-            m = _mm512_mask_mov_ps(m, k, d);
-            const int64_t at = oy * ow + ox;
-            if (at + 16 <= oh * ow) {
-                _mm512_storeu_ps(y + at, m);
-                _mm512_storeu_si512(am + at, best);
-            } else {
-                const __mmask16 keep = (__mmask16)((1u << n) - 1u);
-                _mm512_mask_storeu_ps(y + at, keep, m);
-                _mm512_mask_storeu_epi32(am + at, keep, best);
+    for (int64_t oy0 = 0; oy0 < oh;) {
+        /* as many output rows as fit the buffers */
+        const int64_t rows = fclf_min64(oh - oy0, fclf_max64(1, POOL_BUF / ow));
+        for (int64_t oy = oy0; oy < oy0 + rows; oy++) {
+            const float *r0 = x + 2 * oy * w, *r1 = r0 + w;
+            for (int64_t ox = 0; ox < ow; ox += 16) {
+                const int64_t n = fclf_min64(16, ow - ox), left = 2 * n;
+                const __mmask16 mlo = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+                const __mmask16 mhi = left >= 32 ? (__mmask16)0xFFFF : left > 16 ? (__mmask16)((1u << (left - 16)) - 1u) : 0;
+                const __m512 t0 = _mm512_maskz_loadu_ps(mlo, r0 + 2 * ox), t1 = _mm512_maskz_loadu_ps(mhi, r0 + 2 * ox + 16);
+                const __m512 u0 = _mm512_maskz_loadu_ps(mlo, r1 + 2 * ox), u1 = _mm512_maskz_loadu_ps(mhi, r1 + 2 * ox + 16);
+                const __m512 a = _mm512_permutex2var_ps(t0, even, t1), b = _mm512_permutex2var_ps(t0, odd, t1);
+                const __m512 c = _mm512_permutex2var_ps(u0, even, u1), d = _mm512_permutex2var_ps(u0, odd, u1);
+                const int64_t at = (oy - oy0) * ow + ox;
+                __m512 m = a;
+                const __mmask16 kb = _mm512_cmp_ps_mask(b, m, _CMP_GT_OQ);
+                m = _mm512_mask_mov_ps(m, kb, b);
+                const __mmask16 kc = _mm512_cmp_ps_mask(c, m, _CMP_GT_OQ);
+                m = _mm512_mask_mov_ps(m, kc, c);
+                const __mmask16 kd = _mm512_cmp_ps_mask(d, m, _CMP_GT_OQ);
+                m = _mm512_mask_mov_ps(m, kd, d);
+                _mm512_storeu_ps(ybuf + at, m);
+                if (am) {
+                    const __m512i i0 = _mm512_add_epi32(_mm512_set1_epi32((int32_t)(2 * oy * w + 2 * ox)), even);
+                    __m512i best = i0;
+                    best = _mm512_mask_mov_epi32(best, kb, _mm512_add_epi32(i0, _mm512_set1_epi32(1)));
+                    best = _mm512_mask_mov_epi32(best, kc, _mm512_add_epi32(i0, _mm512_set1_epi32((int32_t)w)));
+                    best = _mm512_mask_mov_epi32(best, kd, _mm512_add_epi32(i0, _mm512_set1_epi32((int32_t)w + 1)));
+                    _mm512_storeu_si512(abuf + at, best);
+                }
             }
         }
+        memcpy(y + oy0 * ow, ybuf, (size_t)(rows * ow) * sizeof(float));
+        if (am) memcpy(am + oy0 * ow, abuf, (size_t)(rows * ow) * sizeof(int32_t));
+        oy0 += rows;
     }
 }
 #endif
@@ -98,7 +105,8 @@ void fclf_pool_plane(float *y, int32_t *argmax, const float *x, int64_t h, int64
 void fclf_maxpool2x2_forward(float *y, int32_t *argmax, const float *x, int64_t planes, int64_t h, int64_t w) {
     const int64_t oh = h / 2, ow = w / 2;
     FCLF_PARALLEL_IF(planes * h * w >= POOL_PAR_MIN,
-        for (FCLF_STATIC_RANGE(pl, planes)) fclf_pool_plane(y + pl * oh * ow, argmax + pl * oh * ow, x + pl * h * w, h, w););
+        for (FCLF_STATIC_RANGE(pl, planes))
+            fclf_pool_plane(y + pl * oh * ow, argmax ? argmax + pl * oh * ow : NULL, x + pl * h * w, h, w););
 }
 
 /* With y (the forward output), a window whose maximum is not positive passes no gradient: that is the mask of

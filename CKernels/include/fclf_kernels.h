@@ -112,7 +112,7 @@ void fclf_conv2d_backward(float *dx, float *dw, float *db, float *dcol, float *t
                           fclf_conv2d_shape s);
 
 /* Convolution + activation + 2x2 max pooling. forward, when fclf_conv2d_pool_supported(s) (c*kh*kw < 16,
- * oh*ow <= 2048), in one pass: WRITES y [n, oc, oh/2, ow/2] and argmax as fclf_maxpool2x2_forward would from
+ * oh*ow <= 2048), in one pass: WRITES y [n, oc, oh/2, ow/2] and argmax (may be NULL) as fclf_maxpool2x2_forward would from
  * the convolution's output, and col as fclf_conv2d_forward (the full output is never stored). backward, any
  * shape: given the pooled dy, the argmax and, for ReLU, the pooled y (else NULL) of the pooling, does what
  * fclf_maxpool2x2_backward (with that y) then fclf_conv2d_backward (relu = 0) would, with the same bits,
@@ -133,7 +133,8 @@ void fclf_conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, 
 /* ---- pool.c: 2x2 max pooling, stride 2 ----------------------------------------------------------- */
 
 /* x [planes, h, w] -> y [planes, h/2, w/2] (floor: a last odd row/column is dropped, as Keras does).
- * WRITES y and argmax (the index inside the plane of each chosen input; the first maximum wins). */
+ * WRITES y and argmax (the index inside the plane of each chosen input; the first maximum wins), unless
+ * argmax is NULL (inference). */
 void fclf_maxpool2x2_forward(float *y, int32_t *argmax, const float *x, int64_t planes, int64_t h, int64_t w);
 /* WRITES dx [planes, h, w]: dy routed to the argmax positions, zero elsewhere. With y (the forward output;
  * may be NULL) only windows whose maximum is > 0 pass their gradient: the backward mask of a ReLU applied

@@ -24,8 +24,8 @@ public final class Classifier: Sendable {
     private let biases: [[Float]]
     /// Per-sample shape after each layer.
     private let shapes: [Shape]
-    /// Per sample: the largest activation, and the largest work area a layer needs (im2col + GEMM
-    /// output for a convolution, pooling indices).
+    /// Per sample: the largest activation, and the largest work area a layer needs (the im2col matrix of
+    /// a convolution with few taps; the probabilities when none are asked for).
     private let activationSize: Int
     private let workSize: Int
     /// Layers whose convolution also does the 2x2 max pooling after it in one pass (fclf_conv2d_pool_forward,
@@ -54,12 +54,10 @@ public final class Classifier: Sendable {
             if let conv = layer as? Conv2D {
                 let s = Classifier.convShape(conv.outChannels, conv.kernelSize, conv.padding, shape)
                 poolsOutput.append(conv.poolsOutput && fclf_conv2d_pool_supported(s) != 0)
-                // col, and the winner indices when pooling here
-                if fclf_conv2d_uses_col(s) != 0 { work = max(work, Int(fclf_conv2d_col_size(s)) + out.perSample) }
+                if fclf_conv2d_uses_col(s) != 0 { work = max(work, Int(fclf_conv2d_col_size(s))) }
             } else {
                 poolsOutput.append(false)
             }
-            work = max(work, out.perSample)  // pooling indices
             activation = max(activation, out.perSample)
             shapes.append(out)
             shape = out
@@ -119,9 +117,8 @@ public final class Classifier: Sendable {
                     let fused = poolsOutput[i]
                     weights[i].withUnsafeBufferPointer { w in
                         biases[i].withUnsafeBufferPointer { bias in
-                            if fused {
-                                let idx = UnsafeMutableRawPointer(work + Int(fclf_conv2d_col_size(s))).assumingMemoryBound(to: Int32.self)
-                                fclf_conv2d_pool_forward(b, idx, work, a, w.baseAddress, bias.baseAddress,
+                            if fused { // inference needs no winner indices
+                                fclf_conv2d_pool_forward(b, nil, work, a, w.baseAddress, bias.baseAddress,
                                                          act == .relu ? 1 : 0, s)
                             } else {
                                 fclf_conv2d_forward(b, work, a, w.baseAddress, bias.baseAddress, act == .relu ? 1 : 0, s)
@@ -142,11 +139,8 @@ public final class Classifier: Sendable {
                     fclf_relu_forward(a, a, Int64(shape.count))
                 case .maxPool2x2 where i > 0 && poolsOutput[i - 1]:
                     break // done by the convolution before
-                case .maxPool2x2:
-                    // Inference needs no winner indices; they go to the work area.
-                    work.withMemoryRebound(to: Int32.self, capacity: out.count) { idx in
-                        fclf_maxpool2x2_forward(b, idx, a, Int64(shape.n * shape.c), Int64(shape.h), Int64(shape.w))
-                    }
+                case .maxPool2x2: // inference needs no winner indices
+                    fclf_maxpool2x2_forward(b, nil, a, Int64(shape.n * shape.c), Int64(shape.h), Int64(shape.w))
                     swap(&a, &b)
                 case .flatten:
                     break
