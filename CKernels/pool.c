@@ -45,7 +45,7 @@ FCLF_CLONES static void pool_plane(float *restrict y, int32_t *restrict am, cons
  * the next row), which is then copied out: storing rows straight into y and argmax overlapped stores and
  * needed masked ones at the plane's end, and those stores took most of the time (perf: pooling was 16% of
  * batch prediction). Without argmax (inference) no index is formed. */
-enum { POOL_BUF = 4096 };
+enum { POOL_BUF = 2048 }; /* floats: 2 x 8 KB of stack for pooling, 8 KB for its adjoint */
 __attribute__((target("avx512f"))) static void pool_plane__avx512f(float *restrict y, int32_t *restrict am,
                                                                    const float *restrict x, int64_t h, int64_t w) {
     const int64_t oh = h / 2, ow = w / 2;
@@ -112,14 +112,71 @@ void fclf_maxpool2x2_forward(float *y, int32_t *argmax, const float *x, int64_t 
 /* With y (the forward output), a window whose maximum is not positive passes no gradient: that is the mask of
  * a ReLU before the pool (the winner is the window's maximum), applied here on the pooled quarter of the
  * values so that the layer before need not read its whole output again. The values routed are the same. */
-void fclf_unpool_plane(float *restrict dxp, const float *restrict dyp, const int32_t *restrict ap,
-                       const float *restrict yp, int64_t h, int64_t w) {
+static void unpool_plane(float *restrict dxp, const float *restrict dyp, const int32_t *restrict ap,
+                         const float *restrict yp, int64_t h, int64_t w) {
     const int64_t cells = (h / 2) * (w / 2);
     memset(dxp, 0, (size_t)(h * w) * sizeof(float));
     if (yp)
         for (int64_t o = 0; o < cells; o++) dxp[ap[o]] += yp[o] > 0.0f ? dyp[o] : 0.0f;
     else
         for (int64_t o = 0; o < cells; o++) dxp[ap[o]] += dyp[o];
+}
+
+#if defined(__x86_64__)
+/* The same plane written densely, 16 windows at a time: each window's value goes to the corner its winner
+ * index names and 0 to the other three, and even and odd columns are interleaved in registers. Rows are
+ * staged on the stack (whole 32-float stores overlap the next row, written after) and copied out; rows and
+ * columns no window covers stay 0. The scatter adds each value to a 0, so g + 0 is stored (turning -0 into
+ * +0 as the scatter does) and the bits are the same. */
+__attribute__((target("avx512f"))) static void unpool_plane__avx512f(float *restrict dxp, const float *restrict dyp,
+                                                                     const int32_t *restrict ap,
+                                                                     const float *restrict yp, int64_t h, int64_t w) {
+    const int64_t oh = h / 2, ow = w / 2;
+    float buf[POOL_BUF + 64] __attribute__((aligned(64)));
+    memset(buf, 0, (size_t)(h * w) * sizeof(float));
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi_idx = _mm512_add_epi32(lo_idx, _mm512_set1_epi32(8));
+    const __m512 zero = _mm512_setzero_ps();
+    for (int64_t oy = 0; oy < oh; oy++)
+        for (int64_t ox = 0; ox < ow; ox += 16) {
+            const int64_t n = ow - ox < 16 ? ow - ox : 16;
+            const __mmask16 m = n == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
+            const int64_t at = oy * ow + ox;
+            __m512 g = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dyp + at), zero);
+            if (yp) g = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, yp + at), zero, _CMP_GT_OQ), g);
+            /* corner of each window's winner: 0, 1, w or w+1 past its top-left pixel */
+            const __m512i d = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, ap + at),
+                                               _mm512_add_epi32(_mm512_set1_epi32((int32_t)(2 * oy * w + 2 * ox)),
+                                                                _mm512_add_epi32(lane, lane)));
+            const __m512 e0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(d, _mm512_setzero_si512()), g);
+            const __m512 o0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(d, _mm512_set1_epi32(1)), g);
+            const __m512 e1 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(d, _mm512_set1_epi32((int32_t)w)), g);
+            const __m512 o1 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(d, _mm512_set1_epi32((int32_t)w + 1)), g);
+            float *r0 = buf + 2 * oy * w + 2 * ox, *r1 = r0 + w;
+            _mm512_storeu_ps(r0, _mm512_permutex2var_ps(e0, lo_idx, o0));
+            _mm512_storeu_ps(r0 + 16, _mm512_permutex2var_ps(e0, hi_idx, o0));
+            _mm512_storeu_ps(r1, _mm512_permutex2var_ps(e1, lo_idx, o1));
+            _mm512_storeu_ps(r1 + 16, _mm512_permutex2var_ps(e1, hi_idx, o1));
+        }
+    /* the stores above wrote zeros past each window row into the next row and past the last window column;
+     * rewrite the parts no window covers, then copy out */
+    if (w & 1)
+        for (int64_t iy = 0; iy < 2 * oh; iy++) buf[iy * w + w - 1] = 0.0f;
+    if (h & 1) memset(buf + (h - 1) * w, 0, (size_t)w * sizeof(float));
+    memcpy(dxp, buf, (size_t)(h * w) * sizeof(float));
+}
+#endif
+
+void fclf_unpool_plane(float *restrict dxp, const float *restrict dyp, const int32_t *restrict ap,
+                       const float *restrict yp, int64_t h, int64_t w) {
+#if defined(__x86_64__)
+    if (h * w <= POOL_BUF && w / 2 <= 16 && fclf_isa_active() == FCLF_ISA_AVX512F) { /* one 16-window chunk per row */
+        unpool_plane__avx512f(dxp, dyp, ap, yp, h, w);
+        return;
+    }
+#endif
+    unpool_plane(dxp, dyp, ap, yp, h, w);
 }
 
 void fclf_maxpool2x2_backward(float *dx, const float *dy, const int32_t *argmax, const float *y, int64_t planes,
