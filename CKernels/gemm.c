@@ -310,8 +310,6 @@ static void pack_a_im2col(float *restrict dst, const operand *as, int64_t i0, in
  *   - stored A, transposed: a panel row is one vector copy;
  *   - stored B: a row of a panel is two vector copies, or, transposed, register transposes as for A. */
 #if defined(__x86_64__)
-enum { PACK_SLACK = 16 };
-
 __attribute__((target("avx512f"))) static void pack_b_im2col__avx512f(float *restrict dst, const operand *bs,
                                                                        int64_t p0, int64_t kc, int64_t j0,
                                                                        int64_t nc) {
@@ -595,8 +593,6 @@ __attribute__((target("avx512f"))) static void pack_b_trans__avx512f(float *rest
         }
     }
 }
-#else
-enum { PACK_SLACK = 0 };
 #endif
 
 /* Per-thread packing buffers, grown on demand and then reused: steady-state training allocates nothing.
@@ -645,8 +641,8 @@ static void gemm_serial(const gemm_variant *v, int64_t M, int64_t N, int64_t K, 
                         const operand *bs, float beta, const gemm_out *out) {
     const int mr = v->mr, nr = v->nr;
     int64_t ncap = fclf_min64(NC, (N + nr - 1) / nr * nr);
-    float *apack = scratch(&tl_pack_a, &tl_cap_a, (size_t)MC * KC + PACK_SLACK);
-    float *bpack = scratch(&tl_pack_b, &tl_cap_b, (size_t)ncap * KC + PACK_SLACK);
+    float *apack = scratch(&tl_pack_a, &tl_cap_a, (size_t)MC * KC);
+    float *bpack = scratch(&tl_pack_b, &tl_cap_b, (size_t)ncap * KC);
     if (!apack || !bpack) { /* out of memory: still give the right answer, slowly */
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < N; j++) {
