@@ -208,8 +208,9 @@ static inline const float *grad_plane(const grad_source *g, int64_t i, int64_t o
     const int64_t P = s.oh * s.ow, Q = (s.oh / 2) * (s.ow / 2), at = i * s.oc + o;
     if (!g->pooled_dy) return g->dy + at * P;
     float *plane = g->planes + slot * P;
-    fclf_unpool_plane(plane, g->pooled_dy + at * Q, g->argmax + at * Q, g->pooled_y ? g->pooled_y + at * Q : NULL,
-                      s.oh, s.ow);
+    /* slot 0's spill lands in slot 1, written next; the buffer has room for slot 1's */
+    fclf_unpool_plane_spill(plane, g->pooled_dy + at * Q, g->argmax + at * Q, g->pooled_y ? g->pooled_y + at * Q : NULL,
+                            s.oh, s.ow);
     return plane;
 }
 
@@ -427,7 +428,7 @@ static void weight_grad_small_k(float *restrict dw, float *restrict db, const gr
     FCLF_PARALLEL_IF(big(s), {
         int64_t o0 = fclf_partition_bound(s.oc, 0), o1 = fclf_partition_bound(s.oc, 1);
         if (o1 > o0) {
-            float planes[2 * FUSED_PLANE_MAX] __attribute__((aligned(64)));
+            float planes[2 * FUSED_PLANE_MAX + UNPOOL_SPILL] __attribute__((aligned(64)));
             grad_source mine = *g;
             mine.planes = planes;
 #if defined(__x86_64__)
@@ -457,7 +458,12 @@ static void dz_row_pooled(float *restrict tmp, float *restrict db, const float *
     const int64_t P = s.oh * s.ow, NP = s.n * P, Q = (s.oh / 2) * (s.ow / 2);
     for (int64_t i = 0; i < s.n; i++) {
         const int64_t at = (i * s.oc + o) * Q;
-        fclf_unpool_plane(tmp + o * NP + i * P, dy + at, argmax + at, y ? y + at : NULL, s.oh, s.ow);
+        float *plane = tmp + o * NP + i * P;
+        /* a plane's spill lands in the next image's, written next; the row's last plane stays inside */
+        if (i + 1 < s.n && P >= UNPOOL_SPILL)
+            fclf_unpool_plane_spill(plane, dy + at, argmax + at, y ? y + at : NULL, s.oh, s.ow);
+        else
+            fclf_unpool_plane(plane, dy + at, argmax + at, y ? y + at : NULL, s.oh, s.ow);
     }
     if (db) db_row(db, tmp, o, s);
 }

@@ -70,6 +70,10 @@ void fclf_sgemm_im2col_a(const float *x, fclf_conv2d_shape s, int64_t N, const f
  * (only where y > 0 when y is given), zero elsewhere. */
 void fclf_pool_plane(float *y, int32_t *argmax, const float *x, int64_t h, int64_t w);
 void fclf_unpool_plane(float *dxp, const float *dyp, const int32_t *ap, const float *yp, int64_t h, int64_t w);
+/* The same, without staging: may also write up to UNPOOL_SPILL floats past the plane (dxp + h*w), for a
+ * destination whose next bytes are scratch or written afterwards. */
+enum { UNPOOL_SPILL = 32 };
+void fclf_unpool_plane_spill(float *dxp, const float *dyp, const int32_t *ap, const float *yp, int64_t h, int64_t w);
 
 static inline int64_t fclf_min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t fclf_max64(int64_t a, int64_t b) { return a > b ? a : b; }

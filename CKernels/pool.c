@@ -124,55 +124,63 @@ static void unpool_plane(float *restrict dxp, const float *restrict dyp, const i
 
 #if defined(__x86_64__)
 /* The same plane written densely, 16 windows at a time: each window's value goes to the corner its winner
- * index names and 0 to the other three, and even and odd columns are interleaved in registers. Rows are
- * staged on the stack (whole 32-float stores overlap the next row, written after) and copied out; rows and
- * columns no window covers stay 0. The scatter adds each value to a 0, so g + 0 is stored (turning -0 into
- * +0 as the scatter does) and the bits are the same. */
-__attribute__((target("avx512f"))) static void unpool_plane__avx512f(float *restrict dxp, const float *restrict dyp,
+ * index names and 0 to the other three, and even and odd columns are interleaved in registers. The scatter
+ * adds each value to a 0, so g + 0 is stored (turning -0 into +0 as the scatter does) and the bits are the
+ * same. Each window row pair is stored as two whole 32-float rows: every element of the plane is written
+ * (the lanes past the windows are zeros, an odd last row is cleared), and up to UNPOOL_SPILL floats past
+ * the plane's end are written too. */
+__attribute__((target("avx512f"))) static void unpool_dense__avx512f(float *restrict dxp, const float *restrict dyp,
                                                                      const int32_t *restrict ap,
                                                                      const float *restrict yp, int64_t h, int64_t w) {
     const int64_t oh = h / 2, ow = w / 2;
-    float buf[POOL_BUF + 64] __attribute__((aligned(64)));
-    memset(buf, 0, (size_t)(h * w) * sizeof(float));
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     const __m512i hi_idx = _mm512_add_epi32(lo_idx, _mm512_set1_epi32(8));
     const __m512 zero = _mm512_setzero_ps();
-    for (int64_t oy = 0; oy < oh; oy++)
-        for (int64_t ox = 0; ox < ow; ox += 16) {
-            const int64_t n = ow - ox < 16 ? ow - ox : 16;
-            const __mmask16 m = n == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
-            const int64_t at = oy * ow + ox;
-            __m512 g = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dyp + at), zero);
-            if (yp) g = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, yp + at), zero, _CMP_GT_OQ), g);
-            /* corner of each window's winner: 0, 1, w or w+1 past its top-left pixel */
-            const __m512i d = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, ap + at),
-                                               _mm512_add_epi32(_mm512_set1_epi32((int32_t)(2 * oy * w + 2 * ox)),
-                                                                _mm512_add_epi32(lane, lane)));
-            const __m512 e0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(d, _mm512_setzero_si512()), g);
-            const __m512 o0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(d, _mm512_set1_epi32(1)), g);
-            const __m512 e1 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(d, _mm512_set1_epi32((int32_t)w)), g);
-            const __m512 o1 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(d, _mm512_set1_epi32((int32_t)w + 1)), g);
-            float *r0 = buf + 2 * oy * w + 2 * ox, *r1 = r0 + w;
-            _mm512_storeu_ps(r0, _mm512_permutex2var_ps(e0, lo_idx, o0));
-            _mm512_storeu_ps(r0 + 16, _mm512_permutex2var_ps(e0, hi_idx, o0));
-            _mm512_storeu_ps(r1, _mm512_permutex2var_ps(e1, lo_idx, o1));
-            _mm512_storeu_ps(r1 + 16, _mm512_permutex2var_ps(e1, hi_idx, o1));
-        }
-    /* the stores above wrote zeros past each window row into the next row and past the last window column;
-     * rewrite the parts no window covers, then copy out */
-    if (w & 1)
-        for (int64_t iy = 0; iy < 2 * oh; iy++) buf[iy * w + w - 1] = 0.0f;
-    if (h & 1) memset(buf + (h - 1) * w, 0, (size_t)w * sizeof(float));
-    memcpy(dxp, buf, (size_t)(h * w) * sizeof(float));
+    const __mmask16 m = (__mmask16)((1u << ow) - 1u); /* ow <= 16: one chunk per row */
+    for (int64_t oy = 0; oy < oh; oy++) {
+        const int64_t at = oy * ow;
+        __m512 g = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dyp + at), zero);
+        if (yp) g = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, yp + at), zero, _CMP_GT_OQ), g);
+        /* corner of each window's winner: 0, 1, w or w+1 past its top-left pixel */
+        const __m512i d = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, ap + at),
+                                           _mm512_add_epi32(_mm512_set1_epi32((int32_t)(2 * oy * w)), _mm512_add_epi32(lane, lane)));
+        const __m512 e0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(d, _mm512_setzero_si512()), g);
+        const __m512 o0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(d, _mm512_set1_epi32(1)), g);
+        const __m512 e1 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(d, _mm512_set1_epi32((int32_t)w)), g);
+        const __m512 o1 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(d, _mm512_set1_epi32((int32_t)w + 1)), g);
+        float *r0 = dxp + 2 * oy * w, *r1 = r0 + w;
+        _mm512_storeu_ps(r0, _mm512_permutex2var_ps(e0, lo_idx, o0));
+        _mm512_storeu_ps(r0 + 16, _mm512_permutex2var_ps(e0, hi_idx, o0));
+        _mm512_storeu_ps(r1, _mm512_permutex2var_ps(e1, lo_idx, o1));
+        _mm512_storeu_ps(r1 + 16, _mm512_permutex2var_ps(e1, hi_idx, o1));
+    }
+    if (h & 1) memset(dxp + (h - 1) * w, 0, (size_t)w * sizeof(float));
+}
+
+static int unpool_dense_fits(int64_t h, int64_t w) {
+    return w / 2 <= 16 && h >= 2 && fclf_isa_active() == FCLF_ISA_AVX512F;
 }
 #endif
+
+void fclf_unpool_plane_spill(float *restrict dxp, const float *restrict dyp, const int32_t *restrict ap,
+                             const float *restrict yp, int64_t h, int64_t w) {
+#if defined(__x86_64__)
+    if (unpool_dense_fits(h, w)) {
+        unpool_dense__avx512f(dxp, dyp, ap, yp, h, w);
+        return;
+    }
+#endif
+    unpool_plane(dxp, dyp, ap, yp, h, w);
+}
 
 void fclf_unpool_plane(float *restrict dxp, const float *restrict dyp, const int32_t *restrict ap,
                        const float *restrict yp, int64_t h, int64_t w) {
 #if defined(__x86_64__)
-    if (h * w <= POOL_BUF && w / 2 <= 16 && fclf_isa_active() == FCLF_ISA_AVX512F) { /* one 16-window chunk per row */
-        unpool_plane__avx512f(dxp, dyp, ap, yp, h, w);
+    if (h * w <= POOL_BUF && unpool_dense_fits(h, w)) { /* staged, so nothing past the plane is written */
+        float buf[POOL_BUF + UNPOOL_SPILL] __attribute__((aligned(64)));
+        unpool_dense__avx512f(buf, dyp, ap, yp, h, w);
+        memcpy(dxp, buf, (size_t)(h * w) * sizeof(float));
         return;
     }
 #endif
