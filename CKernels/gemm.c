@@ -199,42 +199,37 @@ static inline im2col_row row_of(const fclf_conv2d_shape *s, int64_t k) {
     return (im2col_row){ci * s->h * s->w + ki * s->w + kj, ki, kj};
 }
 
-/* Offsets of rows k0 .. k0+count-1 and bases of columns j0 .. j0+count-1, walking the indices instead of
- * dividing for each (two 64-bit divisions per row_of/column_of: 3 us of a 73 us single-image prediction). */
-static void row_offsets(const fclf_conv2d_shape *s, int64_t k0, int64_t count, int64_t *restrict off) {
-    if (count <= 0) return;
-    im2col_row r = row_of(s, k0);
-    int64_t at = r.off, ki = r.ki, kj = r.kj;
-    for (int64_t p = 0; p < count; p++) {
-        off[p] = at;
-        at++;
-        if (++kj == s->kw) {
-            kj = 0;
-            at += s->w - s->kw;
-            if (++ki == s->kh) {
-                ki = 0;
-                at += s->h * s->w - s->kh * s->w;
+/* Offsets of `count` consecutive entries of a two-level index, walking it instead of dividing for each
+ * (two 64-bit divisions per row_of/column_of: 3 us of a 73 us single-image prediction): from (i1, i2) at
+ * offset `at`, each step adds 1, plus jump1 when the inner index wraps at n1 and jump2 more when the outer
+ * one wraps at n2 too. */
+static void walk_offsets(int64_t at, int64_t i1, int64_t n1, int64_t jump1, int64_t i2, int64_t n2, int64_t jump2,
+                         int64_t count, int64_t *restrict out) {
+    for (int64_t q = 0; q < count; q++) {
+        out[q] = at++;
+        if (++i1 == n1) {
+            i1 = 0;
+            at += jump1;
+            if (++i2 == n2) {
+                i2 = 0;
+                at += jump2;
             }
         }
     }
 }
 
+/* Tap offsets of rows k0 .. k0+count-1 (taps (ci, ki, kj): kj inner, then ki, then the next channel). */
+static void row_offsets(const fclf_conv2d_shape *s, int64_t k0, int64_t count, int64_t *restrict off) {
+    if (count <= 0) return;
+    const im2col_row r = row_of(s, k0);
+    walk_offsets(r.off, r.kj, s->kw, s->w - s->kw, r.ki, s->kh, s->h * s->w - s->kh * s->w, count, off);
+}
+
+/* Bases of columns j0 .. j0+count-1 (pixels (n, oy, ox): ox inner, then oy, then the next image). */
 static void column_bases(const fclf_conv2d_shape *s, int64_t j0, int64_t count, int64_t *restrict base) {
     if (count <= 0) return;
-    im2col_column c = column_of(s, j0);
-    int64_t at = c.base, oy = c.oy, ox = c.ox;
-    for (int64_t q = 0; q < count; q++) {
-        base[q] = at;
-        at++;
-        if (++ox == s->ow) {
-            ox = 0;
-            at += s->w - s->ow;
-            if (++oy == s->oh) {
-                oy = 0;
-                at += s->c * s->h * s->w - s->oh * s->w;
-            }
-        }
-    }
+    const im2col_column c = column_of(s, j0);
+    walk_offsets(c.base, c.ox, s->ow, s->w - s->ow, c.oy, s->oh, s->c * s->h * s->w - s->oh * s->w, count, base);
 }
 
 /* col[k][j]: the input pixel under tap k of output pixel j, or 0 in the padding. */
@@ -300,16 +295,77 @@ static void pack_a_im2col(float *restrict dst, const operand *as, int64_t i0, in
 /* AVX-512 packers for the 8x32 variant. The portable packers above move one float per load and store, with
  * an index load for each im2col element; perf put packing at about 15% of a batch-32 training step. These
  * move the same values (so the products are unchanged) a vector at a time:
- *   - implicit B: the columns of an NR-wide panel are runs of consecutive output pixels (up to ow long);
- *     each 16-column half of a panel row is two loads of the window of x it covers and one permute, or
- *     when the window is too wide, zero-masked loads of the runs joined by OR; rows are stored aligned
- *     (storing each run whole, overlapping the next, split cache lines: the stores were the packer's cost);
- *   - implicit A (8 taps per panel): 16 pixels of each tap loaded (a window and a permute, or their runs),
- *     then transposed in registers;
+ *   - implicit B and A: 16 consecutive columns of a tap (runs of consecutive output pixels, up to ow long)
+ *     are read as one window of x and a permute, or run by run (lanes16); B's panel rows are two such
+ *     loads, A's 8 taps are transposed in registers;
  *   - stored A, not transposed: the same register transposes;
  *   - stored A, transposed: a panel row is one vector copy;
  *   - stored B: a row of a panel is two vector copies, or, transposed, register transposes as for A. */
 #if defined(__x86_64__)
+/* How 16 lanes read one tap's values of up to 16 consecutive columns of the implicit im2col matrix, whose
+ * bases (offsets in x, less the tap's) are given. Usually the columns lie in a window of at most 32 floats
+ * (conv2: 16 pixels span at most 3 output rows of 13): two loads and one permute. Otherwise (a group
+ * crossing into the next image) one zero-masked load per run of consecutive pixels, joined by OR (disjoint
+ * lanes; independent loads, not a chain of merges). Masked-off lanes never touch memory; lanes past the
+ * columns are 0. */
+typedef struct {
+    int windowed, runs;
+    int64_t lo;                   /* windowed: the window's first offset */
+    __m512i perm;                 /* windowed: each lane's place in the window */
+    __mmask16 keep, win0, win1;   /* windowed: lanes in use; the window's floats in each load */
+    int64_t shift[16];            /* runs: lanes in mask[r] read x[tap + shift[r] + lane] */
+    __mmask16 mask[16];
+} lanes16;
+
+__attribute__((target("avx512f"))) static void plan_lanes16(lanes16 *L, const int64_t *restrict bases, int64_t n) {
+    L->runs = 0;
+    L->windowed = 1;
+    L->lo = 0;
+    L->perm = _mm512_setzero_si512();
+    L->keep = L->win0 = L->win1 = 0;
+    if (n <= 0) return;
+    int64_t mn = bases[0], mx = bases[0];
+    for (int64_t q = 1; q < n; q++) {
+        mn = bases[q] < mn ? bases[q] : mn;
+        mx = bases[q] > mx ? bases[q] : mx;
+    }
+    if (mx - mn < 32) {
+        int32_t idx[16] = {0};
+        for (int64_t q = 0; q < n; q++) idx[q] = (int32_t)(bases[q] - mn);
+        const int64_t span = mx - mn + 1;
+        L->lo = mn;
+        L->perm = _mm512_loadu_si512(idx);
+        L->keep = (__mmask16)((1u << n) - 1u);
+        L->win0 = span >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << span) - 1u);
+        L->win1 = span > 16 ? (__mmask16)((1u << (span - 16)) - 1u) : 0;
+        return;
+    }
+    L->windowed = 0;
+    for (int64_t q = 0; q < n;) {
+        int64_t len = 1;
+        while (q + len < n && bases[q + len] == bases[q] + len) len++;
+        L->shift[L->runs] = bases[q] - q;
+        L->mask[L->runs] = (__mmask16)(((1u << len) - 1u) << q);
+        L->runs++;
+        q += len;
+    }
+}
+
+/* The 16 lanes for the tap whose values start at byte address `tap` (x plus the tap's offset). */
+__attribute__((target("avx512f"), always_inline)) static inline __m512 load_lanes16(const lanes16 *L, uintptr_t tap) {
+    if (L->windowed) {
+        const uintptr_t at = tap + (uintptr_t)(L->lo * 4);
+        return _mm512_maskz_permutex2var_ps(L->keep, _mm512_maskz_loadu_ps(L->win0, (const void *)at), L->perm,
+                                            _mm512_maskz_loadu_ps(L->win1, (const void *)(at + 64)));
+    }
+    __m512i v = _mm512_setzero_si512();
+    for (int r = 0; r < L->runs; r++)
+        v = _mm512_or_si512(v, _mm512_maskz_loadu_epi32(L->mask[r], (const void *)(tap + (uintptr_t)(L->shift[r] * 4))));
+    return _mm512_castsi512_ps(v);
+}
+
+/* Implicit B, 32 columns per panel: each half of a panel row is one lanes16 load, stored aligned (storing
+ * each run whole, overlapping the next, split cache lines: the stores were the packer's cost). */
 __attribute__((target("avx512f"))) static void pack_b_im2col__avx512f(float *restrict dst, const operand *bs,
                                                                        int64_t p0, int64_t kc, int64_t j0,
                                                                        int64_t nc) {
@@ -320,72 +376,14 @@ __attribute__((target("avx512f"))) static void pack_b_im2col__avx512f(float *res
     for (int64_t jr = 0; jr < nc; jr += 32) {
         const int64_t nb = fclf_min64(32, nc - jr);
         float *d = dst + jr * kc; /* 64-byte aligned, as is every 32-float row */
-        /* Each 16-lane half of a row usually reads a window of at most 32 floats of x (conv2: 16 pixels
-         * span at most 3 output rows of 13): two loads and one permute per half. */
         column_bases(s, bs->origin + j0 + jr, nb, bases);
-        int64_t lo_base[2] = {0, 0};
-        __m512i perm[2];
-        __mmask16 keep[2], win0[2], win1[2];
-        int windowed = 1;
-        for (int h = 0; h < 2; h++) {
-            const int64_t c0 = 16 * h, c1 = fclf_min64(nb, c0 + 16);
-            keep[h] = win0[h] = win1[h] = 0;
-            perm[h] = _mm512_setzero_si512();
-            if (c1 <= c0) continue;
-            int64_t mn = bases[c0], mx = bases[c0];
-            for (int64_t c = c0; c < c1; c++) {
-                mn = bases[c] < mn ? bases[c] : mn;
-                mx = bases[c] > mx ? bases[c] : mx;
-            }
-            if (mx - mn >= 32) {
-                windowed = 0;
-                break;
-            }
-            int32_t idx[16] = {0};
-            for (int64_t c = c0; c < c1; c++) idx[c - c0] = (int32_t)(bases[c] - mn);
-            const int64_t span = mx - mn + 1;
-            lo_base[h] = mn;
-            perm[h] = _mm512_loadu_si512(idx);
-            keep[h] = (__mmask16)((1u << (c1 - c0)) - 1u);
-            win0[h] = span >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << span) - 1u);
-            win1[h] = span > 16 ? (__mmask16)((1u << (span - 16)) - 1u) : 0;
-        }
-        if (windowed) {
-            for (int64_t p = 0; p < kc; p++)
-                for (int h = 0; h < 2; h++) {
-                    const uintptr_t at = x + (uintptr_t)((off[p] + lo_base[h]) * 4);
-                    const __m512 a = _mm512_maskz_loadu_ps(win0[h], (const void *)at);
-                    const __m512 b = _mm512_maskz_loadu_ps(win1[h], (const void *)(at + 64));
-                    _mm512_store_ps(d + p * 32 + 16 * h, _mm512_maskz_permutex2var_ps(keep[h], a, perm[h], b));
-                }
-            continue;
-        }
-        /* Otherwise (a half crosses into the next image): runs of consecutive pixels, lanes [c, c+len) of a
-         * row reading x[tap + shift + lane], split into the row's low and high 16 lanes. */
-        int64_t shift[32];
-        __mmask16 lo[32], hi[32];
-        int runs = 0;
-        for (int64_t c = 0; c < nb;) {
-            const int64_t base = bases[c];
-            int64_t len = 1;
-            while (c + len < nb && bases[c + len] == base + len) len++;
-            const uint32_t bits = (uint32_t)((((uint64_t)1 << len) - 1) << c);
-            shift[runs] = base - c;
-            lo[runs] = (__mmask16)(bits & 0xFFFF);
-            hi[runs] = (__mmask16)(bits >> 16);
-            runs++;
-            c += len;
-        }
+        lanes16 half[2];
+        plan_lanes16(&half[0], bases, fclf_min64(16, nb));
+        plan_lanes16(&half[1], bases + 16, nb - 16);
         for (int64_t p = 0; p < kc; p++) {
-            /* Zero-masked loads joined by OR (disjoint lanes): independent loads, not a chain of merges. */
-            __m512i vlo = _mm512_setzero_si512(), vhi = _mm512_setzero_si512();
-            for (int r = 0; r < runs; r++) {
-                const uintptr_t at = x + (uintptr_t)((off[p] + shift[r]) * 4);
-                vlo = _mm512_or_si512(vlo, _mm512_maskz_loadu_epi32(lo[r], (const void *)at));
-                vhi = _mm512_or_si512(vhi, _mm512_maskz_loadu_epi32(hi[r], (const void *)(at + 64)));
-            }
-            _mm512_store_si512(d + p * 32, vlo);
-            _mm512_store_si512(d + p * 32 + 16, vhi);
+            const uintptr_t tap = x + (uintptr_t)(off[p] * 4);
+            _mm512_store_ps(d + p * 32, load_lanes16(&half[0], tap));
+            _mm512_store_ps(d + p * 32 + 16, load_lanes16(&half[1], tap));
         }
     }
 }
@@ -442,9 +440,8 @@ __attribute__((target("avx512f"))) static inline void store_8x16_transposed_stri
     }
 }
 
-/* Implicit A, 8 taps per panel: 16 pixels at a time, each tap's 16 values gathered from the runs of
- * consecutive pixels among them (merge-masked loads; masked-off lanes never touch memory), then transposed. */
-enum { GROUP_RUNS = 16 };
+/* Implicit A, 8 taps per panel: 16 pixels at a time, each tap's 16 values one lanes16 load, then
+ * transposed. */
 __attribute__((target("avx512f"))) static void pack_a_im2col__avx512f(float *restrict dst, const operand *as,
                                                                        int64_t i0, int64_t mc, int64_t p0,
                                                                        int64_t kc) {
@@ -456,54 +453,13 @@ __attribute__((target("avx512f"))) static void pack_a_im2col__avx512f(float *res
     column_bases(s, p0, kc, bases);
     for (int64_t q0 = 0; q0 < kc; q0 += 16) {
         const int64_t len = fclf_min64(16, kc - q0);
-        /* The group's pixels usually lie in a window of at most 32 floats of each tap's plane (see
-         * pack_b_im2col__avx512f): two loads and a permute per tap. */
-        int64_t mn = bases[q0], mx = bases[q0];
-        for (int64_t q = 1; q < len; q++) {
-            mn = bases[q0 + q] < mn ? bases[q0 + q] : mn;
-            mx = bases[q0 + q] > mx ? bases[q0 + q] : mx;
-        }
-        const int windowed = mx - mn < 32;
-        __m512i perm = _mm512_setzero_si512();
-        __mmask16 win0 = 0, win1 = 0;
-        const __mmask16 keep = (__mmask16)((1u << len) - 1u);
-        if (windowed) {
-            int32_t idx[16] = {0};
-            for (int64_t q = 0; q < len; q++) idx[q] = (int32_t)(bases[q0 + q] - mn);
-            const int64_t span = mx - mn + 1;
-            perm = _mm512_loadu_si512(idx);
-            win0 = span >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << span) - 1u);
-            win1 = span > 16 ? (__mmask16)((1u << (span - 16)) - 1u) : 0;
-        }
-        /* Otherwise runs: lanes [start, start+n) read x[shift + lane + tap offset]. */
-        int64_t shift[GROUP_RUNS];
-        __mmask16 mask[GROUP_RUNS];
-        int runs = 0;
-        for (int64_t q = 0; q < len && !windowed;) {
-            const int64_t base = bases[q0 + q];
-            int64_t n = 1;
-            while (q + n < len && bases[q0 + q + n] == base + n) n++;
-            shift[runs] = base - q;
-            mask[runs] = (__mmask16)(((1u << n) - 1u) << q);
-            runs++;
-            q += n;
-        }
+        lanes16 group;
+        plan_lanes16(&group, bases + q0, len);
         for (int64_t ir = 0; ir < mc; ir += 8) {
             const int64_t mb = fclf_min64(8, mc - ir);
             __m512 r[8];
-            for (int64_t i = 0; i < 8; i++) {
-                r[i] = _mm512_setzero_ps();
-                if (i >= mb) continue;
-                const int64_t off = offs[ir + i];
-                if (windowed) {
-                    const uintptr_t at = x + (uintptr_t)((off + mn) * 4);
-                    r[i] = _mm512_maskz_permutex2var_ps(keep, _mm512_maskz_loadu_ps(win0, (const void *)at), perm,
-                                                        _mm512_maskz_loadu_ps(win1, (const void *)(at + 64)));
-                    continue;
-                }
-                for (int k = 0; k < runs; k++)
-                    r[i] = _mm512_mask_loadu_ps(r[i], mask[k], (const void *)(x + (uintptr_t)((shift[k] + off) * 4)));
-            }
+            for (int64_t i = 0; i < 8; i++)
+                r[i] = i < mb ? load_lanes16(&group, x + (uintptr_t)(offs[ir + i] * 4)) : _mm512_setzero_ps();
             if (len == 16) {
                 store_8x16_transposed(dst + ir * kc + q0 * 8, r);
             } else { /* the panel's last pixels: the next panel already holds its first ones */
