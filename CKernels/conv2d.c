@@ -576,6 +576,12 @@ void fclf_conv2d_pool_forward(float *y, int32_t *argmax, float *col, const float
     });
 }
 
+int64_t fclf_conv2d_backward_tmp_size(fclf_conv2d_shape s, int with_dx, int pooled) {
+    /* the small-K weight gradient without dx reads dy, or the pooled planes it routes on the stack */
+    if (s.c * s.kh * s.kw < SMALL_K && !with_dx && (!pooled || s.oh * s.ow <= FUSED_PLANE_MAX)) return 0;
+    return fclf_conv2d_tmp_size(s);
+}
+
 void fclf_conv2d_pool_backward(float *dx, float *dw, float *db, float *dcol, float *tmp, const float *dy,
                                const int32_t *argmax, const float *y, const float *col, const float *x, const float *w,
                                fclf_conv2d_shape s) {

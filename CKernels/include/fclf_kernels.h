@@ -94,6 +94,9 @@ fclf_conv2d_shape fclf_conv2d_make_shape(int64_t n, int64_t c, int64_t h, int64_
 /* Floats in the im2col buffer col [c*kh*kw, n*oh*ow], and in the backward pass's scratch tmp [oc, n*oh*ow]. */
 int64_t fclf_conv2d_col_size(fclf_conv2d_shape s);
 int64_t fclf_conv2d_tmp_size(fclf_conv2d_shape s);
+/* Floats of tmp the backward pass actually uses (fclf_conv2d_backward when pooled = 0, fclf_conv2d_pool_backward
+ * when 1; with_dx: whether dx is asked for): 0 where the small-K weight gradient reads dy directly. */
+int64_t fclf_conv2d_backward_tmp_size(fclf_conv2d_shape s, int with_dx, int pooled);
 /* Floats of the backward pass's dcol scratch: the col size, or c*kh*kw*oc if larger. */
 int64_t fclf_conv2d_dcol_size(fclf_conv2d_shape s);
 

@@ -99,11 +99,8 @@ public final class Conv2D: Layer {
         let dxp: UnsafeMutablePointer<Float>? = computesInputGradient ? dx.reserve(inputShape.count) : nil
         // Without dx, dcol only holds the K x oc weight-gradient product.
         let dcolp = dcol.reserve(computesInputGradient ? Int(fclf_conv2d_dcol_size(shape)) : weight.count)
-        // tmp holds dz for the products; the small-K weight gradient without dx reads dy (or its pooled
-        // planes) directly.
-        let direct = fclf_conv2d_uses_col(shape) != 0 && !computesInputGradient
-            && (!poolsOutput || fclf_conv2d_pool_supported(shape) != 0)
-        let tmpp = direct ? tmp.pointer : tmp.reserve(Int(fclf_conv2d_tmp_size(shape)))
+        let tmpCount = fclf_conv2d_backward_tmp_size(shape, computesInputGradient ? 1 : 0, poolsOutput ? 1 : 0)
+        let tmpp = tmp.reserve(Int(tmpCount))
         if poolsOutput {
             fclf_conv2d_pool_backward(dxp, weight.grad, bias.grad, dcolp, tmpp, dy.data, argmax.pointer,
                                       activation == .relu ? UnsafePointer(pooledY.pointer) : nil, col.pointer, input,
