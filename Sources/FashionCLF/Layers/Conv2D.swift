@@ -74,25 +74,22 @@ public final class Conv2D: Layer {
         input = UnsafePointer(x.data)
         shape = kernelShape(x.shape)
         let out = outputShape(x.shape)
-        if poolsOutput {
-            let pooled = Shape(n: out.n, c: out.c, h: out.h / 2, w: out.w / 2)
-            let yp = pooledY.reserve(pooled.count), am = argmax.reserve(pooled.count)
-            let relu: Int32 = activation == .relu ? 1 : 0
-            if fclf_conv2d_pool_supported(shape) != 0 {
-                fclf_conv2d_pool_forward(yp, am, col.reserve(Int(fclf_conv2d_col_size(shape))), x.data, weight.value,
-                                         bias.value, relu, shape)
-            } else {
-                let full = y.reserve(out.count)
-                let colp = fclf_conv2d_uses_col(shape) != 0 ? col.reserve(Int(fclf_conv2d_col_size(shape))) : col.pointer
-                fclf_conv2d_forward(full, colp, x.data, weight.value, bias.value, relu, shape)
-                fclf_maxpool2x2_forward(yp, am, full, Int64(out.n * out.c), Int64(out.h), Int64(out.w))
-            }
+        let relu: Int32 = activation == .relu ? 1 : 0
+        let pooled = Shape(n: out.n, c: out.c, h: out.h / 2, w: out.w / 2)
+        if poolsOutput && fclf_conv2d_pool_supported(shape) != 0 {
+            let yp = pooledY.reserve(pooled.count)
+            fclf_conv2d_pool_forward(yp, argmax.reserve(pooled.count), col.reserve(Int(fclf_conv2d_col_size(shape))),
+                                     x.data, weight.value, bias.value, relu, shape)
             return Tensor(data: yp, shape: pooled)
         }
         let yp = y.reserve(out.count)
         let colp = fclf_conv2d_uses_col(shape) != 0 ? col.reserve(Int(fclf_conv2d_col_size(shape))) : col.pointer
-        fclf_conv2d_forward(yp, colp, x.data, weight.value, bias.value, activation == .relu ? 1 : 0, shape)
-        return Tensor(data: yp, shape: out)
+        fclf_conv2d_forward(yp, colp, x.data, weight.value, bias.value, relu, shape)
+        guard poolsOutput else { return Tensor(data: yp, shape: out) }
+        let pooledp = pooledY.reserve(pooled.count)
+        fclf_maxpool2x2_forward(pooledp, argmax.reserve(pooled.count), yp, Int64(out.n * out.c), Int64(out.h),
+                                Int64(out.w))
+        return Tensor(data: pooledp, shape: pooled)
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
