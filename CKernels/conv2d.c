@@ -109,7 +109,7 @@ __attribute__((target("avx512f"))) static void col2im__avx512f(float *restrict d
                 int64_t ox0 = s.pad_l - kj > 0 ? s.pad_l - kj : 0;
                 int64_t ox1 = s.w + s.pad_l - kj < s.ow ? s.w + s.pad_l - kj : s.ow;
                 if (ox1 <= ox0) continue;
-                const __mmask16 m = (__mmask16)((1u << (ox1 - ox0)) - 1u);
+                const __mmask16 m = fclf_lanes16(ox1 - ox0);
                 for (int64_t oy = 0; oy < s.oh; oy++) {
                     int64_t iy = oy + ki - s.pad_t;
                     if (iy < 0 || iy >= s.h) continue;
@@ -122,7 +122,7 @@ __attribute__((target("avx512f"))) static void col2im__avx512f(float *restrict d
          * rows within 16 floats of the plane's end are masked so nothing past it is written (a memcpy call
          * per 13-float row showed up in perf). */
         float *plane = dx + ci * s.h * s.w;
-        const __mmask16 row_mask = (__mmask16)((1u << s.w) - 1u);
+        const __mmask16 row_mask = fclf_lanes16(s.w);
         for (int64_t iy = 0; iy < s.h; iy++) {
             const __m512 v = _mm512_loadu_ps(acc + iy * ACC_STRIDE);
             if (iy * s.w + 16 <= s.h * s.w)
@@ -223,10 +223,6 @@ static inline const float *grad_plane(const grad_source *g, int64_t i, int64_t o
  * batch, reduced once. Rounding therefore differs from the portable path (both are checked against the
  * direct loops); it does not depend on the thread count. ReLU as max(acc, 0) equals acc > 0 ? acc : 0,
  * NaN included. */
-static inline __attribute__((target("avx512f"))) __mmask16 tail_mask(int64_t left) {
-    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
-}
-
 /* y_i[o] = act(b[o] + sum_k w[o][k] col_i[k]) for one image: y [oc, P], col rows k at col + k*ld. */
 __attribute__((target("avx512f"))) static void k9_forward_image__avx512f(float *restrict y, const float *restrict col,
                                                                          int64_t ld, const float *restrict w,
@@ -243,7 +239,7 @@ __attribute__((target("avx512f"))) static void k9_forward_image__avx512f(float *
         const __m512 ba = _mm512_set1_ps(b ? b[o] : 0.0f), bb = _mm512_set1_ps(b ? b[o2] : 0.0f);
         float *ya = y + o * P, *yb = y + o2 * P;
         for (int64_t p = 0; p < P; p += 16) {
-            const __mmask16 m = tail_mask(P - p);
+            const __mmask16 m = fclf_lanes16(P - p);
             __m512 a = ba, c = bb;
             for (int k = 0; k < 9; k++) {
                 const __m512 v = _mm512_maskz_loadu_ps(m, col + k * ld + p);
@@ -282,7 +278,7 @@ __attribute__((target("avx512f"))) static void k9_grad_rows__avx512f(float *rest
             const float *ya = relu ? g->y + (i * s.oc + o) * P : NULL, *yb = relu ? g->y + (i * s.oc + o2) * P : NULL;
             const float *c = col + i * P;
             for (int64_t p = 0; p < P; p += 16) {
-                const __mmask16 m = tail_mask(P - p);
+                const __mmask16 m = fclf_lanes16(P - p);
                 __m512 va = _mm512_maskz_loadu_ps(m, ga + p), vb = _mm512_maskz_loadu_ps(m, gb + p);
                 if (relu) {
                     va = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, ya + p), zero, _CMP_GT_OQ), va);

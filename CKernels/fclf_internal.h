@@ -77,5 +77,7 @@ void fclf_unpool_plane_spill(float *dxp, const float *dyp, const int32_t *ap, co
 
 static inline int64_t fclf_min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t fclf_max64(int64_t a, int64_t b) { return a > b ? a : b; }
+/* The AVX-512 mask (__mmask16) of the first n of 16 lanes: none for n <= 0, all for n >= 16. */
+static inline uint16_t fclf_lanes16(int64_t n) { return n >= 16 ? 0xFFFF : n <= 0 ? 0 : (uint16_t)((1u << n) - 1u); }
 
 #endif

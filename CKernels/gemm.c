@@ -335,9 +335,9 @@ __attribute__((target("avx512f"))) static void plan_lanes16(lanes16 *L, const in
         const int64_t span = mx - mn + 1;
         L->lo = mn;
         L->perm = _mm512_loadu_si512(idx);
-        L->keep = (__mmask16)((1u << n) - 1u);
-        L->win0 = span >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << span) - 1u);
-        L->win1 = span > 16 ? (__mmask16)((1u << (span - 16)) - 1u) : 0;
+        L->keep = fclf_lanes16(n);
+        L->win0 = fclf_lanes16(span);
+        L->win1 = fclf_lanes16(span - 16);
         return;
     }
     L->windowed = 0;
@@ -345,7 +345,7 @@ __attribute__((target("avx512f"))) static void plan_lanes16(lanes16 *L, const in
         int64_t len = 1;
         while (q + len < n && bases[q + len] == bases[q] + len) len++;
         L->shift[L->runs] = bases[q] - q;
-        L->mask[L->runs] = (__mmask16)(((1u << len) - 1u) << q);
+        L->mask[L->runs] = (__mmask16)(fclf_lanes16(len) << q);
         L->runs++;
         q += len;
     }
@@ -478,7 +478,7 @@ __attribute__((target("avx512f"))) static void pack_a_trans__avx512f(float *rest
                                                                       int64_t kc) {
     for (int64_t ir = 0; ir < mc; ir += 8) {
         const int64_t mb = fclf_min64(8, mc - ir);
-        const __mmask16 m = (__mmask16)((1u << mb) - 1u);
+        const __mmask16 m = fclf_lanes16(mb);
         float *d = dst + ir * kc;
         for (int64_t p = 0; p < kc; p++)
             _mm256_storeu_ps(d + p * 8, _mm512_castps512_ps256(_mm512_maskz_loadu_ps(m, A + (p0 + p) * lda + i0 + ir)));
@@ -494,7 +494,7 @@ __attribute__((target("avx512f"))) static void pack_a_plain__avx512f(float *rest
         float *d = dst + ir * kc;
         for (int64_t q0 = 0; q0 < kc; q0 += 16) {
             const int64_t len = fclf_min64(16, kc - q0);
-            const __mmask16 m = len == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << len) - 1u);
+            const __mmask16 m = fclf_lanes16(len);
             __m512 r[8];
             for (int64_t i = 0; i < 8; i++)
                 r[i] = i < mb ? _mm512_maskz_loadu_ps(m, A + (i0 + ir + i) * lda + p0 + q0) : _mm512_setzero_ps();
@@ -514,8 +514,8 @@ __attribute__((target("avx512f"))) static void pack_b_plain__avx512f(float *rest
                                                                       int64_t j0, int64_t nc) {
     for (int64_t jr = 0; jr < nc; jr += 32) {
         const int64_t nb = fclf_min64(32, nc - jr);
-        const __mmask16 m0 = nb >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nb) - 1u);
-        const __mmask16 m1 = nb >= 32 ? (__mmask16)0xFFFF : nb > 16 ? (__mmask16)((1u << (nb - 16)) - 1u) : 0;
+        const __mmask16 m0 = fclf_lanes16(nb);
+        const __mmask16 m1 = fclf_lanes16(nb - 16);
         float *d = dst + jr * kc;
         for (int64_t p = 0; p < kc; p++) {
             const float *src = B + (p0 + p) * ldb + j0 + jr;
@@ -536,7 +536,7 @@ __attribute__((target("avx512f"))) static void pack_b_trans__avx512f(float *rest
         float *d = dst + jr * kc;
         for (int64_t q0 = 0; q0 < kc; q0 += 16) {
             const int64_t len = fclf_min64(16, kc - q0);
-            const __mmask16 m = len == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << len) - 1u);
+            const __mmask16 m = fclf_lanes16(len);
             float *out = len == 16 ? d + q0 * 32 : part; /* a short last group: the next panel follows */
             for (int64_t jg = 0; jg < 32; jg += 8) {
                 __m512 r[8];

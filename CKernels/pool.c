@@ -60,8 +60,8 @@ __attribute__((target("avx512f"))) static void pool_plane__avx512f(float *restri
             const float *r0 = x + 2 * oy * w, *r1 = r0 + w;
             for (int64_t ox = 0; ox < ow; ox += 16) {
                 const int64_t n = fclf_min64(16, ow - ox), left = 2 * n;
-                const __mmask16 mlo = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
-                const __mmask16 mhi = left >= 32 ? (__mmask16)0xFFFF : left > 16 ? (__mmask16)((1u << (left - 16)) - 1u) : 0;
+                const __mmask16 mlo = fclf_lanes16(left);
+                const __mmask16 mhi = fclf_lanes16(left - 16);
                 const __m512 t0 = _mm512_maskz_loadu_ps(mlo, r0 + 2 * ox), t1 = _mm512_maskz_loadu_ps(mhi, r0 + 2 * ox + 16);
                 const __m512 u0 = _mm512_maskz_loadu_ps(mlo, r1 + 2 * ox), u1 = _mm512_maskz_loadu_ps(mhi, r1 + 2 * ox + 16);
                 const __m512 a = _mm512_permutex2var_ps(t0, even, t1), b = _mm512_permutex2var_ps(t0, odd, t1);
@@ -137,7 +137,7 @@ __attribute__((target("avx512f"))) static void unpool_dense__avx512f(float *rest
     const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     const __m512i hi_idx = _mm512_add_epi32(lo_idx, _mm512_set1_epi32(8));
     const __m512 zero = _mm512_setzero_ps();
-    const __mmask16 m = (__mmask16)((1u << ow) - 1u); /* ow <= 16: one chunk per row */
+    const __mmask16 m = fclf_lanes16(ow); /* ow <= 16: one chunk per row */
     for (int64_t oy = 0; oy < oh; oy++) {
         const int64_t at = oy * ow;
         __m512 g = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dyp + at), zero);
