@@ -388,9 +388,12 @@ __attribute__((target("avx512f"))) static void pack_b_im2col__avx512f(float *res
     }
 }
 
-/* Eight rows of 16 floats (one per tap) to 16 pixel-major groups of 8: d[q*8 + i] = r[i][q]. Three shuffle
- * stages instead of 128 scalar moves. */
-__attribute__((target("avx512f"))) static inline void store_8x16_transposed(float *restrict d, const __m512 r[8]) {
+/* Eight rows of 16 floats (one per tap) to 16 pixel-major groups of 8: d[q*stride + i] = r[i][q]. Three
+ * shuffle stages instead of 128 scalar moves. stride 8 is an A panel (two pixels per 64-byte store); 32 is
+ * 8 columns of a B panel. */
+__attribute__((target("avx512f"), always_inline)) static inline void store_8x16_transposed(float *restrict d,
+                                                                                         const __m512 r[8],
+                                                                                         int64_t stride) {
     __m512 t[8], u[8];
     for (int k = 0; k < 4; k++) {
         t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);     /* per 128-bit lane: r0 r1 of pixels 0, 1 */
@@ -405,37 +408,16 @@ __attribute__((target("avx512f"))) static inline void store_8x16_transposed(floa
     for (int q = 0; q < 4; q += 2) { /* pixel pairs (4L+q, 4L+q+1) */
         __m512 lo_a = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x44), lo_b = _mm512_shuffle_f32x4(u[q + 1], u[5 + q], 0x44);
         __m512 hi_a = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xEE), hi_b = _mm512_shuffle_f32x4(u[q + 1], u[5 + q], 0xEE);
-        _mm512_storeu_ps(d + (0 + q) * 8, _mm512_shuffle_f32x4(lo_a, lo_b, 0x88));  /* pixels q, q+1 */
-        _mm512_storeu_ps(d + (4 + q) * 8, _mm512_shuffle_f32x4(lo_a, lo_b, 0xDD));  /* pixels 4+q, 5+q */
-        _mm512_storeu_ps(d + (8 + q) * 8, _mm512_shuffle_f32x4(hi_a, hi_b, 0x88));  /* pixels 8+q, 9+q */
-        _mm512_storeu_ps(d + (12 + q) * 8, _mm512_shuffle_f32x4(hi_a, hi_b, 0xDD)); /* pixels 12+q, 13+q */
-    }
-}
-
-/* The same 8 x 16 transpose, each pixel's 8 floats stored at d + q*stride (stride >= 8): 8 columns of a
- * 32-wide B panel. */
-__attribute__((target("avx512f"))) static inline void store_8x16_transposed_strided(float *restrict d, const __m512 r[8],
-                                                                                   int64_t stride) {
-    __m512 t[8], u[8];
-    for (int k = 0; k < 4; k++) {
-        t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
-        t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
-    }
-    for (int h = 0; h < 2; h++) {
-        u[4 * h + 0] = _mm512_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
-        u[4 * h + 1] = _mm512_shuffle_ps(t[4 * h], t[4 * h + 2], 0xEE);
-        u[4 * h + 2] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
-        u[4 * h + 3] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
-    }
-    for (int q = 0; q < 4; q += 2) {
-        __m512 lo_a = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x44), lo_b = _mm512_shuffle_f32x4(u[q + 1], u[5 + q], 0x44);
-        __m512 hi_a = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xEE), hi_b = _mm512_shuffle_f32x4(u[q + 1], u[5 + q], 0xEE);
         const __m512 pair[4] = {_mm512_shuffle_f32x4(lo_a, lo_b, 0x88), _mm512_shuffle_f32x4(lo_a, lo_b, 0xDD),
                                 _mm512_shuffle_f32x4(hi_a, hi_b, 0x88), _mm512_shuffle_f32x4(hi_a, hi_b, 0xDD)};
         for (int k = 0; k < 4; k++) { /* pixels 4k+q and 4k+q+1 */
-            _mm256_storeu_ps(d + (4 * k + q) * stride, _mm512_castps512_ps256(pair[k]));
-            _mm256_storeu_ps(d + (4 * k + q + 1) * stride,
-                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(pair[k]), 1)));
+            float *p = d + (4 * k + q) * stride;
+            if (stride == 8) {
+                _mm512_storeu_ps(p, pair[k]);
+            } else {
+                _mm256_storeu_ps(p, _mm512_castps512_ps256(pair[k]));
+                _mm256_storeu_ps(p + stride, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(pair[k]), 1)));
+            }
         }
     }
 }
@@ -461,10 +443,10 @@ __attribute__((target("avx512f"))) static void pack_a_im2col__avx512f(float *res
             for (int64_t i = 0; i < 8; i++)
                 r[i] = i < mb ? load_lanes16(&group, x + (uintptr_t)(offs[ir + i] * 4)) : _mm512_setzero_ps();
             if (len == 16) {
-                store_8x16_transposed(dst + ir * kc + q0 * 8, r);
+                store_8x16_transposed(dst + ir * kc + q0 * 8, r, 8);
             } else { /* the panel's last pixels: the next panel already holds its first ones */
                 float part[16 * 8] __attribute__((aligned(64)));
-                store_8x16_transposed(part, r);
+                store_8x16_transposed(part, r, 8);
                 memcpy(dst + ir * kc + q0 * 8, part, (size_t)(len * 8) * sizeof(float));
             }
         }
@@ -499,10 +481,10 @@ __attribute__((target("avx512f"))) static void pack_a_plain__avx512f(float *rest
             for (int64_t i = 0; i < 8; i++)
                 r[i] = i < mb ? _mm512_maskz_loadu_ps(m, A + (i0 + ir + i) * lda + p0 + q0) : _mm512_setzero_ps();
             if (len == 16) {
-                store_8x16_transposed(d + q0 * 8, r);
+                store_8x16_transposed(d + q0 * 8, r, 8);
             } else {
                 float part[16 * 8] __attribute__((aligned(64)));
-                store_8x16_transposed(part, r);
+                store_8x16_transposed(part, r, 8);
                 memcpy(d + q0 * 8, part, (size_t)(len * 8) * sizeof(float));
             }
         }
@@ -543,7 +525,7 @@ __attribute__((target("avx512f"))) static void pack_b_trans__avx512f(float *rest
                 for (int64_t i = 0; i < 8; i++)
                     r[i] = jg + i < nb ? _mm512_maskz_loadu_ps(m, B + (j0 + jr + jg + i) * ldb + p0 + q0)
                                        : _mm512_setzero_ps();
-                store_8x16_transposed_strided(out + jg, r, 32);
+                store_8x16_transposed(out + jg, r, 32);
             }
             if (len < 16) memcpy(d + q0 * 32, part, (size_t)(len * 32) * sizeof(float));
         }
