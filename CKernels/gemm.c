@@ -298,9 +298,9 @@ static void pack_a_im2col(float *restrict dst, const operand *as, int64_t i0, in
  *   - implicit B and A: 16 consecutive columns of a tap (runs of consecutive output pixels, up to ow long)
  *     are read as one window of x and a permute, or run by run (lanes16); B's panel rows are two such
  *     loads, A's 8 taps are transposed in registers;
- *   - stored A, not transposed: the same register transposes;
- *   - stored A, transposed: a panel row is one vector copy;
- *   - stored B: a row of a panel is two vector copies, or, transposed, register transposes as for A. */
+ *   - stored A not transposed and stored B transposed (a panel's entries are rows of the matrix): the same
+ *     register transposes (pack_rows_transposed);
+ *   - stored A transposed and stored B not transposed: a panel row is one or two vector copies. */
 #if defined(__x86_64__)
 /* How 16 lanes read one tap's values of up to 16 consecutive columns of the implicit im2col matrix, whose
  * bases (offsets in x, less the tap's) are given. Usually the columns lie in a window of at most 32 floats
@@ -467,26 +467,29 @@ __attribute__((target("avx512f"))) static void pack_a_trans__avx512f(float *rest
     }
 }
 
-/* Stored A, not transposed, 8 rows per panel: 16 columns of 8 rows at a time, transposed in registers. */
-__attribute__((target("avx512f"))) static void pack_a_plain__avx512f(float *restrict dst, const float *restrict A,
-                                                                      int64_t lda, int64_t i0, int64_t mc, int64_t p0,
-                                                                      int64_t kc) {
-    for (int64_t ir = 0; ir < mc; ir += 8) {
-        const int64_t mb = fclf_min64(8, mc - ir);
-        float *d = dst + ir * kc;
+/* Panels whose `width` (8 or 32) entries per row are `width` rows of a stored matrix M: stored A not
+ * transposed (width 8) and stored B transposed (width 32). Panel (r0 + jr) row p holds M[r0 + jr + j][c0 + p]
+ * for j < width, 0 past `rows`; 8 rows of 16 floats are loaded at a time and transposed in registers
+ * (gathers cost about 2 cycles a float on Zen 4). */
+__attribute__((target("avx512f"))) static void pack_rows_transposed__avx512f(float *restrict dst, const float *restrict M,
+                                                                             int64_t ld, int64_t r0, int64_t rows,
+                                                                             int64_t c0, int64_t kc, int width) {
+    float part[16 * NR_MAX] __attribute__((aligned(64)));
+    for (int64_t jr = 0; jr < rows; jr += width) {
+        const int64_t nb = fclf_min64(width, rows - jr);
+        float *d = dst + jr * kc;
         for (int64_t q0 = 0; q0 < kc; q0 += 16) {
             const int64_t len = fclf_min64(16, kc - q0);
             const __mmask16 m = fclf_lanes16(len);
-            __m512 r[8];
-            for (int64_t i = 0; i < 8; i++)
-                r[i] = i < mb ? _mm512_maskz_loadu_ps(m, A + (i0 + ir + i) * lda + p0 + q0) : _mm512_setzero_ps();
-            if (len == 16) {
-                store_8x16_transposed(d + q0 * 8, r, 8);
-            } else {
-                float part[16 * 8] __attribute__((aligned(64)));
-                store_8x16_transposed(part, r, 8);
-                memcpy(d + q0 * 8, part, (size_t)(len * 8) * sizeof(float));
+            float *out = len == 16 ? d + q0 * width : part; /* a short last group: the next panel follows */
+            for (int64_t jg = 0; jg < width; jg += 8) {
+                __m512 r[8];
+                for (int64_t i = 0; i < 8; i++)
+                    r[i] = jg + i < nb ? _mm512_maskz_loadu_ps(m, M + (r0 + jr + jg + i) * ld + c0 + q0)
+                                       : _mm512_setzero_ps();
+                store_8x16_transposed(out + jg, r, width);
             }
+            if (len < 16) memcpy(d + q0 * width, part, (size_t)(len * width) * sizeof(float));
         }
     }
 }
@@ -507,30 +510,6 @@ __attribute__((target("avx512f"))) static void pack_b_plain__avx512f(float *rest
     }
 }
 
-/* Stored B, transposed: 8 of a panel's columns are 8 rows of B, 16 floats of each loaded at a time and
- * transposed in registers (gathers cost about 2 cycles a float on Zen 4). */
-__attribute__((target("avx512f"))) static void pack_b_trans__avx512f(float *restrict dst, const float *restrict B,
-                                                                      int64_t ldb, int64_t p0, int64_t kc,
-                                                                      int64_t j0, int64_t nc) {
-    float part[16 * 32] __attribute__((aligned(64)));
-    for (int64_t jr = 0; jr < nc; jr += 32) {
-        const int64_t nb = fclf_min64(32, nc - jr);
-        float *d = dst + jr * kc;
-        for (int64_t q0 = 0; q0 < kc; q0 += 16) {
-            const int64_t len = fclf_min64(16, kc - q0);
-            const __mmask16 m = fclf_lanes16(len);
-            float *out = len == 16 ? d + q0 * 32 : part; /* a short last group: the next panel follows */
-            for (int64_t jg = 0; jg < 32; jg += 8) {
-                __m512 r[8];
-                for (int64_t i = 0; i < 8; i++)
-                    r[i] = jg + i < nb ? _mm512_maskz_loadu_ps(m, B + (j0 + jr + jg + i) * ldb + p0 + q0)
-                                       : _mm512_setzero_ps();
-                store_8x16_transposed(out + jg, r, 32);
-            }
-            if (len < 16) memcpy(d + q0 * 32, part, (size_t)(len * 32) * sizeof(float));
-        }
-    }
-}
 #endif
 
 /* Per-thread packing buffers, grown on demand and then reused: steady-state training allocates nothing.
@@ -612,7 +591,7 @@ static void gemm_serial(const gemm_variant *v, int64_t M, int64_t N, int64_t K, 
             else if (bs->conv)
                 pack_b_im2col(bpack, bs, pc, kc, jc, nc, nr);
             else if (wide && bs->trans)
-                pack_b_trans__avx512f(bpack, bs->B, bs->ldb, pc, kc, jc, nc);
+                pack_rows_transposed__avx512f(bpack, bs->B, bs->ldb, jc, nc, pc, kc, 32);
             else if (wide && !bs->trans)
                 pack_b_plain__avx512f(bpack, bs->B, bs->ldb, pc, kc, jc, nc);
             else
@@ -624,7 +603,7 @@ static void gemm_serial(const gemm_variant *v, int64_t M, int64_t N, int64_t K, 
                 else if (as->conv)
                     pack_a_im2col(apack, as, ic, mc, pc, kc, mr);
                 else if (wide && !as->trans)
-                    pack_a_plain__avx512f(apack, as->B, as->ldb, ic, mc, pc, kc);
+                    pack_rows_transposed__avx512f(apack, as->B, as->ldb, ic, mc, pc, kc, 8);
                 else if (wide)
                     pack_a_trans__avx512f(apack, as->B, as->ldb, ic, mc, pc, kc);
                 else
