@@ -44,12 +44,10 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
-        .target(name: "FashionCLF", dependencies: ["CKernels", "CZlib"]),
-        .target(
-            name: "CFashionCLF",
-            path: "Sources/CFashionCLF",
-            exclude: ["default-model.fclf"]
-        ),
+        // The built-in model's bytes and the class names, shared by the Swift library and the C API.
+        .target(name: "CModelData", path: "Sources/CModelData", exclude: ["builtin-model.fclf"]),
+        .target(name: "FashionCLF", dependencies: ["CKernels", "CZlib", "CModelData"]),
+        .target(name: "CFashionCLF", dependencies: ["CModelData"], path: "Sources/CFashionCLF"),
         // Photo decoding: libjpeg-turbo and libpng from Debian (headers in /usr/include).
         .target(
             name: "CImageIO",
@@ -81,7 +79,7 @@ let package = Package(
 
         .executableTarget(
             name: "fclf-classify",
-            dependencies: ["FashionCLF", "FashionCLFPhotos", "FashionCLFReport", "CFashionCLF",
+            dependencies: ["FashionCLF", "FashionCLFPhotos", "FashionCLFReport",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 

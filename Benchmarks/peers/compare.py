@@ -21,7 +21,7 @@ import peers  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BENCH = os.path.join(ROOT, "Benchmarks", ".build", "release", "fclf-bench")
-MODEL = os.path.join(ROOT, "Sources", "CFashionCLF", "default-model.fclf")
+MODEL = os.path.join(ROOT, "Sources", "CModelData", "builtin-model.fclf")
 
 
 def ours(mode, env=None, threads=2):

@@ -2,6 +2,7 @@
  * Kept in C because a _Thread_local buffer is simplest here and Swift has no thread-local storage of
  * its own; the Swift side writes it through fclf__set_error (hidden: not exported from the library). */
 #include "fclf_capi_internal.h"
+#include "fclf_model_data.h"
 
 #include <string.h>
 
@@ -17,9 +18,7 @@ void fclf__set_error(const char *message) {
 FCLF_API const char *fclf_last_error(void) { return last_error; }
 
 FCLF_API const char *fclf_class_name(int label) {
-    static const char *const names[FCLF_NUM_CLASSES] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                                                        "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
-    return label >= 0 && label < FCLF_NUM_CLASSES ? names[label] : NULL;
+    return fclf_data_class_name(label);
 }
 
 FCLF_API const char *fclf_status_string(fclf_status status) {

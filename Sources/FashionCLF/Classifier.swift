@@ -1,4 +1,5 @@
 import CKernels
+import CModelData
 
 #if canImport(Glibc)
 import Glibc
@@ -6,31 +7,25 @@ import Glibc
 import Musl
 #endif
 
-/// An immutable, thread-safe classifier for inference: the architecture and weights of a trained
-/// `Sequential`, copied once. Unlike the training layers, which keep their activations for backward,
-/// `predict` keeps all its state in scratch memory of its own call, so any number of threads may
-/// predict with one Classifier at once.
+/// An immutable, thread-safe classifier for inference: a trained network's plan and a copy of its weights.
+/// It executes the same plan steps as training, through the steps' `infer` (the same kernels, on memory of
+/// the call's own), so any number of threads may predict with one Classifier at once.
 ///
-/// It runs the same kernels on the same weights as `Sequential.forward`, and those kernels' results do
-/// not depend on the batch size or the thread count, so its predictions equal the training code's bit
-/// for bit (tested).
-public final class Classifier: Sendable {
-    public let name: String
-    public let inputShape: Shape
-    public let classes: Int
-    public let specs: [LayerSpec]
-    /// Per layer: weight and bias as stored in the model file (empty for layers without parameters).
-    private let weights: [[Float]]
-    private let biases: [[Float]]
-    /// Per-sample shape after each layer.
-    private let shapes: [Shape]
-    /// Per sample: the largest activation, and the largest work area a layer needs (the im2col matrix of
-    /// a convolution with few taps; the probabilities when none are asked for).
+/// The kernels' results do not depend on the batch size or the thread count, so its predictions equal the
+/// training code's bit for bit (tested).
+public final class Classifier: @unchecked Sendable {
+    // @unchecked: `network`'s executors hold training buffers, but `predict` only reads their weights
+    // (never written after init) and works in scratch memory of its own call.
+    private let network: Sequential
+    public var name: String { network.name }
+    public var plan: Plan { network.plan }
+    public var inputShape: Shape { network.inputShape }
+    public var classes: Int { network.outputSize }
+    public var specs: [LayerSpec] { network.specs }
+    public var summary: ModelSummary { network.summary }
+    /// Per sample: the largest step output (two such buffers alternate) and the largest scratch a step needs.
     private let activationSize: Int
     private let workSize: Int
-    /// Layers whose convolution also does the 2x2 max pooling after it in one pass (fclf_conv2d_pool_forward,
-    /// few taps per output); the pooling layer is then skipped.
-    private let poolsOutput: [Bool]
 
     /// Images per kernel call: bounds the scratch to a few MB however many images are asked for.
     public static let chunk = 32
@@ -38,42 +33,27 @@ public final class Classifier: Sendable {
     static let threadScratchLimit = 1 << 20
 
     public init(_ model: Sequential) {
-        name = model.name
-        inputShape = model.inputShape
-        classes = model.outputSize
-        specs = model.specs
-        var weights: [[Float]] = [], biases: [[Float]] = [], shapes: [Shape] = []
-        var shape = model.inputShape
-        var activation = shape.perSample, work = model.outputSize
-        var poolsOutput: [Bool] = []
-        for layer in model.layers {
-            let params = layer.parameters
-            weights.append(params.count > 0 ? Array(UnsafeBufferPointer(start: params[0].value, count: params[0].count)) : [])
-            biases.append(params.count > 1 ? Array(UnsafeBufferPointer(start: params[1].value, count: params[1].count)) : [])
-            let out = layer.outputShape(shape)
-            if let conv = layer as? Conv2D {
-                let s = Classifier.convShape(conv.outChannels, conv.kernelSize, conv.padding, shape)
-                poolsOutput.append(conv.poolsOutput && fclf_conv2d_pool_supported(s) != 0)
-                if fclf_conv2d_uses_col(s) != 0 { work = max(work, Int(fclf_conv2d_col_size(s))) }
-            } else {
-                poolsOutput.append(false)
-            }
-            activation = max(activation, out.perSample)
-            shapes.append(out)
-            shape = out
+        var rng = SplitMix64(seed: 0)  // drawn weights are overwritten by the copy below
+        network = Sequential(name: model.name, plan: model.plan, rng: &rng)
+        network.copyWeights(from: model)
+        let plan = model.plan
+        activationSize = plan.steps.reduce(plan.inputShape.perSample) { max($0, $1.output.perSample) }
+        workSize = zip(plan.steps, network.steps).reduce(plan.outputSize) { w, s in
+            max(w, s.1.inferenceWork(s.0.input, n: 1))  // linear in n
         }
-        self.weights = weights
-        self.biases = biases
-        self.shapes = shapes
-        self.poolsOutput = poolsOutput
-        activationSize = activation
-        workSize = work
     }
 
-    private static func convShape(_ oc: Int, _ k: Int, _ padding: Padding, _ x: Shape) -> fclf_conv2d_shape {
-        fclf_conv2d_make_shape(Int64(x.n), Int64(x.c), Int64(x.h), Int64(x.w), Int64(oc), Int64(k), Int64(k),
-                               padding == .same ? 1 : 0)
+    /// The model built into the library (Sources/CModelData/builtin-model.fclf): the seed CNN the README's
+    /// "The default model" section describes. Throws only if the library was built with a damaged file.
+    public static func builtIn() throws(FCLFError) -> Classifier {
+        var size = 0
+        let base = fclf_data_builtin_model(&size)
+        let bytes = Array(UnsafeBufferPointer(start: base, count: size))
+        return Classifier(try ModelFile.decode(bytes, path: Classifier.builtInPath))
     }
+
+    /// The name errors give the built-in model in place of a path.
+    public static let builtInPath = "<built-in model>"
 
     /// Class probabilities for `count` images of `inputShape.perSample` bytes each (0...255, scaled by
     /// 1/255, as in training). Writes `probabilities[count * classes]` and/or `labels[count]` (either may
@@ -101,51 +81,16 @@ public final class Classifier: Sendable {
             fclf_shared_exit()
         }
         let scratch = memory.assumingMemoryBound(to: Float.self)
+        let plan = network.plan
         var done = 0
         while done < count {
             let n = min(chunk, count - done)
             var a = scratch, b = scratch + n * activationSize
             let work = scratch + 2 * n * activationSize
-            let src = pixels + done * perImage
-            for j in 0..<n * perImage { a[j] = Float(src[j]) * (1 / 255) }
-            var shape = inputShape.withBatch(n)
-            for (i, spec) in specs.enumerated() {
-                var out = shapes[i].withBatch(n)
-                switch spec {
-                case .conv2d(_, let oc, let k, let padding, let act):
-                    let s = Classifier.convShape(oc, k, padding, shape)
-                    let fused = poolsOutput[i]
-                    weights[i].withUnsafeBufferPointer { w in
-                        biases[i].withUnsafeBufferPointer { bias in
-                            if fused { // inference needs no winner indices
-                                fclf_conv2d_pool_forward(b, nil, work, a, w.baseAddress, bias.baseAddress,
-                                                         act == .relu ? 1 : 0, s)
-                            } else {
-                                fclf_conv2d_forward(b, work, a, w.baseAddress, bias.baseAddress, act == .relu ? 1 : 0, s)
-                            }
-                        }
-                    }
-                    if fused { out = shapes[i + 1].withBatch(n) }
-                    swap(&a, &b)
-                case .dense(let input, let output, let act):
-                    weights[i].withUnsafeBufferPointer { w in
-                        biases[i].withUnsafeBufferPointer { bias in
-                            fclf_dense_forward(b, a, w.baseAddress, bias.baseAddress, Int64(n), Int64(input),
-                                               Int64(output), act == .relu ? 1 : 0)
-                        }
-                    }
-                    swap(&a, &b)
-                case .relu:
-                    fclf_relu_forward(a, a, Int64(shape.count))
-                case .maxPool2x2 where i > 0 && poolsOutput[i - 1]:
-                    break // done by the convolution before
-                case .maxPool2x2: // inference needs no winner indices
-                    fclf_maxpool2x2_forward(b, nil, a, Int64(shape.n * shape.c), Int64(shape.h), Int64(shape.w))
-                    swap(&a, &b)
-                case .flatten:
-                    break
-                }
-                shape = out
+            scalePixels(pixels + done * perImage, a, count: n * perImage)
+            for (step, layer) in zip(plan.steps, network.steps) {
+                let out = layer.infer(a, step.input, n: n, y: b, work: work)
+                if out == b { swap(&a, &b) }
             }
             let probs = probabilities.map { $0 + done * classes } ?? work
             fclf_softmax_forward(probs, a, Int64(n), Int64(classes))

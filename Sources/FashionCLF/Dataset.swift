@@ -1,3 +1,4 @@
+import CModelData
 import CZlib
 
 #if canImport(Glibc)
@@ -55,8 +56,8 @@ public struct LabeledImages: Sendable {
 /// Fashion-MNIST from its four standard IDX .gz files.
 public struct FashionMNIST: Sendable {
     public static let defaultDirectory = "/usr/share/datasets/fashion-mnist"
-    public static let classNames = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    /// The class names by label, from the table the C API's fclf_class_name also reads (CModelData).
+    public static let classNames = (0..<Int(FCLF_DATA_CLASSES)).map { String(cString: fclf_data_class_name(Int32($0))) }
 
     public let train: LabeledImages
     public let test: LabeledImages

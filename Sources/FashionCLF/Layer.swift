@@ -22,21 +22,31 @@ public final class Parameter {
     public func zeroGrad() { grad.update(repeating: 0, count: count) }
 }
 
-/// A layer with an explicit backward pass (no autograd).
+/// The executor of one plan step (a layer, or layers the planner fused), with an explicit backward pass
+/// (no autograd).
 ///
-/// `forward` returns a view of the layer's own output buffer and keeps what `backward` needs;
+/// Training: `forward` returns a view of the layer's own output buffer and keeps what `backward` needs;
 /// `backward` takes dL/dy for that same batch, accumulates dL/dθ into the parameters' gradients and
 /// returns dL/dx in the layer's own buffer.
+/// Inference: `infer` runs the same kernels on caller-owned memory and keeps nothing, so any number of
+/// threads may infer with one layer at once.
 public protocol Layer: AnyObject {
     /// The output shape for an input shape; the batch dimension passes through.
     func outputShape(_ input: Shape) -> Shape
     var parameters: [Parameter] { get }
-    /// False for the first layer of a network: its input gradient is never used, so it is not computed.
-    var computesInputGradient: Bool { get set }
+    /// False for the first step of a network: its input gradient is never used, so it is not computed.
+    var computesInputGradient: Bool { get }
     func forward(_ x: Tensor) -> Tensor
     func backward(_ dy: Tensor) -> Tensor
+    /// Floats of scratch `infer` needs for a batch of `n` inputs of per-sample shape `input`.
+    func inferenceWork(_ input: Shape, n: Int) -> Int
+    /// Inference on `n` samples of per-sample shape `input` at `x`: returns the output, written to `y` (room
+    /// for the output) or, for an op that works in place or only reshapes, left in `x`.
+    func infer(_ x: UnsafeMutablePointer<Float>, _ input: Shape, n: Int, y: UnsafeMutablePointer<Float>,
+               work: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float>
 }
 
 extension Layer {
     public var parameters: [Parameter] { [] }
+    public func inferenceWork(_ input: Shape, n: Int) -> Int { 0 }
 }

@@ -14,7 +14,8 @@ import Musl
 ///     12      4     name length L (<= 64), then L bytes of UTF-8 name ("cnn", "mlp")
 ///             12    input channels, height, width (1, 28, 28)
 ///             4     number of classes (10)
-///             4     layer count (1...64), then per layer: kind, followed by its configuration
+///             4     layer count (1...64), then per layer: its kind (`LayerKind`'s code), followed by its
+///                   configuration:
 ///                     1 conv2d: in channels, out channels, kernel size, padding (0 valid, 1 same),
 ///                       activation (0 none, 1 ReLU)
 ///                     2 dense: inputs, outputs, activation (0 none, 1 ReLU)
@@ -39,13 +40,12 @@ public enum ModelFile {
         u32(classes)
         u32(model.specs.count)
         for spec in model.specs {
+            u32(Int(spec.kind.rawValue))
             switch spec {
             case .conv2d(let ic, let oc, let k, let padding, let act):
-                u32(1); u32(ic); u32(oc); u32(k); u32(padding == .same ? 1 : 0); u32(act == .relu ? 1 : 0)
-            case .dense(let i, let o, let act): u32(2); u32(i); u32(o); u32(act == .relu ? 1 : 0)
-            case .relu: u32(3)
-            case .maxPool2x2: u32(4)
-            case .flatten: u32(5)
+                u32(ic); u32(oc); u32(k); u32(padding == .same ? 1 : 0); u32(act == .relu ? 1 : 0)
+            case .dense(let i, let o, let act): u32(i); u32(o); u32(act == .relu ? 1 : 0)
+            case .relu, .maxPool2x2, .flatten: break
             }
         }
         withUnsafeBytes(of: UInt64(model.parameterCount).littleEndian) { out.append(contentsOf: $0) }
@@ -96,42 +96,46 @@ public enum ModelFile {
         guard (1...64).contains(layerCount) else { throw fail("bad layer count \(layerCount)") }
         var specs: [LayerSpec] = []
         for i in 0..<layerCount {
-            let kind = try u32()
+            let code = try u32()
+            guard let kind = LayerKind(rawValue: UInt32(truncatingIfNeeded: code)) else {
+                throw fail("layer \(i): unknown layer kind \(code)")
+            }
             switch kind {
-            case 1:
+            case .conv2d:
                 let ic = try u32(), oc = try u32(), k = try u32(), pad = try u32(), act = try u32()
                 guard (1...4096).contains(ic), (1...4096).contains(oc), (1...15).contains(k), pad <= 1, act <= 1 else {
                     throw fail("layer \(i): bad conv2d configuration")
                 }
                 specs.append(.conv2d(inChannels: ic, outChannels: oc, kernelSize: k, padding: pad == 1 ? .same : .valid,
                                      activation: act == 1 ? .relu : .none))
-            case 2:
+            case .dense:
                 let input = try u32(), output = try u32(), act = try u32()
                 guard (1...1 << 24).contains(input), (1...1 << 16).contains(output), act <= 1 else {
                     throw fail("layer \(i): bad dense configuration")
                 }
                 specs.append(.dense(inputSize: input, outputSize: output, activation: act == 1 ? .relu : .none))
-            case 3: specs.append(.relu)
-            case 4: specs.append(.maxPool2x2)
-            case 5: specs.append(.flatten)
-            default: throw fail("layer \(i): unknown layer kind \(kind)")
+            case .relu: specs.append(.relu)
+            case .maxPool2x2: specs.append(.maxPool2x2)
+            case .flatten: specs.append(.flatten)
             }
         }
-        var rng = SplitMix64(seed: 0)
-        let model: Sequential
+        let plan: Plan
         do {
-            model = try Sequential(name: name, inputShape: Shape(n: 1, c: c, h: h, w: w), specs: specs, rng: &rng)
+            plan = try Plan(specs: specs, inputShape: Shape(n: 1, c: c, h: h, w: w))
         } catch {
             throw fail("architecture does not chain: \(error)")
         }
-        guard model.outputSize == classes else { throw fail("network outputs \(model.outputSize) values for \(classes) classes") }
+        guard plan.outputSize == classes else { throw fail("network outputs \(plan.outputSize) values for \(classes) classes") }
         guard at + 8 <= stored else { throw fail("truncated before the parameters") }
         var count = 0
         for k in 0..<8 { count |= Int(b[at + k]) << (8 * k) }
         at += 8
-        guard count == model.parameterCount, stored - at == 4 * count else {
-            throw fail("holds \(count) parameters in \(stored - at) bytes, the architecture needs \(model.parameterCount)")
+        // Checked against the file's size before any weight memory is reserved.
+        guard count == plan.parameterCount, stored - at == 4 * count else {
+            throw fail("holds \(count) parameters in \(stored - at) bytes, the architecture needs \(plan.parameterCount)")
         }
+        var rng = SplitMix64(seed: 0)  // the drawn weights are all overwritten below
+        let model = Sequential(name: name, plan: plan, rng: &rng)
         for p in model.parameters {
             for i in 0..<p.count {
                 let bits = UInt32(b[at]) | UInt32(b[at + 1]) << 8 | UInt32(b[at + 2]) << 16 | UInt32(b[at + 3]) << 24

@@ -1,86 +1,71 @@
 import CKernels
 
-/// The architecture of a layer, as stored in a model file.
-public enum LayerSpec: Equatable, Sendable {
-    case conv2d(inChannels: Int, outChannels: Int, kernelSize: Int, padding: Padding, activation: Activation)
-    case dense(inputSize: Int, outputSize: Int, activation: Activation)
-    case relu
-    case maxPool2x2
-    case flatten
-}
-
-/// Layers applied in order; backward walks them in reverse.
+/// A trainable network: a model's plan (`Plan`) with one executor per step, applied in order; backward
+/// walks them in reverse.
 public final class Sequential {
     public let name: String
-    public let specs: [LayerSpec]
-    public let layers: [any Layer]
-    /// Per-sample input shape (`n` = 1).
-    public let inputShape: Shape
+    public let plan: Plan
+    /// One executor per plan step (`plan.steps[i]` runs on `steps[i]`).
+    public let steps: [any Layer]
     public let parameters: [Parameter]
 
-    /// Builds the layers and draws their initial weights from `rng`. Throws when the specs do not
-    /// chain (a layer's input size differs from the previous output).
-    public init(name: String, inputShape: Shape, specs: [LayerSpec], rng: inout SplitMix64) throws(FCLFError) {
-        var layers: [any Layer] = []
-        var shape = inputShape.withBatch(1)
-        for (i, spec) in specs.enumerated() {
-            let layer: any Layer
-            switch spec {
-            case .conv2d(let ic, let oc, let k, let padding, let activation):
-                guard ic == shape.c, ic > 0, oc > 0, k > 0, padding == .same || (k <= shape.h && k <= shape.w)
-                else { throw .invalidArgument("layer \(i): conv2d(\(ic)->\(oc), \(k)x\(k)) does not fit input \(shape)") }
-                layer = Conv2D(inChannels: ic, outChannels: oc, kernelSize: k, padding: padding,
-                               activation: activation, rng: &rng)
-            case .dense(let input, let output, let activation):
-                guard input == shape.perSample, output > 0
-                else { throw .invalidArgument("layer \(i): dense(\(input)->\(output)) does not fit input \(shape)") }
-                layer = Dense(inputSize: input, outputSize: output, activation: activation, rng: &rng)
-            case .relu: layer = ReLU()
-            case .maxPool2x2:
-                guard shape.h >= 2, shape.w >= 2
-                else { throw .invalidArgument("layer \(i): 2x2 pooling of input \(shape)") }
-                layer = MaxPool2D()
-            case .flatten: layer = Flatten()
-            }
-            shape = layer.outputShape(shape)
-            layers.append(layer)
-        }
-        guard !layers.isEmpty else { throw .invalidArgument("a network needs at least one layer") }
-        layers[0].computesInputGradient = false
-        // Conv2D then MaxPool2D: the convolution pools its own output (see Conv2D.poolsOutput).
-        for (conv, pool) in zip(layers, layers.dropFirst()) {
-            if let conv = conv as? Conv2D, let pool = pool as? MaxPool2D {
-                conv.fusePooling()
-                pool.isFusedIntoPrevious = true
-            }
-        }
-        self.name = name
-        self.specs = specs
-        self.layers = layers
-        self.inputShape = inputShape.withBatch(1)
-        self.parameters = layers.flatMap { $0.parameters }
-        self.outputSize = shape.perSample
+    public var specs: [LayerSpec] { plan.specs }
+    /// Per-sample input shape (`n` = 1).
+    public var inputShape: Shape { plan.inputShape }
+    /// Per-sample output size (the number of classes for a classifier).
+    public var outputSize: Int { plan.outputSize }
+    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
+    public var summary: ModelSummary { ModelSummary(name: name, plan: plan) }
+
+    /// Compiles `specs` and draws the initial weights from `rng`. Throws when the specs do not chain (a
+    /// layer's input size differs from the previous output).
+    public convenience init(name: String, inputShape: Shape, specs: [LayerSpec], rng: inout SplitMix64) throws(FCLFError) {
+        self.init(name: name, plan: try Plan(specs: specs, inputShape: inputShape), rng: &rng)
     }
 
-    /// Per-sample output size (the number of classes for a classifier).
-    public let outputSize: Int
+    /// Builds the executors of `plan`'s steps, drawing their initial weights from `rng` in layer order.
+    public init(name: String, plan: Plan, rng: inout SplitMix64) {
+        self.name = name
+        self.plan = plan
+        steps = plan.steps.map { Sequential.executor($0, rng: &rng) }
+        parameters = steps.flatMap { $0.parameters }
+    }
 
-    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
+    /// The one place that maps a step to the layer that executes it.
+    private static func executor(_ step: Plan.Step, rng: inout SplitMix64) -> any Layer {
+        switch step.op {
+        case .conv2d(let ic, let oc, let k, let padding, let activation, let pool):
+            return Conv2D(inChannels: ic, outChannels: oc, kernelSize: k, padding: padding, activation: activation,
+                          pooling: pool, computesInputGradient: step.computesInputGradient, rng: &rng)
+        case .dense(let input, let output, let activation):
+            return Dense(inputSize: input, outputSize: output, activation: activation,
+                         computesInputGradient: step.computesInputGradient, rng: &rng)
+        case .relu: return ReLU()
+        case .maxPool2x2: return MaxPool2D()
+        case .flatten: return Flatten()
+        }
+    }
 
     public func forward(_ x: Tensor) -> Tensor {
         var t = x
-        for layer in layers { t = layer.forward(t) }
+        for step in steps { t = step.forward(t) }
         return t
     }
 
     /// Accumulates every parameter gradient for the batch of the last `forward`.
     public func backward(_ dy: Tensor) {
         var g = dy
-        for layer in layers.reversed() { g = layer.backward(g) }
+        for step in steps.reversed() { g = step.backward(g) }
     }
 
     public func zeroGradients() {
         for p in parameters { p.zeroGrad() }
+    }
+
+    /// Copies every parameter value from `other`, a network of the same plan.
+    func copyWeights(from other: Sequential) {
+        precondition(other.plan.specs == plan.specs, "copyWeights: the networks have different architectures")
+        for (p, q) in zip(parameters, other.parameters) { p.value.update(from: q.value, count: p.count) }
     }
 }
 

@@ -18,12 +18,15 @@ public struct RunSummary: Sendable {
     public var imagesPerSecond: Double
     public var history: [EpochRecord]
     public var test: Evaluation
+    /// The model's layers, output shapes, parameters and plan steps.
+    public var summary: ModelSummary?
 
     public init(model: String, parameters: Int, config: TrainConfig, threads: Int, isa: String, date: String,
-                wallSeconds: Double, trainSeconds: Double, imagesPerSecond: Double, history: [EpochRecord], test: Evaluation) {
+                wallSeconds: Double, trainSeconds: Double, imagesPerSecond: Double, history: [EpochRecord], test: Evaluation,
+                summary: ModelSummary? = nil) {
         self.model = model; self.parameters = parameters; self.config = config; self.threads = threads; self.isa = isa
         self.date = date; self.wallSeconds = wallSeconds; self.trainSeconds = trainSeconds
-        self.imagesPerSecond = imagesPerSecond; self.history = history; self.test = test
+        self.imagesPerSecond = imagesPerSecond; self.history = history; self.test = test; self.summary = summary
     }
 
     public var classReport: ClassificationReport { ClassificationReport(confusion: test.confusion, names: FashionMNIST.classNames) }
@@ -147,6 +150,9 @@ public enum Report {
         h += "<style>\(css)</style></head><body>\n"
         h += "<h1>fashionclf: \(SVG.escape(s.model.uppercased())) on Fashion-MNIST</h1>\n"
         h += "<p class=\"big\">Test accuracy \(Text.fixed(s.test.accuracy * 100, 2))%</p>\n" + meta(s)
+        if let summary = s.summary {
+            h += "<h2>Model</h2>\n<pre>\(SVG.escape(summary.description))</pre>\n"
+        }
         h += "<h2>Learning curves</h2>\n" + curves.render()
         h += "<h2>Confusion matrix</h2>\n<div class=\"row\"><div>" + confusion.render() + "</div><div>"
         h += "<h3>Classification report</h3>\n" + reportTable(s) + "</div></div>\n"

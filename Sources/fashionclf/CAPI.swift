@@ -30,11 +30,14 @@ func status(of error: FCLFError) -> fclf_status {
 
 /// A model this library can serve: one 28x28 channel in, 10 classes out.
 func classifier(from bytes: [UInt8], path: String) throws(FCLFError) -> Classifier {
-    let net = try ModelFile.decode(bytes, path: path)
-    guard net.inputShape == Shape(n: 1, c: 1, h: 28, w: 28), net.outputSize == 10 else {
-        throw .modelFile(path: path, reason: "model takes \(net.inputShape) to \(net.outputSize) classes, not 28x28 grayscale to 10")
+    try servable(Classifier(ModelFile.decode(bytes, path: path)), path: path)
+}
+
+func servable(_ model: Classifier, path: String) throws(FCLFError) -> Classifier {
+    guard model.inputShape == Shape(n: 1, c: 1, h: 28, w: 28), model.classes == 10 else {
+        throw .modelFile(path: path, reason: "model takes \(model.inputShape) to \(model.classes) classes, not 28x28 grayscale to 10")
     }
-    return Classifier(net)
+    return model
 }
 
 func publish(_ model: Classifier, _ out: UnsafeMutablePointer<OpaquePointer?>) -> fclf_status {
@@ -64,11 +67,8 @@ public func capiModelLoad(_ path: UnsafePointer<CChar>?, _ out: UnsafeMutablePoi
 public func capiModelLoadDefault(_ out: UnsafeMutablePointer<OpaquePointer?>?) -> fclf_status {
     guard let out else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_model_load_default: out is NULL; pass the address of an fclf_model pointer") }
     out.pointee = nil
-    var size = 0
-    let base = fclf__default_model(&size)
-    let bytes = Array(UnsafeBufferPointer(start: base, count: size))
     do {
-        return publish(try classifier(from: bytes, path: "<built-in default model>"), out)
+        return publish(try servable(Classifier.builtIn(), path: Classifier.builtInPath), out)
     } catch {
         return fail(FCLF_ERR_INTERNAL, "fclf_model_load_default: the built-in model is damaged (\(error)); rebuild the library")
     }

@@ -1,5 +1,4 @@
 import ArgumentParser
-import CFashionCLF
 import FashionCLF
 import FashionCLFPhotos
 import FashionCLFReport
@@ -77,15 +76,7 @@ struct Classify: ParsableCommand {
 
     /// Returns false when some photo could not be classified.
     func execute() throws(FCLFError) -> Bool {
-        let net: Sequential
-        if let model {
-            net = try ModelFile.load(model)
-        } else {
-            var size = 0
-            let base = fclf__default_model(&size)
-            net = try ModelFile.decode(Array(UnsafeBufferPointer(start: base, count: size)), path: "<built-in default model>")
-        }
-        let classifier = Classifier(net)
+        let classifier = if let model { Classifier(try ModelFile.load(model)) } else { try Classifier.builtIn() }
         guard classifier.inputShape == ModelKind.imageShape, classifier.classes == 10 else {
             throw .modelFile(path: model ?? "<default>", reason: "not a 28x28, 10-class model")
         }

@@ -105,13 +105,14 @@ struct Train: ParsableCommand {
         if let eval {
             let net = try ModelFile.load(eval)
             print("model \(net.name) from \(eval), \(net.parameterCount) parameters; threads \(threadCount), kernels \(isa)")
+            print(net.summary)
             let trainer = Trainer(model: net, config: TrainConfig())
             let result = trainer.evaluate(dataset.test)
             printSummary(result)
             if let metrics {
                 let summary = RunSummary(model: net.name, parameters: net.parameterCount, config: TrainConfig(), threads: threadCount,
                                          isa: isa, date: Report.now().display, wallSeconds: 0, trainSeconds: 0, imagesPerSecond: 0,
-                                         history: [], test: result)
+                                         history: [], test: result, summary: net.summary)
                 try FileIO.writeAtomically(Report.metricsJSON(summary), to: metrics)
             }
             return
@@ -168,6 +169,7 @@ struct Train: ParsableCommand {
         let net = kind.build(seed: seed)
         let trainer = Trainer(model: net, config: config)
         print("model \(kind.rawValue): \(net.parameterCount) parameters; recipe: \(optimizer.rawValue) lr \(learningRate), batch \(batchSize), \(epochs) epochs")
+        print(net.summary)
 
         let live = isatty(STDOUT_FILENO) != 0
         var history: [EpochRecord] = []
@@ -204,7 +206,7 @@ struct Train: ParsableCommand {
         printSummary(result)
         let summary = RunSummary(model: kind.rawValue, parameters: net.parameterCount, config: config, threads: threads, isa: isa,
                                  date: Report.now().display, wallSeconds: monotonicSeconds() - wallStart, trainSeconds: trainSeconds,
-                                 imagesPerSecond: imagesPerSecond, history: history, test: result)
+                                 imagesPerSecond: imagesPerSecond, history: history, test: result, summary: net.summary)
         return (summary, net)
     }
 

@@ -47,7 +47,7 @@ func writePhoto(_ path: String) {
 }
 
 let testImages = FashionMNIST.resolveDirectory(nil) + "/t10k-images-idx3-ubyte.gz"
-let defaultModelFile = packageRoot + "/Sources/CFashionCLF/default-model.fclf"
+let defaultModelFile = packageRoot + "/Sources/CModelData/builtin-model.fclf"
 
 @Suite("C API (libfashionclf.so)", .serialized)
 struct CAPITests {

@@ -12,7 +12,6 @@ private let atol = 1e-4, rtol = 1e-3
 
 /// Runs forward then backward(r) on `layer` and returns (dx, parameter grads, output count).
 private func analytic(_ layer: any Layer, x: [Float], shape: Shape, seed: UInt64) -> (dx: [Float], grads: [[Float]], r: [Float]) {
-    layer.computesInputGradient = true
     for p in layer.parameters { p.zeroGrad() }
     var input = x
     return input.withUnsafeMutableBufferPointer { xb in

@@ -1,4 +1,4 @@
-// fclf-profile: where the time of one training step goes, layer by layer (forward, backward, optimiser).
+// fclf-profile: where the time of one training step goes, plan step by plan step (forward, backward, optimiser).
 // Usage: swift run -c release --package-path Benchmarks fclf-profile [cnn|mlp] [batch] [steps] [nogemm]
 import CKernels
 import FashionCLF
@@ -21,18 +21,18 @@ let labels = Buffer<Int32>(capacity: batch)
 for i in 0..<batch { labels.pointer[i] = Int32(i % 10) }
 let x = Tensor(data: input.pointer, shape: ModelKind.imageShape.withBatch(batch))
 
-var fwd = [Double](repeating: 0, count: net.layers.count), bwd = fwd
+var fwd = [Double](repeating: 0, count: net.steps.count), bwd = fwd
 var optSeconds = 0.0, lossSeconds = 0.0
 func runStep(record: Bool) {
     net.zeroGradients()
     var t = x
-    for (i, layer) in net.layers.enumerated() {
+    for (i, layer) in net.steps.enumerated() {
         let s = monotonicSeconds(); t = layer.forward(t); if record { fwd[i] += monotonicSeconds() - s }
     }
     let s0 = monotonicSeconds()
     var g = loss(t, labels: labels.pointer, gradient: true).dlogits
     if record { lossSeconds += monotonicSeconds() - s0 }
-    for (i, layer) in net.layers.enumerated().reversed() {
+    for (i, layer) in net.steps.enumerated().reversed() {
         let s = monotonicSeconds(); g = layer.backward(g); if record { bwd[i] += monotonicSeconds() - s }
     }
     let s1 = monotonicSeconds(); adam.step(); if record { optSeconds += monotonicSeconds() - s1 }
@@ -43,8 +43,9 @@ for _ in 0..<steps { runStep(record: true) }
 let total = monotonicSeconds() - start
 print("\(kind.rawValue) batch \(batch), \(steps) steps, threads \(fclf_get_max_threads()), kernels \(String(cString: fclf_isa_name(fclf_isa_active())))")
 print("step \(Text.fixed(total / Double(steps) * 1e3, 3)) ms, \(Int(Double(steps * batch) / total)) images/s")
-for (i, layer) in net.layers.enumerated() {
-    print(Text.pad("\(i) \(type(of: layer))", 16) + " fwd " + Text.pad(Text.fixed(fwd[i] / Double(steps) * 1e6, 1), 8, right: true)
+for (i, layer) in net.steps.enumerated() {
+    _ = layer
+    print(Text.pad("\(i) \(net.plan.steps[i].name)", 48) + " fwd " + Text.pad(Text.fixed(fwd[i] / Double(steps) * 1e6, 1), 8, right: true)
           + " us  bwd " + Text.pad(Text.fixed(bwd[i] / Double(steps) * 1e6, 1), 8, right: true) + " us")
 }
 print("loss " + Text.fixed(lossSeconds / Double(steps) * 1e6, 1) + " us, optimiser " + Text.fixed(optSeconds / Double(steps) * 1e6, 1) + " us")

@@ -7,6 +7,5 @@
 #define FCLF_HIDDEN __attribute__((visibility("hidden")))
 
 FCLF_HIDDEN void fclf__set_error(const char *message);
-FCLF_HIDDEN const unsigned char *fclf__default_model(size_t *size);
 
 #endif

@@ -1,38 +1,25 @@
 import CKernels
 
-/// An activation fused into the layer that precedes it (Keras' `activation=` argument): one pass over
-/// the output instead of a separate layer's two.
-public enum Activation: String, Sendable {
-    case none, relu
-}
-
-public enum Padding: String, Sendable {
-    /// No padding: output side = input side - kernel + 1.
-    case valid
-    /// Zero padding so that output side = input side.
-    case same
-}
-
-/// 2-D convolution, stride 1, with an optional fused activation f (identity or ReLU).
+/// 2-D convolution, stride 1, with an activation f (identity or ReLU) and, when the planner fused it, the
+/// 2x2 max pooling that follows:
 ///
-///     y[n, o, i, j] = f(b[o] + Σ_{c, u, v} w[o, c, u, v] · x[n, c, i + u - pad, j + v - pad])
+///     z[n, o, i, j] = f(b[o] + Σ_{c, u, v} w[o, c, u, v] · x[n, c, i + u - pad, j + v - pad])
+///     y = z, or y[n, o, i, j] = max over the 2x2 window of z at (2i, 2j) when pooled
 ///
-/// Input `[N, C, H, W]`, weight `[O, C, K, K]`, bias `[O]`, output `[N, O, H', W']` with
-/// H' = H - K + 1 for `.valid` and H' = H for `.same`.
+/// Input `[N, C, H, W]`, weight `[O, C, K, K]`, bias `[O]`, z `[N, O, H', W']` with H' = H - K + 1 for
+/// `.valid` and H' = H for `.same`; y is z or `[N, O, H'/2, W'/2]`.
+///
+/// Pooled, backward routes the pooled gradient (with f's mask, read on the pooled output) straight into the
+/// layout the products read, so the full-size gradient is never written; with `.onePass` the full-size z is
+/// never stored either. Either way the results are those of the two separate layers, bit for bit.
 public final class Conv2D: Layer {
     public let inChannels: Int, outChannels: Int, kernelSize: Int
     public let padding: Padding
     public let activation: Activation
+    public let pooling: Plan.Step.ConvPooling
     public let weight: Parameter
     public let bias: Parameter
-    public var computesInputGradient = true
-    /// Set (by `Sequential`) when a 2x2 max pooling follows: forward then returns the pooled output and
-    /// backward takes the pooled gradient, while the MaxPool2D hands both through. With few taps per output
-    /// (fclf_conv2d_pool_supported: the seed CNN's first layer) convolution and pooling are one pass and the
-    /// full-size output is never stored; otherwise the output is pooled right after. Backward routes the
-    /// pooled gradient straight into the layout the products read (the ReLU mask applied on the pooled
-    /// output), so no full-size gradient is written and copied. The results are the two layers' bit for bit.
-    public private(set) var poolsOutput = false
+    public let computesInputGradient: Bool
     public var parameters: [Parameter] { [weight, bias] }
 
     private let y = Buffer<Float>(), col = Buffer<Float>(), tmp = Buffer<Float>()
@@ -43,12 +30,15 @@ public final class Conv2D: Layer {
     private var input: UnsafePointer<Float>?
 
     public init(inChannels: Int, outChannels: Int, kernelSize: Int, padding: Padding = .valid,
-                activation: Activation = .none, initializer: Initializer = .glorotUniform, rng: inout SplitMix64) {
+                activation: Activation = .none, pooling: Plan.Step.ConvPooling = .none,
+                computesInputGradient: Bool = true, initializer: Initializer = .glorotUniform, rng: inout SplitMix64) {
         self.activation = activation
         self.inChannels = inChannels
         self.outChannels = outChannels
         self.kernelSize = kernelSize
         self.padding = padding
+        self.pooling = pooling
+        self.computesInputGradient = computesInputGradient
         weight = Parameter(name: "weight", shape: [outChannels, inChannels, kernelSize, kernelSize])
         bias = Parameter(name: "bias", shape: [outChannels])
         let area = kernelSize * kernelSize
@@ -58,47 +48,65 @@ public final class Conv2D: Layer {
     }
 
     private func kernelShape(_ x: Shape) -> fclf_conv2d_shape {
-        fclf_conv2d_make_shape(Int64(x.n), Int64(x.c), Int64(x.h), Int64(x.w), Int64(outChannels),
-                               Int64(kernelSize), Int64(kernelSize), padding == .same ? 1 : 0)
+        convShape(x, outChannels: outChannels, kernelSize: kernelSize, padding: padding)
     }
 
-    public func outputShape(_ input: Shape) -> Shape {
+    /// The convolution's own output shape, before any pooling.
+    private func productShape(_ input: Shape) -> Shape {
         let s = kernelShape(input)
         return Shape(n: input.n, c: outChannels, h: Int(s.oh), w: Int(s.ow))
     }
 
-    func fusePooling() { poolsOutput = true }
+    public func outputShape(_ input: Shape) -> Shape {
+        let z = productShape(input)
+        return pooling == .none ? z : Shape(n: z.n, c: z.c, h: z.h / 2, w: z.w / 2)
+    }
+
+    /// The forward pass of both modes: training keeps `col` and the pooling's winners (`argmax`), inference
+    /// passes scratch for `col` and no winners. `z` receives the unpooled output when it is pooled afterwards.
+    private func run(_ x: UnsafePointer<Float>, _ s: fclf_conv2d_shape, y: UnsafeMutablePointer<Float>,
+                     z: UnsafeMutablePointer<Float>, col: UnsafeMutablePointer<Float>?, argmax: UnsafeMutablePointer<Int32>?) {
+        let relu: Int32 = activation == .relu ? 1 : 0
+        switch pooling {
+        case .onePass:
+            fclf_conv2d_pool_forward(y, argmax, col, x, weight.value, bias.value, relu, s)
+        case .none:
+            fclf_conv2d_forward(y, col, x, weight.value, bias.value, relu, s)
+        case .afterwards:
+            fclf_conv2d_forward(z, col, x, weight.value, bias.value, relu, s)
+            fclf_maxpool2x2_forward(y, argmax, z, s.n * s.oc, s.oh, s.ow)
+        }
+    }
+
+    /// Floats of the im2col matrix the passes keep (0 when the products pack straight from x).
+    private func colCount(_ s: fclf_conv2d_shape) -> Int {
+        pooling == .onePass || fclf_conv2d_uses_col(s) != 0 ? Int(fclf_conv2d_col_size(s)) : 0
+    }
 
     public func forward(_ x: Tensor) -> Tensor {
         inputShape = x.shape
         input = UnsafePointer(x.data)
         shape = kernelShape(x.shape)
         let out = outputShape(x.shape)
-        let relu: Int32 = activation == .relu ? 1 : 0
-        let pooled = Shape(n: out.n, c: out.c, h: out.h / 2, w: out.w / 2)
-        if poolsOutput && fclf_conv2d_pool_supported(shape) != 0 {
-            let yp = pooledY.reserve(pooled.count)
-            fclf_conv2d_pool_forward(yp, argmax.reserve(pooled.count), col.reserve(Int(fclf_conv2d_col_size(shape))),
-                                     x.data, weight.value, bias.value, relu, shape)
-            return Tensor(data: yp, shape: pooled)
+        let colp = colCount(shape) > 0 ? col.reserve(colCount(shape)) : nil
+        if pooling == .none {
+            let yp = y.reserve(out.count)
+            run(x.data, shape, y: yp, z: yp, col: colp, argmax: nil)
+            return Tensor(data: yp, shape: out)
         }
-        let yp = y.reserve(out.count)
-        let colp = fclf_conv2d_uses_col(shape) != 0 ? col.reserve(Int(fclf_conv2d_col_size(shape))) : col.pointer
-        fclf_conv2d_forward(yp, colp, x.data, weight.value, bias.value, relu, shape)
-        guard poolsOutput else { return Tensor(data: yp, shape: out) }
-        let pooledp = pooledY.reserve(pooled.count)
-        fclf_maxpool2x2_forward(pooledp, argmax.reserve(pooled.count), yp, Int64(out.n * out.c), Int64(out.h),
-                                Int64(out.w))
-        return Tensor(data: pooledp, shape: pooled)
+        let z = pooling == .afterwards ? y.reserve(productShape(x.shape).count) : y.pointer
+        let yp = pooledY.reserve(out.count)
+        run(x.data, shape, y: yp, z: z, col: colp, argmax: argmax.reserve(out.count))
+        return Tensor(data: yp, shape: out)
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
         let dxp: UnsafeMutablePointer<Float>? = computesInputGradient ? dx.reserve(inputShape.count) : nil
         // Without dx, dcol only holds the K x oc weight-gradient product.
         let dcolp = dcol.reserve(computesInputGradient ? Int(fclf_conv2d_dcol_size(shape)) : weight.count)
-        let tmpCount = fclf_conv2d_backward_tmp_size(shape, computesInputGradient ? 1 : 0, poolsOutput ? 1 : 0)
-        let tmpp = tmp.reserve(Int(tmpCount))
-        if poolsOutput {
+        let pooled = pooling != .none
+        let tmpp = tmp.reserve(Int(fclf_conv2d_backward_tmp_size(shape, computesInputGradient ? 1 : 0, pooled ? 1 : 0)))
+        if pooled {
             fclf_conv2d_pool_backward(dxp, weight.grad, bias.grad, dcolp, tmpp, dy.data, argmax.pointer,
                                       activation == .relu ? UnsafePointer(pooledY.pointer) : nil, col.pointer, input,
                                       weight.value, shape)
@@ -107,5 +115,18 @@ public final class Conv2D: Layer {
                                  input, weight.value, activation == .relu ? 1 : 0, shape)
         }
         return Tensor(data: dxp ?? dx.pointer, shape: computesInputGradient ? inputShape : inputShape.withBatch(0))
+    }
+
+    public func inferenceWork(_ input: Shape, n: Int) -> Int {
+        let x = input.withBatch(n)
+        return colCount(kernelShape(x)) + (pooling == .afterwards ? productShape(x).count : 0)
+    }
+
+    public func infer(_ x: UnsafeMutablePointer<Float>, _ input: Shape, n: Int, y: UnsafeMutablePointer<Float>,
+                      work: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
+        let s = kernelShape(input.withBatch(n))
+        let cols = colCount(s)
+        run(x, s, y: y, z: work + cols, col: cols > 0 ? work : nil, argmax: nil)  // inference needs no winners
+        return y
     }
 }

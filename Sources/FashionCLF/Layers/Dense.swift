@@ -9,15 +9,16 @@ public final class Dense: Layer {
     public let activation: Activation
     public let weight: Parameter
     public let bias: Parameter
-    public var computesInputGradient = true
+    public let computesInputGradient: Bool
     public var parameters: [Parameter] { [weight, bias] }
 
     private let y = Buffer<Float>(), dx = Buffer<Float>(), dz = Buffer<Float>()
     private var x: Tensor
 
     public init(inputSize: Int, outputSize: Int, activation: Activation = .none,
-                initializer: Initializer = .glorotUniform, rng: inout SplitMix64) {
+                computesInputGradient: Bool = true, initializer: Initializer = .glorotUniform, rng: inout SplitMix64) {
         self.activation = activation
+        self.computesInputGradient = computesInputGradient
         self.inputSize = inputSize
         self.outputSize = outputSize
         weight = Parameter(name: "weight", shape: [inputSize, outputSize])
@@ -29,12 +30,22 @@ public final class Dense: Layer {
 
     public func outputShape(_ input: Shape) -> Shape { Shape(n: input.n, c: outputSize) }
 
+    private func run(_ x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>) {
+        fclf_dense_forward(y, x, weight.value, bias.value, Int64(n), Int64(inputSize), Int64(outputSize),
+                           activation == .relu ? 1 : 0)
+    }
+
     public func forward(_ x: Tensor) -> Tensor {
         self.x = x
         let yp = y.reserve(x.shape.n * outputSize)
-        fclf_dense_forward(yp, x.data, weight.value, bias.value, Int64(x.shape.n), Int64(inputSize),
-                           Int64(outputSize), activation == .relu ? 1 : 0)
+        run(x.data, n: x.shape.n, y: yp)
         return Tensor(data: yp, shape: outputShape(x.shape))
+    }
+
+    public func infer(_ x: UnsafeMutablePointer<Float>, _ input: Shape, n: Int, y: UnsafeMutablePointer<Float>,
+                      work: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
+        run(x, n: n, y: y)
+        return y
     }
 
     public func backward(_ dy: Tensor) -> Tensor {

@@ -2,7 +2,7 @@ import CKernels
 
 /// y = max(x, 0); dL/dx = dL/dy where y > 0, else 0.
 public final class ReLU: Layer {
-    public var computesInputGradient = true
+    public let computesInputGradient = true
     private let y = Buffer<Float>(), dx = Buffer<Float>()
     private var shape = Shape(n: 0, c: 0)
 
@@ -22,15 +22,18 @@ public final class ReLU: Layer {
         fclf_relu_backward(dxp, dy.data, y.pointer, Int64(shape.count))
         return Tensor(data: dxp, shape: shape)
     }
+
+    public func infer(_ x: UnsafeMutablePointer<Float>, _ input: Shape, n: Int, y: UnsafeMutablePointer<Float>,
+                      work: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
+        fclf_relu_forward(x, x, Int64(n * input.perSample))
+        return x
+    }
 }
 
 /// 2x2 max pooling, stride 2: `[N, C, H, W]` -> `[N, C, H/2, W/2]` (floor, as Keras' 'valid' pooling).
 /// The gradient flows only to the input that won each window.
 public final class MaxPool2D: Layer {
-    public var computesInputGradient = true
-    /// Set when the convolution before pools its own output (`Conv2D.poolsOutput`): both passes then hand
-    /// their tensor through.
-    public internal(set) var isFusedIntoPrevious = false
+    public let computesInputGradient = true
     private let y = Buffer<Float>(), dx = Buffer<Float>(), argmax = Buffer<Int32>()
     private var inputShape = Shape(n: 0, c: 0)
 
@@ -41,7 +44,6 @@ public final class MaxPool2D: Layer {
     }
 
     public func forward(_ x: Tensor) -> Tensor {
-        if isFusedIntoPrevious { return x }
         inputShape = x.shape
         let out = outputShape(x.shape)
         let yp = y.reserve(out.count)
@@ -51,17 +53,23 @@ public final class MaxPool2D: Layer {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        if isFusedIntoPrevious { return dy }
         let dxp = dx.reserve(inputShape.count)
         fclf_maxpool2x2_backward(dxp, dy.data, argmax.pointer, nil, Int64(inputShape.n * inputShape.c),
                                  Int64(inputShape.h), Int64(inputShape.w))
         return Tensor(data: dxp, shape: inputShape)
     }
+
+    public func infer(_ x: UnsafeMutablePointer<Float>, _ input: Shape, n: Int, y: UnsafeMutablePointer<Float>,
+                      work: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
+        // inference needs no winner indices
+        fclf_maxpool2x2_forward(y, nil, x, Int64(n * input.c), Int64(input.h), Int64(input.w))
+        return y
+    }
 }
 
 /// `[N, C, H, W]` -> `[N, C·H·W]`. NCHW is contiguous, so both directions are a change of shape only.
 public final class Flatten: Layer {
-    public var computesInputGradient = true
+    public let computesInputGradient = true
     private var inputShape = Shape(n: 0, c: 0)
 
     public init() {}
@@ -74,4 +82,7 @@ public final class Flatten: Layer {
     }
 
     public func backward(_ dy: Tensor) -> Tensor { Tensor(data: dy.data, shape: inputShape) }
+
+    public func infer(_ x: UnsafeMutablePointer<Float>, _ input: Shape, n: Int, y: UnsafeMutablePointer<Float>,
+                      work: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> { x }
 }

@@ -1,0 +1,109 @@
+/// An activation applied to a layer's output (Keras' `activation=` argument).
+public enum Activation: String, Sendable {
+    case none, relu
+}
+
+public enum Padding: String, Sendable {
+    /// No padding: output side = input side - kernel + 1.
+    case valid
+    /// Zero padding so that output side = input side.
+    case same
+}
+
+/// One layer of a model, as data: what a model file stores and what the planner compiles. A spec owns
+/// no memory; `Plan` turns a list of them into the steps that training and inference execute.
+public enum LayerSpec: Equatable, Sendable {
+    case conv2d(inChannels: Int, outChannels: Int, kernelSize: Int, padding: Padding, activation: Activation)
+    case dense(inputSize: Int, outputSize: Int, activation: Activation)
+    case relu
+    case maxPool2x2
+    case flatten
+
+    /// The layer-kind code a model file stores for this spec.
+    public var kind: LayerKind {
+        switch self {
+        case .conv2d: return .conv2d
+        case .dense: return .dense
+        case .relu: return .relu
+        case .maxPool2x2: return .maxPool2x2
+        case .flatten: return .flatten
+        }
+    }
+
+    /// The per-sample output shape for a per-sample input shape, or why the layer does not fit it.
+    /// Computed from the configuration alone (nothing is allocated), so a model file's architecture is
+    /// checked before any memory is reserved for it.
+    public func outputShape(_ input: Shape) -> Result<Shape, FCLFError> {
+        switch self {
+        case .conv2d(let ic, let oc, let k, let padding, _):
+            guard ic == input.c, ic > 0, oc > 0, k > 0, padding == .same || (k <= input.h && k <= input.w) else {
+                return .failure(.invalidArgument("conv2d(\(ic)->\(oc), \(k)x\(k)) does not fit input \(input)"))
+            }
+            let side = { (x: Int) in padding == .same ? x : x - k + 1 }
+            return .success(Shape(n: input.n, c: oc, h: side(input.h), w: side(input.w)))
+        case .dense(let inputSize, let outputSize, _):
+            guard inputSize == input.perSample, outputSize > 0 else {
+                return .failure(.invalidArgument("dense(\(inputSize)->\(outputSize)) does not fit input \(input)"))
+            }
+            return .success(Shape(n: input.n, c: outputSize))
+        case .relu:
+            return .success(input)
+        case .maxPool2x2:
+            guard input.h >= 2, input.w >= 2 else { return .failure(.invalidArgument("2x2 pooling of input \(input)")) }
+            return .success(Shape(n: input.n, c: input.c, h: input.h / 2, w: input.w / 2))
+        case .flatten:
+            return .success(Shape(n: input.n, c: input.perSample))
+        }
+    }
+
+    /// The shapes of the layer's parameters, in the order a model file stores them (weight, then bias).
+    public var parameterShapes: [[Int]] {
+        switch self {
+        case .conv2d(let ic, let oc, let k, _, _): return [[oc, ic, k, k], [oc]]
+        case .dense(let inputSize, let outputSize, _): return [[inputSize, outputSize], [outputSize]]
+        case .relu, .maxPool2x2, .flatten: return []
+        }
+    }
+
+    public var parameterCount: Int { parameterShapes.reduce(0) { $0 + $1.reduce(1, *) } }
+
+    /// Short form for summaries: "conv2d 32 3x3 valid, relu".
+    public var summary: String {
+        func act(_ a: Activation) -> String { a == .relu ? ", relu" : "" }
+        switch self {
+        case .conv2d(_, let oc, let k, let padding, let a): return "conv2d \(oc) \(k)x\(k) \(padding.rawValue)\(act(a))"
+        case .dense(_, let outputSize, let a): return "dense \(outputSize)\(act(a))"
+        case .relu: return "relu"
+        case .maxPool2x2: return "maxpool 2x2"
+        case .flatten: return "flatten"
+        }
+    }
+}
+
+/// The layer-kind codes of the model file (format version 1). Codes are never reused or renumbered:
+/// a new layer kind takes the next free number.
+public enum LayerKind: UInt32, Sendable, CaseIterable {
+    /// Followed by in channels, out channels, kernel size, padding (0 valid, 1 same), activation (0 none, 1 ReLU).
+    case conv2d = 1
+    /// Followed by inputs, outputs, activation (0 none, 1 ReLU).
+    case dense = 2
+    /// No configuration.
+    case relu = 3
+    case maxPool2x2 = 4
+    case flatten = 5
+}
+
+/// The per-sample shape after each spec, or the first spec that does not chain (its index and why).
+public func chainShapes(_ specs: [LayerSpec], input: Shape) throws(FCLFError) -> [Shape] {
+    guard !specs.isEmpty else { throw .invalidArgument("a network needs at least one layer") }
+    var shapes: [Shape] = []
+    var shape = input.withBatch(1)
+    for (i, spec) in specs.enumerated() {
+        switch spec.outputShape(shape) {
+        case .success(let out): shape = out
+        case .failure(let error): throw .invalidArgument("layer \(i): \(error)")
+        }
+        shapes.append(shape)
+    }
+    return shapes
+}

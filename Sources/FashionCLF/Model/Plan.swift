@@ -1,0 +1,116 @@
+import CKernels
+
+/// A model compiled for execution: the steps that training (forward and backward) and inference both run,
+/// in order, with their shapes and fused epilogues.
+///
+/// The planner (`Plan.init`) is the one place that decides fusion. Today it fuses a convolution with the
+/// 2x2 max pooling that follows it: the convolution's step pools its own output, in one pass when the
+/// kernels can (`fclf_conv2d_pool_supported`: few taps per output, small planes) and right after the
+/// product otherwise; its backward pass routes the pooled gradient straight into the product's layout.
+/// Every other layer is a step of its own. A plan owns no memory: `Sequential` builds one executor per step.
+public struct Plan: Sendable {
+    /// One step: an op with its fused epilogue, covering one or more consecutive layers.
+    public struct Step: Sendable, Equatable {
+        public enum Op: Sendable, Equatable {
+            /// y = act(w * x + b), then 2x2 max pooling unless `pool` is `.none`.
+            case conv2d(inChannels: Int, outChannels: Int, kernelSize: Int, padding: Padding, activation: Activation,
+                        pool: ConvPooling)
+            /// y = act(x W + b).
+            case dense(inputSize: Int, outputSize: Int, activation: Activation)
+            case relu
+            case maxPool2x2
+            /// A change of shape only (NCHW is contiguous): no kernel runs.
+            case flatten
+        }
+
+        /// How a convolution step does the 2x2 max pooling fused into it.
+        public enum ConvPooling: String, Sendable {
+            case none
+            /// Convolution and pooling in one pass; the full-size output is never stored.
+            case onePass = "one pass"
+            /// The convolution's output is pooled right after its product.
+            case afterwards = "pooled after the product"
+        }
+
+        public let op: Op
+        /// The layers (indices into `Plan.specs`) this step executes.
+        public let layers: Range<Int>
+        /// Per-sample shapes.
+        public let input: Shape, output: Shape
+        /// False for the first step: nothing upstream reads its input gradient, so it is not computed.
+        public let computesInputGradient: Bool
+
+        /// "conv2d+relu+maxpool (one pass)", "dense", "flatten (view)".
+        public var name: String {
+            switch op {
+            case .conv2d(_, _, _, _, let act, let pool):
+                let base = act == .relu ? "conv2d+relu" : "conv2d"
+                return pool == .none ? base : "\(base)+maxpool (\(pool.rawValue))"
+            case .dense(_, _, let act): return act == .relu ? "dense+relu" : "dense"
+            case .relu: return "relu"
+            case .maxPool2x2: return "maxpool"
+            case .flatten: return "flatten (view)"
+            }
+        }
+    }
+
+    public let specs: [LayerSpec]
+    /// Per-sample input shape (`n` = 1) and the per-sample shape after each layer.
+    public let inputShape: Shape
+    public let layerShapes: [Shape]
+    public let steps: [Step]
+
+    /// Per-sample output size (the number of classes for a classifier).
+    public var outputSize: Int { layerShapes[layerShapes.count - 1].perSample }
+    public var parameterCount: Int { specs.reduce(0) { $0 + $1.parameterCount } }
+
+    /// Compiles `specs` for per-sample input `inputShape`. Throws when the layers do not chain.
+    public init(specs: [LayerSpec], inputShape: Shape) throws(FCLFError) {
+        let input = inputShape.withBatch(1)
+        let shapes = try chainShapes(specs, input: input)
+        var steps: [Step] = []
+        var i = 0
+        while i < specs.count {
+            let x = i == 0 ? input : shapes[i - 1]
+            var op: Step.Op
+            var end = i + 1
+            switch specs[i] {
+            case .conv2d(let ic, let oc, let k, let padding, let act):
+                var pool = Step.ConvPooling.none
+                if end < specs.count, specs[end] == .maxPool2x2 {
+                    let s = convShape(x, outChannels: oc, kernelSize: k, padding: padding)
+                    pool = fclf_conv2d_pool_supported(s) != 0 ? .onePass : .afterwards
+                    end += 1
+                }
+                op = .conv2d(inChannels: ic, outChannels: oc, kernelSize: k, padding: padding, activation: act, pool: pool)
+            case .dense(let inputSize, let outputSize, let act):
+                op = .dense(inputSize: inputSize, outputSize: outputSize, activation: act)
+            case .relu: op = .relu
+            case .maxPool2x2: op = .maxPool2x2
+            case .flatten: op = .flatten
+            }
+            steps.append(Step(op: op, layers: i..<end, input: x, output: shapes[end - 1], computesInputGradient: i > 0))
+            i = end
+        }
+        self.specs = specs
+        self.inputShape = input
+        self.layerShapes = shapes
+        self.steps = steps
+    }
+
+    /// The index of the step that executes layer `layer`.
+    public func step(executing layer: Int) -> Int? { steps.firstIndex { $0.layers.contains(layer) } }
+}
+
+/// The kernels' description of a convolution of a batch of shape `x`.
+func convShape(_ x: Shape, outChannels: Int, kernelSize: Int, padding: Padding) -> fclf_conv2d_shape {
+    fclf_conv2d_make_shape(Int64(x.n), Int64(x.c), Int64(x.h), Int64(x.w), Int64(outChannels), Int64(kernelSize),
+                           Int64(kernelSize), padding == .same ? 1 : 0)
+}
+
+/// Pixels as the first layer sees them: byte / 255 (model file format version 1). Training and inference
+/// both load their batches through this.
+@inline(__always)
+func scalePixels(_ src: UnsafePointer<UInt8>, _ dst: UnsafeMutablePointer<Float>, count: Int) {
+    for j in 0..<count { dst[j] = Float(src[j]) * (1 / 255) }
+}
