@@ -1,0 +1,143 @@
+// The execution plan: what the planner fuses, the summary it gives, and that a model file written before the
+// plan existed still loads and predicts the same bits.
+import CKernels
+import Foundation
+import Testing
+
+@testable import FashionCLF
+
+@Suite("Execution plan")
+struct PlanTests {
+    @Test("the seed CNN: convolution + ReLU + pooling fused into one step each, summary rows and total as Keras'")
+    func seedCNN() throws {
+        let plan = try Plan(specs: ModelKind.cnn.specs, inputShape: ModelKind.imageShape)
+        #expect(plan.steps.map(\.layers) == [0..<2, 2..<4, 4..<5, 5..<6, 6..<7])
+        // conv1 has 9 taps per output: one pass; conv2 (288 taps) pools right after its product.
+        #expect(plan.steps[0].op == .conv2d(inChannels: 1, outChannels: 32, kernelSize: 3, padding: .valid, activation: .relu,
+                                            pool: .onePass))
+        #expect(plan.steps[1].op == .conv2d(inChannels: 32, outChannels: 64, kernelSize: 3, padding: .valid, activation: .relu,
+                                            pool: .afterwards))
+        #expect(plan.steps.map(\.computesInputGradient) == [false, true, true, true, true])
+        #expect(plan.steps[1].output == Shape(n: 1, c: 64, h: 5, w: 5))
+
+        let summary = ModelSummary(name: "cnn", plan: plan)
+        #expect(summary.rows.map(\.parameters) == [320, 0, 18_496, 0, 0, 204_928, 1_290])
+        #expect(summary.totalParameters == 225_034)
+        #expect(summary.rows.map(\.outputShape) == [[32, 26, 26], [32, 13, 13], [64, 11, 11], [64, 5, 5], [1600], [128], [10]])
+        #expect(summary.rows.map(\.fused) == [true, true, true, true, false, false, false])
+        let text = summary.description
+        #expect(text.contains("Total parameters: 225,034"))
+        #expect(text.contains("conv2d+relu+maxpool (one pass)"))
+        #expect(text.split(separator: "\n").count == 1 + 2 + 7 + 1)
+        #expect(ModelKind.cnn.build(seed: 1).parameterCount == 225_034)
+    }
+
+    @Test("the MLP: one step per layer, nothing fused")
+    func mlp() throws {
+        let plan = try Plan(specs: ModelKind.mlp.specs, inputShape: ModelKind.imageShape)
+        #expect(plan.steps.map(\.name) == ["flatten (view)", "dense+relu", "dense+relu", "dense"])
+        #expect(ModelSummary(name: "mlp", plan: plan).totalParameters == 784 * 128 + 128 + 128 * 64 + 64 + 64 * 10 + 10)
+    }
+
+    @Test("a pooling that does not follow a convolution is a step of its own, and trains like the fused one")
+    func unfusedPooling() throws {
+        let fusedSpecs: [LayerSpec] = [.conv2d(inChannels: 1, outChannels: 4, kernelSize: 3, padding: .same, activation: .none),
+                                       .maxPool2x2, .flatten, .dense(inputSize: 4 * 14 * 14, outputSize: 10, activation: .none)]
+        // With a ReLU layer between the convolution and the pooling, the planner fuses nothing.
+        let splitSpecs: [LayerSpec] = [fusedSpecs[0], .relu, .maxPool2x2, fusedSpecs[2], fusedSpecs[3]]
+        let split = try Plan(specs: splitSpecs, inputShape: ModelKind.imageShape)
+        #expect(split.steps.map(\.name) == ["conv2d", "relu", "maxpool", "flatten (view)", "dense"])
+        let fused = try Plan(specs: fusedSpecs, inputShape: ModelKind.imageShape)
+        #expect(fused.steps.map(\.name) == ["conv2d+maxpool (one pass)", "flatten (view)", "dense"])
+
+        // Training the split network once and predicting with it: every step's infer agrees with its forward.
+        var rng = SplitMix64(seed: 3)
+        let net = Sequential(name: "split", plan: split, rng: &rng)
+        let images = synthetic(count: 8, seed: 4)
+        let trainer = Trainer(model: net, config: TrainConfig())
+        _ = trainer.trainEpoch(images)
+        let eval = trainer.evaluate(images)
+        var labels = [Int32](repeating: -1, count: 8)
+        images.withPixels { px in _ = Classifier(net).predict(px.baseAddress!, count: 8, probabilities: nil, labels: &labels) }
+        #expect(labels.map { UInt8($0) } == eval.predictions)
+    }
+
+    @Test("a fused convolution step gives the bits of the convolution and pooling layers run one after the other",
+          arguments: [Plan.Step.ConvPooling.onePass, .afterwards])
+    func fusedStepEqualsSeparateLayers(_ pooling: Plan.Step.ConvPooling) {
+        let (n, c, oc, side) = pooling == .onePass ? (3, 1, 8, 12) : (3, 4, 8, 12)
+        var r1 = SplitMix64(seed: 11), r2 = SplitMix64(seed: 11)
+        let fused = Conv2D(inChannels: c, outChannels: oc, kernelSize: 3, activation: .relu, pooling: pooling, rng: &r1)
+        let conv = Conv2D(inChannels: c, outChannels: oc, kernelSize: 3, activation: .relu, rng: &r2)
+        let pool = MaxPool2D()
+        var x = randomArray(n * c * side * side, seed: 12)
+        let shape = Shape(n: n, c: c, h: side, w: side)
+        x.withUnsafeMutableBufferPointer { xb in
+            let t = Tensor(data: xb.baseAddress!, shape: shape)
+            let a = fused.forward(t), b = pool.forward(conv.forward(t))
+            #expect(a.shape == b.shape)
+            #expect(Array(UnsafeBufferPointer(start: a.data, count: a.shape.count)) == Array(UnsafeBufferPointer(start: b.data, count: b.shape.count)))
+            var dy = randomArray(a.shape.count, seed: 13)
+            dy.withUnsafeMutableBufferPointer { db in
+                let g = Tensor(data: db.baseAddress!, shape: a.shape)
+                for p in fused.parameters + conv.parameters { p.zeroGrad() }
+                let dxa = fused.backward(g), dxb = conv.backward(pool.backward(g))
+                #expect(Array(UnsafeBufferPointer(start: dxa.data, count: shape.count)) == Array(UnsafeBufferPointer(start: dxb.data, count: shape.count)))
+                for (p, q) in zip(fused.parameters, conv.parameters) {
+                    #expect(Array(UnsafeBufferPointer(start: p.grad, count: p.count)) == Array(UnsafeBufferPointer(start: q.grad, count: q.count)))
+                }
+            }
+        }
+    }
+
+    @Test("layers that do not chain are refused with the layer's index, before anything is allocated")
+    func chaining() {
+        #expect(throws: FCLFError.invalidArgument("layer 1: dense(100->10) does not fit input [1, 784, 1, 1]")) {
+            try Plan(specs: [.flatten, .dense(inputSize: 100, outputSize: 10, activation: .none)], inputShape: ModelKind.imageShape)
+        }
+        #expect(throws: FCLFError.self) { try Plan(specs: [], inputShape: ModelKind.imageShape) }
+    }
+
+    @Test("model files store the named layer-kind codes")
+    func layerKindCodes() throws {
+        let bytes = ModelFile.encode(ModelKind.cnn.build(seed: 2), classes: 10)
+        // header: magic 8, version 4, name length 4 + "cnn", c h w 12, classes 4, layer count 4
+        var at = 8 + 4 + 4 + 3 + 12 + 4 + 4
+        func u32() -> UInt32 { defer { at += 4 }; return bytes[at..<at + 4].reversed().reduce(0) { $0 << 8 | UInt32($1) } }
+        var kinds: [UInt32] = []
+        for spec in ModelKind.cnn.specs {
+            kinds.append(u32())
+            at += 4 * (spec.kind == .conv2d ? 5 : spec.kind == .dense ? 3 : 0)
+        }
+        #expect(kinds == [1, 4, 1, 4, 5, 2, 2])
+        #expect(kinds == ModelKind.cnn.specs.map(\.kind.rawValue))
+    }
+
+    /// The first 64 test images as bytes.
+    private func testImages(_ n: Int) throws -> [UInt8] {
+        let data = try FashionMNIST(directory: FashionMNIST.resolveDirectory(nil))
+        return data.test.withPixels { Array($0.prefix(n * 784)) }
+    }
+
+    @Test("the built-in model, written before the plan existed, predicts the bits it did then (batch and single images)")
+    func builtInModelPredictsAsBefore() throws {
+        let fixture = packageRoot + "/Tests/FashionCLFTests/Fixtures/builtin-model-dea59f8-predictions.txt"
+        let lines = try String(contentsOfFile: fixture, encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("#") }
+        let expected = lines.map { $0.split(separator: " ") }
+        let n = expected.count
+        #expect(n == 64)
+        let classifier = try Classifier.builtIn()
+        #expect(classifier.summary.totalParameters == 225_034)
+        let pixels = try testImages(n)
+        var probs = [Float](repeating: 0, count: n * 10), labels = [Int32](repeating: -1, count: n)
+        pixels.withUnsafeBufferPointer { classifier.predict($0.baseAddress!, count: n, probabilities: &probs, labels: &labels) }
+        var single = [Float](repeating: 0, count: 10)
+        for i in 0..<n {
+            #expect(Int32(expected[i][0]) == labels[i], "image \(i): label")
+            let bits = expected[i].dropFirst().map { UInt32($0, radix: 16)! }
+            #expect(probs[i * 10..<(i + 1) * 10].map(\.bitPattern) == bits, "image \(i): probabilities")
+            pixels.withUnsafeBufferPointer { classifier.predict($0.baseAddress! + i * 784, count: 1, probabilities: &single, labels: nil) }
+            #expect(single.map(\.bitPattern) == bits, "image \(i) alone: probabilities")
+        }
+    }
+}
