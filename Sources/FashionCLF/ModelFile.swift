@@ -41,12 +41,7 @@ public enum ModelFile {
         u32(model.specs.count)
         for spec in model.specs {
             u32(Int(spec.kind.rawValue))
-            switch spec {
-            case .conv2d(let ic, let oc, let k, let padding, let act):
-                u32(ic); u32(oc); u32(k); u32(padding == .same ? 1 : 0); u32(act == .relu ? 1 : 0)
-            case .dense(let i, let o, let act): u32(i); u32(o); u32(act == .relu ? 1 : 0)
-            case .relu, .maxPool2x2, .flatten: break
-            }
+            for word in spec.configuration { u32(word) }
         }
         withUnsafeBytes(of: UInt64(model.parameterCount).littleEndian) { out.append(contentsOf: $0) }
         for p in model.parameters {
@@ -100,23 +95,10 @@ public enum ModelFile {
             guard let kind = LayerKind(rawValue: UInt32(truncatingIfNeeded: code)) else {
                 throw fail("layer \(i): unknown layer kind \(code)")
             }
-            switch kind {
-            case .conv2d:
-                let ic = try u32(), oc = try u32(), k = try u32(), pad = try u32(), act = try u32()
-                guard (1...4096).contains(ic), (1...4096).contains(oc), (1...15).contains(k), pad <= 1, act <= 1 else {
-                    throw fail("layer \(i): bad conv2d configuration")
-                }
-                specs.append(.conv2d(inChannels: ic, outChannels: oc, kernelSize: k, padding: pad == 1 ? .same : .valid,
-                                     activation: act == 1 ? .relu : .none))
-            case .dense:
-                let input = try u32(), output = try u32(), act = try u32()
-                guard (1...1 << 24).contains(input), (1...1 << 16).contains(output), act <= 1 else {
-                    throw fail("layer \(i): bad dense configuration")
-                }
-                specs.append(.dense(inputSize: input, outputSize: output, activation: act == 1 ? .relu : .none))
-            case .relu: specs.append(.relu)
-            case .maxPool2x2: specs.append(.maxPool2x2)
-            case .flatten: specs.append(.flatten)
+            do {
+                specs.append(try LayerSpec(kind: kind, configuration: u32))
+            } catch .invalidArgument(let reason) {
+                throw fail("layer \(i): \(reason)")
             }
         }
         let plan: Plan

@@ -33,10 +33,10 @@ public final class Sequential {
 
     /// The one place that maps a step to the layer that executes it.
     private static func executor(_ step: Plan.Step, rng: inout SplitMix64) -> any Layer {
-        switch step.op {
-        case .conv2d(let ic, let oc, let k, let padding, let activation, let pool):
+        switch step.layer {
+        case .conv2d(let ic, let oc, let k, let padding, let activation):
             return Conv2D(inChannels: ic, outChannels: oc, kernelSize: k, padding: padding, activation: activation,
-                          pooling: pool, computesInputGradient: step.computesInputGradient, rng: &rng)
+                          pooling: step.pooling, computesInputGradient: step.computesInputGradient, rng: &rng)
         case .dense(let input, let output, let activation):
             return Dense(inputSize: input, outputSize: output, activation: activation,
                          computesInputGradient: step.computesInputGradient, rng: &rng)

@@ -13,10 +13,8 @@ struct PlanTests {
         let plan = try Plan(specs: ModelKind.cnn.specs, inputShape: ModelKind.imageShape)
         #expect(plan.steps.map(\.layers) == [0..<2, 2..<4, 4..<5, 5..<6, 6..<7])
         // conv1 has 9 taps per output: one pass; conv2 (288 taps) pools right after its product.
-        #expect(plan.steps[0].op == .conv2d(inChannels: 1, outChannels: 32, kernelSize: 3, padding: .valid, activation: .relu,
-                                            pool: .onePass))
-        #expect(plan.steps[1].op == .conv2d(inChannels: 32, outChannels: 64, kernelSize: 3, padding: .valid, activation: .relu,
-                                            pool: .afterwards))
+        #expect(plan.steps.map(\.pooling) == [.onePass, .afterwards, .none, .none, .none])
+        #expect(plan.steps.map(\.layer) == [0, 2, 4, 5, 6].map { ModelKind.cnn.specs[$0] })
         #expect(plan.steps.map(\.computesInputGradient) == [false, true, true, true, true])
         #expect(plan.steps[1].output == Shape(n: 1, c: 64, h: 5, w: 5))
 

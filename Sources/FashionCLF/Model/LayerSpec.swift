@@ -67,6 +67,38 @@ public enum LayerSpec: Equatable, Sendable {
 
     public var parameterCount: Int { parameterShapes.reduce(0) { $0 + $1.reduce(1, *) } }
 
+    /// The configuration words a model file stores after the layer's kind code (`LayerKind` documents them).
+    public var configuration: [Int] {
+        switch self {
+        case .conv2d(let ic, let oc, let k, let padding, let a): return [ic, oc, k, padding == .same ? 1 : 0, a == .relu ? 1 : 0]
+        case .dense(let inputSize, let outputSize, let a): return [inputSize, outputSize, a == .relu ? 1 : 0]
+        case .relu, .maxPool2x2, .flatten: return []
+        }
+    }
+
+    /// The spec a model file describes by `kind` and the configuration words `next` reads, or why it is
+    /// invalid. The bounds keep every size the network derives from them far from overflow.
+    public init(kind: LayerKind, configuration next: () throws(FCLFError) -> Int) throws(FCLFError) {
+        switch kind {
+        case .conv2d:
+            let ic = try next(), oc = try next(), k = try next(), pad = try next(), act = try next()
+            guard (1...4096).contains(ic), (1...4096).contains(oc), (1...15).contains(k), pad <= 1, act <= 1 else {
+                throw .invalidArgument("bad conv2d configuration")
+            }
+            self = .conv2d(inChannels: ic, outChannels: oc, kernelSize: k, padding: pad == 1 ? .same : .valid,
+                           activation: act == 1 ? .relu : .none)
+        case .dense:
+            let input = try next(), output = try next(), act = try next()
+            guard (1...1 << 24).contains(input), (1...1 << 16).contains(output), act <= 1 else {
+                throw .invalidArgument("bad dense configuration")
+            }
+            self = .dense(inputSize: input, outputSize: output, activation: act == 1 ? .relu : .none)
+        case .relu: self = .relu
+        case .maxPool2x2: self = .maxPool2x2
+        case .flatten: self = .flatten
+        }
+    }
+
     /// Short form for summaries: "conv2d 32 3x3 valid, relu".
     public var summary: String {
         func act(_ a: Activation) -> String { a == .relu ? ", relu" : "" }

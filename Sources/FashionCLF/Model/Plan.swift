@@ -9,20 +9,8 @@ import CKernels
 /// product otherwise; its backward pass routes the pooled gradient straight into the product's layout.
 /// Every other layer is a step of its own. A plan owns no memory: `Sequential` builds one executor per step.
 public struct Plan: Sendable {
-    /// One step: an op with its fused epilogue, covering one or more consecutive layers.
+    /// One step: a layer, with the layers the planner fused into it as its epilogue.
     public struct Step: Sendable, Equatable {
-        public enum Op: Sendable, Equatable {
-            /// y = act(w * x + b), then 2x2 max pooling unless `pool` is `.none`.
-            case conv2d(inChannels: Int, outChannels: Int, kernelSize: Int, padding: Padding, activation: Activation,
-                        pool: ConvPooling)
-            /// y = act(x W + b).
-            case dense(inputSize: Int, outputSize: Int, activation: Activation)
-            case relu
-            case maxPool2x2
-            /// A change of shape only (NCHW is contiguous): no kernel runs.
-            case flatten
-        }
-
         /// How a convolution step does the 2x2 max pooling fused into it.
         public enum ConvPooling: String, Sendable {
             case none
@@ -32,7 +20,10 @@ public struct Plan: Sendable {
             case afterwards = "pooled after the product"
         }
 
-        public let op: Op
+        /// The layer whose op the step runs (its fused activation included).
+        public let layer: LayerSpec
+        /// The 2x2 max pooling fused into a convolution step.
+        public let pooling: ConvPooling
         /// The layers (indices into `Plan.specs`) this step executes.
         public let layers: Range<Int>
         /// Per-sample shapes.
@@ -42,10 +33,10 @@ public struct Plan: Sendable {
 
         /// "conv2d+relu+maxpool (one pass)", "dense", "flatten (view)".
         public var name: String {
-            switch op {
-            case .conv2d(_, _, _, _, let act, let pool):
+            switch layer {
+            case .conv2d(_, _, _, _, let act):
                 let base = act == .relu ? "conv2d+relu" : "conv2d"
-                return pool == .none ? base : "\(base)+maxpool (\(pool.rawValue))"
+                return pooling == .none ? base : "\(base)+maxpool (\(pooling.rawValue))"
             case .dense(_, _, let act): return act == .relu ? "dense+relu" : "dense"
             case .relu: return "relu"
             case .maxPool2x2: return "maxpool"
@@ -72,24 +63,15 @@ public struct Plan: Sendable {
         var i = 0
         while i < specs.count {
             let x = i == 0 ? input : shapes[i - 1]
-            var op: Step.Op
-            var end = i + 1
-            switch specs[i] {
-            case .conv2d(let ic, let oc, let k, let padding, let act):
-                var pool = Step.ConvPooling.none
-                if end < specs.count, specs[end] == .maxPool2x2 {
-                    let s = convShape(x, outChannels: oc, kernelSize: k, padding: padding)
-                    pool = fclf_conv2d_pool_supported(s) != 0 ? .onePass : .afterwards
-                    end += 1
-                }
-                op = .conv2d(inChannels: ic, outChannels: oc, kernelSize: k, padding: padding, activation: act, pool: pool)
-            case .dense(let inputSize, let outputSize, let act):
-                op = .dense(inputSize: inputSize, outputSize: outputSize, activation: act)
-            case .relu: op = .relu
-            case .maxPool2x2: op = .maxPool2x2
-            case .flatten: op = .flatten
+            var end = i + 1, pooling = Step.ConvPooling.none
+            // The fusion rule: a convolution pools its own output when a 2x2 max pooling follows it.
+            if case .conv2d(_, let oc, let k, let padding, _) = specs[i], end < specs.count, specs[end] == .maxPool2x2 {
+                let s = convShape(x, outChannels: oc, kernelSize: k, padding: padding)
+                pooling = fclf_conv2d_pool_supported(s) != 0 ? .onePass : .afterwards
+                end += 1
             }
-            steps.append(Step(op: op, layers: i..<end, input: x, output: shapes[end - 1], computesInputGradient: i > 0))
+            steps.append(Step(layer: specs[i], pooling: pooling, layers: i..<end, input: x, output: shapes[end - 1],
+                              computesInputGradient: i > 0))
             i = end
         }
         self.specs = specs
