@@ -62,12 +62,18 @@ public final class Conv2D: Layer {
         return pooling == .none ? z : Shape(n: z.n, c: z.c, h: z.h / 2, w: z.w / 2)
     }
 
+    /// The pooling the kernels run for this batch: the planner's choice, except that a one-pass request the
+    /// kernels cannot serve for this shape (a layer built by hand) pools after the product, with the same bits.
+    private func pooling(_ s: fclf_conv2d_shape) -> Plan.Step.ConvPooling {
+        pooling == .onePass && fclf_conv2d_pool_supported(s) == 0 ? .afterwards : pooling
+    }
+
     /// The forward pass of both modes: training keeps `col` and the pooling's winners (`argmax`), inference
     /// passes scratch for `col` and no winners. `z` receives the unpooled output when it is pooled afterwards.
     private func run(_ x: UnsafePointer<Float>, _ s: fclf_conv2d_shape, y: UnsafeMutablePointer<Float>,
                      z: UnsafeMutablePointer<Float>, col: UnsafeMutablePointer<Float>?, argmax: UnsafeMutablePointer<Int32>?) {
         let relu: Int32 = activation == .relu ? 1 : 0
-        switch pooling {
+        switch pooling(s) {
         case .onePass:
             fclf_conv2d_pool_forward(y, argmax, col, x, weight.value, bias.value, relu, s)
         case .none:
@@ -80,7 +86,7 @@ public final class Conv2D: Layer {
 
     /// Floats of the im2col matrix the passes keep (0 when the products pack straight from x).
     private func colCount(_ s: fclf_conv2d_shape) -> Int {
-        pooling == .onePass || fclf_conv2d_uses_col(s) != 0 ? Int(fclf_conv2d_col_size(s)) : 0
+        pooling(s) == .onePass || fclf_conv2d_uses_col(s) != 0 ? Int(fclf_conv2d_col_size(s)) : 0
     }
 
     public func forward(_ x: Tensor) -> Tensor {
@@ -94,7 +100,7 @@ public final class Conv2D: Layer {
             run(x.data, shape, y: yp, z: yp, col: colp, argmax: nil)
             return Tensor(data: yp, shape: out)
         }
-        let z = pooling == .afterwards ? y.reserve(productShape(x.shape).count) : y.pointer
+        let z = pooling(shape) == .afterwards ? y.reserve(productShape(x.shape).count) : y.pointer
         let yp = pooledY.reserve(out.count)
         run(x.data, shape, y: yp, z: z, col: colp, argmax: argmax.reserve(out.count))
         return Tensor(data: yp, shape: out)
@@ -119,7 +125,8 @@ public final class Conv2D: Layer {
 
     public func inferenceWork(_ input: Shape, n: Int) -> Int {
         let x = input.withBatch(n)
-        return colCount(kernelShape(x)) + (pooling == .afterwards ? productShape(x).count : 0)
+        let s = kernelShape(x)
+        return colCount(s) + (pooling(s) == .afterwards ? productShape(x).count : 0)
     }
 
     public func infer(_ x: UnsafeMutablePointer<Float>, _ input: Shape, n: Int, y: UnsafeMutablePointer<Float>,

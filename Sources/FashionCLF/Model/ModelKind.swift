@@ -1,0 +1,30 @@
+/// The seed study's two models.
+public enum ModelKind: String, CaseIterable, Sendable {
+    case cnn, mlp
+
+    public static let imageShape = Shape(n: 1, c: 1, h: 28, w: 28)
+
+    public var specs: [LayerSpec] {
+        switch self {
+        case .cnn:
+            // Conv2D(32, 3x3, valid, ReLU) -> MaxPool 2x2 -> Conv2D(64, 3x3, valid, ReLU) -> MaxPool 2x2
+            // -> Flatten -> Dense(128, ReLU) -> Dense(10, softmax)
+            // (softmax is part of the loss and of prediction, not a layer)
+            return [.conv2d(inChannels: 1, outChannels: 32, kernelSize: 3, padding: .valid, activation: .relu), .maxPool2x2,
+                    .conv2d(inChannels: 32, outChannels: 64, kernelSize: 3, padding: .valid, activation: .relu), .maxPool2x2,
+                    .flatten, .dense(inputSize: 1600, outputSize: 128, activation: .relu),
+                    .dense(inputSize: 128, outputSize: 10, activation: .none)]
+        case .mlp:
+            // 784 -> Dense(128, ReLU) -> Dense(64, ReLU) -> Dense(10, softmax)
+            return [.flatten, .dense(inputSize: 784, outputSize: 128, activation: .relu),
+                    .dense(inputSize: 128, outputSize: 64, activation: .relu),
+                    .dense(inputSize: 64, outputSize: 10, activation: .none)]
+        }
+    }
+
+    public func build(seed: UInt64) -> Sequential {
+        var rng = SplitMix64(seed: seed)
+        // The specs above are fixed and chain by construction.
+        return try! Sequential(name: rawValue, inputShape: ModelKind.imageShape, specs: specs, rng: &rng)
+    }
+}
