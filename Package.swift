@@ -3,7 +3,7 @@ import PackageDescription
 
 // Why these flags:
 // - OpenMP comes from LLVM's libomp (Debian libomp-dev); clang's __kmpc_* calls need it and the package
-//   installs libomp5.so, hence linkedLibrary("omp5") (see ../shared/TOOLCHAIN.md).
+//   installs libomp5.so, hence linkedLibrary("omp5") (-lomp does not link; libgomp runs clang's loops on 1 thread).
 // - No -march=native and no -ffast-math: the kernels pick AVX2/AVX-512 at run time (CKernels/dispatch.c)
 //   and -ffp-contract=off keeps the portable paths from fusing differently per build. -fno-math-errno only
 //   lets sqrtf vectorise (nothing reads errno); it changes no result. -mprefer-vector-width=512 only

@@ -1,5 +1,7 @@
 // The real-photo pipeline on synthetic images the tests draw: the garment ends up centred, correctly
 // inverted, at the expected extent; damaged, foreign, missing and oversized files give clear errors.
+// Also the helpers fclf-classify uses (folder walk, contact-sheet thumbnails) and the sample photos in
+// examples/photos (each labelled, sourced and decodable).
 import CTestSupport
 @testable import FashionCLF
 @testable import FashionCLFPhotos
@@ -167,5 +169,58 @@ struct PhotoTests {
         #expect(reason(dir + "/missing.jpg").contains("cannot open"))
         #expect(reason(jpeg, limit: 100).contains("above the limit"))
         #expect(reason(jpeg) == "accepted")
+    }
+
+    @Test func folderWalkTakesPhotosSortedAndKeepsOtherInputsAsGiven() throws {
+        let folder = dir + "/walk"
+        #expect(mkdir(folder, 0o755) == 0)
+        #expect(mkdir(folder + "/sub.jpg", 0o755) == 0)
+        for name in ["b.JPG", "a.png", "c.jpeg", "notes.txt", "d.gif", "jpg"] { writeBytes([0], to: folder + "/" + name) }
+        writeBytes([0], to: folder + "/sub.jpg/inner.jpg")
+        let files = try PhotoFolder.expand([folder, dir + "/missing.jpg", folder + "/notes.txt"])
+        // A folder gives its .jpg/.jpeg/.png entries (any case) in name order; a folder inside is not walked
+        // (an entry named like a photo is kept, and loading it reports the error).
+        #expect(files == [folder + "/a.png", folder + "/b.JPG", folder + "/c.jpeg", folder + "/sub.jpg",
+                          dir + "/missing.jpg", folder + "/notes.txt"])
+        #expect(try PhotoFolder.expand([folder + "/"]).first == folder + "/a.png")
+        #expect(try PhotoFolder.expand([dir + "/missing"]) == [dir + "/missing"])
+    }
+
+    @Test func thumbnailFitsTheBoxKeepsTheAspectAndCompositesAlphaOntoWhite() {
+        // 200 x 100: left half opaque red, right half transparent (black underneath).
+        var px = [UInt8](repeating: 0, count: 200 * 100 * 4)
+        for y in 0..<100 { for x in 0..<100 { px.replaceSubrange(4 * (y * 200 + x)..<4 * (y * 200 + x) + 4, with: [255, 0, 0, 255]) } }
+        let t = Preprocessor.thumbnail(Photo(width: 200, height: 100, rgba: px), fitting: 112)
+        #expect(t.width == 112 && t.height == 56 && t.rgb.count == 112 * 56 * 3)
+        func pixel(_ x: Int, _ y: Int) -> [UInt8] { Array(t.rgb[3 * (y * t.width + x)..<3 * (y * t.width + x) + 3]) }
+        #expect(pixel(10, 28) == [255, 0, 0] && pixel(55, 0) == [255, 0, 0])
+        #expect(pixel(57, 28) == [255, 255, 255] && pixel(111, 55) == [255, 255, 255])
+        // A tall photo: the height fills the box; a tiny one is enlarged to it.
+        let tall = Preprocessor.thumbnail(Photo(width: 50, height: 300, rgba: [UInt8](repeating: 90, count: 50 * 300 * 4)), fitting: 112)
+        #expect(tall.width == 18 && tall.height == 112)
+        let tiny = Preprocessor.thumbnail(Photo(width: 1, height: 1, rgba: [10, 20, 30, 255]), fitting: 112)
+        #expect(tiny.width == 112 && tiny.height == 112 && tiny.rgb[0..<3] == [10, 20, 30])
+    }
+
+    @Test func samplePhotosAreLabelledSourcedAndDecodable() throws {
+        let folder = packageRoot + "/examples/photos"
+        let csv = String(decoding: try FileIO.read(folder + "/labels.csv", limit: 1 << 20), as: UTF8.self)
+        var rows = csv.split(whereSeparator: \.isNewline).map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        #expect(rows.removeFirst() == ["file", "label_index", "label_name", "source_repo", "source_path"])
+        let sources = String(decoding: try FileIO.read(folder + "/SOURCES.md", limit: 1 << 20), as: UTF8.self)
+        let photos = try PhotoFolder.expand([folder]).map { String($0.split(separator: "/").last!) }
+        #expect(photos.count == rows.count && !photos.isEmpty, "\(photos.count) photos, \(rows.count) labels")
+        for row in rows {
+            #expect(row.count == 5, "labels.csv row \(row)")
+            guard row.count == 5 else { continue }
+            let (file, index) = (row[0], Int(row[1]) ?? -1)
+            #expect(photos.contains(file), "\(file) is labelled but missing")
+            #expect((0..<10).contains(index) && FashionMNIST.classNames[max(0, min(9, index))] == row[2], "\(file): label \(row[1]) \(row[2])")
+            // Only the CC0 source is allowed in the repository; SOURCES.md names each file and its origin.
+            #expect(row[3] == "alexeygrigorev/clothing-dataset-small", "\(file) comes from \(row[3])")
+            #expect(sources.contains("`\(file)`") && sources.contains("`\(row[4])`"), "SOURCES.md does not name \(file)")
+            let photo = try Photo.load(folder + "/" + file)
+            #expect(photo.width >= 28 && photo.height >= 28, "\(file): \(photo.width)x\(photo.height)")
+        }
     }
 }

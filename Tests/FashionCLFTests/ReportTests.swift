@@ -1,6 +1,8 @@
 // The visual report: the SVG writer escapes what it must; report.html, the SVG figures and compare.html
-// are well-formed XML (parsed here) and carry the numbers of metrics.json.
+// are well-formed XML (parsed here) and carry the numbers of metrics.json. fclf-classify's contact sheet
+// puts each photo, its 28x28 input and its frame where they belong.
 import FashionCLF
+import FashionCLFPhotos
 @testable import FashionCLFReport
 import Foundation
 import FoundationXML
@@ -32,7 +34,8 @@ private func summary(_ kind: ModelKind, epochs: Int = 2) -> (RunSummary, Labeled
     }
     let result = trainer.evaluate(test)
     return (RunSummary(model: kind.rawValue, parameters: trainer.model.parameterCount, config: config, threads: 2, isa: "test",
-                       date: "2026-11-25 12:00 UTC", wallSeconds: 1, trainSeconds: 0.2, imagesPerSecond: 4000, history: history, test: result), test)
+                       date: "2026-11-25 12:00 UTC", wallSeconds: 1, trainSeconds: 0.2, imagesPerSecond: 4000, history: history, test: result,
+                       summary: trainer.model.summary), test)
 }
 
 @Suite("Visual report")
@@ -62,6 +65,9 @@ struct ReportTests {
         let page = try read(html), confusion = try read(dir + "/run/confusion.svg"), metrics = try read(dir + "/run/metrics.json")
         let accuracy = Text.fixed(s.test.accuracy * 100, 2) + "%"
         #expect(page.contains("Test accuracy \(accuracy)"))
+        // The model summary: every layer row, and the total (the MLP: 109,386 parameters).
+        #expect(page.contains("<h2>Model</h2>") && page.contains("Total parameters: 109,386"))
+        #expect(page.contains("dense 128, relu") && page.contains("dense 10"))
         #expect(metrics.contains("\"test_accuracy\": \(Text.json(s.test.accuracy))"))
         // Every diagonal count appears in the heatmap as a bold cell label, and in the report's table of metrics.json.
         for i in 0..<10 {
@@ -87,5 +93,47 @@ struct ReportTests {
         #expect(base64(Array("f".utf8)) == "Zg==")
         #expect(base64(Array("fo".utf8)) == "Zm8=")
         #expect(base64(Array("foobar".utf8)) == "Zm9vYmFy")
+    }
+
+    @Test func contactSheetPlacesThumbnailInputFrameAndText() throws {
+        // Probabilities with class `c` on top.
+        func probs(_ c: Int) -> [Float] { (0..<10).map { $0 == c ? 0.91 : 0.01 } }
+        // A 112 x 56 green thumbnail, and an input whose top-left pixel alone is lit.
+        let thumb = ContactSheet.Thumbnail(width: 112, height: 56, rgb: [UInt8](repeating: 0, count: 112 * 56 * 3).enumerated().map { $0.offset % 3 == 1 ? 200 : 10 })
+        var input = [UInt8](repeating: 0, count: 784)
+        input[0] = 200
+        let entries = [
+            ContactSheet.Entry(file: "photos/right.jpg", thumbnail: thumb, input: input, probabilities: probs(3), label: 3),
+            ContactSheet.Entry(file: "photos/wrong.jpg", thumbnail: thumb, input: input, probabilities: probs(3), label: 4),
+            ContactSheet.Entry(file: "unlabelled.png", thumbnail: thumb, input: input, probabilities: probs(7)),
+            ContactSheet.Entry(file: "a.jpg", thumbnail: thumb, input: input, probabilities: probs(0)),
+            ContactSheet.Entry(file: "b.jpg", thumbnail: thumb, input: input, probabilities: probs(1)),
+        ]
+        let sheet = try ContactSheet.render(entries)
+        // Four cells a row: 248 x 170 pixels each (thumbnail box 112, input 28 x 4, padding 8, text 36).
+        #expect(sheet.width == 4 * 248 && sheet.height == 2 * 170)
+        func pixel(_ x: Int, _ y: Int) -> [UInt8] { Array(sheet.rgba[4 * (y * sheet.width + x)..<4 * (y * sheet.width + x) + 3]) }
+        // Frames: green around a right prediction, red around a wrong one, none without a label.
+        #expect(pixel(2, 2) == [40, 160, 60] && pixel(248 + 2, 2) == [210, 40, 40] && pixel(2 * 248 + 2, 2) == [255, 255, 255])
+        // The thumbnail is centred in its box (28 rows above and below), the input enlarged 4x beside it.
+        for cell in 0..<5 {
+            let cx = (cell % 4) * 248, cy = (cell / 4) * 170
+            #expect(pixel(cx + 8, cy + 8 + 27) == [255, 255, 255] && pixel(cx + 8, cy + 8 + 28) == [10, 200, 10] && pixel(cx + 119, cy + 8 + 83) == [10, 200, 10])
+            #expect(pixel(cx + 8, cy + 8 + 84) == [255, 255, 255], "cell \(cell): thumbnail overflows")
+            #expect(pixel(cx + 128, cy + 8) == [200, 200, 200] && pixel(cx + 131, cy + 11) == [200, 200, 200] && pixel(cx + 132, cy + 8) == [0, 0, 0])
+        }
+        // The true-class line is drawn in red under the wrong prediction and in green under the right one.
+        func has(_ cell: Int, _ test: ([UInt8]) -> Bool) -> Bool {
+            let cx = (cell % 4) * 248
+            return (143..<160).contains { y in (8..<120).contains { x in test(pixel(cx + x, y)) } }
+        }
+        #expect(has(1) { Int($0[0]) > Int($0[1]) + 80 } && !has(0) { Int($0[0]) > Int($0[1]) + 80 })
+        #expect(has(0) { Int($0[1]) > Int($0[0]) + 30 } && !has(2) { $0 != [255, 255, 255] })
+        // Written as a PNG of the same size; no entries is an error that says why.
+        let path = dir + "/sheet.png"
+        try ContactSheet.write(entries, to: path)
+        let png = try Photo.load(path)
+        #expect(png.width == sheet.width && png.height == sheet.height && png.rgba == sheet.rgba)
+        #expect(throws: FCLFError.invalidArgument("no photo could be classified, so there is no contact sheet to write")) { try ContactSheet.render([]) }
     }
 }

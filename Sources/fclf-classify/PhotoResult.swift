@@ -1,0 +1,22 @@
+import FashionCLFPhotos
+import FashionCLFReport
+
+/// One photo's outcome.
+struct PhotoResult {
+    var file: String
+    var prepared: PreparedImage?
+    /// The photo scaled for the contact sheet (only when one is asked for).
+    var thumbnail: ContactSheet.Thumbnail?
+    var probabilities: [Float] = []
+    var label: Int?  // the true class, from --labels
+    var error: String?
+
+    /// Class indices from the most to the least probable.
+    var ranked: [Int] { probabilities.indices.sorted { probabilities[$0] > probabilities[$1] } }
+
+    /// The contact sheet's cell; nil for a photo that could not be classified.
+    var sheetEntry: ContactSheet.Entry? {
+        guard let thumbnail, let prepared, error == nil else { return nil }
+        return ContactSheet.Entry(file: file, thumbnail: thumbnail, input: prepared.pixels, probabilities: probabilities, label: label)
+    }
+}
