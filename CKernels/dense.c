@@ -49,3 +49,40 @@ void fclf_dense_backward_isa(int isa, float *dx, float *dw, float *db, float *dz
                              const float *y, const float *w, int64_t n, int64_t in, int64_t out, int relu) {
     dense_backward(fclf_isa_usable(isa), dx, dw, db, dz, dy, x, y, w, n, in, out, relu);
 }
+
+/* ---- naive references (tests only): the layer's formulas as loops, sums in double ---- */
+
+void fclf_dense_forward_ref(float *y, const float *x, const float *w, const float *b, int64_t n, int64_t in,
+                            int64_t out, int relu) {
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < out; j++) {
+            double acc = b ? b[j] : 0.0;
+            for (int64_t p = 0; p < in; p++) acc += (double)x[i * in + p] * w[p * out + j];
+            y[i * out + j] = relu && !(acc > 0.0) ? 0.0f : (float)acc;
+        }
+}
+
+void fclf_dense_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x, const float *y,
+                             const float *w, int64_t n, int64_t in, int64_t out, int relu) {
+#define DZ(i, j) (relu && !(y[(i) * out + (j)] > 0.0f) ? 0.0 : (double)dy[(i) * out + (j)])
+    for (int64_t p = 0; p < in; p++)
+        for (int64_t j = 0; j < out; j++) {
+            double acc = 0.0;
+            for (int64_t i = 0; i < n; i++) acc += (double)x[i * in + p] * DZ(i, j);
+            dw[p * out + j] = (float)(dw[p * out + j] + acc);
+        }
+    if (db)
+        for (int64_t j = 0; j < out; j++) {
+            double acc = 0.0;
+            for (int64_t i = 0; i < n; i++) acc += DZ(i, j);
+            db[j] = (float)(db[j] + acc);
+        }
+    if (dx)
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t p = 0; p < in; p++) {
+                double acc = 0.0;
+                for (int64_t j = 0; j < out; j++) acc += DZ(i, j) * w[p * out + j];
+                dx[i * in + p] = (float)acc;
+            }
+#undef DZ
+}

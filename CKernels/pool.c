@@ -233,3 +233,22 @@ void fclf_maxpool2x2_forward_ref(float *y, const float *x, int64_t planes, int64
                 y[(pl * (h / 2) + oy) * (w / 2) + ox] = m;
             }
 }
+
+/* From x itself, not the forward pass's argmax: each window's gradient to its first maximum (row by row),
+ * passed only where that maximum is > 0 when y is given; 0 elsewhere. */
+void fclf_maxpool2x2_backward_ref(float *dx, const float *dy, const float *x, const float *y, int64_t planes,
+                                  int64_t h, int64_t w) {
+    memset(dx, 0, (size_t)(planes * h * w) * sizeof(float));
+    for (int64_t pl = 0; pl < planes; pl++)
+        for (int64_t oy = 0; oy < h / 2; oy++)
+            for (int64_t ox = 0; ox < w / 2; ox++) {
+                int64_t best = (pl * h + 2 * oy) * w + 2 * ox;
+                for (int dy_ = 0; dy_ < 2; dy_++)
+                    for (int dx_ = 0; dx_ < 2; dx_++) {
+                        int64_t at = (pl * h + 2 * oy + dy_) * w + 2 * ox + dx_;
+                        if (x[at] > x[best]) best = at;
+                    }
+                const int64_t o = (pl * (h / 2) + oy) * (w / 2) + ox;
+                if (!y || x[best] > 0.0f) dx[best] += dy[o];
+            }
+}

@@ -90,6 +90,12 @@ void fclf_dense_forward_isa(int isa, float *y, const float *x, const float *w, c
                             int64_t out, int relu);
 void fclf_dense_backward_isa(int isa, float *dx, float *dw, float *db, float *dz, const float *dy, const float *x,
                              const float *y, const float *w, int64_t n, int64_t in, int64_t out, int relu);
+/* Naive loops, sums in double. forward WRITES y; backward (no dz scratch) ACCUMULATES dw, db (may be NULL),
+ * WRITES dx unless NULL. */
+void fclf_dense_forward_ref(float *y, const float *x, const float *w, const float *b, int64_t n, int64_t in,
+                            int64_t out, int relu);
+void fclf_dense_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x, const float *y,
+                             const float *w, int64_t n, int64_t in, int64_t out, int relu);
 
 /* ---- conv/: 2-D convolution, stride 1 --------------------------------------------------------- */
 
@@ -155,6 +161,13 @@ void fclf_conv2d_pool_backward_isa(int isa, float *dx, float *dw, float *db, flo
 void fclf_conv2d_forward_ref(float *y, const float *x, const float *w, const float *b, fclf_conv2d_shape s);
 void fclf_conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
                               fclf_conv2d_shape s);
+/* Naive convolution + activation + pooling: forward WRITES y and argmax (may be NULL) from the full output;
+ * backward, given the pooling's argmax and, for ReLU, its y (else NULL), WRITES dx (unless NULL) and
+ * ACCUMULATES dw, db (may be NULL) as fclf_conv2d_pool_backward. */
+void fclf_conv2d_pool_forward_ref(float *y, int32_t *argmax, const float *x, const float *w, const float *b, int relu,
+                                  fclf_conv2d_shape s);
+void fclf_conv2d_pool_backward_ref(float *dx, float *dw, float *db, const float *dy, const int32_t *argmax,
+                                   const float *y, const float *x, const float *w, fclf_conv2d_shape s);
 
 /* ---- pool.c: 2x2 max pooling, stride 2 ----------------------------------------------------------- */
 
@@ -173,8 +186,12 @@ void fclf_maxpool2x2_forward_isa(int isa, float *y, int32_t *argmax, const float
 void fclf_maxpool2x2_backward_isa(int isa, float *dx, const float *dy, const int32_t *argmax, const float *y,
                                   int64_t planes, int64_t h, int64_t w);
 void fclf_maxpool2x2_forward_ref(float *y, const float *x, int64_t planes, int64_t h, int64_t w);
+/* From the forward input x (the first maximum of each window wins), not an argmax; y as for the kernel. */
+void fclf_maxpool2x2_backward_ref(float *dx, const float *dy, const float *x, const float *y, int64_t planes,
+                                  int64_t h, int64_t w);
 
 /* ---- activation.c: ReLU ------------------------------------------------------------------------- */
+/* (No *_ref: these loops are the naive form.) */
 
 /* WRITES y = max(x, 0); y may equal x. */
 void fclf_relu_forward(float *y, const float *x, int64_t count);
@@ -191,6 +208,10 @@ double fclf_softmax_xent(float *dlogits, float *probs, const float *logits, cons
 
 /* WRITES probs [n, k] = softmax(logits) (log-sum-exp, as above). */
 void fclf_softmax_forward(float *probs, const float *logits, int64_t n, int64_t k);
+/* Naive: p = exp(z - max) / sum in double; the loss as log(sum) - (z[label] - max). */
+double fclf_softmax_xent_ref(float *dlogits, float *probs, const float *logits, const int32_t *labels, int64_t n,
+                             int64_t k);
+void fclf_softmax_forward_ref(float *probs, const float *logits, int64_t n, int64_t k);
 
 /* ---- optim.c: parameter updates ------------------------------------------------------------------ */
 
@@ -200,6 +221,10 @@ void fclf_adam_update(float *p, float *m, float *v, const float *g, int64_t coun
                       float beta2, float eps, int64_t t);
 /* SGD with momentum (PyTorch's form): buf = mu buf + g; p -= lr buf. UPDATES p and buf. */
 void fclf_sgd_momentum_update(float *p, float *buf, const float *g, int64_t count, float lr, float momentum);
+/* The same updates in double, the state rounded to float after the step. */
+void fclf_adam_update_ref(float *p, float *m, float *v, const float *g, int64_t count, float lr, float beta1,
+                          float beta2, float eps, int64_t t);
+void fclf_sgd_momentum_update_ref(float *p, float *buf, const float *g, int64_t count, float lr, float momentum);
 
 #ifdef __cplusplus
 }
