@@ -11,7 +11,7 @@
  *   order, so results do not depend on the thread count.
  * - Variants. A kernel with per-ISA code resolves the variant once, at its entry point (fclf_isa_active(),
  *   or the isa argument of its *_isa twin), and passes it down explicitly to its helpers and OpenMP workers;
- *   nothing below the entry point reads a global. So tests can run every variant the CPU has, from
+ *   nothing below the entry point asks which variant is active. So tests can run every variant the CPU has, from
  *   concurrent test threads, without a process-wide switch that would leak into other tests (and which a
  *   thread-local would not carry to OpenMP workers). An *_isa twin given a variant this CPU lacks runs the
  *   scalar one. Kernels without a twin have a single variant: their loops are plain C, or cloned per x86-64
@@ -58,7 +58,7 @@ void fclf_shared_exit(void);
  * call (contents unspecified) and freed when the thread exits; NULL when out of memory. */
 float *fclf_thread_scratch(int64_t floats);
 
-/* ---- gemm/: matrix multiplication --------------------------------------------------------------- */
+/* ---- gemm/: matrix multiplication ---------------------------------------------------------------- */
 
 /* C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C. WRITES C when beta == 0 (C is not read, so it may
  * hold NaNs), otherwise ACCUMULATES. op(X) = X, or X^T when trans != 0; lda/ldb/ldc are row strides of
@@ -97,7 +97,7 @@ void fclf_dense_forward_ref(float *y, const float *x, const float *w, const floa
 void fclf_dense_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x, const float *y,
                              const float *w, int64_t n, int64_t in, int64_t out, int relu);
 
-/* ---- conv/: 2-D convolution, stride 1 --------------------------------------------------------- */
+/* ---- conv/: 2-D convolution, stride 1 ------------------------------------------------------------ */
 
 typedef struct {
     int64_t n, c, h, w;   /* input [n, c, h, w] */

@@ -301,6 +301,31 @@ struct KernelTests {
         expectClose(probs, probsRef, atol: 1e-7, rtol: 1e-5, "softmax forward against the reference")
     }
 
+    // One variant (its loop is the naive form, cloned per x86-64 level by the loader): run once.
+    @Test("ReLU forward and backward (single variant): the select, in place too, NaN and -0 to +0")
+    func relu() {
+        for count in [1, 15, 16, 17, 1001] {
+            var x = randomArray(count, seed: 100)
+            x[0] = .nan
+            if count > 2 { x[1] = -0.0; x[2] = 0 }
+            let expected = x.map { $0 > 0 ? $0 : 0 }
+            var y = [Float](repeating: .nan, count: count)
+            fclf_relu_forward(&y, x, Int64(count))
+            #expect(y.map(\.bitPattern) == expected.map(\.bitPattern), "relu forward \(count)")
+            var inPlace = x
+            inPlace.withUnsafeMutableBufferPointer { fclf_relu_forward($0.baseAddress, $0.baseAddress, Int64(count)) }
+            #expect(inPlace.map(\.bitPattern) == expected.map(\.bitPattern), "relu forward in place \(count)")
+            let dy = randomArray(count, seed: 101)
+            let dxExpected = (0..<count).map { y[$0] > 0 ? dy[$0] : 0 }
+            var dx = [Float](repeating: .nan, count: count)
+            fclf_relu_backward(&dx, dy, y, Int64(count))
+            #expect(dx == dxExpected, "relu backward \(count)")
+            var dxInPlace = dy
+            dxInPlace.withUnsafeMutableBufferPointer { fclf_relu_backward($0.baseAddress, $0.baseAddress, y, Int64(count)) }
+            #expect(dxInPlace == dxExpected, "relu backward in place \(count)")
+        }
+    }
+
     // One variant each: their loops are cloned per x86-64 level by the loader (the CPU's choice, not fclf_isa),
     // element by element, so every clone gives the same bits.
     @Test("Adam and SGD-momentum updates (single variant) against a Double transcription of their formulas and their references")
