@@ -58,6 +58,8 @@ int fclf_isa_active(void) {
     return isa;
 }
 
+int fclf_isa_usable(int isa) { return fclf_isa_supported(isa) ? isa : FCLF_ISA_SCALAR; }
+
 const char *fclf_isa_name(int isa) {
     switch (isa) {
     case FCLF_ISA_SCALAR: return "scalar";

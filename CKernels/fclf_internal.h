@@ -57,23 +57,26 @@ static inline int64_t fclf_partition_bound(int64_t n, int next) {
     } while (0)
 #define FCLF_STATIC_RANGE(var, n) int64_t var = fclf_partition_bound((n), 0), var##_end = fclf_partition_bound((n), 1); var < var##_end; var++
 
-/* Products with the im2col matrix col [c*kh*kw, n*oh*ow] of the NCHW batch x of shape s (gemm.c).
- * _conv_forward WRITES y [n, oc, oh, ow] = act(w [oc, c*kh*kw] . col + b), with col packed straight from x
- * unless given, act = ReLU when relu (b may be NULL). _a WRITES C [c*kh*kw, N] = col . op(B), with
- * op(B) [n*oh*ow, N] and col packed from x. */
-void fclf_sgemm_conv_forward(const float *w, const float *x, const float *col, fclf_conv2d_shape s, const float *bias,
-                             int relu, float *y);
-void fclf_sgemm_im2col_a(const float *x, fclf_conv2d_shape s, int64_t N, const float *B, int64_t ldb, int tb, float *C,
-                         int64_t ldc);
+/* scratch.c: the per-thread buffers. Slot USER backs fclf_thread_scratch; the GEMM packs into PACK_A and
+ * PACK_B (PACK_B also holds the short-M rows' accumulators). */
+enum { FCLF_SCRATCH_USER, FCLF_SCRATCH_PACK_A, FCLF_SCRATCH_PACK_B, FCLF_SCRATCH_SLOTS };
+float *fclf_scratch_slot(int slot, int64_t floats);
+
+/* The variant an *_isa entry point runs: the one asked for when this CPU has it, else scalar. */
+int fclf_isa_usable(int isa);
 
 /* pool.c: one plane [h, w] pooled 2x2 into y and argmax [h/2, w/2]; and the adjoint, dy routed to the winners
- * (only where y > 0 when y is given), zero elsewhere. */
-void fclf_pool_plane(float *y, int32_t *argmax, const float *x, int64_t h, int64_t w);
-void fclf_unpool_plane(float *dxp, const float *dyp, const int32_t *ap, const float *yp, int64_t h, int64_t w);
+ * (only where y > 0 when y is given), zero elsewhere. isa: the variant the calling kernel resolved. */
+void fclf_pool_plane(int isa, float *y, int32_t *argmax, const float *x, int64_t h, int64_t w);
+void fclf_unpool_plane(int isa, float *dxp, const float *dyp, const int32_t *ap, const float *yp, int64_t h, int64_t w);
 /* The same, without staging: may also write up to UNPOOL_SPILL floats past the plane (dxp + h*w), for a
  * destination whose next bytes are scratch or written afterwards. */
 enum { UNPOOL_SPILL = 32 };
-void fclf_unpool_plane_spill(float *dxp, const float *dyp, const int32_t *ap, const float *yp, int64_t h, int64_t w);
+void fclf_unpool_plane_spill(int isa, float *dxp, const float *dyp, const int32_t *ap, const float *yp, int64_t h,
+                             int64_t w);
+/* fclf_maxpool2x2_backward with a resolved variant (the fused convolution's large-plane path). */
+void fclf_maxpool2x2_backward_with(int isa, float *dx, const float *dy, const int32_t *argmax, const float *y,
+                                   int64_t planes, int64_t h, int64_t w);
 
 static inline int64_t fclf_min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t fclf_max64(int64_t a, int64_t b) { return a > b ? a : b; }

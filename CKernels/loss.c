@@ -38,3 +38,35 @@ void fclf_softmax_forward(float *probs, const float *logits, int64_t n, int64_t 
         for (int64_t j = 0; j < k; j++) probs[i * k + j] = (float)exp((double)z[j] - lse);
     }
 }
+
+/* ---- naive references (tests only): softmax as exp(z - max) / sum, the loss as log(sum) - (z_label - max) ---- */
+
+double fclf_softmax_xent_ref(float *dlogits, float *probs, const float *logits, const int32_t *labels, int64_t n,
+                             int64_t k) {
+    double total = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        const float *z = logits + i * k;
+        double zmax = z[0], sum = 0.0;
+        for (int64_t j = 1; j < k; j++)
+            if (z[j] > zmax) zmax = z[j];
+        for (int64_t j = 0; j < k; j++) sum += exp(z[j] - zmax);
+        total += log(sum) - (z[labels[i]] - zmax);
+        for (int64_t j = 0; j < k; j++) {
+            const double p = exp(z[j] - zmax) / sum;
+            if (probs) probs[i * k + j] = (float)p;
+            if (dlogits) dlogits[i * k + j] = (float)((p - (j == labels[i])) / (double)n);
+        }
+    }
+    return total;
+}
+
+void fclf_softmax_forward_ref(float *probs, const float *logits, int64_t n, int64_t k) {
+    for (int64_t i = 0; i < n; i++) {
+        const float *z = logits + i * k;
+        double zmax = z[0], sum = 0.0;
+        for (int64_t j = 1; j < k; j++)
+            if (z[j] > zmax) zmax = z[j];
+        for (int64_t j = 0; j < k; j++) sum += exp(z[j] - zmax);
+        for (int64_t j = 0; j < k; j++) probs[i * k + j] = (float)(exp(z[j] - zmax) / sum);
+    }
+}

@@ -40,3 +40,25 @@ FCLF_CLONES void fclf_sgd_momentum_update(float *p, float *buf, const float *g, 
         p[i] -= lr * b;
     }
 }
+
+/* ---- naive references (tests only): the formulas in double, state rounded to float after each step ---- */
+
+void fclf_adam_update_ref(float *p, float *m, float *v, const float *g, int64_t count, float lr, float beta1,
+                          float beta2, float eps, int64_t t) {
+    for (int64_t i = 0; i < count; i++) {
+        const double mi = (double)beta1 * m[i] + (1.0 - beta1) * g[i];
+        const double vi = (double)beta2 * v[i] + (1.0 - beta2) * (double)g[i] * g[i];
+        const double mhat = mi / (1.0 - pow(beta1, (double)t)), vhat = vi / (1.0 - pow(beta2, (double)t));
+        m[i] = (float)mi;
+        v[i] = (float)vi;
+        p[i] = (float)(p[i] - lr * mhat / (sqrt(vhat) + eps));
+    }
+}
+
+void fclf_sgd_momentum_update_ref(float *p, float *buf, const float *g, int64_t count, float lr, float momentum) {
+    for (int64_t i = 0; i < count; i++) {
+        const double b = (double)momentum * buf[i] + g[i];
+        buf[i] = (float)b;
+        p[i] = (float)(p[i] - lr * b);
+    }
+}

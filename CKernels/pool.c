@@ -92,21 +92,32 @@ __attribute__((target("avx512f"))) static void pool_plane__avx512f(float *restri
 }
 #endif
 
-void fclf_pool_plane(float *y, int32_t *argmax, const float *x, int64_t h, int64_t w) {
+void fclf_pool_plane(int isa, float *y, int32_t *argmax, const float *x, int64_t h, int64_t w) {
 #if defined(__x86_64__)
-    if (fclf_isa_active() == FCLF_ISA_AVX512F) {
+    if (isa == FCLF_ISA_AVX512F) {
         pool_plane__avx512f(y, argmax, x, h, w);
         return;
     }
 #endif
+    (void)isa;
     pool_plane(y, argmax, x, h, w);
 }
 
-void fclf_maxpool2x2_forward(float *y, int32_t *argmax, const float *x, int64_t planes, int64_t h, int64_t w) {
+static void maxpool2x2_forward(int isa, float *y, int32_t *argmax, const float *x, int64_t planes, int64_t h,
+                               int64_t w) {
     const int64_t oh = h / 2, ow = w / 2;
     FCLF_PARALLEL_IF(planes * h * w >= POOL_PAR_MIN,
         for (FCLF_STATIC_RANGE(pl, planes))
-            fclf_pool_plane(y + pl * oh * ow, argmax ? argmax + pl * oh * ow : NULL, x + pl * h * w, h, w););
+            fclf_pool_plane(isa, y + pl * oh * ow, argmax ? argmax + pl * oh * ow : NULL, x + pl * h * w, h, w););
+}
+
+void fclf_maxpool2x2_forward(float *y, int32_t *argmax, const float *x, int64_t planes, int64_t h, int64_t w) {
+    maxpool2x2_forward(fclf_isa_active(), y, argmax, x, planes, h, w);
+}
+
+void fclf_maxpool2x2_forward_isa(int isa, float *y, int32_t *argmax, const float *x, int64_t planes, int64_t h,
+                                 int64_t w) {
+    maxpool2x2_forward(fclf_isa_usable(isa), y, argmax, x, planes, h, w);
 }
 
 /* With y (the forward output), a window whose maximum is not positive passes no gradient: that is the mask of
@@ -158,42 +169,56 @@ __attribute__((target("avx512f"))) static void unpool_dense__avx512f(float *rest
     if (h & 1) memset(dxp + (h - 1) * w, 0, (size_t)w * sizeof(float));
 }
 
-static int unpool_dense_fits(int64_t h, int64_t w) {
-    return w / 2 <= 16 && h >= 2 && fclf_isa_active() == FCLF_ISA_AVX512F;
+static int unpool_dense_fits(int isa, int64_t h, int64_t w) {
+    return w / 2 <= 16 && h >= 2 && isa == FCLF_ISA_AVX512F;
 }
 #endif
 
-void fclf_unpool_plane_spill(float *restrict dxp, const float *restrict dyp, const int32_t *restrict ap,
+void fclf_unpool_plane_spill(int isa, float *restrict dxp, const float *restrict dyp, const int32_t *restrict ap,
                              const float *restrict yp, int64_t h, int64_t w) {
 #if defined(__x86_64__)
-    if (unpool_dense_fits(h, w)) {
+    if (unpool_dense_fits(isa, h, w)) {
         unpool_dense__avx512f(dxp, dyp, ap, yp, h, w);
         return;
     }
 #endif
+    (void)isa;
     unpool_plane(dxp, dyp, ap, yp, h, w);
 }
 
-void fclf_unpool_plane(float *restrict dxp, const float *restrict dyp, const int32_t *restrict ap,
+void fclf_unpool_plane(int isa, float *restrict dxp, const float *restrict dyp, const int32_t *restrict ap,
                        const float *restrict yp, int64_t h, int64_t w) {
 #if defined(__x86_64__)
-    if (h * w <= POOL_BUF && unpool_dense_fits(h, w)) { /* staged, so nothing past the plane is written */
+    if (h * w <= POOL_BUF && unpool_dense_fits(isa, h, w)) { /* staged, so nothing past the plane is written */
         float buf[POOL_BUF + UNPOOL_SPILL] __attribute__((aligned(64)));
         unpool_dense__avx512f(buf, dyp, ap, yp, h, w);
         memcpy(dxp, buf, (size_t)(h * w) * sizeof(float));
         return;
     }
 #endif
+    (void)isa;
     unpool_plane(dxp, dyp, ap, yp, h, w);
+}
+
+void fclf_maxpool2x2_backward_with(int isa, float *dx, const float *dy, const int32_t *argmax, const float *y,
+                                   int64_t planes, int64_t h, int64_t w) {
+    const int64_t cells = (h / 2) * (w / 2);
+    FCLF_PARALLEL_IF(planes * h * w >= POOL_PAR_MIN,
+        for (FCLF_STATIC_RANGE(pl, planes))
+            fclf_unpool_plane(isa, dx + pl * h * w, dy + pl * cells, argmax + pl * cells, y ? y + pl * cells : NULL, h, w););
 }
 
 void fclf_maxpool2x2_backward(float *dx, const float *dy, const int32_t *argmax, const float *y, int64_t planes,
                               int64_t h, int64_t w) {
-    const int64_t cells = (h / 2) * (w / 2);
-    FCLF_PARALLEL_IF(planes * h * w >= POOL_PAR_MIN,
-        for (FCLF_STATIC_RANGE(pl, planes))
-            fclf_unpool_plane(dx + pl * h * w, dy + pl * cells, argmax + pl * cells, y ? y + pl * cells : NULL, h, w););
+    fclf_maxpool2x2_backward_with(fclf_isa_active(), dx, dy, argmax, y, planes, h, w);
 }
+
+void fclf_maxpool2x2_backward_isa(int isa, float *dx, const float *dy, const int32_t *argmax, const float *y,
+                                  int64_t planes, int64_t h, int64_t w) {
+    fclf_maxpool2x2_backward_with(fclf_isa_usable(isa), dx, dy, argmax, y, planes, h, w);
+}
+
+/* ---- naive references (tests only) ---- */
 
 void fclf_maxpool2x2_forward_ref(float *y, const float *x, int64_t planes, int64_t h, int64_t w) {
     for (int64_t pl = 0; pl < planes; pl++)
@@ -206,5 +231,24 @@ void fclf_maxpool2x2_forward_ref(float *y, const float *x, int64_t planes, int64
                         if (v > m) m = v;
                     }
                 y[(pl * (h / 2) + oy) * (w / 2) + ox] = m;
+            }
+}
+
+/* From x itself, not the forward pass's argmax: each window's gradient to its first maximum (row by row),
+ * passed only where that maximum is > 0 when y is given; 0 elsewhere. */
+void fclf_maxpool2x2_backward_ref(float *dx, const float *dy, const float *x, const float *y, int64_t planes,
+                                  int64_t h, int64_t w) {
+    memset(dx, 0, (size_t)(planes * h * w) * sizeof(float));
+    for (int64_t pl = 0; pl < planes; pl++)
+        for (int64_t oy = 0; oy < h / 2; oy++)
+            for (int64_t ox = 0; ox < w / 2; ox++) {
+                int64_t best = (pl * h + 2 * oy) * w + 2 * ox;
+                for (int dy_ = 0; dy_ < 2; dy_++)
+                    for (int dx_ = 0; dx_ < 2; dx_++) {
+                        int64_t at = (pl * h + 2 * oy + dy_) * w + 2 * ox + dx_;
+                        if (x[at] > x[best]) best = at;
+                    }
+                const int64_t o = (pl * (h / 2) + oy) * (w / 2) + ox;
+                if (!y || x[best] > 0.0f) dx[best] += dy[o];
             }
 }

@@ -9,6 +9,13 @@
  * - Each optimised kernel has a naive twin named *_ref, used by the tests as the reference.
  * - OpenMP parallelism always gives every output element exactly one owning thread and a fixed summation
  *   order, so results do not depend on the thread count.
+ * - Variants. A kernel with per-ISA code resolves the variant once, at its entry point (fclf_isa_active(),
+ *   or the isa argument of its *_isa twin), and passes it down explicitly to its helpers and OpenMP workers;
+ *   nothing below the entry point asks which variant is active. So tests can run every variant the CPU has, from
+ *   concurrent test threads, without a process-wide switch that would leak into other tests (and which a
+ *   thread-local would not carry to OpenMP workers). An *_isa twin given a variant this CPU lacks runs the
+ *   scalar one. Kernels without a twin have a single variant: their loops are plain C, or cloned per x86-64
+ *   level and picked by the loader from the CPU (not by FCLF_ISA).
  */
 #ifndef FCLF_KERNELS_H
 #define FCLF_KERNELS_H
@@ -51,7 +58,7 @@ void fclf_shared_exit(void);
  * call (contents unspecified) and freed when the thread exits; NULL when out of memory. */
 float *fclf_thread_scratch(int64_t floats);
 
-/* ---- gemm.c: matrix multiplication --------------------------------------------------------------- */
+/* ---- gemm/: matrix multiplication ---------------------------------------------------------------- */
 
 /* C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C. WRITES C when beta == 0 (C is not read, so it may
  * hold NaNs), otherwise ACCUMULATES. op(X) = X, or X^T when trans != 0; lda/ldb/ldc are row strides of
@@ -78,8 +85,19 @@ void fclf_dense_forward(float *y, const float *x, const float *w, const float *b
  * ACCUMULATES dw [in, out] += x^T dz and db [out] += sum_n dz; WRITES dx [n, in] = dz w^T unless dx is NULL. */
 void fclf_dense_backward(float *dx, float *dw, float *db, float *dz, const float *dy, const float *x,
                          const float *y, const float *w, int64_t n, int64_t in, int64_t out, int relu);
+/* The same with a given variant (its GEMMs'). */
+void fclf_dense_forward_isa(int isa, float *y, const float *x, const float *w, const float *b, int64_t n, int64_t in,
+                            int64_t out, int relu);
+void fclf_dense_backward_isa(int isa, float *dx, float *dw, float *db, float *dz, const float *dy, const float *x,
+                             const float *y, const float *w, int64_t n, int64_t in, int64_t out, int relu);
+/* Naive loops, sums in double. forward WRITES y; backward (no dz scratch) ACCUMULATES dw, db (may be NULL),
+ * WRITES dx unless NULL. */
+void fclf_dense_forward_ref(float *y, const float *x, const float *w, const float *b, int64_t n, int64_t in,
+                            int64_t out, int relu);
+void fclf_dense_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x, const float *y,
+                             const float *w, int64_t n, int64_t in, int64_t out, int relu);
 
-/* ---- conv2d.c: 2-D convolution, stride 1 --------------------------------------------------------- */
+/* ---- conv/: 2-D convolution, stride 1 ------------------------------------------------------------ */
 
 typedef struct {
     int64_t n, c, h, w;   /* input [n, c, h, w] */
@@ -127,11 +145,29 @@ void fclf_conv2d_pool_forward(float *y, int32_t *argmax, float *col, const float
 void fclf_conv2d_pool_backward(float *dx, float *dw, float *db, float *dcol, float *tmp, const float *dy,
                                const int32_t *argmax, const float *y, const float *col, const float *x, const float *w,
                                fclf_conv2d_shape s);
+/* The four passes above with a given variant. */
+void fclf_conv2d_forward_isa(int isa, float *y, float *col, const float *x, const float *w, const float *b, int relu,
+                             fclf_conv2d_shape s);
+void fclf_conv2d_backward_isa(int isa, float *dx, float *dw, float *db, float *dcol, float *tmp, const float *dy,
+                              const float *y, const float *col, const float *x, const float *w, int relu,
+                              fclf_conv2d_shape s);
+void fclf_conv2d_pool_forward_isa(int isa, float *y, int32_t *argmax, float *col, const float *x, const float *w,
+                                  const float *b, int relu, fclf_conv2d_shape s);
+void fclf_conv2d_pool_backward_isa(int isa, float *dx, float *dw, float *db, float *dcol, float *tmp, const float *dy,
+                                   const int32_t *argmax, const float *y, const float *col, const float *x,
+                                   const float *w, fclf_conv2d_shape s);
 
 /* Naive direct convolution. forward WRITES y; backward WRITES dx (unless NULL) and ACCUMULATES dw, db. */
 void fclf_conv2d_forward_ref(float *y, const float *x, const float *w, const float *b, fclf_conv2d_shape s);
 void fclf_conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
                               fclf_conv2d_shape s);
+/* Naive convolution + activation + pooling: forward WRITES y and argmax (may be NULL) from the full output;
+ * backward, given the pooling's argmax and, for ReLU, its y (else NULL), WRITES dx (unless NULL) and
+ * ACCUMULATES dw, db (may be NULL) as fclf_conv2d_pool_backward. */
+void fclf_conv2d_pool_forward_ref(float *y, int32_t *argmax, const float *x, const float *w, const float *b, int relu,
+                                  fclf_conv2d_shape s);
+void fclf_conv2d_pool_backward_ref(float *dx, float *dw, float *db, const float *dy, const int32_t *argmax,
+                                   const float *y, const float *x, const float *w, fclf_conv2d_shape s);
 
 /* ---- pool.c: 2x2 max pooling, stride 2 ----------------------------------------------------------- */
 
@@ -144,9 +180,18 @@ void fclf_maxpool2x2_forward(float *y, int32_t *argmax, const float *x, int64_t 
  * before the pool, which the layer before may then skip. */
 void fclf_maxpool2x2_backward(float *dx, const float *dy, const int32_t *argmax, const float *y, int64_t planes,
                               int64_t h, int64_t w);
+/* The same with a given variant. */
+void fclf_maxpool2x2_forward_isa(int isa, float *y, int32_t *argmax, const float *x, int64_t planes, int64_t h,
+                                 int64_t w);
+void fclf_maxpool2x2_backward_isa(int isa, float *dx, const float *dy, const int32_t *argmax, const float *y,
+                                  int64_t planes, int64_t h, int64_t w);
 void fclf_maxpool2x2_forward_ref(float *y, const float *x, int64_t planes, int64_t h, int64_t w);
+/* From the forward input x (the first maximum of each window wins), not an argmax; y as for the kernel. */
+void fclf_maxpool2x2_backward_ref(float *dx, const float *dy, const float *x, const float *y, int64_t planes,
+                                  int64_t h, int64_t w);
 
 /* ---- activation.c: ReLU ------------------------------------------------------------------------- */
+/* (No *_ref: these loops are the naive form.) */
 
 /* WRITES y = max(x, 0); y may equal x. */
 void fclf_relu_forward(float *y, const float *x, int64_t count);
@@ -163,6 +208,10 @@ double fclf_softmax_xent(float *dlogits, float *probs, const float *logits, cons
 
 /* WRITES probs [n, k] = softmax(logits) (log-sum-exp, as above). */
 void fclf_softmax_forward(float *probs, const float *logits, int64_t n, int64_t k);
+/* Naive: p = exp(z - max) / sum in double; the loss as log(sum) - (z[label] - max). */
+double fclf_softmax_xent_ref(float *dlogits, float *probs, const float *logits, const int32_t *labels, int64_t n,
+                             int64_t k);
+void fclf_softmax_forward_ref(float *probs, const float *logits, int64_t n, int64_t k);
 
 /* ---- optim.c: parameter updates ------------------------------------------------------------------ */
 
@@ -172,6 +221,10 @@ void fclf_adam_update(float *p, float *m, float *v, const float *g, int64_t coun
                       float beta2, float eps, int64_t t);
 /* SGD with momentum (PyTorch's form): buf = mu buf + g; p -= lr buf. UPDATES p and buf. */
 void fclf_sgd_momentum_update(float *p, float *buf, const float *g, int64_t count, float lr, float momentum);
+/* The same updates in double, the state rounded to float after the step. */
+void fclf_adam_update_ref(float *p, float *m, float *v, const float *g, int64_t count, float lr, float beta1,
+                          float beta2, float eps, int64_t t);
+void fclf_sgd_momentum_update_ref(float *p, float *buf, const float *g, int64_t count, float lr, float momentum);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,7 @@
 // Every optimised kernel against its naive reference, on random shapes and on sizes below, equal to and
 // above each micro-kernel tile (MR 8/6/4, NR 32/16/8) and the vector widths; with 1 and 2 threads.
+// Kernels with per-ISA code run on every variant this CPU has, through their *_isa entry points (the
+// variant is an argument passed down to the OpenMP workers, so concurrent tests cannot disturb each other).
 import CKernels
 @testable import FashionCLF
 import Testing
@@ -19,17 +21,28 @@ let gemmShapes: [GemmCase] = [
     GemmCase(m: 32, n: 128, k: 1600), GemmCase(m: 130, n: 2050, k: 40),
 ]
 
+/// A kernel variant (fclf_isa), named in test output.
+struct KernelISA: CustomTestStringConvertible, Sendable {
+    var raw: Int32
+    var testDescription: String { String(cString: fclf_isa_name(raw)) }
+}
+
+/// The variants this CPU can run; the others are reported once and left out.
+let kernelISAs: [KernelISA] = [FCLF_ISA_SCALAR, FCLF_ISA_AVX2, FCLF_ISA_AVX512F].compactMap { isa in
+    let raw = Int32(isa.rawValue)
+    guard fclf_isa_supported(raw) != 0 else {
+        print("skip: \(String(cString: fclf_isa_name(raw))) is not supported on this CPU")
+        return nil
+    }
+    return KernelISA(raw: raw)
+}
+
 @Suite("Kernels match their naive references")
 struct KernelTests {
-    static let isas: [Int32] = [Int32(FCLF_ISA_SCALAR.rawValue), Int32(FCLF_ISA_AVX2.rawValue), Int32(FCLF_ISA_AVX512F.rawValue)]
-
     @Test("sgemm, every transpose, alpha/beta, every ISA the CPU has, 1 and 2 threads", arguments: gemmShapes)
     func sgemm(_ s: GemmCase) {
-        for isa in KernelTests.isas {
-            guard fclf_isa_supported(isa) != 0 else {
-                print("skip: \(String(cString: fclf_isa_name(isa))) is not supported on this CPU")
-                continue
-            }
+        for variant in kernelISAs {
+            let isa = variant.raw
             for ta: Int32 in [0, 1] { for tb: Int32 in [0, 1] { for (alpha, beta) in [(Float(1), Float(0)), (0.5, 1.5)] {
                 let lda = (ta == 0 ? s.k : s.m) + 3, ldb = (tb == 0 ? s.n : s.k) + 1, ldc = s.n + 2
                 let a = randomArray((ta == 0 ? s.m : s.k) * lda, seed: 1)
@@ -53,9 +66,10 @@ struct KernelTests {
         }
     }
 
-    @Test("conv2d forward and backward (GEMM and small-K paths, fused ReLU) against the direct loops",
-          arguments: [false, true])
-    func conv2d(same: Bool) {
+    @Test("conv2d forward and backward (GEMM and small-K paths, fused ReLU) against the direct loops, every ISA",
+          arguments: kernelISAs, [false, true])
+    func conv2d(_ variant: KernelISA, same: Bool) {
+        let isa = variant.raw
         // (5, 3, 7, 9, 10, 3) packs from x with short pixel runs, partial tiles and a 27-row A.
         for (n, c, h, w, oc, k) in [(1, 1, 5, 7, 3, 3), (3, 3, 9, 6, 5, 3), (2, 4, 8, 8, 17, 5), (4, 32, 13, 13, 64, 3), (3, 1, 28, 28, 32, 3),
                                     (5, 3, 7, 9, 10, 3)] {
@@ -87,18 +101,18 @@ struct KernelTests {
                     var db = [Float](repeating: 0.5, count: oc) + guardTail
                     defer {
                         for (name, buffer) in [("y", y), ("col", col), ("dcol", dcol), ("tmp", tmp), ("dx", dx), ("dw", dw), ("db", db)] {
-                            #expect(Array(buffer.suffix(guardTail.count)) == guardTail, "conv n\(n) c\(c) \(h)x\(w) oc\(oc) k\(k): written past the end of \(name)")
+                            #expect(Array(buffer.suffix(guardTail.count)) == guardTail, "conv \(variant) n\(n) c\(c) \(h)x\(w) oc\(oc) k\(k): written past the end of \(name)")
                         }
                     }
                     withThreads(threads) {
-                        fclf_conv2d_forward(&y, &col, x, wt, b, relu, s)
+                        fclf_conv2d_forward_isa(isa, &y, &col, x, wt, b, relu, s)
                         if wantDx {
-                            fclf_conv2d_backward(&dx, &dw, &db, &dcol, &tmp, dy, y, col, x, wt, relu, s)
+                            fclf_conv2d_backward_isa(isa, &dx, &dw, &db, &dcol, &tmp, dy, y, col, x, wt, relu, s)
                         } else {
-                            fclf_conv2d_backward(nil, &dw, &db, &dcol, &tmp, dy, y, col, x, wt, relu, s)
+                            fclf_conv2d_backward_isa(isa, nil, &dw, &db, &dcol, &tmp, dy, y, col, x, wt, relu, s)
                         }
                     }
-                    let tag = "conv \(n)x\(c)x\(h)x\(w) -> \(oc), k\(k), \(same ? "same" : "valid"), relu \(relu), dx \(wantDx), \(threads) threads"
+                    let tag = "conv \(variant) \(n)x\(c)x\(h)x\(w) -> \(oc), k\(k), \(same ? "same" : "valid"), relu \(relu), dx \(wantDx), \(threads) threads"
                     let tol = 1e-5 * Double(c * k * k).squareRoot() * 4
                     let (yOut, dxOut) = (Array(y.prefix(outCount)), Array(dx.prefix(x.count)))
                     let (dwOut, dbOut) = (Array(dw.prefix(wt.count)), Array(db.prefix(oc)))
@@ -108,14 +122,14 @@ struct KernelTests {
                     expectClose(dbOut, dbRef, atol: 1e-4, rtol: 1e-5, "\(tag): db (accumulated)")
                     outputs.append([yOut, wantDx ? dxOut : [], dwOut, dbOut])
                 }
-                #expect(outputs[0] == outputs[1], "conv results depend on the thread count")
+                #expect(outputs[0] == outputs[1], "conv \(variant): results depend on the thread count")
                 // Shapes whose products pack straight from x leave col alone (it may be unallocated there),
                 // and give the bits of an explicit im2col matrix through fclf_sgemm, then + bias and ReLU
                 // (the GEMM stores its tiles in NCHW with bias and ReLU applied; this checks that path).
                 if fclf_conv2d_uses_col(s) == 0 {
                     var y2 = [Float](repeating: .nan, count: outCount)
                     var untouched = [Float](repeating: -7, count: 4)
-                    fclf_conv2d_forward(&y2, &untouched, x, wt, b, relu, s)
+                    fclf_conv2d_forward_isa(isa, &y2, &untouched, x, wt, b, relu, s)
                     #expect(y2 == outputs[0][0] && untouched == [-7, -7, -7, -7], "packing from x: n\(n) c\(c) k\(k) same \(same)")
                     let (oh, ow, P, K) = (Int(s.oh), Int(s.ow), Int(s.oh * s.ow), c * k * k)
                     let pad = same ? (k - 1) / 2 : 0
@@ -126,77 +140,23 @@ struct KernelTests {
                         col[((ci * k + ki) * k + kj) * n * P + i * P + oy * ow + ox] = x[((i * c + ci) * h + iy) * w + ix]
                     } } } } } }
                     var product = [Float](repeating: 0, count: oc * n * P)
-                    fclf_sgemm(0, 0, Int64(oc), Int64(n * P), Int64(K), 1, wt, Int64(K), col, Int64(n * P), 0, &product, Int64(n * P))
+                    fclf_sgemm_isa(isa, 0, 0, Int64(oc), Int64(n * P), Int64(K), 1, wt, Int64(K), col, Int64(n * P), 0, &product, Int64(n * P))
                     var y3 = [Float](repeating: 0, count: outCount)
                     for i in 0..<n { for o in 0..<oc { for p in 0..<P {
                         let v = product[o * n * P + i * P + p] + b[o]
                         y3[(i * oc + o) * P + p] = relu != 0 ? (v > 0 ? v : 0) : v
                     } } }
-                    #expect(y2 == y3, "NCHW epilogue differs from explicit im2col + GEMM + bias: n\(n) c\(c) k\(k) same \(same)")
+                    #expect(y2 == y3, "\(variant): NCHW epilogue differs from explicit im2col + GEMM + bias: n\(n) c\(c) k\(k) same \(same)")
                 }
             } }
         }
     }
 
-    @Test("convolution fused with its 2x2 max pooling gives the bits of the two separate kernels")
-    func convPoolFused() {
-        // (n, c, h, w, oc, k, same): K = 9 (conv1's shape, the AVX-512 path), K = 4 and K = 1 (portable path),
-        // odd sizes (a row and a column left over by the pooling), an odd channel count, padding; K = 36 and
-        // K = 288 (conv2's shape) take the GEMM path, where only the backward pass is fused; so does a
-        // small-K shape with planes too large for one pass.
-        for (n, c, h, w, oc, k, same) in [(5, 1, 28, 28, 32, 3, false), (3, 1, 9, 11, 5, 3, true), (2, 1, 7, 6, 3, 2, false),
-                                          (4, 1, 5, 5, 7, 1, false), (2, 1, 12, 13, 4, 3, false), (3, 4, 9, 8, 6, 3, true),
-                                          (4, 32, 13, 13, 64, 3, false), (2, 1, 48, 47, 3, 3, false)] {
-            let s = fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(w), Int64(oc), Int64(k), Int64(k), same ? 1 : 0)
-            // One pass when few taps and planes small enough for the stack (46 x 45 is not: routed via tmp).
-            let onePass = c * k * k < 16 && Int(s.oh * s.ow) <= 2048
-            #expect((fclf_conv2d_pool_supported(s) != 0) == onePass)
-            let (oh, ow) = (Int(s.oh), Int(s.ow))
-            let full = n * oc * oh * ow, pooled = n * oc * (oh / 2) * (ow / 2)
-            let x = randomArray(n * c * h * w, seed: 70), wt = randomArray(oc * c * k * k, seed: 71), b = randomArray(oc, seed: 72)
-            let dy = randomArray(pooled, seed: 73)
-            for relu: Int32 in [0, 1] { for wantDx in [false, true] { for threads in [1, 2] {
-                let tag = "conv+pool n\(n) c\(c) \(h)x\(w) oc\(oc) k\(k) same \(same) relu \(relu) dx \(wantDx), \(threads) threads"
-                // Separate: convolution, pooling; backward: pooling (with the ReLU mask), convolution without it.
-                var y = [Float](repeating: 0, count: full), col = [Float](repeating: 0, count: Int(fclf_conv2d_col_size(s)))
-                var p1 = [Float](repeating: 0, count: pooled), a1 = [Int32](repeating: 0, count: pooled)
-                var dyFull = [Float](repeating: 0, count: full), dcol = [Float](repeating: 0, count: Int(fclf_conv2d_dcol_size(s)))
-                var tmp = [Float](repeating: 0, count: Int(fclf_conv2d_tmp_size(s)))
-                var dw1 = [Float](repeating: 0.5, count: wt.count), db1 = [Float](repeating: 0.25, count: oc)
-                var dx1 = [Float](repeating: .nan, count: x.count)
-                // Fused (the one-pass forward where supported).
-                var p2 = [Float](repeating: .nan, count: pooled), a2 = [Int32](repeating: -1, count: pooled)
-                var col2 = [Float](repeating: 0, count: col.count), tmp2 = tmp, dcol2 = dcol
-                var dw2 = [Float](repeating: 0.5, count: wt.count), db2 = [Float](repeating: 0.25, count: oc)
-                var dx2 = [Float](repeating: .nan, count: x.count)
-                withThreads(threads) {
-                    fclf_conv2d_forward(&y, &col, x, wt, b, relu, s)
-                    fclf_maxpool2x2_forward(&p1, &a1, y, Int64(n * oc), Int64(oh), Int64(ow))
-                    fclf_maxpool2x2_backward(&dyFull, dy, a1, relu != 0 ? p1 : nil, Int64(n * oc), Int64(oh), Int64(ow))
-                    dx1.withUnsafeMutableBufferPointer { d in
-                        fclf_conv2d_backward(wantDx ? d.baseAddress : nil, &dw1, &db1, &dcol, &tmp, dyFull, y, col, x, wt, 0, s)
-                    }
-                    if onePass {
-                        fclf_conv2d_pool_forward(&p2, &a2, &col2, x, wt, b, relu, s)
-                    } else {
-                        (p2, a2, col2) = (p1, a1, col)
-                    }
-                    dx2.withUnsafeMutableBufferPointer { d in
-                        fclf_conv2d_pool_backward(wantDx ? d.baseAddress : nil, &dw2, &db2, &dcol2, &tmp2, dy, a2,
-                                                  relu != 0 ? p2 : nil, col2, x, wt, s)
-                    }
-                }
-                #expect(p2 == p1 && a2 == a1, "\(tag): pooled output or winners")
-                #expect(col2 == col, "\(tag): im2col kept for the backward pass")
-                #expect(dw2 == dw1 && db2 == db1, "\(tag): weight and bias gradients")
-                if wantDx { #expect(dx2 == dx1, "\(tag): input gradient") }
-            } } }
-        }
-    }
-
-    @Test("dense forward and backward with and without ReLU against GEMM references")
-    func dense() {
-        for (n, input, output) in [(1, 13, 7), (32, 1600, 128), (5, 64, 10)] { for relu: Int32 in [0, 1] {
+    @Test("dense forward and backward with and without ReLU against GEMM references and the dense reference, every ISA",
+          arguments: kernelISAs)
+    func dense(_ variant: KernelISA) {
+        let isa = variant.raw
+        for (n, input, output) in [(1, 13, 7), (32, 1600, 128), (5, 64, 10), (3, 40, 33)] { for relu: Int32 in [0, 1] {
             let x = randomArray(n * input, seed: 60), w = randomArray(input * output, seed: 61), b = randomArray(output, seed: 62)
             let dy = randomArray(n * output, seed: 63)
             var yRef = [Float](repeating: 0, count: n * output)
@@ -210,32 +170,73 @@ struct KernelTests {
             fclf_sgemm_ref(1, 0, Int64(input), Int64(output), Int64(n), 1, x, Int64(input), dz, Int64(output), 1, &dwRef, Int64(output))
             fclf_sgemm_ref(0, 1, Int64(n), Int64(input), Int64(output), 1, dz, Int64(output), w, Int64(output), 0, &dxRef, Int64(input))
             let dbRef = (0..<output).map { j in 1 + (0..<n).reduce(Float(0)) { $0 + dz[$1 * output + j] } }
-            var y = [Float](repeating: .nan, count: n * output), scratch = y
-            var dw = [Float](repeating: 1, count: input * output), dx = [Float](repeating: .nan, count: n * input)
-            var db = [Float](repeating: 1, count: output)
-            fclf_dense_forward(&y, x, w, b, Int64(n), Int64(input), Int64(output), relu)
-            fclf_dense_backward(&dx, &dw, &db, &scratch, dy, x, y, w, Int64(n), Int64(input), Int64(output), relu)
-            let tag = "dense \(n)x\(input)->\(output) relu \(relu)"
-            expectClose(y, yRef, atol: 1e-4, rtol: 1e-5, "\(tag): y")
-            expectClose(dx, dxRef, atol: 1e-4, rtol: 1e-5, "\(tag): dx")
-            expectClose(dw, dwRef, atol: 1e-4, rtol: 1e-5, "\(tag): dw")
-            expectClose(db, dbRef, atol: 1e-4, rtol: 1e-5, "\(tag): db")
+            let tag = "dense \(variant) \(n)x\(input)->\(output) relu \(relu)"
+            // The dense reference itself agrees with the GEMM-built expectations.
+            var yDense = [Float](repeating: .nan, count: n * output)
+            fclf_dense_forward_ref(&yDense, x, w, b, Int64(n), Int64(input), Int64(output), relu)
+            expectClose(yDense, yRef, atol: 1e-4, rtol: 1e-5, "\(tag): y reference")
+            var dxDense = [Float](repeating: .nan, count: n * input), dwDense = [Float](repeating: 1, count: input * output)
+            var dbDense = [Float](repeating: 1, count: output)
+            var results: [[Float]] = []
+            for threads in [1, 2] {
+                let guardTail = [Float](repeating: -12345, count: 64)
+                var y = [Float](repeating: .nan, count: n * output) + guardTail, scratch = y
+                var dw = [Float](repeating: 1, count: input * output) + guardTail
+                var dx = [Float](repeating: .nan, count: n * input) + guardTail
+                var db = [Float](repeating: 1, count: output) + guardTail
+                withThreads(threads) {
+                    fclf_dense_forward_isa(isa, &y, x, w, b, Int64(n), Int64(input), Int64(output), relu)
+                    fclf_dense_backward_isa(isa, &dx, &dw, &db, &scratch, dy, x, y, w, Int64(n), Int64(input), Int64(output), relu)
+                }
+                for (name, buffer) in [("y", y), ("dz", scratch), ("dx", dx), ("dw", dw), ("db", db)] {
+                    #expect(Array(buffer.suffix(guardTail.count)) == guardTail, "\(tag): written past the end of \(name)")
+                }
+                let (yOut, dxOut) = (Array(y.prefix(n * output)), Array(dx.prefix(n * input)))
+                let (dwOut, dbOut) = (Array(dw.prefix(input * output)), Array(db.prefix(output)))
+                if results.isEmpty {
+                    fclf_dense_backward_ref(&dxDense, &dwDense, &dbDense, dy, x, yOut, w, Int64(n), Int64(input), Int64(output), relu)
+                }
+                expectClose(yOut, yRef, atol: 1e-4, rtol: 1e-5, "\(tag): y")
+                expectClose(dxOut, dxRef, atol: 1e-4, rtol: 1e-5, "\(tag): dx")
+                expectClose(dwOut, dwRef, atol: 1e-4, rtol: 1e-5, "\(tag): dw")
+                expectClose(dbOut, dbRef, atol: 1e-4, rtol: 1e-5, "\(tag): db")
+                expectClose(dxOut, dxDense, atol: 1e-4, rtol: 1e-5, "\(tag): dx against the dense reference")
+                expectClose(dwOut, dwDense, atol: 1e-4, rtol: 1e-5, "\(tag): dw against the dense reference")
+                expectClose(dbOut, dbDense, atol: 1e-4, rtol: 1e-5, "\(tag): db against the dense reference")
+                results.append(yOut + dxOut + dwOut + dbOut)
+            }
+            #expect(results[0] == results[1], "\(tag): results depend on the thread count")
         } }
     }
 
-    @Test("2x2 max pooling forward against the reference; backward routes to the winner")
-    func maxPool() {
-        for (planes, h, w) in [(1, 2, 2), (3, 5, 7), (6, 26, 26), (64, 11, 11)] {
+    @Test("2x2 max pooling forward against the reference; backward routes to the winner, as its reference, every ISA",
+          arguments: kernelISAs)
+    func maxPool(_ variant: KernelISA) {
+        let isa = variant.raw
+        // Planes up to 16 windows wide (the AVX-512 dense adjoint) and wider (40: the scatter); 100 x 26 x 26
+        // is above the threshold for threads.
+        for (planes, h, w) in [(1, 2, 2), (3, 5, 7), (6, 26, 26), (64, 11, 11), (2, 9, 40), (100, 26, 26)] {
             let x = randomArray(planes * h * w, seed: 20)
             let count = planes * (h / 2) * (w / 2)
-            var y = [Float](repeating: 0, count: count), yRef = y
-            var argmax = [Int32](repeating: -1, count: count)
-            fclf_maxpool2x2_forward(&y, &argmax, x, Int64(planes), Int64(h), Int64(w))
+            let tag = "pool \(variant) \(planes)x\(h)x\(w)"
+            let guardTail = [Float](repeating: -12345, count: 64)
+            var y = [Float](repeating: 0, count: count) + guardTail, yRef = [Float](repeating: 0, count: count)
+            var argmax = [Int32](repeating: -1, count: count) + [Int32](repeating: -7, count: 64)
+            fclf_maxpool2x2_forward_isa(isa, &y, &argmax, x, Int64(planes), Int64(h), Int64(w))
+            #expect(Array(y.suffix(64)) == guardTail && Array(argmax.suffix(64)) == [Int32](repeating: -7, count: 64),
+                    "\(tag): written past the end of y or argmax")
+            y.removeLast(64)
+            argmax.removeLast(64)
             fclf_maxpool2x2_forward_ref(&yRef, x, Int64(planes), Int64(h), Int64(w))
-            #expect(y == yRef)
+            #expect(y == yRef, "\(tag): forward")
+            var yNoArgmax = [Float](repeating: .nan, count: count)
+            fclf_maxpool2x2_forward_isa(isa, &yNoArgmax, nil, x, Int64(planes), Int64(h), Int64(w))
+            #expect(yNoArgmax == y, "\(tag): forward without argmax")
             let dy = randomArray(count, seed: 21)
-            var dx = [Float](repeating: .nan, count: x.count)
-            fclf_maxpool2x2_backward(&dx, dy, argmax, nil, Int64(planes), Int64(h), Int64(w))
+            var dx = [Float](repeating: .nan, count: x.count) + guardTail
+            fclf_maxpool2x2_backward_isa(isa, &dx, dy, argmax, nil, Int64(planes), Int64(h), Int64(w))
+            #expect(Array(dx.suffix(64)) == guardTail, "\(tag): written past the end of dx")
+            dx.removeLast(64)
             // Each window's gradient lands on the position holding the window's maximum; the rest are 0.
             var expected = [Float](repeating: 0, count: x.count)
             for p in 0..<planes { for oy in 0..<h / 2 { for ox in 0..<w / 2 {
@@ -246,19 +247,33 @@ struct KernelTests {
                 }
                 expected[best] = dy[(p * (h / 2) + oy) * (w / 2) + ox]
             } } }
-            #expect(dx == expected, "pool backward \(planes)x\(h)x\(w)")
+            #expect(dx == expected, "\(tag): backward")
+            var dxRef = [Float](repeating: .nan, count: x.count)
+            fclf_maxpool2x2_backward_ref(&dxRef, dy, x, nil, Int64(planes), Int64(h), Int64(w))
+            #expect(dx == dxRef, "\(tag): backward against the reference")
             // With the forward output given, windows whose maximum is <= 0 (a ReLU before would have
             // zeroed their gradient) pass nothing; the others are unchanged.
             var masked = [Float](repeating: .nan, count: x.count)
-            fclf_maxpool2x2_backward(&masked, dy, argmax, y, Int64(planes), Int64(h), Int64(w))
+            fclf_maxpool2x2_backward_isa(isa, &masked, dy, argmax, y, Int64(planes), Int64(h), Int64(w))
             var expectedMasked = expected
             for o in 0..<count where !(y[o] > 0) { expectedMasked[Int(argmax[o]) + (o / ((h / 2) * (w / 2))) * h * w] = 0 }
-            #expect(masked == expectedMasked, "pool backward with the ReLU mask \(planes)x\(h)x\(w)")
-            #expect(expectedMasked != expected || !y.contains { $0 <= 0 }, "the mask case was not exercised")
+            #expect(masked == expectedMasked, "\(tag): backward with the ReLU mask")
+            #expect(expectedMasked != expected || !y.contains { $0 <= 0 }, "\(tag): the mask case was not exercised")
+            fclf_maxpool2x2_backward_ref(&dxRef, dy, x, y, Int64(planes), Int64(h), Int64(w))
+            #expect(masked == dxRef, "\(tag): backward with the ReLU mask against the reference")
+            // Every plane has one owner: the thread count changes nothing.
+            var y2 = [Float](repeating: 0, count: count), a2 = [Int32](repeating: -1, count: count)
+            var masked2 = [Float](repeating: .nan, count: x.count)
+            withThreads(2) {
+                fclf_maxpool2x2_forward_isa(isa, &y2, &a2, x, Int64(planes), Int64(h), Int64(w))
+                fclf_maxpool2x2_backward_isa(isa, &masked2, dy, a2, y2, Int64(planes), Int64(h), Int64(w))
+            }
+            #expect(y2 == y && a2 == argmax && masked2 == masked, "\(tag): 2 threads")
         }
     }
 
-    @Test("softmax cross-entropy: value, gradient and probabilities; stable for huge logits")
+    // One variant (plain C, no per-ISA code): run once.
+    @Test("softmax cross-entropy (single variant): value, gradient and probabilities against the reference; stable for huge logits")
     func softmaxXent() {
         let n = 5, k = 10
         var z = randomArray(n * k, seed: 30, scale: 4)
@@ -272,9 +287,48 @@ struct KernelTests {
         let numeric = numericGradient(zd, h: 1e-4) { xentRef($0, labels: labels, k: k) }
         expectClose(d, numeric.map(Float.init), atol: 1e-6, rtol: 1e-4, "dlogits")
         for i in 0..<n { #expect(abs(p[i * k..<(i + 1) * k].reduce(0, +) - 1) < 1e-5) }
+        var dRef = [Float](repeating: .nan, count: n * k), pRef = dRef
+        let sumRef = fclf_softmax_xent_ref(&dRef, &pRef, z, labels, Int64(n), Int64(k))
+        #expect(abs(sum - sumRef) < 1e-9 * max(1, abs(sumRef)), "loss \(sum) against the reference \(sumRef)")
+        expectClose(d, dRef, atol: 1e-7, rtol: 1e-5, "dlogits against the reference")
+        expectClose(p, pRef, atol: 1e-7, rtol: 1e-5, "probs against the reference")
+        // Without the optional outputs, the same loss; inference's softmax gives the loss's probabilities bit for bit.
+        #expect(fclf_softmax_xent(nil, nil, z, labels, Int64(n), Int64(k)) == sum)
+        var probs = [Float](repeating: .nan, count: n * k), probsRef = probs
+        fclf_softmax_forward(&probs, z, Int64(n), Int64(k))
+        #expect(probs == p, "softmax forward and the loss's probabilities differ")
+        fclf_softmax_forward_ref(&probsRef, z, Int64(n), Int64(k))
+        expectClose(probs, probsRef, atol: 1e-7, rtol: 1e-5, "softmax forward against the reference")
     }
 
-    @Test("Adam and SGD-momentum updates against a Double transcription of their formulas")
+    // One variant (its loop is the naive form, cloned per x86-64 level by the loader): run once.
+    @Test("ReLU forward and backward (single variant): the select, in place too, NaN and -0 to +0")
+    func relu() {
+        for count in [1, 15, 16, 17, 1001] {
+            var x = randomArray(count, seed: 100)
+            x[0] = .nan
+            if count > 2 { x[1] = -0.0; x[2] = 0 }
+            let expected = x.map { $0 > 0 ? $0 : 0 }
+            var y = [Float](repeating: .nan, count: count)
+            fclf_relu_forward(&y, x, Int64(count))
+            #expect(y.map(\.bitPattern) == expected.map(\.bitPattern), "relu forward \(count)")
+            var inPlace = x
+            inPlace.withUnsafeMutableBufferPointer { fclf_relu_forward($0.baseAddress, $0.baseAddress, Int64(count)) }
+            #expect(inPlace.map(\.bitPattern) == expected.map(\.bitPattern), "relu forward in place \(count)")
+            let dy = randomArray(count, seed: 101)
+            let dxExpected = (0..<count).map { y[$0] > 0 ? dy[$0] : 0 }
+            var dx = [Float](repeating: .nan, count: count)
+            fclf_relu_backward(&dx, dy, y, Int64(count))
+            #expect(dx == dxExpected, "relu backward \(count)")
+            var dxInPlace = dy
+            dxInPlace.withUnsafeMutableBufferPointer { fclf_relu_backward($0.baseAddress, $0.baseAddress, y, Int64(count)) }
+            #expect(dxInPlace == dxExpected, "relu backward in place \(count)")
+        }
+    }
+
+    // One variant each: their loops are cloned per x86-64 level by the loader (the CPU's choice, not fclf_isa),
+    // element by element, so every clone gives the same bits.
+    @Test("Adam and SGD-momentum updates (single variant) against a Double transcription of their formulas and their references")
     func optimisers() {
         let count = 37
         var p = randomArray(count, seed: 40), m = [Float](repeating: 0, count: count), v = m
@@ -297,5 +351,29 @@ struct KernelTests {
             for i in 0..<count { bd[i] = 0.9 * bd[i] + Double(g[i]); qd[i] -= 0.1 * bd[i] }
         }
         expectClose(q.map(Double.init), qd, atol: 1e-6, rtol: 1e-5, "sgd momentum")
+        // Step by step against the C references, from the same state; and Adam on enough parameters for threads
+        // (65536 and up) gives the same bits on 1 and 2.
+        for count in [37, 70_001] {
+            var p1 = randomArray(count, seed: 80), m1 = randomArray(count, seed: 81, scale: 0.1)
+            var v1 = randomArray(count, seed: 82, scale: 0.01).map { $0 * $0 }
+            var (pR, mR, vR) = (p1, m1, v1)
+            var (p2, m2, v2) = (p1, m1, v1)
+            var b1 = randomArray(count, seed: 83, scale: 0.1), q1 = randomArray(count, seed: 84)
+            var (bR, qR) = (b1, q1)
+            for t in 1...3 {
+                let g = randomArray(count, seed: 90 + UInt64(t))
+                withThreads(1) { fclf_adam_update(&p1, &m1, &v1, g, Int64(count), 1e-3, 0.9, 0.999, 1e-7, Int64(t)) }
+                withThreads(2) { fclf_adam_update(&p2, &m2, &v2, g, Int64(count), 1e-3, 0.9, 0.999, 1e-7, Int64(t)) }
+                fclf_adam_update_ref(&pR, &mR, &vR, g, Int64(count), 1e-3, 0.9, 0.999, 1e-7, Int64(t))
+                fclf_sgd_momentum_update(&q1, &b1, g, Int64(count), 0.05, 0.9)
+                fclf_sgd_momentum_update_ref(&qR, &bR, g, Int64(count), 0.05, 0.9)
+            }
+            #expect(p1 == p2 && m1 == m2 && v1 == v2, "adam \(count): 1 and 2 threads differ")
+            expectClose(m1, mR, atol: 1e-7, rtol: 1e-5, "adam \(count): m against the reference")
+            expectClose(v1, vR, atol: 1e-9, rtol: 1e-5, "adam \(count): v against the reference")
+            expectClose(p1, pR, atol: 1e-6, rtol: 1e-6, "adam \(count): p against the reference")
+            expectClose(b1, bR, atol: 1e-6, rtol: 1e-5, "sgd \(count): buf against the reference")
+            expectClose(q1, qR, atol: 1e-6, rtol: 1e-5, "sgd \(count): p against the reference")
+        }
     }
 }

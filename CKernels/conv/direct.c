@@ -1,0 +1,273 @@
+/* direct.c: convolutions with few taps (K = c*kh*kw < FCLF_CONV_SMALL_K, e.g. conv1: one channel, 3x3), as
+ * row-AXPYs and dot products over an explicit im2col matrix instead of GEMMs, whose tiles K would pad. */
+#include "conv.h"
+
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+enum { SMALL_K = FCLF_CONV_SMALL_K, CHUNK = 512 };
+
+/* One output plane of the small-K forward: dst = act(bias + sum_k wk[k] * col[k*ld ...]). For K = 9 (a 3x3
+ * kernel on one channel, conv1) the k sum runs in registers, vectorised over pixels, with one store per
+ * pixel; other K use K passes of AXPY over dst. */
+static inline __attribute__((always_inline)) void plane_k9(float *restrict dst, const float *restrict col, int64_t ld,
+                                                           const float *restrict wk, float bias, int64_t P, int relu) {
+    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3], w4 = wk[4], w5 = wk[5], w6 = wk[6], w7 = wk[7], w8 = wk[8];
+    for (int64_t p = 0; p < P; p++) {
+        float acc = bias;
+        acc += w0 * col[p];
+        acc += w1 * col[ld + p];
+        acc += w2 * col[2 * ld + p];
+        acc += w3 * col[3 * ld + p];
+        acc += w4 * col[4 * ld + p];
+        acc += w5 * col[5 * ld + p];
+        acc += w6 * col[6 * ld + p];
+        acc += w7 * col[7 * ld + p];
+        acc += w8 * col[8 * ld + p];
+        dst[p] = relu && !(acc > 0.0f) ? 0.0f : acc;
+    }
+}
+
+FCLF_CLONES static void small_k_plane(float *restrict dst, const float *restrict col, int64_t ld,
+                                      const float *restrict wk, float bias, int64_t K, int64_t P, int relu) {
+    if (K == 9) {
+        plane_k9(dst, col, ld, wk, bias, P, relu);
+        return;
+    }
+    for (int64_t p = 0; p < P; p++) dst[p] = bias;
+    for (int64_t k = 0; k < K; k++) {
+        const float *c = col + k * ld;
+        float wv = wk[k];
+        for (int64_t p = 0; p < P; p++) dst[p] += wv * c[p];
+    }
+    if (relu)
+        for (int64_t p = 0; p < P; p++) dst[p] = dst[p] > 0.0f ? dst[p] : 0.0f;
+}
+
+static inline const float *grad_plane(int isa, const fclf_conv_grad_source *g, int64_t i, int64_t o, int slot,
+                                      fclf_conv2d_shape s) {
+    const int64_t P = s.oh * s.ow, Q = (s.oh / 2) * (s.ow / 2), at = i * s.oc + o;
+    if (!g->pooled_dy) return g->dy + at * P;
+    float *plane = g->planes + slot * P;
+    /* slot 0's spill lands in slot 1, written next; the buffer has room for slot 1's */
+    fclf_unpool_plane_spill(isa, plane, g->pooled_dy + at * Q, g->argmax + at * Q,
+                            g->pooled_y ? g->pooled_y + at * Q : NULL, s.oh, s.ow);
+    return plane;
+}
+
+#if defined(__x86_64__)
+/* conv1's shape (K = 9: a 3x3 kernel on one channel) with AVX-512. Its two passes are 12.5 MFLOP each per
+ * batch of 32, and the portable loops above ran them at about 40 GFLOP/s on one core, a third of its peak:
+ * each column row was reloaded per output channel, every product rounded before its add, and the weight
+ * gradient reduced its lanes every chunk. Here two output channels share each load of the nine column rows,
+ * products are fused into their sums (FMA), and the weight gradient keeps lane-wise sums over the whole
+ * batch, reduced once. Rounding therefore differs from the portable path (both are checked against the
+ * direct loops); it does not depend on the thread count. ReLU as max(acc, 0) equals acc > 0 ? acc : 0,
+ * NaN included. */
+/* y_i[o] = act(b[o] + sum_k w[o][k] col_i[k]) for one image: y [oc, P], col rows k at col + k*ld. */
+__attribute__((target("avx512f"))) static void k9_forward_image__avx512f(float *restrict y, const float *restrict col,
+                                                                         int64_t ld, const float *restrict w,
+                                                                         const float *restrict b, int64_t oc,
+                                                                         int64_t P, int relu) {
+    const __m512 zero = _mm512_setzero_ps();
+    for (int64_t o = 0; o < oc; o += 2) {
+        const int64_t o2 = o + 1 < oc ? o + 1 : o; /* an odd last channel is computed twice, stored once */
+        __m512 wa[9], wb[9];
+        for (int k = 0; k < 9; k++) {
+            wa[k] = _mm512_set1_ps(w[o * 9 + k]);
+            wb[k] = _mm512_set1_ps(w[o2 * 9 + k]);
+        }
+        const __m512 ba = _mm512_set1_ps(b ? b[o] : 0.0f), bb = _mm512_set1_ps(b ? b[o2] : 0.0f);
+        float *ya = y + o * P, *yb = y + o2 * P;
+        for (int64_t p = 0; p < P; p += 16) {
+            const __mmask16 m = fclf_lanes16(P - p);
+            __m512 a = ba, c = bb;
+            for (int k = 0; k < 9; k++) {
+                const __m512 v = _mm512_maskz_loadu_ps(m, col + k * ld + p);
+                a = _mm512_fmadd_ps(wa[k], v, a);
+                c = _mm512_fmadd_ps(wb[k], v, c);
+            }
+            if (relu) {
+                a = _mm512_max_ps(a, zero);
+                c = _mm512_max_ps(c, zero);
+            }
+            if (m == 0xFFFF) {
+                _mm512_storeu_ps(ya + p, a);
+                _mm512_storeu_ps(yb + p, c);
+            } else {
+                _mm512_mask_storeu_ps(ya + p, m, a);
+                _mm512_mask_storeu_ps(yb + p, m, c);
+            }
+        }
+    }
+}
+
+/* dW[o][k] += sum_i,p dz_i[o][p] col_i[k][p] and db[o] += sum dz for channels [o0, o1), dz = dy masked by
+ * ReLU (y > 0) when relu. */
+__attribute__((target("avx512f"))) static void k9_grad_rows__avx512f(float *restrict dw, float *restrict db,
+                                                                     const fclf_conv_grad_source *g, const float *restrict col,
+                                                                     int relu, int64_t o0, int64_t o1,
+                                                                     fclf_conv2d_shape s) {
+    const int64_t P = s.oh * s.ow, NP = s.n * P;
+    const __m512 zero = _mm512_setzero_ps();
+    for (int64_t o = o0; o < o1; o += 2) {
+        const int64_t o2 = o + 1 < o1 ? o + 1 : o;
+        __m512 acc_a[9], acc_b[9], sum_a = zero, sum_b = zero;
+        for (int k = 0; k < 9; k++) acc_a[k] = acc_b[k] = zero;
+        for (int64_t i = 0; i < s.n; i++) {
+            const float *ga = grad_plane(FCLF_ISA_AVX512F, g, i, o, 0, s), *gb = grad_plane(FCLF_ISA_AVX512F, g, i, o2, 1, s);
+            const float *ya = relu ? g->y + (i * s.oc + o) * P : NULL, *yb = relu ? g->y + (i * s.oc + o2) * P : NULL;
+            const float *c = col + i * P;
+            for (int64_t p = 0; p < P; p += 16) {
+                const __mmask16 m = fclf_lanes16(P - p);
+                __m512 va = _mm512_maskz_loadu_ps(m, ga + p), vb = _mm512_maskz_loadu_ps(m, gb + p);
+                if (relu) {
+                    va = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, ya + p), zero, _CMP_GT_OQ), va);
+                    vb = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, yb + p), zero, _CMP_GT_OQ), vb);
+                }
+                sum_a = _mm512_add_ps(sum_a, va);
+                sum_b = _mm512_add_ps(sum_b, vb);
+                for (int k = 0; k < 9; k++) {
+                    const __m512 v = _mm512_maskz_loadu_ps(m, c + k * NP + p);
+                    acc_a[k] = _mm512_fmadd_ps(va, v, acc_a[k]);
+                    acc_b[k] = _mm512_fmadd_ps(vb, v, acc_b[k]);
+                }
+            }
+        }
+        for (int k = 0; k < 9; k++) dw[o * 9 + k] += _mm512_reduce_add_ps(acc_a[k]);
+        if (db) db[o] += _mm512_reduce_add_ps(sum_a);
+        if (o2 != o) {
+            for (int k = 0; k < 9; k++) dw[o2 * 9 + k] += _mm512_reduce_add_ps(acc_b[k]);
+            if (db) db[o2] += _mm512_reduce_add_ps(sum_b);
+        }
+    }
+}
+#endif
+
+void fclf_conv_direct_image(int isa, float *restrict y, const float *restrict col, int64_t ld, const float *restrict w,
+                            const float *restrict b, int64_t oc, int64_t K, int64_t P, int relu) {
+#if defined(__x86_64__)
+    if (K == 9 && isa == FCLF_ISA_AVX512F) {
+        k9_forward_image__avx512f(y, col, ld, w, b, oc, P, relu);
+        return;
+    }
+#endif
+    (void)isa;
+    /* y[o] = b[o] + sum_k w[o][k] col[k]: the image's K col rows stay in L1 across all o. */
+    for (int64_t o = 0; o < oc; o++) small_k_plane(y + o * P, col, ld, w + o * K, b ? b[o] : 0.0f, K, P, relu);
+}
+
+void fclf_conv_direct_forward(int isa, float *y, float *col, const float *x, const float *w, const float *b, int relu,
+                              fclf_conv2d_shape s) {
+    const int64_t K = s.c * s.kh * s.kw, P = s.oh * s.ow, NP = s.n * P;
+    FCLF_PARALLEL_IF(fclf_conv_big(s),
+        for (FCLF_STATIC_RANGE(i, s.n)) fclf_im2col_image(col + i * P, NP, x + i * s.c * s.h * s.w, s););
+    FCLF_PARALLEL_IF(fclf_conv_big(s),
+        for (FCLF_STATIC_RANGE(i, s.n))
+            fclf_conv_direct_image(isa, y + i * s.oc * P, col + i * P, NP, w, b, s.oc, K, P, relu););
+}
+
+/* Weight and bias gradients for K < SMALL_K as dot products: dW[o][k] += sum_i,p dz_i[o][p] col_i[k][p].
+ * dz (dy masked by ReLU) is formed a chunk at a time on the stack and dotted with all K col rows while
+ * it is in L1, instead of a GEMM over a transposed copy (fclf-profile: conv1's weight gradient took
+ * 544 us as a GEMM on 2 threads, its N = 9 padded to a 32-wide tile). Each thread owns whole rows of
+ * dW; every sum runs in image and chunk order, so the thread count does not change the result. */
+/* Sums over one chunk of pixels for the small-K weight gradient: part[k] += dz . col_k and *partb += sum dz,
+ * with dz = dy masked by ReLU. K = 9 gets nine register accumulators and one pass over the chunk;
+ * other K form dz on the stack and take K dot products. */
+static inline __attribute__((always_inline)) void grad_chunk_k9(float *restrict part, float *restrict partb,
+                                                                const float *restrict g, const float *restrict act,
+                                                                const float *restrict c, int64_t ld, int64_t len, int relu) {
+    float a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0, a8 = 0, b = 0;
+#pragma omp simd reduction(+ : a0, a1, a2, a3, a4, a5, a6, a7, a8, b)
+    for (int64_t p = 0; p < len; p++) {
+        float v = relu && !(act[p] > 0.0f) ? 0.0f : g[p];
+        b += v;
+        a0 += v * c[p];
+        a1 += v * c[ld + p];
+        a2 += v * c[2 * ld + p];
+        a3 += v * c[3 * ld + p];
+        a4 += v * c[4 * ld + p];
+        a5 += v * c[5 * ld + p];
+        a6 += v * c[6 * ld + p];
+        a7 += v * c[7 * ld + p];
+        a8 += v * c[8 * ld + p];
+    }
+    part[0] += a0; part[1] += a1; part[2] += a2; part[3] += a3; part[4] += a4;
+    part[5] += a5; part[6] += a6; part[7] += a7; part[8] += a8;
+    *partb += b;
+}
+
+/* Output channels [o0, o1) of the small-K weight gradient. Images run outermost so that image i's K col rows
+ * (9 x 676 floats for conv1) stay in L1 while its channels' dy and y planes, adjacent in memory, stream past
+ * once in order; channel-outer order re-read all of col per channel from L2/L3 (perf: 9% of a batch-32 step,
+ * about 30 GFLOP/s). Each (o, k) sum still runs in image and chunk order, so the result is the same for any
+ * grouping or thread count. */
+enum { GRAD_GROUP = 32 };
+FCLF_CLONES static void small_k_grad_rows(int isa, float *restrict dw, float *restrict db, const fclf_conv_grad_source *gs,
+                                          const float *restrict col, int relu, int64_t o0, int64_t o1,
+                                          fclf_conv2d_shape s) {
+    const int64_t K = s.c * s.kh * s.kw, P = s.oh * s.ow, NP = s.n * P;
+    float accw[GRAD_GROUP][SMALL_K], accb[GRAD_GROUP];
+    float dz[CHUNK] __attribute__((aligned(64)));
+    for (int64_t g0 = o0; g0 < o1; g0 += GRAD_GROUP) {
+        const int64_t g1 = fclf_min64(o1, g0 + GRAD_GROUP);
+        memset(accw, 0, sizeof accw);
+        memset(accb, 0, sizeof accb);
+        for (int64_t i = 0; i < s.n; i++)
+            for (int64_t o = g0; o < g1; o++) {
+                const float *plane = grad_plane(isa, gs, i, o, 0, s), *act_plane = relu ? gs->y + (i * s.oc + o) * P : NULL;
+                for (int64_t p0 = 0; p0 < P; p0 += CHUNK) {
+                    const int64_t len = fclf_min64(CHUNK, P - p0);
+                    const float *c = col + i * P + p0;
+                    const float *g = plane + p0, *act = relu ? act_plane + p0 : g;
+                    float part[SMALL_K] = {0}, partb = 0.0f;
+                    if (K == 9) {
+                        grad_chunk_k9(part, &partb, g, act, c, NP, len, relu);
+                    } else {
+#pragma omp simd reduction(+ : partb)
+                        for (int64_t p = 0; p < len; p++) {
+                            float v = relu && !(act[p] > 0.0f) ? 0.0f : g[p];
+                            dz[p] = v;
+                            partb += v;
+                        }
+                        for (int64_t k = 0; k < K; k++) {
+                            const float *ck = c + k * NP;
+                            float d = 0.0f;
+#pragma omp simd reduction(+ : d)
+                            for (int64_t p = 0; p < len; p++) d += dz[p] * ck[p];
+                            part[k] = d;
+                        }
+                    }
+                    accb[o - g0] += partb;
+                    for (int64_t k = 0; k < K; k++) accw[o - g0][k] += part[k];
+                }
+            }
+        for (int64_t o = g0; o < g1; o++) {
+            for (int64_t k = 0; k < K; k++) dw[o * K + k] += accw[o - g0][k];
+            if (db) db[o] += accb[o - g0];
+        }
+    }
+}
+
+void fclf_conv_direct_weight_grad(int isa, float *restrict dw, float *restrict db, const fclf_conv_grad_source *g,
+                                  const float *restrict col, int relu, fclf_conv2d_shape s) {
+    FCLF_PARALLEL_IF(fclf_conv_big(s), {
+        int64_t o0 = fclf_partition_bound(s.oc, 0), o1 = fclf_partition_bound(s.oc, 1);
+        if (o1 > o0) {
+            float planes[2 * FCLF_CONV_FUSED_PLANE_MAX + UNPOOL_SPILL] __attribute__((aligned(64)));
+            fclf_conv_grad_source mine = *g;
+            mine.planes = planes;
+#if defined(__x86_64__)
+            if (s.c * s.kh * s.kw == 9 && isa == FCLF_ISA_AVX512F)
+                k9_grad_rows__avx512f(dw, db, &mine, col, relu, o0, o1, s);
+            else
+#endif
+                small_k_grad_rows(isa, dw, db, &mine, col, relu, o0, o1, s);
+        }
+    });
+}
+

@@ -1,0 +1,284 @@
+/* avx512.c: the AVX-512F GEMM variant, 8 x 32 (16 zmm accumulators: 2 FMA pipes x 4-cycle latency need
+ * >= 8 in flight), and its vector packers. */
+#include "gemm.h"
+#include "../conv/im2col.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <string.h>
+
+__attribute__((target("avx512f"))) static void ukernel_8x32__avx512f(int64_t kc, const float *restrict a,
+                                                                    const float *restrict b, float *restrict c,
+                                                                    int64_t ldc, float alpha, float beta,
+                                                                    const float *restrict bias, int relu) {
+    __m512 acc[8][2];
+    for (int i = 0; i < 8; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < kc; p++) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma clang loop unroll(full)
+        for (int i = 0; i < 8; i++) {
+            __m512 ai = _mm512_set1_ps(a[i]);
+            acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+        }
+        a += 8;
+        b += 32;
+    }
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    for (int i = 0; i < 8; i++)
+        for (int h = 0; h < 2; h++) {
+            __m512 r = _mm512_mul_ps(va, acc[i][h]);
+            if (beta != 0.0f) r = _mm512_add_ps(r, _mm512_mul_ps(vb, _mm512_loadu_ps(c + i * ldc + 16 * h)));
+            if (bias) r = _mm512_add_ps(r, _mm512_set1_ps(bias[i]));
+            if (relu) r = _mm512_max_ps(r, _mm512_setzero_ps()); /* r > 0 ? r : 0, NaN to 0 */
+            _mm512_storeu_ps(c + i * ldc + 16 * h, r);
+        }
+}
+
+/* AVX-512 packers for the 8x32 variant. The portable packers (scalar.c) move one float per load and store, with
+ * an index load for each im2col element; perf put packing at about 15% of a batch-32 training step. These
+ * move the same values (so the products are unchanged) a vector at a time:
+ *   - implicit B and A: 16 consecutive columns of a tap (runs of consecutive output pixels, up to ow long)
+ *     are read as one window of x and a permute, or run by run (lanes16); B's panel rows are two such
+ *     loads, A's 8 taps are transposed in registers;
+ *   - stored A not transposed and stored B transposed (a panel's entries are rows of the matrix): the same
+ *     register transposes (pack_rows_transposed);
+ *   - stored A transposed and stored B not transposed: a panel row is one or two vector copies. */
+
+/* How 16 lanes read one tap's values of up to 16 consecutive columns of the implicit im2col matrix, whose
+ * bases (offsets in x, less the tap's) are given. Usually the columns lie in a window of at most 32 floats
+ * (conv2: 16 pixels span at most 3 output rows of 13): two loads and one permute. Otherwise (a group
+ * crossing into the next image) one zero-masked load per run of consecutive pixels, joined by OR (disjoint
+ * lanes; independent loads, not a chain of merges). Masked-off lanes never touch memory; lanes past the
+ * columns are 0. */
+typedef struct {
+    int windowed, runs;
+    int64_t lo;                   /* windowed: the window's first offset */
+    __m512i perm;                 /* windowed: each lane's place in the window */
+    __mmask16 keep, win0, win1;   /* windowed: lanes in use; the window's floats in each load */
+    int64_t shift[16];            /* runs: lanes in mask[r] read x[tap + shift[r] + lane] */
+    __mmask16 mask[16];
+} lanes16;
+
+__attribute__((target("avx512f"))) static void plan_lanes16(lanes16 *L, const int64_t *restrict bases, int64_t n) {
+    L->runs = 0;
+    L->windowed = 1;
+    L->lo = 0;
+    L->perm = _mm512_setzero_si512();
+    L->keep = L->win0 = L->win1 = 0;
+    if (n <= 0) return;
+    int64_t mn = bases[0], mx = bases[0];
+    for (int64_t q = 1; q < n; q++) {
+        mn = bases[q] < mn ? bases[q] : mn;
+        mx = bases[q] > mx ? bases[q] : mx;
+    }
+    if (mx - mn < 32) {
+        int32_t idx[16] = {0};
+        for (int64_t q = 0; q < n; q++) idx[q] = (int32_t)(bases[q] - mn);
+        const int64_t span = mx - mn + 1;
+        L->lo = mn;
+        L->perm = _mm512_loadu_si512(idx);
+        L->keep = fclf_lanes16(n);
+        L->win0 = fclf_lanes16(span);
+        L->win1 = fclf_lanes16(span - 16);
+        return;
+    }
+    L->windowed = 0;
+    for (int64_t q = 0; q < n;) {
+        int64_t len = 1;
+        while (q + len < n && bases[q + len] == bases[q] + len) len++;
+        L->shift[L->runs] = bases[q] - q;
+        L->mask[L->runs] = (__mmask16)(fclf_lanes16(len) << q);
+        L->runs++;
+        q += len;
+    }
+}
+
+/* The 16 lanes for the tap whose values start at byte address `tap` (x plus the tap's offset). */
+__attribute__((target("avx512f"), always_inline)) static inline __m512 load_lanes16(const lanes16 *L, uintptr_t tap) {
+    if (L->windowed) {
+        const uintptr_t at = tap + (uintptr_t)(L->lo * 4);
+        return _mm512_maskz_permutex2var_ps(L->keep, _mm512_maskz_loadu_ps(L->win0, (const void *)at), L->perm,
+                                            _mm512_maskz_loadu_ps(L->win1, (const void *)(at + 64)));
+    }
+    __m512i v = _mm512_setzero_si512();
+    for (int r = 0; r < L->runs; r++)
+        v = _mm512_or_si512(v, _mm512_maskz_loadu_epi32(L->mask[r], (const void *)(tap + (uintptr_t)(L->shift[r] * 4))));
+    return _mm512_castsi512_ps(v);
+}
+
+/* Implicit B, 32 columns per panel: each half of a panel row is one lanes16 load, stored aligned (storing
+ * each run whole, overlapping the next, split cache lines: the stores were the packer's cost). */
+__attribute__((target("avx512f"))) static void pack_b_im2col__avx512f(float *restrict dst, const fclf_gemm_operand *bs,
+                                                                       int64_t p0, int64_t kc, int64_t j0,
+                                                                       int64_t nc) {
+    const fclf_conv2d_shape *s = bs->conv;
+    const uintptr_t x = (uintptr_t)bs->x;
+    int64_t off[FCLF_GEMM_KC], bases[32];
+    fclf_im2col_row_offsets(s, p0, kc, off);
+    for (int64_t jr = 0; jr < nc; jr += 32) {
+        const int64_t nb = fclf_min64(32, nc - jr);
+        float *d = dst + jr * kc; /* 64-byte aligned, as is every 32-float row */
+        fclf_im2col_column_bases(s, bs->origin + j0 + jr, nb, bases);
+        lanes16 half[2];
+        plan_lanes16(&half[0], bases, fclf_min64(16, nb));
+        plan_lanes16(&half[1], bases + 16, nb - 16);
+        for (int64_t p = 0; p < kc; p++) {
+            const uintptr_t tap = x + (uintptr_t)(off[p] * 4);
+            _mm512_store_ps(d + p * 32, load_lanes16(&half[0], tap));
+            _mm512_store_ps(d + p * 32 + 16, load_lanes16(&half[1], tap));
+        }
+    }
+}
+
+/* Eight rows of 16 floats (one per tap) to 16 pixel-major groups of 8: d[q*stride + i] = r[i][q]. Three
+ * shuffle stages instead of 128 scalar moves. stride 8 is an A panel (two pixels per 64-byte store); 32 is
+ * 8 columns of a B panel. */
+__attribute__((target("avx512f"), always_inline)) static inline void store_8x16_transposed(float *restrict d,
+                                                                                         const __m512 r[8],
+                                                                                         int64_t stride) {
+    __m512 t[8], u[8];
+    for (int k = 0; k < 4; k++) {
+        t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);     /* per 128-bit lane: r0 r1 of pixels 0, 1 */
+        t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]); /* pixels 2, 3 */
+    }
+    for (int h = 0; h < 2; h++) { /* taps 0-3 (h = 0) and 4-7 (h = 1) */
+        u[4 * h + 0] = _mm512_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);     /* pixel 4L+0 of each lane L */
+        u[4 * h + 1] = _mm512_shuffle_ps(t[4 * h], t[4 * h + 2], 0xEE);     /* pixel 4L+1 */
+        u[4 * h + 2] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44); /* pixel 4L+2 */
+        u[4 * h + 3] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE); /* pixel 4L+3 */
+    }
+    for (int q = 0; q < 4; q += 2) { /* pixel pairs (4L+q, 4L+q+1) */
+        __m512 lo_a = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x44), lo_b = _mm512_shuffle_f32x4(u[q + 1], u[5 + q], 0x44);
+        __m512 hi_a = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xEE), hi_b = _mm512_shuffle_f32x4(u[q + 1], u[5 + q], 0xEE);
+        const __m512 pair[4] = {_mm512_shuffle_f32x4(lo_a, lo_b, 0x88), _mm512_shuffle_f32x4(lo_a, lo_b, 0xDD),
+                                _mm512_shuffle_f32x4(hi_a, hi_b, 0x88), _mm512_shuffle_f32x4(hi_a, hi_b, 0xDD)};
+        for (int k = 0; k < 4; k++) { /* pixels 4k+q and 4k+q+1 */
+            float *p = d + (4 * k + q) * stride;
+            if (stride == 8) {
+                _mm512_storeu_ps(p, pair[k]);
+            } else {
+                _mm256_storeu_ps(p, _mm512_castps512_ps256(pair[k]));
+                _mm256_storeu_ps(p + stride, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(pair[k]), 1)));
+            }
+        }
+    }
+}
+
+/* Implicit A, 8 taps per panel: 16 pixels at a time, each tap's 16 values one lanes16 load, then
+ * transposed. */
+__attribute__((target("avx512f"))) static void pack_a_im2col__avx512f(float *restrict dst, const fclf_gemm_operand *as,
+                                                                       int64_t i0, int64_t mc, int64_t p0,
+                                                                       int64_t kc) {
+    const fclf_conv2d_shape *s = as->conv;
+    const uintptr_t x = (uintptr_t)as->x;
+    int64_t offs[FCLF_GEMM_MC];
+    int64_t bases[FCLF_GEMM_KC];
+    fclf_im2col_row_offsets(s, as->origin + i0, mc, offs);
+    fclf_im2col_column_bases(s, p0, kc, bases);
+    for (int64_t q0 = 0; q0 < kc; q0 += 16) {
+        const int64_t len = fclf_min64(16, kc - q0);
+        lanes16 group;
+        plan_lanes16(&group, bases + q0, len);
+        for (int64_t ir = 0; ir < mc; ir += 8) {
+            const int64_t mb = fclf_min64(8, mc - ir);
+            __m512 r[8];
+            for (int64_t i = 0; i < 8; i++)
+                r[i] = i < mb ? load_lanes16(&group, x + (uintptr_t)(offs[ir + i] * 4)) : _mm512_setzero_ps();
+            if (len == 16) {
+                store_8x16_transposed(dst + ir * kc + q0 * 8, r, 8);
+            } else { /* the panel's last pixels: the next panel already holds its first ones */
+                float part[16 * 8] __attribute__((aligned(64)));
+                store_8x16_transposed(part, r, 8);
+                memcpy(dst + ir * kc + q0 * 8, part, (size_t)(len * 8) * sizeof(float));
+            }
+        }
+    }
+}
+
+/* Stored A, transposed (op(A) = A^T, e.g. W^T in the input gradient): a panel row is 8 contiguous floats of A,
+ * one masked copy (the portable loop became a memcpy call per 8 floats). */
+__attribute__((target("avx512f"))) static void pack_a_trans__avx512f(float *restrict dst, const float *restrict A,
+                                                                      int64_t lda, int64_t i0, int64_t mc, int64_t p0,
+                                                                      int64_t kc) {
+    for (int64_t ir = 0; ir < mc; ir += 8) {
+        const int64_t mb = fclf_min64(8, mc - ir);
+        const __mmask16 m = fclf_lanes16(mb);
+        float *d = dst + ir * kc;
+        for (int64_t p = 0; p < kc; p++)
+            _mm256_storeu_ps(d + p * 8, _mm512_castps512_ps256(_mm512_maskz_loadu_ps(m, A + (p0 + p) * lda + i0 + ir)));
+    }
+}
+
+/* Panels whose `width` (8 or 32) entries per row are `width` rows of a stored matrix M: stored A not
+ * transposed (width 8) and stored B transposed (width 32). Panel (r0 + jr) row p holds M[r0 + jr + j][c0 + p]
+ * for j < width, 0 past `rows`; 8 rows of 16 floats are loaded at a time and transposed in registers
+ * (gathers cost about 2 cycles a float on Zen 4). */
+__attribute__((target("avx512f"))) static void pack_rows_transposed__avx512f(float *restrict dst, const float *restrict M,
+                                                                             int64_t ld, int64_t r0, int64_t rows,
+                                                                             int64_t c0, int64_t kc, int width) {
+    float part[16 * FCLF_GEMM_NR_MAX] __attribute__((aligned(64)));
+    for (int64_t jr = 0; jr < rows; jr += width) {
+        const int64_t nb = fclf_min64(width, rows - jr);
+        float *d = dst + jr * kc;
+        for (int64_t q0 = 0; q0 < kc; q0 += 16) {
+            const int64_t len = fclf_min64(16, kc - q0);
+            const __mmask16 m = fclf_lanes16(len);
+            float *out = len == 16 ? d + q0 * width : part; /* a short last group: the next panel follows */
+            for (int64_t jg = 0; jg < width; jg += 8) {
+                __m512 r[8];
+                for (int64_t i = 0; i < 8; i++)
+                    r[i] = jg + i < nb ? _mm512_maskz_loadu_ps(m, M + (r0 + jr + jg + i) * ld + c0 + q0)
+                                       : _mm512_setzero_ps();
+                store_8x16_transposed(out + jg, r, width);
+            }
+            if (len < 16) memcpy(d + q0 * width, part, (size_t)(len * width) * sizeof(float));
+        }
+    }
+}
+
+__attribute__((target("avx512f"))) static void pack_b_plain__avx512f(float *restrict dst, const float *restrict B,
+                                                                      int64_t ldb, int64_t p0, int64_t kc,
+                                                                      int64_t j0, int64_t nc) {
+    for (int64_t jr = 0; jr < nc; jr += 32) {
+        const int64_t nb = fclf_min64(32, nc - jr);
+        const __mmask16 m0 = fclf_lanes16(nb);
+        const __mmask16 m1 = fclf_lanes16(nb - 16);
+        float *d = dst + jr * kc;
+        for (int64_t p = 0; p < kc; p++) {
+            const float *src = B + (p0 + p) * ldb + j0 + jr;
+            _mm512_storeu_ps(d + p * 32, _mm512_maskz_loadu_ps(m0, src));
+            _mm512_storeu_ps(d + p * 32 + 16, _mm512_maskz_loadu_ps(m1, src + 16));
+        }
+    }
+}
+
+/* The table's packers: the vector packers for every operand but a padded implicit one, which the portable
+ * packer takes (its taps need the bounds check per element). */
+static void pack_a__avx512f(float *restrict dst, const fclf_gemm_operand *a, int64_t i0, int64_t mc, int64_t p0,
+                            int64_t kc) {
+    if (a->conv && !(a->conv->pad_t | a->conv->pad_l))
+        pack_a_im2col__avx512f(dst, a, i0, mc, p0, kc);
+    else if (a->conv)
+        fclf_gemm_pack_a_portable(dst, a, i0, mc, p0, kc, 8);
+    else if (!a->trans)
+        pack_rows_transposed__avx512f(dst, a->m, a->ld, i0, mc, p0, kc, 8);
+    else
+        pack_a_trans__avx512f(dst, a->m, a->ld, i0, mc, p0, kc);
+}
+
+static void pack_b__avx512f(float *restrict dst, const fclf_gemm_operand *b, int64_t p0, int64_t kc, int64_t j0,
+                            int64_t nc) {
+    if (b->conv && !(b->conv->pad_t | b->conv->pad_l))
+        pack_b_im2col__avx512f(dst, b, p0, kc, j0, nc);
+    else if (b->conv)
+        fclf_gemm_pack_b_portable(dst, b, p0, kc, j0, nc, 32);
+    else if (b->trans)
+        pack_rows_transposed__avx512f(dst, b->m, b->ld, j0, nc, p0, kc, 32);
+    else
+        pack_b_plain__avx512f(dst, b->m, b->ld, p0, kc, j0, nc);
+}
+
+const fclf_gemm_kernel fclf_gemm_avx512f = {FCLF_ISA_AVX512F, 8, 32, 1, ukernel_8x32__avx512f, pack_a__avx512f,
+                                            pack_b__avx512f};
+#endif

@@ -1,0 +1,219 @@
+/* driver.c: the GEMM's blocking (MC/KC/NC), its thread split and its entry points; the ISA's table entry
+ * (gemm.h) supplies the micro-kernel and the packers.
+ *
+ * Parallelism: the caller's matrix is split into contiguous, tile-aligned column (or row) ranges, one per
+ * thread; each C element is computed by one thread with the same K blocking as the serial path, so the
+ * result is bitwise independent of the thread count. */
+#include "gemm.h"
+#include "../conv/im2col.h"
+
+enum { KC = FCLF_GEMM_KC, MC = FCLF_GEMM_MC, NC = FCLF_GEMM_NC, MR_MAX = FCLF_GEMM_MR_MAX, NR_MAX = FCLF_GEMM_NR_MAX };
+
+/* One table, indexed by fclf_isa; the variants this build lacks (arm64) run the scalar one. */
+static const fclf_gemm_kernel *const kernels[] = {
+    [FCLF_ISA_SCALAR] = &fclf_gemm_scalar,
+#if defined(__x86_64__)
+    [FCLF_ISA_AVX2] = &fclf_gemm_avx2,
+    [FCLF_ISA_AVX512F] = &fclf_gemm_avx512f,
+#endif
+};
+
+const fclf_gemm_kernel *fclf_gemm_kernel_for(int isa) {
+    if (isa < 0 || isa >= (int)(sizeof kernels / sizeof kernels[0]) || !kernels[isa]) return &fclf_gemm_scalar;
+    return kernels[isa];
+}
+
+/* An operand's element (row r, column c of op(X)), for the out-of-memory fallback only. */
+static float op_at(const fclf_gemm_operand *src, int is_a, int64_t r, int64_t c) {
+    if (src->conv) {
+        const int64_t k = is_a ? src->origin + r : r, j = is_a ? c : src->origin + c;
+        return fclf_im2col_tap(src->conv, src->x, fclf_im2col_column_at(src->conv, j), fclf_im2col_row_at(src->conv, k));
+    }
+    return src->trans ? src->m[c * src->ld + r] : src->m[r * src->ld + c];
+}
+
+/* Equal K blocks (K = 400 runs as 2 x 200, not 320 + 80): a short last block pays a full load and store
+ * of every C tile for little work. Depends on K only, so never on the thread count or on M and N. */
+static int64_t kstep_for(int64_t K) {
+    int64_t kblocks = (K + KC - 1) / KC;
+    return (K + kblocks - 1) / kblocks;
+}
+
+static inline float *out_at(const fclf_gemm_out *o, int64_t i, int64_t j) {
+    if (!o->seg) return o->C + i * o->ldc + j;
+    const int64_t J = o->col0 + j, g = J / o->seg;
+    return o->C + g * o->seg_stride + i * o->ldc + (J - g * o->seg);
+}
+
+static void gemm_serial(const fclf_gemm_kernel *v, int64_t M, int64_t N, int64_t K, float alpha,
+                        const fclf_gemm_operand *as, const fclf_gemm_operand *bs, float beta, const fclf_gemm_out *out) {
+    const int mr = v->mr, nr = v->nr;
+    int64_t ncap = fclf_min64(NC, (N + nr - 1) / nr * nr);
+    float *apack = fclf_scratch_slot(FCLF_SCRATCH_PACK_A, (int64_t)MC * KC);
+    float *bpack = fclf_scratch_slot(FCLF_SCRATCH_PACK_B, ncap * KC);
+    if (!apack || !bpack) { /* out of memory: still give the right answer, slowly */
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) {
+                double acc = 0.0;
+                for (int64_t p = 0; p < K; p++) acc += (double)op_at(as, 1, i, p) * op_at(bs, 0, p, j);
+                float *c = out_at(out, i, j);
+                float r = (float)(alpha * acc + (beta == 0.0f ? 0.0 : (double)beta * *c));
+                if (out->bias) r = r + out->bias[i];
+                if (out->relu) r = r > 0.0f ? r : 0.0f;
+                *c = r;
+            }
+        return;
+    }
+    float tile[MR_MAX * NR_MAX] __attribute__((aligned(64)));
+    const int64_t kstep = kstep_for(K);
+    for (int64_t jc = 0; jc < N; jc += NC) {
+        int64_t nc = fclf_min64(NC, N - jc);
+        for (int64_t pc = 0; pc < K; pc += kstep) {
+            int64_t kc = fclf_min64(kstep, K - pc);
+            float beta_k = pc == 0 ? beta : 1.0f;
+            const int last = pc + kc >= K;
+            v->pack_b(bpack, bs, pc, kc, jc, nc);
+            for (int64_t ic = 0; ic < M; ic += MC) {
+                int64_t mc = fclf_min64(MC, M - ic);
+                v->pack_a(apack, as, ic, mc, pc, kc);
+                for (int64_t jr = 0; jr < nc; jr += nr) {
+                    int64_t nb = fclf_min64(nr, nc - jr);
+                    /* A tile is stored straight when whole and, segmented, inside one group of columns. */
+                    int64_t in_group = nb;
+                    if (out->seg) {
+                        const int64_t J = out->col0 + jc + jr;
+                        in_group = out->seg - J % out->seg;
+                    }
+                    for (int64_t ir = 0; ir < mc; ir += mr) {
+                        int64_t mb = fclf_min64(mr, mc - ir);
+                        const float *bias = last && out->bias ? out->bias + ic + ir : NULL;
+                        const int relu = last && out->relu;
+                        const float *ap = apack + ir * kc, *bp = bpack + jr * kc;
+                        if (mb == mr && nb == nr && nb <= in_group) {
+                            v->kernel(kc, ap, bp, out_at(out, ic + ir, jc + jr), out->ldc, alpha, beta_k, bias, relu);
+                        } else { /* compute whole, store the valid part with the same arithmetic as the kernel,
+                                  * one run of columns per group (a quarter of conv2's tiles straddle two images) */
+                            v->kernel(kc, ap, bp, tile, nr, alpha, 0.0f, NULL, 0);
+                            for (int64_t j0 = 0, run; j0 < nb; j0 += run) {
+                                run = j0 == 0 ? fclf_min64(nb, in_group) : fclf_min64(nb - j0, out->seg ? out->seg : nb);
+                                float *c0 = out_at(out, ic + ir, jc + jr + j0);
+                                for (int64_t i = 0; i < mb; i++) {
+                                    float *c = c0 + i * out->ldc;
+                                    const float *t = tile + i * nr + j0;
+                                    for (int64_t j = 0; j < run; j++) {
+                                        float r = t[j];
+                                        if (beta_k != 0.0f) r = r + beta_k * c[j];
+                                        if (bias) r = r + bias[i];
+                                        if (relu) r = r > 0.0f ? r : 0.0f;
+                                        c[j] = r;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Rows of C for a short op(A) (M < 4, e.g. one image through a dense layer), where an 8-row tile would
+ * be mostly padding and packing W would cost more than the product (dense1's 1600 x 128 weights:
+ * 820 KB per call). Per element the arithmetic is the micro-kernel's: the same K blocks, products
+ * accumulated in p order with FMA (AVX2/AVX-512 variants) or unfused (portable variant), then
+ * alpha * acc (+ beta * c). */
+FCLF_CLONES static void gemm_rows(int fused, int ta, int64_t M, int64_t N, int64_t K, int64_t kstep, float alpha,
+                                  const float *restrict A, int64_t lda, const float *restrict B, int64_t ldb,
+                                  float beta, float *restrict C, int64_t ldc, float *restrict acc) {
+    for (int64_t i = 0; i < M; i++) {
+        float *c = C + i * ldc;
+        for (int64_t pc = 0; pc < K; pc += kstep) {
+            int64_t kc = fclf_min64(kstep, K - pc);
+            float beta_k = pc == 0 ? beta : 1.0f;
+            for (int64_t j = 0; j < N; j++) acc[j] = 0.0f;
+            for (int64_t p = pc; p < pc + kc; p++) {
+                const float a = ta ? A[p * lda + i] : A[i * lda + p], *b = B + p * ldb;
+                if (fused)
+                    for (int64_t j = 0; j < N; j++) acc[j] = __builtin_fmaf(a, b[j], acc[j]);
+                else
+                    for (int64_t j = 0; j < N; j++) acc[j] = acc[j] + a * b[j];
+            }
+            for (int64_t j = 0; j < N; j++) {
+                float r = alpha * acc[j];
+                c[j] = beta_k == 0.0f ? r : r + beta_k * c[j];
+            }
+        }
+    }
+}
+
+static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc) {
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+}
+
+void fclf_gemm_drive(const fclf_gemm_kernel *v, int64_t M, int64_t N, int64_t K, float alpha,
+                     const fclf_gemm_operand *as, const fclf_gemm_operand *bs, float beta, const fclf_gemm_out *out) {
+    int nt = FCLF_MAX_THREADS();
+    if (nt <= 1 || 2.0 * (double)M * (double)N * (double)K < FCLF_PAR_MIN_WORK) {
+        gemm_serial(v, M, N, K, alpha, as, bs, beta, out);
+        return;
+    }
+    /* Split the operand whose packing would otherwise be repeated by every thread: splitting columns
+     * repeats A's M x K packing, splitting rows repeats B's K x N. One image through conv2 (M = 64,
+     * N = 121) split by rows packed all of B on both threads. Either split gives the same bits. */
+    int64_t tiles_n = (N + v->nr - 1) / v->nr, tiles_m = (M + v->mr - 1) / v->mr;
+    int split_n = tiles_n >= nt && (M <= N || tiles_m < nt);
+#pragma omp parallel num_threads(nt)
+    {
+        int t = FCLF_THREAD_NUM(), T = FCLF_NUM_THREADS();
+        int64_t tiles = split_n ? tiles_n : tiles_m, step = split_n ? v->nr : v->mr, extent = split_n ? N : M;
+        int64_t lo = tiles * t / T * step, hi = fclf_min64(tiles * (t + 1) / T * step, extent);
+        if (hi > lo) {
+            /* This thread's columns of op(B) (or rows of op(A)): an offset into a stored matrix, or a new
+             * origin in the implicit one. */
+            fclf_gemm_operand part = split_n ? *bs : *as;
+            if (part.conv) part.origin += lo;
+            else part.m = (split_n ? part.trans : !part.trans) ? part.m + lo * part.ld : part.m + lo;
+            fclf_gemm_out mine = *out;
+            if (split_n) {
+                if (mine.seg) mine.col0 += lo;
+                else mine.C += lo;
+                gemm_serial(v, M, hi - lo, K, alpha, as, &part, beta, &mine);
+            } else {
+                mine.C += lo * mine.ldc;
+                if (mine.bias) mine.bias += lo;
+                gemm_serial(v, hi - lo, N, K, alpha, &part, bs, beta, &mine);
+            }
+        }
+    }
+}
+
+void fclf_sgemm_with(const fclf_gemm_kernel *v, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                     const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0.0f) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    if (M < 4 && !tb) {
+        float *acc = fclf_scratch_slot(FCLF_SCRATCH_PACK_B, N);
+        if (acc) {
+            gemm_rows(v->fused, ta, M, N, K, kstep_for(K), alpha, A, lda, B, ldb, beta, C, ldc, acc);
+            return;
+        }
+    }
+    fclf_gemm_operand as = {A, lda, ta, NULL, NULL, 0}, bs = {B, ldb, tb, NULL, NULL, 0};
+    fclf_gemm_out out = {C, ldc, 0, 0, 0, NULL, 0};
+    fclf_gemm_drive(v, M, N, K, alpha, &as, &bs, beta, &out);
+}
+
+void fclf_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    /* The active variant is supported by construction: no probe per call. */
+    fclf_sgemm_with(fclf_gemm_kernel_for(fclf_isa_active()), ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void fclf_sgemm_isa(int isa, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                    int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    fclf_sgemm_with(fclf_gemm_kernel_for(fclf_isa_usable(isa)), ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}

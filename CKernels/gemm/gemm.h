@@ -1,0 +1,91 @@
+/* gemm.h: the GEMM engine's internals: operands, outputs, and the per-ISA kernel table.
+ *
+ * Structure (BLIS/GotoBLAS): the K x NC panel of op(B) and the MC x K block of op(A) are packed into
+ * contiguous, zero-padded micro-panels; one register micro-kernel computes an MR x NR tile of C from an
+ * MR-wide A panel and an NR-wide B panel. driver.c owns the blocking and the thread split; each ISA's file
+ * (scalar.c, avx2.c, avx512.c) owns its micro-kernel and packers and fills one fclf_gemm_kernel:
+ *   avx512f  8 x 32 (16 zmm accumulators: 2 FMA pipes x 4-cycle latency need >= 8 in flight)
+ *   avx2     6 x 16 (12 ymm accumulators, BLIS's Haswell shape, 15 of 16 registers)
+ *   scalar   4 x 8  (plain C the compiler vectorises for baseline SSE or NEON)
+ * MR = 8 divides every M of our models (32, 64, 288, 1600), so their tiles are full. */
+#ifndef FCLF_GEMM_H
+#define FCLF_GEMM_H
+
+#include "../fclf_internal.h"
+
+/* KC = 320 keeps conv2's K = 288 in one block, so each C tile is stored once instead of loaded and stored
+ * again for a second block: fclf-bench, 2 threads, conv2 forward at batch 32 (64x3872x288) went from 156
+ * to 191-197 GFLOP/s (OpenBLAS AVX-512: 176-183). The B micro-panel (up to 40 KB) then overflows Zen 4's
+ * 32 KB L1 into L2, which feeds its 8 uses per panel with room to spare. */
+enum { FCLF_GEMM_KC = 320, FCLF_GEMM_MC = 96, FCLF_GEMM_NC = 2048, FCLF_GEMM_MR_MAX = 8, FCLF_GEMM_NR_MAX = 32 };
+
+/* Where an operand comes from: a stored matrix, or the im2col matrix of an NCHW batch x (conv/im2col.h),
+ * never materialised. As B it is the convolution's forward product, as A (not transposed) its weight
+ * gradient. Packing straight from x skips writing and re-reading col (1.1M floats per 32 images for conv2);
+ * the packed panels hold the same values, so results are bitwise those of the explicit path. */
+typedef struct {
+    const float *m; /* stored matrix, leading dimension ld, transposed when trans */
+    int64_t ld;
+    int trans;
+    const float *x; /* implicit im2col when conv != NULL */
+    const fclf_conv2d_shape *conv;
+    int64_t origin; /* first column (as B) or first row (as A) of this part of the im2col matrix */
+} fclf_gemm_operand;
+
+/* Where C goes. Plain: element (i, j) at C[i*ldc + j]. Segmented (seg > 0): the columns come in groups of
+ * seg, group g at C + g*seg_stride, so that a convolution's product [oc, n*P] lands straight in NCHW
+ * (seg = P, seg_stride = oc*P, ldc = P) instead of a [oc, n, P] buffer that a second pass reorders. col0
+ * is the first column's index in that layout (a thread's part starts inside it). bias (per row) and relu
+ * are applied with the last K block. */
+typedef struct {
+    float *C;
+    int64_t ldc, seg, seg_stride, col0;
+    const float *bias;
+    int relu;
+} fclf_gemm_out;
+
+/* acc = sum_p a[p*MR + i] * b[p*NR + j]; c = alpha*acc (+ beta*c when beta != 0), then + bias[i] per row
+ * when bias, then max(., 0) when relu: the epilogue of a convolution, applied with its last K block. */
+typedef void (*fclf_gemm_ukernel_fn)(int64_t kc, const float *restrict a, const float *restrict b, float *restrict c,
+                                     int64_t ldc, float alpha, float beta, const float *restrict bias, int relu);
+/* op(A)[i0 : i0+mc, p0 : p0+kc] -> MR-row panels, each kc x MR, rows past mc zero. */
+typedef void (*fclf_gemm_pack_a_fn)(float *restrict dst, const fclf_gemm_operand *a, int64_t i0, int64_t mc,
+                                    int64_t p0, int64_t kc);
+/* op(B)[p0 : p0+kc, j0 : j0+nc] -> NR-column panels, each kc x NR, columns past nc zero. */
+typedef void (*fclf_gemm_pack_b_fn)(float *restrict dst, const fclf_gemm_operand *b, int64_t p0, int64_t kc,
+                                    int64_t j0, int64_t nc);
+
+/* One ISA's GEMM. Each packer handles every operand kind (stored either way, implicit im2col). fused: the
+ * micro-kernel multiplies and adds with FMA (one rounding), which the short-M row path must copy. */
+typedef struct {
+    int isa, mr, nr, fused;
+    fclf_gemm_ukernel_fn kernel;
+    fclf_gemm_pack_a_fn pack_a;
+    fclf_gemm_pack_b_fn pack_b;
+} fclf_gemm_kernel;
+
+extern const fclf_gemm_kernel fclf_gemm_scalar;
+#if defined(__x86_64__)
+extern const fclf_gemm_kernel fclf_gemm_avx2, fclf_gemm_avx512f;
+#endif
+
+/* The table entry of a variant (driver.c): a supported one, else the scalar one. */
+const fclf_gemm_kernel *fclf_gemm_kernel_for(int isa);
+
+/* The portable packers (scalar.c), for any panel width; avx2.c uses them as they are and avx512.c for the
+ * operands its vector packers do not take. */
+void fclf_gemm_pack_a_portable(float *restrict dst, const fclf_gemm_operand *a, int64_t i0, int64_t mc, int64_t p0,
+                               int64_t kc, int mr);
+void fclf_gemm_pack_b_portable(float *restrict dst, const fclf_gemm_operand *b, int64_t p0, int64_t kc, int64_t j0,
+                               int64_t nc, int nr);
+
+/* C = alpha op(A) op(B) + beta C for operands and output as described above (driver.c): serial below
+ * FCLF_PAR_MIN_WORK or inside a parallel region, else one contiguous, tile-aligned range of columns (or
+ * rows) per thread. M, N, K > 0. */
+void fclf_gemm_drive(const fclf_gemm_kernel *k, int64_t M, int64_t N, int64_t K, float alpha,
+                     const fclf_gemm_operand *a, const fclf_gemm_operand *b, float beta, const fclf_gemm_out *out);
+/* fclf_sgemm with a given table entry. */
+void fclf_sgemm_with(const fclf_gemm_kernel *k, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                     const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+
+#endif

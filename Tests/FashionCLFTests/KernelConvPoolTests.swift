@@ -1,0 +1,92 @@
+// The convolution fused with its 2x2 max pooling, on every variant the CPU has: bitwise against the separate
+// kernels, and against its naive reference. (A file of its own only to keep KernelTests.swift short.)
+import CKernels
+@testable import FashionCLF
+import Testing
+
+extension KernelTests {
+    @Test("convolution fused with its 2x2 max pooling gives the bits of the two separate kernels and matches its reference, every ISA",
+          arguments: kernelISAs)
+    func convPoolFused(_ variant: KernelISA) {
+        let isa = variant.raw
+        // (n, c, h, w, oc, k, same): K = 9 (conv1's shape, the AVX-512 path), K = 4 and K = 1 (portable path),
+        // odd sizes (a row and a column left over by the pooling), an odd channel count, padding; K = 36 and
+        // K = 288 (conv2's shape) take the GEMM path, where only the backward pass is fused; so does a
+        // small-K shape with planes too large for one pass.
+        for (n, c, h, w, oc, k, same) in [(5, 1, 28, 28, 32, 3, false), (3, 1, 9, 11, 5, 3, true), (2, 1, 7, 6, 3, 2, false),
+                                          (4, 1, 5, 5, 7, 1, false), (2, 1, 12, 13, 4, 3, false), (3, 4, 9, 8, 6, 3, true),
+                                          (4, 32, 13, 13, 64, 3, false), (2, 1, 48, 47, 3, 3, false)] {
+            let s = fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(w), Int64(oc), Int64(k), Int64(k), same ? 1 : 0)
+            // One pass when few taps and planes small enough for the stack (46 x 45 is not: routed via tmp).
+            let onePass = c * k * k < 16 && Int(s.oh * s.ow) <= 2048
+            #expect((fclf_conv2d_pool_supported(s) != 0) == onePass)
+            let (oh, ow) = (Int(s.oh), Int(s.ow))
+            let full = n * oc * oh * ow, pooled = n * oc * (oh / 2) * (ow / 2)
+            let x = randomArray(n * c * h * w, seed: 70), wt = randomArray(oc * c * k * k, seed: 71), b = randomArray(oc, seed: 72)
+            let dy = randomArray(pooled, seed: 73)
+            for relu: Int32 in [0, 1] { for wantDx in [false, true] {
+                let shapeTag = "conv+pool \(variant) n\(n) c\(c) \(h)x\(w) oc\(oc) k\(k) same \(same) relu \(relu) dx \(wantDx)"
+                var fusedResults: [[Float]] = []
+                for threads in [1, 2] {
+                    let tag = "\(shapeTag), \(threads) threads"
+                    // Separate: convolution, pooling; backward: pooling (with the ReLU mask), convolution without it.
+                    var y = [Float](repeating: 0, count: full), col = [Float](repeating: 0, count: Int(fclf_conv2d_col_size(s)))
+                    var p1 = [Float](repeating: 0, count: pooled), a1 = [Int32](repeating: 0, count: pooled)
+                    var dyFull = [Float](repeating: 0, count: full), dcol = [Float](repeating: 0, count: Int(fclf_conv2d_dcol_size(s)))
+                    var tmp = [Float](repeating: 0, count: Int(fclf_conv2d_tmp_size(s)))
+                    var dw1 = [Float](repeating: 0.5, count: wt.count), db1 = [Float](repeating: 0.25, count: oc)
+                    var dx1 = [Float](repeating: .nan, count: x.count)
+                    // Fused (the one-pass forward where supported).
+                    var p2 = [Float](repeating: .nan, count: pooled), a2 = [Int32](repeating: -1, count: pooled)
+                    var col2 = [Float](repeating: 0, count: col.count), tmp2 = tmp, dcol2 = dcol
+                    var dw2 = [Float](repeating: 0.5, count: wt.count), db2 = [Float](repeating: 0.25, count: oc)
+                    var dx2 = [Float](repeating: .nan, count: x.count)
+                    withThreads(threads) {
+                        fclf_conv2d_forward_isa(isa, &y, &col, x, wt, b, relu, s)
+                        fclf_maxpool2x2_forward_isa(isa, &p1, &a1, y, Int64(n * oc), Int64(oh), Int64(ow))
+                        fclf_maxpool2x2_backward_isa(isa, &dyFull, dy, a1, relu != 0 ? p1 : nil, Int64(n * oc), Int64(oh), Int64(ow))
+                        dx1.withUnsafeMutableBufferPointer { d in
+                            fclf_conv2d_backward_isa(isa, wantDx ? d.baseAddress : nil, &dw1, &db1, &dcol, &tmp, dyFull, y, col, x, wt, 0, s)
+                        }
+                        if onePass {
+                            fclf_conv2d_pool_forward_isa(isa, &p2, &a2, &col2, x, wt, b, relu, s)
+                        } else {
+                            (p2, a2, col2) = (p1, a1, col)
+                        }
+                        dx2.withUnsafeMutableBufferPointer { d in
+                            fclf_conv2d_pool_backward_isa(isa, wantDx ? d.baseAddress : nil, &dw2, &db2, &dcol2, &tmp2, dy, a2,
+                                                          relu != 0 ? p2 : nil, col2, x, wt, s)
+                        }
+                    }
+                    #expect(p2 == p1 && a2 == a1, "\(tag): pooled output or winners")
+                    #expect(col2 == col, "\(tag): im2col kept for the backward pass")
+                    #expect(dw2 == dw1 && db2 == db1, "\(tag): weight and bias gradients")
+                    if wantDx { #expect(dx2 == dx1, "\(tag): input gradient") }
+                    fusedResults.append(p2 + a2.map(Float.init) + dw2 + db2 + (wantDx ? dx2 : []))
+                    guard threads == 1 else { continue }
+                    // The naive references: forward from the direct loops (each winner must hold its window's
+                    // maximum; near-ties may pick another index), backward given the fused pass's winners.
+                    let tol = 1e-5 * Double(c * k * k).squareRoot() * 4
+                    var pRef = [Float](repeating: 0, count: pooled), aRef = [Int32](repeating: 0, count: pooled)
+                    fclf_conv2d_pool_forward_ref(&pRef, &aRef, x, wt, b, relu, s)
+                    expectClose(p2, pRef, atol: tol, rtol: 1e-5, "\(tag): pooled y against the reference")
+                    var yRef = [Float](repeating: 0, count: full)
+                    fclf_conv2d_forward_ref(&yRef, x, wt, b, s)
+                    if relu != 0 { yRef = yRef.map { $0 > 0 ? $0 : 0 } }
+                    let (P, Q) = (oh * ow, (oh / 2) * (ow / 2))
+                    let atWinners = (0..<pooled).map { yRef[($0 / Q) * P + Int(a2[$0])] }
+                    expectClose(atWinners, pRef, atol: tol, rtol: 1e-5, "\(tag): the winners hold their windows' maxima")
+                    var dxRef = [Float](repeating: .nan, count: x.count), dwRef = [Float](repeating: 0.5, count: wt.count)
+                    var dbRef = [Float](repeating: 0.25, count: oc)
+                    dxRef.withUnsafeMutableBufferPointer { d in
+                        fclf_conv2d_pool_backward_ref(wantDx ? d.baseAddress : nil, &dwRef, &dbRef, dy, a2, relu != 0 ? p2 : nil, x, wt, s)
+                    }
+                    expectClose(dw2, dwRef, atol: 1e-5 * Double(n * P).squareRoot() * 4, rtol: 1e-5, "\(tag): dw against the reference")
+                    expectClose(db2, dbRef, atol: 1e-4, rtol: 1e-5, "\(tag): db against the reference")
+                    if wantDx { expectClose(dx2, dxRef, atol: tol, rtol: 1e-5, "\(tag): dx against the reference") }
+                }
+                #expect(fusedResults[0] == fusedResults[1], "\(shapeTag): results depend on the thread count")
+            } }
+        }
+    }
+}
