@@ -92,7 +92,8 @@ let package = Package(
         ),
         .testTarget(
             name: "FashionCLFTests",
-            dependencies: ["FashionCLF", "FashionCLFPhotos", "FashionCLFReport", "CKernels", "CZlib", "CTestSupport"]
+            dependencies: ["FashionCLF", "FashionCLFPhotos", "FashionCLFReport", "CKernels", "CZlib", "CTestSupport"],
+            exclude: ["Fixtures"]
         ),
     ]
 )

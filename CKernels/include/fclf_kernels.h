@@ -198,6 +198,47 @@ void fclf_relu_forward(float *y, const float *x, int64_t count);
 /* WRITES dx = dy where y > 0, else 0; dx may equal dy. */
 void fclf_relu_backward(float *dx, const float *dy, const float *y, int64_t count);
 
+/* ---- batchnorm.c: batch normalisation over channels ----------------------------------------------- */
+/* x, y [n, c, hw] (NCHW with hw = h*w; a dense layer's [n, features] is hw = 1). */
+
+/* Training: WRITES y = gamma (x - mean) invstd + beta with the batch's per-channel mean and biased variance,
+ * and mean [c], invstd [c] = 1/sqrt(var + eps) for the backward pass; UPDATES running_mean and running_var
+ * (PyTorch's rule, unbiased variance) unless running_mean is NULL. */
+void fclf_batchnorm_forward_train(float *y, float *mean, float *invstd, float *running_mean, float *running_var,
+                                  const float *x, const float *gamma, const float *beta, int64_t n, int64_t c,
+                                  int64_t hw, float momentum, float eps);
+/* ACCUMULATES dgamma, dbeta [c]; WRITES dx unless NULL. mean and invstd as the forward pass wrote them. */
+void fclf_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x, const float *mean,
+                             const float *invstd, const float *gamma, int64_t n, int64_t c, int64_t hw);
+/* Inference: WRITES scale = gamma / sqrt(running_var + eps) and shift = beta - running_mean * scale [c] (in
+ * double, rounded once), the per-channel affine map that evaluation applies and that folds into the layer
+ * before. */
+void fclf_batchnorm_inference_coefficients(float *scale, float *shift, const float *gamma, const float *beta,
+                                           const float *running_mean, const float *running_var, int64_t c, float eps);
+/* WRITES y = x * scale[ch] + shift[ch]; y may equal x. */
+void fclf_channel_affine(float *y, const float *x, const float *scale, const float *shift, int64_t n, int64_t c,
+                         int64_t hw);
+void fclf_batchnorm_forward_train_ref(float *y, const float *x, const float *gamma, const float *beta, int64_t n,
+                                      int64_t c, int64_t hw, float eps);
+void fclf_batchnorm_backward_ref(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                                 const float *gamma, int64_t n, int64_t c, int64_t hw, float eps);
+
+/* ---- dropout.c: inverted dropout ----------------------------------------------------------------- */
+/* (No *_ref: these loops are the naive form; the mask is a pure function of (seed, index).) */
+
+/* WRITES y = x / (1 - rate) where kept, else 0, and mask [count] (1 kept, 0 dropped); 0 <= rate < 1. */
+void fclf_dropout_forward(float *y, uint8_t *mask, const float *x, int64_t count, float rate, uint64_t seed);
+/* WRITES dx = dy / (1 - rate) where mask, else 0; dx may equal dy. */
+void fclf_dropout_backward(float *dx, const float *dy, const uint8_t *mask, int64_t count, float rate);
+
+/* ---- global_pool.c: global average pooling ------------------------------------------------------- */
+/* (No *_ref: these loops are the naive form.) */
+
+/* WRITES y [planes] = mean of each plane of x [planes, hw]. */
+void fclf_global_avgpool_forward(float *y, const float *x, int64_t planes, int64_t hw);
+/* WRITES dx [planes, hw] = dy[plane] / hw. */
+void fclf_global_avgpool_backward(float *dx, const float *dy, int64_t planes, int64_t hw);
+
 /* ---- loss.c: softmax + cross-entropy, fused ------------------------------------------------------ */
 
 /* logits [n, k], labels [n] in 0..k-1. WRITES probs [n, k] (unless NULL) and dlogits [n, k] =

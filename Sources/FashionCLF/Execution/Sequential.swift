@@ -7,14 +7,20 @@ public final class Sequential {
     public let plan: Plan
     /// One executor per plan step (`plan.steps[i]` runs on `steps[i]`).
     public let steps: [any Layer]
+    /// The trainable parameters, which the optimiser updates.
     public let parameters: [Parameter]
+    /// Everything the model file stores, in its order (parameters and BatchNorm's running statistics).
+    public let stored: [Parameter]
 
     public var specs: [LayerSpec] { plan.specs }
     /// Per-sample input shape (`n` = 1).
     public var inputShape: Shape { plan.inputShape }
     /// Per-sample output size (the number of classes for a classifier).
     public var outputSize: Int { plan.outputSize }
+    /// Trainable values (what the optimiser updates).
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
+    /// Values the model file stores: the parameters and BatchNorm's running statistics.
+    public var storedCount: Int { stored.reduce(0) { $0 + $1.count } }
     public var summary: ModelSummary { ModelSummary(name: name, plan: plan) }
 
     /// Compiles `specs` and draws the initial weights from `rng`. Throws when the specs do not chain (a
@@ -29,6 +35,14 @@ public final class Sequential {
         self.plan = plan
         steps = plan.steps.map { Sequential.executor($0, rng: &rng) }
         parameters = steps.flatMap { $0.parameters }
+        stored = steps.flatMap { $0.stored }
+    }
+
+    /// What the model file stores for layer `layer` (empty for a layer without parameters, and for one the
+    /// planner fused into the step of another).
+    public func stored(ofLayer layer: Int) -> [Parameter] {
+        guard let k = plan.step(executing: layer), plan.steps[k].layers.lowerBound == layer else { return [] }
+        return steps[k].stored
     }
 
     /// The one place that maps a step to the layer that executes it.
@@ -43,12 +57,16 @@ public final class Sequential {
         case .relu: return ReLU()
         case .maxPool2x2: return MaxPool2D()
         case .flatten: return Flatten()
+        case .batchNorm(let channels): return BatchNorm(channels: channels, computesInputGradient: step.computesInputGradient)
+        case .dropout(let rate): return Dropout(rate: rate, seed: rng.next())
+        case .globalAvgPool: return GlobalAvgPool()
         }
     }
 
-    public func forward(_ x: Tensor) -> Tensor {
+    /// `training` false: evaluation (BatchNorm's running statistics, no dropout).
+    public func forward(_ x: Tensor, training: Bool = true) -> Tensor {
         var t = x
-        for step in steps { t = step.forward(t) }
+        for step in steps { t = step.forward(t, training: training) }
         return t
     }
 
@@ -62,9 +80,25 @@ public final class Sequential {
         for p in parameters { p.zeroGrad() }
     }
 
-    /// Copies every parameter value from `other`, a network of the same plan.
-    func copyWeights(from other: Sequential) {
-        precondition(other.plan.specs == plan.specs, "copyWeights: the networks have different architectures")
-        for (p, q) in zip(parameters, other.parameters) { p.value.update(from: q.value, count: p.count) }
+    /// Loads every step's stored values from `model`, a network of the same layers compiled for training: as
+    /// they are, or with the BatchNorm the step folds applied to its weights (w' = w s, b' = b s + t per output
+    /// channel, with s and t the BatchNorm's evaluation scale and shift, computed in double).
+    func load(from model: Sequential) {
+        for (step, executor) in zip(plan.steps, steps) {
+            let source = model.stored(ofLayer: step.layers.lowerBound), target = executor.stored
+            guard let bn = step.foldedBatchNorm, let norm = model.steps[model.plan.step(executing: bn)!] as? BatchNorm else {
+                for (p, q) in zip(target, source) { p.value.update(from: q.value, count: p.count) }
+                continue
+            }
+            let (scale, shift) = norm.inferenceCoefficients()
+            let (w, b) = (source[0], source[1]), outputs = b.count
+            // conv weight [out, in, k, k]: output channel outermost; dense weight [in, out]: innermost.
+            let outerOutput = w.shape[0] == outputs && w.shape.count == 4
+            for i in 0..<w.count {
+                let o = outerOutput ? i / (w.count / outputs) : i % outputs
+                target[0].value[i] = Float(Double(w.value[i]) * Double(scale[o]))
+            }
+            for o in 0..<outputs { target[1].value[o] = Float(Double(b.value[o]) * Double(scale[o]) + Double(shift[o])) }
+        }
     }
 }

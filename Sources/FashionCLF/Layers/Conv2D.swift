@@ -89,7 +89,7 @@ public final class Conv2D: Layer {
         pooling(s) == .onePass || fclf_conv2d_uses_col(s) != 0 ? Int(fclf_conv2d_col_size(s)) : 0
     }
 
-    public func forward(_ x: Tensor) -> Tensor {
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
         inputShape = x.shape
         input = UnsafePointer(x.data)
         shape = kernelShape(x.shape)

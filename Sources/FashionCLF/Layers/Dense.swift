@@ -35,7 +35,7 @@ public final class Dense: Layer {
                            activation == .relu ? 1 : 0)
     }
 
-    public func forward(_ x: Tensor) -> Tensor {
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
         self.x = x
         let yp = y.reserve(x.shape.n * outputSize)
         run(x.data, n: x.shape.n, y: yp)

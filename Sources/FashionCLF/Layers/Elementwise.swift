@@ -10,7 +10,7 @@ public final class ReLU: Layer {
 
     public func outputShape(_ input: Shape) -> Shape { input }
 
-    public func forward(_ x: Tensor) -> Tensor {
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
         shape = x.shape
         let yp = y.reserve(shape.count)
         fclf_relu_forward(yp, x.data, Int64(shape.count))
@@ -43,7 +43,7 @@ public final class MaxPool2D: Layer {
         Shape(n: input.n, c: input.c, h: input.h / 2, w: input.w / 2)
     }
 
-    public func forward(_ x: Tensor) -> Tensor {
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
         inputShape = x.shape
         let out = outputShape(x.shape)
         let yp = y.reserve(out.count)
@@ -76,7 +76,7 @@ public final class Flatten: Layer {
 
     public func outputShape(_ input: Shape) -> Shape { Shape(n: input.n, c: input.perSample) }
 
-    public func forward(_ x: Tensor) -> Tensor {
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
         inputShape = x.shape
         return Tensor(data: x.data, shape: outputShape(x.shape))
     }

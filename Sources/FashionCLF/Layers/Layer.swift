@@ -12,7 +12,11 @@ public protocol Layer: AnyObject {
     var parameters: [Parameter] { get }
     /// False for the first step of a network: its input gradient is never used, so it is not computed.
     var computesInputGradient: Bool { get }
-    func forward(_ x: Tensor) -> Tensor
+    /// What a model file stores for the layer, in its order: the parameters, then any state training keeps
+    /// outside the gradient (BatchNorm's running statistics).
+    var stored: [Parameter] { get }
+    /// `training` false: evaluation (BatchNorm uses its running statistics, dropout is the identity).
+    func forward(_ x: Tensor, training: Bool) -> Tensor
     func backward(_ dy: Tensor) -> Tensor
     /// Floats of scratch `infer` needs for a batch of `n` inputs of per-sample shape `input`.
     func inferenceWork(_ input: Shape, n: Int) -> Int
@@ -24,5 +28,8 @@ public protocol Layer: AnyObject {
 
 extension Layer {
     public var parameters: [Parameter] { [] }
+    public var stored: [Parameter] { parameters }
+    /// The training forward pass.
+    public func forward(_ x: Tensor) -> Tensor { forward(x, training: true) }
     public func inferenceWork(_ input: Shape, n: Int) -> Int { 0 }
 }

@@ -18,6 +18,16 @@ public enum LayerSpec: Equatable, Sendable {
     case relu
     case maxPool2x2
     case flatten
+    /// Batch normalisation over the channels of its input (features, for a flat input).
+    case batchNorm(channels: Int)
+    /// Inverted dropout of the given rate in training; the identity in evaluation.
+    case dropout(rate: Float)
+    /// The mean of each channel's plane: [c, h, w] -> [c].
+    case globalAvgPool
+
+    /// BatchNorm's constants (PyTorch's defaults): fixed by the format, not stored per layer.
+    public static let batchNormEpsilon: Float = 1e-5
+    public static let batchNormMomentum: Float = 0.1
 
     /// The layer-kind code a model file stores for this spec.
     public var kind: LayerKind {
@@ -27,6 +37,9 @@ public enum LayerSpec: Equatable, Sendable {
         case .relu: return .relu
         case .maxPool2x2: return .maxPool2x2
         case .flatten: return .flatten
+        case .batchNorm: return .batchNorm
+        case .dropout: return .dropout
+        case .globalAvgPool: return .globalAvgPool
         }
     }
 
@@ -53,6 +66,16 @@ public enum LayerSpec: Equatable, Sendable {
             return .success(Shape(n: input.n, c: input.c, h: input.h / 2, w: input.w / 2))
         case .flatten:
             return .success(Shape(n: input.n, c: input.perSample))
+        case .batchNorm(let channels):
+            guard channels == input.c, channels > 0 else {
+                return .failure(.invalidArgument("batchnorm(\(channels)) does not fit input \(input)"))
+            }
+            return .success(input)
+        case .dropout(let rate):
+            guard rate >= 0, rate < 1 else { return .failure(.invalidArgument("dropout rate \(rate) is outside [0, 1)")) }
+            return .success(input)
+        case .globalAvgPool:
+            return .success(Shape(n: input.n, c: input.c))
         }
     }
 
@@ -61,8 +84,15 @@ public enum LayerSpec: Equatable, Sendable {
         switch self {
         case .conv2d(let ic, let oc, let k, _, _): return [[oc, ic, k, k], [oc]]
         case .dense(let inputSize, let outputSize, _): return [[inputSize, outputSize], [outputSize]]
-        case .relu, .maxPool2x2, .flatten: return []
+        case .batchNorm(let c): return [[c], [c], [c], [c]]  // gamma, beta, running mean, running variance
+        case .relu, .maxPool2x2, .flatten, .dropout, .globalAvgPool: return []
         }
+    }
+
+    /// Stored values that training does not update by gradient (BatchNorm's running statistics).
+    public var nonTrainableCount: Int {
+        if case .batchNorm(let c) = self { return 2 * c }
+        return 0
     }
 
     public var parameterCount: Int { parameterShapes.reduce(0) { $0 + $1.reduce(1, *) } }
@@ -72,7 +102,9 @@ public enum LayerSpec: Equatable, Sendable {
         switch self {
         case .conv2d(let ic, let oc, let k, let padding, let a): return [ic, oc, k, padding == .same ? 1 : 0, a == .relu ? 1 : 0]
         case .dense(let inputSize, let outputSize, let a): return [inputSize, outputSize, a == .relu ? 1 : 0]
-        case .relu, .maxPool2x2, .flatten: return []
+        case .batchNorm(let c): return [c]
+        case .dropout(let rate): return [Int(rate.bitPattern)]
+        case .relu, .maxPool2x2, .flatten, .globalAvgPool: return []
         }
     }
 
@@ -96,6 +128,15 @@ public enum LayerSpec: Equatable, Sendable {
         case .relu: self = .relu
         case .maxPool2x2: self = .maxPool2x2
         case .flatten: self = .flatten
+        case .batchNorm:
+            let c = try next()
+            guard (1...1 << 24).contains(c) else { throw .invalidArgument("bad batchnorm configuration") }
+            self = .batchNorm(channels: c)
+        case .dropout:
+            let rate = Float(bitPattern: UInt32(truncatingIfNeeded: try next()))
+            guard rate >= 0, rate < 1 else { throw .invalidArgument("bad dropout rate") }
+            self = .dropout(rate: rate)
+        case .globalAvgPool: self = .globalAvgPool
         }
     }
 
@@ -108,6 +149,9 @@ public enum LayerSpec: Equatable, Sendable {
         case .relu: return "relu"
         case .maxPool2x2: return "maxpool 2x2"
         case .flatten: return "flatten"
+        case .batchNorm: return "batchnorm"
+        case .dropout(let rate): return "dropout \(rate)"
+        case .globalAvgPool: return "global avgpool"
         }
     }
 }
@@ -123,6 +167,11 @@ public enum LayerKind: UInt32, Sendable, CaseIterable {
     case relu = 3
     case maxPool2x2 = 4
     case flatten = 5
+    /// Followed by channels. Stored values: gamma, beta, running mean, running variance ([channels] each).
+    case batchNorm = 6
+    /// Followed by the rate's float32 bit pattern.
+    case dropout = 7
+    case globalAvgPool = 8
 }
 
 /// The per-sample shape after each spec, or the first spec that does not chain (its index and why).

@@ -43,8 +43,8 @@ public enum ModelFile {
             u32(Int(spec.kind.rawValue))
             for word in spec.configuration { u32(word) }
         }
-        withUnsafeBytes(of: UInt64(model.parameterCount).littleEndian) { out.append(contentsOf: $0) }
-        for p in model.parameters {
+        withUnsafeBytes(of: UInt64(model.storedCount).littleEndian) { out.append(contentsOf: $0) }
+        for p in model.stored {
             for i in 0..<p.count { withUnsafeBytes(of: p.value[i].bitPattern.littleEndian) { out.append(contentsOf: $0) } }
         }
         let crc = out.withUnsafeBufferPointer { crc32(0, $0.baseAddress, UInt32($0.count)) }
@@ -118,7 +118,7 @@ public enum ModelFile {
         }
         var rng = SplitMix64(seed: 0)  // the drawn weights are all overwritten below
         let model = Sequential(name: name, plan: plan, rng: &rng)
-        for p in model.parameters {
+        for p in model.stored {
             for i in 0..<p.count {
                 let bits = UInt32(b[at]) | UInt32(b[at + 1]) << 8 | UInt32(b[at + 2]) << 16 | UInt32(b[at + 3]) << 24
                 let v = Float(bitPattern: bits)

@@ -3,11 +3,14 @@ import CKernels
 /// A model compiled for execution: the steps that training (forward and backward) and inference both run,
 /// in order, with their shapes and fused epilogues.
 ///
-/// The planner (`Plan.init`) is the one place that decides fusion. Today it fuses a convolution with the
-/// 2x2 max pooling that follows it: the convolution's step pools its own output, in one pass when the
+/// The planner (`Plan.init`) is the one place that decides fusion. For training it fuses a convolution with
+/// the 2x2 max pooling that follows it: the convolution's step pools its own output, in one pass when the
 /// kernels can (`fclf_conv2d_pool_supported`: few taps per output, small planes) and right after the
 /// product otherwise; its backward pass routes the pooled gradient straight into the product's layout.
-/// Every other layer is a step of its own. A plan owns no memory: `Sequential` builds one executor per step.
+/// For inference it also folds a BatchNorm into the convolution or dense layer before it (its evaluation
+/// form is a per-channel affine map), takes a ReLU that follows as that layer's activation, and drops
+/// dropout (the identity in evaluation). Every other layer is a step of its own. A plan owns no memory:
+/// `Sequential` builds one executor per step.
 public struct Plan: Sendable {
     /// One step: a layer, with the layers the planner fused into it as its epilogue.
     public struct Step: Sendable, Equatable {
@@ -24,6 +27,8 @@ public struct Plan: Sendable {
         public let layer: LayerSpec
         /// The 2x2 max pooling fused into a convolution step.
         public let pooling: ConvPooling
+        /// Inference: the index of the BatchNorm layer folded into this step's weights.
+        public let foldedBatchNorm: Int?
         /// The layers (indices into `Plan.specs`) this step executes.
         public let layers: Range<Int>
         /// Per-sample shapes.
@@ -31,21 +36,31 @@ public struct Plan: Sendable {
         /// False for the first step: nothing upstream reads its input gradient, so it is not computed.
         public let computesInputGradient: Bool
 
-        /// "conv2d+relu+maxpool (one pass)", "dense", "flatten (view)".
+        /// "conv2d+relu+maxpool (one pass)", "dense+batchnorm (folded)+relu", "flatten (view)".
         public var name: String {
+            let folded = foldedBatchNorm == nil ? "" : "+batchnorm (folded)"
             switch layer {
             case .conv2d(_, _, _, _, let act):
-                let base = act == .relu ? "conv2d+relu" : "conv2d"
+                let base = "conv2d" + folded + (act == .relu ? "+relu" : "")
                 return pooling == .none ? base : "\(base)+maxpool (\(pooling.rawValue))"
-            case .dense(_, _, let act): return act == .relu ? "dense+relu" : "dense"
+            case .dense(_, _, let act): return "dense" + folded + (act == .relu ? "+relu" : "")
             case .relu: return "relu"
             case .maxPool2x2: return "maxpool"
             case .flatten: return "flatten (view)"
+            case .batchNorm: return "batchnorm"
+            case .dropout: return "dropout"
+            case .globalAvgPool: return "global avgpool"
             }
         }
     }
 
+    /// What the plan executes: training (forward and backward, batch statistics, dropout) or inference.
+    public enum Mode: Sendable {
+        case training, inference
+    }
+
     public let specs: [LayerSpec]
+    public let mode: Mode
     /// Per-sample input shape (`n` = 1) and the per-sample shape after each layer.
     public let inputShape: Shape
     public let layerShapes: [Shape]
@@ -56,25 +71,49 @@ public struct Plan: Sendable {
     public var parameterCount: Int { specs.reduce(0) { $0 + $1.parameterCount } }
 
     /// Compiles `specs` for per-sample input `inputShape`. Throws when the layers do not chain.
-    public init(specs: [LayerSpec], inputShape: Shape) throws(FCLFError) {
+    public init(specs: [LayerSpec], inputShape: Shape, mode: Mode = .training) throws(FCLFError) {
         let input = inputShape.withBatch(1)
         let shapes = try chainShapes(specs, input: input)
         var steps: [Step] = []
         var i = 0
         while i < specs.count {
             let x = i == 0 ? input : shapes[i - 1]
-            var end = i + 1, pooling = Step.ConvPooling.none
-            // The fusion rule: a convolution pools its own output when a 2x2 max pooling follows it.
-            if case .conv2d(_, let oc, let k, let padding, _) = specs[i], end < specs.count, specs[end] == .maxPool2x2 {
-                let s = convShape(x, outChannels: oc, kernelSize: k, padding: padding)
-                pooling = fclf_conv2d_pool_supported(s) != 0 ? .onePass : .afterwards
-                end += 1
+            var layer = specs[i], end = i + 1, pooling = Step.ConvPooling.none, folded: Int? = nil
+            func next(_ spec: LayerSpec) -> Bool { end < specs.count && specs[end] == spec }
+            func skipDropout() {
+                while mode == .inference, end < specs.count, case .dropout = specs[end] { end += 1 }
             }
-            steps.append(Step(layer: specs[i], pooling: pooling, layers: i..<end, input: x, output: shapes[end - 1],
-                              computesInputGradient: i > 0))
+            switch layer {
+            case .conv2d(let ic, let oc, let k, let padding, var act):
+                if mode == .inference {
+                    if end < specs.count, case .batchNorm = specs[end] { folded = end; end += 1 }
+                    if act == .none && next(.relu) { act = .relu; end += 1 }
+                    skipDropout()
+                }
+                // A convolution pools its own output when a 2x2 max pooling follows it.
+                if next(.maxPool2x2) {
+                    let s = convShape(x, outChannels: oc, kernelSize: k, padding: padding)
+                    pooling = fclf_conv2d_pool_supported(s) != 0 ? .onePass : .afterwards
+                    end += 1
+                    skipDropout()
+                }
+                layer = .conv2d(inChannels: ic, outChannels: oc, kernelSize: k, padding: padding, activation: act)
+            case .dense(let inputSize, let outputSize, var act):
+                if mode == .inference {
+                    if end < specs.count, case .batchNorm = specs[end] { folded = end; end += 1 }
+                    if act == .none && next(.relu) { act = .relu; end += 1 }
+                    skipDropout()
+                }
+                layer = .dense(inputSize: inputSize, outputSize: outputSize, activation: act)
+            default:
+                skipDropout()
+            }
+            steps.append(Step(layer: layer, pooling: pooling, foldedBatchNorm: folded, layers: i..<end, input: x,
+                              output: shapes[end - 1], computesInputGradient: i > 0))
             i = end
         }
         self.specs = specs
+        self.mode = mode
         self.inputShape = input
         self.layerShapes = shapes
         self.steps = steps

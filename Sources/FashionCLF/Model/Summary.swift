@@ -21,6 +21,8 @@ public struct ModelSummary: Sendable, CustomStringConvertible {
     public let rows: [Row]
     public var totalParameters: Int { rows.reduce(0) { $0 + $1.parameters } }
     public var stepCount: Int { rows.last?.step ?? 0 }
+    /// Stored values not trained by gradient (BatchNorm's running statistics).
+    public let nonTrainable: Int
 
     public init(name: String, plan: Plan) {
         func dims(_ s: Shape) -> [Int] { s.h == 1 && s.w == 1 ? [s.c] : [s.c, s.h, s.w] }
@@ -35,6 +37,7 @@ public struct ModelSummary: Sendable, CustomStringConvertible {
             }
         }
         self.rows = rows
+        nonTrainable = plan.specs.reduce(0) { $0 + $1.nonTrainableCount }
     }
 
     /// The table as text, one line per layer.
@@ -66,6 +69,9 @@ public struct ModelSummary: Sendable, CustomStringConvertible {
                 .joined(separator: "  ").trimmingTrailingSpaces())
         }
         lines.append("Total parameters: \(grouped(totalParameters))")
+        if nonTrainable > 0 {
+            lines.append("Trainable: \(grouped(totalParameters - nonTrainable)), non-trainable (running statistics): \(grouped(nonTrainable))")
+        }
         return lines.joined(separator: "\n")
     }
 }

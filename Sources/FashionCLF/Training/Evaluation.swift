@@ -24,7 +24,7 @@ extension Trainer {
             let n = min(batchSize, data.count - done)
             let base = done
             let x = loadBatch(data, n: n) { base + $0 }
-            let logits = model.forward(x)
+            let logits = model.forward(x, training: false)
             lossSum += loss(logits, labels: labels.pointer, gradient: false).sum
             let probs = loss.probabilities
             for i in 0..<n {

@@ -1,0 +1,155 @@
+import CKernels
+
+/// Batch normalisation (Ioffe & Szegedy 2015) over channels, with a learnt scale γ and shift β:
+///
+///     training:   y = γ (x - μ_B) / sqrt(σ²_B + ε) + β   (μ_B, σ²_B: the batch's per-channel statistics)
+///     evaluation: y = γ (x - μ_run) / sqrt(σ²_run + ε) + β
+///
+/// The running statistics follow each training batch (PyTorch's momentum rule) and are stored in the model
+/// file after γ and β. Input `[N, C, H, W]` or `[N, C]`; the inference plan folds the evaluation form into
+/// the convolution or dense layer before it when there is one.
+public final class BatchNorm: Layer {
+    public let channels: Int
+    public let gamma: Parameter, beta: Parameter
+    public let runningMean: Parameter, runningVariance: Parameter
+    public let computesInputGradient: Bool
+    public var parameters: [Parameter] { [gamma, beta] }
+    public var stored: [Parameter] { [gamma, beta, runningMean, runningVariance] }
+    static let epsilon = LayerSpec.batchNormEpsilon, momentum = LayerSpec.batchNormMomentum
+
+    private let y = Buffer<Float>(), dx = Buffer<Float>(), mean = Buffer<Float>(), invstd = Buffer<Float>()
+    private let scale = Buffer<Float>(), shift = Buffer<Float>()
+    private var input = Tensor(data: UnsafeMutablePointer<Float>(bitPattern: 64)!, shape: Shape(n: 0, c: 0))
+
+    public init(channels: Int, computesInputGradient: Bool = true) {
+        self.channels = channels
+        self.computesInputGradient = computesInputGradient
+        gamma = Parameter(name: "gamma", shape: [channels])
+        beta = Parameter(name: "beta", shape: [channels])
+        runningMean = Parameter(name: "running_mean", shape: [channels])
+        runningVariance = Parameter(name: "running_var", shape: [channels])
+        gamma.value.update(repeating: 1, count: channels)
+        beta.value.update(repeating: 0, count: channels)
+        runningMean.value.update(repeating: 0, count: channels)
+        runningVariance.value.update(repeating: 1, count: channels)
+    }
+
+    public func outputShape(_ input: Shape) -> Shape { input }
+
+    /// The evaluation form's per-channel scale and shift.
+    public func inferenceCoefficients() -> (scale: [Float], shift: [Float]) {
+        var s = [Float](repeating: 0, count: channels), t = s
+        fclf_batchnorm_inference_coefficients(&s, &t, gamma.value, beta.value, runningMean.value, runningVariance.value,
+                                              Int64(channels), BatchNorm.epsilon)
+        return (s, t)
+    }
+
+    private func evaluate(_ x: UnsafePointer<Float>, _ shape: Shape, into out: UnsafeMutablePointer<Float>) {
+        let s = scale.reserve(channels), t = shift.reserve(channels)
+        fclf_batchnorm_inference_coefficients(s, t, gamma.value, beta.value, runningMean.value, runningVariance.value,
+                                              Int64(channels), BatchNorm.epsilon)
+        fclf_channel_affine(out, x, s, t, Int64(shape.n), Int64(channels), Int64(shape.h * shape.w))
+    }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        input = x
+        let yp = y.reserve(x.shape.count)
+        if training {
+            fclf_batchnorm_forward_train(yp, mean.reserve(channels), invstd.reserve(channels), runningMean.value,
+                                         runningVariance.value, x.data, gamma.value, beta.value, Int64(x.shape.n),
+                                         Int64(channels), Int64(x.shape.h * x.shape.w), BatchNorm.momentum, BatchNorm.epsilon)
+        } else {
+            evaluate(x.data, x.shape, into: yp)
+        }
+        return Tensor(data: yp, shape: x.shape)
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        let shape = input.shape
+        let dxp: UnsafeMutablePointer<Float>? = computesInputGradient ? dx.reserve(shape.count) : nil
+        fclf_batchnorm_backward(dxp, gamma.grad, beta.grad, dy.data, input.data, mean.pointer, invstd.pointer, gamma.value,
+                                Int64(shape.n), Int64(channels), Int64(shape.h * shape.w))
+        return Tensor(data: dxp ?? dx.pointer, shape: computesInputGradient ? shape : shape.withBatch(0))
+    }
+
+    public func inferenceWork(_ input: Shape, n: Int) -> Int { 2 * channels }
+
+    public func infer(_ x: UnsafeMutablePointer<Float>, _ input: Shape, n: Int, y: UnsafeMutablePointer<Float>,
+                      work: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
+        // Coefficients into the call's scratch: this layer's own buffers are not shared between threads.
+        fclf_batchnorm_inference_coefficients(work, work + channels, gamma.value, beta.value, runningMean.value,
+                                              runningVariance.value, Int64(channels), BatchNorm.epsilon)
+        fclf_channel_affine(x, x, work, work + channels, Int64(n), Int64(channels), Int64(input.h * input.w))
+        return x
+    }
+}
+
+/// Inverted dropout (Srivastava et al. 2014): in training each value is kept with probability 1 - rate and
+/// scaled by 1/(1 - rate); evaluation is the identity. The mask of the k-th training batch is a pure function
+/// of (the layer's seed, k), so a run is reproducible from its seed whatever the thread count.
+public final class Dropout: Layer {
+    public let rate: Float
+    public let computesInputGradient = true
+    private let seed: UInt64
+    private var batches: UInt64 = 0
+    private let y = Buffer<Float>(), mask = Buffer<UInt8>()
+    private var shape = Shape(n: 0, c: 0)
+    private var active = false
+
+    public init(rate: Float, seed: UInt64) {
+        self.rate = rate
+        self.seed = seed
+    }
+
+    public func outputShape(_ input: Shape) -> Shape { input }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        shape = x.shape
+        active = training && rate > 0
+        guard active else { return x }
+        batches += 1
+        let yp = y.reserve(x.shape.count)
+        var rng = SplitMix64(seed: seed &+ batches &* 0x9E37_79B9_7F4A_7C15)
+        fclf_dropout_forward(yp, mask.reserve(x.shape.count), x.data, Int64(x.shape.count), rate, rng.next())
+        return Tensor(data: yp, shape: x.shape)
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        guard active else { return dy }
+        fclf_dropout_backward(dy.data, dy.data, mask.pointer, Int64(shape.count), rate)
+        return dy
+    }
+
+    public func infer(_ x: UnsafeMutablePointer<Float>, _ input: Shape, n: Int, y: UnsafeMutablePointer<Float>,
+                      work: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> { x }
+}
+
+/// Global average pooling: `[N, C, H, W]` -> `[N, C]`, each channel's mean; the gradient spreads evenly.
+public final class GlobalAvgPool: Layer {
+    public let computesInputGradient = true
+    private let y = Buffer<Float>(), dx = Buffer<Float>()
+    private var inputShape = Shape(n: 0, c: 0)
+
+    public init() {}
+
+    public func outputShape(_ input: Shape) -> Shape { Shape(n: input.n, c: input.c) }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        inputShape = x.shape
+        let yp = y.reserve(x.shape.n * x.shape.c)
+        fclf_global_avgpool_forward(yp, x.data, Int64(x.shape.n * x.shape.c), Int64(x.shape.h * x.shape.w))
+        return Tensor(data: yp, shape: outputShape(x.shape))
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        let dxp = dx.reserve(inputShape.count)
+        fclf_global_avgpool_backward(dxp, dy.data, Int64(inputShape.n * inputShape.c), Int64(inputShape.h * inputShape.w))
+        return Tensor(data: dxp, shape: inputShape)
+    }
+
+    public func infer(_ x: UnsafeMutablePointer<Float>, _ input: Shape, n: Int, y: UnsafeMutablePointer<Float>,
+                      work: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
+        fclf_global_avgpool_forward(y, x, Int64(n * input.c), Int64(input.h * input.w))
+        return y
+    }
+}

@@ -1,0 +1,173 @@
+// BatchNorm, dropout and global average pooling: kernels against their references, gradients against finite
+// differences, the model file, and the inference plan's BatchNorm folding.
+import CKernels
+@testable import FashionCLF
+import Testing
+
+private func bnRef(_ x: [Double], _ gamma: [Double], _ beta: [Double], n: Int, c: Int, hw: Int) -> [Double] {
+    var y = x
+    let eps = Double(LayerSpec.batchNormEpsilon)
+    for ch in 0..<c {
+        let idx = (0..<n).flatMap { i in (0..<hw).map { (i * c + ch) * hw + $0 } }
+        let m = idx.reduce(0) { $0 + x[$1] } / Double(idx.count)
+        let v = idx.reduce(0) { $0 + (x[$1] - m) * (x[$1] - m) } / Double(idx.count)
+        for at in idx { y[at] = gamma[ch] * (x[at] - m) / (v + eps).squareRoot() + beta[ch] }
+    }
+    return y
+}
+
+@Suite("BatchNorm, dropout, global average pooling")
+struct NormalizationTests {
+    @Test("BatchNorm kernels against the references; 1 and 2 threads give the same bits", arguments: [(2, 3, 25), (64, 32, 169), (5, 7, 1)])
+    func batchNormKernels(_ n: Int, _ c: Int, _ hw: Int) {
+        let x = randomArray(n * c * hw, seed: 1, scale: 3).map { $0 + 0.5 }, dy = randomArray(n * c * hw, seed: 2)
+        let gamma = randomArray(c, seed: 3).map { 1 + $0 * 0.5 }, beta = randomArray(c, seed: 4)
+        func run() -> (y: [Float], dx: [Float], dg: [Float], db: [Float], rm: [Float], rv: [Float]) {
+            var y = [Float](repeating: .nan, count: x.count + 1), dx = y, mean = [Float](repeating: 0, count: c), invstd = mean
+            var rm = [Float](repeating: 0, count: c), rv = [Float](repeating: 1, count: c), dg = mean, db = mean
+            fclf_batchnorm_forward_train(&y, &mean, &invstd, &rm, &rv, x, gamma, beta, Int64(n), Int64(c), Int64(hw),
+                                         LayerSpec.batchNormMomentum, LayerSpec.batchNormEpsilon)
+            fclf_batchnorm_backward(&dx, &dg, &db, dy, x, mean, invstd, gamma, Int64(n), Int64(c), Int64(hw))
+            #expect(y.last!.isNaN && dx.last!.isNaN, "guard tails untouched")
+            return (Array(y.dropLast()), Array(dx.dropLast()), dg, db, rm, rv)
+        }
+        let one = withThreads(1, run), two = withThreads(2, run)
+        #expect(one.y == two.y && one.dx == two.dx && one.dg == two.dg && one.rv == two.rv)
+        var yr = [Float](repeating: 0, count: x.count), dxr = yr, dgr = [Float](repeating: 0, count: c), dbr = dgr
+        fclf_batchnorm_forward_train_ref(&yr, x, gamma, beta, Int64(n), Int64(c), Int64(hw), LayerSpec.batchNormEpsilon)
+        fclf_batchnorm_backward_ref(&dxr, &dgr, &dbr, dy, x, gamma, Int64(n), Int64(c), Int64(hw), LayerSpec.batchNormEpsilon)
+        expectClose(one.y, yr, atol: 1e-5, rtol: 1e-5, "y")
+        expectClose(one.dx, dxr, atol: 1e-5, rtol: 1e-4, "dx")
+        expectClose(one.dg, dgr, atol: 1e-4, rtol: 1e-5, "dgamma")
+        expectClose(one.db, dbr, atol: 1e-4, rtol: 1e-5, "dbeta")
+        // Running statistics after one batch from (0, 1): momentum times the batch mean and unbiased variance.
+        let m = Double(LayerSpec.batchNormMomentum), count = Double(n * hw)
+        for ch in 0..<c {
+            let vals = (0..<n).flatMap { i in (0..<hw).map { Double(x[(i * c + ch) * hw + $0]) } }
+            let mean = vals.reduce(0, +) / count
+            let unbiased = count > 1 ? vals.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / (count - 1) : 0
+            expectClose([one.rm[ch]], [Float(m * mean)], atol: 1e-6, rtol: 1e-5, "running mean \(ch)")
+            expectClose([one.rv[ch]], [Float((1 - m) + m * (count > 1 ? unbiased : vals.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / count))],
+                        atol: 1e-6, rtol: 1e-5, "running var \(ch)")
+        }
+    }
+
+    @Test("BatchNorm layer: dx, dgamma, dbeta against finite differences of the Double formula")
+    func batchNormGradient() {
+        let (n, c, h, w) = (3, 2, 3, 2)
+        let layer = BatchNorm(channels: c)
+        for i in 0..<c { layer.gamma.value[i] = 1 + 0.3 * Float(i); layer.beta.value[i] = 0.1 * Float(i) }
+        let shape = Shape(n: n, c: c, h: h, w: w)
+        var x = randomArray(shape.count, seed: 5)
+        let r = randomArray(shape.count, seed: 6)
+        let g = layer.gamma.value, b = layer.beta.value
+        let gd = (0..<c).map { Double(g[$0]) }, bd = (0..<c).map { Double(b[$0]) }
+        func L(_ x: [Double], _ gm: [Double], _ bt: [Double]) -> Double { dot(bnRef(x, gm, bt, n: n, c: c, hw: h * w), r) }
+        x.withUnsafeMutableBufferPointer { xb in
+            _ = layer.forward(Tensor(data: xb.baseAddress!, shape: shape))
+            var rr = r
+            let dx = rr.withUnsafeMutableBufferPointer { layer.backward(Tensor(data: $0.baseAddress!, shape: shape)) }
+            let xd = xb.map(Double.init)
+            expectClose(Array(UnsafeBufferPointer(start: dx.data, count: shape.count)), numericGradient(xd) { L($0, gd, bd) }.map(Float.init),
+                        atol: 1e-4, rtol: 1e-3, "bn dx")
+            expectClose(Array(UnsafeBufferPointer(start: layer.gamma.grad, count: c)), numericGradient(gd) { L(xd, $0, bd) }.map(Float.init),
+                        atol: 1e-4, rtol: 1e-3, "bn dgamma")
+            expectClose(Array(UnsafeBufferPointer(start: layer.beta.grad, count: c)), numericGradient(bd) { L(xd, gd, $0) }.map(Float.init),
+                        atol: 1e-4, rtol: 1e-3, "bn dbeta")
+        }
+    }
+
+    @Test("dropout: inverted scaling, about the asked fraction dropped, the same mask in backward, identity in evaluation")
+    func dropout() {
+        let layer = Dropout(rate: 0.3, seed: 9)
+        let count = 20_000
+        var x = [Float](repeating: 1, count: count)
+        x.withUnsafeMutableBufferPointer { xb in
+            let t = Tensor(data: xb.baseAddress!, shape: Shape(n: 100, c: 200))
+            let y = Array(UnsafeBufferPointer(start: layer.forward(t).data, count: count))
+            let dropped = y.filter { $0 == 0 }.count
+            #expect(abs(Double(dropped) / Double(count) - 0.3) < 0.02, "dropped \(dropped) of \(count)")
+            #expect(y.allSatisfy { $0 == 0 || $0 == 1 / (1 - Float(0.3)) })
+            var g = [Float](repeating: 2, count: count)
+            let dx = g.withUnsafeMutableBufferPointer { Array(UnsafeBufferPointer(start: layer.backward(Tensor(data: $0.baseAddress!, shape: t.shape)).data, count: count)) }
+            #expect(zip(y, dx).allSatisfy { ($0 == 0) == ($1 == 0) }, "backward drops what forward dropped")
+            let second = Array(UnsafeBufferPointer(start: layer.forward(t).data, count: count))
+            #expect(second != y, "each batch draws a new mask")
+            let eval = layer.forward(t, training: false)
+            #expect(eval.data == xb.baseAddress!, "evaluation passes its input through")
+        }
+        // The same seed gives the same masks.
+        let a = Dropout(rate: 0.5, seed: 4), b = Dropout(rate: 0.5, seed: 4)
+        var ones = [Float](repeating: 1, count: 64)
+        ones.withUnsafeMutableBufferPointer { xb in
+            let t = Tensor(data: xb.baseAddress!, shape: Shape(n: 1, c: 64))
+            let ya = Array(UnsafeBufferPointer(start: a.forward(t).data, count: 64))
+            #expect(ya == Array(UnsafeBufferPointer(start: b.forward(t).data, count: 64)))
+        }
+    }
+
+    @Test("global average pooling: the plane means; the gradient spread evenly")
+    func globalAvgPool() {
+        let layer = GlobalAvgPool()
+        var x = randomArray(2 * 3 * 4 * 5, seed: 7)
+        x.withUnsafeMutableBufferPointer { xb in
+            let y = layer.forward(Tensor(data: xb.baseAddress!, shape: Shape(n: 2, c: 3, h: 4, w: 5)))
+            #expect(y.shape == Shape(n: 2, c: 3))
+            for p in 0..<6 {
+                let mean = (0..<20).reduce(0.0) { $0 + Double(xb[p * 20 + $1]) } / 20
+                expectClose([y.data[p]], [Float(mean)], atol: 1e-7, rtol: 1e-6, "plane \(p)")
+            }
+            var g = (0..<6).map { Float($0) }
+            let dx = g.withUnsafeMutableBufferPointer { layer.backward(Tensor(data: $0.baseAddress!, shape: y.shape)) }
+            for i in 0..<120 { #expect(dx.data[i] == Float(i / 20) / 20) }
+        }
+    }
+
+    static let bnSpecs: [LayerSpec] = [
+        .conv2d(inChannels: 1, outChannels: 8, kernelSize: 3, padding: .same, activation: .none), .batchNorm(channels: 8), .relu,
+        .maxPool2x2, .conv2d(inChannels: 8, outChannels: 16, kernelSize: 3, padding: .valid, activation: .none),
+        .batchNorm(channels: 16), .relu, .maxPool2x2, .flatten, .dense(inputSize: 16 * 6 * 6, outputSize: 32, activation: .none),
+        .batchNorm(channels: 32), .relu, .dropout(rate: 0.3), .dense(inputSize: 32, outputSize: 10, activation: .none),
+    ]
+
+    @Test("the inference plan folds each BatchNorm into the layer before it and drops dropout")
+    func inferencePlan() throws {
+        let training = try Plan(specs: Self.bnSpecs, inputShape: ModelKind.imageShape)
+        #expect(training.steps.count == Self.bnSpecs.count, "training keeps BatchNorm, ReLU and dropout as steps: \(training.steps.map(\.name))")
+        let inference = try Plan(specs: Self.bnSpecs, inputShape: ModelKind.imageShape, mode: .inference)
+        #expect(inference.steps.map(\.name) == ["conv2d+batchnorm (folded)+relu+maxpool (one pass)",
+                                                "conv2d+batchnorm (folded)+relu+maxpool (pooled after the product)",
+                                                "flatten (view)", "dense+batchnorm (folded)+relu", "dense"])
+        #expect(inference.steps.map(\.layers) == [0..<4, 4..<8, 8..<9, 9..<13, 13..<14])
+        #expect(inference.steps.map(\.foldedBatchNorm) == [1, 5, nil, 10, nil])
+    }
+
+    @Test("a BatchNorm network: trained, saved, loaded; folded inference gives evaluation's classes and probabilities")
+    func foldedInferenceMatchesEvaluation() throws {
+        var rng = SplitMix64(seed: 21)
+        let net = try Sequential(name: "bn", inputShape: ModelKind.imageShape, specs: Self.bnSpecs, rng: &rng)
+        #expect(net.storedCount == net.parameterCount + 2 * (8 + 16 + 32))
+        let data = synthetic(count: 96, seed: 22)
+        let trainer = Trainer(model: net, config: TrainConfig())
+        for _ in 0..<3 { _ = trainer.trainEpoch(data) }
+        let dir = temporaryDirectory()
+        try ModelFile.save(net, to: dir + "/bn.fclf")
+        let loaded = try ModelFile.load(dir + "/bn.fclf")
+        #expect(loaded.specs == Self.bnSpecs)
+        for (p, q) in zip(loaded.stored, net.stored) {
+            #expect(Array(UnsafeBufferPointer(start: p.value, count: p.count)) == Array(UnsafeBufferPointer(start: q.value, count: q.count)),
+                    "\(p.name) round-trips, running statistics included")
+        }
+        let eval = Trainer(model: loaded, config: TrainConfig()).evaluate(data)
+        let reference = trainer.evaluate(data)
+        #expect(eval.predictions == reference.predictions && eval.loss == reference.loss, "evaluation of the loaded model")
+        let classifier = Classifier(loaded)
+        #expect(classifier.plan.steps.count == 5)
+        var probs = [Float](repeating: 0, count: 96 * 10), labels = [Int32](repeating: -1, count: 96)
+        data.withPixels { px in _ = classifier.predict(px.baseAddress!, count: 96, probabilities: &probs, labels: &labels) }
+        #expect(labels.map { UInt8($0) } == eval.predictions)
+        for i in 0..<96 {
+            expectClose([probs[i * 10 + Int(labels[i])]], [eval.confidences[i]], atol: 1e-5, rtol: 1e-4, "image \(i) confidence")
+        }
+    }
+}
