@@ -20,13 +20,16 @@ public struct RunSummary: Sendable {
     public var test: Evaluation
     /// The model's layers, output shapes, parameters and plan steps.
     public var summary: ModelSummary?
+    /// The epoch whose weights were kept (--keep-best: best validation accuracy), if not the last.
+    public var keptEpoch: Int?
 
     public init(model: String, parameters: Int, config: TrainConfig, threads: Int, isa: String, date: String,
                 wallSeconds: Double, trainSeconds: Double, imagesPerSecond: Double, history: [EpochRecord], test: Evaluation,
-                summary: ModelSummary? = nil) {
+                summary: ModelSummary? = nil, keptEpoch: Int? = nil) {
         self.model = model; self.parameters = parameters; self.config = config; self.threads = threads; self.isa = isa
         self.date = date; self.wallSeconds = wallSeconds; self.trainSeconds = trainSeconds
         self.imagesPerSecond = imagesPerSecond; self.history = history; self.test = test; self.summary = summary
+        self.keptEpoch = keptEpoch
     }
 
     public var classReport: ClassificationReport { ClassificationReport(confusion: test.confusion, names: FashionMNIST.classNames) }
@@ -64,6 +67,7 @@ public enum Report {
         out += "  \"epochs\": \(s.history.count),\n  \"batch_size\": \(s.config.batchSize),\n  \"learning_rate\": \(j(Double(s.config.learningRate))),\n"
         out += "  \"optimizer\": \(Text.json(s.config.optimizer.rawValue)),\n  \"val_split\": \(j(s.config.valSplit)),\n"
         out += "  \"seed\": \(s.config.seed),\n  \"threads\": \(s.threads),\n  \"isa\": \(Text.json(s.isa)),\n  \"date\": \(Text.json(s.date)),\n"
+        out += "  \"kept_epoch\": \(s.keptEpoch.map(String.init) ?? "null"),\n"
         out += "  \"test_accuracy\": \(j(s.test.accuracy)),\n  \"test_loss\": \(j(s.test.loss)),\n"
         out += "  \"wall_seconds\": \(j(s.wallSeconds)),\n  \"train_seconds\": \(j(s.trainSeconds)),\n  \"train_images_per_second\": \(j(s.imagesPerSecond)),\n"
         out += "  \"per_class\": [\n" + zip(report.names, report.rows).map { name, r in
@@ -124,6 +128,7 @@ public enum Report {
         let rows: [(String, String)] = [
             ("model", "\(s.model) (\(s.parameters) parameters)"),
             ("recipe", "\(c.optimizer.rawValue), learning rate \(c.learningRate), batch \(c.batchSize), \(s.history.count) epochs, validation split \(c.valSplit)"),
+            ("model kept", s.keptEpoch.map { "epoch \($0) of \(s.history.count) (best validation accuracy)" } ?? "the last epoch"),
             ("seed", "\(c.seed)"), ("threads", "\(s.threads) (kernels: \(s.isa))"), ("date", s.date),
             ("wall time", "\(Text.fixed(s.wallSeconds, 1)) s (training \(Text.fixed(s.trainSeconds, 1)) s, \(Int(s.imagesPerSecond)) images/s)"),
             ("test", "accuracy \(Text.fixed(s.test.accuracy * 100, 2))%, loss \(Text.fixed(s.test.loss, 4)) on \(s.test.count) images"),

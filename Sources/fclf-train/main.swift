@@ -70,6 +70,9 @@ struct Train: ParsableCommand {
     @Option(help: "Folder for the visual report (report.html, curves.svg, confusion.svg, samples.png, metrics.json). Default: reports/<model>-s<seed>-<UTC time>.")
     var report: String?
 
+    @Flag(help: "Keep the best epoch: the model written and evaluated is the one with the best validation accuracy (ties: the lower validation loss), as Keras' ModelCheckpoint(save_best_only=True). Needs --val-split > 0.")
+    var keepBest = false
+
     @Flag(help: "Write no report folder.")
     var noReport = false
 
@@ -84,6 +87,7 @@ struct Train: ParsableCommand {
         guard valSplit >= 0 && valSplit < 1 else { throw ValidationError("--val-split must be in [0, 1) (got \(valSplit))") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1 (got \(threads))") }
         if let limitTrain, limitTrain < 1 { throw ValidationError("--limit-train must be at least 1 (got \(limitTrain))") }
+        if keepBest && valSplit == 0 { throw ValidationError("--keep-best chooses the epoch on the validation split; give --val-split > 0") }
     }
 
     func run() throws {
@@ -130,7 +134,7 @@ struct Train: ParsableCommand {
         if compare {
             let dir = report ?? "reports/compare-s\(seed)-\(stamp.stamp)"
             var runs: [RunSummary] = []
-            for kind in ModelKind.allCases {
+            for kind in ModelKind.seedModels {
                 let (summary, _) = trainModel(kind, fit: fit, validation: validation, test: dataset.test, isa: isa, threads: threadCount)
                 try Report.write(summary, test: dataset.test, to: dir + "/" + kind.rawValue)
                 runs.append(summary)
@@ -174,6 +178,7 @@ struct Train: ParsableCommand {
         let live = isatty(STDOUT_FILENO) != 0
         var history: [EpochRecord] = []
         var trainSeconds = 0.0
+        var best: (epoch: Int, accuracy: Double, loss: Double, weights: [[Float]])?
         for epoch in 1...epochs {
             let start = monotonicSeconds()
             var lastDraw = start
@@ -197,16 +202,25 @@ struct Train: ParsableCommand {
             var line = "epoch \(epoch)/\(epochs)  loss \(Text.fixed(loss, 4))  acc \(Text.fixed(accuracy, 4))"
             if let v { line += "  val_loss \(Text.fixed(v.loss, 4))  val_acc \(Text.fixed(v.accuracy, 4))" }
             line += "  \(Text.fixed(seconds, 1)) s  \(Int(record.imagesPerSecond)) img/s"
+            if keepBest, let v, best.map({ v.accuracy > $0.accuracy || (v.accuracy == $0.accuracy && v.loss < $0.loss) }) ?? true {
+                best = (epoch, v.accuracy, v.loss, net.snapshot())
+                line += "  (best so far)"
+            }
             print((live ? "\r\u{1B}[K" : "") + line)
             Console.flush()
         }
         let imagesPerSecond = Double(fit.count * epochs) / trainSeconds
         print("training: \(Text.fixed(trainSeconds, 1)) s, \(Int(imagesPerSecond)) images/s")
+        if let best {
+            net.restore(best.weights)
+            print("kept epoch \(best.epoch) of \(epochs): best validation accuracy \(Text.fixed(best.accuracy, 4)) (loss \(Text.fixed(best.loss, 4)))")
+        }
         let result = trainer.evaluate(test)
         printSummary(result)
         let summary = RunSummary(model: kind.rawValue, parameters: net.parameterCount, config: config, threads: threads, isa: isa,
                                  date: Report.now().display, wallSeconds: monotonicSeconds() - wallStart, trainSeconds: trainSeconds,
-                                 imagesPerSecond: imagesPerSecond, history: history, test: result, summary: net.summary)
+                                 imagesPerSecond: imagesPerSecond, history: history, test: result, summary: net.summary,
+                                 keptEpoch: best?.epoch)
         return (summary, net)
     }
 

@@ -97,7 +97,7 @@ struct ModelFileTests {
     private func predict(_ net: Sequential, _ x: [Float], n: Int) -> [Float] {
         var input = x
         return input.withUnsafeMutableBufferPointer { xb in
-            let y = net.forward(Tensor(data: xb.baseAddress!, shape: net.inputShape.withBatch(n)))
+            let y = net.forward(Tensor(data: xb.baseAddress!, shape: net.inputShape.withBatch(n)), training: false)
             return Array(UnsafeBufferPointer(start: y.data, count: y.shape.count))
         }
     }

@@ -76,6 +76,13 @@ public final class Sequential {
         for step in steps.reversed() { g = step.backward(g) }
     }
 
+    /// A copy of every stored value (for keeping the best epoch), and its restoration.
+    public func snapshot() -> [[Float]] { stored.map { Array(UnsafeBufferPointer(start: $0.value, count: $0.count)) } }
+
+    public func restore(_ snapshot: [[Float]]) {
+        for (p, values) in zip(stored, snapshot) { values.withUnsafeBufferPointer { p.value.update(from: $0.baseAddress!, count: p.count) } }
+    }
+
     public func zeroGradients() {
         for p in parameters { p.zeroGrad() }
     }

@@ -1,6 +1,12 @@
-/// The seed study's two models.
+/// The architectures fclf-train builds by name: the seed study's two models, and the seed CNN with
+/// BatchNorm after each convolution and the first dense layer and dropout before the last (the variant the
+/// issue's PyTorch reference found most robust on real photos).
 public enum ModelKind: String, CaseIterable, Sendable {
     case cnn, mlp
+    case cnnBN = "cnn-bn"
+
+    /// The seed study's comparison (`fclf-train --compare`).
+    public static let seedModels: [ModelKind] = [.cnn, .mlp]
 
     public static let imageShape = Shape(n: 1, c: 1, h: 28, w: 28)
 
@@ -19,6 +25,17 @@ public enum ModelKind: String, CaseIterable, Sendable {
             return [.flatten, .dense(inputSize: 784, outputSize: 128, activation: .relu),
                     .dense(inputSize: 128, outputSize: 64, activation: .relu),
                     .dense(inputSize: 64, outputSize: 10, activation: .none)]
+        case .cnnBN:
+            // Conv2D(32, 3x3, valid) -> BatchNorm -> ReLU -> MaxPool 2x2 -> Conv2D(64, 3x3, valid) -> BatchNorm -> ReLU
+            // -> MaxPool 2x2 -> Flatten -> Dense(128) -> BatchNorm -> ReLU -> Dropout(0.3) -> Dense(10, softmax).
+            // The convolutions and the dense layer have biases although BatchNorm cancels them: the inference
+            // plan folds BatchNorm into exactly these weights and biases.
+            return [.conv2d(inChannels: 1, outChannels: 32, kernelSize: 3, padding: .valid, activation: .none),
+                    .batchNorm(channels: 32), .relu, .maxPool2x2,
+                    .conv2d(inChannels: 32, outChannels: 64, kernelSize: 3, padding: .valid, activation: .none),
+                    .batchNorm(channels: 64), .relu, .maxPool2x2,
+                    .flatten, .dense(inputSize: 1600, outputSize: 128, activation: .none), .batchNorm(channels: 128), .relu,
+                    .dropout(rate: 0.3), .dense(inputSize: 128, outputSize: 10, activation: .none)]
         }
     }
 
