@@ -60,6 +60,7 @@ public final class Sequential {
         case .batchNorm(let channels): return BatchNorm(channels: channels, computesInputGradient: step.computesInputGradient)
         case .dropout(let rate): return Dropout(rate: rate, seed: rng.next())
         case .globalAvgPool: return GlobalAvgPool()
+        case .temperature(let t): return Temperature(t)
         }
     }
 

@@ -24,6 +24,9 @@ public enum LayerSpec: Equatable, Sendable {
     case dropout(rate: Float)
     /// The mean of each channel's plane: [c, h, w] -> [c].
     case globalAvgPool
+    /// Logits divided by a temperature T (Guo et al. 2017): fitted on the validation split after training, so
+    /// that the softmax's probabilities are calibrated; the predicted class does not change.
+    case temperature(Float)
 
     /// BatchNorm's constants (PyTorch's defaults): fixed by the format, not stored per layer.
     public static let batchNormEpsilon: Float = 1e-5
@@ -40,6 +43,7 @@ public enum LayerSpec: Equatable, Sendable {
         case .batchNorm: return .batchNorm
         case .dropout: return .dropout
         case .globalAvgPool: return .globalAvgPool
+        case .temperature: return .temperature
         }
     }
 
@@ -76,6 +80,9 @@ public enum LayerSpec: Equatable, Sendable {
             return .success(input)
         case .globalAvgPool:
             return .success(Shape(n: input.n, c: input.c))
+        case .temperature(let t):
+            guard t.isFinite, t > 0 else { return .failure(.invalidArgument("temperature \(t) is not a positive number")) }
+            return .success(input)
         }
     }
 
@@ -85,7 +92,7 @@ public enum LayerSpec: Equatable, Sendable {
         case .conv2d(let ic, let oc, let k, _, _): return [[oc, ic, k, k], [oc]]
         case .dense(let inputSize, let outputSize, _): return [[inputSize, outputSize], [outputSize]]
         case .batchNorm(let c): return [[c], [c], [c], [c]]  // gamma, beta, running mean, running variance
-        case .relu, .maxPool2x2, .flatten, .dropout, .globalAvgPool: return []
+        case .relu, .maxPool2x2, .flatten, .dropout, .globalAvgPool, .temperature: return []
         }
     }
 
@@ -104,6 +111,7 @@ public enum LayerSpec: Equatable, Sendable {
         case .dense(let inputSize, let outputSize, let a): return [inputSize, outputSize, a == .relu ? 1 : 0]
         case .batchNorm(let c): return [c]
         case .dropout(let rate): return [Int(rate.bitPattern)]
+        case .temperature(let t): return [Int(t.bitPattern)]
         case .relu, .maxPool2x2, .flatten, .globalAvgPool: return []
         }
     }
@@ -137,6 +145,10 @@ public enum LayerSpec: Equatable, Sendable {
             guard rate >= 0, rate < 1 else { throw .invalidArgument("bad dropout rate") }
             self = .dropout(rate: rate)
         case .globalAvgPool: self = .globalAvgPool
+        case .temperature:
+            let t = Float(bitPattern: UInt32(truncatingIfNeeded: try next()))
+            guard t.isFinite, t > 0 else { throw .invalidArgument("bad temperature") }
+            self = .temperature(t)
         }
     }
 
@@ -152,6 +164,7 @@ public enum LayerSpec: Equatable, Sendable {
         case .batchNorm: return "batchnorm"
         case .dropout(let rate): return "dropout \(rate)"
         case .globalAvgPool: return "global avgpool"
+        case .temperature(let t): return "temperature \(t)"
         }
     }
 }
@@ -172,6 +185,8 @@ public enum LayerKind: UInt32, Sendable, CaseIterable {
     /// Followed by the rate's float32 bit pattern.
     case dropout = 7
     case globalAvgPool = 8
+    /// Followed by the temperature's float32 bit pattern.
+    case temperature = 9
 }
 
 /// The per-sample shape after each spec, or the first spec that does not chain (its index and why).

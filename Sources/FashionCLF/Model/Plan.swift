@@ -50,6 +50,7 @@ public struct Plan: Sendable {
             case .batchNorm: return "batchnorm"
             case .dropout: return "dropout"
             case .globalAvgPool: return "global avgpool"
+            case .temperature: return "temperature"
             }
         }
     }
