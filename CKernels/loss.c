@@ -31,6 +31,29 @@ double fclf_softmax_xent(float *dlogits, float *probs, const float *logits, cons
     return total;
 }
 
+/* Against the smoothed target q_j = (1 - eps) [j == y] + eps / k, the row's loss -sum_j q_j log p_j is
+ * (1 - eps) (lse - z_y) + (eps / k) sum_j (lse - z_j): every term is >= 0, so nothing cancels. */
+double fclf_softmax_xent_smooth(float *dlogits, float *probs, const float *logits, const int32_t *labels, int64_t n,
+                                int64_t k, float smoothing) {
+    if (smoothing == 0.0f) return fclf_softmax_xent(dlogits, probs, logits, labels, n, k);
+    const double eps = smoothing, off = eps / (double)k, on = 1.0 - eps + off;
+    double total = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        const float *z = logits + i * k;
+        double lse = log_sum_exp(z, k);
+        int32_t y = labels[i];
+        double spread = 0.0;
+        for (int64_t j = 0; j < k; j++) spread += lse - z[j];
+        total += (1.0 - eps) * (lse - z[y]) + off * spread;
+        for (int64_t j = 0; j < k; j++) {
+            double p = exp((double)z[j] - lse);
+            if (probs) probs[i * k + j] = (float)p;
+            if (dlogits) dlogits[i * k + j] = (float)((p - (j == y ? on : off)) / (double)n);
+        }
+    }
+    return total;
+}
+
 void fclf_softmax_forward(float *probs, const float *logits, int64_t n, int64_t k) {
     for (int64_t i = 0; i < n; i++) {
         const float *z = logits + i * k;
@@ -69,4 +92,24 @@ void fclf_softmax_forward_ref(float *probs, const float *logits, int64_t n, int6
         for (int64_t j = 0; j < k; j++) sum += exp(z[j] - zmax);
         for (int64_t j = 0; j < k; j++) probs[i * k + j] = (float)(exp(z[j] - zmax) / sum);
     }
+}
+
+double fclf_softmax_xent_smooth_ref(float *dlogits, float *probs, const float *logits, const int32_t *labels, int64_t n,
+                                    int64_t k, float smoothing) {
+    double total = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        const float *z = logits + i * k;
+        double zmax = z[0], sum = 0.0;
+        for (int64_t j = 1; j < k; j++)
+            if (z[j] > zmax) zmax = z[j];
+        for (int64_t j = 0; j < k; j++) sum += exp(z[j] - zmax);
+        for (int64_t j = 0; j < k; j++) {
+            const double q = (1.0 - smoothing) * (j == labels[i]) + (double)smoothing / (double)k;
+            const double p = exp(z[j] - zmax) / sum;
+            total -= q * (z[j] - zmax - log(sum));
+            if (probs) probs[i * k + j] = (float)p;
+            if (dlogits) dlogits[i * k + j] = (float)((p - q) / (double)n);
+        }
+    }
+    return total;
 }

@@ -41,6 +41,76 @@ FCLF_CLONES void fclf_sgd_momentum_update(float *p, float *buf, const float *g, 
     }
 }
 
+/* AdamW: the decay factor first, then adam_range's statements unchanged, so decay == 1 gives Adam's bits. */
+FCLF_CLONES static void adamw_range(float *restrict p, float *restrict m, float *restrict v, const float *restrict g,
+                                    int64_t lo, int64_t hi, float lr, float beta1, float beta2, float eps, float c1,
+                                    float c2, float decay) {
+    for (int64_t i = lo; i < hi; i++) {
+        float gi = g[i];
+        float mi = beta1 * m[i] + (1.0f - beta1) * gi;
+        float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        float pi = p[i] * decay;
+        pi -= lr * (mi * c1) / (sqrtf(vi * c2) + eps);
+        p[i] = pi;
+    }
+}
+
+void fclf_adamw_update(float *p, float *m, float *v, const float *g, int64_t count, float lr, float beta1,
+                       float beta2, float eps, float weight_decay, int64_t t) {
+    const float c1 = (float)(1.0 / (1.0 - pow(beta1, (double)t)));
+    const float c2 = (float)(1.0 / (1.0 - pow(beta2, (double)t)));
+    /* PyTorch's param.mul_(1 - lr * weight_decay): the factor in double, rounded once; exactly 1 for wd 0. */
+    const float decay = (float)(1.0 - (double)lr * (double)weight_decay);
+    FCLF_PARALLEL_IF(count >= OPTIM_PAR_MIN, {
+        const int64_t blocks = (count + 15) / 16;
+        const int64_t lo = fclf_min64(count, fclf_partition_bound(blocks, 0) * 16);
+        const int64_t hi = fclf_min64(count, fclf_partition_bound(blocks, 1) * 16);
+        adamw_range(p, m, v, g, lo, hi, lr, beta1, beta2, eps, c1, c2, decay);
+    });
+}
+
+/* SGD with weight decay folded into the gradient, momentum, and optionally Nesterov's look-ahead. */
+FCLF_CLONES static void sgd_decay_range(float *restrict p, float *restrict buf, const float *restrict g, int64_t lo,
+                                        int64_t hi, float lr, float momentum, float weight_decay, int nesterov) {
+    if (nesterov) {
+        for (int64_t i = lo; i < hi; i++) {
+            float gi = g[i] + weight_decay * p[i];
+            float b = momentum * buf[i] + gi;
+            buf[i] = b;
+            p[i] -= lr * (gi + momentum * b);
+        }
+    } else {
+        for (int64_t i = lo; i < hi; i++) {
+            float gi = g[i] + weight_decay * p[i];
+            float b = momentum * buf[i] + gi;
+            buf[i] = b;
+            p[i] -= lr * b;
+        }
+    }
+}
+
+static void sgd_decay_update(float *p, float *buf, const float *g, int64_t count, float lr, float momentum,
+                             float weight_decay, int nesterov) {
+    FCLF_PARALLEL_IF(count >= OPTIM_PAR_MIN, {
+        const int64_t blocks = (count + 15) / 16;
+        const int64_t lo = fclf_min64(count, fclf_partition_bound(blocks, 0) * 16);
+        const int64_t hi = fclf_min64(count, fclf_partition_bound(blocks, 1) * 16);
+        sgd_decay_range(p, buf, g, lo, hi, lr, momentum, weight_decay, nesterov);
+    });
+}
+
+void fclf_sgd_nesterov_update(float *p, float *buf, const float *g, int64_t count, float lr, float momentum,
+                              float weight_decay) {
+    sgd_decay_update(p, buf, g, count, lr, momentum, weight_decay, 1);
+}
+
+void fclf_sgd_momentum_decay_update(float *p, float *buf, const float *g, int64_t count, float lr, float momentum,
+                                    float weight_decay) {
+    sgd_decay_update(p, buf, g, count, lr, momentum, weight_decay, 0);
+}
+
 /* ---- naive references (tests only): the formulas in double, state rounded to float after each step ---- */
 
 void fclf_adam_update_ref(float *p, float *m, float *v, const float *g, int64_t count, float lr, float beta1,
@@ -58,6 +128,39 @@ void fclf_adam_update_ref(float *p, float *m, float *v, const float *g, int64_t 
 void fclf_sgd_momentum_update_ref(float *p, float *buf, const float *g, int64_t count, float lr, float momentum) {
     for (int64_t i = 0; i < count; i++) {
         const double b = (double)momentum * buf[i] + g[i];
+        buf[i] = (float)b;
+        p[i] = (float)(p[i] - lr * b);
+    }
+}
+
+void fclf_adamw_update_ref(float *p, float *m, float *v, const float *g, int64_t count, float lr, float beta1,
+                           float beta2, float eps, float weight_decay, int64_t t) {
+    for (int64_t i = 0; i < count; i++) {
+        const double decayed = p[i] - (double)lr * weight_decay * p[i];
+        const double mi = (double)beta1 * m[i] + (1.0 - beta1) * g[i];
+        const double vi = (double)beta2 * v[i] + (1.0 - beta2) * (double)g[i] * g[i];
+        const double mhat = mi / (1.0 - pow(beta1, (double)t)), vhat = vi / (1.0 - pow(beta2, (double)t));
+        m[i] = (float)mi;
+        v[i] = (float)vi;
+        p[i] = (float)(decayed - lr * mhat / (sqrt(vhat) + eps));
+    }
+}
+
+void fclf_sgd_nesterov_update_ref(float *p, float *buf, const float *g, int64_t count, float lr, float momentum,
+                                  float weight_decay) {
+    for (int64_t i = 0; i < count; i++) {
+        const double gi = g[i] + (double)weight_decay * p[i];
+        const double b = (double)momentum * buf[i] + gi;
+        buf[i] = (float)b;
+        p[i] = (float)(p[i] - lr * (gi + momentum * b));
+    }
+}
+
+void fclf_sgd_momentum_decay_update_ref(float *p, float *buf, const float *g, int64_t count, float lr, float momentum,
+                                        float weight_decay) {
+    for (int64_t i = 0; i < count; i++) {
+        const double gi = g[i] + (double)weight_decay * p[i];
+        const double b = (double)momentum * buf[i] + gi;
         buf[i] = (float)b;
         p[i] = (float)(p[i] - lr * b);
     }

@@ -247,12 +247,23 @@ void fclf_global_avgpool_backward(float *dx, const float *dy, int64_t planes, in
 double fclf_softmax_xent(float *dlogits, float *probs, const float *logits, const int32_t *labels, int64_t n,
                          int64_t k);
 
+/* Label smoothing (PyTorch's CrossEntropyLoss(label_smoothing=eps)): the cross-entropy against the target
+ * q = (1 - eps) onehot + eps / k. WRITES probs [n, k] (unless NULL) and dlogits [n, k] = (softmax - q) / n
+ * (unless NULL). Returns the SUM over the batch of -sum_j q_j log softmax_j, in double, with log-sum-exp:
+ * per row (1 - eps) (lse - z[label]) + (eps / k) sum_j (lse - z_j). smoothing == 0 calls fclf_softmax_xent
+ * (the same bits). */
+double fclf_softmax_xent_smooth(float *dlogits, float *probs, const float *logits, const int32_t *labels, int64_t n,
+                                int64_t k, float smoothing);
+
 /* WRITES probs [n, k] = softmax(logits) (log-sum-exp, as above). */
 void fclf_softmax_forward(float *probs, const float *logits, int64_t n, int64_t k);
 /* Naive: p = exp(z - max) / sum in double; the loss as log(sum) - (z[label] - max). */
 double fclf_softmax_xent_ref(float *dlogits, float *probs, const float *logits, const int32_t *labels, int64_t n,
                              int64_t k);
 void fclf_softmax_forward_ref(float *probs, const float *logits, int64_t n, int64_t k);
+/* Naive: q and p = exp(z - max) / sum in double; the loss as -sum_j q_j (z_j - max - log(sum)). */
+double fclf_softmax_xent_smooth_ref(float *dlogits, float *probs, const float *logits, const int32_t *labels, int64_t n,
+                                    int64_t k, float smoothing);
 
 /* ---- optim.c: parameter updates ------------------------------------------------------------------ */
 
@@ -262,10 +273,32 @@ void fclf_adam_update(float *p, float *m, float *v, const float *g, int64_t coun
                       float beta2, float eps, int64_t t);
 /* SGD with momentum (PyTorch's form): buf = mu buf + g; p -= lr buf. UPDATES p and buf. */
 void fclf_sgd_momentum_update(float *p, float *buf, const float *g, int64_t count, float lr, float momentum);
+/* AdamW (Loshchilov & Hutter, decoupled weight decay) as PyTorch's torch.optim.AdamW: first
+ * p *= 1 - lr * wd (the factor computed in double, rounded to float once), then the Adam step above from the
+ * decayed p: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps).
+ * The decay multiplies by lr, so it follows a learning-rate schedule. weight_decay == 0 gives fclf_adam_update's
+ * bits. UPDATES p, m, v in place; in parallel for large arrays (each element alone: no thread-count effect). */
+void fclf_adamw_update(float *p, float *m, float *v, const float *g, int64_t count, float lr, float beta1,
+                       float beta2, float eps, float weight_decay, int64_t t);
+/* SGD with Nesterov momentum (PyTorch's form, dampening 0): g' = g + wd p; buf = mu buf + g';
+ * p -= lr (g' + mu buf). UPDATES p and buf; in parallel for large arrays. */
+void fclf_sgd_nesterov_update(float *p, float *buf, const float *g, int64_t count, float lr, float momentum,
+                              float weight_decay);
+/* SGD with momentum and L2 weight decay folded into the gradient (PyTorch's SGD weight_decay): g' = g + wd p;
+ * buf = mu buf + g'; p -= lr buf. UPDATES p and buf; in parallel for large arrays. (With wd == 0 use
+ * fclf_sgd_momentum_update: g + 0 p can turn a -0 gradient into +0.) */
+void fclf_sgd_momentum_decay_update(float *p, float *buf, const float *g, int64_t count, float lr, float momentum,
+                                    float weight_decay);
 /* The same updates in double, the state rounded to float after the step. */
 void fclf_adam_update_ref(float *p, float *m, float *v, const float *g, int64_t count, float lr, float beta1,
                           float beta2, float eps, int64_t t);
 void fclf_sgd_momentum_update_ref(float *p, float *buf, const float *g, int64_t count, float lr, float momentum);
+void fclf_adamw_update_ref(float *p, float *m, float *v, const float *g, int64_t count, float lr, float beta1,
+                           float beta2, float eps, float weight_decay, int64_t t);
+void fclf_sgd_nesterov_update_ref(float *p, float *buf, const float *g, int64_t count, float lr, float momentum,
+                                  float weight_decay);
+void fclf_sgd_momentum_decay_update_ref(float *p, float *buf, const float *g, int64_t count, float lr, float momentum,
+                                        float weight_decay);
 
 #ifdef __cplusplus
 }
