@@ -37,9 +37,9 @@
  * choices (flip, shift, blur radius, erase rectangle) then agree exactly, and the twin can be compared
  * within float tolerance.
  *
- * Memory: per image a plane of h*w floats plus O(h + w) on the stack (VLAs); nothing on the heap, so a
- * training step stays allocation-free (the TrainStep benchmark counts 0 mallocs). Not fclf_thread_scratch:
- * a caller may hold that buffer (for dst itself, say) across this call. */
+ * Memory: per image O(h + w) floats, plus a plane of h*w when blurring, on the stack (VLAs; 28x28: under
+ * 4 KB); nothing on the heap, so a training step stays allocation-free (the TrainStep benchmark counts 0
+ * mallocs). Not fclf_thread_scratch: a caller may hold that buffer (for dst itself, say) across this call. */
 #include "fclf_internal.h"
 
 #include <math.h>

@@ -274,8 +274,9 @@ fclf_augment_config fclf_augment_identity(void);
 /* src: uint8 images [*, h*w] (0 = background); src_index [n]: which source image each output row is.
  * WRITES dst [n, h*w], floats in [0, 1], row i the augmentation of src image src_index[i] with the draws of
  * epoch position first + i. Parallel over images when the batch is large and the caller is not inside an
- * OpenMP region or a serial section; allocates nothing (per-image temporaries are on the stack: O(h + w)
- * floats). */
+ * OpenMP region or a serial section; allocates nothing: per-image temporaries live on the stack, O(h + w)
+ * floats plus an h*w plane when blurring (28x28: under 4 KB; a large image needs OMP_STACKSIZE to match).
+ * src_index values must lie in [0, number of source images). */
 void fclf_augment_batch(float *dst, const uint8_t *src, const int32_t *src_index, int64_t n, int64_t h, int64_t w,
                         const fclf_augment_config *cfg, uint64_t seed, uint64_t first);
 /* Naive twin: one image at a time, each pixel's warp and blur evaluated directly, arithmetic in double; the

@@ -59,6 +59,14 @@ struct KernelAugmentTests {
                 #expect(out == expected, "\(h)x\(w), \(threads) threads")
             }
         }
+        // A batch large enough for the parallel path (an evaluation-sized conversion).
+        let src = randomImages(50, h: 28, w: 28, seed: 2)
+        let index = (0..<400).map { Int32(($0 * 13) % 50) }
+        let expected = index.flatMap { i in src[Int(i) * 784..<(Int(i) + 1) * 784].map { Float($0) * (1 / 255) } }
+        for threads in [1, 2] {
+            #expect(augment(src, index, h: 28, w: 28, fclf_augment_identity(), seed: 0, first: 0, threads: threads) == expected,
+                    "400 images, \(threads) threads")
+        }
     }
 
     @Test("everything on: the kernel matches its naive twin (double, per-pixel warp, 2-D blur sum)")
