@@ -300,6 +300,64 @@ void fclf_sgd_nesterov_update_ref(float *p, float *buf, const float *g, int64_t 
 void fclf_sgd_momentum_decay_update_ref(float *p, float *buf, const float *g, int64_t count, float lr, float momentum,
                                         float weight_decay);
 
+/* ---- augment.c: training-time augmentation, uint8 images to the network's float input -------------- */
+
+/* Only for training batches: evaluation and inference convert with pixel/255 alone (an all-off config gives
+ * exactly that, so one code path can serve both, but nothing random may ever reach a test-set metric).
+ *
+ * Each image goes through, in this order (why in augment.c):
+ *   1. one bilinear warp, sampled at the inverse map of: horizontal flip, isotropic scale s about the image
+ *      centre ((w-1)/2, (h-1)/2), then an integer shift (dx, dy); outside the source is background (0);
+ *   2. Gaussian blur, separable, sigma ~ U[0, blur_sigma_max], radius ceil(3 sigma), zero outside the image;
+ *   3. gamma x -> x^g, g log-uniform in [gamma_min, gamma_max];
+ *   4. contrast x -> c x, c ~ U[contrast_min, contrast_max];
+ *   5. with probability peak_p, x -> x / max(x) (when max > 0): the photo preprocessing's peak to 255;
+ *   6. with probability erase_p, one rectangle set to background (0): area fraction ~ U[erase_area_min,
+ *      erase_area_max] of h*w, aspect (height/width) log-uniform in [erase_aspect_min, 1/erase_aspect_min],
+ *      placed uniformly inside the image;
+ *   7. additive Gaussian noise N(0, noise_std^2) on every pixel (the erased rectangle included, so it
+ *      looks like background), clamped to [0, 1].
+ * Each step with its parameter at the identity (p = 0, shift 0, s = 1, sigma = 0, g = 1, c = 1, std 0) is
+ * skipped, so fclf_augment_identity() gives dst = (float)p * (1.0f / 255.0f) bit for bit.
+ *
+ * Randomness: every draw of image i is a pure function of (seed, first + i), its position in the epoch,
+ * through a counter-based generator (SplitMix64's finaliser over a per-image key), and each parameter has
+ * its own fixed draw slot. So the output depends neither on the thread count nor on how an epoch is cut
+ * into batches, and switching one transform on or off does not change the draws of the others.
+ *
+ * Preconditions: 0 < scale_min <= scale_max, 0 < gamma_min <= gamma_max, 0 <= contrast_min <= contrast_max,
+ * 0 <= erase_area_min <= erase_area_max <= 1, 0 < erase_aspect_min <= 1, blur_sigma_max >= 0,
+ * noise_std >= 0; probabilities in [0, 1] (p >= 1 always, p <= 0 never); max_shift < 0 counts as 0. */
+typedef struct {
+    float flip_p;                     /* probability of a horizontal flip */
+    int32_t max_shift;                /* dx, dy each uniform over the integers in [-max_shift, max_shift] */
+    float scale_min, scale_max;       /* s ~ U[min, max]; s < 1 shrinks the object (1 = none) */
+    float erase_p;                    /* random erasing (Zhong et al. 2017): probability, */
+    float erase_area_min, erase_area_max; /* area fraction range, */
+    float erase_aspect_min;           /* aspect range [min, 1/min] */
+    float gamma_min, gamma_max;       /* x^g on [0, 1] (1 = none) */
+    float contrast_min, contrast_max; /* c x, scales the ink (1 = none) */
+    float blur_sigma_max;             /* pixels (0 = none) */
+    float noise_std;                  /* on the [0, 1] scale (0 = none) */
+    float peak_p;                     /* probability of the peak normalisation */
+} fclf_augment_config;
+
+/* The config with every transform off (scale, gamma and contrast 1; everything else 0). */
+fclf_augment_config fclf_augment_identity(void);
+
+/* src: uint8 images [*, h*w] (0 = background); src_index [n]: which source image each output row is.
+ * WRITES dst [n, h*w], floats in [0, 1], row i the augmentation of src image src_index[i] with the draws of
+ * epoch position first + i. Parallel over images when the batch is large and the caller is not inside an
+ * OpenMP region or a serial section; allocates nothing: per-image temporaries live on the stack, O(h + w)
+ * floats plus an h*w plane when blurring (28x28: under 4 KB; a large image needs OMP_STACKSIZE to match).
+ * src_index values must lie in [0, number of source images). */
+void fclf_augment_batch(float *dst, const uint8_t *src, const int32_t *src_index, int64_t n, int64_t h, int64_t w,
+                        const fclf_augment_config *cfg, uint64_t seed, uint64_t first);
+/* Naive twin: one image at a time, each pixel's warp and blur evaluated directly, arithmetic in double; the
+ * same draws (parameters computed with the same float expressions, so discrete choices agree exactly). */
+void fclf_augment_batch_ref(float *dst, const uint8_t *src, const int32_t *src_index, int64_t n, int64_t h,
+                            int64_t w, const fclf_augment_config *cfg, uint64_t seed, uint64_t first);
+
 #ifdef __cplusplus
 }
 #endif
