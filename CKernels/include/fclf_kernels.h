@@ -201,15 +201,17 @@ void fclf_relu_backward(float *dx, const float *dy, const float *y, int64_t coun
 /* ---- batchnorm.c: batch normalisation over channels ----------------------------------------------- */
 /* x, y [n, c, hw] (NCHW with hw = h*w; a dense layer's [n, features] is hw = 1). */
 
-/* Training: WRITES y = gamma (x - mean) invstd + beta with the batch's per-channel mean and biased variance,
- * and mean [c], invstd [c] = 1/sqrt(var + eps) for the backward pass; UPDATES running_mean and running_var
- * (PyTorch's rule, unbiased variance) unless running_mean is NULL. */
+/* Training: WRITES y = act(gamma (x - mean) invstd + beta) with the batch's per-channel mean and biased
+ * variance, act = ReLU when relu != 0 (the planner's BatchNorm+ReLU step), and mean [c], invstd [c] =
+ * 1/sqrt(var + eps) for the backward pass; UPDATES running_mean and running_var (PyTorch's rule, unbiased
+ * variance) unless running_mean is NULL. */
 void fclf_batchnorm_forward_train(float *y, float *mean, float *invstd, float *running_mean, float *running_var,
                                   const float *x, const float *gamma, const float *beta, int64_t n, int64_t c,
-                                  int64_t hw, float momentum, float eps);
-/* ACCUMULATES dgamma, dbeta [c]; WRITES dx unless NULL. mean and invstd as the forward pass wrote them. */
-void fclf_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x, const float *mean,
-                             const float *invstd, const float *gamma, int64_t n, int64_t c, int64_t hw);
+                                  int64_t hw, float momentum, float eps, int relu);
+/* ACCUMULATES dgamma, dbeta [c]; WRITES dx unless NULL. mean and invstd as the forward pass wrote them; y, the
+ * forward's output, when it applied ReLU (dy then counts only where y > 0), else NULL. */
+void fclf_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *y, const float *x,
+                             const float *mean, const float *invstd, const float *gamma, int64_t n, int64_t c, int64_t hw);
 /* Inference: WRITES scale = gamma / sqrt(running_var + eps) and shift = beta - running_mean * scale [c] (in
  * double, rounded once), the per-channel affine map that evaluation applies and that folds into the layer
  * before. */

@@ -26,8 +26,8 @@ struct NormalizationTests {
             var y = [Float](repeating: .nan, count: x.count + 1), dx = y, mean = [Float](repeating: 0, count: c), invstd = mean
             var rm = [Float](repeating: 0, count: c), rv = [Float](repeating: 1, count: c), dg = mean, db = mean
             fclf_batchnorm_forward_train(&y, &mean, &invstd, &rm, &rv, x, gamma, beta, Int64(n), Int64(c), Int64(hw),
-                                         LayerSpec.batchNormMomentum, LayerSpec.batchNormEpsilon)
-            fclf_batchnorm_backward(&dx, &dg, &db, dy, x, mean, invstd, gamma, Int64(n), Int64(c), Int64(hw))
+                                         LayerSpec.batchNormMomentum, LayerSpec.batchNormEpsilon, 0)
+            fclf_batchnorm_backward(&dx, &dg, &db, dy, nil, x, mean, invstd, gamma, Int64(n), Int64(c), Int64(hw))
             #expect(y.last!.isNaN && dx.last!.isNaN, "guard tails untouched")
             return (Array(y.dropLast()), Array(dx.dropLast()), dg, db, rm, rv)
         }
@@ -52,17 +52,20 @@ struct NormalizationTests {
         }
     }
 
-    @Test("BatchNorm layer: dx, dgamma, dbeta against finite differences of the Double formula")
-    func batchNormGradient() {
-        let (n, c, h, w) = (3, 2, 3, 2)
-        let layer = BatchNorm(channels: c)
+    @Test("BatchNorm layer (alone and with its fused ReLU): dx, dgamma, dbeta against finite differences of the Double formula",
+          arguments: [false, true])
+    func batchNormGradient(_ relu: Bool) {
+        let (n, c, h, w) = (3, 2, 3, 5)
+        let layer = BatchNorm(channels: c, relu: relu)
         for i in 0..<c { layer.gamma.value[i] = 1 + 0.3 * Float(i); layer.beta.value[i] = 0.1 * Float(i) }
         let shape = Shape(n: n, c: c, h: h, w: w)
         var x = randomArray(shape.count, seed: 5)
         let r = randomArray(shape.count, seed: 6)
         let g = layer.gamma.value, b = layer.beta.value
         let gd = (0..<c).map { Double(g[$0]) }, bd = (0..<c).map { Double(b[$0]) }
-        func L(_ x: [Double], _ gm: [Double], _ bt: [Double]) -> Double { dot(bnRef(x, gm, bt, n: n, c: c, hw: h * w), r) }
+        func L(_ x: [Double], _ gm: [Double], _ bt: [Double]) -> Double {
+            dot(bnRef(x, gm, bt, n: n, c: c, hw: h * w).map { relu ? max($0, 0) : $0 }, r)
+        }
         x.withUnsafeMutableBufferPointer { xb in
             _ = layer.forward(Tensor(data: xb.baseAddress!, shape: shape))
             var rr = r
@@ -133,7 +136,8 @@ struct NormalizationTests {
     @Test("the inference plan folds each BatchNorm into the layer before it and drops dropout")
     func inferencePlan() throws {
         let training = try Plan(specs: Self.bnSpecs, inputShape: ModelKind.imageShape)
-        #expect(training.steps.count == Self.bnSpecs.count, "training keeps BatchNorm, ReLU and dropout as steps: \(training.steps.map(\.name))")
+        #expect(training.steps.map(\.name) == ["conv2d", "batchnorm+relu", "maxpool", "conv2d", "batchnorm+relu", "maxpool",
+                                               "flatten (view)", "dense", "batchnorm+relu", "dropout", "dense"])
         let inference = try Plan(specs: Self.bnSpecs, inputShape: ModelKind.imageShape, mode: .inference)
         #expect(inference.steps.map(\.name) == ["conv2d+batchnorm (folded)+relu+maxpool (one pass)",
                                                 "conv2d+batchnorm (folded)+relu+maxpool (pooled after the product)",

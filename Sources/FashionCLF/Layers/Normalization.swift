@@ -7,12 +7,14 @@ import CKernels
 ///
 /// The running statistics follow each training batch (PyTorch's momentum rule) and are stored in the model
 /// file after γ and β. Input `[N, C, H, W]` or `[N, C]`; the inference plan folds the evaluation form into
-/// the convolution or dense layer before it when there is one.
+/// the convolution or dense layer before it when there is one. With `relu` (the planner fuses a ReLU that
+/// follows) y = max(y, 0) in the same pass, and backward masks dL/dy by y > 0.
 public final class BatchNorm: Layer {
     public let channels: Int
     public let gamma: Parameter, beta: Parameter
     public let runningMean: Parameter, runningVariance: Parameter
     public let computesInputGradient: Bool
+    public let relu: Bool
     public var parameters: [Parameter] { [gamma, beta] }
     public var stored: [Parameter] { [gamma, beta, runningMean, runningVariance] }
     static let epsilon = LayerSpec.batchNormEpsilon, momentum = LayerSpec.batchNormMomentum
@@ -21,8 +23,9 @@ public final class BatchNorm: Layer {
     private let scale = Buffer<Float>(), shift = Buffer<Float>()
     private var input = Tensor(data: UnsafeMutablePointer<Float>(bitPattern: 64)!, shape: Shape(n: 0, c: 0))
 
-    public init(channels: Int, computesInputGradient: Bool = true) {
+    public init(channels: Int, relu: Bool = false, computesInputGradient: Bool = true) {
         self.channels = channels
+        self.relu = relu
         self.computesInputGradient = computesInputGradient
         gamma = Parameter(name: "gamma", shape: [channels])
         beta = Parameter(name: "beta", shape: [channels])
@@ -49,6 +52,7 @@ public final class BatchNorm: Layer {
         fclf_batchnorm_inference_coefficients(s, t, gamma.value, beta.value, runningMean.value, runningVariance.value,
                                               Int64(channels), BatchNorm.epsilon)
         fclf_channel_affine(out, x, s, t, Int64(shape.n), Int64(channels), Int64(shape.h * shape.w))
+        if relu { fclf_relu_forward(out, out, Int64(shape.count)) }
     }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
@@ -57,7 +61,8 @@ public final class BatchNorm: Layer {
         if training {
             fclf_batchnorm_forward_train(yp, mean.reserve(channels), invstd.reserve(channels), runningMean.value,
                                          runningVariance.value, x.data, gamma.value, beta.value, Int64(x.shape.n),
-                                         Int64(channels), Int64(x.shape.h * x.shape.w), BatchNorm.momentum, BatchNorm.epsilon)
+                                         Int64(channels), Int64(x.shape.h * x.shape.w), BatchNorm.momentum, BatchNorm.epsilon,
+                                         relu ? 1 : 0)
         } else {
             evaluate(x.data, x.shape, into: yp)
         }
@@ -67,7 +72,7 @@ public final class BatchNorm: Layer {
     public func backward(_ dy: Tensor) -> Tensor {
         let shape = input.shape
         let dxp: UnsafeMutablePointer<Float>? = computesInputGradient ? dx.reserve(shape.count) : nil
-        fclf_batchnorm_backward(dxp, gamma.grad, beta.grad, dy.data, input.data, mean.pointer, invstd.pointer, gamma.value,
+        fclf_batchnorm_backward(dxp, gamma.grad, beta.grad, dy.data, relu ? UnsafePointer(y.pointer) : nil, input.data, mean.pointer, invstd.pointer, gamma.value,
                                 Int64(shape.n), Int64(channels), Int64(shape.h * shape.w))
         return Tensor(data: dxp ?? dx.pointer, shape: computesInputGradient ? shape : shape.withBatch(0))
     }
@@ -80,6 +85,7 @@ public final class BatchNorm: Layer {
         fclf_batchnorm_inference_coefficients(work, work + channels, gamma.value, beta.value, runningMean.value,
                                               runningVariance.value, Int64(channels), BatchNorm.epsilon)
         fclf_channel_affine(x, x, work, work + channels, Int64(n), Int64(channels), Int64(input.h * input.w))
+        if relu { fclf_relu_forward(x, x, Int64(n * input.perSample)) }
         return x
     }
 }

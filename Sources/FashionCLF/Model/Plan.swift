@@ -29,6 +29,9 @@ public struct Plan: Sendable {
         public let pooling: ConvPooling
         /// Inference: the index of the BatchNorm layer folded into this step's weights.
         public let foldedBatchNorm: Int?
+        /// A ReLU layer run as this BatchNorm step's epilogue (a convolution or dense step takes it as its
+        /// activation instead).
+        public let fusedReLU: Bool
         /// The layers (indices into `Plan.specs`) this step executes.
         public let layers: Range<Int>
         /// Per-sample shapes.
@@ -47,7 +50,7 @@ public struct Plan: Sendable {
             case .relu: return "relu"
             case .maxPool2x2: return "maxpool"
             case .flatten: return "flatten (view)"
-            case .batchNorm: return "batchnorm"
+            case .batchNorm: return fusedReLU ? "batchnorm+relu" : "batchnorm"
             case .dropout: return "dropout"
             case .globalAvgPool: return "global avgpool"
             case .temperature: return "temperature"
@@ -79,7 +82,7 @@ public struct Plan: Sendable {
         var i = 0
         while i < specs.count {
             let x = i == 0 ? input : shapes[i - 1]
-            var layer = specs[i], end = i + 1, pooling = Step.ConvPooling.none, folded: Int? = nil
+            var layer = specs[i], end = i + 1, pooling = Step.ConvPooling.none, folded: Int? = nil, fusedReLU = false
             func next(_ spec: LayerSpec) -> Bool { end < specs.count && specs[end] == spec }
             func skipDropout() {
                 while mode == .inference, end < specs.count, case .dropout = specs[end] { end += 1 }
@@ -106,10 +109,14 @@ public struct Plan: Sendable {
                     skipDropout()
                 }
                 layer = .dense(inputSize: inputSize, outputSize: outputSize, activation: act)
+            case .batchNorm:
+                // BatchNorm then ReLU: one pass forward, the ReLU's mask applied in BatchNorm's backward.
+                if next(.relu) { fusedReLU = true; end += 1 }
+                skipDropout()
             default:
                 skipDropout()
             }
-            steps.append(Step(layer: layer, pooling: pooling, foldedBatchNorm: folded, layers: i..<end, input: x,
+            steps.append(Step(layer: layer, pooling: pooling, foldedBatchNorm: folded, fusedReLU: fusedReLU, layers: i..<end, input: x,
                               output: shapes[end - 1], computesInputGradient: i > 0))
             i = end
         }

@@ -25,8 +25,8 @@ extension Trainer {
             let base = done
             let x = loadBatch(data, n: n) { base + $0 }
             let logits = model.forward(x, training: false)
-            lossSum += loss(logits, labels: labels.pointer, gradient: false).sum
-            let probs = loss.probabilities
+            lossSum += evaluationLoss(logits, labels: labels.pointer, gradient: false).sum
+            let probs = evaluationLoss.probabilities
             for i in 0..<n {
                 let pred = argmax(probs + i * k, k), actual = Int(labels.pointer[i])
                 confusion[actual][pred] += 1

@@ -1,15 +1,55 @@
-public enum OptimizerKind: String, CaseIterable, Sendable { case adam, sgd }
+import CKernels
 
-/// The seed study's recipe by default: Adam 1e-3, batch 32, 15 epochs, the last 20% held out.
+/// adam: Adam (Keras' defaults); adamw: Adam with decoupled weight decay (biases and 1-D parameters not
+/// decayed); sgd: SGD with momentum (Nesterov's with `nesterov`), weight decay added to the gradient.
+public enum OptimizerKind: String, CaseIterable, Sendable { case adam, adamw, sgd }
+
+/// How the learning rate moves over the run (`LearningRateSchedule`): constant, cosine to 0, or one-cycle
+/// (warm-up to `learningRate` over the first 30% of the steps, then cosine down).
+public enum ScheduleKind: String, CaseIterable, Sendable { case constant, cosine, onecycle }
+
+/// The seed study's recipe by default: Adam 1e-3, batch 32, 15 epochs, the last 20% held out; the rest off.
 public struct TrainConfig: Sendable {
     public var epochs = 15
     public var batchSize = 32
+    /// The base (constant, cosine) or peak (one-cycle) learning rate.
     public var learningRate: Float = 1e-3
     public var optimizer = OptimizerKind.adam
     public var momentum: Float = 0.9
+    public var nesterov = false
+    public var weightDecay: Float = 0
+    public var schedule = ScheduleKind.constant
+    /// Linear warm-up steps before a constant or cosine schedule, in epochs.
+    public var warmupEpochs = 0.0
+    public var labelSmoothing: Float = 0
+    /// Training-time augmentation (`fclf_augment_batch`), nil for none; evaluation never augments.
+    public var augment: fclf_augment_config? = nil
     public var valSplit = 0.2
     public var seed: UInt64 = 42
     public init() {}
+
+    /// The learning-rate schedule of a run of `stepsPerEpoch` optimiser steps per epoch.
+    public func learningRateSchedule(stepsPerEpoch: Int) -> LearningRateSchedule {
+        let base: LearningRateSchedule = switch schedule {
+        case .constant: .constant(learningRate)
+        case .cosine: .cosine(learningRate)
+        case .onecycle: .oneCycle(maxRate: learningRate)
+        }
+        let warmup = Int((warmupEpochs * Double(stepsPerEpoch)).rounded())
+        return warmup > 0 && schedule != .onecycle ? base.warmup(steps: warmup) : base
+    }
+
+    /// Recipe lines for logs and reports.
+    public var recipe: String {
+        var parts = ["\(optimizer.rawValue)\(nesterov ? " (nesterov)" : "") lr \(learningRate)", "batch \(batchSize)", "\(epochs) epochs"]
+        if schedule != .constant || warmupEpochs > 0 {
+            parts.append("\(schedule.rawValue) schedule" + (warmupEpochs > 0 ? ", warm-up \(warmupEpochs) epochs" : ""))
+        }
+        if weightDecay > 0 { parts.append("weight decay \(weightDecay)") }
+        if labelSmoothing > 0 { parts.append("label smoothing \(labelSmoothing)") }
+        if augment != nil { parts.append("augmentation") }
+        return parts.joined(separator: ", ")
+    }
 }
 
 public struct EpochRecord: Sendable {

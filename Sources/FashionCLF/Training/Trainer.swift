@@ -12,18 +12,29 @@ public final class Trainer {
     public let model: Sequential
     public let optimizer: any Optimizer
     public let config: TrainConfig
-    let loss: SoftmaxCrossEntropy
+    /// The training loss (label smoothing as configured) and evaluation's plain cross-entropy.
+    let loss: SoftmaxCrossEntropy, evaluationLoss: SoftmaxCrossEntropy
     let input = Buffer<Float>(), labels = Buffer<Int32>()
     private var order: [Int32] = []
     private var rng: SplitMix64
+    /// Optimiser steps taken, the schedule's clock, and the images augmented so far (each image's draws are
+    /// a function of the seed and its position in the run).
+    public private(set) var steps = 0
+    private var augmented: UInt64 = 0
+    private let batchIndex = Buffer<Int32>()
 
     public init(model: Sequential, config: TrainConfig) {
         self.model = model
         self.config = config
-        loss = SoftmaxCrossEntropy(classes: model.outputSize)
+        loss = SoftmaxCrossEntropy(classes: model.outputSize, labelSmoothing: config.labelSmoothing)
+        evaluationLoss = SoftmaxCrossEntropy(classes: model.outputSize)
         switch config.optimizer {
         case .adam: optimizer = Adam(parameters: model.parameters, learningRate: config.learningRate)
-        case .sgd: optimizer = SGD(parameters: model.parameters, learningRate: config.learningRate, momentum: config.momentum)
+        case .adamw:
+            optimizer = AdamW(parameters: model.parameters, learningRate: config.learningRate, weightDecay: config.weightDecay)
+        case .sgd:
+            optimizer = SGD(parameters: model.parameters, learningRate: config.learningRate, momentum: config.momentum,
+                            nesterov: config.nesterov, weightDecay: config.weightDecay)
         }
         // A stream separate from the initialisation's, derived from the same seed.
         rng = SplitMix64(seed: config.seed ^ 0x5EED_5EED_5EED_5EED)
@@ -50,6 +61,20 @@ public final class Trainer {
         return hits
     }
 
+    /// Copies images `order[base ..< base + n]` into the input buffer, augmented as configured (training only).
+    private func loadTrainingBatch(_ data: LabeledImages, order: UnsafeBufferPointer<Int32>, base: Int, n: Int) -> Tensor {
+        guard var augment = config.augment else { return loadBatch(data, n: n) { Int(order[base + $0]) } }
+        let p = data.pixelsPerImage
+        let x = input.reserve(n * p), y = labels.reserve(n)
+        for i in 0..<n { y[i] = Int32(data.label(Int(order[base + i]))) }
+        data.withPixels { px in
+            fclf_augment_batch(x, px.baseAddress!, order.baseAddress! + base, Int64(n), Int64(data.rows), Int64(data.cols),
+                               &augment, config.seed ^ 0xA116_A116_A116_A116, augmented)
+        }
+        augmented += UInt64(n)
+        return Tensor(data: x, shape: model.inputShape.withBatch(n))
+    }
+
     /// One optimiser step on a batch `x` with its `labels` (x.shape.n of them, each in 0..<classes);
     /// returns (summed loss, correct predictions).
     @discardableResult
@@ -70,12 +95,16 @@ public final class Trainer {
         for i in stride(from: order.count - 1, to: 0, by: -1) {
             order.swapAt(i, Int(rng.next() % UInt64(i + 1)))
         }
+        let stepsPerEpoch = (data.count + config.batchSize - 1) / config.batchSize
+        let schedule = config.learningRateSchedule(stepsPerEpoch: stepsPerEpoch)
         var lossSum = 0.0, hits = 0, done = 0
         while done < data.count {
             let n = min(config.batchSize, data.count - done)
             let base = done
-            let x = order.withUnsafeBufferPointer { o in loadBatch(data, n: n) { Int(o[base + $0]) } }
+            let x = order.withUnsafeBufferPointer { loadTrainingBatch(data, order: $0, base: base, n: n) }
+            optimizer.learningRate = schedule.rate(step: steps, totalSteps: config.epochs * stepsPerEpoch)
             let r = step(x, labels: labels.pointer)
+            steps += 1
             lossSum += r.loss
             hits += r.correct
             done += n
