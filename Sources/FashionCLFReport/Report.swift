@@ -22,14 +22,16 @@ public struct RunSummary: Sendable {
     public var summary: ModelSummary?
     /// The epoch whose weights were kept (--keep-best: best validation accuracy), if not the last.
     public var keptEpoch: Int?
+    /// The temperature fitted on the validation split, and the test set's calibration error before and after.
+    public var calibration: Calibration.Result?
 
     public init(model: String, parameters: Int, config: TrainConfig, threads: Int, isa: String, date: String,
                 wallSeconds: Double, trainSeconds: Double, imagesPerSecond: Double, history: [EpochRecord], test: Evaluation,
-                summary: ModelSummary? = nil, keptEpoch: Int? = nil) {
+                summary: ModelSummary? = nil, keptEpoch: Int? = nil, calibration: Calibration.Result? = nil) {
         self.model = model; self.parameters = parameters; self.config = config; self.threads = threads; self.isa = isa
         self.date = date; self.wallSeconds = wallSeconds; self.trainSeconds = trainSeconds
         self.imagesPerSecond = imagesPerSecond; self.history = history; self.test = test; self.summary = summary
-        self.keptEpoch = keptEpoch
+        self.keptEpoch = keptEpoch; self.calibration = calibration
     }
 
     public var classReport: ClassificationReport { ClassificationReport(confusion: test.confusion, names: FashionMNIST.classNames) }
@@ -68,6 +70,9 @@ public enum Report {
         out += "  \"optimizer\": \(Text.json(s.config.optimizer.rawValue)),\n  \"val_split\": \(j(s.config.valSplit)),\n"
         out += "  \"seed\": \(s.config.seed),\n  \"threads\": \(s.threads),\n  \"isa\": \(Text.json(s.isa)),\n  \"date\": \(Text.json(s.date)),\n"
         out += "  \"kept_epoch\": \(s.keptEpoch.map(String.init) ?? "null"),\n"
+        if let cal = s.calibration {
+            out += "  \"temperature\": \(j(Double(cal.temperature))),\n  \"test_ece_before\": \(j(cal.testECEBefore)),\n  \"test_ece_after\": \(j(cal.testECEAfter)),\n"
+        }
         out += "  \"test_accuracy\": \(j(s.test.accuracy)),\n  \"test_loss\": \(j(s.test.loss)),\n"
         out += "  \"wall_seconds\": \(j(s.wallSeconds)),\n  \"train_seconds\": \(j(s.trainSeconds)),\n  \"train_images_per_second\": \(j(s.imagesPerSecond)),\n"
         out += "  \"per_class\": [\n" + zip(report.names, report.rows).map { name, r in
@@ -127,8 +132,9 @@ public enum Report {
         let c = s.config
         let rows: [(String, String)] = [
             ("model", "\(s.model) (\(s.parameters) parameters)"),
-            ("recipe", "\(c.optimizer.rawValue), learning rate \(c.learningRate), batch \(c.batchSize), \(s.history.count) epochs, validation split \(c.valSplit)"),
+            ("recipe", "\(c.recipe), validation split \(c.valSplit)"),
             ("model kept", s.keptEpoch.map { "epoch \($0) of \(s.history.count) (best validation accuracy)" } ?? "the last epoch"),
+            ("calibration", s.calibration.map { "temperature \(Text.fixed(Double($0.temperature), 3)); expected calibration error on the test set \(Text.fixed($0.testECEBefore * 100, 2))% before, \(Text.fixed($0.testECEAfter * 100, 2))% after" } ?? "none"),
             ("seed", "\(c.seed)"), ("threads", "\(s.threads) (kernels: \(s.isa))"), ("date", s.date),
             ("wall time", "\(Text.fixed(s.wallSeconds, 1)) s (training \(Text.fixed(s.trainSeconds, 1)) s, \(Int(s.imagesPerSecond)) images/s)"),
             ("test", "accuracy \(Text.fixed(s.test.accuracy * 100, 2))%, loss \(Text.fixed(s.test.loss, 4)) on \(s.test.count) images"),

@@ -87,6 +87,7 @@ struct Classify: ParsableCommand {
                 }
                 let ranked = r.ranked
                 var line = "\(file)\t\(FashionMNIST.classNames[ranked[0]]) \(Text.fixed(Double(probs[ranked[0]]) * 100, 1))%"
+                if r.unsure { line += " (unsure)" }
                 line += "\ttop-\(top): " + ranked.prefix(top).map { "\(FashionMNIST.classNames[$0]) \(Text.fixed(Double(probs[$0]) * 100, 1))%" }.joined(separator: ", ")
                 if let l = r.label { line += "\ttrue: \(FashionMNIST.classNames[l])" + (l == ranked[0] ? "" : "  (wrong)") }
                 print(line)
@@ -102,6 +103,9 @@ struct Classify: ParsableCommand {
             let top1 = labelled.filter { $0.ranked[0] == $0.label }.count
             let topK = labelled.filter { $0.ranked.prefix(top).contains($0.label!) }.count
             print("\(preprocess.rawValue) preprocessing: top-1 \(top1)/\(labelled.count) = \(Text.fixed(100 * Double(top1) / Double(labelled.count), 1))%, top-\(top) \(topK)/\(labelled.count) = \(Text.fixed(100 * Double(topK) / Double(labelled.count), 1))%")
+            let sure = labelled.filter { !$0.unsure }, sureRight = sure.filter { $0.ranked[0] == $0.label }.count
+            print("unsure (top probability below \(Classifier.unsureBelow)): \(labelled.count - sure.count)/\(labelled.count); right among the others: \(sureRight)/\(sure.count)"
+                  + (sure.isEmpty ? "" : " = \(Text.fixed(100 * Double(sureRight) / Double(sure.count), 1))%"))
         }
         if let json { try FileIO.writeAtomically(ResultsJSON.text(results, top: top, preprocessing: preprocess), to: json) }
         if let sheet { try ContactSheet.write(results.compactMap(\.sheetEntry), to: sheet) }

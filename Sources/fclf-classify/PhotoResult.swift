@@ -1,3 +1,4 @@
+import FashionCLF
 import FashionCLFPhotos
 import FashionCLFReport
 
@@ -10,6 +11,9 @@ struct PhotoResult {
     var probabilities: [Float] = []
     var label: Int?  // the true class, from --labels
     var error: String?
+
+    /// The model gives its top answer less than an even chance (`Classifier.unsureBelow`).
+    var unsure: Bool { probabilities.withUnsafeBufferPointer { Classifier.isUnsure($0) } }
 
     /// Class indices from the most to the least probable.
     var ranked: [Int] { probabilities.indices.sorted { probabilities[$0] > probabilities[$1] } }

@@ -14,6 +14,7 @@ enum ResultsJSON {
                 fields.append("\"predicted\": \(Text.json(FashionMNIST.classNames[ranked[0]]))")
                 fields.append("\"predicted_index\": \(ranked[0])")
                 fields.append("\"probability\": \(Text.json(Double(r.probabilities[ranked[0]])))")
+                fields.append("\"unsure\": \(r.unsure)")
                 fields.append("\"top\": [" + ranked.prefix(top).map { "{\"class\": \(Text.json(FashionMNIST.classNames[$0])), \"probability\": \(Text.json(Double(r.probabilities[$0])))}" }.joined(separator: ", ") + "]")
                 if let p = r.prepared { fields.append("\"inverted\": \(p.inverted)") }
             }

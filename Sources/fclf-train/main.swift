@@ -11,6 +11,11 @@ import Musl
 
 extension ModelKind: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
+extension ScheduleKind: ExpressibleByArgument {}
+extension Preset: ExpressibleByArgument {}
+
+/// --augment's values.
+enum AugmentKind: String, ExpressibleByArgument { case none, photo }
 
 @main
 struct Train: ParsableCommand {
@@ -25,26 +30,53 @@ struct Train: ParsableCommand {
             """,
         version: "0.1.0")
 
-    @Option(help: "Model to train: cnn (the seed's CNN) or mlp (the seed's MLP baseline).")
-    var model: ModelKind = .cnn
+    @Option(help: "Recipe: seed (the seed study's, the default) or fast (BatchNorm CNN, photo augmentation, AdamW one-cycle, label smoothing, best epoch kept, calibrated). Every flag below overrides its part.")
+    var preset: Preset = .seed
 
-    @Option(help: "Passes over the training set.")
-    var epochs: Int = 15
+    @Option(help: "Model: cnn (the seed's CNN), mlp (the seed's MLP baseline) or cnn-bn (the CNN with BatchNorm and dropout). (default: the preset's)")
+    var model: ModelKind?
 
-    @Option(help: "Images per optimiser step.")
-    var batchSize: Int = 32
+    @Option(help: "Passes over the training set. (default: the preset's; seed 15)")
+    var epochs: Int?
 
-    @Option(name: .customLong("lr"), help: "Learning rate.")
-    var learningRate: Float = 1e-3
+    @Option(help: "Images per optimiser step. (default: the preset's; seed 32)")
+    var batchSize: Int?
 
-    @Option(help: "Optimiser: adam or sgd (SGD with momentum).")
-    var optimizer: OptimizerKind = .adam
+    @Option(name: .customLong("lr"), help: "Learning rate: the constant or cosine schedule's base, one-cycle's peak. (default: the preset's; seed 0.001)")
+    var learningRate: Float?
 
-    @Option(help: "Momentum for --optimizer sgd.")
-    var momentum: Float = 0.9
+    @Option(help: "Optimiser: adam, adamw (decoupled weight decay) or sgd (momentum). (default: the preset's; seed adam)")
+    var optimizer: OptimizerKind?
 
-    @Option(help: "Fraction of the training set, taken from its end, held out for validation (0 disables).")
-    var valSplit: Double = 0.2
+    @Option(help: "Momentum for --optimizer sgd. (default: 0.9)")
+    var momentum: Float?
+
+    @Flag(help: "Nesterov momentum for --optimizer sgd.")
+    var nesterov = false
+
+    @Option(help: "Weight decay: decoupled for adamw (weights only, not biases or BatchNorm), L2 for sgd. (default: the preset's; seed 0)")
+    var weightDecay: Float?
+
+    @Option(help: "Learning-rate schedule: constant, cosine or onecycle. (default: the preset's; seed constant)")
+    var schedule: ScheduleKind?
+
+    @Option(help: "Linear warm-up before a constant or cosine schedule, in epochs (fractions allowed). (default: 0)")
+    var warmupEpochs: Double?
+
+    @Option(help: "Label smoothing of the training loss, in [0, 1). (default: the preset's; seed 0)")
+    var labelSmoothing: Float?
+
+    @Option(help: "Training-time augmentation: none or photo (flips, shifts, scale, photometric jitter, erasing). (default: the preset's; seed none)")
+    var augment: AugmentKind?
+
+    @Option(help: "Fraction of the training set, taken from its end, held out for validation (0 disables). (default: 0.2)")
+    var valSplit: Double?
+
+    @Flag(inversion: .prefixedNo, help: "Keep the epoch with the best validation accuracy (ties: the lower validation loss), as Keras' ModelCheckpoint(save_best_only=True). (default: the preset's; seed no)")
+    var keepBest: Bool?
+
+    @Flag(inversion: .prefixedNo, help: "After training, fit a temperature on the validation split so the probabilities are calibrated; the model stores it. (default: the preset's; seed no)")
+    var calibrate: Bool?
 
     @Option(help: "Random seed for initial weights and shuffling; the same seed gives the same run.")
     var seed: UInt64 = 42
@@ -70,24 +102,54 @@ struct Train: ParsableCommand {
     @Option(help: "Folder for the visual report (report.html, curves.svg, confusion.svg, samples.png, metrics.json). Default: reports/<model>-s<seed>-<UTC time>.")
     var report: String?
 
-    @Flag(help: "Keep the best epoch: the model written and evaluated is the one with the best validation accuracy (ties: the lower validation loss), as Keras' ModelCheckpoint(save_best_only=True). Needs --val-split > 0.")
-    var keepBest = false
-
     @Flag(help: "Write no report folder.")
     var noReport = false
 
     @Flag(help: "Train the CNN and then the MLP with the same recipe and write both reports and compare.html side by side (in --report or reports/compare-s<seed>-<UTC time>).")
     var compare = false
 
+    /// The preset's recipe with every flag given applied over it.
+    var recipe: Recipe {
+        var r = preset.recipe
+        if let model { r.model = model }
+        if let epochs { r.config.epochs = epochs }
+        if let batchSize { r.config.batchSize = batchSize }
+        if let learningRate { r.config.learningRate = learningRate }
+        if let optimizer { r.config.optimizer = optimizer }
+        if let momentum { r.config.momentum = momentum }
+        if nesterov { r.config.nesterov = true }
+        if let weightDecay { r.config.weightDecay = weightDecay }
+        if let schedule { r.config.schedule = schedule }
+        if let warmupEpochs { r.config.warmupEpochs = warmupEpochs }
+        if let labelSmoothing { r.config.labelSmoothing = labelSmoothing }
+        if let augment { r.config.augment = augment == .photo ? Preset.photoAugmentation : nil }
+        if let valSplit { r.config.valSplit = valSplit }
+        r.config.seed = seed
+        if let keepBest { r.keepBest = keepBest }
+        if let calibrate { r.calibrate = calibrate }
+        return r
+    }
+
     func validate() throws {
-        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1 (got \(epochs))") }
-        guard batchSize >= 1 && batchSize <= 65536 else { throw ValidationError("--batch-size must be in 1...65536 (got \(batchSize))") }
-        guard learningRate.isFinite && learningRate > 0 else { throw ValidationError("--lr must be a positive finite number (got \(learningRate))") }
-        guard momentum.isFinite && momentum >= 0 && momentum < 1 else { throw ValidationError("--momentum must be in [0, 1) (got \(momentum))") }
-        guard valSplit >= 0 && valSplit < 1 else { throw ValidationError("--val-split must be in [0, 1) (got \(valSplit))") }
+        let r = recipe, c = r.config
+        guard c.epochs >= 1 else { throw ValidationError("--epochs must be at least 1 (got \(c.epochs))") }
+        guard c.batchSize >= 1 && c.batchSize <= 65536 else { throw ValidationError("--batch-size must be in 1...65536 (got \(c.batchSize))") }
+        guard c.learningRate.isFinite && c.learningRate > 0 else { throw ValidationError("--lr must be a positive finite number (got \(c.learningRate))") }
+        guard c.momentum.isFinite && c.momentum >= 0 && c.momentum < 1 else { throw ValidationError("--momentum must be in [0, 1) (got \(c.momentum))") }
+        if c.nesterov && (c.optimizer != .sgd || c.momentum == 0) { throw ValidationError("--nesterov needs --optimizer sgd and a momentum above 0") }
+        guard c.weightDecay.isFinite && c.weightDecay >= 0 && c.weightDecay < 1 else { throw ValidationError("--weight-decay must be in [0, 1) (got \(c.weightDecay))") }
+        guard c.warmupEpochs.isFinite && c.warmupEpochs >= 0 && c.warmupEpochs <= Double(c.epochs) else {
+            throw ValidationError("--warmup-epochs must be in 0...--epochs (got \(c.warmupEpochs))")
+        }
+        guard c.labelSmoothing.isFinite && c.labelSmoothing >= 0 && c.labelSmoothing < 1 else {
+            throw ValidationError("--label-smoothing must be in [0, 1) (got \(c.labelSmoothing))")
+        }
+        guard c.valSplit >= 0 && c.valSplit < 1 else { throw ValidationError("--val-split must be in [0, 1) (got \(c.valSplit))") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1 (got \(threads))") }
         if let limitTrain, limitTrain < 1 { throw ValidationError("--limit-train must be at least 1 (got \(limitTrain))") }
-        if keepBest && valSplit == 0 { throw ValidationError("--keep-best chooses the epoch on the validation split; give --val-split > 0") }
+        if (r.keepBest || r.calibrate) && c.valSplit == 0 {
+            throw ValidationError("--keep-best and --calibrate work on the validation split; give --val-split > 0 or --no-keep-best --no-calibrate")
+        }
     }
 
     func run() throws {
@@ -122,8 +184,10 @@ struct Train: ParsableCommand {
             return
         }
 
+        let recipe = self.recipe
         var train = dataset.train
         if let limitTrain, limitTrain < train.count { train = train.slice(0..<limitTrain) }
+        let valSplit = recipe.config.valSplit
         let valCount = Int((Double(train.count) * valSplit).rounded(.down))
         let fit = train.slice(0..<(train.count - valCount))
         let validation = valCount > 0 ? train.slice((train.count - valCount)..<train.count) : nil
@@ -135,14 +199,16 @@ struct Train: ParsableCommand {
             let dir = report ?? "reports/compare-s\(seed)-\(stamp.stamp)"
             var runs: [RunSummary] = []
             for kind in ModelKind.seedModels {
-                let (summary, _) = trainModel(kind, fit: fit, validation: validation, test: dataset.test, isa: isa, threads: threadCount)
+                var r = recipe
+                r.model = kind
+                let (summary, _) = try trainModel(r, fit: fit, validation: validation, test: dataset.test, isa: isa, threads: threadCount)
                 try Report.write(summary, test: dataset.test, to: dir + "/" + kind.rawValue)
                 runs.append(summary)
             }
             print("comparison written to \(try Report.writeComparison(runs, to: dir))")
             return
         }
-        let (summary, net) = trainModel(model, fit: fit, validation: validation, test: dataset.test, isa: isa, threads: threadCount)
+        let (summary, net) = try trainModel(recipe, fit: fit, validation: validation, test: dataset.test, isa: isa, threads: threadCount)
         if let out {
             try ModelFile.save(net, to: out)
             print("model written to \(out)")
@@ -152,27 +218,20 @@ struct Train: ParsableCommand {
             print("metrics written to \(metrics)")
         }
         if !noReport {
-            let dir = report ?? "reports/\(model.rawValue)-s\(seed)-\(stamp.stamp)"
+            let dir = report ?? "reports/\(recipe.model.rawValue)-s\(seed)-\(stamp.stamp)"
             print("report written to \(try Report.write(summary, test: dataset.test, to: dir))")
         }
     }
 
-    /// Trains one model with the command's recipe and evaluates it on the test set.
-    func trainModel(_ kind: ModelKind, fit: LabeledImages, validation: LabeledImages?, test: LabeledImages, isa: String,
-               threads: Int) -> (RunSummary, Sequential) {
+    /// Trains one model with `recipe` and evaluates it on the test set.
+    func trainModel(_ recipe: Recipe, fit: LabeledImages, validation: LabeledImages?, test: LabeledImages, isa: String,
+                    threads: Int) throws(FCLFError) -> (RunSummary, Sequential) {
         let wallStart = monotonicSeconds()
-        var config = TrainConfig()
-        config.epochs = epochs
-        config.batchSize = batchSize
-        config.learningRate = learningRate
-        config.optimizer = optimizer
-        config.momentum = momentum
-        config.valSplit = valSplit
-        config.seed = seed
-
-        let net = kind.build(seed: seed)
+        let config = recipe.config, kind = recipe.model, epochs = config.epochs, keepBest = recipe.keepBest
+        var net = kind.build(seed: seed)
         let trainer = Trainer(model: net, config: config)
-        print("model \(kind.rawValue): \(net.parameterCount) parameters; recipe: \(optimizer.rawValue) lr \(learningRate), batch \(batchSize), \(epochs) epochs")
+        print("model \(kind.rawValue): \(net.parameterCount) parameters; recipe (preset \(preset.rawValue)): \(config.recipe)"
+              + (keepBest ? ", best epoch kept" : "") + (recipe.calibrate ? ", calibrated" : ""))
         print(net.summary)
 
         let live = isatty(STDOUT_FILENO) != 0
@@ -215,12 +274,23 @@ struct Train: ParsableCommand {
             net.restore(best.weights)
             print("kept epoch \(best.epoch) of \(epochs): best validation accuracy \(Text.fixed(best.accuracy, 4)) (loss \(Text.fixed(best.loss, 4)))")
         }
-        let result = trainer.evaluate(test)
+        var calibration: Calibration.Result?
+        if recipe.calibrate, let validation {
+            let v = trainer.logits(validation), t = trainer.logits(test)
+            let temperature = Calibration.fitTemperature(logits: v.logits, labels: v.labels, classes: net.outputSize)
+            let before = Calibration.expectedCalibrationError(logits: t.logits, labels: t.labels, classes: net.outputSize)
+            let after = Calibration.expectedCalibrationError(logits: t.logits, labels: t.labels, classes: net.outputSize,
+                                                             temperature: Double(temperature))
+            calibration = Calibration.Result(temperature: temperature, testECEBefore: before, testECEAfter: after)
+            print("calibration: temperature \(Text.fixed(Double(temperature), 3)) fitted on the validation split; test expected calibration error (15 bins) \(Text.fixed(before * 100, 2))% -> \(Text.fixed(after * 100, 2))%")
+            net = try net.calibrated(temperature: temperature)
+        }
+        let result = Trainer(model: net, config: config).evaluate(test)
         printSummary(result)
         let summary = RunSummary(model: kind.rawValue, parameters: net.parameterCount, config: config, threads: threads, isa: isa,
                                  date: Report.now().display, wallSeconds: monotonicSeconds() - wallStart, trainSeconds: trainSeconds,
                                  imagesPerSecond: imagesPerSecond, history: history, test: result, summary: net.summary,
-                                 keptEpoch: best?.epoch)
+                                 keptEpoch: best?.epoch, calibration: calibration)
         return (summary, net)
     }
 

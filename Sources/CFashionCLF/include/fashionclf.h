@@ -44,6 +44,11 @@ extern "C" {
 /* The classes and the input side of every model this library loads. */
 #define FCLF_NUM_CLASSES 10
 #define FCLF_IMAGE_SIDE 28
+/* A prediction whose highest probability is below this should be shown as "unsure": the model gives its
+ * answer less than an even chance of being right. Meaningful for calibrated models (fclf-train --calibrate,
+ * the fast preset, which store a fitted temperature): their probabilities match how often such answers are
+ * right on held-out images. fclf-classify marks photos with the same rule. */
+#define FCLF_UNSURE_BELOW 0.5f
 
 #if defined(__GNUC__) || defined(__clang__)
 #define FCLF_API __attribute__((visibility("default")))

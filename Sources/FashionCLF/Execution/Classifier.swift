@@ -55,6 +55,18 @@ public final class Classifier: @unchecked Sendable {
         return Classifier(try ModelFile.decode(bytes, path: Classifier.builtInPath))
     }
 
+    /// A prediction whose top probability is below this is marked unsure (fclf-classify, and the C API's
+    /// FCLF_UNSURE_BELOW): the model then gives its answer less than an even chance of being right. The rule is
+    /// meaningful for calibrated models (`fclf-train --calibrate`, the fast preset), whose probabilities match
+    /// how often such answers are right on held-out images; photos unlike the training images lower the
+    /// confidence of most answers, which is what this mark is for.
+    public static let unsureBelow: Float = 0.5
+
+    /// Whether a prediction with these class probabilities should be reported as unsure.
+    public static func isUnsure(_ probabilities: UnsafeBufferPointer<Float>) -> Bool {
+        !(probabilities.max().map { $0 >= unsureBelow } ?? false)
+    }
+
     /// The name errors give the built-in model in place of a path.
     public static let builtInPath = "<built-in model>"
 

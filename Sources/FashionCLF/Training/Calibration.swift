@@ -1,0 +1,99 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Temperature scaling (Guo et al., "On Calibration of Modern Neural Networks", 2017): one scalar T that
+/// divides the logits, fitted by minimising the negative log-likelihood on held-out data, so that a predicted
+/// class's probability matches how often such predictions are right. The arg max, and so every predicted
+/// class, does not change.
+public enum Calibration {
+    /// A fitted temperature and the test set's expected calibration error before and after it.
+    public struct Result: Sendable {
+        public var temperature: Float
+        public var testECEBefore: Double, testECEAfter: Double
+        public init(temperature: Float, testECEBefore: Double, testECEAfter: Double) {
+            self.temperature = temperature; self.testECEBefore = testECEBefore; self.testECEAfter = testECEAfter
+        }
+    }
+
+    /// Mean negative log-likelihood of `labels` under softmax(logits / t), in double.
+    public static func nll(logits: [Float], labels: [Int32], classes k: Int, temperature t: Double) -> Double {
+        var sum = 0.0
+        for i in 0..<labels.count {
+            let row = logits[i * k..<(i + 1) * k].map { Double($0) / t }
+            let m = row.max()!
+            let lse = m + log(row.reduce(0) { $0 + exp($1 - m) })
+            sum += lse - row[Int(labels[i])]
+        }
+        return sum / Double(max(labels.count, 1))
+    }
+
+    /// The temperature in [0.05, 20] that minimises the NLL: golden-section search on log T (the NLL is
+    /// unimodal in T for a fixed set of logits), to a relative precision of about 1e-4.
+    public static func fitTemperature(logits: [Float], labels: [Int32], classes k: Int) -> Float {
+        let phi = (5.0.squareRoot() - 1) / 2
+        var a = log(0.05), b = log(20.0)
+        func f(_ u: Double) -> Double { nll(logits: logits, labels: labels, classes: k, temperature: exp(u)) }
+        var c = b - phi * (b - a), d = a + phi * (b - a)
+        var fc = f(c), fd = f(d)
+        while b - a > 1e-4 {
+            if fc < fd { b = d; d = c; fd = fc; c = b - phi * (b - a); fc = f(c) }
+            else { a = c; c = d; fc = fd; d = a + phi * (b - a); fd = f(d) }
+        }
+        return Float(exp((a + b) / 2))
+    }
+
+    /// Expected calibration error (Naeini et al. 2015, as Guo et al. report it): the top-class confidences
+    /// split into `bins` equal-width bins; the mean over images of |accuracy - confidence| of each bin.
+    public static func expectedCalibrationError(logits: [Float], labels: [Int32], classes k: Int, temperature t: Double = 1,
+                                                bins: Int = 15) -> Double {
+        var count = [Int](repeating: 0, count: bins), hits = count
+        var confidence = [Double](repeating: 0, count: bins)
+        for i in 0..<labels.count {
+            let row = logits[i * k..<(i + 1) * k].map { Double($0) / t }
+            let m = row.max()!
+            let z = row.reduce(0) { $0 + exp($1 - m) }
+            let top = row.firstIndex(of: m)!
+            let p = 1 / z  // exp(m - m) / z
+            let bin = min(bins - 1, Int(p * Double(bins)))
+            count[bin] += 1
+            confidence[bin] += p
+            if top == Int(labels[i]) { hits[bin] += 1 }
+        }
+        var ece = 0.0
+        for b in 0..<bins where count[b] > 0 { ece += abs(Double(hits[b]) - confidence[b]) }
+        return ece / Double(max(labels.count, 1))
+    }
+}
+
+extension Trainer {
+    /// The logits of every image of `data` in evaluation mode, and their labels.
+    public func logits(_ data: LabeledImages, batchSize: Int = 128) -> (logits: [Float], labels: [Int32]) {
+        let k = model.outputSize
+        var out = [Float](repeating: 0, count: data.count * k), truth = [Int32](repeating: 0, count: data.count)
+        var done = 0
+        while done < data.count {
+            let n = min(batchSize, data.count - done)
+            let base = done
+            let y = model.forward(loadBatch(data, n: n) { base + $0 }, training: false)
+            for j in 0..<n * k { out[base * k + j] = y.data[j] }
+            for i in 0..<n { truth[base + i] = labels.pointer[i] }
+            done += n
+        }
+        return (out, truth)
+    }
+}
+
+extension Sequential {
+    /// This network followed by a temperature layer (logits / t), with the same weights.
+    public func calibrated(temperature t: Float) throws(FCLFError) -> Sequential {
+        var specs = self.specs
+        if case .temperature = specs.last { specs.removeLast() }
+        var rng = SplitMix64(seed: 0)  // no layer draws: the weights are copied below
+        let net = Sequential(name: name, plan: try Plan(specs: specs + [.temperature(t)], inputShape: inputShape), rng: &rng)
+        net.restore(snapshot())
+        return net
+    }
+}
