@@ -2,7 +2,7 @@
  * libfashionclf.so, on the Fashion-MNIST test images.
  *
  *   cc -O2 predict_bench.c $(pkg-config --cflags --libs fashionclf) -lz -o predict_bench
- *   ./predict_bench [TEST_IMAGES.gz] [ROUNDS]
+ *   ./predict_bench [TEST_IMAGES.gz] [ROUNDS] [MODEL.fclf]
  *
  * Prints p50/p99 of 10,000 single predictions (after 1,000 warm-up calls), the median of ROUNDS batch
  * passes over the 10,000 images, and the accuracy when the labels file is beside the images. */
@@ -49,7 +49,8 @@ int main(int argc, char **argv) {
     long count = (size - 16) / 784;
     const uint8_t *pixels = raw + 16;
     fclf_model *m = NULL;
-    if (fclf_model_load_default(&m) != FCLF_OK) { fprintf(stderr, "%s\n", fclf_last_error()); return 1; }
+    fclf_status loaded = argc > 3 ? fclf_model_load(argv[3], &m) : fclf_model_load_default(&m);
+    if (loaded != FCLF_OK) { fprintf(stderr, "%s\n", fclf_last_error()); return 1; }
 
     int label;
     float p[10];
