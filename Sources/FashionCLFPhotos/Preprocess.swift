@@ -19,6 +19,13 @@ public struct PreparedImage: Sendable {
     public var inverted: Bool
     /// The garment's bounding box in the photo: x0, y0 inclusive, x1, y1 exclusive.
     public var box: (x0: Int, y0: Int, x1: Int, y1: Int)
+
+    /// The input mirrored left to right (test-time flip averaging: a garment's class does not depend on
+    /// which way it faces).
+    public var mirroredPixels: [UInt8] {
+        let side = Preprocessor.side
+        return (0..<side * side).map { pixels[($0 / side) * side + side - 1 - $0 % side] }
+    }
 }
 
 public enum Preprocessor {

@@ -39,6 +39,9 @@ struct Classify: ParsableCommand {
     @Option(help: "Preprocessing: fashion-mnist (ours) or naive (the seed script's).")
     var preprocess: Preprocessing = .fashionMNIST
 
+    @Flag(help: "Test-time flip averaging: average the probabilities of the network's input and its mirror image (a garment's class does not depend on which way it faces).")
+    var flipAverage = false
+
     @Option(help: "Refuse photos with more pixels than this (decoding is refused before memory is allocated).")
     var maxPixels: Int = Photo.defaultPixelLimit
 
@@ -78,6 +81,14 @@ struct Classify: ParsableCommand {
                 var probs = [Float](repeating: 0, count: 10)
                 prepared.pixels.withUnsafeBufferPointer { px in
                     _ = probs.withUnsafeMutableBufferPointer { classifier.predict(px.baseAddress!, count: 1, probabilities: $0.baseAddress, labels: nil) }
+                }
+                if flipAverage {
+                    let mirror = prepared.mirroredPixels
+                    var flipped = [Float](repeating: 0, count: 10)
+                    mirror.withUnsafeBufferPointer { px in
+                        _ = flipped.withUnsafeMutableBufferPointer { classifier.predict(px.baseAddress!, count: 1, probabilities: $0.baseAddress, labels: nil) }
+                    }
+                    probs = zip(probs, flipped).map { ($0 + $1) / 2 }
                 }
                 r.probabilities = probs
                 r.prepared = prepared

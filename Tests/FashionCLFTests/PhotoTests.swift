@@ -55,6 +55,19 @@ struct PhotoTests {
         expectGarment(Preprocessor.prepare(try Photo.load(path)), w: 28, h: 14, inverted: true, "dark on white")
     }
 
+    @Test("the mirrored input (flip averaging) reverses every row and twice gives the input back")
+    func mirroredInput() {
+        let asymmetric: [UInt8] = (0..<784).map { (i: Int) -> UInt8 in UInt8(truncatingIfNeeded: i * 37 + i / 28) }
+        var p = PreparedImage(pixels: asymmetric, background: (255, 255, 255), inverted: true, box: (0, 0, 28, 28))
+        let m = p.mirroredPixels
+        for y in 0..<28 {
+            let row: [UInt8] = Array(asymmetric[y * 28..<(y + 1) * 28]), mirroredRow: [UInt8] = Array(m[y * 28..<(y + 1) * 28])
+            #expect(mirroredRow == Array(row.reversed()), "row \(y)")
+        }
+        p.pixels = m
+        #expect(p.mirroredPixels == asymmetric)
+    }
+
     @Test func lightRectangleOnBlackIsNotInverted() throws {
         let path = dir + "/light.jpg"
         #expect(fclf_test_write_jpeg(path, canvas(53, 91, background: 0, rect: (15, 21, 24, 48), value: 230), 53, 91, 0) == 0)
