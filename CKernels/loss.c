@@ -64,15 +64,22 @@ void fclf_softmax_forward(float *probs, const float *logits, int64_t n, int64_t 
 
 /* ---- naive references (tests only): softmax as exp(z - max) / sum, the loss as log(sum) - (z_label - max) ---- */
 
+/* sum of exp(z - max) over a row, and its max. */
+static double ref_normaliser(const float *z, int64_t k, double *zmax) {
+    double m = z[0], sum = 0.0;
+    for (int64_t j = 1; j < k; j++)
+        if (z[j] > m) m = z[j];
+    for (int64_t j = 0; j < k; j++) sum += exp(z[j] - m);
+    *zmax = m;
+    return sum;
+}
+
 double fclf_softmax_xent_ref(float *dlogits, float *probs, const float *logits, const int32_t *labels, int64_t n,
                              int64_t k) {
     double total = 0.0;
     for (int64_t i = 0; i < n; i++) {
         const float *z = logits + i * k;
-        double zmax = z[0], sum = 0.0;
-        for (int64_t j = 1; j < k; j++)
-            if (z[j] > zmax) zmax = z[j];
-        for (int64_t j = 0; j < k; j++) sum += exp(z[j] - zmax);
+        double zmax, sum = ref_normaliser(z, k, &zmax);
         total += log(sum) - (z[labels[i]] - zmax);
         for (int64_t j = 0; j < k; j++) {
             const double p = exp(z[j] - zmax) / sum;
@@ -86,10 +93,7 @@ double fclf_softmax_xent_ref(float *dlogits, float *probs, const float *logits, 
 void fclf_softmax_forward_ref(float *probs, const float *logits, int64_t n, int64_t k) {
     for (int64_t i = 0; i < n; i++) {
         const float *z = logits + i * k;
-        double zmax = z[0], sum = 0.0;
-        for (int64_t j = 1; j < k; j++)
-            if (z[j] > zmax) zmax = z[j];
-        for (int64_t j = 0; j < k; j++) sum += exp(z[j] - zmax);
+        double zmax, sum = ref_normaliser(z, k, &zmax);
         for (int64_t j = 0; j < k; j++) probs[i * k + j] = (float)(exp(z[j] - zmax) / sum);
     }
 }
@@ -99,10 +103,7 @@ double fclf_softmax_xent_smooth_ref(float *dlogits, float *probs, const float *l
     double total = 0.0;
     for (int64_t i = 0; i < n; i++) {
         const float *z = logits + i * k;
-        double zmax = z[0], sum = 0.0;
-        for (int64_t j = 1; j < k; j++)
-            if (z[j] > zmax) zmax = z[j];
-        for (int64_t j = 0; j < k; j++) sum += exp(z[j] - zmax);
+        double zmax, sum = ref_normaliser(z, k, &zmax);
         for (int64_t j = 0; j < k; j++) {
             const double q = (1.0 - smoothing) * (j == labels[i]) + (double)smoothing / (double)k;
             const double p = exp(z[j] - zmax) / sum;

@@ -3,45 +3,7 @@
 
 #include <math.h>
 
-FCLF_CLONES static void adam_range(float *restrict p, float *restrict m, float *restrict v, const float *restrict g,
-                                   int64_t lo, int64_t hi, float lr, float beta1, float beta2, float eps, float c1,
-                                   float c2) {
-    for (int64_t i = lo; i < hi; i++) {
-        float gi = g[i];
-        float mi = beta1 * m[i] + (1.0f - beta1) * gi;
-        float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        p[i] -= lr * (mi * c1) / (sqrtf(vi * c2) + eps);
-    }
-}
-
-/* Arrays from this size are updated on all threads (dense1's 205k weights: about 100 us on one). Each element's
- * update is independent, so the split does not change any bit. */
-#define OPTIM_PAR_MIN 65536
-
-void fclf_adam_update(float *p, float *m, float *v, const float *g, int64_t count, float lr, float beta1, float beta2,
-                      float eps, int64_t t) {
-    /* Bias corrections in double: beta2^t for t in the tens of thousands loses digits in float. */
-    const float c1 = (float)(1.0 / (1.0 - pow(beta1, (double)t)));
-    const float c2 = (float)(1.0 / (1.0 - pow(beta2, (double)t)));
-    FCLF_PARALLEL_IF(count >= OPTIM_PAR_MIN, {
-        const int64_t blocks = (count + 15) / 16;
-        const int64_t lo = fclf_min64(count, fclf_partition_bound(blocks, 0) * 16);
-        const int64_t hi = fclf_min64(count, fclf_partition_bound(blocks, 1) * 16);
-        adam_range(p, m, v, g, lo, hi, lr, beta1, beta2, eps, c1, c2);
-    });
-}
-
-FCLF_CLONES void fclf_sgd_momentum_update(float *p, float *buf, const float *g, int64_t count, float lr, float momentum) {
-    for (int64_t i = 0; i < count; i++) {
-        float b = momentum * buf[i] + g[i];
-        buf[i] = b;
-        p[i] -= lr * b;
-    }
-}
-
-/* AdamW: the decay factor first, then adam_range's statements unchanged, so decay == 1 gives Adam's bits. */
+/* AdamW: the decay factor first, then Adam's statements, so decay == 1 (Adam itself) gives Adam's bits. */
 FCLF_CLONES static void adamw_range(float *restrict p, float *restrict m, float *restrict v, const float *restrict g,
                                     int64_t lo, int64_t hi, float lr, float beta1, float beta2, float eps, float c1,
                                     float c2, float decay) {
@@ -57,8 +19,27 @@ FCLF_CLONES static void adamw_range(float *restrict p, float *restrict m, float 
     }
 }
 
+/* Arrays from this size are updated on all threads (dense1's 205k weights: about 100 us on one). Each element's
+ * update is independent, so the split does not change any bit. */
+#define OPTIM_PAR_MIN 65536
+
+/* Adam is AdamW without decay: the factor is then exactly 1 and p * 1 is p, so these are Adam's bits. */
+void fclf_adam_update(float *p, float *m, float *v, const float *g, int64_t count, float lr, float beta1, float beta2,
+                      float eps, int64_t t) {
+    fclf_adamw_update(p, m, v, g, count, lr, beta1, beta2, eps, 0.0f, t);
+}
+
+FCLF_CLONES void fclf_sgd_momentum_update(float *p, float *buf, const float *g, int64_t count, float lr, float momentum) {
+    for (int64_t i = 0; i < count; i++) {
+        float b = momentum * buf[i] + g[i];
+        buf[i] = b;
+        p[i] -= lr * b;
+    }
+}
+
 void fclf_adamw_update(float *p, float *m, float *v, const float *g, int64_t count, float lr, float beta1,
                        float beta2, float eps, float weight_decay, int64_t t) {
+    /* Bias corrections in double: beta2^t for t in the tens of thousands loses digits in float. */
     const float c1 = (float)(1.0 / (1.0 - pow(beta1, (double)t)));
     const float c2 = (float)(1.0 / (1.0 - pow(beta2, (double)t)));
     /* PyTorch's param.mul_(1 - lr * weight_decay): the factor in double, rounded once; exactly 1 for wd 0. */
