@@ -172,6 +172,7 @@ struct Train: ParsableCommand {
             let net = try ModelFile.load(eval)
             print("model \(net.name) from \(eval), \(net.parameterCount) parameters; threads \(threadCount), kernels \(isa)")
             print(net.summary)
+            print("inference plan (fclf_predict, fclf-classify): " + Classifier(net).plan.steps.map(\.name).joined(separator: " -> "))
             let trainer = Trainer(model: net, config: TrainConfig())
             let result = trainer.evaluate(dataset.test)
             printSummary(result)
