@@ -1,6 +1,7 @@
-// One training step of the seed CNN (batch 32 and 128) and MLP (batch 32) under ordo-one/benchmark:
-// wall-clock percentiles and the malloc count per step, which must be 0 after warm-up (all buffers are
-// allocated by the first batch and reused).
+// One training step of the seed CNN (batch 32 and 128) and MLP (batch 32), and one epoch of the fast
+// preset (BatchNorm CNN, augmented batches, AdamW one-cycle, label smoothing) over 256 synthetic images,
+// under ordo-one/benchmark: wall-clock percentiles and the malloc count, which must be 0 after warm-up (all
+// buffers are allocated by the first batch and reused).
 //   swift package --package-path Benchmarks benchmark --target TrainStep
 import Benchmark
 import CKernels
@@ -36,5 +37,18 @@ let benchmarks: @Sendable () -> Void = {
         Benchmark("\(kind.rawValue) training step, batch \(batch)") { benchmark in
             for _ in benchmark.scaledIterations { blackHole(rig.trainer.step(rig.x, labels: rig.labels.pointer)) }
         }
+    }
+    let recipe = Preset.fast.recipe
+    var images: [UInt8] = [], labels: [UInt8] = []
+    var rng = SplitMix64(seed: 3)
+    for i in 0..<256 {
+        labels.append(UInt8(i % 10))
+        for _ in 0..<784 { images.append(UInt8(truncatingIfNeeded: rng.next())) }
+    }
+    let data = LabeledImages(count: 256, rows: 28, cols: 28, pixels: images, labels: labels)
+    let fast = Trainer(model: recipe.model.build(seed: 1), config: recipe.config)
+    _ = fast.trainEpoch(data)
+    Benchmark("fast preset: one epoch of 256 augmented images, batch \(recipe.config.batchSize)") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(fast.trainEpoch(data)) }
     }
 }
