@@ -145,7 +145,7 @@ struct Train: ParsableCommand {
             throw ValidationError("--label-smoothing must be in [0, 1) (got \(c.labelSmoothing))")
         }
         guard c.valSplit >= 0 && c.valSplit < 1 else { throw ValidationError("--val-split must be in [0, 1) (got \(c.valSplit))") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1 (got \(threads))") }
+        if let threads, threads < 1 || threads > 4096 { throw ValidationError("--threads must be in 1...4096 (got \(threads))") }
         if let limitTrain, limitTrain < 1 { throw ValidationError("--limit-train must be at least 1 (got \(limitTrain))") }
         if (r.keepBest || r.calibrate) && c.valSplit == 0 {
             throw ValidationError("--keep-best and --calibrate work on the validation split; give --val-split > 0 or --no-keep-best --no-calibrate")
@@ -170,6 +170,9 @@ struct Train: ParsableCommand {
 
         if let eval {
             let net = try ModelFile.load(eval)
+            guard net.inputShape == ModelKind.imageShape, net.outputSize == FashionMNIST.classNames.count else {
+                throw .modelFile(path: eval, reason: "model takes \(net.inputShape) to \(net.outputSize) classes, not Fashion-MNIST's 28x28 grayscale to 10")
+            }
             print("model \(net.name) from \(eval), \(net.parameterCount) parameters; threads \(threadCount), kernels \(isa)")
             print(net.summary)
             print("inference plan (fclf_predict, fclf-classify): " + Classifier(net).plan.steps.map(\.name).joined(separator: " -> "))

@@ -66,5 +66,9 @@ struct CalibrationTests {
         p[3] = 0.49
         #expect(p.withUnsafeBufferPointer { Classifier.isUnsure($0) })
         #expect([Float](repeating: .nan, count: 10).withUnsafeBufferPointer { Classifier.isUnsure($0) }, "NaN is unsure")
+        // Rows of NaN logits (a diverged run) are left out of the calibration error instead of trapping.
+        let ece = Calibration.expectedCalibrationError(logits: [Float](repeating: .nan, count: 10) + [5, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                                                       labels: [0, 0], classes: 10)
+        #expect(ece.isFinite)
     }
 }

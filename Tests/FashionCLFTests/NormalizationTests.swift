@@ -146,6 +146,33 @@ struct NormalizationTests {
         #expect(inference.steps.map(\.foldedBatchNorm) == [1, 5, nil, 10, nil])
     }
 
+    @Test("BatchNorm after an activation is not folded: the inference plan keeps it as a step and agrees with evaluation")
+    func batchNormAfterActivationIsNotFolded() throws {
+        let specs: [LayerSpec] = [
+            .conv2d(inChannels: 1, outChannels: 6, kernelSize: 3, padding: .valid, activation: .relu), .batchNorm(channels: 6),
+            .maxPool2x2, .flatten, .dense(inputSize: 6 * 13 * 13, outputSize: 24, activation: .relu), .batchNorm(channels: 24),
+            .dense(inputSize: 24, outputSize: 10, activation: .none),
+        ]
+        let inference = try Plan(specs: specs, inputShape: ModelKind.imageShape, mode: .inference)
+        #expect(inference.steps.map(\.name) == ["conv2d+relu", "batchnorm", "maxpool", "flatten (view)", "dense+relu", "batchnorm", "dense"])
+        #expect(inference.steps.allSatisfy { $0.foldedBatchNorm == nil })
+        var rng = SplitMix64(seed: 31)
+        let net = try Sequential(name: "act-bn", inputShape: ModelKind.imageShape, specs: specs, rng: &rng)
+        let data = synthetic(count: 64, seed: 32)
+        let trainer = Trainer(model: net, config: TrainConfig())
+        for _ in 0..<3 { _ = trainer.trainEpoch(data) }
+        for p in net.stored where p.name == "gamma" || p.name == "beta" {
+            for i in 0..<p.count { p.value[i] += Float(i % 3) * 0.3 - 0.2 }  // away from the identity
+        }
+        let eval = trainer.evaluate(data)
+        var probs = [Float](repeating: 0, count: 64 * 10), labels = [Int32](repeating: -1, count: 64)
+        data.withPixels { px in _ = Classifier(net).predict(px.baseAddress!, count: 64, probabilities: &probs, labels: &labels) }
+        #expect(labels.map { UInt8($0) } == eval.predictions)
+        for i in 0..<64 {
+            expectClose([probs[i * 10 + Int(labels[i])]], [eval.confidences[i]], atol: 1e-5, rtol: 1e-4, "image \(i) confidence")
+        }
+    }
+
     @Test("a BatchNorm network: trained, saved, loaded; folded inference gives evaluation's classes and probabilities")
     func foldedInferenceMatchesEvaluation() throws {
         var rng = SplitMix64(seed: 21)
@@ -161,6 +188,12 @@ struct NormalizationTests {
         for (p, q) in zip(loaded.stored, net.stored) {
             #expect(Array(UnsafeBufferPointer(start: p.value, count: p.count)) == Array(UnsafeBufferPointer(start: q.value, count: q.count)),
                     "\(p.name) round-trips, running statistics included")
+        }
+        // A file whose running variance is negative (every prediction would be NaN) is refused.
+        let bad = try ModelFile.decode(ModelFile.encode(net, classes: 10), path: "bn.fclf")
+        bad.stored.first { $0.name == "running_var" }!.value[0] = -1
+        #expect(throws: FCLFError.modelFile(path: "bad.fclf", reason: "negative running variance in a batchnorm layer")) {
+            try ModelFile.decode(ModelFile.encode(bad, classes: 10), path: "bad.fclf")
         }
         let eval = Trainer(model: loaded, config: TrainConfig()).evaluate(data)
         let reference = trainer.evaluate(data)

@@ -31,6 +31,9 @@ public enum LayerSpec: Equatable, Sendable {
     /// BatchNorm's constants (PyTorch's defaults): fixed by the format, not stored per layer.
     public static let batchNormEpsilon: Float = 1e-5
     public static let batchNormMomentum: Float = 0.1
+    /// Temperatures a model may carry: calibration fits within [0.05, 20]; outside this range logits / T
+    /// would overflow or flatten every probability.
+    public static let temperatureRange: ClosedRange<Float> = 1e-3...1e3
 
     /// The layer-kind code a model file stores for this spec.
     public var kind: LayerKind {
@@ -81,7 +84,9 @@ public enum LayerSpec: Equatable, Sendable {
         case .globalAvgPool:
             return .success(Shape(n: input.n, c: input.c))
         case .temperature(let t):
-            guard t.isFinite, t > 0 else { return .failure(.invalidArgument("temperature \(t) is not a positive number")) }
+            guard LayerSpec.temperatureRange.contains(t) else {
+                return .failure(.invalidArgument("temperature \(t) is outside \(LayerSpec.temperatureRange)"))
+            }
             return .success(input)
         }
     }
@@ -147,7 +152,7 @@ public enum LayerSpec: Equatable, Sendable {
         case .globalAvgPool: self = .globalAvgPool
         case .temperature:
             let t = Float(bitPattern: UInt32(truncatingIfNeeded: try next()))
-            guard t.isFinite, t > 0 else { throw .invalidArgument("bad temperature") }
+            guard LayerSpec.temperatureRange.contains(t) else { throw .invalidArgument("temperature \(t) outside \(LayerSpec.temperatureRange)") }
             self = .temperature(t)
         }
     }

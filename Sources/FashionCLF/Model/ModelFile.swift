@@ -19,9 +19,13 @@ import Musl
 ///                     1 conv2d: in channels, out channels, kernel size, padding (0 valid, 1 same),
 ///                       activation (0 none, 1 ReLU)
 ///                     2 dense: inputs, outputs, activation (0 none, 1 ReLU)
-///                     3 relu, 4 max-pool 2x2, 5 flatten: nothing
-///             8     u64 parameter count P, then P float32: for each layer with parameters, in order,
-///                   its weight then its bias (conv weight [out, in, k, k]; dense weight [in, out])
+///                     3 relu, 4 max-pool 2x2, 5 flatten, 8 global average pooling: nothing
+///                     6 batchnorm: channels
+///                     7 dropout: the rate's float32 bit pattern
+///                     9 temperature: T's float32 bit pattern
+///             8     u64 stored-value count P, then P float32: for each layer with stored values, in order,
+///                   its weight then its bias (conv weight [out, in, k, k]; dense weight [in, out]); for
+///                   batchnorm gamma, beta, running mean, running variance
 ///     end-4   4     CRC-32 (zlib's) of every byte before it
 ///
 /// Pixels are scaled to [0, 1] (x / 255) before the first layer; that is part of format version 1.
@@ -123,6 +127,7 @@ public enum ModelFile {
                 let bits = UInt32(b[at]) | UInt32(b[at + 1]) << 8 | UInt32(b[at + 2]) << 16 | UInt32(b[at + 3]) << 24
                 let v = Float(bitPattern: bits)
                 guard v.isFinite else { throw fail("non-finite value in \(p.name) of a layer") }
+                guard p.name != "running_var" || v >= 0 else { throw fail("negative running variance in a batchnorm layer") }
                 p.value[i] = v
                 at += 4
             }

@@ -7,8 +7,8 @@ import CKernels
 /// the 2x2 max pooling that follows it: the convolution's step pools its own output, in one pass when the
 /// kernels can (`fclf_conv2d_pool_supported`: few taps per output, small planes) and right after the
 /// product otherwise; its backward pass routes the pooled gradient straight into the product's layout.
-/// For inference it also folds a BatchNorm into the convolution or dense layer before it (its evaluation
-/// form is a per-channel affine map), takes a ReLU that follows as that layer's activation, and drops
+/// For inference it also folds a BatchNorm into the convolution or dense layer before it when that layer has
+/// no activation of its own (its evaluation form is then a per-channel affine map of the layer's output), takes a ReLU that follows as that layer's activation, and drops
 /// dropout (the identity in evaluation). Every other layer is a step of its own. A plan owns no memory:
 /// `Sequential` builds one executor per step.
 public struct Plan: Sendable {
@@ -90,7 +90,8 @@ public struct Plan: Sendable {
             switch layer {
             case .conv2d(let ic, let oc, let k, let padding, var act):
                 if mode == .inference {
-                    if end < specs.count, case .batchNorm = specs[end] { folded = end; end += 1 }
+                    // Only into an identity output: BatchNorm after a ReLU normalises max(z, 0), not z.
+                    if act == .none, end < specs.count, case .batchNorm = specs[end] { folded = end; end += 1 }
                     if act == .none && next(.relu) { act = .relu; end += 1 }
                     skipDropout()
                 }
@@ -104,7 +105,8 @@ public struct Plan: Sendable {
                 layer = .conv2d(inChannels: ic, outChannels: oc, kernelSize: k, padding: padding, activation: act)
             case .dense(let inputSize, let outputSize, var act):
                 if mode == .inference {
-                    if end < specs.count, case .batchNorm = specs[end] { folded = end; end += 1 }
+                    // Only into an identity output: BatchNorm after a ReLU normalises max(z, 0), not z.
+                    if act == .none, end < specs.count, case .batchNorm = specs[end] { folded = end; end += 1 }
                     if act == .none && next(.relu) { act = .relu; end += 1 }
                     skipDropout()
                 }

@@ -55,7 +55,7 @@ public enum Calibration {
             let row = logits[i * k..<(i + 1) * k].map { Double($0) / t }
             let m = row.max()!
             let z = row.reduce(0) { $0 + exp($1 - m) }
-            let top = row.firstIndex(of: m)!
+            guard let top = row.firstIndex(of: m) else { continue }  // a row with NaN logits has no top class
             let p = 1 / z  // exp(m - m) / z
             let bin = min(bins - 1, Int(p * Double(bins)))
             count[bin] += 1
