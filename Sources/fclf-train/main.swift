@@ -30,10 +30,10 @@ struct Train: ParsableCommand {
             """,
         version: "0.1.0")
 
-    @Option(help: "Recipe: seed (the seed study's, the default) or fast (BatchNorm CNN, photo augmentation, AdamW one-cycle, label smoothing, best epoch kept, calibrated). Every flag below overrides its part.")
+    @Option(help: "Recipe: seed (the seed study's, the default), fast (BatchNorm CNN, photo augmentation, AdamW one-cycle, label smoothing, best epoch kept, calibrated) or best (the fast recipe on the VGG-style wide-bn, 25 epochs). Every flag below overrides its part.")
     var preset: Preset = .seed
 
-    @Option(help: "Model: cnn (the seed's CNN), mlp (the seed's MLP baseline) or cnn-bn (the CNN with BatchNorm and dropout). (default: the preset's)")
+    @Option(help: "Model: cnn (the seed's CNN), mlp (the seed's MLP baseline), cnn-bn (the CNN with BatchNorm and dropout) or wide-bn (VGG-style, BatchNorm). (default: the preset's)")
     var model: ModelKind?
 
     @Option(help: "Passes over the training set. (default: the preset's; seed 15)")
