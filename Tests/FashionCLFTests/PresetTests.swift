@@ -1,0 +1,31 @@
+// Presets: the seed preset is the seed study's recipe unchanged; every preset's network builds and trains a
+// step, and its augmentation is off at evaluation.
+import CKernels
+@testable import FashionCLF
+import Testing
+
+@Suite("Presets")
+struct PresetTests {
+    @Test("seed is the seed study's recipe, with nothing added")
+    func seedUnchanged() {
+        let r = Preset.seed.recipe, c = r.config
+        #expect(r.model == .cnn && !r.keepBest && !r.calibrate)
+        #expect(c.epochs == 15 && c.batchSize == 32 && c.learningRate == 1e-3 && c.optimizer == .adam && c.valSplit == 0.2)
+        #expect(c.weightDecay == 0 && c.labelSmoothing == 0 && c.augment == nil && c.schedule == .constant && c.warmupEpochs == 0)
+    }
+
+    @Test("every preset's network builds, takes a training epoch and evaluates", arguments: Preset.allCases)
+    func presetTrains(_ preset: Preset) {
+        let r = preset.recipe
+        var config = r.config
+        config.epochs = 1
+        let trainer = Trainer(model: r.model.build(seed: 1), config: config)
+        let data = synthetic(count: 2 * config.batchSize, seed: 2)
+        let (loss, _) = trainer.trainEpoch(data)
+        #expect(loss.isFinite && loss > 0)
+        #expect(trainer.steps == 2)
+        // Evaluation does not augment: two evaluations give the same loss and predictions.
+        let a = trainer.evaluate(data), b = trainer.evaluate(data)
+        #expect(a.loss == b.loss && a.predictions == b.predictions)
+    }
+}
