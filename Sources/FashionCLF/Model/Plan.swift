@@ -87,14 +87,17 @@ public struct Plan: Sendable {
             func skipDropout() {
                 while mode == .inference, end < specs.count, case .dropout = specs[end] { end += 1 }
             }
+            // Inference: a product without activation takes the BatchNorm and the ReLU that follow it.
+            func absorbIntoProduct(_ act: inout Activation) {
+                guard mode == .inference else { return }
+                // Only into an identity output: BatchNorm after a ReLU normalises max(z, 0), not z.
+                if act == .none, end < specs.count, case .batchNorm = specs[end] { folded = end; end += 1 }
+                if act == .none && next(.relu) { act = .relu; end += 1 }
+                skipDropout()
+            }
             switch layer {
             case .conv2d(let ic, let oc, let k, let padding, var act):
-                if mode == .inference {
-                    // Only into an identity output: BatchNorm after a ReLU normalises max(z, 0), not z.
-                    if act == .none, end < specs.count, case .batchNorm = specs[end] { folded = end; end += 1 }
-                    if act == .none && next(.relu) { act = .relu; end += 1 }
-                    skipDropout()
-                }
+                absorbIntoProduct(&act)
                 // A convolution pools its own output when a 2x2 max pooling follows it.
                 if next(.maxPool2x2) {
                     let s = convShape(x, outChannels: oc, kernelSize: k, padding: padding)
@@ -104,12 +107,7 @@ public struct Plan: Sendable {
                 }
                 layer = .conv2d(inChannels: ic, outChannels: oc, kernelSize: k, padding: padding, activation: act)
             case .dense(let inputSize, let outputSize, var act):
-                if mode == .inference {
-                    // Only into an identity output: BatchNorm after a ReLU normalises max(z, 0), not z.
-                    if act == .none, end < specs.count, case .batchNorm = specs[end] { folded = end; end += 1 }
-                    if act == .none && next(.relu) { act = .relu; end += 1 }
-                    skipDropout()
-                }
+                absorbIntoProduct(&act)
                 layer = .dense(inputSize: inputSize, outputSize: outputSize, activation: act)
             case .batchNorm:
                 // BatchNorm then ReLU: one pass forward, the ReLU's mask applied in BatchNorm's backward.
