@@ -20,7 +20,8 @@ public final class BatchNorm: Layer {
     static let epsilon = LayerSpec.batchNormEpsilon, momentum = LayerSpec.batchNormMomentum
 
     private let y = Buffer<Float>(), dx = Buffer<Float>(), mean = Buffer<Float>(), invstd = Buffer<Float>()
-    private let scale = Buffer<Float>(), shift = Buffer<Float>()
+    /// Evaluation's scale and shift, 2 x channels (inference keeps them in its call's scratch instead).
+    private let coefficients = Buffer<Float>()
     private var input = Tensor(data: UnsafeMutablePointer<Float>(bitPattern: 64)!, shape: Shape(n: 0, c: 0))
 
     public init(channels: Int, relu: Bool = false, computesInputGradient: Bool = true) {
@@ -47,12 +48,14 @@ public final class BatchNorm: Layer {
         return (s, t)
     }
 
-    private func evaluate(_ x: UnsafePointer<Float>, _ shape: Shape, into out: UnsafeMutablePointer<Float>) {
-        let s = scale.reserve(channels), t = shift.reserve(channels)
-        fclf_batchnorm_inference_coefficients(s, t, gamma.value, beta.value, runningMean.value, runningVariance.value,
-                                              Int64(channels), BatchNorm.epsilon)
-        fclf_channel_affine(out, x, s, t, Int64(shape.n), Int64(channels), Int64(shape.h * shape.w))
-        if relu { fclf_relu_forward(out, out, Int64(shape.count)) }
+    /// The evaluation form, for training's evaluation and for inference alike: out = act(x * s + t) for `n`
+    /// samples of per-sample shape `shape`, with s and t written to `st` (2 x channels floats).
+    private func evaluate(_ x: UnsafePointer<Float>, _ shape: Shape, n: Int, into out: UnsafeMutablePointer<Float>,
+                          coefficients st: UnsafeMutablePointer<Float>) {
+        fclf_batchnorm_inference_coefficients(st, st + channels, gamma.value, beta.value, runningMean.value,
+                                              runningVariance.value, Int64(channels), BatchNorm.epsilon)
+        fclf_channel_affine(out, x, st, st + channels, Int64(n), Int64(channels), Int64(shape.h * shape.w))
+        if relu { fclf_relu_forward(out, out, Int64(n * shape.perSample)) }
     }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
@@ -64,7 +67,7 @@ public final class BatchNorm: Layer {
                                          Int64(channels), Int64(x.shape.h * x.shape.w), BatchNorm.momentum, BatchNorm.epsilon,
                                          relu ? 1 : 0)
         } else {
-            evaluate(x.data, x.shape, into: yp)
+            evaluate(x.data, x.shape, n: x.shape.n, into: yp, coefficients: coefficients.reserve(2 * channels))
         }
         return Tensor(data: yp, shape: x.shape)
     }
@@ -82,10 +85,7 @@ public final class BatchNorm: Layer {
     public func infer(_ x: UnsafeMutablePointer<Float>, _ input: Shape, n: Int, y: UnsafeMutablePointer<Float>,
                       work: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
         // Coefficients into the call's scratch: this layer's own buffers are not shared between threads.
-        fclf_batchnorm_inference_coefficients(work, work + channels, gamma.value, beta.value, runningMean.value,
-                                              runningVariance.value, Int64(channels), BatchNorm.epsilon)
-        fclf_channel_affine(x, x, work, work + channels, Int64(n), Int64(channels), Int64(input.h * input.w))
-        if relu { fclf_relu_forward(x, x, Int64(n * input.perSample)) }
+        evaluate(x, input, n: n, into: x, coefficients: work)
         return x
     }
 }
