@@ -1,3 +1,5 @@
+import CKernels
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -18,16 +20,13 @@ public enum Calibration {
         }
     }
 
-    /// Mean negative log-likelihood of `labels` under softmax(logits / t), in double.
+    /// logits / t, rounded to float once: what the loss kernels take.
+    private static func scaled(_ logits: [Float], by t: Double) -> [Float] { logits.map { Float(Double($0) / t) } }
+
+    /// Mean negative log-likelihood of `labels` (each in 0..<classes) under softmax(logits / t): the training
+    /// loss's kernel (log-sum-exp, summed in double).
     public static func nll(logits: [Float], labels: [Int32], classes k: Int, temperature t: Double) -> Double {
-        var sum = 0.0
-        for i in 0..<labels.count {
-            let row = logits[i * k..<(i + 1) * k].map { Double($0) / t }
-            let m = row.max()!
-            let lse = m + log(row.reduce(0) { $0 + exp($1 - m) })
-            sum += lse - row[Int(labels[i])]
-        }
-        return sum / Double(max(labels.count, 1))
+        fclf_softmax_xent(nil, nil, scaled(logits, by: t), labels, Int64(labels.count), Int64(k)) / Double(max(labels.count, 1))
     }
 
     /// The temperature in [0.05, 20] that minimises the NLL: golden-section search on log T (the NLL is
@@ -51,16 +50,17 @@ public enum Calibration {
                                                 bins: Int = 15) -> Double {
         var count = [Int](repeating: 0, count: bins), hits = count
         var confidence = [Double](repeating: 0, count: bins)
-        for i in 0..<labels.count {
-            let row = logits[i * k..<(i + 1) * k].map { Double($0) / t }
-            let m = row.max()!
-            let z = row.reduce(0) { $0 + exp($1 - m) }
-            guard let top = row.firstIndex(of: m) else { continue }  // a row with NaN logits has no top class
-            let p = 1 / z  // exp(m - m) / z
-            let bin = min(bins - 1, Int(p * Double(bins)))
-            count[bin] += 1
-            confidence[bin] += p
-            if top == Int(labels[i]) { hits[bin] += 1 }
+        var probs = [Float](repeating: 0, count: labels.count * k)
+        fclf_softmax_forward(&probs, scaled(logits, by: t), Int64(labels.count), Int64(k))
+        probs.withUnsafeBufferPointer { pb in
+            for i in 0..<labels.count {
+                let top = argmax(pb.baseAddress! + i * k, k), p = Double(pb[i * k + top])
+                guard p.isFinite else { continue }  // a row with NaN logits has no confidence
+                let bin = min(bins - 1, Int(p * Double(bins)))
+                count[bin] += 1
+                confidence[bin] += p
+                if top == Int(labels[i]) { hits[bin] += 1 }
+            }
         }
         var ece = 0.0
         for b in 0..<bins where count[b] > 0 { ece += abs(Double(hits[b]) - confidence[b]) }
