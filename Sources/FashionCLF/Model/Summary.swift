@@ -42,35 +42,22 @@ public struct ModelSummary: Sendable, CustomStringConvertible {
 
     /// The table as text, one line per layer.
     public var description: String {
-        func grouped(_ v: Int) -> String {
-            let digits = Array(String(v))
-            var out = ""
-            for (i, d) in digits.enumerated() {
-                if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
-                out.append(d)
-            }
-            return out
-        }
         func shape(_ d: [Int]) -> String { "[" + d.map(String.init).joined(separator: ", ") + "]" }
-        func pad(_ s: String, _ n: Int, right: Bool = false) -> String {
-            let fill = String(repeating: " ", count: max(0, n - s.count))
-            return right ? fill + s : s + fill
-        }
         let header = ["#", "layer", "output shape", "params", "step"]
         var table = [header] + rows.map { r in
-            [String(r.index), r.layer, shape(r.outputShape), grouped(r.parameters),
+            [String(r.index), r.layer, shape(r.outputShape), Text.grouped(r.parameters),
              r.startsStep ? "\(r.step) \(r.stepName)" : "\(r.step) (fused into this step)"]
         }
         let widths = (0..<header.count).map { c in table.map { $0[c].count }.max() ?? 0 }
         table.insert(widths.map { String(repeating: "-", count: $0) }, at: 1)
         var lines = ["Model \"\(name)\": input \(shape(inputShape)), \(rows.count) layers in \(stepCount) steps"]
         for row in table {
-            lines.append((0..<row.count).map { pad(row[$0], widths[$0], right: $0 == 0 || $0 == 3) }
+            lines.append((0..<row.count).map { Text.pad(row[$0], widths[$0], right: $0 == 0 || $0 == 3) }
                 .joined(separator: "  ").trimmingTrailingSpaces())
         }
-        lines.append("Total parameters: \(grouped(totalParameters))")
+        lines.append("Total parameters: \(Text.grouped(totalParameters))")
         if nonTrainable > 0 {
-            lines.append("Trainable: \(grouped(totalParameters - nonTrainable)), non-trainable (running statistics): \(grouped(nonTrainable))")
+            lines.append("Trainable: \(Text.grouped(totalParameters - nonTrainable)), non-trainable (running statistics): \(Text.grouped(nonTrainable))")
         }
         return lines.joined(separator: "\n")
     }

@@ -14,6 +14,17 @@ public enum Text {
         return decimals > 0 ? "\(sign)\(ip).\(frac)" : "\(sign)\(ip)"
     }
 
+    /// A non-negative count with thousands separators: 225034 -> "225,034".
+    public static func grouped(_ v: Int) -> String {
+        let digits = Array(String(v))
+        var out = ""
+        for (i, d) in digits.enumerated() {
+            if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
+            out.append(d)
+        }
+        return out
+    }
+
     public static func pad(_ s: String, _ width: Int, right: Bool = false) -> String {
         let fill = String(repeating: " ", count: max(0, width - s.count))
         return right ? fill + s : s + fill
