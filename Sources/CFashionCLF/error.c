@@ -30,6 +30,7 @@ FCLF_API const char *fclf_status_string(fclf_status status) {
     case FCLF_ERR_NO_MEMORY: return "out of memory";
     case FCLF_ERR_INTERNAL: return "internal error";
     case FCLF_ERR_UNSUPPORTED: return "not supported";
+    case FCLF_ERR_NUMERIC: return "non-finite result";
     }
     return "unknown status";
 }

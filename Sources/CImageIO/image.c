@@ -1,9 +1,10 @@
 /* image.c: JPEG and PNG decoding to RGBA, EXIF orientation, PNG writing.
  * libjpeg reports errors by calling error_exit, which by default exits the process: ours longjmps back
  * to the decode call instead, and corrupt-data warnings (such as a truncated file, which libjpeg would
- * silently pad with gray) are treated as errors. libpng's simplified API returns its errors. */
+ * silently pad with gray) are treated as errors the moment they are raised. libpng's simplified API returns its errors. */
 #include "fclf_image.h"
 
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,12 +44,15 @@ static void jpeg_error_exit(j_common_ptr cinfo) {
     longjmp(e->jump, 1);
 }
 
+/* A corrupt-data warning (level < 0: a truncated file, bad Huffman data, ...) ends the decode at once, as an
+ * error: libjpeg would pad the rest with gray, and decoding a huge truncated photo to the end first costs
+ * the whole decode for nothing. Trace messages (level >= 0) are ignored. */
 static void jpeg_emit(j_common_ptr cinfo, int level) {
     jpeg_error *e = (jpeg_error *)cinfo->err;
-    if (level < 0 && !e->warned) { /* a corrupt-data warning: keep the first one */
-        cinfo->err->format_message(cinfo, e->message);
-        e->warned = 1;
-    }
+    if (level >= 0) return;
+    cinfo->err->format_message(cinfo, e->message);
+    e->warned = 1;
+    longjmp(e->jump, 1);
 }
 
 /* EXIF orientation (1-8) from an APP1 "Exif" marker, 1 when absent or unreadable. */
@@ -120,7 +124,8 @@ static int decode_jpeg(FILE *f, const char *path, int64_t max_pixels, fclf_rgba_
         jpeg_destroy_decompress(&cinfo);
         free(rgba);
         free(row);
-        return fail(err, errlen, FCLF_IMAGE_FORMAT, "%s: corrupt JPEG (%s)", path, jerr.message);
+        return fail(err, errlen, FCLF_IMAGE_FORMAT, jerr.warned ? "%s: corrupt or truncated JPEG (%s)" : "%s: corrupt JPEG (%s)",
+                    path, jerr.message);
     }
     jpeg_create_decompress(&cinfo);
     jpeg_stdio_src(&cinfo, f);
@@ -158,10 +163,6 @@ static int decode_jpeg(FILE *f, const char *path, int64_t max_pixels, fclf_rgba_
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
     free(row);
-    if (jerr.warned) { /* libjpeg padded missing data with gray: refuse rather than classify garbage */
-        free(rgba);
-        return fail(err, errlen, FCLF_IMAGE_FORMAT, "%s: corrupt or truncated JPEG (%s)", path, jerr.message);
-    }
     out->rgba = rgba;
     out->width = w;
     out->height = h;
@@ -200,7 +201,7 @@ static int decode_png(const char *path, int64_t max_pixels, fclf_rgba_image *out
 int fclf_image_decode(const char *path, int64_t max_pixels, fclf_rgba_image *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
-    if (!f) return fail(err, errlen, FCLF_IMAGE_IO, "%s: cannot open (no such file, or not readable)", path);
+    if (!f) return fail(err, errlen, FCLF_IMAGE_IO, "cannot open the photo: %s", strerror(errno));
     uint8_t magic[8] = {0};
     size_t n = fread(magic, 1, sizeof magic, f);
     int rc;

@@ -21,7 +21,7 @@ public struct Photo: Sendable {
         let message = String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         switch Int32(rc) {
         case Int32(FCLF_IMAGE_OK): break
-        case Int32(FCLF_IMAGE_IO): throw .io(path: path, reason: "cannot open the photo")
+        case Int32(FCLF_IMAGE_IO): throw .io(path: path, reason: message)
         case Int32(FCLF_IMAGE_TOO_LARGE), Int32(FCLF_IMAGE_NO_MEMORY): throw .resourceLimit(message)
         default: throw .photo(message)
         }

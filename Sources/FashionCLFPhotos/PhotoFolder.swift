@@ -11,6 +11,7 @@ public enum PhotoFolder {
 
     /// The inputs in order: a folder becomes its .jpg/.jpeg/.png files (sorted by name; sub-folders are not
     /// walked); anything else, a missing path included, is kept as given (loading it reports the error).
+    /// A folder without photos is an error: it is almost always the wrong folder.
     public static func expand(_ inputs: [String]) throws(FCLFError) -> [String] {
         var files: [String] = []
         for input in inputs {
@@ -26,6 +27,9 @@ public enum PhotoFolder {
                 }
             }
             closedir(dir)
+            guard !found.isEmpty else {
+                throw .invalidArgument("\(input): no photos (\(extensions.joined(separator: ", ")) files) in this folder; sub-folders are not searched, name them instead")
+            }
             files += found.sorted()
         }
         return files

@@ -25,6 +25,7 @@ func status(of error: FCLFError) -> fclf_status {
     case .badDataFile, .modelFile, .photo: return FCLF_ERR_FORMAT
     case .resourceLimit: return FCLF_ERR_NO_MEMORY
     case .invalidArgument: return FCLF_ERR_INVALID_ARGUMENT
+    case .numeric: return FCLF_ERR_NUMERIC
     }
 }
 
@@ -88,13 +89,15 @@ public func capiPredict(_ handle: OpaquePointer?, _ pixels: UnsafePointer<UInt8>
     // Compute into locals first: on failure no output may be touched, and there is none past this point.
     var probs = (Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0))
     var l: Int32 = 0
-    let ok = withUnsafeMutableBytes(of: &probs) { raw in
-        let p = raw.baseAddress!.assumingMemoryBound(to: Float.self)
-        guard model(handle).predict(pixels, count: 1, probabilities: p, labels: &l) else { return false }
-        probabilities?.update(from: p, count: 10)
-        return true
+    do {
+        try withUnsafeMutableBytes(of: &probs) { raw throws(FCLFError) in
+            let p = raw.baseAddress!.assumingMemoryBound(to: Float.self)
+            try model(handle).predict(pixels, count: 1, probabilities: p, labels: &l)
+            probabilities?.update(from: p, count: 10)
+        }
+    } catch {
+        return fail(status(of: error), "fclf_predict: \(error)")
     }
-    guard ok else { return fail(FCLF_ERR_NO_MEMORY, "fclf_predict: no memory for the scratch buffer") }
     label?.pointee = l
     return FCLF_OK
 }
@@ -108,8 +111,10 @@ public func capiPredictBatch(_ handle: OpaquePointer?, _ pixels: UnsafePointer<U
     guard count >= 1, count <= maxBatch else {
         return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_predict_batch: count \(UInt(bitPattern: count)) is outside 1...\(maxBatch); split larger work into several calls")
     }
-    guard model(handle).predict(pixels, count: count, probabilities: probabilities, labels: labels) else {
-        return fail(FCLF_ERR_NO_MEMORY, "fclf_predict_batch: no memory for \(min(count, Classifier.chunk)) images' scratch; free memory or lower count")
+    do {
+        try model(handle).predict(pixels, count: count, probabilities: probabilities, labels: labels)
+    } catch {
+        return fail(status(of: error), "fclf_predict_batch: \(error)")
     }
     return FCLF_OK
 }

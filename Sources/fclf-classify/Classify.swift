@@ -63,6 +63,9 @@ struct Classify: ParsableCommand {
 
     /// Returns false when some photo could not be classified.
     func execute() throws(FCLFError) -> Bool {
+        // Outputs are checked before any photo is classified, so a typo costs nothing.
+        if let sheet { try FileIO.checkDestination(sheet, option: "--sheet") }
+        if let json { try FileIO.checkDestination(json, option: "--json") }
         let classifier: Classifier
         if let model { classifier = Classifier(try ModelFile.load(model)) } else { classifier = try Classifier.builtIn() }
         guard classifier.inputShape == ModelKind.imageShape, classifier.classes == 10 else {
@@ -78,16 +81,9 @@ struct Classify: ParsableCommand {
             do {
                 let photo = try Photo.load(file, pixelLimit: maxPixels)
                 let prepared = Preprocessor.prepare(photo, preprocess)
-                var probs = [Float](repeating: 0, count: 10)
-                prepared.pixels.withUnsafeBufferPointer { px in
-                    _ = probs.withUnsafeMutableBufferPointer { classifier.predict(px.baseAddress!, count: 1, probabilities: $0.baseAddress, labels: nil) }
-                }
+                var probs = try classifier.probabilities(prepared.pixels)
                 if flipAverage {
-                    let mirror = prepared.mirroredPixels
-                    var flipped = [Float](repeating: 0, count: 10)
-                    mirror.withUnsafeBufferPointer { px in
-                        _ = flipped.withUnsafeMutableBufferPointer { classifier.predict(px.baseAddress!, count: 1, probabilities: $0.baseAddress, labels: nil) }
-                    }
+                    let flipped = try classifier.probabilities(prepared.mirroredPixels)
                     probs = zip(probs, flipped).map { ($0 + $1) / 2 }
                 }
                 r.probabilities = probs

@@ -64,6 +64,10 @@ struct CAPITests {
         let build = shell("cc -std=c11 -O2 -Wall -Werror -I '\(packageRoot)/Sources/CFashionCLF/include' '\(packageRoot)/Tests/capi/capi_test.c' -L '\(lib)' -Wl,-rpath,'\(lib)' -lfashionclf -lz -lpthread -o '\(exe)'")
         try #require(build.status == 0, "compiling capi_test.c failed:\n\(build.output)")
         writePhoto(work + "/photo.png")
+        // Finite weights whose products overflow float on a bright image (the audit's NaN model).
+        let huge = ModelKind.mlp.build(seed: 1)
+        for i in 0..<huge.parameters[0].count { huge.parameters[0].value[i] = 1e37 }
+        try ModelFile.save(huge, to: work + "/huge-weights.fclf")
         let haveData = access(testImages, R_OK) == 0
         let predictions = work + "/predictions.txt"
         let run = shell("'\(exe)' '\(defaultModelFile)' '\(work)'" + (haveData ? " '\(testImages)' '\(predictions)'" : ""))

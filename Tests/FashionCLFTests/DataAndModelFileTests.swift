@@ -61,7 +61,7 @@ struct IDXTests {
         var images = idxImages(count: 3)
         images.removeLast(100)
         #expect { try load(images: images, labels: idxLabels([0, 1, 2])) } throws: { error in
-            (error as? FCLFError)?.description.contains("truncated or padded") == true
+            (error as? FCLFError)?.description.contains("(truncated)") == true
         }
     }
 
@@ -72,6 +72,30 @@ struct IDXTests {
         writeBytes(bytes, to: dir + "/cut.gz")
         gzipFile(idxLabels([UInt8](repeating: 1, count: 50)), dir + "/l50.gz")
         #expect(throws: FCLFError.self) { try IDX.load(images: dir + "/cut.gz", labels: dir + "/l50.gz") }
+    }
+
+    @Test("the header is checked against the file before anything is reserved or decompressed")
+    func headerIsBoundedByTheFile() throws {
+        func reason(_ path: String) -> String {
+            do { _ = try IDX.read(path, dims: 3); return "accepted" } catch { return error.description }
+        }
+        // 2^31 images: past the 2 GiB bound whatever the file.
+        gzipFile([0, 0, 8, 3] + be32(1 << 31 - 1) + be32(28) + be32(28) + [UInt8](repeating: 0, count: 4096), dir + "/huge.gz")
+        #expect(reason(dir + "/huge.gz").contains("are too large"))
+        // 2 million images (1.6 GB) in a gzip file of a few hundred bytes: more than deflate can expand to.
+        gzipFile([0, 0, 8, 3] + be32(2_000_000) + be32(28) + be32(28) + [UInt8](repeating: 0, count: 100_000), dir + "/claims.gz")
+        #expect(reason(dir + "/claims.gz").contains("more than a"))
+        // Plain (uncompressed) files: the size must match exactly; the last bytes are data, not a gzip trailer.
+        var plain = idxImages(count: 2)
+        for i in plain.count - 4..<plain.count { plain[i] = 0xFF }
+        writeBytes(plain, to: dir + "/plain-idx3")
+        let (sizes, data) = try IDX.read(dir + "/plain-idx3", dims: 3)
+        #expect(sizes == [2, 28, 28] && data.count == 2 * 784 && data.suffix(4) == [0xFF, 0xFF, 0xFF, 0xFF])
+        writeBytes(plain + [1], to: dir + "/padded-idx3")
+        #expect(reason(dir + "/padded-idx3").contains("truncated or padded"))
+        // Data past the header's sizes inside a gzip stream.
+        gzipFile(idxImages(count: 2) + [9, 9], dir + "/extra.gz")
+        #expect(reason(dir + "/extra.gz").contains("data continues past"))
     }
 
     @Test func labelOutOfRangeIsRejected() {

@@ -166,7 +166,7 @@ struct NormalizationTests {
         }
         let eval = trainer.evaluate(data)
         var probs = [Float](repeating: 0, count: 64 * 10), labels = [Int32](repeating: -1, count: 64)
-        data.withPixels { px in _ = Classifier(net).predict(px.baseAddress!, count: 64, probabilities: &probs, labels: &labels) }
+        try data.withPixels { px in try Classifier(net).predict(px.baseAddress!, count: 64, probabilities: &probs, labels: &labels) }
         #expect(labels.map { UInt8($0) } == eval.predictions)
         for i in 0..<64 {
             expectClose([probs[i * 10 + Int(labels[i])]], [eval.confidences[i]], atol: 1e-5, rtol: 1e-4, "image \(i) confidence")
@@ -201,7 +201,7 @@ struct NormalizationTests {
         let classifier = Classifier(loaded)
         #expect(classifier.plan.steps.count == 5)
         var probs = [Float](repeating: 0, count: 96 * 10), labels = [Int32](repeating: -1, count: 96)
-        data.withPixels { px in _ = classifier.predict(px.baseAddress!, count: 96, probabilities: &probs, labels: &labels) }
+        try data.withPixels { px in try classifier.predict(px.baseAddress!, count: 96, probabilities: &probs, labels: &labels) }
         #expect(labels.map { UInt8($0) } == eval.predictions)
         for i in 0..<96 {
             expectClose([probs[i * 10 + Int(labels[i])]], [eval.confidences[i]], atol: 1e-5, rtol: 1e-4, "image \(i) confidence")

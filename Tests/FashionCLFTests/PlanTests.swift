@@ -56,7 +56,7 @@ struct PlanTests {
         _ = trainer.trainEpoch(images)
         let eval = trainer.evaluate(images)
         var labels = [Int32](repeating: -1, count: 8)
-        images.withPixels { px in _ = Classifier(net).predict(px.baseAddress!, count: 8, probabilities: nil, labels: &labels) }
+        try images.withPixels { px in try Classifier(net).predict(px.baseAddress!, count: 8, probabilities: nil, labels: &labels) }
         #expect(labels.map { UInt8($0) } == eval.predictions)
     }
 
@@ -129,13 +129,13 @@ struct PlanTests {
         #expect(classifier.summary.totalParameters == 225_034)
         let pixels = try testImages(n)
         var probs = [Float](repeating: 0, count: n * 10), labels = [Int32](repeating: -1, count: n)
-        pixels.withUnsafeBufferPointer { classifier.predict($0.baseAddress!, count: n, probabilities: &probs, labels: &labels) }
+        try pixels.withUnsafeBufferPointer { try classifier.predict($0.baseAddress!, count: n, probabilities: &probs, labels: &labels) }
         var single = [Float](repeating: 0, count: 10)
         for i in 0..<n {
             #expect(Int32(expected[i][0]) == labels[i], "image \(i): label")
             let bits = expected[i].dropFirst().map { UInt32($0, radix: 16)! }
             #expect(probs[i * 10..<(i + 1) * 10].map(\.bitPattern) == bits, "image \(i): probabilities")
-            pixels.withUnsafeBufferPointer { classifier.predict($0.baseAddress! + i * 784, count: 1, probabilities: &single, labels: nil) }
+            try pixels.withUnsafeBufferPointer { try classifier.predict($0.baseAddress! + i * 784, count: 1, probabilities: &single, labels: nil) }
             #expect(single.map(\.bitPattern) == bits, "image \(i) alone: probabilities")
         }
     }

@@ -73,6 +73,28 @@ static void *worker(void *p) {
     return NULL;
 }
 
+enum { SHORT_THREADS = 2000 };
+
+static void *predict_once(void *p) {
+    worker_arg *a = p;
+    float probs[10];
+    int label;
+    if (fclf_predict(a->model, pixels, probs, &label) != FCLF_OK) a->errors++;
+    return NULL;
+}
+
+/* VmRSS of this process in kB (0 if unknown). */
+static long resident_kb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0) kb = atol(line + 6);
+    fclose(f);
+    return kb;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: capi_test MODEL_FILE WORK_DIR [TEST_IMAGES.gz OUT_PREDICTIONS]\n");
@@ -87,7 +109,7 @@ int main(int argc, char **argv) {
     CHECK(strcmp(fclf_version(), want_version) == 0, "version %s, header %s", fclf_version(), want_version);
     CHECK(strcmp(fclf_class_name(0), "T-shirt/top") == 0 && strcmp(fclf_class_name(9), "Ankle boot") == 0, "class names");
     CHECK(fclf_class_name(-1) == NULL && fclf_class_name(10) == NULL, "class name out of range is NULL");
-    for (int s = 0; s <= 6; s++) CHECK(strcmp(fclf_status_string((fclf_status)s), "unknown status") != 0, "status %d has a string", s);
+    for (int s = 0; s <= 7; s++) CHECK(strcmp(fclf_status_string((fclf_status)s), "unknown status") != 0, "status %d has a string", s);
     CHECK(strcmp(fclf_status_string((fclf_status)99), "unknown status") == 0, "unknown status string");
 
     /* Bad arguments and files. */
@@ -123,6 +145,46 @@ int main(int argc, char **argv) {
     free(bad);
     free(good);
     fclf_model_free(NULL); /* a no-op */
+
+    /* The audit's 84-byte file: a valid CRC, one flatten and dense(784 -> 65536) -> dense(65536 -> 10), no
+     * parameters. Refused from the header, before any weight memory is reserved. */
+    {
+        uint32_t words[] = {1, 0, 1, 28, 28, 10, 3, 5, 2, 784, 65536, 1, 2, 65536, 10, 0};
+        unsigned char tiny[84];
+        memcpy(tiny, "FCLFMODL", 8);
+        memcpy(tiny + 8, words, sizeof words); /* little-endian host, as the format */
+        memset(tiny + 8 + sizeof words, 0, 8);  /* u64 parameter count 0 */
+        uLong crc = crc32(0, tiny, 80);
+        for (int i = 0; i < 4; i++) tiny[80 + i] = (unsigned char)(crc >> (8 * i));
+        snprintf(path, sizeof path, "%s/tiny.fclf", dir);
+        write_file(path, tiny, sizeof tiny);
+        expect_status(fclf_model_load(path, &m), FCLF_ERR_FORMAT, "load(84-byte file claiming 51M parameters)");
+    }
+    expect_status(fclf_model_load("/dev/zero", &m), FCLF_ERR_IO, "load(/dev/zero)");
+    expect_status(fclf_model_load(dir, &m), FCLF_ERR_IO, "load(a folder)");
+
+    /* Finite but huge weights (written by the Swift test): a bright image overflows float, and the call
+     * fails with FCLF_ERR_NUMERIC instead of returning NaN probabilities with FCLF_OK. */
+    snprintf(path, sizeof path, "%s/huge-weights.fclf", dir);
+    fclf_model *huge = NULL;
+    if (fclf_model_load(path, &huge) == FCLF_OK) {
+        uint8_t bright[784];
+        memset(bright, 255, sizeof bright);
+        float p[10] = {0};
+        int l = 77;
+        expect_status(fclf_predict(huge, bright, p, &l), FCLF_ERR_NUMERIC, "predict(huge weights)");
+        CHECK(l == 77 && p[0] == 0, "outputs untouched after FCLF_ERR_NUMERIC");
+        float pb[20];
+        int lb[2];
+        uint8_t two[2 * 784];
+        memset(two, 0, 784);
+        memset(two + 784, 255, 784);
+        expect_status(fclf_predict_batch(huge, two, 2, pb, lb), FCLF_ERR_NUMERIC, "predict_batch(huge weights)");
+        CHECK(strstr(fclf_last_error(), "image 1") != NULL, "the message names image 1: %s", fclf_last_error());
+        fclf_model_free(huge);
+    } else {
+        CHECK(0, "load %s: %s", path, fclf_last_error());
+    }
 
     fclf_model *model = NULL;
     expect_status(fclf_model_load(model_path, &model), FCLF_OK, "load(model file)");
@@ -202,6 +264,28 @@ int main(int argc, char **argv) {
         errors += args[t].errors;
     }
     CHECK(mismatches == 0 && errors == 0, "%d threads x %d images: %d mismatches, %d errors", THREADS, IMAGES, mismatches, errors);
+
+    /* Short-lived threads: each predicts once and exits. Their per-thread scratch must be released at exit
+     * (a till server that starts a thread per request must not grow); 2,000 such threads once grew the
+     * resident set by 448 MB. */
+    {
+        long before = 0, after = 0;
+        int short_errors = 0;
+        for (int round = 0; round < 2; round++) {
+            for (int t = 0; t < SHORT_THREADS / (round ? 1 : 20); t++) {
+                pthread_t th;
+                worker_arg one = {def, 0, 0};
+                pthread_create(&th, NULL, predict_once, &one);
+                pthread_join(th, NULL);
+                short_errors += one.errors;
+            }
+            if (round == 0) before = resident_kb(); else after = resident_kb();
+        }
+        printf("  %d short-lived predicting threads: resident set %ld kB -> %ld kB (%+ld kB)\n", SHORT_THREADS, before,
+               after, after - before);
+        CHECK(short_errors == 0 && before > 0 && after - before < 32 * 1024, "resident set grew by %ld kB over %d threads",
+              after - before, SHORT_THREADS);
+    }
 
     /* The model file's labels for every test image, for the Swift side to compare. */
     if (all && argc >= 5) {

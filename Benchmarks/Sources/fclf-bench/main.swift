@@ -151,7 +151,7 @@ func predict(peak: Double) {
         var lat: [Double] = []
         for i in 0..<(quick ? 2000 : 11000) {
             let s = monotonicSeconds()
-            _ = probs.withUnsafeMutableBufferPointer { classifier.predict(px.baseAddress! + (i % n) * 784, count: 1, probabilities: $0.baseAddress, labels: nil) }
+            _ = probs.withUnsafeMutableBufferPointer { try! classifier.predict(px.baseAddress! + (i % n) * 784, count: 1, probabilities: $0.baseAddress, labels: nil) }
             if i >= 1000 || quick { lat.append(monotonicSeconds() - s) }
         }
         lat.sort()
@@ -159,7 +159,7 @@ func predict(peak: Double) {
         emit([("item", str("predict 1 image")), ("p50_us", num(p50 * 1e6)), ("p99_us", num(p99 * 1e6))])
         Console.error("predict 1 image: p50 \(Text.fixed(p50 * 1e6, 1)) us, p99 \(Text.fixed(p99 * 1e6, 1)) us")
         let t = time(warmup: 1, runs: quick ? 3 : 7) {
-            _ = probs.withUnsafeMutableBufferPointer { classifier.predict(px.baseAddress!, count: n, probabilities: $0.baseAddress, labels: nil) }
+            _ = probs.withUnsafeMutableBufferPointer { try! classifier.predict(px.baseAddress!, count: n, probabilities: $0.baseAddress, labels: nil) }
         }
         let rate = Double(n) / t.median
         emit([("item", str("predict batch \(n)")), ("images_per_second", num(rate)),

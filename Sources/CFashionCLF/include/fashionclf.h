@@ -5,7 +5,8 @@
  * Conventions
  * - Every call that can fail returns an fclf_status; FCLF_OK (0) is success. New codes may be added in
  *   later versions: treat any non-zero value as failure. Results come back through out-parameters; on
- *   failure no output is touched, except that *out of fclf_model_load* is set to NULL.
+ *   failure no output is touched, except that *out of fclf_model_load* is set to NULL (and see
+ *   fclf_predict_batch's FCLF_ERR_NUMERIC).
  * - fclf_last_error() gives a one-line detail of the last failure on the calling thread: what went
  *   wrong, where, and how to fix it.
  * - No call aborts, exits or prints, whatever it is given: bad input is reported as a status.
@@ -67,6 +68,8 @@ typedef enum fclf_status {
     FCLF_ERR_NO_MEMORY = 4,        /* an allocation failed or a request would exceed the documented limits */
     FCLF_ERR_INTERNAL = 5,         /* a bug: please report it with fclf_last_error()'s text */
     FCLF_ERR_UNSUPPORTED = 6,      /* the request is valid but this build cannot do it */
+    FCLF_ERR_NUMERIC = 7,          /* the model's output is not finite (NaN or infinite): its weights overflow
+                                      float32; retrain it or use another model */
 } fclf_status;
 
 /* An opaque, immutable trained classifier. */
@@ -84,12 +87,15 @@ FCLF_API FCLF_NODISCARD fclf_status fclf_model_load_default(fclf_model **out);
 FCLF_API void fclf_model_free(fclf_model *model);
 
 /* Classifies one image: pixels[784], row-major, Fashion-MNIST's convention (0 = background, 255 = the
- * brightest garment pixel). Writes probabilities[10] (summing to 1) and *label (0-9) unless NULL. */
+ * brightest garment pixel). Writes probabilities[10] (finite, summing to 1) and *label (0-9) unless NULL.
+ * A model whose output for this image is not finite gives FCLF_ERR_NUMERIC (never NaN with FCLF_OK). */
 FCLF_API FCLF_NODISCARD fclf_status fclf_predict(const fclf_model *model, const uint8_t pixels[784],
                                                  float probabilities[10], int *label);
 
 /* Classifies count >= 1 images stored back to back (count * 784 bytes). Writes probabilities
- * [count * 10] and labels [count] unless NULL. count must be at most 1 << 26. */
+ * [count * 10] and labels [count] unless NULL. count must be at most 1 << 26. FCLF_ERR_NUMERIC (an image
+ * whose output is not finite; fclf_last_error() names the first) is the one failure after which the
+ * outputs may have been written: their values are then unspecified. */
 FCLF_API FCLF_NODISCARD fclf_status fclf_predict_batch(const fclf_model *model, const uint8_t *pixels,
                                                        size_t count, float *probabilities, int *labels);
 

@@ -7,80 +7,98 @@ import Musl
 #endif
 
 /// The IDX format (LeCun et al.): a big-endian header `00 00 <type> <ndims>`, ndims u32 sizes, then data.
+///
+/// Files are read through zlib (gzip-compressed or plain) header first: nothing is reserved or decompressed
+/// before the header's sizes have been checked against the file's own size, so a small file claiming
+/// billions of images costs nothing.
 public enum IDX {
     static let maxBytes = 1 << 31
+    /// Deflate's largest expansion (a stream of repeated bytes): no gzip file of n bytes holds more than
+    /// 1032 n bytes of data.
+    static let maxInflation = 1032
 
-    /// Reads a whole gzip (or plain) file through zlib.
-    public static func readGzip(_ path: String) throws(FCLFError) -> [UInt8] {
+    /// Reads an unsigned-byte IDX file with `dims` dimensions: returns its sizes and its data (after the header).
+    public static func read(_ path: String, dims: Int) throws(FCLFError) -> (sizes: [Int], data: [UInt8]) {
+        func bad(_ reason: String) -> FCLFError { .badDataFile(path: path, reason: reason) }
         guard access(path, F_OK) == 0 else { throw .datasetMissing(path: path) }
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw .io(path: path, reason: "cannot stat: \(String(cString: strerror(errno)))") }
+        guard st.st_mode & S_IFMT == S_IFREG else { throw bad("not a regular file") }
+        let fileSize = Int(st.st_size)
         guard let file = gzopen(path, "rb") else {
             throw .io(path: path, reason: "cannot open: \(String(cString: strerror(errno)))")
         }
         defer { gzclose(file) }
-        var out: [UInt8] = []
-        // gzip's trailer holds the uncompressed size (mod 2^32): reserving it avoids growing by doubling,
-        // which briefly holds two copies of a 47 MB array.
-        if let f = fopen(path, "rb") {
-            var trailer = [UInt8](repeating: 0, count: 4)
-            if fseek(f, -4, SEEK_END) == 0, fread(&trailer, 1, 4, f) == 4 {
-                let size = Int(trailer[0]) | Int(trailer[1]) << 8 | Int(trailer[2]) << 16 | Int(trailer[3]) << 24
-                out.reserveCapacity(min(size, maxBytes))
+
+        /// Reads up to `count` bytes to `into`: how many were read (fewer only at the end), or -1 on a zlib error.
+        func fill(_ into: UnsafeMutableRawPointer, _ count: Int) -> Int {
+            var done = 0
+            while done < count {
+                let n = gzread(file, into + done, UInt32(min(count - done, 1 << 30)))
+                if n < 0 { return -1 }
+                if n == 0 { break }
+                done += Int(n)
             }
-            fclose(f)
+            return done
         }
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { gzread(file, $0.baseAddress, UInt32($0.count)) }
-            if n < 0 {
-                var code: Int32 = 0
-                let msg = gzerror(file, &code).map { String(cString: $0) } ?? "unknown zlib error"
-                throw .badDataFile(path: path, reason: "corrupt or truncated gzip data (\(msg))")
+        func zlibError() -> FCLFError {
+            var code: Int32 = 0
+            let msg = gzerror(file, &code).map { String(cString: $0) } ?? "unknown zlib error"
+            return bad("corrupt or truncated gzip data (\(msg))")
+        }
+
+        var head = [UInt8](repeating: 0, count: 4 + 4 * dims)
+        let got = head.withUnsafeMutableBytes { fill($0.baseAddress!, 4) }
+        guard got >= 0 else { throw zlibError() }
+        guard got == 4, head[0] == 0, head[1] == 0 else { throw bad("not an IDX file (bad magic)") }
+        guard head[2] == 0x08, Int(head[3]) == dims else {
+            throw bad("expected an unsigned-byte IDX file with \(dims) dimension(s), found type 0x\(String(head[2], radix: 16)) with \(head[3])")
+        }
+        let words = head.withUnsafeMutableBytes { fill($0.baseAddress! + 4, 4 * dims) }
+        guard words >= 0 else { throw zlibError() }
+        guard words == 4 * dims else { throw bad("truncated header") }
+        let sizes = (0..<dims).map { u32(head, 4 + 4 * $0) }
+        var expected = 1
+        for s in sizes {
+            let (p, overflow) = expected.multipliedReportingOverflow(by: s)
+            guard !overflow, p <= maxBytes else { throw bad("dimensions \(sizes) are too large") }
+            expected = p
+        }
+        let header = head.count
+        if gzdirect(file) != 0 {
+            guard fileSize - header == expected else {
+                throw bad("header says \(sizes) = \(expected) bytes of data, file has \(fileSize - header) (truncated or padded)")
             }
-            if n == 0 { break }
-            out.append(contentsOf: chunk[0..<Int(n)])
-            if out.count > maxBytes { throw .badDataFile(path: path, reason: "larger than 2 GiB, not an IDX file") }
+        } else if expected > fileSize * maxInflation {
+            throw bad("header says \(sizes) = \(expected) bytes of data, more than a \(fileSize)-byte gzip file can hold (damaged header)")
+        }
+        var n = 0
+        let data = [UInt8](unsafeUninitializedCapacity: expected) { buffer, initialized in
+            n = expected == 0 ? 0 : fill(UnsafeMutableRawPointer(buffer.baseAddress!), expected)
+            initialized = max(n, 0)
+        }
+        guard n >= 0 else { throw zlibError() }
+        guard n == expected else { throw bad("header says \(sizes) = \(expected) bytes of data, file has \(n) (truncated)") }
+        var extra: UInt8 = 0
+        let more = fill(&extra, 1)
+        guard more >= 0 else { throw zlibError() }
+        guard more == 0 else {
+            throw bad("data continues past the \(expected) bytes the header announces (padded, or not an IDX file)")
         }
         // zlib reports a stream cut short only through gzerror once reading stops.
         var code: Int32 = 0
         _ = gzerror(file, &code)
-        if code != Z_OK && code != Z_STREAM_END {
-            throw .badDataFile(path: path, reason: "corrupt or truncated gzip data (zlib error \(code))")
-        }
-        return out
+        guard code == Z_OK || code == Z_STREAM_END else { throw bad("corrupt or truncated gzip data (zlib error \(code))") }
+        return (sizes, data)
     }
 
     static func u32(_ b: [UInt8], _ at: Int) -> Int {
         Int(b[at]) << 24 | Int(b[at + 1]) << 16 | Int(b[at + 2]) << 8 | Int(b[at + 3])
     }
 
-    /// Parses an unsigned-byte IDX file with `dims` dimensions; returns the sizes and the payload offset.
-    static func parse(_ b: [UInt8], dims: Int, path: String) throws(FCLFError) -> [Int] {
-        let header = 4 + 4 * dims
-        guard b.count >= 4, b[0] == 0, b[1] == 0 else {
-            throw .badDataFile(path: path, reason: "not an IDX file (bad magic)")
-        }
-        guard b[2] == 0x08, Int(b[3]) == dims else {
-            throw .badDataFile(path: path, reason: "expected an unsigned-byte IDX file with \(dims) dimension(s), found type 0x\(String(b[2], radix: 16)) with \(b[3])")
-        }
-        guard b.count >= header else { throw .badDataFile(path: path, reason: "truncated header") }
-        let sizes = (0..<dims).map { u32(b, 4 + 4 * $0) }
-        var expected = 1
-        for s in sizes {
-            let (p, overflow) = expected.multipliedReportingOverflow(by: s)
-            guard !overflow, p <= maxBytes else { throw .badDataFile(path: path, reason: "dimensions \(sizes) are too large") }
-            expected = p
-        }
-        guard b.count - header == expected else {
-            throw .badDataFile(path: path, reason: "header says \(sizes) = \(expected) bytes of data, file has \(b.count - header) (truncated or padded)")
-        }
-        return sizes
-    }
-
     public static func load(images: String, labels: String) throws(FCLFError) -> LabeledImages {
-        var ib: [UInt8] = try readGzip(images)
-        let isz = try parse(ib, dims: 3, path: images)
-        let lb = try readGzip(labels)
-        let lsz = try parse(lb, dims: 1, path: labels)
+        let (isz, pixels) = try read(images, dims: 3)
+        let (lsz, labelBytes) = try read(labels, dims: 1)
         guard isz[1] > 0, isz[2] > 0 else { throw .badDataFile(path: images, reason: "empty images \(isz)") }
         guard isz[1] == 28, isz[2] == 28 else {
             throw .badDataFile(path: images, reason: "images are \(isz[1])x\(isz[2]), Fashion-MNIST's are 28x28")
@@ -88,13 +106,9 @@ public enum IDX {
         guard isz[0] == lsz[0] else {
             throw .badDataFile(path: labels, reason: "\(lsz[0]) labels for \(isz[0]) images in \(images)")
         }
-        var labelBytes = lb
-        labelBytes.removeFirst(8)
         if let bad = labelBytes.firstIndex(where: { $0 > 9 }) {
             throw .badDataFile(path: labels, reason: "label \(labelBytes[bad]) at index \(bad) is outside 0-9")
         }
-        // Drop the header in place: a copy of the 47 MB training pixels would double the peak memory.
-        ib.removeFirst(16)
-        return LabeledImages(count: isz[0], rows: isz[1], cols: isz[2], pixels: ib, labels: labelBytes)
+        return LabeledImages(count: isz[0], rows: isz[1], cols: isz[2], pixels: pixels, labels: labelBytes)
     }
 }

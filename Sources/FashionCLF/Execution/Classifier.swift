@@ -35,10 +35,10 @@ public final class Classifier: @unchecked Sendable {
     static let threadScratchLimit = 1 << 20
 
     public init(_ model: Sequential) {
-        var rng = SplitMix64(seed: 0)  // drawn weights are overwritten by the copy below
+        var rng = SplitMix64(seed: 0)  // nothing is drawn: the weights are copied below
         // The specs chained when the model was built, so the inference plan compiles.
         let plan = try! Plan(specs: model.specs, inputShape: model.inputShape, mode: .inference)
-        network = Sequential(name: model.name, plan: plan, rng: &rng)
+        network = Sequential(name: model.name, plan: plan, initializer: .zero, rng: &rng)
         network.load(from: model)
         activationSize = plan.steps.reduce(plan.inputShape.perSample) { max($0, $1.output.perSample) }
         workSize = zip(plan.steps, network.steps).reduce(plan.outputSize) { w, s in
@@ -70,20 +70,39 @@ public final class Classifier: @unchecked Sendable {
     /// The name errors give the built-in model in place of a path.
     public static let builtInPath = "<built-in model>"
 
+    /// One image's class probabilities: `pixels` holds `inputShape.perSample` bytes (0...255).
+    public func probabilities(_ pixels: [UInt8]) throws(FCLFError) -> [Float] {
+        guard pixels.count == inputShape.perSample else {
+            throw .invalidArgument("an image for model \(name) has \(inputShape.perSample) pixels, got \(pixels.count)")
+        }
+        var probs = [Float](repeating: 0, count: classes)
+        try pixels.withUnsafeBufferPointer { (px) throws(FCLFError) in
+            try probs.withUnsafeMutableBufferPointer { (p) throws(FCLFError) in
+                try predict(px.baseAddress!, count: 1, probabilities: p.baseAddress, labels: nil)
+            }
+        }
+        return probs
+    }
+
     /// Class probabilities for `count` images of `inputShape.perSample` bytes each (0...255, scaled by
     /// 1/255, as in training). Writes `probabilities[count * classes]` and/or `labels[count]` (either may
-    /// be nil). Returns false only when scratch memory cannot be had (nothing is written then).
-    @discardableResult
+    /// be nil).
+    ///
+    /// Throws `.resourceLimit` when scratch memory cannot be had (nothing is written then), and `.numeric`
+    /// when an image's probabilities are not finite, which finite but huge weights can cause (the outputs
+    /// then hold unspecified values). Every probability returned is finite, each row summing to 1.
     public func predict(_ pixels: UnsafePointer<UInt8>, count: Int, probabilities: UnsafeMutablePointer<Float>?,
-                        labels: UnsafeMutablePointer<Int32>?) -> Bool {
-        guard count > 0 else { return true }
+                        labels: UnsafeMutablePointer<Int32>?) throws(FCLFError) {
+        guard count > 0 else { return }
         let perImage = inputShape.perSample
         let chunk = min(count, Classifier.chunk)
         let floats = chunk * (2 * activationSize + workSize)
         // Small requests (single images) reuse this thread's buffer: no allocation, no page faults.
         let reuse = floats <= Classifier.threadScratchLimit
         let memory = reuse ? UnsafeMutableRawPointer(fclf_thread_scratch(Int64(floats))) : malloc(floats * 4)
-        guard let memory else { return false }
+        guard let memory else {
+            throw .resourceLimit("no memory for \(chunk) images' scratch (\(floats * 4) bytes); free memory or predict fewer images per call")
+        }
         defer { if !reuse { free(memory) } }
         // A few images stay on the calling thread. On 2 cores one image took 56 us instead of 73 while the
         // second core was free, but 110 us whenever the VM's other core was busy, and its p99 was 160 us
@@ -109,11 +128,14 @@ public final class Classifier: @unchecked Sendable {
             }
             let probs = probabilities.map { $0 + done * classes } ?? work
             fclf_softmax_forward(probs, a, Int64(n), Int64(classes))
+            // Softmax of finite logits is finite; an infinite logit (weights overflowing float) gives NaN.
+            for j in 0..<n * classes where !probs[j].isFinite {
+                throw .numeric("image \(done + j / classes): the model's output is not finite (\(a[j])); its weights overflow float32, retrain it (a lower --lr) or use another model")
+            }
             if let labels {
                 for j in 0..<n { labels[done + j] = Int32(argmax(probs + j * classes, classes)) }
             }
             done += n
         }
-        return true
     }
 }

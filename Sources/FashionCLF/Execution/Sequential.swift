@@ -29,11 +29,12 @@ public final class Sequential {
         self.init(name: name, plan: try Plan(specs: specs, inputShape: inputShape), rng: &rng)
     }
 
-    /// Builds the executors of `plan`'s steps, drawing their initial weights from `rng` in layer order.
-    public init(name: String, plan: Plan, rng: inout SplitMix64) {
+    /// Builds the executors of `plan`'s steps, drawing their initial weights from `rng` in layer order
+    /// (`.zero`: none drawn, for a network whose values are written next).
+    public init(name: String, plan: Plan, initializer: Initializer = .glorotUniform, rng: inout SplitMix64) {
         self.name = name
         self.plan = plan
-        steps = plan.steps.map { Sequential.executor($0, rng: &rng) }
+        steps = plan.steps.map { Sequential.executor($0, initializer: initializer, rng: &rng) }
         parameters = steps.flatMap { $0.parameters }
         stored = steps.flatMap { $0.stored }
     }
@@ -46,14 +47,15 @@ public final class Sequential {
     }
 
     /// The one place that maps a step to the layer that executes it.
-    private static func executor(_ step: Plan.Step, rng: inout SplitMix64) -> any Layer {
+    private static func executor(_ step: Plan.Step, initializer: Initializer, rng: inout SplitMix64) -> any Layer {
         switch step.layer {
         case .conv2d(let ic, let oc, let k, let padding, let activation):
             return Conv2D(inChannels: ic, outChannels: oc, kernelSize: k, padding: padding, activation: activation,
-                          pooling: step.pooling, computesInputGradient: step.computesInputGradient, rng: &rng)
+                          pooling: step.pooling, computesInputGradient: step.computesInputGradient, initializer: initializer,
+                          rng: &rng)
         case .dense(let input, let output, let activation):
             return Dense(inputSize: input, outputSize: output, activation: activation,
-                         computesInputGradient: step.computesInputGradient, rng: &rng)
+                         computesInputGradient: step.computesInputGradient, initializer: initializer, rng: &rng)
         case .relu: return ReLU()
         case .maxPool2x2: return MaxPool2D()
         case .flatten: return Flatten()

@@ -120,8 +120,9 @@ public enum ModelFile {
         guard count == plan.parameterCount, stored - at == 4 * count else {
             throw fail("holds \(count) parameters in \(stored - at) bytes, the architecture needs \(plan.parameterCount)")
         }
-        var rng = SplitMix64(seed: 0)  // the drawn weights are all overwritten below
-        let model = Sequential(name: name, plan: plan, rng: &rng)
+        // Loading draws nothing: every stored value is read below.
+        var rng = SplitMix64(seed: 0)
+        let model = Sequential(name: name, plan: plan, initializer: .zero, rng: &rng)
         for p in model.stored {
             for i in 0..<p.count {
                 let bits = UInt32(b[at]) | UInt32(b[at + 1]) << 8 | UInt32(b[at + 2]) << 16 | UInt32(b[at + 3]) << 24

@@ -9,6 +9,8 @@ public enum FCLFError: Error, CustomStringConvertible, Equatable {
     case photo(String)
     /// A request beyond a documented limit, or memory that could not be had.
     case resourceLimit(String)
+    /// A computation whose result is not a finite number (a model whose weights overflow float32).
+    case numeric(String)
 
     public var description: String {
         switch self {
@@ -20,7 +22,8 @@ public enum FCLFError: Error, CustomStringConvertible, Equatable {
             return "\(path): \(reason); write a model with `fclf-train --out FILE`"
         case .io(let path, let reason):
             return "\(path): \(reason)"
-        case .invalidArgument(let message), .photo(let message), .resourceLimit(let message):
+        case .invalidArgument(let message), .photo(let message), .resourceLimit(let message),
+             .numeric(let message):
             return message
         }
     }

@@ -26,12 +26,17 @@ public enum Initializer: Sendable {
     case glorotUniform
     /// He uniform: limit = sqrt(6 / fanIn), suited to ReLU layers.
     case heUniform
+    /// Nothing drawn, the weights stay zero: for a network whose values are written next (a model being loaded,
+    /// an inference plan taking a trained network's weights), which then costs no draws.
+    case zero
 
     func fill(_ p: UnsafeMutablePointer<Float>, count: Int, fanIn: Int, fanOut: Int, rng: inout SplitMix64) {
         let limit: Float = switch self {
         case .glorotUniform: (6 / Float(fanIn + fanOut)).squareRoot()
         case .heUniform: (6 / Float(fanIn)).squareRoot()
+        case .zero: 0
         }
+        guard limit > 0 else { return p.update(repeating: 0, count: count) }
         for i in 0..<count { p[i] = rng.uniform(limit) }
     }
 }

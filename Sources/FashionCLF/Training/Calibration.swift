@@ -91,8 +91,9 @@ extension Sequential {
     public func calibrated(temperature t: Float) throws(FCLFError) -> Sequential {
         var specs = self.specs
         if case .temperature = specs.last { specs.removeLast() }
-        var rng = SplitMix64(seed: 0)  // no layer draws: the weights are copied below
-        let net = Sequential(name: name, plan: try Plan(specs: specs + [.temperature(t)], inputShape: inputShape), rng: &rng)
+        var rng = SplitMix64(seed: 0)  // nothing is drawn: the weights are copied below
+        let net = Sequential(name: name, plan: try Plan(specs: specs + [.temperature(t)], inputShape: inputShape),
+                             initializer: .zero, rng: &rng)
         net.restore(snapshot())
         return net
     }
