@@ -68,7 +68,9 @@ let package = Package(
             path: "Sources/fashionclf",
             exclude: ["exports.map"],
             // Export exactly the header's functions (the map lists them).
-            linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/fashionclf/exports.map"])]
+            // The SONAME carries the C API's major version (scripts/install.sh makes the links).
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/fashionclf/exports.map",
+                                           "-Xlinker", "-soname=libfashionclf.so.1"])]
         ),
         // The visual training report (HTML, SVG, PNG figures).
         .target(name: "FashionCLFReport", dependencies: ["FashionCLF", "CImageIO", "CRender"]),

@@ -10,7 +10,6 @@
 
 #ifdef _OPENMP
 /* omp.h is not on the toolchain clang's include path; these are the only calls we need. */
-extern void omp_set_num_threads(int);
 extern int omp_get_max_threads(void);
 #endif
 
@@ -69,13 +68,14 @@ const char *fclf_isa_name(int isa) {
     }
 }
 
-void fclf_set_num_threads(int n) {
-#ifdef _OPENMP
-    if (n >= 1) omp_set_num_threads(n);
-#else
-    (void)n;
-#endif
-}
+/* The team size: this thread's choice, else the process's, else OpenMP's default (OMP_NUM_THREADS, else every
+ * core). Every parallel region names it in a num_threads clause, so the process-wide setting reaches threads
+ * that never called anything (OpenMP's own omp_set_num_threads only sets the calling thread's). */
+static int default_threads;
+static _Thread_local int thread_threads;
+
+void fclf_set_num_threads(int n) { thread_threads = n > 0 ? n : 0; }
+void fclf_set_default_threads(int n) { __atomic_store_n(&default_threads, n > 0 ? n : 0, __ATOMIC_RELAXED); }
 
 /* Per-thread, so one thread's single-image predictions never change another thread's kernels. */
 static _Thread_local int serial_depth;
@@ -89,7 +89,9 @@ void fclf_shared_exit(void) { __atomic_fetch_sub(&shared_callers, 1, __ATOMIC_AC
 
 int fclf_get_max_threads(void) {
 #ifdef _OPENMP
-    return omp_get_max_threads();
+    if (thread_threads > 0) return thread_threads;
+    int n = __atomic_load_n(&default_threads, __ATOMIC_RELAXED);
+    return n > 0 ? n : omp_get_max_threads();
 #else
     return 1;
 #endif

@@ -12,7 +12,7 @@ extern int omp_get_max_threads(void);
 extern int omp_in_parallel(void);
 #define FCLF_THREAD_NUM() omp_get_thread_num()
 #define FCLF_NUM_THREADS() omp_get_num_threads()
-#define FCLF_MAX_THREADS() (omp_in_parallel() || fclf_serial_active() ? 1 : omp_get_max_threads())
+#define FCLF_MAX_THREADS() (omp_in_parallel() || fclf_serial_active() ? 1 : fclf_get_max_threads())
 #else
 #define FCLF_THREAD_NUM() 0
 #define FCLF_NUM_THREADS() 1
@@ -50,7 +50,7 @@ static inline int64_t fclf_partition_bound(int64_t n, int next) {
 #define FCLF_PARALLEL_IF(cond, ...)                                                                          \
     do {                                                                                                     \
         if ((cond) && !fclf_serial_active()) {                                                               \
-            _Pragma("omp parallel") __VA_ARGS__                                                              \
+            _Pragma("omp parallel num_threads(fclf_get_max_threads())") __VA_ARGS__                          \
         } else {                                                                                             \
             __VA_ARGS__                                                                                      \
         }                                                                                                    \

@@ -40,8 +40,11 @@ int fclf_isa_active(void);
 /* 1 when this CPU (and OS) can run the variant. */
 int fclf_isa_supported(int isa);
 const char *fclf_isa_name(int isa);
-/* OpenMP thread count for the following kernels; n < 1 is ignored. */
+/* Threads for the following kernels called on this thread (n < 1: back to the process's default). */
 void fclf_set_num_threads(int n);
+/* The process's default for threads that set none (n < 1: OMP_NUM_THREADS, else every core). */
+void fclf_set_default_threads(int n);
+/* The team size a kernel called on this thread starts with. */
 int fclf_get_max_threads(void);
 /* Between these, kernels called on this thread run on it alone (nestable). */
 void fclf_serial_begin(void);

@@ -15,6 +15,8 @@ void fclf__set_error(const char *message) {
     last_error[n] = '\0';
 }
 
+void fclf__clear_error(void) { last_error[0] = '\0'; }
+
 FCLF_API const char *fclf_last_error(void) { return last_error; }
 
 FCLF_API const char *fclf_class_name(int label) {
@@ -40,3 +42,5 @@ FCLF_API const char *fclf_status_string(fclf_status status) {
 FCLF_API const char *fclf_version(void) {
     return FCLF_STR(FCLF_VERSION_MAJOR) "." FCLF_STR(FCLF_VERSION_MINOR) "." FCLF_STR(FCLF_VERSION_PATCH);
 }
+
+FCLF_API int fclf_version_number(void) { return FCLF_VERSION_NUMBER; }

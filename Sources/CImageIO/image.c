@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jpeglib.h>
 #include <png.h>
@@ -110,8 +111,8 @@ static int orient(fclf_rgba_image *img, int o, char *err, size_t errlen) {
     return FCLF_IMAGE_OK;
 }
 
-static int decode_jpeg(FILE *f, const char *path, int64_t max_pixels, fclf_rgba_image *out, char *err,
-                       size_t errlen) {
+static int decode_jpeg(const uint8_t *data, size_t size, const char *path, int64_t max_pixels, fclf_rgba_image *out,
+                       char *err, size_t errlen) {
     struct jpeg_decompress_struct cinfo;
     jpeg_error jerr;
     memset(&jerr, 0, sizeof jerr);
@@ -128,7 +129,7 @@ static int decode_jpeg(FILE *f, const char *path, int64_t max_pixels, fclf_rgba_
                     path, jerr.message);
     }
     jpeg_create_decompress(&cinfo);
-    jpeg_stdio_src(&cinfo, f);
+    jpeg_mem_src(&cinfo, data, (unsigned long)size);
     jpeg_save_markers(&cinfo, JPEG_APP0 + 1, 0xffff);
     jpeg_read_header(&cinfo, TRUE);
     if ((int64_t)cinfo.image_width * cinfo.image_height > max_pixels) {
@@ -171,11 +172,12 @@ static int decode_jpeg(FILE *f, const char *path, int64_t max_pixels, fclf_rgba_
 
 /* ---- PNG ---- */
 
-static int decode_png(const char *path, int64_t max_pixels, fclf_rgba_image *out, char *err, size_t errlen) {
+static int decode_png(const uint8_t *data, size_t size, const char *path, int64_t max_pixels, fclf_rgba_image *out,
+                      char *err, size_t errlen) {
     png_image image;
     memset(&image, 0, sizeof image);
     image.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_file(&image, path))
+    if (!png_image_begin_read_from_memory(&image, data, size))
         return fail(err, errlen, FCLF_IMAGE_FORMAT, "%s: bad PNG (%s)", path, image.message);
     if ((int64_t)image.width * image.height > max_pixels) {
         png_image_free(&image);
@@ -198,25 +200,47 @@ static int decode_png(const char *path, int64_t max_pixels, fclf_rgba_image *out
     return FCLF_IMAGE_OK;
 }
 
+int fclf_image_decode_memory(const void *data, size_t size, const char *name, int64_t max_pixels, fclf_rgba_image *out,
+                             char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    const uint8_t *d = data;
+    int rc;
+    if (size >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF)
+        rc = decode_jpeg(d, size, name, max_pixels, out, err, errlen);
+    else if (size >= 8 && memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0)
+        rc = decode_png(d, size, name, max_pixels, out, err, errlen);
+    else
+        rc = fail(err, errlen, FCLF_IMAGE_FORMAT, "%s: not a JPEG or PNG file", name);
+    if (rc != FCLF_IMAGE_OK) fclf_image_free(out);
+    return rc;
+}
+
 int fclf_image_decode(const char *path, int64_t max_pixels, fclf_rgba_image *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
     if (!f) return fail(err, errlen, FCLF_IMAGE_IO, "cannot open the photo: %s", strerror(errno));
-    uint8_t magic[8] = {0};
-    size_t n = fread(magic, 1, sizeof magic, f);
-    int rc;
-    if (n >= 3 && magic[0] == 0xFF && magic[1] == 0xD8 && magic[2] == 0xFF) {
-        rewind(f);
-        rc = decode_jpeg(f, path, max_pixels, out, err, errlen);
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f);
-    } else if (n == 8 && memcmp(magic, "\x89PNG\r\n\x1a\n", 8) == 0) {
-        fclose(f);
-        rc = decode_png(path, max_pixels, out, err, errlen);
-    } else {
-        fclose(f);
-        rc = fail(err, errlen, FCLF_IMAGE_FORMAT, "%s: not a JPEG or PNG file", path);
+        return fail(err, errlen, FCLF_IMAGE_IO, S_ISDIR(st.st_mode) ? "is a folder, not a photo" : "not a regular file");
     }
-    if (rc != FCLF_IMAGE_OK) fclf_image_free(out);
+    if ((uint64_t)st.st_size > FCLF_IMAGE_MAX_FILE) {
+        fclose(f);
+        return fail(err, errlen, FCLF_IMAGE_TOO_LARGE, "%s: a %lld-byte file is above the %d MB a photo may have",
+                    path, (long long)st.st_size, FCLF_IMAGE_MAX_FILE >> 20);
+    }
+    size_t size = (size_t)st.st_size;
+    uint8_t *data = malloc(size ? size : 1);
+    if (!data) {
+        fclose(f);
+        return fail(err, errlen, FCLF_IMAGE_NO_MEMORY, "%s: no memory to read %zu bytes", path, size);
+    }
+    size_t got = fread(data, 1, size, f);
+    int read_error = ferror(f);
+    fclose(f);
+    int rc = read_error ? fail(err, errlen, FCLF_IMAGE_IO, "read error: %s", strerror(errno))
+                        : fclf_image_decode_memory(data, got, path, max_pixels, out, err, errlen);
+    free(data);
     return rc;
 }
 

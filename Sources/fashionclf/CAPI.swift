@@ -13,6 +13,19 @@ import Glibc
 /// Largest batch one fclf_predict_batch call accepts: count * 784 bytes stays far from overflow.
 let maxBatch = 1 << 26
 
+/// What an fclf_model handle points to: the classifier and the C string fclf_model_metadata returns.
+final class CModel {
+    let classifier: Classifier
+    let metadata: UnsafeMutablePointer<CChar>
+
+    init(_ classifier: Classifier) {
+        self.classifier = classifier
+        metadata = strdup(classifier.metadataJSON)
+    }
+
+    deinit { free(metadata) }
+}
+
 @inline(__always)
 func fail(_ status: fclf_status, _ message: String) -> fclf_status {
     message.withCString { fclf__set_error($0) }
@@ -42,16 +55,19 @@ func servable(_ model: Classifier, path: String) throws(FCLFError) -> Classifier
 }
 
 func publish(_ model: Classifier, _ out: UnsafeMutablePointer<OpaquePointer?>) -> fclf_status {
-    out.pointee = OpaquePointer(Unmanaged.passRetained(model).toOpaque())
+    out.pointee = OpaquePointer(Unmanaged.passRetained(CModel(model)).toOpaque())
     return FCLF_OK
 }
 
-func model(_ handle: OpaquePointer) -> Classifier {
-    Unmanaged<Classifier>.fromOpaque(UnsafeRawPointer(handle)).takeUnretainedValue()
+func handleObject(_ handle: OpaquePointer) -> CModel {
+    Unmanaged<CModel>.fromOpaque(UnsafeRawPointer(handle)).takeUnretainedValue()
 }
+
+func model(_ handle: OpaquePointer) -> Classifier { handleObject(handle).classifier }
 
 @_cdecl("fclf_model_load")
 public func capiModelLoad(_ path: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> fclf_status {
+    fclf__clear_error()
     guard let out else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_model_load: out is NULL; pass the address of an fclf_model pointer") }
     out.pointee = nil
     guard let path else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_model_load: path is NULL; pass a model file written by fclf-train --out") }
@@ -66,6 +82,7 @@ public func capiModelLoad(_ path: UnsafePointer<CChar>?, _ out: UnsafeMutablePoi
 
 @_cdecl("fclf_model_load_default")
 public func capiModelLoadDefault(_ out: UnsafeMutablePointer<OpaquePointer?>?) -> fclf_status {
+    fclf__clear_error()
     guard let out else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_model_load_default: out is NULL; pass the address of an fclf_model pointer") }
     out.pointee = nil
     do {
@@ -78,12 +95,42 @@ public func capiModelLoadDefault(_ out: UnsafeMutablePointer<OpaquePointer?>?) -
 @_cdecl("fclf_model_free")
 public func capiModelFree(_ handle: OpaquePointer?) {
     guard let handle else { return }
-    Unmanaged<Classifier>.fromOpaque(UnsafeRawPointer(handle)).release()
+    Unmanaged<CModel>.fromOpaque(UnsafeRawPointer(handle)).release()
+}
+
+@_cdecl("fclf_model_load_memory")
+public func capiModelLoadMemory(_ data: UnsafeRawPointer?, _ size: Int, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> fclf_status {
+    fclf__clear_error()
+    guard let out else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_model_load_memory: out is NULL; pass the address of an fclf_model pointer") }
+    out.pointee = nil
+    guard let data else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_model_load_memory: data is NULL; pass the bytes of a model file") }
+    // size_t arrives as Int: a "negative" value is a huge size_t.
+    guard size >= 0, size <= 1 << 30 else {
+        return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_model_load_memory: size \(UInt(bitPattern: size)) is above the 1 GiB a model file may have")
+    }
+    let bytes = Array(UnsafeRawBufferPointer(start: data, count: size))
+    do {
+        return publish(try classifier(from: bytes, path: "<model in memory>"), out)
+    } catch {
+        return fail(status(of: error), "fclf_model_load_memory: \(error)")
+    }
+}
+
+@_cdecl("fclf_model_metadata")
+public func capiModelMetadata(_ handle: OpaquePointer?) -> UnsafePointer<CChar>? {
+    guard let handle else { return nil }
+    return UnsafePointer(handleObject(handle).metadata)
+}
+
+@_cdecl("fclf_set_threads")
+public func capiSetThreads(_ n: Int32) {
+    fclf_set_default_threads(n)
 }
 
 @_cdecl("fclf_predict")
 public func capiPredict(_ handle: OpaquePointer?, _ pixels: UnsafePointer<UInt8>?, _ probabilities: UnsafeMutablePointer<Float>?,
                         _ label: UnsafeMutablePointer<Int32>?) -> fclf_status {
+    fclf__clear_error()
     guard let handle else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_predict: model is NULL; load one with fclf_model_load or fclf_model_load_default") }
     guard let pixels else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_predict: pixels is NULL; pass 784 bytes, one 28x28 image") }
     // Compute into locals first: on failure no output may be touched, and there is none past this point.
@@ -105,6 +152,7 @@ public func capiPredict(_ handle: OpaquePointer?, _ pixels: UnsafePointer<UInt8>
 @_cdecl("fclf_predict_batch")
 public func capiPredictBatch(_ handle: OpaquePointer?, _ pixels: UnsafePointer<UInt8>?, _ count: Int,
                              _ probabilities: UnsafeMutablePointer<Float>?, _ labels: UnsafeMutablePointer<Int32>?) -> fclf_status {
+    fclf__clear_error()
     guard let handle else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_predict_batch: model is NULL; load one with fclf_model_load or fclf_model_load_default") }
     guard let pixels else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_predict_batch: pixels is NULL; pass count * 784 bytes") }
     // size_t arrives as Int: a "negative" value is a huge size_t.
@@ -119,16 +167,64 @@ public func capiPredictBatch(_ handle: OpaquePointer?, _ pixels: UnsafePointer<U
     return FCLF_OK
 }
 
+/// Runs a decoded photo through the preprocessing and fclf_predict; `what` names the entry point in messages.
+func predictPhoto(_ handle: OpaquePointer, _ what: String, _ probabilities: UnsafeMutablePointer<Float>?,
+                  _ label: UnsafeMutablePointer<Int32>?, _ load: () throws(FCLFError) -> Photo) -> fclf_status {
+    let prepared: PreparedImage
+    do {
+        prepared = Preprocessor.prepare(try load())
+    } catch {
+        return fail(status(of: error), "\(what): \(error)")
+    }
+    let status = prepared.pixels.withUnsafeBufferPointer { capiPredict(handle, $0.baseAddress, probabilities, label) }
+    if status != FCLF_OK { fclf__set_error(what + String(cString: fclf_last_error()).dropFirst("fclf_predict".count)) }
+    return status
+}
+
 @_cdecl("fclf_predict_image_file")
 public func capiPredictImageFile(_ handle: OpaquePointer?, _ path: UnsafePointer<CChar>?, _ probabilities: UnsafeMutablePointer<Float>?,
                                  _ label: UnsafeMutablePointer<Int32>?) -> fclf_status {
-    guard handle != nil else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_predict_image_file: model is NULL; load one with fclf_model_load or fclf_model_load_default") }
+    fclf__clear_error()
+    guard let handle else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_predict_image_file: model is NULL; load one with fclf_model_load or fclf_model_load_default") }
     guard let path else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_predict_image_file: path is NULL; pass a PNG or JPEG file") }
-    let prepared: PreparedImage
-    do {
-        prepared = Preprocessor.prepare(try Photo.load(String(cString: path)))
-    } catch {
-        return fail(status(of: error), "fclf_predict_image_file: \(error)")
+    return predictPhoto(handle, "fclf_predict_image_file", probabilities, label) { () throws(FCLFError) in try Photo.load(String(cString: path)) }
+}
+
+@_cdecl("fclf_predict_image_memory")
+public func capiPredictImageMemory(_ handle: OpaquePointer?, _ data: UnsafeRawPointer?, _ size: Int,
+                                   _ probabilities: UnsafeMutablePointer<Float>?, _ label: UnsafeMutablePointer<Int32>?) -> fclf_status {
+    fclf__clear_error()
+    guard let handle else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_predict_image_memory: model is NULL; load one with fclf_model_load or fclf_model_load_default") }
+    guard let data else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_predict_image_memory: data is NULL; pass the bytes of a PNG or JPEG file") }
+    guard size >= 0, size <= Photo.maxFileBytes else {
+        return fail(FCLF_ERR_NO_MEMORY, "fclf_predict_image_memory: size \(UInt(bitPattern: size)) is above the \(Photo.maxFileBytes >> 20) MB a photo may have")
     }
-    return prepared.pixels.withUnsafeBufferPointer { capiPredict(handle, $0.baseAddress, probabilities, label) }
+    return predictPhoto(handle, "fclf_predict_image_memory", probabilities, label) { () throws(FCLFError) in
+        try Photo.decode(UnsafeRawBufferPointer(start: data, count: size))
+    }
+}
+
+@_cdecl("fclf_predict_pixels")
+public func capiPredictPixels(_ handle: OpaquePointer?, _ pixels: UnsafePointer<UInt8>?, _ width: Int32, _ height: Int32,
+                              _ rowBytes: Int, _ format: fclf_pixel_format, _ probabilities: UnsafeMutablePointer<Float>?,
+                              _ label: UnsafeMutablePointer<Int32>?) -> fclf_status {
+    fclf__clear_error()
+    let what = "fclf_predict_pixels"
+    guard let handle else { return fail(FCLF_ERR_INVALID_ARGUMENT, "\(what): model is NULL; load one with fclf_model_load or fclf_model_load_default") }
+    guard let pixels else { return fail(FCLF_ERR_INVALID_ARGUMENT, "\(what): pixels is NULL; pass the frame's first row") }
+    guard let pixelFormat = Photo.PixelFormat(rawValue: Int(format.rawValue)) else {
+        return fail(FCLF_ERR_INVALID_ARGUMENT, "\(what): format \(format.rawValue) is not an fclf_pixel_format; use FCLF_PIXEL_GRAY8 ... FCLF_PIXEL_BGRA8")
+    }
+    let w = Int(width), h = Int(height), bpp = pixelFormat.bytesPerPixel
+    guard w >= 1, h >= 1 else { return fail(FCLF_ERR_INVALID_ARGUMENT, "\(what): frame size \(w)x\(h); width and height must be at least 1") }
+    guard rowBytes >= w * bpp, rowBytes <= Int(Int32.max) else {
+        return fail(FCLF_ERR_INVALID_ARGUMENT, "\(what): row_bytes \(UInt(bitPattern: rowBytes)) for a width of \(w) at \(bpp) bytes per pixel; pass the frame's stride (at least \(w * bpp))")
+    }
+    guard w <= Photo.defaultPixelLimit / h else {
+        return fail(FCLF_ERR_NO_MEMORY, "\(what): \(w)x\(h) pixels is above the limit of \(Photo.defaultPixelLimit); downscale the frame")
+    }
+    let frame = UnsafeRawBufferPointer(start: pixels, count: rowBytes * (h - 1) + w * bpp)
+    return predictPhoto(handle, what, probabilities, label) { () throws(FCLFError) in
+        try Photo(frame: frame, width: w, height: h, rowBytes: rowBytes, format: pixelFormat)
+    }
 }

@@ -53,8 +53,12 @@ let defaultModelFile = packageRoot + "/Sources/CModelData/builtin-model.fclf"
 struct CAPITests {
     let work = temporaryDirectory()
 
+    /// The build folder holding libfashionclf.so, with the link its SONAME names (programs linked with
+    /// -lfashionclf load libfashionclf.so.1; scripts/install.sh makes the same link when installing).
     func library() throws -> String {
-        try #require(libraryDirectory(), "libfashionclf.so not found: run `swift build` before `swift test` (or set FCLF_LIB_DIR)")
+        let dir = try #require(libraryDirectory(), "libfashionclf.so not found: run `swift build` before `swift test` (or set FCLF_LIB_DIR)")
+        if access(dir + "/libfashionclf.so.1", F_OK) != 0 { _ = symlink("libfashionclf.so", dir + "/libfashionclf.so.1") }
+        return dir
     }
 
     @Test("the C test program: every bad-input status, 8 threads, batch = single, predictions = Swift's")
@@ -137,9 +141,11 @@ struct CAPITests {
         #expect(access(work + "/sheet.png", R_OK) == 0)
     }
 
-    @Test("the library exports exactly the header's functions")
+    @Test("the library exports exactly the header's functions, under the SONAME libfashionclf.so.1")
     func exports() throws {
         let lib = try library()
+        let soname = shell("readelf -d '\(lib)/libfashionclf.so' | grep SONAME")
+        #expect(soname.output.contains("[libfashionclf.so.1]"), "\(soname.output)")
         // Uppercase types are global symbols; the lowercase entries are local Swift metadata that the
         // linker leaves in .dynsym but that no one can bind to.
         let nm = shell("nm -D --defined-only '\(lib)/libfashionclf.so' | awk '$2 ~ /[A-Z]/ {print $3}' | sort")
@@ -147,7 +153,9 @@ struct CAPITests {
         let names = Set(nm.output.split(separator: "\n").map(String.init))
         let expected: Set<String> = ["fclf_model_load", "fclf_model_load_default", "fclf_model_free", "fclf_predict",
                                      "fclf_predict_batch", "fclf_predict_image_file", "fclf_class_name",
-                                     "fclf_status_string", "fclf_last_error", "fclf_version"]
+                                     "fclf_status_string", "fclf_last_error", "fclf_version", "fclf_version_number",
+                                     "fclf_set_threads", "fclf_model_load_memory", "fclf_model_metadata",
+                                     "fclf_predict_image_memory", "fclf_predict_pixels"]
         #expect(names == expected, "unexpected exports: \(names.subtracting(expected).sorted().prefix(10)); missing: \(expected.subtracting(names).sorted())")
     }
 }

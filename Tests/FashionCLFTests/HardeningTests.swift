@@ -52,7 +52,7 @@ struct HardeningTests {
     @Test("a loaded model has exactly the file's values (loading draws no weights)")
     func loadingCopiesTheFile() throws {
         let net = ModelKind.cnnBN.build(seed: 3)
-        let bytes = ModelFile.encode(net, classes: 10)
+        let bytes = try ModelFile.encode(net, classes: 10)
         let loaded = try ModelFile.decode(bytes, path: "m")
         #expect(loaded.snapshot() == net.snapshot())
         // `.zero` builds a network without drawing: every value is zero until written.
@@ -67,7 +67,7 @@ struct HardeningTests {
         let net = ModelKind.mlp.build(seed: 1)
         let w = net.parameters[0]
         for i in 0..<w.count { w.value[i] = 1e37 }  // finite; 784 of them overflow float
-        let bytes = ModelFile.encode(net, classes: 10)
+        let bytes = try ModelFile.encode(net, classes: 10)
         let classifier = Classifier(try ModelFile.decode(bytes, path: "huge.fclf"))  // finite values load
         let r = reason { _ = try classifier.probabilities([UInt8](repeating: 200, count: 784)) }
         #expect(r.contains("image 0: the model's output is not finite"), "\(r)")
@@ -133,5 +133,59 @@ struct HardeningTests {
         #expect(reason { _ = try LabelsCSV.read(dir + "/open.csv") }.contains("line 2: a quoted field is not closed"))
         writeBytes(Array("name,class\na.jpg,3\n".utf8), to: dir + "/header.csv")
         #expect(reason { _ = try LabelsCSV.read(dir + "/header.csv") }.contains("found name,class"))
+    }
+}
+
+@Suite("Swift API: Classifier, Prediction, photos from files, memory and frames")
+struct SwiftAPITests {
+    let dir = temporaryDirectory()
+
+    @Test func predictionsAgreeAcrossEntryPoints() throws {
+        let model = try Classifier.builtIn()
+        let image = (0..<784).map { UInt8(truncatingIfNeeded: $0 * 7) }
+        let one = try model.predict(pixels: image)
+        #expect(one.probabilities.count == 10 && one.className == FashionMNIST.classNames[one.label])
+        #expect(abs(one.probabilities.reduce(0, +) - 1) < 1e-5 && one.confidence == one.probabilities.max())
+        let batch = try model.predict(batch: image + [UInt8](repeating: 0, count: 784) + image)
+        #expect(batch.count == 3 && batch[0] == one && batch[2] == one)
+        #expect(throws: FCLFError.self) { try model.predict(batch: [1, 2, 3]) }
+        #expect(throws: FCLFError.self) { try model.predict(pixels: []) }
+        // The same file through contentsOf: the same answer; a missing file throws.
+        try ModelFile.save(try ModelFile.load(defaultModelFile), to: dir + "/m.fclf")
+        #expect(try Classifier(contentsOf: dir + "/m.fclf").predict(pixels: image) == one)
+        #expect(throws: FCLFError.self) { try Classifier(contentsOf: dir + "/none.fclf") }
+    }
+
+    @Test func photoFromPathMemoryAndFrameAgree() throws {
+        let model = try Classifier.builtIn()
+        writePhoto(dir + "/p.png")
+        let fromFile = try model.classifyPhoto(atPath: dir + "/p.png")
+        let fromMemory = try model.classifyPhoto(data: try FileIO.read(dir + "/p.png", limit: 1 << 20))
+        #expect(fromFile == fromMemory)
+        // The frame writePhoto draws, as BGR with a padded stride.
+        let stride = 64 * 3 + 5
+        var frame = [UInt8](repeating: 0, count: 48 * stride)
+        for y in 0..<48 { for x in 0..<64 { for c in 0..<3 { frame[y * stride + 3 * x + c] = (8..<40).contains(y) && (20..<44).contains(x) ? 40 : 255 } } }
+        let fromFrame = try frame.withUnsafeBytes { try model.classifyFrame($0, width: 64, height: 48, rowBytes: stride, format: .bgr8) }
+        #expect(fromFrame == fromFile)
+        #expect(throws: FCLFError.self) { try frame.withUnsafeBytes { try model.classifyFrame($0, width: 64, height: 49, rowBytes: stride, format: .bgr8) } }
+        #expect(throws: FCLFError.self) { try model.classifyPhoto(data: Array("not a photo".utf8)) }
+    }
+
+    @Test func metadataRoundTripsAndRefusesBadEntries() throws {
+        let net = ModelKind.mlp.build(seed: 2)
+        net.metadata["test_accuracy"] = .number(0.8876)
+        net.metadata["created"] = .string("2026-11-26T12:00:00Z")
+        net.metadata["command"] = .string("fclf-train --model mlp \"quoted\"\n")
+        let loaded = try ModelFile.decode(try ModelFile.encode(net, classes: 10), path: "m")
+        #expect(loaded.metadata == net.metadata && loaded.formatVersion == 2)
+        let json = Classifier(loaded).metadataJSON
+        #expect(json.contains("\"test_accuracy\": 0.8876") && json.contains("\"created\": \"2026-11-26T12:00:00Z\""))
+        #expect(json.contains("\\\"quoted\\\"\\n") && json.contains("\"architecture\": \"mlp\""))
+        net.metadata["Bad Key"] = .number(1)
+        #expect(throws: FCLFError.self) { try ModelFile.encode(net, classes: 10) }
+        net.metadata["Bad Key"] = nil
+        net.metadata["x"] = .number(.nan)
+        #expect(throws: FCLFError.self) { try ModelFile.encode(net, classes: 10) }
     }
 }

@@ -99,7 +99,7 @@ struct PlanTests {
 
     @Test("model files store the named layer-kind codes")
     func layerKindCodes() throws {
-        let bytes = ModelFile.encode(ModelKind.cnn.build(seed: 2), classes: 10)
+        let bytes = try ModelFile.encode(ModelKind.cnn.build(seed: 2), classes: 10)
         // header: magic 8, version 4, name length 4 + "cnn", c h w 12, classes 4, layer count 4
         var at = 8 + 4 + 4 + 3 + 12 + 4 + 4
         func u32() -> UInt32 { defer { at += 4 }; return bytes[at..<at + 4].reversed().reduce(0) { $0 << 8 | UInt32($1) } }

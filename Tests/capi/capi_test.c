@@ -107,6 +107,7 @@ int main(int argc, char **argv) {
     char want_version[32];
     snprintf(want_version, sizeof want_version, "%d.%d.%d", FCLF_VERSION_MAJOR, FCLF_VERSION_MINOR, FCLF_VERSION_PATCH);
     CHECK(strcmp(fclf_version(), want_version) == 0, "version %s, header %s", fclf_version(), want_version);
+    CHECK(fclf_version_number() == FCLF_VERSION_NUMBER && FCLF_VERSION_NUMBER >= 10000, "version number %d", fclf_version_number());
     CHECK(strcmp(fclf_class_name(0), "T-shirt/top") == 0 && strcmp(fclf_class_name(9), "Ankle boot") == 0, "class names");
     CHECK(fclf_class_name(-1) == NULL && fclf_class_name(10) == NULL, "class name out of range is NULL");
     for (int s = 0; s <= 7; s++) CHECK(strcmp(fclf_status_string((fclf_status)s), "unknown status") != 0, "status %d has a string", s);
@@ -192,6 +193,44 @@ int main(int argc, char **argv) {
     expect_status(fclf_model_load_default(&def), FCLF_OK, "load_default");
     if (!model || !def) return 1;
 
+    expect_status(fclf_predict(NULL, NULL, NULL, NULL), FCLF_ERR_INVALID_ARGUMENT, "predict(NULL)");
+    uint8_t zeros[784] = {0};
+    expect_status(fclf_predict(def, zeros, NULL, NULL), FCLF_OK, "predict after a failure");
+    CHECK(fclf_last_error()[0] == '\0', "fclf_last_error() is \"\" after a successful call, got \"%s\"", fclf_last_error());
+
+    /* Metadata: one JSON object owned by the model. */
+    const char *meta = fclf_model_metadata(def);
+    CHECK(meta && meta[0] == '{' && meta[strlen(meta) - 1] == '}', "metadata is a JSON object: %s", meta ? meta : "(null)");
+    const char *keys[] = {"\"format_version\"", "\"architecture\"", "\"parameters\"", "\"test_accuracy\"", "\"created\""};
+    for (int k = 0; k < 5; k++) CHECK(meta && strstr(meta, keys[k]), "metadata has %s", keys[k]);
+    printf("  metadata of the built-in model: %s\n", meta ? meta : "(null)");
+    CHECK(fclf_model_metadata(NULL) == NULL, "metadata(NULL) is NULL");
+
+    /* A model from memory predicts exactly as the same file loaded from disk. */
+    {
+        size_t msize = 0;
+        unsigned char *mbytes = read_file(model_path, &msize);
+        fclf_model *mem = NULL;
+        expect_status(fclf_model_load_memory(mbytes, msize, &mem), FCLF_OK, "load_memory(model file bytes)");
+        expect_status(fclf_model_load_memory(NULL, 10, &mem), FCLF_ERR_INVALID_ARGUMENT, "load_memory(NULL data)");
+        CHECK(mem == NULL, "out set to NULL on failure");
+        expect_status(fclf_model_load_memory(mbytes, msize / 2, &mem), FCLF_ERR_FORMAT, "load_memory(half the bytes)");
+        expect_status(fclf_model_load_memory(mbytes, 0, &mem), FCLF_ERR_FORMAT, "load_memory(0 bytes)");
+        expect_status(fclf_model_load_memory(mbytes, msize, NULL), FCLF_ERR_INVALID_ARGUMENT, "load_memory(NULL out)");
+        expect_status(fclf_model_load_memory(mbytes, msize, &mem), FCLF_OK, "load_memory again");
+        float a[10], b[10];
+        int la = -1, lb = -2;
+        uint8_t some[784];
+        for (int i = 0; i < 784; i++) some[i] = (uint8_t)(i * 7);
+        if (mem) {
+            expect_status(fclf_predict(mem, some, a, &la), FCLF_OK, "predict(memory model)");
+            expect_status(fclf_predict(model, some, b, &lb), FCLF_OK, "predict(file model)");
+            CHECK(la == lb && memcmp(a, b, sizeof a) == 0, "memory and file models agree");
+            fclf_model_free(mem);
+        }
+        free(mbytes);
+    }
+
     uint8_t img[784] = {0};
     float probs[10];
     int label = 77;
@@ -213,6 +252,49 @@ int main(int argc, char **argv) {
         label = -1;
         expect_status(fclf_predict_image_file(model, path, probs, &label), FCLF_OK, "predict_image_file(photo.png)");
         CHECK(label >= 0 && label < 10, "photo label %d", label);
+
+        /* The same photo from memory, and as raw frames in every pixel format (a 64x48 white frame with a
+         * dark rectangle, as the Swift test drew photo.png), give the file's answer bit for bit. */
+        size_t psize = 0;
+        unsigned char *pbytes = read_file(path, &psize);
+        float pm[10];
+        int lm = -1;
+        expect_status(fclf_predict_image_memory(model, pbytes, psize, pm, &lm), FCLF_OK, "predict_image_memory(photo.png bytes)");
+        CHECK(lm == label && memcmp(pm, probs, sizeof pm) == 0, "memory photo = file photo");
+        expect_status(fclf_predict_image_memory(model, pbytes, psize / 2, pm, &lm), FCLF_ERR_FORMAT, "predict_image_memory(half a PNG)");
+        expect_status(fclf_predict_image_memory(model, "GIF89a", 6, pm, &lm), FCLF_ERR_FORMAT, "predict_image_memory(not an image)");
+        expect_status(fclf_predict_image_memory(model, NULL, 10, pm, &lm), FCLF_ERR_INVALID_ARGUMENT, "predict_image_memory(NULL data)");
+        expect_status(fclf_predict_image_memory(NULL, pbytes, psize, pm, &lm), FCLF_ERR_INVALID_ARGUMENT, "predict_image_memory(NULL model)");
+        free(pbytes);
+
+        enum { W = 64, H = 48, PAD = 13 };
+        static uint8_t frame[H * (W * 4 + PAD)];
+        const fclf_pixel_format formats[] = {FCLF_PIXEL_GRAY8, FCLF_PIXEL_RGB8, FCLF_PIXEL_RGBA8, FCLF_PIXEL_BGR8, FCLF_PIXEL_BGRA8};
+        const int bpp[] = {1, 3, 4, 3, 4};
+        for (int f = 0; f < 5; f++) {
+            size_t stride = (size_t)W * bpp[f] + PAD; /* padded rows: the stride is honoured */
+            memset(frame, 0xAB, sizeof frame);
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++) {
+                    uint8_t v = (y >= 8 && y < 40 && x >= 20 && x < 44) ? 40 : 255;
+                    for (int c = 0; c < bpp[f]; c++) frame[y * stride + x * bpp[f] + c] = (bpp[f] == 4 && c == 3) ? 255 : v;
+                }
+            float pf[10];
+            int lf = -1;
+            char what[64];
+            snprintf(what, sizeof what, "predict_pixels(format %d)", f);
+            expect_status(fclf_predict_pixels(model, frame, W, H, stride, formats[f], pf, &lf), FCLF_OK, what);
+            CHECK(lf == label && memcmp(pf, probs, sizeof pf) == 0, "%s = the PNG's answer", what);
+        }
+        float pf[10];
+        int lf = 77;
+        expect_status(fclf_predict_pixels(model, frame, 0, H, W * 3, FCLF_PIXEL_RGB8, pf, &lf), FCLF_ERR_INVALID_ARGUMENT, "predict_pixels(width 0)");
+        expect_status(fclf_predict_pixels(model, frame, W, -1, W * 3, FCLF_PIXEL_RGB8, pf, &lf), FCLF_ERR_INVALID_ARGUMENT, "predict_pixels(height -1)");
+        expect_status(fclf_predict_pixels(model, frame, W, H, W * 3 - 1, FCLF_PIXEL_RGB8, pf, &lf), FCLF_ERR_INVALID_ARGUMENT, "predict_pixels(row_bytes too small)");
+        expect_status(fclf_predict_pixels(model, frame, W, H, W * 3, (fclf_pixel_format)99, pf, &lf), FCLF_ERR_INVALID_ARGUMENT, "predict_pixels(format 99)");
+        expect_status(fclf_predict_pixels(model, NULL, W, H, W * 3, FCLF_PIXEL_RGB8, pf, &lf), FCLF_ERR_INVALID_ARGUMENT, "predict_pixels(NULL pixels)");
+        expect_status(fclf_predict_pixels(model, frame, 100000, 100000, 300000, FCLF_PIXEL_RGB8, pf, &lf), FCLF_ERR_NO_MEMORY, "predict_pixels(10^10 pixels)");
+        CHECK(lf == 77, "outputs untouched on failure");
     }
     expect_status(fclf_predict(model, img, NULL, NULL), FCLF_OK, "predict with both outputs NULL");
     expect_status(fclf_predict(model, img, probs, &label), FCLF_OK, "predict(blank image)");
@@ -247,6 +329,10 @@ int main(int argc, char **argv) {
     expect_status(fclf_predict_batch(def, pixels, IMAGES, batch_probs, batch_labels), FCLF_OK, "predict_batch(2000)");
     CHECK(memcmp(batch_probs, ref_probs, sizeof ref_probs) == 0 && memcmp(batch_labels, ref_labels, sizeof ref_labels) == 0,
           "batch prediction equals single prediction");
+    fclf_set_threads(1);
+    expect_status(fclf_predict_batch(def, pixels, IMAGES, batch_probs, batch_labels), FCLF_OK, "predict_batch(2000) on 1 thread");
+    CHECK(memcmp(batch_probs, ref_probs, sizeof ref_probs) == 0, "fclf_set_threads(1): the same probabilities");
+    fclf_set_threads(0);
     free(batch_probs);
     free(batch_labels);
 

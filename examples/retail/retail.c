@@ -57,8 +57,9 @@ int main(int argc, char **argv) {
         else { first_photo = i; break; }
     }
     if (count < 1) count = 1;
-    if (FCLF_VERSION_MAJOR != atoi(fclf_version())) {
-        fprintf(stderr, "retail: header %d.x but library %s\n", FCLF_VERSION_MAJOR, fclf_version());
+    if (fclf_version_number() / 10000 != FCLF_VERSION_MAJOR || fclf_version_number() < FCLF_VERSION_NUMBER) {
+        fprintf(stderr, "retail: built against fashionclf %d.%d.%d, but the library is %s; install a matching 1.x\n",
+                FCLF_VERSION_MAJOR, FCLF_VERSION_MINOR, FCLF_VERSION_PATCH, fclf_version());
         return 1;
     }
     fclf_model *model = NULL;

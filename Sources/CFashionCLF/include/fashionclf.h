@@ -8,7 +8,8 @@
  *   failure no output is touched, except that *out of fclf_model_load* is set to NULL (and see
  *   fclf_predict_batch's FCLF_ERR_NUMERIC).
  * - fclf_last_error() gives a one-line detail of the last failure on the calling thread: what went
- *   wrong, where, and how to fix it.
+ *   wrong, where, and how to fix it. Every call that returns an fclf_status resets it to "" when it starts,
+ *   so after FCLF_OK it is "".
  * - No call aborts, exits or prints, whatever it is given: bad input is reported as a status.
  * - Ownership: the library owns the strings it returns (static, or thread-local for fclf_last_error);
  *   never free them. A model from fclf_model_load* is the caller's, released with fclf_model_free.
@@ -17,7 +18,8 @@
  *   same model at once, with no lock held by the caller. fclf_model_free must not race with any other
  *   use of the same model. The only global state is a CPU-feature probe done once, thread-safely.
  * - Runtime: the library computes with OpenMP through LLVM's libomp (libomp.so.5); a process should not
- *   load a second OpenMP runtime (such as GCC's libgomp) beside it. OMP_NUM_THREADS sets its threads.
+ *   load a second OpenMP runtime (such as GCC's libgomp) beside it. Threads: fclf_set_threads(), else
+ *   OMP_NUM_THREADS, else every core. A single image always runs on the calling thread.
  *
  * Example
  *     fclf_model *m = NULL;
@@ -39,9 +41,13 @@
 extern "C" {
 #endif
 
-#define FCLF_VERSION_MAJOR 0
-#define FCLF_VERSION_MINOR 1
+/* The C API's version. 1.x releases only add: a program built against 1.m runs with any 1.n, n >= m. The
+ * shared library's SONAME, libfashionclf.so.1, carries the major version. */
+#define FCLF_VERSION_MAJOR 1
+#define FCLF_VERSION_MINOR 0
 #define FCLF_VERSION_PATCH 0
+/* MAJOR * 10000 + MINOR * 100 + PATCH, as SQLite does: compare with fclf_version_number(). */
+#define FCLF_VERSION_NUMBER (FCLF_VERSION_MAJOR * 10000 + FCLF_VERSION_MINOR * 100 + FCLF_VERSION_PATCH)
 /* The classes and the input side of every model this library loads. */
 #define FCLF_NUM_CLASSES 10
 #define FCLF_IMAGE_SIDE 28
@@ -83,8 +89,19 @@ FCLF_API FCLF_NODISCARD fclf_status fclf_model_load(const char *path, fclf_model
 /* Loads the model built into the library (the seed CNN, trained by fclf-train; see README). */
 FCLF_API FCLF_NODISCARD fclf_status fclf_model_load_default(fclf_model **out);
 
-/* Releases a model. NULL is a no-op. */
+/* Loads a model from `size` bytes in memory (the contents of a model file): the same checks as
+ * fclf_model_load. The bytes are copied; the caller may release them when this returns. */
+FCLF_API FCLF_NODISCARD fclf_status fclf_model_load_memory(const void *data, size_t size, fclf_model **out);
+
+/* Releases a model. NULL is a no-op. Freeing the same model twice, or using it after it was freed, is
+ * undefined behaviour (as with free()): set your pointer to NULL. */
 FCLF_API void fclf_model_free(fclf_model *model);
+
+/* What the model says about itself, as one JSON object owned by the model (valid until fclf_model_free):
+ * "format_version", "architecture", "layers", "parameters", "input", "classes", "temperature",
+ * "unsure_below", "test_accuracy" and "created" (null when the file does not record them), then what
+ * fclf-train recorded (preset, seed, epochs, ...). NULL for a NULL model. */
+FCLF_API const char *fclf_model_metadata(const fclf_model *model);
 
 /* Classifies one image: pixels[784], row-major, Fashion-MNIST's convention (0 = background, 255 = the
  * brightest garment pixel). Writes probabilities[10] (finite, summing to 1) and *label (0-9) unless NULL.
@@ -107,6 +124,29 @@ FCLF_API FCLF_NODISCARD fclf_status fclf_predict_batch(const fclf_model *model, 
 FCLF_API FCLF_NODISCARD fclf_status fclf_predict_image_file(const fclf_model *model, const char *path,
                                                             float probabilities[10], int *label);
 
+/* Classifies a PNG or JPEG photo held in memory (`size` bytes: an upload, a blob), through the same pipeline
+ * as fclf_predict_image_file. Data that is not a JPEG/PNG, or is corrupt or truncated, gives
+ * FCLF_ERR_FORMAT. */
+FCLF_API FCLF_NODISCARD fclf_status fclf_predict_image_memory(const fclf_model *model, const void *data, size_t size,
+                                                              float probabilities[10], int *label);
+
+/* The byte layout of a raw frame's pixels. Values are fixed and never reused. */
+typedef enum fclf_pixel_format {
+    FCLF_PIXEL_GRAY8 = 0, /* 1 byte per pixel */
+    FCLF_PIXEL_RGB8 = 1,  /* 3 bytes: red, green, blue */
+    FCLF_PIXEL_RGBA8 = 2, /* 4 bytes: red, green, blue, alpha (straight, not premultiplied) */
+    FCLF_PIXEL_BGR8 = 3,  /* 3 bytes: blue, green, red */
+    FCLF_PIXEL_BGRA8 = 4, /* 4 bytes: blue, green, red, alpha */
+} fclf_pixel_format;
+
+/* Classifies a raw frame from a camera or a till through the photo pipeline of fclf_predict_image_file:
+ * `height` rows, top row first, each starting `row_bytes` after the previous (row_bytes >= width * bytes
+ * per pixel), in `format`. A bad size, stride or format gives FCLF_ERR_INVALID_ARGUMENT; more than 64
+ * million pixels FCLF_ERR_NO_MEMORY. */
+FCLF_API FCLF_NODISCARD fclf_status fclf_predict_pixels(const fclf_model *model, const uint8_t *pixels, int width,
+                                                        int height, size_t row_bytes, fclf_pixel_format format,
+                                                        float probabilities[10], int *label);
+
 /* "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
  * "Ankle boot"; NULL outside 0-9. Static strings. */
 FCLF_API const char *fclf_class_name(int label);
@@ -121,6 +161,13 @@ FCLF_API const char *fclf_last_error(void);
 /* The library's version, "MAJOR.MINOR.PATCH"; compare with the FCLF_VERSION_* macros of the header
  * you compiled against. */
 FCLF_API const char *fclf_version(void);
+
+/* The library's version as MAJOR * 10000 + MINOR * 100 + PATCH; compare with FCLF_VERSION_NUMBER. */
+FCLF_API int fclf_version_number(void);
+
+/* Threads for batch predictions started after this call, process-wide: n >= 1 that many, 0 (or less) the
+ * default (OMP_NUM_THREADS, else every core). Results do not depend on it. */
+FCLF_API void fclf_set_threads(int n);
 
 #ifdef __cplusplus
 }

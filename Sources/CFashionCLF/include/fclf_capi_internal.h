@@ -7,5 +7,6 @@
 #define FCLF_HIDDEN __attribute__((visibility("hidden")))
 
 FCLF_HIDDEN void fclf__set_error(const char *message);
+FCLF_HIDDEN void fclf__clear_error(void);
 
 #endif

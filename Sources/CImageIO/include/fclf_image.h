@@ -20,9 +20,15 @@ enum {
     FCLF_IMAGE_NO_MEMORY = 4,
 };
 
-/* Decodes a JPEG (with its EXIF orientation applied) or PNG (any bit depth and colour type, interlaced
- * or not) into out->rgba (malloc'd: release with fclf_image_free). Refuses images with more than
- * max_pixels pixels before allocating for them. */
+/* The largest photo file read (bytes): far above any real photo of the largest allowed pixel count. */
+#define FCLF_IMAGE_MAX_FILE (256 << 20)
+
+/* Decodes JPEG (with its EXIF orientation applied) or PNG (any bit depth and colour type, interlaced or
+ * not) bytes into out->rgba (malloc'd: release with fclf_image_free). Refuses images with more than
+ * max_pixels pixels before allocating for them. `name` only labels the messages. */
+int fclf_image_decode_memory(const void *data, size_t size, const char *name, int64_t max_pixels, fclf_rgba_image *out,
+                             char *err, size_t errlen);
+/* The same for a file (a regular file of at most FCLF_IMAGE_MAX_FILE bytes, read whole). */
 int fclf_image_decode(const char *path, int64_t max_pixels, fclf_rgba_image *out, char *err, size_t errlen);
 void fclf_image_free(fclf_rgba_image *image);
 

@@ -25,6 +25,12 @@ public final class Classifier: @unchecked Sendable {
     public var classes: Int { network.outputSize }
     public var specs: [LayerSpec] { network.specs }
     public var summary: ModelSummary { network.summary }
+    /// What the model file records (fclf-train: when, how, test accuracy); see `metadataJSON`.
+    public var metadata: ModelMetadata { network.metadata }
+    /// The model described as one JSON object: format_version, architecture, layers, parameters, input,
+    /// classes, temperature, unsure_below, test_accuracy and created (null when the file does not say), then
+    /// everything else the file records. What `fclf_model_metadata` returns.
+    public let metadataJSON: String
     /// Per sample: the largest step output (two such buffers alternate) and the largest scratch a step needs.
     private let activationSize: Int
     private let workSize: Int
@@ -40,6 +46,22 @@ public final class Classifier: @unchecked Sendable {
         let plan = try! Plan(specs: model.specs, inputShape: model.inputShape, mode: .inference)
         network = Sequential(name: model.name, plan: plan, initializer: .zero, rng: &rng)
         network.load(from: model)
+        network.metadata = model.metadata
+        var temperature: ModelMetadata.Value?
+        if case .temperature(let t) = model.specs.last { temperature = .number(Double(t)) }
+        let shape = model.inputShape
+        metadataJSON = model.metadata.json(leading: [
+            ("format_version", .number(Double(model.formatVersion))),
+            ("architecture", .string(model.name)),
+            ("layers", .string(model.specs.map(\.summary).joined(separator: "; "))),
+            ("parameters", .number(Double(model.parameterCount))),
+            ("input", .string("\(shape.c)x\(shape.h)x\(shape.w)")),
+            ("classes", .number(Double(model.outputSize))),
+            ("temperature", temperature),
+            ("unsure_below", .number(Double(Classifier.unsureBelow))),
+            ("test_accuracy", model.metadata["test_accuracy"]),
+            ("created", model.metadata["created"]),
+        ])
         activationSize = plan.steps.reduce(plan.inputShape.perSample) { max($0, $1.output.perSample) }
         workSize = zip(plan.steps, network.steps).reduce(plan.outputSize) { w, s in
             max(w, s.1.inferenceWork(s.0.input, n: 1))  // linear in n

@@ -11,6 +11,10 @@ public final class Sequential {
     public let parameters: [Parameter]
     /// Everything the model file stores, in its order (parameters and BatchNorm's running statistics).
     public let stored: [Parameter]
+    /// What the model file records about the model besides its layers (fclf-train fills it).
+    public var metadata = ModelMetadata()
+    /// The model file format it was read from (the current one for a network built here).
+    public internal(set) var formatVersion = Int(ModelFile.formatVersion)
 
     public var specs: [LayerSpec] { plan.specs }
     /// Per-sample input shape (`n` = 1).

@@ -6,11 +6,12 @@ import Glibc
 import Musl
 #endif
 
-/// The fashionclf model file, format version 1. All integers are little-endian u32 unless noted.
+/// The fashionclf model file, format version 2 (version 1, without metadata, is still read). All integers
+/// are little-endian u32 unless noted.
 ///
 ///     offset  size  field
 ///     0       8     magic "FCLFMODL"
-///     8       4     format version (1); readers reject versions they do not know
+///     8       4     format version (2, or 1); readers reject versions they do not know
 ///     12      4     name length L (<= 64), then L bytes of UTF-8 name ("cnn", "mlp")
 ///             12    input channels, height, width (1, 28, 28)
 ///             4     number of classes (10)
@@ -23,6 +24,7 @@ import Musl
 ///                     6 batchnorm: channels
 ///                     7 dropout: the rate's float32 bit pattern
 ///                     9 temperature: T's float32 bit pattern
+///             4     (version 2 only) metadata length M (<= 65,536), then M bytes of `ModelMetadata`'s stored form
 ///             8     u64 stored-value count P, then P float32: for each layer with stored values, in order,
 ///                   its weight then its bias (conv weight [out, in, k, k]; dense weight [in, out]); for
 ///                   batchnorm gamma, beta, running mean, running variance
@@ -31,9 +33,11 @@ import Musl
 /// Pixels are scaled to [0, 1] (x / 255) before the first layer; that is part of format version 1.
 public enum ModelFile {
     public static let magic: [UInt8] = Array("FCLFMODL".utf8)
-    public static let formatVersion: UInt32 = 1
+    public static let formatVersion: UInt32 = 2
 
-    public static func encode(_ model: Sequential, classes: Int) -> [UInt8] {
+    /// Throws only for metadata that breaks `ModelMetadata`'s rules.
+    public static func encode(_ model: Sequential, classes: Int) throws(FCLFError) -> [UInt8] {
+        let metadata = try model.metadata.encoded()
         var out = magic
         func u32(_ v: Int) { withUnsafeBytes(of: UInt32(v).littleEndian) { out.append(contentsOf: $0) } }
         u32(Int(formatVersion))
@@ -47,6 +51,8 @@ public enum ModelFile {
             u32(Int(spec.kind.rawValue))
             for word in spec.configuration { u32(word) }
         }
+        u32(metadata.count)
+        out.append(contentsOf: metadata)
         withUnsafeBytes(of: UInt64(model.storedCount).littleEndian) { out.append(contentsOf: $0) }
         for p in model.stored {
             for i in 0..<p.count { withUnsafeBytes(of: p.value[i].bitPattern.littleEndian) { out.append(contentsOf: $0) } }
@@ -57,7 +63,7 @@ public enum ModelFile {
     }
 
     public static func save(_ model: Sequential, classes: Int = 10, to path: String) throws(FCLFError) {
-        try FileIO.writeAtomically(encode(model, classes: classes), to: path)
+        try FileIO.writeAtomically(try encode(model, classes: classes), to: path)
     }
 
     public static func load(_ path: String) throws(FCLFError) -> Sequential {
@@ -74,8 +80,8 @@ public enum ModelFile {
             return Int(b[at]) | Int(b[at + 1]) << 8 | Int(b[at + 2]) << 16 | Int(b[at + 3]) << 24
         }
         let version = try u32()
-        guard version == Int(formatVersion) else {
-            throw fail("format version \(version), this library reads version \(formatVersion)")
+        guard version == 1 || version == Int(formatVersion) else {
+            throw fail("format version \(version), this library reads versions 1 and \(formatVersion); use a newer fashionclf")
         }
         guard b.count >= 16 else { throw fail("truncated header") }
         let stored = b.count - 4
@@ -112,6 +118,13 @@ public enum ModelFile {
             throw fail("architecture does not chain: \(error)")
         }
         guard plan.outputSize == classes else { throw fail("network outputs \(plan.outputSize) values for \(classes) classes") }
+        var metadata = ModelMetadata()
+        if version >= 2 {
+            let length = try u32()
+            guard length <= ModelMetadata.maxBytes, at + length <= stored else { throw fail("bad metadata length \(length)") }
+            metadata = try ModelMetadata(decoding: b[at..<at + length], fail: fail)
+            at += length
+        }
         guard at + 8 <= stored else { throw fail("truncated before the parameters") }
         var count = 0
         for k in 0..<8 { count |= Int(b[at + k]) << (8 * k) }
@@ -123,6 +136,8 @@ public enum ModelFile {
         // Loading draws nothing: every stored value is read below.
         var rng = SplitMix64(seed: 0)
         let model = Sequential(name: name, plan: plan, initializer: .zero, rng: &rng)
+        model.metadata = metadata
+        model.formatVersion = version
         for p in model.stored {
             for i in 0..<p.count {
                 let bits = UInt32(b[at]) | UInt32(b[at + 1]) << 8 | UInt32(b[at + 2]) << 16 | UInt32(b[at + 3]) << 24

@@ -95,6 +95,7 @@ extension Sequential {
         let net = Sequential(name: name, plan: try Plan(specs: specs + [.temperature(t)], inputShape: inputShape),
                              initializer: .zero, rng: &rng)
         net.restore(snapshot())
+        net.metadata = metadata
         return net
     }
 }
