@@ -1,4 +1,4 @@
-// swift-tools-version: 6.1
+// swift-tools-version: 6.2
 import PackageDescription
 
 // Why these flags:
@@ -20,7 +20,10 @@ let package = Package(
         // MARK: - Public API
         .executable(name: "fclf-train", targets: ["fclf-train"]),
         .executable(name: "fclf-classify", targets: ["fclf-classify"]),
+        // The Swift API: FashionCLF (models, training, Classifier) and FashionCLFPhotos (JPEG/PNG/frames).
+        // Tools version 6.2: SwiftPM accepts the kernels' unsafe flags in a versioned dependency from 6.2 on.
         .library(name: "FashionCLF", targets: ["FashionCLF"]),
+        .library(name: "FashionCLFPhotos", targets: ["FashionCLFPhotos"]),
         // libfashionclf.so, the C API (header: Sources/CFashionCLF/include/fashionclf.h). For a library that
         // needs no Swift toolchain at run time: swift build -c release -Xswiftc -static-stdlib --product fashionclf
         .library(name: "fashionclf", type: .dynamic, targets: ["FashionCLFCAPI"]),
