@@ -20,6 +20,7 @@ let package = Package(
         // MARK: - Public API
         .executable(name: "fclf-train", targets: ["fclf-train"]),
         .executable(name: "fclf-classify", targets: ["fclf-classify"]),
+        .executable(name: "fclf-export", targets: ["fclf-export"]),
         // The Swift API: FashionCLF (models, training, Classifier) and FashionCLFPhotos (JPEG/PNG/frames).
         // Tools version 6.2: SwiftPM accepts the kernels' unsafe flags in a versioned dependency from 6.2 on.
         .library(name: "FashionCLF", targets: ["FashionCLF"]),
@@ -32,6 +33,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // ONNX export (fclf-export): the ONNX messages are generated from Sources/FashionCLFONNX/onnx.proto.
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // MARK: - Implementation details
@@ -82,6 +85,16 @@ let package = Package(
             dependencies: ["FashionCLF", "FashionCLFReport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
+        // ONNX export: onnx.proto's generated messages (onnx.pb.swift, committed) and the graph writer.
+        .target(
+            name: "FashionCLFONNX",
+            dependencies: ["FashionCLF", "CFashionCLF", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["onnx.proto"]
+        ),
+        .executableTarget(
+            name: "fclf-export",
+            dependencies: ["FashionCLF", "FashionCLFONNX", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .executableTarget(
             name: "fclf-classify",
             dependencies: ["FashionCLF", "FashionCLFPhotos", "FashionCLFReport",
@@ -97,7 +110,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FashionCLFTests",
-            dependencies: ["FashionCLF", "FashionCLFPhotos", "FashionCLFReport", "CKernels", "CZlib", "CTestSupport"],
+            dependencies: ["FashionCLF", "FashionCLFPhotos", "FashionCLFReport", "FashionCLFONNX", "CKernels", "CZlib", "CTestSupport"],
             exclude: ["Fixtures"]
         ),
     ]

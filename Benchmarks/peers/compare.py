@@ -22,6 +22,7 @@ import peers  # noqa: E402
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BENCH = os.path.join(ROOT, "Benchmarks", ".build", "release", "fclf-bench")
 MODEL = os.path.join(ROOT, "Sources", "CModelData", "builtin-model.fclf")
+EXPORT = os.path.join(ROOT, ".build", "release", "fclf-export")  # swift build -c release --product fclf-export
 
 
 def ours(mode, env=None, threads=2):
@@ -41,7 +42,7 @@ def main():
     ap.add_argument("--json")
     args = ap.parse_args()
     onnx_path = os.path.join(tempfile.mkdtemp(), "fclf.onnx")
-    peers.export_onnx(MODEL, onnx_path)
+    subprocess.run([EXPORT, MODEL, "--onnx", onnx_path], check=True, capture_output=True)
     rows = {}  # item -> {column: [values per round]}
 
     def add(item, col, value):

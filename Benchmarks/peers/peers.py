@@ -3,9 +3,7 @@
 Each function returns a dict of figures; compare.py calls them between runs of our fclf-bench so that
 ours and theirs are measured back to back."""
 import os
-import struct
 import time
-import zlib
 
 import numpy as np
 
@@ -87,69 +85,7 @@ def keras_train(model, batch, runs=5, steps=40):
 
 # ---- ONNX Runtime on our own model ---------------------------------------------------------------
 
-def read_fclf(path):
-    """Our model file (README, "Model file format") -> list of (kind, config, weight, bias)."""
-    b = open(path, "rb").read()
-    assert b[:8] == b"FCLFMODL", "not an fclf model"
-    assert zlib.crc32(b[:-4]) == struct.unpack("<I", b[-4:])[0], "checksum mismatch"
-    at = 8
-    def u32():
-        nonlocal at
-        v = struct.unpack_from("<I", b, at)[0]
-        at += 4
-        return v
-    u32()  # format version
-    n = u32(); at += n
-    c, h, w, classes, count = u32(), u32(), u32(), u32(), u32()
-    layers = []
-    for _ in range(count):
-        kind = u32()
-        cfg = [u32() for _ in range({1: 5, 2: 3}.get(kind, 0))]
-        layers.append([kind, cfg, None, None])
-    at += 8
-    params = np.frombuffer(b, dtype="<f4", count=(len(b) - 4 - at) // 4, offset=at)
-    off = 0
-    for layer in layers:
-        kind, cfg = layer[0], layer[1]
-        if kind == 1:
-            ic, oc, k = cfg[0], cfg[1], cfg[2]
-            layer[2] = params[off:off + oc * ic * k * k].reshape(oc, ic, k, k); off += oc * ic * k * k
-            layer[3] = params[off:off + oc]; off += oc
-        elif kind == 2:
-            i, o = cfg[0], cfg[1]
-            layer[2] = params[off:off + i * o].reshape(i, o); off += i * o
-            layer[3] = params[off:off + o]; off += o
-    return layers
-
-
-def export_onnx(model_path, onnx_path):
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-    nodes, inits, x = [], [], "x"
-    for i, (kind, cfg, wt, bias) in enumerate(read_fclf(model_path)):
-        y = f"t{i}"
-        if kind == 1:
-            inits += [numpy_helper.from_array(np.ascontiguousarray(wt), f"w{i}"), numpy_helper.from_array(np.ascontiguousarray(bias), f"b{i}")]
-            pads = [0, 0, 0, 0] if cfg[3] == 0 else [(cfg[2] - 1) // 2, (cfg[2] - 1) // 2, cfg[2] // 2, cfg[2] // 2]
-            nodes.append(helper.make_node("Conv", [x, f"w{i}", f"b{i}"], [y + ("p" if cfg[4] else "")], pads=pads))
-            if cfg[4]: nodes.append(helper.make_node("Relu", [y + "p"], [y]))
-        elif kind == 2:
-            inits += [numpy_helper.from_array(np.ascontiguousarray(wt), f"w{i}"), numpy_helper.from_array(np.ascontiguousarray(bias), f"b{i}")]
-            nodes.append(helper.make_node("Gemm", [x, f"w{i}", f"b{i}"], [y + ("p" if cfg[2] else "")]))
-            if cfg[2]: nodes.append(helper.make_node("Relu", [y + "p"], [y]))
-        elif kind == 3:
-            nodes.append(helper.make_node("Relu", [x], [y]))
-        elif kind == 4:
-            nodes.append(helper.make_node("MaxPool", [x], [y], kernel_shape=[2, 2], strides=[2, 2]))
-        elif kind == 5:
-            nodes.append(helper.make_node("Flatten", [x], [y], axis=1))
-        x = y
-    nodes.append(helper.make_node("Softmax", [x], ["probs"], axis=1))
-    graph = helper.make_graph(nodes, "fclf", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 1, 28, 28])],
-                              [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["n", 10])], inits)
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)  # ORT 1.31 reads IR <= 13
-    onnx.checker.check_model(m)
-    onnx.save(m, onnx_path)
+# The ONNX model comes from the product's exporter (fclf-export); onnx_check.py checks it agrees with us.
 
 
 def test_images():

@@ -35,6 +35,14 @@ public final class Classifier: @unchecked Sendable {
     private let activationSize: Int
     private let workSize: Int
 
+    /// Each inference step with the values it computes with (BatchNorm already folded in), in the model
+    /// file's order per layer (weight then bias; gamma, beta, mean, variance): what an exporter writes.
+    public var stepValues: [(step: Plan.Step, values: [(shape: [Int], values: [Float])])] {
+        zip(plan.steps, network.steps).map { step, layer in
+            (step, layer.stored.map { ($0.shape, Array(UnsafeBufferPointer(start: $0.value, count: $0.count))) })
+        }
+    }
+
     /// Images per kernel call: bounds the scratch to a few MB however many images are asked for.
     public static let chunk = 32
     /// Largest scratch (floats) kept per thread between calls: a few images' worth.
