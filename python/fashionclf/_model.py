@@ -254,9 +254,11 @@ class Model:
         height, width = frame.shape[0], frame.shape[1]
         if height > 2**31 - 1 or width > 2**31 - 1:
             raise ValueError(f"frame is too large: {width}x{height}")
-        # Strides of axes of length 1 carry no meaning (NumPy may set them to anything).
-        packed = (width <= 1 or frame.strides[1] == channels) and (channels == 1 or frame.strides[2] == 1)
-        row_bytes = width * channels if height <= 1 else frame.strides[0]
+        # Strides of axes of length 0 or 1 carry no meaning (NumPy may set them to anything); an empty frame
+        # goes on to the library, which refuses it with INVALID_ARGUMENT.
+        empty = frame.size == 0
+        packed = empty or ((width <= 1 or frame.strides[1] == channels) and (channels == 1 or frame.strides[2] == 1))
+        row_bytes = width * channels if height <= 1 or empty else frame.strides[0]
         if not packed or row_bytes < width * channels:
             raise ValueError("frame's pixels must be packed within each row, rows top to bottom; "
                              "pass np.ascontiguousarray(frame)")
