@@ -113,7 +113,7 @@ struct CAPITests {
         #expect(photos.output.contains("no-such-photo.jpg") && photos.output.contains("I/O error"), "\(photos.output)")
     }
 
-    @Test("the Python ctypes example", .enabled(if: shell("command -v python3").status == 0 && access(testImages, R_OK) == 0))
+    @Test("the Python example (fashionclf package)", .enabled(if: shell("python3 -c 'import numpy'").status == 0 && access(testImages, R_OK) == 0))
     func pythonExample() throws {
         let lib = try library()
         let run = shell("python3 '\(packageRoot)/examples/python/classify.py' --lib '\(lib)/libfashionclf.so' --count 200")

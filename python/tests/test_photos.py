@@ -1,0 +1,134 @@
+import csv
+import os
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+import fashionclf
+from conftest import PHOTOS
+
+FEW = ["0-tshirt-1.jpg", "1-trouser-1.jpg", "3-dress-1.jpg", "4-coat-1.jpg"]
+
+
+def write_png(path, frame):
+    """An 8-bit gray (H, W), RGB (H, W, 3) or RGBA (H, W, 4) PNG with zlib and struct only."""
+    height, width = frame.shape[:2]
+    channels = 1 if frame.ndim == 2 else frame.shape[2]
+    color_type = {1: 0, 3: 2, 4: 6}[channels]
+    rows = np.ascontiguousarray(frame).reshape(height, width * channels)
+    raw = b"".join(b"\x00" + rows[y].tobytes() for y in range(height))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    with open(path, "wb") as f:
+        f.write(png)
+
+
+def trouser_frame(height=90, width=60):
+    """A dark pair of trousers on a light, slightly noisy background (RGB)."""
+    rng = np.random.default_rng(14)
+    frame = (235 + rng.integers(0, 15, size=(height, width, 3))).astype(np.uint8)
+    frame[10:80, 15:28] = (30, 40, 90)
+    frame[10:80, 32:45] = (30, 40, 90)
+    frame[10:25, 15:45] = (30, 40, 90)
+    return frame
+
+
+def check(p):
+    assert isinstance(p, fashionclf.Prediction)
+    assert 0 <= p.label <= 9 and p.class_name == fashionclf.CLASS_NAMES[p.label]
+    assert p.probabilities.shape == (10,) and p.probabilities.dtype == np.float32
+    assert abs(float(p.probabilities.sum()) - 1) < 1e-4
+    assert p.confidence == float(p.probabilities.max()) == float(p.probabilities[p.label])
+    assert p.unsure == (p.confidence < fashionclf.UNSURE_BELOW)
+
+
+def test_labels_file_lists_the_photos():
+    with open(os.path.join(PHOTOS, "labels.csv"), newline="") as f:
+        names = {row["file"] for row in csv.DictReader(f)}
+    assert set(FEW) <= names
+
+
+@pytest.mark.parametrize("name", FEW)
+def test_classify_photo_file_and_bytes_agree(model, name):
+    path = os.path.join(PHOTOS, name)
+    from_file = model.classify_photo(path)
+    check(from_file)
+    with open(path, "rb") as f:
+        data = f.read()
+    from_bytes = model.classify_photo_bytes(data)
+    assert from_bytes.label == from_file.label
+    np.testing.assert_array_equal(from_bytes.probabilities, from_file.probabilities)
+    import pathlib
+    np.testing.assert_array_equal(model.classify_photo(pathlib.Path(path)).probabilities, from_file.probabilities)
+
+
+def test_photos_mostly_right(model):
+    right = sum(model.classify_photo(os.path.join(PHOTOS, n)).label == int(n[0]) for n in FEW)
+    assert right >= 2
+
+
+def test_classify_frame_equals_the_same_frame_as_png(model, tmp_path):
+    frame = trouser_frame()
+    rgba = np.dstack([frame, np.full(frame.shape[:2], 255, np.uint8)])
+    gray = frame.mean(axis=2).astype(np.uint8)
+    for name, f in (("rgb", frame), ("rgba", rgba), ("gray", gray)):
+        path = tmp_path / f"{name}.png"
+        write_png(path, f)
+        from_png = model.classify_photo(path)
+        from_frame = model.classify_frame(f)
+        check(from_frame)
+        assert from_frame.label == from_png.label, name
+        np.testing.assert_array_equal(from_frame.probabilities, from_png.probabilities, err_msg=name)
+
+
+def test_classify_frame_strides_and_bgr(model):
+    big = trouser_frame(100, 80)
+    crop = big[5:95, 10:70]                     # rows strided: 80 * 3 bytes apart, 60 pixels used
+    assert not crop.flags.c_contiguous
+    packed = np.ascontiguousarray(crop)
+    expected = model.classify_frame(packed)
+    np.testing.assert_array_equal(model.classify_frame(crop).probabilities, expected.probabilities)
+    bgr = np.ascontiguousarray(packed[:, :, ::-1])
+    np.testing.assert_array_equal(model.classify_frame(bgr, bgr=True).probabilities, expected.probabilities)
+    gray_big = big.mean(axis=2).astype(np.uint8)
+    np.testing.assert_array_equal(model.classify_frame(gray_big[5:95, 10:70]).probabilities,
+                                  model.classify_frame(np.ascontiguousarray(gray_big[5:95, 10:70])).probabilities)
+
+
+def test_bad_photos_and_frames(model, tmp_path):
+    with pytest.raises(fashionclf.FashionCLFError) as e:
+        model.classify_photo(tmp_path / "no-such-photo.jpg")
+    assert e.value.status == fashionclf.Status.IO and e.value.status_name == "IO"
+    assert "no-such-photo.jpg" in e.value.detail
+    with pytest.raises(fashionclf.FashionCLFError) as e:
+        model.classify_photo_bytes(b"not an image")
+    assert e.value.status == fashionclf.Status.FORMAT and "not a JPEG or PNG" in str(e.value)
+    not_image = tmp_path / "b.jpg"
+    not_image.write_bytes(b"not an image")
+    with pytest.raises(fashionclf.FashionCLFError) as e:
+        model.classify_photo(not_image)
+    assert e.value.status == fashionclf.Status.FORMAT
+    with pytest.raises(fashionclf.FashionCLFError) as e:
+        model.classify_frame(np.zeros((0, 0, 3), np.uint8))
+    assert e.value.status == fashionclf.Status.INVALID_ARGUMENT
+    frame = trouser_frame()
+    with pytest.raises(ValueError, match="dtype uint8"):
+        model.classify_frame(frame.astype(np.float32))
+    with pytest.raises(ValueError, match=r"\(H, W, 3\) RGB"):
+        model.classify_frame(np.zeros((10, 10, 2), np.uint8))
+    with pytest.raises(ValueError, match="packed"):
+        model.classify_frame(frame[:, ::2])
+    with pytest.raises(ValueError, match="packed"):
+        model.classify_frame(frame[::-1])
+    with pytest.raises(ValueError, match="packed"):
+        model.classify_frame(frame[:, :, ::-1])
+    with pytest.raises(TypeError):
+        model.classify_photo_bytes(12)
+    with pytest.raises(ValueError, match="NUL"):
+        model.classify_photo("a\0b.jpg")
