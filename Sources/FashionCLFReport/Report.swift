@@ -61,10 +61,13 @@ public enum Report {
         }
     }
 
+    /// The --metrics file's schema (docs/json.md); raised when a field changes meaning or goes away.
+    public static let metricsSchemaVersion = 1
+
     public static func metricsJSON(_ s: RunSummary) -> String {
         let report = s.classReport
         func j(_ x: Double) -> String { Text.json(x) }
-        var out = "{\n"
+        var out = "{\n  \"schema_version\": \(metricsSchemaVersion),\n"
         out += "  \"model\": \(Text.json(s.model)),\n  \"parameters\": \(s.parameters),\n"
         out += "  \"epochs\": \(s.history.count),\n  \"batch_size\": \(s.config.batchSize),\n  \"learning_rate\": \(j(Double(s.config.learningRate))),\n"
         out += "  \"optimizer\": \(Text.json(s.config.optimizer.rawValue)),\n  \"val_split\": \(j(s.config.valSplit)),\n"

@@ -4,6 +4,9 @@ import FashionCLFPhotos
 /// The --json file: the preprocessing, then per photo the prediction and top-k (or the error), and the
 /// true class when labels were given.
 enum ResultsJSON {
+    /// The schema (docs/json.md); raised when a field changes meaning or goes away.
+    static let schemaVersion = 1
+
     static func text(_ results: [PhotoResult], top: Int, preprocessing: Preprocessing) -> String {
         let items = results.map { r -> String in
             var fields = ["\"file\": \(Text.json(r.file))"]
@@ -24,6 +27,6 @@ enum ResultsJSON {
             }
             return "  {" + fields.joined(separator: ", ") + "}"
         }
-        return "{\"preprocessing\": \(Text.json(preprocessing.rawValue)), \"results\": [\n" + items.joined(separator: ",\n") + "\n]}\n"
+        return "{\"schema_version\": \(schemaVersion), \"preprocessing\": \(Text.json(preprocessing.rawValue)), \"unsure_below\": \(Text.json(Double(Classifier.unsureBelow))), \"results\": [\n" + items.joined(separator: ",\n") + "\n]}\n"
     }
 }

@@ -138,6 +138,7 @@ struct CAPITests {
         #expect(run.output.contains("top-1") && run.output.contains("/2 ="))
         let json = String(decoding: try FileIO.read(work + "/out.json", limit: 1 << 20), as: UTF8.self)
         #expect(json.contains("\"error\"") && json.ranges(of: "\"file\"").count == 3)
+        #expect(json.hasPrefix("{\"schema_version\": 1, "))
         #expect(access(work + "/sheet.png", R_OK) == 0)
     }
 

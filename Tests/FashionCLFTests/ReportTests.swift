@@ -69,6 +69,7 @@ struct ReportTests {
         #expect(page.contains("<h2>Model</h2>") && page.contains("Total parameters: 109,386"))
         #expect(page.contains("dense 128, relu") && page.contains("dense 10"))
         #expect(metrics.contains("\"test_accuracy\": \(Text.json(s.test.accuracy))"))
+        #expect(metrics.hasPrefix("{\n  \"schema_version\": 1,"))
         // Every diagonal count appears in the heatmap as a bold cell label, and in the report's table of metrics.json.
         for i in 0..<10 {
             let count = s.test.confusion[i][i]
