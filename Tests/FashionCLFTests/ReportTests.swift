@@ -76,6 +76,9 @@ struct ReportTests {
         }
         #expect(metrics.contains("[" + s.test.confusion[0].map(String.init).joined(separator: ", ") + "]"))
         #expect(page.contains("data:image/png;base64,iVBORw0KGgo"), "PNG images are embedded")
+        // The mistakes grid is shown when there are mistakes; otherwise a line says there are none.
+        let wrong = (0..<test.count).filter { Int(s.test.predictions[$0]) != Int(test.label($0)) }.count
+        #expect(page.contains("alt=\"most confident mistakes\"") == (wrong > 0) && page.contains("None: all \(test.count) test images") == (wrong == 0))
         #expect(access(dir + "/run/samples.png", R_OK) == 0 && access(dir + "/run/mistakes.png", R_OK) == 0)
     }
 
