@@ -79,7 +79,7 @@ cat > "$work/prelude.html" <<'EOF'
     svgs.forEach(function (s, i) {
       var r = s.getBoundingClientRect();
       var drawn = s.querySelectorAll("rect,line,polyline,polygon,path,circle,ellipse,text,image,use").length;
-      var label = "svg " + (i + 1) + ": " + px(r.width) + " x " + px(r.height) + " px at y=" + px(r.top + scrollY) + ", " + drawn + " shapes";
+      var label = "svg " + (i + 1) + ": " + px(r.width) + " x " + px(r.height) + " px at " + px(r.left + scrollX) + "," + px(r.top + scrollY) + ", " + drawn + " shapes";
       lines.push(label);
       if (!(r.width > 0 && r.height > 0)) problems.push(label + ": not rendered (zero size)");
       if (drawn === 0) problems.push(label + ": draws nothing");
@@ -88,7 +88,7 @@ cat > "$work/prelude.html" <<'EOF'
     for (var i = 0; i < imgs.length; i++) {
       var img = imgs[i], r = img.getBoundingClientRect();
       var label = "img " + (i + 1) + " (" + (img.alt || (img.getAttribute("src") || "").slice(0, 40)) + "): " + px(r.width) + " x " + px(r.height)
-        + " px at y=" + px(r.top + scrollY) + ", decoded " + img.naturalWidth + " x " + img.naturalHeight;
+        + " px at " + px(r.left + scrollX) + "," + px(r.top + scrollY) + ", decoded " + img.naturalWidth + " x " + img.naturalHeight;
       if (!(r.width > 0 && r.height > 0)) problems.push(label + ": not rendered (zero size)");
       if (!img.complete || img.naturalWidth === 0) { problems.push(label + ": the image did not decode"); lines.push(label); continue; }
       /* Decoded pixels: drawn into a canvas (synchronous; data: URLs leave it readable). */
