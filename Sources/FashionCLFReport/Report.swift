@@ -172,7 +172,10 @@ public enum Report {
         h += "<h3>Classification report</h3>\n" + reportTable(s) + "</div></div>\n"
         h += "<h2>Sample test images</h2>\n<p class=\"note\">Predicted class and its probability, then the true class; wrong predictions are framed in red.</p>\n"
         h += "<img alt=\"sample test images\" src=\"data:image/png;base64,\(base64(samplesPNG))\"/>\n"
-        h += "<h2>Most confident mistakes</h2>\n<img alt=\"most confident mistakes\" src=\"data:image/png;base64,\(base64(mistakesPNG))\"/>\n"
+        h += "<h2>Most confident mistakes</h2>\n"
+        // No mistakes: say so, rather than show an empty (white) grid.
+        h += mistakes.isEmpty ? "<p class=\"note\">None: all \(test.count) test images are classified right.</p>\n"
+            : "<img alt=\"most confident mistakes\" src=\"data:image/png;base64,\(base64(mistakesPNG))\"/>\n"
         h += "</body></html>\n"
         let path = dir + "/report.html"
         try FileIO.writeAtomically(h, to: path)

@@ -19,8 +19,8 @@ private func xmlError(_ text: String) -> String? {
 
 private func read(_ path: String) throws -> String { String(decoding: try FileIO.read(path, limit: 1 << 26), as: UTF8.self) }
 
-/// A short real run on synthetic data, so the test needs no dataset.
-private func summary(_ kind: ModelKind, epochs: Int = 2) -> (RunSummary, LabeledImages) {
+/// A short real run on synthetic data, so the test needs no dataset (also used by BrowserTests).
+func shortRunSummary(_ kind: ModelKind, epochs: Int = 2) -> (RunSummary, LabeledImages) {
     let data = synthetic(count: 400, seed: 11), test = synthetic(count: 300, seed: 12)
     var config = TrainConfig()
     config.epochs = epochs
@@ -56,7 +56,7 @@ struct ReportTests {
     }
 
     @Test func runReportIsWellFormedAndCarriesTheMetrics() throws {
-        let (s, test) = summary(.mlp)
+        let (s, test) = shortRunSummary(.mlp)
         let html = try Report.write(s, test: test, to: dir + "/run")
         for file in ["report.html", "curves.svg", "confusion.svg"] {
             let text = try read(dir + "/run/" + file)
@@ -77,11 +77,14 @@ struct ReportTests {
         }
         #expect(metrics.contains("[" + s.test.confusion[0].map(String.init).joined(separator: ", ") + "]"))
         #expect(page.contains("data:image/png;base64,iVBORw0KGgo"), "PNG images are embedded")
+        // The mistakes grid is shown when there are mistakes; otherwise a line says there are none.
+        let wrong = (0..<test.count).filter { Int(s.test.predictions[$0]) != Int(test.label($0)) }.count
+        #expect(page.contains("alt=\"most confident mistakes\"") == (wrong > 0) && page.contains("None: all \(test.count) test images") == (wrong == 0))
         #expect(access(dir + "/run/samples.png", R_OK) == 0 && access(dir + "/run/mistakes.png", R_OK) == 0)
     }
 
     @Test func comparisonPageShowsBothModels() throws {
-        let (a, _) = summary(.cnn, epochs: 1), (b, _) = summary(.mlp, epochs: 1)
+        let (a, _) = shortRunSummary(.cnn, epochs: 1), (b, _) = shortRunSummary(.mlp, epochs: 1)
         let page = try read(try Report.writeComparison([a, b], to: dir + "/cmp"))
         #expect(xmlError(page) == nil, "\(xmlError(page) ?? "")")
         #expect(xmlError(try read(dir + "/cmp/f1.svg")) == nil)
