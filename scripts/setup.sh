@@ -3,7 +3,8 @@
 # libomp-dev (OpenMP for the kernels), zlib1g-dev (IDX .gz, model checksums), libpng-dev and
 # libjpeg62-turbo-dev (photos, figures), libfreetype-dev and fonts-dejavu-core (text in figures),
 # dataset-fashion-mnist (the data, in /usr/share/datasets/fashion-mnist), pkg-config, python3-numpy and
-# python3-pytest (the Python package in python/ and its tests, run with /usr/bin/python3).
+# python3-pytest (the Python package in python/ and its tests, run with /usr/bin/python3), chromium (the
+# browser test of the HTML report, scripts/screenshot-report.sh --check).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 as_root=()
