@@ -9,7 +9,10 @@ public enum LabelsCSV {
     public static func read(_ path: String) throws(FCLFError) -> [String: Int] {
         var bytes = try FileIO.read(path, limit: 1 << 24)
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
-        var lines = try rows(String(decoding: bytes, as: UTF8.self), path: path)
+        guard let text = String(validating: bytes, as: UTF8.self), !bytes.contains(0) else {
+            throw .invalidArgument("\(path): not a UTF-8 text file; give a CSV with the columns file and label_index")
+        }
+        var lines = try rows(text, path: path)
         guard !lines.isEmpty else { throw .invalidArgument("\(path): empty labels file; expected a header with file,label_index") }
         let header = lines.removeFirst().fields.map { $0.trimmed.lowercased() }
         guard let f = header.firstIndex(of: "file"), let l = header.firstIndex(of: "label_index") ?? header.firstIndex(of: "label") else {

@@ -142,6 +142,31 @@ struct CAPITests {
         #expect(access(work + "/sheet.png", R_OK) == 0)
     }
 
+    @Test("fclf-classify: bad flags, outputs in missing folders and empty folders fail up front, with the reason")
+    func classifyRefusesBadInputUpFront() throws {
+        let exe = try library() + "/fclf-classify"
+        try #require(access(exe, X_OK) == 0, "fclf-classify not built: run `swift build` first")
+        writePhoto(work + "/a.png")
+        _ = mkdir(work + "/empty", 0o755)
+        let cases: [(args: String, status: Int32, says: String)] = [
+            ("'\(work)/a.png' --top 11", 64, "--top must be in 1...10"),
+            ("'\(work)/a.png' --max-pixels 0", 64, "--max-pixels must be positive"),
+            ("", 64, "Missing expected argument"),
+            ("'\(work)/a.png' --sheet '\(work)/no/such/dir/s.png'", 1, "--sheet: the folder"),
+            ("'\(work)/a.png' --json '\(work)/no/x.json'", 1, "--json: the folder"),
+            ("'\(work)/empty'", 1, "no photos (.jpg, .jpeg, .png files) in this folder"),
+            ("'\(work)/missing.jpg'", 1, "No such file or directory"),
+            ("'\(work)/a.png' --model '\(work)/a.png'", 1, "bad magic"),
+            ("'\(work)/a.png' --labels '\(work)/a.png'", 1, "not a UTF-8 text file"),
+        ]
+        for c in cases {
+            let run = shell("'\(exe)' \(c.args)")
+            #expect(run.status == c.status && run.output.contains(c.says), "fclf-classify \(c.args): exit \(run.status)\n\(run.output)")
+            // Up front: no photo was classified before the refusal.
+            if c.args.contains("--sheet") || c.args.contains("--json") { #expect(!run.output.contains("a.png\t")) }
+        }
+    }
+
     @Test("the library exports exactly the header's functions, under the SONAME libfashionclf.so.1")
     func exports() throws {
         let lib = try library()
