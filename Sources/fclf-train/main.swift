@@ -117,7 +117,7 @@ struct Train: ParsableCommand {
     @Flag(help: "Write no report folder.")
     var noReport = false
 
-    @Flag(help: "Train the CNN and then the MLP with the same recipe and write both reports and compare.html side by side (in --report or reports/compare-s<seed>-<UTC time>); --out and --metrics get one file per model.")
+    @Flag(help: "Train the CNN and then the MLP with the same recipe and write both reports and compare.html side by side (in --report or reports/compare-s<seed>-<UTC time>; none with --no-report); --out and --metrics get one file per model.")
     var compare = false
 
     @Option(help: "Folder for training checkpoints (created if needed): one at the end of every epoch (and every --checkpoint-every steps), written atomically, the newest two kept (ckpt-EEEE-BBBBBB.fclfckpt: epoch, batch). A fresh run refuses a folder that already holds checkpoints.")
@@ -260,10 +260,12 @@ struct Train: ParsableCommand {
                 r.model = kind
                 let (summary, net) = try trainModel(r, fit: fit, validation: validation, test: dataset.test, isa: isa, threads: threadCount)
                 try write(net, summary, suffix: "-" + kind.rawValue)
+                runs.append(summary)
+                guard !noReport else { continue }
                 try stopIfInterrupted()
                 try Report.write(summary, test: dataset.test, to: dir + "/" + kind.rawValue)
-                runs.append(summary)
             }
+            guard !noReport else { return }
             try stopIfInterrupted()
             print("comparison written to \(try Report.writeComparison(runs, to: dir))")
             return
