@@ -139,9 +139,8 @@ public struct Checkpoint: Equatable, Sendable {
         let steps = try r.u64(), augmented = try r.u64(), shuffle = try r.u64()
         let done = try r.u64(), hits = try r.u64(), lossSum = try r.f64()
         let orderCount = try r.u32()
-        var order = [Int32](repeating: 0, count: 0)
         try r.check(4 * orderCount)
-        order = [Int32](repeating: 0, count: orderCount)
+        var order = [Int32](repeating: 0, count: orderCount)
         order.withUnsafeMutableBytes { r.copy(into: $0) }
         let dropoutCount = try r.u32()
         guard dropoutCount <= 64 else { throw fail("\(dropoutCount) dropout layers") }

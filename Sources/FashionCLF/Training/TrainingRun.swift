@@ -226,7 +226,7 @@ public final class TrainingRun {
             do {
                 c = try Checkpoint.decode(FileIO.read(path, limit: 1 << 31), path: path)
             } catch {
-                damaged.append((path, "\(error)"))
+                if case let .io(_, reason) = error { damaged.append((path, reason)) } else { damaged.append((path, "\(error)")) }
                 continue
             }
             let differences = c.identity.differences(from: identity)
@@ -259,7 +259,7 @@ public final class TrainingRun {
             }
             return path
         }
-        throw .invalidArgument("--resume: no valid checkpoint in \(dir): " + damaged.map(\.reason).joined(separator: "; "))
+        throw .invalidArgument("--resume: no valid checkpoint in \(dir): " + damaged.map { "\($0.path): \($0.reason)" }.joined(separator: "; "))
     }
 
     /// The checkpoint files in `dir`, oldest first (by epoch, then batch).
