@@ -52,7 +52,9 @@ let package = Package(
         ),
         // The built-in model's bytes and the class names, shared by the Swift library and the C API.
         .target(name: "CModelData", path: "Sources/CModelData", exclude: ["builtin-model.fclf"]),
-        .target(name: "FashionCLF", dependencies: ["CKernels", "CZlib", "CModelData"]),
+        // fclf-train's Ctrl-C handling (a SIGINT handler that only counts) and the temporary file it removes.
+        .target(name: "CSignal", path: "Sources/CSignal"),
+        .target(name: "FashionCLF", dependencies: ["CKernels", "CZlib", "CModelData", "CSignal"]),
         .target(name: "CFashionCLF", dependencies: ["CModelData"], path: "Sources/CFashionCLF"),
         // Photo decoding: libjpeg-turbo and libpng from Debian (headers in /usr/include).
         .target(

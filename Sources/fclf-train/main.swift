@@ -1,5 +1,6 @@
 import ArgumentParser
 import CKernels
+import CSignal
 import FashionCLF
 import FashionCLFReport
 
@@ -27,6 +28,15 @@ struct Train: ParsableCommand {
             20% of the training set held out for validation, pixels / 255.
             Data: --data DIR, else $FCLF_DATA, else \(FashionMNIST.defaultDirectory) (Debian package dataset-fashion-mnist).
             Threads: --threads N, else $OMP_NUM_THREADS, else every core. FCLF_ISA=scalar|avx2|avx512f forces a kernel variant.
+            Checkpoints: with --checkpoint-dir DIR a checkpoint (the whole training state) is written atomically at the end \
+            of every epoch, and every N optimiser steps with --checkpoint-every N; the newest two are kept. --resume continues \
+            from the newest valid one (a damaged one is skipped with a warning) and ends with the same model file, byte for \
+            byte, as a run never stopped; the other flags must be the same (a checkpoint of another recipe, seed, model or \
+            data is refused).
+            Ctrl-C (SIGINT) finishes the current batch, writes a checkpoint when --checkpoint-dir is given and exits with \
+            status 130; a second Ctrl-C exits at once. A loss that becomes NaN or infinite stops the run (status 1) and \
+            names the last good checkpoint.
+            Exit status: 0 done, 1 error, 64 bad command line, 130 interrupted.
             """,
         version: "0.1.0")
 
@@ -36,40 +46,42 @@ struct Train: ParsableCommand {
     @Option(help: "Model: cnn (the seed's CNN), mlp (the seed's MLP baseline), cnn-bn (the CNN with BatchNorm and dropout) or wide-bn (VGG-style, BatchNorm). (default: the preset's)")
     var model: ModelKind?
 
-    @Option(help: "Passes over the training set. (default: the preset's; seed 15)")
+    // Numbers are read with .unconditional parsing, so that a negative value (--epochs -3) reaches the range
+    // checks in validate() instead of being taken for a flag ("Missing value").
+    @Option(parsing: .unconditional, help: "Passes over the training set, at least 1. (default: the preset's; seed 15)")
     var epochs: Int?
 
-    @Option(help: "Images per optimiser step. (default: the preset's; seed 32)")
+    @Option(parsing: .unconditional, help: "Images per optimiser step. (default: the preset's; seed 32)")
     var batchSize: Int?
 
-    @Option(name: .customLong("lr"), help: "Learning rate: the constant or cosine schedule's base, one-cycle's peak. (default: the preset's; seed 0.001)")
+    @Option(name: .customLong("lr"), parsing: .unconditional, help: "Learning rate: the constant or cosine schedule's base, one-cycle's peak. (default: the preset's; seed 0.001)")
     var learningRate: Float?
 
     @Option(help: "Optimiser: adam, adamw (decoupled weight decay) or sgd (momentum). (default: the preset's; seed adam)")
     var optimizer: OptimizerKind?
 
-    @Option(help: "Momentum for --optimizer sgd. (default: 0.9)")
+    @Option(parsing: .unconditional, help: "Momentum for --optimizer sgd. (default: 0.9)")
     var momentum: Float?
 
     @Flag(help: "Nesterov momentum for --optimizer sgd.")
     var nesterov = false
 
-    @Option(help: "Weight decay: decoupled for adamw (weights only, not biases or BatchNorm), L2 for sgd. (default: the preset's; seed 0)")
+    @Option(parsing: .unconditional, help: "Weight decay: decoupled for adamw (weights only, not biases or BatchNorm), L2 for sgd. (default: the preset's; seed 0)")
     var weightDecay: Float?
 
     @Option(help: "Learning-rate schedule: constant, cosine or onecycle. (default: the preset's; seed constant)")
     var schedule: ScheduleKind?
 
-    @Option(help: "Linear warm-up before a constant or cosine schedule, in epochs (fractions allowed). (default: 0)")
+    @Option(parsing: .unconditional, help: "Linear warm-up before a constant or cosine schedule, in epochs (fractions allowed). (default: 0)")
     var warmupEpochs: Double?
 
-    @Option(help: "Label smoothing of the training loss, in [0, 1). (default: the preset's; seed 0)")
+    @Option(parsing: .unconditional, help: "Label smoothing of the training loss, in [0, 1). (default: the preset's; seed 0)")
     var labelSmoothing: Float?
 
     @Option(help: "Training-time augmentation: none or photo (flips, shifts, scale, photometric jitter, erasing). (default: the preset's; seed none)")
     var augment: AugmentKind?
 
-    @Option(help: "Fraction of the training set, taken from its end, held out for validation (0 disables). (default: 0.2)")
+    @Option(parsing: .unconditional, help: "Fraction of the training set, taken from its end, held out for validation (0 disables). (default: 0.2)")
     var valSplit: Double?
 
     @Flag(inversion: .prefixedNo, help: "Keep the epoch with the best validation accuracy (ties: the lower validation loss), as Keras' ModelCheckpoint(save_best_only=True). (default: the preset's; seed no)")
@@ -81,22 +93,22 @@ struct Train: ParsableCommand {
     @Option(help: "Random seed for initial weights and shuffling; the same seed gives the same run.")
     var seed: UInt64 = 42
 
-    @Option(help: "OpenMP threads (default: $OMP_NUM_THREADS or every core).")
+    @Option(parsing: .unconditional, help: "OpenMP threads (default: $OMP_NUM_THREADS or every core).")
     var threads: Int?
 
     @Option(help: "Folder with the four Fashion-MNIST IDX .gz files (default: $FCLF_DATA or \(FashionMNIST.defaultDirectory)).")
     var data: String?
 
-    @Option(help: "Use only the first N training images (quick runs).")
+    @Option(parsing: .unconditional, help: "Use only the first N training images (quick runs).")
     var limitTrain: Int?
 
-    @Option(help: "Write the trained model to this file (atomically).")
+    @Option(help: "Write the trained model to this file (atomically). With --compare: one file per model, -cnn and -mlp added before the extension (m.fclf: m-cnn.fclf, m-mlp.fclf).")
     var out: String?
 
-    @Option(help: "Write the run's figures as JSON to this file (atomically).")
+    @Option(help: "Write the run's figures as JSON to this file (atomically). With --compare: one file per model, named as for --out.")
     var metrics: String?
 
-    @Option(help: "Evaluate this saved model on the test set instead of training.")
+    @Option(help: "Evaluate this saved model on the test set instead of training (needs only the two test files; prints, and writes --metrics if given; no report).")
     var eval: String?
 
     @Option(help: "Folder for the visual report (report.html, curves.svg, confusion.svg, samples.png, metrics.json). Default: reports/<model>-s<seed>-<UTC time>.")
@@ -105,8 +117,17 @@ struct Train: ParsableCommand {
     @Flag(help: "Write no report folder.")
     var noReport = false
 
-    @Flag(help: "Train the CNN and then the MLP with the same recipe and write both reports and compare.html side by side (in --report or reports/compare-s<seed>-<UTC time>).")
+    @Flag(help: "Train the CNN and then the MLP with the same recipe and write both reports and compare.html side by side (in --report or reports/compare-s<seed>-<UTC time>; none with --no-report); --out and --metrics get one file per model.")
     var compare = false
+
+    @Option(help: "Folder for training checkpoints (created if needed): one at the end of every epoch (and every --checkpoint-every steps), written atomically, the newest two kept (ckpt-EEEE-BBBBBB.fclfckpt: epoch, batch). A fresh run refuses a folder that already holds checkpoints.")
+    var checkpointDir: String?
+
+    @Option(parsing: .unconditional, help: "Also write a checkpoint every N optimiser steps (batches) inside epochs; needs --checkpoint-dir.")
+    var checkpointEvery: Int?
+
+    @Flag(help: "Continue the run whose checkpoints are in --checkpoint-dir from the newest valid one, with the same flags; the result is the same, byte for byte, as a run never stopped.")
+    var resume = false
 
     /// The preset's recipe with every flag given applied over it.
     var recipe: Recipe {
@@ -150,36 +171,66 @@ struct Train: ParsableCommand {
         if (r.keepBest || r.calibrate) && c.valSplit == 0 {
             throw ValidationError("--keep-best and --calibrate work on the validation split; give --val-split > 0 or --no-keep-best --no-calibrate")
         }
+        if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1 (got \(checkpointEvery))") }
+        if checkpointDir == nil && (resume || checkpointEvery != nil) {
+            throw ValidationError("--resume and --checkpoint-every need --checkpoint-dir DIR (the folder of the run's checkpoints)")
+        }
+        if eval != nil {
+            if report != nil { throw ValidationError("--eval writes no report (a report is a training run's); drop --report, or use --metrics FILE for the evaluation's figures") }
+            if out != nil { throw ValidationError("--eval writes no model; drop --out") }
+            if compare || checkpointDir != nil { throw ValidationError("--eval evaluates a saved model; drop --compare, --checkpoint-dir and --resume") }
+        }
+        if compare {
+            if model != nil { throw ValidationError("--compare trains both the cnn and the mlp; drop --model") }
+            if checkpointDir != nil { throw ValidationError("--compare takes no checkpoints; drop --checkpoint-dir and --resume, or train one --model at a time") }
+        }
     }
 
     func run() throws {
         if let threads { fclf_set_num_threads(Int32(threads)) }
+        // Ctrl-C: the handler only counts; the training loop stops after its batch (a second one exits at once).
+        if fclf_sigint_install() != 0 { Console.error("fclf-train: warning: cannot install the SIGINT handler; Ctrl-C stops at once") }
         do {
             try execute()
+        } catch let stop as Interrupted {
+            Console.flush()
+            Console.error("fclf-train: interrupted\(stop.message)")
+            throw ExitCode(130)
         } catch {
+            Console.flush()
             Console.error("fclf-train: error: \(error)")
             throw ExitCode.failure
         }
     }
 
-    func execute() throws(FCLFError) {
+    /// Ctrl-C outside the training loop (loading, evaluation, writing): stops at the next of these checks.
+    struct Interrupted: Error {
+        var message = ""
+    }
+
+    func stopIfInterrupted(_ message: String = "") throws {
+        if fclf_sigint_count() > 0 { throw Interrupted(message: message) }
+    }
+
+    func execute() throws {
         let directory = FashionMNIST.resolveDirectory(data)
-        let dataset = try FashionMNIST(directory: directory)
         let isa = String(cString: fclf_isa_name(fclf_isa_active()))
         let threadCount = Int(fclf_get_max_threads())
 
         if let eval {
+            let test = try FashionMNIST.testSplit(directory: directory)
             let net = try ModelFile.load(eval)
             guard net.inputShape == ModelKind.imageShape, net.outputSize == FashionMNIST.classNames.count else {
-                throw .modelFile(path: eval, reason: "model takes \(net.inputShape) to \(net.outputSize) classes, not Fashion-MNIST's 28x28 grayscale to 10")
+                throw FCLFError.modelFile(path: eval, reason: "model takes \(net.inputShape) to \(net.outputSize) classes, not Fashion-MNIST's 28x28 grayscale to 10")
             }
             print("model \(net.name) from \(eval), \(net.parameterCount) parameters; threads \(threadCount), kernels \(isa)")
             print(net.summary)
             print("inference plan (fclf_predict, fclf-classify): " + Classifier(net).plan.steps.map(\.name).joined(separator: " -> "))
             let trainer = Trainer(model: net, config: TrainConfig())
-            let result = trainer.evaluate(dataset.test)
+            let result = trainer.evaluate(test)
             printSummary(result)
             if let metrics {
+                try stopIfInterrupted()
                 let summary = RunSummary(model: net.name, parameters: net.parameterCount, config: TrainConfig(), threads: threadCount,
                                          isa: isa, date: Report.now().display, wallSeconds: 0, trainSeconds: 0, imagesPerSecond: 0,
                                          history: [], test: result, summary: net.summary)
@@ -188,6 +239,7 @@ struct Train: ParsableCommand {
             return
         }
 
+        let dataset = try FashionMNIST(directory: directory)
         let recipe = self.recipe
         var train = dataset.train
         if let limitTrain, limitTrain < train.count { train = train.slice(0..<limitTrain) }
@@ -195,8 +247,9 @@ struct Train: ParsableCommand {
         let valCount = Int((Double(train.count) * valSplit).rounded(.down))
         let fit = train.slice(0..<(train.count - valCount))
         let validation = valCount > 0 ? train.slice((train.count - valCount)..<train.count) : nil
-        guard fit.count > 0 else { throw .invalidArgument("--val-split \(valSplit) leaves no training images") }
+        guard fit.count > 0 else { throw FCLFError.invalidArgument("--val-split \(valSplit) leaves no training images") }
         print("data \(directory): \(fit.count) train / \(valCount) validation / \(dataset.test.count) test images; seed \(seed); threads \(threadCount), kernels \(isa)")
+        try stopIfInterrupted()
 
         let stamp = Report.now()
         if compare {
@@ -205,96 +258,134 @@ struct Train: ParsableCommand {
             for kind in ModelKind.seedModels {
                 var r = recipe
                 r.model = kind
-                let (summary, _) = try trainModel(r, fit: fit, validation: validation, test: dataset.test, isa: isa, threads: threadCount)
-                try Report.write(summary, test: dataset.test, to: dir + "/" + kind.rawValue)
+                let (summary, net) = try trainModel(r, fit: fit, validation: validation, test: dataset.test, isa: isa, threads: threadCount)
+                try write(net, summary, suffix: "-" + kind.rawValue)
                 runs.append(summary)
+                guard !noReport else { continue }
+                try stopIfInterrupted()
+                try Report.write(summary, test: dataset.test, to: dir + "/" + kind.rawValue)
             }
+            guard !noReport else { return }
+            try stopIfInterrupted()
             print("comparison written to \(try Report.writeComparison(runs, to: dir))")
             return
         }
         let (summary, net) = try trainModel(recipe, fit: fit, validation: validation, test: dataset.test, isa: isa, threads: threadCount)
-        if let out {
-            try ModelFile.save(net, to: out)
-            print("model written to \(out)")
-        }
-        if let metrics {
-            try FileIO.writeAtomically(Report.metricsJSON(summary), to: metrics)
-            print("metrics written to \(metrics)")
-        }
+        try write(net, summary, suffix: "")
         if !noReport {
+            try stopIfInterrupted()
             let dir = report ?? "reports/\(recipe.model.rawValue)-s\(seed)-\(stamp.stamp)"
             print("report written to \(try Report.write(summary, test: dataset.test, to: dir))")
         }
     }
 
-    /// Trains one model with `recipe` and evaluates it on the test set.
+    /// --out and --metrics, with `suffix` before each file's extension (--compare's one file per model).
+    func write(_ net: Sequential, _ summary: RunSummary, suffix: String) throws {
+        if let out {
+            try stopIfInterrupted()
+            let path = Train.suffixed(out, suffix)
+            try ModelFile.save(net, to: path)
+            print("model written to \(path)")
+        }
+        if let metrics {
+            try stopIfInterrupted()
+            let path = Train.suffixed(metrics, suffix)
+            try FileIO.writeAtomically(Report.metricsJSON(summary), to: path)
+            print("metrics written to \(path)")
+        }
+    }
+
+    /// "dir/m.fclf" + "-cnn" = "dir/m-cnn.fclf"; a name without an extension gets the suffix at its end.
+    static func suffixed(_ path: String, _ suffix: String) -> String {
+        guard !suffix.isEmpty else { return path }
+        let name = path.split(separator: "/", omittingEmptySubsequences: false).last ?? ""
+        guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return path + suffix }
+        let stem = path.dropLast(name.distance(from: dot, to: name.endIndex))
+        return stem + suffix + name[dot...]
+    }
+
+    /// Trains one model with `recipe` (resuming from --checkpoint-dir with --resume) and evaluates it on the test set.
     func trainModel(_ recipe: Recipe, fit: LabeledImages, validation: LabeledImages?, test: LabeledImages, isa: String,
-                    threads: Int) throws(FCLFError) -> (RunSummary, Sequential) {
+                    threads: Int) throws -> (RunSummary, Sequential) {
         let wallStart = monotonicSeconds()
-        let config = recipe.config, kind = recipe.model, epochs = config.epochs, keepBest = recipe.keepBest
-        var net = kind.build(seed: seed)
-        let trainer = Trainer(model: net, config: config)
-        print("model \(kind.rawValue): \(net.parameterCount) parameters; recipe (preset \(preset.rawValue)): \(config.recipe)"
-              + (keepBest ? ", best epoch kept" : "") + (recipe.calibrate ? ", calibrated" : ""))
-        print(net.summary)
+        let config = recipe.config, kind = recipe.model, epochs = config.epochs
+        let run = TrainingRun(recipe: recipe, fit: fit, validation: validation, checkpointDirectory: checkpointDir,
+                              checkpointEvery: checkpointEvery ?? 0)
+        print("model \(kind.rawValue): \(run.model.parameterCount) parameters; recipe (preset \(preset.rawValue)): \(config.recipe)"
+              + (recipe.keepBest ? ", best epoch kept" : "") + (recipe.calibrate ? ", calibrated" : ""))
+        print(run.model.summary)
 
         let live = isatty(STDOUT_FILENO) != 0
-        var history: [EpochRecord] = []
-        var trainSeconds = 0.0
-        var best: (epoch: Int, accuracy: Double, loss: Double, weights: [[Float]])?
-        for epoch in 1...epochs {
-            let start = monotonicSeconds()
-            var lastDraw = start
-            let (loss, accuracy) = trainer.trainEpoch(fit) { done, total, meanLoss in
+        var lastDraw = 0.0
+        run.onEvent = { event in
+            switch event {
+            case let .batch(epoch, done, total, meanLoss, seconds):
                 guard live else { return }
                 let now = monotonicSeconds()
                 guard now - lastDraw >= 0.2 || done == total else { return }
                 lastDraw = now
-                let rate = Double(done) / max(now - start, 1e-9)
+                let rate = Double(done) / max(seconds, 1e-9)
                 let eta = Double(total - done) / max(rate, 1e-9)
                 print("\r\u{1B}[Kepoch \(epoch)/\(epochs) \(done)/\(total)  loss \(Text.fixed(meanLoss, 4))  \(Int(rate)) img/s  ETA \(Text.fixed(eta, 1)) s", terminator: "")
                 Console.flush()
+            case let .epoch(record, best, _):
+                var line = "epoch \(record.epoch)/\(epochs)  loss \(Text.fixed(record.trainLoss, 4))  acc \(Text.fixed(record.trainAccuracy, 4))"
+                if let l = record.valLoss, let a = record.valAccuracy { line += "  val_loss \(Text.fixed(l, 4))  val_acc \(Text.fixed(a, 4))" }
+                line += "  \(Text.fixed(record.seconds, 1)) s  \(Int(record.imagesPerSecond)) img/s"
+                if best { line += "  (best so far)" }
+                print((live ? "\r\u{1B}[K" : "") + line)
+                Console.flush()
+            case .checkpoint:
+                break
+            case let .warning(message):
+                Console.flush()
+                Console.error("fclf-train: warning: \(message)")
             }
-            let seconds = monotonicSeconds() - start
-            trainSeconds += seconds
-            let v = validation.map { trainer.evaluate($0) }
-            let record = EpochRecord(epoch: epoch, trainLoss: loss, trainAccuracy: accuracy, valLoss: v?.loss,
-                                     valAccuracy: v?.accuracy, seconds: seconds,
-                                     imagesPerSecond: Double(fit.count) / seconds)
-            history.append(record)
-            var line = "epoch \(epoch)/\(epochs)  loss \(Text.fixed(loss, 4))  acc \(Text.fixed(accuracy, 4))"
-            if let v { line += "  val_loss \(Text.fixed(v.loss, 4))  val_acc \(Text.fixed(v.accuracy, 4))" }
-            line += "  \(Text.fixed(seconds, 1)) s  \(Int(record.imagesPerSecond)) img/s"
-            if keepBest, let v, best.map({ v.accuracy > $0.accuracy || (v.accuracy == $0.accuracy && v.loss < $0.loss) }) ?? true {
-                best = (epoch, v.accuracy, v.loss, net.snapshot())
-                line += "  (best so far)"
-            }
-            print((live ? "\r\u{1B}[K" : "") + line)
-            Console.flush()
         }
-        let imagesPerSecond = Double(fit.count * epochs) / trainSeconds
-        print("training: \(Text.fixed(trainSeconds, 1)) s, \(Int(imagesPerSecond)) images/s")
-        if let best {
-            net.restore(best.weights)
+        run.interrupted = { fclf_sigint_count() > 0 }
+
+        if let dir = checkpointDir {
+            if resume {
+                let path = try run.resume()
+                let position = run.batch == run.batchesPerEpoch ? "after epoch \(run.epoch)" : "epoch \(run.epoch), after batch \(run.batch) of \(run.batchesPerEpoch)"
+                print("resumed from \(path): \(position), \(Text.fixed(run.trainSeconds + run.epochSeconds, 1)) s of training before")
+                for record in run.history {
+                    var line = "epoch \(record.epoch)/\(epochs)  loss \(Text.fixed(record.trainLoss, 4))  acc \(Text.fixed(record.trainAccuracy, 4))"
+                    if let l = record.valLoss, let a = record.valAccuracy { line += "  val_loss \(Text.fixed(l, 4))  val_acc \(Text.fixed(a, 4))" }
+                    print(line + "  (before resuming)" + (run.best?.epoch == record.epoch ? "  (best so far)" : ""))
+                }
+            }
+            print("checkpoints: \(dir) (each epoch's end" + (checkpointEvery.map { " and every \($0) steps" } ?? "") + "; the newest two kept)")
+        }
+        try stopIfInterrupted(checkpointDir == nil ? "" : " before training; nothing new written")
+        switch try run.train() {
+        case .finished: break
+        case let .interrupted(epoch, batch, checkpoint):
+            if live { print("") }
+            let at = batch == run.batchesPerEpoch ? "after epoch \(epoch)" : "at epoch \(epoch), batch \(batch) of \(run.batchesPerEpoch)"
+            if let checkpoint {
+                throw Interrupted(message: " \(at); checkpoint \(checkpoint) written; continue with the same flags and --resume")
+            }
+            throw Interrupted(message: " \(at); nothing saved (give --checkpoint-dir DIR to be able to resume)")
+        }
+        let result = try run.finish(test: test)
+        print("training: \(Text.fixed(result.trainSeconds, 1)) s, \(Int(result.imagesPerSecond)) images/s")
+        if let best = result.kept {
             print("kept epoch \(best.epoch) of \(epochs): best validation accuracy \(Text.fixed(best.accuracy, 4)) (loss \(Text.fixed(best.loss, 4)))")
         }
-        var calibration: Calibration.Result?
-        if recipe.calibrate, let validation {
-            let v = trainer.logits(validation), t = trainer.logits(test)
-            let temperature = Calibration.fitTemperature(logits: v.logits, labels: v.labels, classes: net.outputSize)
-            let before = Calibration.expectedCalibrationError(logits: t.logits, labels: t.labels, classes: net.outputSize)
-            let after = Calibration.expectedCalibrationError(logits: t.logits, labels: t.labels, classes: net.outputSize,
-                                                             temperature: Double(temperature))
-            calibration = Calibration.Result(temperature: temperature, testECEBefore: before, testECEAfter: after)
-            print("calibration: temperature \(Text.fixed(Double(temperature), 3)) fitted on the validation split; test expected calibration error (15 bins) \(Text.fixed(before * 100, 2))% -> \(Text.fixed(after * 100, 2))%")
-            net = try net.calibrated(temperature: temperature)
+        if let c = result.calibration {
+            print("calibration: temperature \(Text.fixed(Double(c.temperature), 3)) fitted on the validation split; test expected calibration error (15 bins) \(Text.fixed(c.testECEBefore * 100, 2))% -> \(Text.fixed(c.testECEAfter * 100, 2))%")
         }
-        let result = Trainer(model: net, config: config).evaluate(test)
-        printSummary(result)
+        let after = run.lastCheckpoint.map { "; \($0) holds the trained state: rerun with --resume to write the outputs" } ?? ""
+        try stopIfInterrupted(" after training" + after)
+        let net = result.model
+        let evaluation = Trainer(model: net, config: config).evaluate(test)
+        printSummary(evaluation)
+        try stopIfInterrupted(" after training" + after)
         let summary = RunSummary(model: kind.rawValue, parameters: net.parameterCount, config: config, threads: threads, isa: isa,
-                                 date: Report.now().display, wallSeconds: monotonicSeconds() - wallStart, trainSeconds: trainSeconds,
-                                 imagesPerSecond: imagesPerSecond, history: history, test: result, summary: net.summary,
-                                 keptEpoch: best?.epoch, calibration: calibration)
+                                 date: Report.now().display, wallSeconds: monotonicSeconds() - wallStart, trainSeconds: result.trainSeconds,
+                                 imagesPerSecond: result.imagesPerSecond, history: result.history, test: evaluation, summary: net.summary,
+                                 keptEpoch: result.kept?.epoch, calibration: result.calibration)
         return (summary, net)
     }
 

@@ -72,7 +72,11 @@ public struct FashionMNIST: Sendable {
     public init(directory: String) throws(FCLFError) {
         train = try IDX.load(images: directory + "/train-images-idx3-ubyte.gz",
                              labels: directory + "/train-labels-idx1-ubyte.gz")
-        test = try IDX.load(images: directory + "/t10k-images-idx3-ubyte.gz",
-                            labels: directory + "/t10k-labels-idx1-ubyte.gz")
+        test = try FashionMNIST.testSplit(directory: directory)
+    }
+
+    /// Only the 10,000 test images (evaluating a saved model needs no training files).
+    public static func testSplit(directory: String) throws(FCLFError) -> LabeledImages {
+        try IDX.load(images: directory + "/t10k-images-idx3-ubyte.gz", labels: directory + "/t10k-labels-idx1-ubyte.gz")
     }
 }

@@ -97,7 +97,8 @@ public final class Dropout: Layer {
     public let rate: Float
     public let computesInputGradient = true
     private let seed: UInt64
-    private var batches: UInt64 = 0
+    /// Training batches seen so far (the next mask's k - 1); training checkpoints save and restore it.
+    var batches: UInt64 = 0
     private let y = Buffer<Float>(), mask = Buffer<UInt8>()
     private var shape = Shape(n: 0, c: 0)
     private var active = false

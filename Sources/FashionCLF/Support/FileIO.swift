@@ -1,3 +1,5 @@
+import CSignal
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -5,7 +7,9 @@ import Musl
 #endif
 
 /// File helpers: whole-file reads with a size limit, and atomic writes (temporary file, fsync, rename),
-/// so an interrupted run never leaves a half-written model or report behind.
+/// so an interrupted run never leaves a half-written model or report behind. A process killed while writing
+/// (SIGKILL) can leave its `PATH.tmp.PID` file; fclf-train removes those of dead processes from its
+/// checkpoint folder when it starts.
 public enum FileIO {
     /// The whole of a regular file of at most `limit` bytes. Devices, pipes and folders are refused before
     /// anything is read (`/dev/zero` would otherwise be read up to the limit).
@@ -50,6 +54,9 @@ public enum FileIO {
 
     public static func writeAtomically(_ bytes: [UInt8], to path: String) throws(FCLFError) {
         let tmp = path + ".tmp.\(getpid())"
+        // fclf-train's second Ctrl-C exits at once and removes this file (a no-op elsewhere).
+        fclf_temporary_file_begin(tmp)
+        defer { fclf_temporary_file_end() }
         guard let f = fopen(tmp, "wb") else {
             throw .io(path: path, reason: "cannot create \(tmp): \(String(cString: strerror(errno))); check that the folder exists and is writable")
         }

@@ -1,7 +1,8 @@
 /// SplitMix64 (Steele, Lea, Flood 2014): a small, fast, seeded generator. Every random choice of a run
 /// (initial weights, shuffling) comes from one of these, so the same seed gives the same run.
 public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
+    /// The generator's whole state: `SplitMix64(seed: g.state)` continues exactly where `g` is (checkpoints).
+    public private(set) var state: UInt64
 
     public init(seed: UInt64) { state = seed }
 

@@ -5,6 +5,38 @@ public protocol Optimizer: AnyObject {
     var learningRate: Float { get set }
     /// One update from the gradients currently held by the parameters.
     func step()
+    /// Everything besides the parameters that later steps depend on, for training checkpoints.
+    var state: OptimizerState { get }
+    /// Puts back a state taken from an optimiser of the same kind over parameters of the same sizes; throws
+    /// (changing nothing) when the sizes differ.
+    func restore(_ state: OptimizerState) throws(FCLFError)
+}
+
+/// An optimiser's state: its step count (Adam's bias correction; 0 for SGD) and its buffers, one per parameter
+/// in order (Adam, AdamW: the first moment m then the second v; SGD: the velocity).
+public struct OptimizerState: Equatable, Sendable {
+    public var step: Int64
+    public var buffers: [[Float]]
+
+    public init(step: Int64, buffers: [[Float]]) {
+        self.step = step
+        self.buffers = buffers
+    }
+
+    static func of(_ step: Int64, _ buffers: [Buffer<Float>], counts: [Int]) -> OptimizerState {
+        OptimizerState(step: step, buffers: zip(buffers, counts).map { Array(UnsafeBufferPointer(start: $0.pointer, count: $1)) })
+    }
+
+    /// Copies into `buffers` after checking every size.
+    func restore(into buffers: [Buffer<Float>], counts: [Int]) throws(FCLFError) {
+        guard buffers.count == self.buffers.count, step >= 0,
+              zip(self.buffers, counts).allSatisfy({ $0.count == $1 }) else {
+            throw .invalidArgument("optimiser state of \(self.buffers.count) buffers (\(self.buffers.map(\.count))) does not fit \(counts.count) parameters (\(counts))")
+        }
+        for (b, values) in zip(buffers, self.buffers) {
+            values.withUnsafeBufferPointer { b.pointer.update(from: $0.baseAddress!, count: $0.count) }
+        }
+    }
 }
 
 /// Adam (Kingma & Ba 2015) with bias correction; defaults as in Keras (epsilon 1e-7).
@@ -23,6 +55,13 @@ public final class Adam: Optimizer {
         self.beta2 = beta2
         self.epsilon = epsilon
         moments = parameters.map { Buffer<Float>(capacity: 2 * $0.count) }  // zeroed: m then v
+    }
+
+    public var state: OptimizerState { .of(t, moments, counts: parameters.map { 2 * $0.count }) }
+
+    public func restore(_ state: OptimizerState) throws(FCLFError) {
+        try state.restore(into: moments, counts: parameters.map { 2 * $0.count })
+        t = state.step
     }
 
     public func step() {
@@ -64,6 +103,13 @@ public final class AdamW: Optimizer {
         moments = parameters.map { Buffer<Float>(capacity: 2 * $0.count) }  // zeroed: m then v
     }
 
+    public var state: OptimizerState { .of(t, moments, counts: parameters.map { 2 * $0.count }) }
+
+    public func restore(_ state: OptimizerState) throws(FCLFError) {
+        try state.restore(into: moments, counts: parameters.map { 2 * $0.count })
+        t = state.step
+    }
+
     public func step() {
         t += 1
         for ((p, mv), decayed) in zip(zip(parameters, moments), decays) {
@@ -95,6 +141,12 @@ public final class SGD: Optimizer {
         self.nesterov = nesterov
         self.weightDecay = weightDecay
         velocity = parameters.map { Buffer<Float>(capacity: $0.count) }
+    }
+
+    public var state: OptimizerState { .of(0, velocity, counts: parameters.map(\.count)) }
+
+    public func restore(_ state: OptimizerState) throws(FCLFError) {
+        try state.restore(into: velocity, counts: parameters.map(\.count))
     }
 
     public func step() {

@@ -87,29 +87,116 @@ public final class Trainer {
         return (sum, correct(x.shape.n, labels))
     }
 
-    /// Trains one epoch over `data` in a fresh random order. `progress(done, total, meanLoss)` is called
-    /// after each batch.
-    public func trainEpoch(_ data: LabeledImages, progress: ((Int, Int, Double) -> Void)? = nil) -> (loss: Double, accuracy: Double) {
+    /// Optimiser steps of one epoch over `count` images.
+    public func stepsPerEpoch(_ count: Int) -> Int { (count + config.batchSize - 1) / config.batchSize }
+
+    /// Starts an epoch over `data`: a fresh random order (a Fisher-Yates shuffle of the previous epoch's) and
+    /// the epoch's sums at 0. `trainNextBatch` then walks it.
+    public func beginEpoch(_ data: LabeledImages) {
         if order.count != data.count { order = (0..<Int32(data.count)).map { $0 } }
         // Fisher-Yates with our seeded generator (Swift's shuffle(using:) algorithm is not specified).
         for i in stride(from: order.count - 1, to: 0, by: -1) {
             order.swapAt(i, Int(rng.next() % UInt64(i + 1)))
         }
-        let stepsPerEpoch = (data.count + config.batchSize - 1) / config.batchSize
+        epochDone = 0
+        epochLossSum = 0
+        epochHits = 0
+    }
+
+    /// Images of the current epoch trained so far, and their summed loss and correct predictions.
+    public private(set) var epochDone = 0
+    public private(set) var epochLossSum = 0.0
+    public private(set) var epochHits = 0
+
+    /// The current epoch's mean loss and accuracy so far.
+    public var epochResult: (loss: Double, accuracy: Double) {
+        (epochLossSum / Double(max(epochDone, 1)), Double(epochHits) / Double(max(epochDone, 1)))
+    }
+
+    /// One optimiser step on the next batch of the epoch begun with `beginEpoch` (`data` the same images);
+    /// returns the batch's summed loss and its size.
+    @discardableResult
+    public func trainNextBatch(_ data: LabeledImages) -> (loss: Double, count: Int) {
+        precondition(order.count == data.count && epochDone < data.count, "trainNextBatch: no batch left; call beginEpoch first")
+        let stepsPerEpoch = self.stepsPerEpoch(data.count)
         let schedule = config.learningRateSchedule(stepsPerEpoch: stepsPerEpoch)
-        var lossSum = 0.0, hits = 0, done = 0
-        while done < data.count {
-            let n = min(config.batchSize, data.count - done)
-            let base = done
-            let x = order.withUnsafeBufferPointer { loadTrainingBatch(data, order: $0, base: base, n: n) }
-            optimizer.learningRate = schedule.rate(step: steps, totalSteps: config.epochs * stepsPerEpoch)
-            let r = step(x, labels: labels.pointer)
-            steps += 1
-            lossSum += r.loss
-            hits += r.correct
-            done += n
-            progress?(done, data.count, lossSum / Double(done))
+        let n = min(config.batchSize, data.count - epochDone)
+        let base = epochDone
+        let x = order.withUnsafeBufferPointer { loadTrainingBatch(data, order: $0, base: base, n: n) }
+        optimizer.learningRate = schedule.rate(step: steps, totalSteps: config.epochs * stepsPerEpoch)
+        let r = step(x, labels: labels.pointer)
+        steps += 1
+        epochLossSum += r.loss
+        epochHits += r.correct
+        epochDone += n
+        return (r.loss, n)
+    }
+
+    /// Trains one epoch over `data` in a fresh random order. `progress(done, total, meanLoss)` is called
+    /// after each batch.
+    public func trainEpoch(_ data: LabeledImages, progress: ((Int, Int, Double) -> Void)? = nil) -> (loss: Double, accuracy: Double) {
+        beginEpoch(data)
+        while epochDone < data.count {
+            trainNextBatch(data)
+            progress?(epochDone, data.count, epochLossSum / Double(epochDone))
         }
-        return (lossSum / Double(max(data.count, 1)), Double(hits) / Double(max(data.count, 1)))
+        return (epochLossSum / Double(max(data.count, 1)), Double(epochHits) / Double(max(data.count, 1)))
+    }
+
+    // MARK: - Checkpoints
+
+    /// Everything a run's later steps depend on besides the data and the recipe: every stored value of the
+    /// model (BatchNorm's running statistics included), the optimiser's state, the shuffle generator and the
+    /// current order (each epoch shuffles the previous one), the step and augmentation counters, dropout's
+    /// batch counters and the current epoch's position and sums.
+    public struct State: Equatable, Sendable {
+        public var stored: [[Float]]
+        public var optimizer: OptimizerState
+        public var shuffleState: UInt64
+        public var order: [Int32]
+        public var steps: Int
+        public var augmented: UInt64
+        public var dropoutBatches: [UInt64]
+        public var epochDone: Int
+        public var epochLossSum: Double
+        public var epochHits: Int
+    }
+
+    private var dropouts: [Dropout] { model.steps.compactMap { $0 as? Dropout } }
+
+    public var state: State {
+        State(stored: model.snapshot(), optimizer: optimizer.state, shuffleState: rng.state, order: order, steps: steps,
+              augmented: augmented, dropoutBatches: dropouts.map(\.batches), epochDone: epochDone,
+              epochLossSum: epochLossSum, epochHits: epochHits)
+    }
+
+    /// Puts back a state taken from a trainer of the same model and recipe; throws, changing nothing, when
+    /// the sizes do not fit.
+    public func restore(_ s: State) throws(FCLFError) {
+        let dropouts = self.dropouts
+        guard s.stored.count == model.stored.count, zip(s.stored, model.stored).allSatisfy({ $0.count == $1.count }) else {
+            throw .invalidArgument("the saved model values (\(s.stored.map(\.count))) do not fit this model (\(model.stored.map(\.count)))")
+        }
+        guard s.dropoutBatches.count == dropouts.count else {
+            throw .invalidArgument("\(s.dropoutBatches.count) saved dropout counters for \(dropouts.count) dropout layers")
+        }
+        guard s.steps >= 0, s.epochDone >= 0, s.epochDone <= s.order.count, s.epochHits >= 0, s.epochHits <= s.epochDone else {
+            throw .invalidArgument("saved position \(s.epochDone) of \(s.order.count) images (\(s.epochHits) correct, step \(s.steps)) is impossible")
+        }
+        var seen = [Bool](repeating: false, count: s.order.count)
+        for i in s.order {
+            guard i >= 0 && Int(i) < seen.count && !seen[Int(i)] else { throw .invalidArgument("the saved shuffle order is not a permutation") }
+            seen[Int(i)] = true
+        }
+        try optimizer.restore(s.optimizer)
+        model.restore(s.stored)
+        rng = SplitMix64(seed: s.shuffleState)
+        order = s.order
+        steps = s.steps
+        augmented = s.augmented
+        for (d, b) in zip(dropouts, s.dropoutBatches) { d.batches = b }
+        epochDone = s.epochDone
+        epochLossSum = s.epochLossSum
+        epochHits = s.epochHits
     }
 }

@@ -1,0 +1,202 @@
+// fclf-train from the outside: the built executable run as a child process. Ctrl-C (SIGINT) stops after the
+// batch with a checkpoint and status 130 and a resumed run writes the same model file as one never stopped;
+// command-line mistakes get messages that say how to fix them. Needs `swift build` first (as the C API tests)
+// and Fashion-MNIST installed.
+@testable import FashionCLF
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// fclf-train: $FCLF_BIN_DIR/fclf-train, else the newest of SwiftPM's debug and release builds.
+private let trainExecutable: String? = {
+    if let env = getenv("FCLF_BIN_DIR").map({ String(cString: $0) }) { return env + "/fclf-train" }
+    var best: (String, Int)?
+    for dir in [".build/debug", ".build/release"] {
+        var st = stat()
+        let path = packageRoot + "/" + dir + "/fclf-train"
+        if stat(path, &st) == 0, best == nil || st.st_mtim.tv_sec > best!.1 { best = (path, st.st_mtim.tv_sec) }
+    }
+    return best?.0
+}()
+
+private let dataDirectory = FashionMNIST.resolveDirectory(nil)
+private let haveData = access(dataDirectory + "/train-images-idx3-ubyte.gz", R_OK) == 0
+
+/// Starts fclf-train with `arguments`, its output (stdout and stderr) to `output`, SIGINT handled by default
+/// whatever the test runner's threads block or ignore.
+private func spawnTrain(_ arguments: [String], output: String) throws -> pid_t {
+    let exe = try #require(trainExecutable, "fclf-train not built: run `swift build` before `swift test` (or set FCLF_BIN_DIR)")
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var none = sigset_t(), interrupt = sigset_t()
+    sigemptyset(&none)
+    sigemptyset(&interrupt)
+    sigaddset(&interrupt, SIGINT)
+    posix_spawnattr_setsigmask(&attributes, &none)
+    posix_spawnattr_setsigdefault(&attributes, &interrupt)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    let argv: [UnsafeMutablePointer<CChar>?] = ([exe] + arguments).map { strdup($0) } + [nil]
+    defer { for a in argv { free(a) } }
+    var pid = pid_t()
+    let rc = posix_spawn(&pid, exe, &actions, &attributes, argv, environ)
+    try #require(rc == 0, "cannot start \(exe): \(String(cString: strerror(rc)))")
+    return pid
+}
+
+/// The child's exit status (128 + the signal if one killed it); kills it and returns nil after `timeout` s.
+private func waitExit(_ pid: pid_t, timeout: Double = 300) -> Int32? {
+    let deadline = monotonicSeconds() + timeout
+    var status: Int32 = 0
+    while true {
+        let r = waitpid(pid, &status, WNOHANG)
+        if r == pid { break }
+        if r < 0 { return nil }
+        if monotonicSeconds() > deadline {
+            kill(pid, SIGKILL)
+            waitpid(pid, &status, 0)
+            return nil
+        }
+        usleep(20_000)
+    }
+    let signal = status & 0x7f
+    return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+}
+
+private func contents(_ path: String) -> String {
+    String(decoding: (try? FileIO.read(path, limit: 1 << 24)) ?? [], as: UTF8.self)
+}
+
+/// Runs fclf-train to the end: (exit status, output).
+private func runTrain(_ arguments: [String], in dir: String) throws -> (status: Int32?, output: String) {
+    let log = dir + "/log-\(UInt32.random(in: 0...UInt32.max)).txt"
+    let pid = try spawnTrain(arguments, output: log)
+    let status = waitExit(pid)
+    return (status, contents(log))
+}
+
+private func entries(_ dir: String) -> [String] { ((try? TrainingRun.directoryEntries(dir)) ?? []).sorted() }
+
+/// Waits until `dir` holds a checkpoint (or the child ends, or 120 s pass).
+private func waitForCheckpoint(_ dir: String, child pid: pid_t) -> Bool {
+    let deadline = monotonicSeconds() + 120
+    while monotonicSeconds() < deadline {
+        if entries(dir).contains(where: { $0.hasSuffix(".fclfckpt") }) { return true }
+        if kill(pid, 0) != 0 { return false }
+        usleep(10_000)
+    }
+    return false
+}
+
+@Suite("fclf-train (the executable)", .enabled(if: haveData, "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)"))
+struct TrainCommandTests {
+    /// A small CNN run: 1,600 training images, batches of 16, 2 epochs (200 steps).
+    let small = ["--model", "cnn", "--epochs", "2", "--limit-train", "2000", "--batch-size", "16", "--seed", "3",
+                 "--threads", "2", "--no-report", "--data", dataDirectory]
+
+    @Test("Ctrl-C: the batch finishes, a checkpoint is written, no temporary files, status 130; --resume ends with the uninterrupted run's model bytes")
+    func sigintThenResume() throws {
+        let dir = temporaryDirectory(), checkpoints = dir + "/ck"
+        let plain = try runTrain(small + ["--out", dir + "/a.fclf"], in: dir)
+        #expect(plain.status == 0, "\(plain.output)")
+
+        let args = small + ["--checkpoint-dir", checkpoints, "--checkpoint-every", "5", "--out", dir + "/b.fclf"]
+        let pid = try spawnTrain(args, output: dir + "/interrupted.txt")
+        let started = waitForCheckpoint(checkpoints, child: pid)
+        kill(pid, SIGINT)
+        let status = waitExit(pid)
+        let output = contents(dir + "/interrupted.txt")
+        try #require(started && status == 130, "status \(String(describing: status)) (a checkpoint seen: \(started)):\n\(output)")
+        #expect(output.contains("fclf-train: interrupted at epoch "), "\(output)")
+        #expect(output.contains("written; continue with the same flags and --resume"), "\(output)")
+        let files = entries(checkpoints)
+        #expect(!files.isEmpty && files.count <= 2 && files.allSatisfy { $0.hasPrefix("ckpt-") && $0.hasSuffix(".fclfckpt") }, "\(files)")
+        #expect(!entries(dir).contains { $0.contains(".tmp.") } && !files.contains { $0.contains(".tmp.") })
+        #expect(access(dir + "/b.fclf", F_OK) != 0, "an interrupted run wrote its model")
+
+        let resumed = try runTrain(args + ["--resume"], in: dir)
+        #expect(resumed.status == 0, "\(resumed.output)")
+        #expect(resumed.output.contains("resumed from \(checkpoints)/ckpt-"))
+        let a = try FileIO.read(dir + "/a.fclf", limit: 1 << 24), b = try FileIO.read(dir + "/b.fclf", limit: 1 << 24)
+        let same = a == b
+        #expect(same, "the resumed run's model file differs from the uninterrupted run's")
+    }
+
+    @Test("a second Ctrl-C during a batch exits at once with status 130 and leaves no temporary file")
+    func secondSigint() throws {
+        let dir = temporaryDirectory(), checkpoints = dir + "/ck"
+        // Batches of 1,000 images: the second SIGINT, 50 ms after the first, arrives while a batch is running.
+        let args = ["--model", "cnn", "--epochs", "50", "--limit-train", "6000", "--batch-size", "1000", "--threads", "2",
+                    "--no-report", "--data", dataDirectory, "--checkpoint-dir", checkpoints, "--checkpoint-every", "1"]
+        let pid = try spawnTrain(args, output: dir + "/log.txt")
+        let started = waitForCheckpoint(checkpoints, child: pid)
+        kill(pid, SIGINT)
+        usleep(50_000)
+        kill(pid, SIGINT)
+        let status = waitExit(pid, timeout: 60)
+        let output = contents(dir + "/log.txt")
+        #expect(started && status == 130, "status \(String(describing: status)):\n\(output)")
+        #expect(output.contains("fclf-train: interrupted again: exiting now"), "\(output)")
+        #expect(!entries(checkpoints).contains { $0.contains(".tmp.") }, "\(entries(checkpoints))")
+    }
+
+    @Test("command-line mistakes: --epochs -3, --eval with --report, --resume without --checkpoint-dir, --compare --model (status 64, the fix named)")
+    func usageErrors() throws {
+        let dir = temporaryDirectory()
+        let cases: [([String], String)] = [
+            (["--epochs", "-3"], "--epochs must be at least 1 (got -3)"),
+            (["--epochs=-3"], "--epochs must be at least 1 (got -3)"),
+            (["--limit-train", "-5"], "--limit-train must be at least 1 (got -5)"),
+            (["--eval", "m.fclf", "--report", dir], "--eval writes no report"),
+            (["--resume"], "--resume and --checkpoint-every need --checkpoint-dir DIR"),
+            (["--checkpoint-dir", dir, "--checkpoint-every", "0"], "--checkpoint-every must be at least 1 (got 0)"),
+            (["--compare", "--model", "cnn"], "--compare trains both the cnn and the mlp; drop --model"),
+        ]
+        for (args, message) in cases {
+            let r = try runTrain(args, in: dir)
+            #expect(r.status == 64 && r.output.contains(message), "\(args): status \(String(describing: r.status)):\n\(r.output)")
+        }
+    }
+
+    @Test("--eval needs only the two test files")
+    func evalTestFilesOnly() throws {
+        let dir = temporaryDirectory()
+        for name in ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
+            #expect(symlink(dataDirectory + "/" + name, dir + "/" + name) == 0)
+        }
+        let r = try runTrain(["--eval", defaultModelFile, "--data", dir, "--metrics", dir + "/eval.json"], in: dir)
+        #expect(r.status == 0, "\(r.output)")
+        #expect(r.output.contains("test accuracy 91.00%"), "\(r.output)")
+        #expect(contents(dir + "/eval.json").contains("\"test_accuracy\""))
+    }
+
+    @Test("--compare writes --out and --metrics once per model (-cnn, -mlp before the extension)")
+    func compareWritesBoth() throws {
+        let dir = temporaryDirectory()
+        let r = try runTrain(["--compare", "--epochs", "1", "--limit-train", "300", "--threads", "2", "--no-report", "--data", dataDirectory,
+                              "--out", dir + "/m.fclf", "--metrics", dir + "/run.json"], in: dir)
+        #expect(r.status == 0, "\(r.output)")
+        for kind in ["cnn", "mlp"] {
+            #expect(try ModelFile.load(dir + "/m-\(kind).fclf").name == kind)
+            #expect(contents(dir + "/run-\(kind).json").contains("\"model\": \"\(kind)\""))
+        }
+        #expect(access(dir + "/m.fclf", F_OK) != 0 && access(dir + "/run.json", F_OK) != 0)
+    }
+
+    @Test("a loss that becomes NaN (--lr 1e30) stops with status 1, naming the epoch and batch")
+    func nanLoss() throws {
+        let dir = temporaryDirectory()
+        let r = try runTrain(["--model", "mlp", "--lr", "1e30", "--epochs", "1", "--limit-train", "500", "--threads", "2", "--no-report",
+                              "--data", dataDirectory, "--checkpoint-dir", dir + "/ck", "--out", dir + "/m.fclf"], in: dir)
+        #expect(r.status == 1, "\(r.output)")
+        #expect(r.output.contains("fclf-train: error: loss became ") && r.output.contains(" at epoch 1, batch "), "\(r.output)")
+        #expect(r.output.contains("; lower --lr"), "\(r.output)")
+        #expect(entries(dir + "/ck").isEmpty && access(dir + "/m.fclf", F_OK) != 0)
+    }
+}
