@@ -53,7 +53,7 @@ private func makeRun(_ recipe: Recipe, dir: String?, every: Int = 0, fit: Labele
 /// Model file bytes, history and kept epoch of a finished run.
 private func finished(_ run: TrainingRun) throws(FCLFError) -> (bytes: [UInt8], history: [EpochRecord], kept: Int?) {
     let r = try run.finish(test: valData)
-    return (ModelFile.encode(r.model, classes: 10), r.history, r.kept?.epoch)
+    return (try ModelFile.encode(r.model, classes: 10), r.history, r.kept?.epoch)
 }
 
 /// Stops `run` when `stop(epoch, batch)` says so (the TrainingRun's `interrupted` hook, as Ctrl-C).
