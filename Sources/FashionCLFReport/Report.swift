@@ -41,13 +41,15 @@ public struct RunSummary: Sendable {
 /// files (curves.svg, confusion.svg, samples.png, mistakes.png) beside metrics.json.
 public enum Report {
     /// UTC now as "YYYY-MM-DD HH:MM UTC" and as "YYYYMMDD-HHMMSS" (for folder names).
-    public static func now() -> (display: String, stamp: String) {
+    /// The UTC time for a page ("2026-11-26 13:40 UTC"), a file name ("20261126-134005") and metadata
+    /// (ISO 8601, "2026-11-26T13:40:05Z").
+    public static func now() -> (display: String, stamp: String, iso: String) {
         var t = time(nil)
         var tm = tm()
         gmtime_r(&t, &tm)
         func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
         let y = "\(tm.tm_year + 1900)", mo = two(tm.tm_mon + 1), d = two(tm.tm_mday), h = two(tm.tm_hour), mi = two(tm.tm_min), s = two(tm.tm_sec)
-        return ("\(y)-\(mo)-\(d) \(h):\(mi) UTC", "\(y)\(mo)\(d)-\(h)\(mi)\(s)")
+        return ("\(y)-\(mo)-\(d) \(h):\(mi) UTC", "\(y)\(mo)\(d)-\(h)\(mi)\(s)", "\(y)-\(mo)-\(d)T\(h):\(mi):\(s)Z")
     }
 
     /// Creates a folder and its parents.

@@ -381,6 +381,20 @@ struct Train: ParsableCommand {
         let net = result.model
         let evaluation = Trainer(model: net, config: config).evaluate(test)
         printSummary(evaluation)
+        // What the model file records about itself (fclf_model_metadata, Classifier.metadataJSON).
+        let command = (["fclf-train"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+        let recorded: [(String, ModelMetadata.Value)] = [
+            ("created", .string(Report.now().iso)), ("test_accuracy", .number(evaluation.accuracy)),
+            ("test_loss", .number(evaluation.loss)), ("command", .string(String(command.prefix(4096)))),
+            ("preset", .string(preset.rawValue)), ("recipe", .string(config.recipe)), ("seed", seed < 1 << 53 ? .number(Double(seed)) : .string(String(seed))),
+            ("epochs", .number(Double(epochs))), ("train_seconds", .number(result.trainSeconds)),
+            ("threads", .number(Double(threads))), ("kernels", .string(isa)),
+        ] + (result.kept.map { [("kept_epoch", .number(Double($0.epoch))), ("val_accuracy", .number($0.accuracy))] } ?? [])
+            + (result.calibration.map { [("test_ece_before", .number($0.testECEBefore)), ("test_ece_after", .number($0.testECEAfter))] } ?? [])
+        for (key, value) in recorded {
+            if case .number(let x) = value, !x.isFinite { continue }  // a figure that is not a number is left out
+            net.metadata[key] = value
+        }
         try stopIfInterrupted(" after training" + after)
         let summary = RunSummary(model: kind.rawValue, parameters: net.parameterCount, config: config, threads: threads, isa: isa,
                                  date: Report.now().display, wallSeconds: monotonicSeconds() - wallStart, trainSeconds: result.trainSeconds,

@@ -183,8 +183,17 @@ struct TrainCommandTests {
                               "--out", dir + "/m.fclf", "--metrics", dir + "/run.json"], in: dir)
         #expect(r.status == 0, "\(r.output)")
         for kind in ["cnn", "mlp"] {
-            #expect(try ModelFile.load(dir + "/m-\(kind).fclf").name == kind)
-            #expect(contents(dir + "/run-\(kind).json").contains("\"model\": \"\(kind)\""))
+            let model = try ModelFile.load(dir + "/m-\(kind).fclf")
+            #expect(model.name == kind)
+            let json = contents(dir + "/run-\(kind).json")
+            #expect(json.contains("\"model\": \"\(kind)\""))
+            // The model file records how and when it was made, and its test accuracy (the metrics' figure).
+            guard case .number(let accuracy)? = model.metadata["test_accuracy"], case .string(let command)? = model.metadata["command"],
+                  case .string(let created)? = model.metadata["created"] else {
+                Issue.record("metadata missing: \(model.metadata)"); continue
+            }
+            #expect(json.contains("\"test_accuracy\": \(Text.json(accuracy))"))
+            #expect(command.hasPrefix("fclf-train --compare --epochs 1") && created.hasSuffix("Z") && created.count == 20)
         }
         #expect(access(dir + "/m.fclf", F_OK) != 0 && access(dir + "/run.json", F_OK) != 0)
     }
