@@ -213,6 +213,9 @@ struct Train: ParsableCommand {
     }
 
     func execute() throws {
+        // Outputs are checked before any training, so a typo in a path costs nothing.
+        if let out { try FileIO.checkDestination(out, option: "--out") }
+        if let metrics { try FileIO.checkDestination(metrics, option: "--metrics") }
         let directory = FashionMNIST.resolveDirectory(data)
         let isa = String(cString: fclf_isa_name(fclf_isa_active()))
         let threadCount = Int(fclf_get_max_threads())

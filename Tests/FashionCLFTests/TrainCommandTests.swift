@@ -157,10 +157,38 @@ struct TrainCommandTests {
             (["--resume"], "--resume and --checkpoint-every need --checkpoint-dir DIR"),
             (["--checkpoint-dir", dir, "--checkpoint-every", "0"], "--checkpoint-every must be at least 1 (got 0)"),
             (["--compare", "--model", "cnn"], "--compare trains both the cnn and the mlp; drop --model"),
+            (["--batch-size", "0"], "--batch-size must be in 1...65536 (got 0)"),
+            (["--lr", "0"], "--lr must be a positive finite number (got 0.0)"),
+            (["--lr", "nan"], "--lr must be a positive finite number (got nan)"),
+            (["--momentum", "1"], "--momentum must be in [0, 1) (got 1.0)"),
+            (["--nesterov"], "--nesterov needs --optimizer sgd and a momentum above 0"),
+            (["--weight-decay", "1"], "--weight-decay must be in [0, 1) (got 1.0)"),
+            (["--warmup-epochs", "20", "--epochs", "2"], "--warmup-epochs must be in 0...--epochs (got 20.0)"),
+            (["--label-smoothing", "1"], "--label-smoothing must be in [0, 1) (got 1.0)"),
+            (["--val-split", "1"], "--val-split must be in [0, 1) (got 1.0)"),
+            (["--threads", "0"], "--threads must be in 1...4096 (got 0)"),
+            (["--keep-best", "--val-split", "0"], "--keep-best and --calibrate work on the validation split"),
+            (["--model", "resnet"], "The value 'resnet' is invalid for '--model <model>'"),
         ]
         for (args, message) in cases {
             let r = try runTrain(args, in: dir)
             #expect(r.status == 64 && r.output.contains(message), "\(args): status \(String(describing: r.status)):\n\(r.output)")
+        }
+    }
+
+    @Test("bad files and folders: status 1 with the file and the fix named, before any training")
+    func badFilesAndFolders() throws {
+        let dir = temporaryDirectory()
+        let cases: [([String], String)] = [
+            (["--data", dir + "/none"], "Fashion-MNIST file not found; install it with `apt-get install dataset-fashion-mnist`"),
+            (["--eval", "/dev/zero"], "/dev/zero: not a regular file"),
+            (["--eval", dir], "is a folder, not a file"),
+            (["--out", dir + "/no/such/m.fclf"], "--out: the folder \(dir)/no/such does not exist"),
+            (["--metrics", dir + "/no/run.json"], "--metrics: the folder \(dir)/no does not exist"),
+        ]
+        for (args, message) in cases {
+            let r = try runTrain(args + ["--no-report"], in: dir)
+            #expect(r.status == 1 && r.output.contains(message) && !r.output.contains("epoch 1/"), "\(args): status \(String(describing: r.status)):\n\(r.output)")
         }
     }
 
