@@ -49,6 +49,20 @@ struct HardeningTests {
         #expect(conv.contains("layer 0: bad conv2d configuration"), "\(conv)")
     }
 
+    @Test("values a model may not hold: a temperature outside 1e-3...1e3, a NaN weight")
+    func badValuesAreRefused() {
+        let weights = [Float](repeating: 0.01, count: 784 * 10 + 10)
+        func file(_ t: Float, _ w: [Float] = weights) -> [UInt8] {
+            modelFileBytes(layers: [[5], [2, 784, 10, 0], [9, Int(t.bitPattern)]], count: UInt64(w.count), payload: w)
+        }
+        #expect(reason { _ = try ModelFile.decode(file(0.7), path: "m") } == "accepted")
+        #expect(reason { _ = try ModelFile.decode(file(1e6), path: "m") }.contains("layer 2: temperature 1000000.0 outside"))
+        #expect(reason { _ = try ModelFile.decode(file(0), path: "m") }.contains("layer 2: temperature 0.0 outside"))
+        var nan = weights
+        nan[5] = .nan
+        #expect(reason { _ = try ModelFile.decode(file(0.7, nan), path: "m") }.contains("non-finite value"))
+    }
+
     @Test("a loaded model has exactly the file's values (loading draws no weights)")
     func loadingCopiesTheFile() throws {
         let net = ModelKind.cnnBN.build(seed: 3)
