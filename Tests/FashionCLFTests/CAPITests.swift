@@ -113,6 +113,19 @@ struct CAPITests {
         #expect(photos.output.contains("no-such-photo.jpg") && photos.output.contains("I/O error"), "\(photos.output)")
     }
 
+    @Test("the till example: model and photo from memory, a BGRA camera frame, metadata, version number")
+    func tillExample() throws {
+        let lib = try library()
+        let exe = work + "/till"
+        let build = shell("cc -std=c11 -O2 -Wall -Werror -I '\(packageRoot)/Sources/CFashionCLF/include' '\(packageRoot)/examples/till/till.c' -L '\(lib)' -Wl,-rpath,'\(lib)' -lfashionclf -o '\(exe)'")
+        try #require(build.status == 0, "compiling till.c failed:\n\(build.output)")
+        let run = shell("'\(exe)' '\(defaultModelFile)' '\(packageRoot)/examples/photos/1-trouser-1.jpg'")
+        print(run.output)
+        #expect(run.status == 0, "\(run.output)")
+        #expect(run.output.contains("fashionclf 1.") && run.output.contains("\"architecture\": \"cnn\""))
+        #expect(run.output.contains("1-trouser-1.jpg: Trouser") && run.output.contains("camera frame (BGRA): "))
+    }
+
     @Test("the Python example (fashionclf package)", .enabled(if: shell("python3 -c 'import numpy'").status == 0 && access(testImages, R_OK) == 0))
     func pythonExample() throws {
         let lib = try library()
