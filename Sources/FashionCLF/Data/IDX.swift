@@ -20,11 +20,15 @@ public enum IDX {
         var out: [UInt8] = []
         // gzip's trailer holds the uncompressed size (mod 2^32): reserving it avoids growing by doubling,
         // which briefly holds two copies of a 47 MB array.
+        // The trailer is only a hint: a plain file reserves its own size, and a gzip file at most what deflate
+        // can expand it to (1032:1), so a damaged or foreign trailer cannot reserve 2 GiB (found by fuzzing).
         if let f = fopen(path, "rb") {
-            var trailer = [UInt8](repeating: 0, count: 4)
-            if fseek(f, -4, SEEK_END) == 0, fread(&trailer, 1, 4, f) == 4 {
-                let size = Int(trailer[0]) | Int(trailer[1]) << 8 | Int(trailer[2]) << 16 | Int(trailer[3]) << 24
-                out.reserveCapacity(min(size, maxBytes))
+            var head = [UInt8](repeating: 0, count: 2), trailer = [UInt8](repeating: 0, count: 4)
+            if fread(&head, 1, 2, f) == 2, fseek(f, -4, SEEK_END) == 0, fread(&trailer, 1, 4, f) == 4 {
+                let fileSize = ftell(f)
+                let size = head != [0x1f, 0x8b] ? fileSize
+                    : Int(trailer[0]) | Int(trailer[1]) << 8 | Int(trailer[2]) << 16 | Int(trailer[3]) << 24
+                out.reserveCapacity(min(size, 1032 * fileSize, maxBytes))
             }
             fclose(f)
         }
