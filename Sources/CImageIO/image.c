@@ -43,11 +43,15 @@ static void jpeg_error_exit(j_common_ptr cinfo) {
     longjmp(e->jump, 1);
 }
 
+/* A corrupt-data warning refuses the file at once: decoding on would pad every missing row with gray, and a
+ * few hundred bytes claiming 8000x8000 pixels then cost seconds before being refused (fuzz regression input
+ * Tests/FashionCLFTests/Fixtures/fuzz/photo/jpeg-8000x8000-no-scan-data.jpg). */
 static void jpeg_emit(j_common_ptr cinfo, int level) {
     jpeg_error *e = (jpeg_error *)cinfo->err;
-    if (level < 0 && !e->warned) { /* a corrupt-data warning: keep the first one */
+    if (level < 0) {
         cinfo->err->format_message(cinfo, e->message);
         e->warned = 1;
+        longjmp(e->jump, 1);
     }
 }
 
@@ -120,7 +124,8 @@ static int decode_jpeg(FILE *f, const char *path, int64_t max_pixels, fclf_rgba_
         jpeg_destroy_decompress(&cinfo);
         free(rgba);
         free(row);
-        return fail(err, errlen, FCLF_IMAGE_FORMAT, "%s: corrupt JPEG (%s)", path, jerr.message);
+        return fail(err, errlen, FCLF_IMAGE_FORMAT, jerr.warned ? "%s: corrupt or truncated JPEG (%s)" : "%s: corrupt JPEG (%s)",
+                    path, jerr.message);
     }
     jpeg_create_decompress(&cinfo);
     jpeg_stdio_src(&cinfo, f);
@@ -158,10 +163,6 @@ static int decode_jpeg(FILE *f, const char *path, int64_t max_pixels, fclf_rgba_
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
     free(row);
-    if (jerr.warned) { /* libjpeg padded missing data with gray: refuse rather than classify garbage */
-        free(rgba);
-        return fail(err, errlen, FCLF_IMAGE_FORMAT, "%s: corrupt or truncated JPEG (%s)", path, jerr.message);
-    }
     out->rgba = rgba;
     out->width = w;
     out->height = h;
