@@ -1,6 +1,5 @@
 // libFuzzer target: the model loader (ModelFile.decode, then Classifier) on arbitrary bytes. Nearly every
 // mutation fails the CRC-32 check; fuzz-model-crc reaches the parsing behind it.
-import CFuzzSupport
 import FuzzSupport
 
 #if canImport(Glibc)
