@@ -28,8 +28,10 @@ int fclf_serial_active(void);
 
 /* Element-wise and reduction loops that are not GEMM: one clone per x86-64 level, chosen at load time by
  * glibc's ifunc (the binary stays baseline x86-64). OpenMP loops stay outside cloned functions: a
- * parallel loop inside one gets SSE-only outlined bodies (TOOLCHAIN.md). */
-#if defined(__x86_64__)
+ * parallel loop inside one gets SSE-only outlined bodies (TOOLCHAIN.md). FCLF_NO_CLONES (ThreadSanitizer
+ * builds, scripts/sanitize.sh) compiles the baseline only: ifunc resolvers run before TSan is initialised
+ * and crash every TSan binary at load. */
+#if defined(__x86_64__) && !defined(FCLF_NO_CLONES)
 #define FCLF_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define FCLF_CLONES

@@ -27,6 +27,10 @@ func libraryDirectory() -> String? {
     return best?.0
 }
 
+/// The C compiler for the C programs: $FCLF_CC, else cc. A library built with a sanitizer needs a program built
+/// with it too (scripts/sanitize.sh sets clang -fsanitize=...).
+let cCompiler = getenv("FCLF_CC").map { String(cString: $0) } ?? "cc"
+
 /// Runs a shell command; returns (exit status, combined output).
 func shell(_ command: String) -> (status: Int32, output: String) {
     guard let pipe = popen(command + " 2>&1", "r") else { return (-1, "popen failed") }
@@ -65,7 +69,7 @@ struct CAPITests {
     func cProgram() throws {
         let lib = try library()
         let exe = work + "/capi_test"
-        let build = shell("cc -std=c11 -O2 -Wall -Werror -I '\(packageRoot)/Sources/CFashionCLF/include' '\(packageRoot)/Tests/capi/capi_test.c' -L '\(lib)' -Wl,-rpath,'\(lib)' -lfashionclf -lz -lpthread -o '\(exe)'")
+        let build = shell("\(cCompiler) -std=c11 -O2 -Wall -Werror -I '\(packageRoot)/Sources/CFashionCLF/include' '\(packageRoot)/Tests/capi/capi_test.c' -L '\(lib)' -Wl,-rpath,'\(lib)' -lfashionclf -lz -lpthread -o '\(exe)'")
         try #require(build.status == 0, "compiling capi_test.c failed:\n\(build.output)")
         writePhoto(work + "/photo.png")
         // Finite weights whose products overflow float on a bright image (the audit's NaN model).
@@ -97,7 +101,7 @@ struct CAPITests {
     func retailExample() throws {
         let lib = try library()
         let exe = work + "/retail"
-        let build = shell("cc -std=c11 -O2 -Wall -Werror -I '\(packageRoot)/Sources/CFashionCLF/include' '\(packageRoot)/examples/retail/retail.c' -L '\(lib)' -Wl,-rpath,'\(lib)' -lfashionclf -lz -o '\(exe)'")
+        let build = shell("\(cCompiler) -std=c11 -O2 -Wall -Werror -I '\(packageRoot)/Sources/CFashionCLF/include' '\(packageRoot)/examples/retail/retail.c' -L '\(lib)' -Wl,-rpath,'\(lib)' -lfashionclf -lz -o '\(exe)'")
         try #require(build.status == 0, "compiling retail.c failed:\n\(build.output)")
         let run = shell("'\(exe)' --idx '\(testImages)' --count 5")
         print(run.output)
