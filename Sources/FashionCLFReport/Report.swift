@@ -42,9 +42,9 @@ public struct RunSummary: Sendable {
 public enum Report {
     /// UTC now as "YYYY-MM-DD HH:MM UTC" and as "YYYYMMDD-HHMMSS" (for folder names).
     /// The UTC time for a page ("2026-11-26 13:40 UTC"), a file name ("20261126-134005") and metadata
-    /// (ISO 8601, "2026-11-26T13:40:05Z").
-    public static func now() -> (display: String, stamp: String, iso: String) {
-        var t = time(nil)
+    /// (ISO 8601, "2026-11-26T13:40:05Z"): now, or `t` seconds since 1970.
+    public static func now(_ t: time_t = time(nil)) -> (display: String, stamp: String, iso: String) {
+        var t = t
         var tm = tm()
         gmtime_r(&t, &tm)
         func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }

@@ -298,6 +298,26 @@ struct Train: ParsableCommand {
         }
     }
 
+    /// The ISO 8601 UTC time a model records as created: SOURCE_DATE_EPOCH's when set, else now.
+    static func creationTime() -> String {
+        guard let text = getenv("SOURCE_DATE_EPOCH").map({ String(cString: $0) }), let t = time_t(text) else { return Report.now().iso }
+        return Report.now(t).iso
+    }
+
+    /// This run's command line without the flags that change no weight: outputs, reports, checkpoints, threads.
+    static func reproducingCommand() -> String {
+        let valued: Set = ["--out", "--metrics", "--report", "--checkpoint-dir", "--checkpoint-every", "--threads"]
+        let bare: Set = ["--no-report", "--resume"]
+        var kept: [String] = ["fclf-train"], args = CommandLine.arguments.dropFirst()[...]
+        while let a = args.popFirst() {
+            let name = String(a.split(separator: "=", maxSplits: 1).first ?? "")
+            if bare.contains(a) { continue }
+            if valued.contains(name) { if !a.contains("=") { _ = args.popFirst() }; continue }
+            kept.append(a)
+        }
+        return kept.joined(separator: " ")
+    }
+
     /// "dir/m.fclf" + "-cnn" = "dir/m-cnn.fclf"; a name without an extension gets the suffix at its end.
     static func suffixed(_ path: String, _ suffix: String) -> String {
         guard !suffix.isEmpty else { return path }
@@ -384,14 +404,16 @@ struct Train: ParsableCommand {
         let net = result.model
         let evaluation = Trainer(model: net, config: config).evaluate(test)
         printSummary(evaluation)
-        // What the model file records about itself (fclf_model_metadata, Classifier.metadataJSON).
-        let command = (["fclf-train"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+        // What the model file records about itself (fclf_model_metadata, Classifier.metadataJSON). Only what the
+        // model depends on, so that a resumed run writes the same bytes as an uninterrupted one: the command
+        // without the flags that change no weight (outputs, checkpoints, threads), and the creation time from
+        // SOURCE_DATE_EPOCH when set (reproducible-builds.org), else now.
         let recorded: [(String, ModelMetadata.Value)] = [
-            ("created", .string(Report.now().iso)), ("test_accuracy", .number(evaluation.accuracy)),
-            ("test_loss", .number(evaluation.loss)), ("command", .string(String(command.prefix(4096)))),
-            ("preset", .string(preset.rawValue)), ("recipe", .string(config.recipe)), ("seed", seed < 1 << 53 ? .number(Double(seed)) : .string(String(seed))),
-            ("epochs", .number(Double(epochs))), ("train_seconds", .number(result.trainSeconds)),
-            ("threads", .number(Double(threads))), ("kernels", .string(isa)),
+            ("created", .string(Train.creationTime())), ("test_accuracy", .number(evaluation.accuracy)),
+            ("test_loss", .number(evaluation.loss)), ("command", .string(String(Train.reproducingCommand().prefix(4096)))),
+            ("preset", .string(preset.rawValue)), ("recipe", .string(config.recipe)),
+            ("seed", seed < 1 << 53 ? .number(Double(seed)) : .string(String(seed))), ("epochs", .number(Double(epochs))),
+            ("kernels", .string(isa)),
         ] + (result.kept.map { [("kept_epoch", .number(Double($0.epoch))), ("val_accuracy", .number($0.accuracy))] } ?? [])
             + (result.calibration.map { [("test_ece_before", .number($0.testECEBefore)), ("test_ece_after", .number($0.testECEAfter))] } ?? [])
         for (key, value) in recorded {

@@ -44,8 +44,18 @@ private func spawnTrain(_ arguments: [String], output: String) throws -> pid_t {
     posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
     let argv: [UnsafeMutablePointer<CChar>?] = ([exe] + arguments).map { strdup($0) } + [nil]
     defer { for a in argv { free(a) } }
+    // A fixed creation time (reproducible-builds.org's SOURCE_DATE_EPOCH): two runs' model files may then be
+    // compared byte for byte, metadata included.
+    var env: [UnsafeMutablePointer<CChar>?] = [strdup("SOURCE_DATE_EPOCH=1764115200")]
+    var e = environ
+    while let entry = e.pointee {
+        if strncmp(entry, "SOURCE_DATE_EPOCH=", 18) != 0 { env.append(strdup(entry)) }
+        e += 1
+    }
+    env.append(nil)
+    defer { for v in env { free(v) } }
     var pid = pid_t()
-    let rc = posix_spawn(&pid, exe, &actions, &attributes, argv, environ)
+    let rc = posix_spawn(&pid, exe, &actions, &attributes, argv, env)
     try #require(rc == 0, "cannot start \(exe): \(String(cString: strerror(rc)))")
     return pid
 }
@@ -126,6 +136,11 @@ struct TrainCommandTests {
         let a = try FileIO.read(dir + "/a.fclf", limit: 1 << 24), b = try FileIO.read(dir + "/b.fclf", limit: 1 << 24)
         let same = a == b
         #expect(same, "the resumed run's model file differs from the uninterrupted run's")
+        // Metadata included: the command without outputs and checkpoints, the fixed creation time.
+        let model = try ModelFile.decode(b, path: "b.fclf")
+        #expect(model.metadata["created"] == .string("2025-11-26T00:00:00Z"))
+        let command = "fclf-train --model cnn --epochs 2 --limit-train 2000 --batch-size 16 --seed 3 --data \(dataDirectory)"
+        #expect(model.metadata["command"] == .string(command))
     }
 
     @Test("a second Ctrl-C during a batch exits at once with status 130 and leaves no temporary file")
