@@ -28,7 +28,9 @@ Libs: -L\${libdir} -Wl,-rpath,\${libdir} -lfashionclf
 Cflags: -I\${includedir}
 PC
 mv "$prefix/lib/pkgconfig/fashionclf.pc.tmp" "$prefix/lib/pkgconfig/fashionclf.pc"
+# Refresh the loader's cache for the folders it is configured with (/usr/local/lib on Debian); a prefix outside
+# them is found through the rpath that fashionclf.pc adds.
 if [ "$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then
-    ldconfig "$prefix/lib" 2>/dev/null || ldconfig
+    ldconfig
 fi
 echo "installed fashionclf $version under $prefix (library libfashionclf.so.$version, SONAME libfashionclf.so.$major)"

@@ -13,7 +13,7 @@ struct ONNXExportTests {
     }
 
     @Test func seedCNNGraphAndValues() throws {
-        let classifier = try Classifier.builtIn()
+        let classifier = try Classifier(contentsOf: packageRoot + "/Tests/FashionCLFTests/Fixtures/seed-cnn-dea59f8.fclf")
         let m = try roundTrip(classifier)
         #expect(m.irVersion == 9 && m.opsetImport.first?.version == 17 && m.producerName == "fashionclf")
         #expect(m.graph.node.map(\.opType) == ["Conv", "Relu", "MaxPool", "Conv", "Relu", "MaxPool", "Flatten", "Gemm", "Relu", "Gemm", "Softmax"])
@@ -31,6 +31,15 @@ struct ONNXExportTests {
             #expect(values == e.values)
         }
         #expect(m.metadataProps.first { $0.key == "fashionclf_metadata" }?.value == classifier.metadataJSON)
+    }
+
+    @Test("the built-in model exports: its initializers are its inference values")
+    func builtInExports() throws {
+        let classifier = try Classifier.builtIn()
+        let m = try roundTrip(classifier)
+        // One initializer per stored value, and the temperature's scalar when the model is calibrated.
+        let calibrated = m.graph.node.contains { $0.opType == "Div" }
+        #expect(m.graph.node.last?.opType == "Softmax" && m.graph.initializer.count == classifier.stepValues.flatMap(\.values).count + (calibrated ? 1 : 0))
     }
 
     @Test("BatchNorm folds away; a BatchNorm after a ReLU, global pooling and the temperature are exported")

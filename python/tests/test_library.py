@@ -49,6 +49,8 @@ def test_fashionclf_lib_not_a_library(tmp_path):
 
 def test_fashionclf_lib_file_and_folder_load():
     path = probe(PYTHON_DIR).split(" ", 1)[1]        # whatever the search finds here
+    if not os.path.isabs(path):                      # found by name through the loader cache (an installed copy)
+        pytest.skip(f"the library was found as {path}, not as a file path")
     assert probe(PYTHON_DIR, FASHIONCLF_LIB=path) == f"LOADED {path}"
     folder = os.path.dirname(path)
     assert probe(PYTHON_DIR, FASHIONCLF_LIB=folder).startswith(f"LOADED {folder}/libfashionclf.so")

@@ -68,9 +68,12 @@ def test_classify_photo_file_and_bytes_agree(model, name):
     np.testing.assert_array_equal(model.classify_photo(pathlib.Path(path)).probabilities, from_file.probabilities)
 
 
-def test_photos_mostly_right(model):
-    right = sum(model.classify_photo(os.path.join(PHOTOS, n)).label == int(n[0]) for n in FEW)
-    assert right >= 2
+def test_example_photos_top1_at_least_40_percent(model):
+    """A regression guard on all 40 labelled example photos: the built-in model names 52.5% of them."""
+    with open(os.path.join(PHOTOS, "labels.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    right = sum(model.classify_photo(os.path.join(PHOTOS, r["file"])).label == int(r["label_index"]) for r in rows)
+    assert len(rows) == 40 and right >= 16, right
 
 
 def test_classify_frame_equals_the_same_frame_as_png(model, tmp_path):
