@@ -30,8 +30,6 @@ let package = Package(
         .library(name: "fashionclf", type: .dynamic, targets: ["FashionCLFCAPI"]),
         // For the benchmark package in Benchmarks/ only: the kernels have no stable API.
         .library(name: "CKernels", targets: ["CKernels"]),
-        // For the fuzzing package in Fuzz/ only: its photo target drives the decoders through Photo.load.
-        .library(name: "FashionCLFPhotos", targets: ["FashionCLFPhotos"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
