@@ -125,7 +125,7 @@ struct CAPITests {
     func tillExample() throws {
         let lib = try library()
         let exe = work + "/till"
-        let build = shell("cc -std=c11 -O2 -Wall -Werror -I '\(packageRoot)/Sources/CFashionCLF/include' '\(packageRoot)/examples/till/till.c' -L '\(lib)' -Wl,-rpath,'\(lib)' -lfashionclf -o '\(exe)'")
+        let build = shell("\(cCompiler) -std=c11 -O2 -Wall -Werror -I '\(packageRoot)/Sources/CFashionCLF/include' '\(packageRoot)/examples/till/till.c' -L '\(lib)' -Wl,-rpath,'\(lib)' -lfashionclf -o '\(exe)'")
         try #require(build.status == 0, "compiling till.c failed:\n\(build.output)")
         let run = shell("'\(exe)' '\(defaultModelFile)' '\(packageRoot)/examples/photos/1-trouser-1.jpg'")
         print(run.output)

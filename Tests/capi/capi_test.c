@@ -212,6 +212,7 @@ int main(int argc, char **argv) {
         unsigned char *mbytes = read_file(model_path, &msize);
         fclf_model *mem = NULL;
         expect_status(fclf_model_load_memory(mbytes, msize, &mem), FCLF_OK, "load_memory(model file bytes)");
+        fclf_model_free(mem);
         expect_status(fclf_model_load_memory(NULL, 10, &mem), FCLF_ERR_INVALID_ARGUMENT, "load_memory(NULL data)");
         CHECK(mem == NULL, "out set to NULL on failure");
         expect_status(fclf_model_load_memory(mbytes, msize / 2, &mem), FCLF_ERR_FORMAT, "load_memory(half the bytes)");
