@@ -16,6 +16,18 @@
 #include <string.h>
 #include <zlib.h>
 
+/* Built with AddressSanitizer (scripts/sanitize.sh)? */
+#if defined(__SANITIZE_ADDRESS__)
+#define FCLF_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FCLF_TEST_ASAN 1
+#endif
+#endif
+#ifndef FCLF_TEST_ASAN
+#define FCLF_TEST_ASAN 0
+#endif
+
 static int passed, failed;
 
 #define CHECK(cond, ...)                                                                                    \
@@ -370,8 +382,15 @@ int main(int argc, char **argv) {
         }
         printf("  %d short-lived predicting threads: resident set %ld kB -> %ld kB (%+ld kB)\n", SHORT_THREADS, before,
                after, after - before);
-        CHECK(short_errors == 0 && before > 0 && after - before < 32 * 1024, "resident set grew by %ld kB over %d threads",
-              after - before, SHORT_THREADS);
+        CHECK(short_errors == 0, "%d short-lived threads failed to predict", short_errors);
+#if FCLF_TEST_ASAN
+        /* AddressSanitizer keeps freed memory resident (its quarantine), so the resident set says nothing here;
+         * LeakSanitizer reports a per-thread buffer that outlives its thread instead. */
+        printf("  (resident-set check skipped under AddressSanitizer)\n");
+#else
+        CHECK(before > 0 && after - before < 32 * 1024, "resident set grew by %ld kB over %d threads", after - before,
+              SHORT_THREADS);
+#endif
     }
 
     /* The model file's labels for every test image, for the Swift side to compare. */
