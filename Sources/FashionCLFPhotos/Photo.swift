@@ -23,7 +23,10 @@ public struct Photo: Sendable {
     /// Decodes JPEG or PNG bytes held in memory (an upload, a database blob); `name` labels the messages.
     public static func decode(_ bytes: UnsafeRawBufferPointer, name: String = "<photo in memory>",
                               pixelLimit: Int = defaultPixelLimit) throws(FCLFError) -> Photo {
-        try decoded(path: name) { image, err in
+        guard bytes.count <= maxFileBytes else {
+            throw .resourceLimit("\(name): \(bytes.count) bytes is above the \(maxFileBytes >> 20) MB a photo may have")
+        }
+        return try decoded(path: name) { image, err in
             fclf_image_decode_memory(bytes.baseAddress, bytes.count, name, Int64(pixelLimit), &image, err.baseAddress, err.count)
         }
     }
