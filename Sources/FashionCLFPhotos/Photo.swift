@@ -64,21 +64,34 @@ public struct Photo: Sendable {
         }
     }
 
-    /// A raw frame: `height` rows of `rowBytes` bytes (row stride, >= width * bytes per pixel), top row
-    /// first, in `format`. Alpha, where present, is straight (not premultiplied).
-    public init(frame: UnsafeRawBufferPointer, width: Int, height: Int, rowBytes: Int, format: PixelFormat,
-                pixelLimit: Int = Photo.defaultPixelLimit) throws(FCLFError) {
+    /// The bytes a frame spans: `height` rows of `rowBytes` bytes, the last only as long as its pixels. Throws for
+    /// a size, stride or pixel count the photo pipeline refuses (the C API checks a caller's frame with this
+    /// before reading it).
+    public static func frameBytes(width: Int, height: Int, rowBytes: Int, format: PixelFormat,
+                                  pixelLimit: Int = Photo.defaultPixelLimit) throws(FCLFError) -> Int {
         let bpp = format.bytesPerPixel
         guard width >= 1, height >= 1 else { throw .invalidArgument("frame size \(width)x\(height): width and height must be at least 1") }
         guard width <= pixelLimit / height else {
             throw .resourceLimit("frame of \(width)x\(height) pixels is above the limit of \(pixelLimit); downscale it")
         }
         guard rowBytes >= width * bpp else {
-            throw .invalidArgument("row_bytes \(rowBytes) is less than width \(width) x \(bpp) bytes per pixel; pass the frame's stride")
+            throw .invalidArgument("row_bytes \(UInt(bitPattern: rowBytes)) is less than width \(width) x \(bpp) bytes per pixel; pass the frame's stride")
         }
-        let (needed, overflow) = rowBytes.multipliedReportingOverflow(by: height - 1)
-        guard !overflow, needed <= frame.count - width * bpp else {
-            throw .invalidArgument("a \(width)x\(height) frame with row_bytes \(rowBytes) needs \(needed &+ width * bpp) bytes, got \(frame.count)")
+        let (span, overflow) = rowBytes.multipliedReportingOverflow(by: height - 1)
+        guard !overflow, span <= Int.max - width * bpp else {
+            throw .invalidArgument("row_bytes \(rowBytes) x \(height) rows is not a size; pass the frame's stride")
+        }
+        return span + width * bpp
+    }
+
+    /// A raw frame: `height` rows of `rowBytes` bytes (row stride, >= width * bytes per pixel), top row
+    /// first, in `format`. Alpha, where present, is straight (not premultiplied).
+    public init(frame: UnsafeRawBufferPointer, width: Int, height: Int, rowBytes: Int, format: PixelFormat,
+                pixelLimit: Int = Photo.defaultPixelLimit) throws(FCLFError) {
+        let bpp = format.bytesPerPixel
+        let needed = try Photo.frameBytes(width: width, height: height, rowBytes: rowBytes, format: format, pixelLimit: pixelLimit)
+        guard frame.count >= needed else {
+            throw .invalidArgument("a \(width)x\(height) frame with row_bytes \(rowBytes) needs \(needed) bytes, got \(frame.count)")
         }
         let (r, g, b, a) = format.channels
         var rgba = [UInt8](repeating: 255, count: width * height * 4)

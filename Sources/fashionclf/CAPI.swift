@@ -215,15 +215,14 @@ public func capiPredictPixels(_ handle: OpaquePointer?, _ pixels: UnsafePointer<
     guard let pixelFormat = Photo.PixelFormat(rawValue: Int(format.rawValue)) else {
         return fail(FCLF_ERR_INVALID_ARGUMENT, "\(what): format \(format.rawValue) is not an fclf_pixel_format; use FCLF_PIXEL_GRAY8 ... FCLF_PIXEL_BGRA8")
     }
-    let w = Int(width), h = Int(height), bpp = pixelFormat.bytesPerPixel
-    guard w >= 1, h >= 1 else { return fail(FCLF_ERR_INVALID_ARGUMENT, "\(what): frame size \(w)x\(h); width and height must be at least 1") }
-    guard rowBytes >= w * bpp, rowBytes <= Int(Int32.max) else {
-        return fail(FCLF_ERR_INVALID_ARGUMENT, "\(what): row_bytes \(UInt(bitPattern: rowBytes)) for a width of \(w) at \(bpp) bytes per pixel; pass the frame's stride (at least \(w * bpp))")
+    let w = Int(width), h = Int(height)
+    // The frame's extent, checked before a byte of it is read.
+    let frame: UnsafeRawBufferPointer
+    do {
+        frame = UnsafeRawBufferPointer(start: pixels, count: try Photo.frameBytes(width: w, height: h, rowBytes: rowBytes, format: pixelFormat))
+    } catch {
+        return fail(status(of: error), "\(what): \(error)")
     }
-    guard w <= Photo.defaultPixelLimit / h else {
-        return fail(FCLF_ERR_NO_MEMORY, "\(what): \(w)x\(h) pixels is above the limit of \(Photo.defaultPixelLimit); downscale the frame")
-    }
-    let frame = UnsafeRawBufferPointer(start: pixels, count: rowBytes * (h - 1) + w * bpp)
     return predictPhoto(handle, what, probabilities, label) { () throws(FCLFError) in
         try Photo(frame: frame, width: w, height: h, rowBytes: rowBytes, format: pixelFormat)
     }
