@@ -61,6 +61,7 @@ enum {
     SLOT_ERASE_ASPECT,
     SLOT_ERASE_X,
     SLOT_ERASE_Y,
+    SLOT_PHOTOMETRIC,
     NOISE_SLOT = 16, /* room for more parameters before the per-pixel slots */
 };
 
@@ -80,7 +81,7 @@ typedef struct {
     uint64_t key;
     int flip, peak;
     int64_t dx, dy;
-    float scale, sigma, gamma, contrast;
+    float scale, sigma, gamma, contrast, noise_std;
     int64_t radius;
     int64_t ex, ey, ew, eh; /* erase rectangle; ew = eh = 0: none */
 } augment_params;
@@ -107,6 +108,17 @@ static augment_params augment_draw(const fclf_augment_config *c, uint64_t seed, 
                          unit24(draw(k, SLOT_GAMMA)) * (logf(c->gamma_max) - logf(c->gamma_min)));
     p.contrast = c->contrast_min + unit24(draw(k, SLOT_CONTRAST)) * (c->contrast_max - c->contrast_min);
     p.peak = unit24(draw(k, SLOT_PEAK)) < c->peak_p;
+    p.noise_std = c->noise_std;
+    /* An image left out of the photometric jitter keeps its drawn parameters' slots (so the other
+     * transforms draw the same) but takes the identity values: clean tone, no blur, no noise. */
+    if (!(unit24(draw(k, SLOT_PHOTOMETRIC)) < c->photometric_p)) {
+        p.sigma = 0.0f;
+        p.radius = 0;
+        p.gamma = 1.0f;
+        p.contrast = 1.0f;
+        p.peak = 0;
+        p.noise_std = 0.0f;
+    }
     if (unit24(draw(k, SLOT_ERASE)) < c->erase_p) {
         const float area = (float)(h * w) * (c->erase_area_min + unit24(draw(k, SLOT_ERASE_AREA)) *
                                                                      (c->erase_area_max - c->erase_area_min));
@@ -213,12 +225,12 @@ static void augment_one(float *out, const uint8_t *img, int64_t h, int64_t w, co
     for (int64_t y = p->ey; y < p->ey + p->eh; y++)
         for (int64_t x = p->ex; x < p->ex + p->ew; x++) out[y * w + x] = 0.0f;
     /* 7. Noise, then the clamp that also bounds a contrast gain > 1. */
-    if (c->noise_std > 0.0f) {
+    if (p->noise_std > 0.0f) {
         for (int64_t i = 0; i < hw; i += 2) {
             float z0, z1;
             normal_pair(draw(p->key, NOISE_SLOT + (uint64_t)(i / 2)), &z0, &z1);
-            out[i] += c->noise_std * z0;
-            if (i + 1 < hw) out[i + 1] += c->noise_std * z1;
+            out[i] += p->noise_std * z0;
+            if (i + 1 < hw) out[i + 1] += p->noise_std * z1;
         }
     }
     for (int64_t i = 0; i < hw; i++) out[i] = fminf(fmaxf(out[i], 0.0f), 1.0f);
@@ -230,6 +242,7 @@ fclf_augment_config fclf_augment_identity(void) {
     c.gamma_min = c.gamma_max = 1.0f;
     c.contrast_min = c.contrast_max = 1.0f;
     c.erase_aspect_min = 1.0f;
+    c.photometric_p = 1.0f; /* the tone, blur and noise settings alone say whether they apply */
     return c;
 }
 
@@ -306,11 +319,11 @@ void fclf_augment_batch_ref(float *dst, const uint8_t *src, const int32_t *src_i
                 const int64_t q = y * w + x;
                 if (p.peak && peak > 0) v[q] /= peak;
                 if (x >= p.ex && x < p.ex + p.ew && y >= p.ey && y < p.ey + p.eh) v[q] = 0.0;
-                if (cfg->noise_std > 0) {
+                if (p.noise_std > 0) {
                     const uint64_t d = draw(p.key, NOISE_SLOT + (uint64_t)(q / 2));
                     const double u1 = (double)((d >> 40) + 1) / 16777216.0, u2 = (double)((d >> 16) & 0xFFFFFF) / 16777216.0;
                     const double rad = sqrt(-2.0 * log(u1)), t = 2.0 * 3.14159265358979323846 * u2;
-                    v[q] += cfg->noise_std * (q % 2 == 0 ? rad * cos(t) : rad * sin(t));
+                    v[q] += p.noise_std * (q % 2 == 0 ? rad * cos(t) : rad * sin(t));
                 }
                 dst[i * hw + q] = (float)fmin(fmax(v[q], 0.0), 1.0);
             }

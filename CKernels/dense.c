@@ -13,6 +13,34 @@ static void dense_forward(int isa, float *y, const float *x, const float *w, con
         }
 }
 
+/* Inference: W [in, out] packed once as the product's B (fclf_dense_pack_weights), read in place per call. */
+int64_t fclf_dense_packed_weights_size(int64_t in, int64_t out) {
+    return fclf_gemm_packed_size(fclf_gemm_kernel_for(fclf_isa_active()), 1, in, out);
+}
+
+void fclf_dense_pack_weights(float *wp, const float *w, int64_t in, int64_t out) {
+    fclf_gemm_operand bs = {w, out, 0, NULL, NULL, 0, NULL, 0};
+    fclf_gemm_pack_whole(fclf_gemm_kernel_for(fclf_isa_active()), wp, &bs, 1, in, out);
+}
+
+void fclf_dense_forward_prepacked(float *y, const float *x, const float *w, const float *wp, const float *b, int64_t n,
+                                  int64_t in, int64_t out, int relu) {
+    const int isa = fclf_isa_active();
+    if (!wp) {
+        dense_forward(isa, y, x, w, b, n, in, out, relu);
+        return;
+    }
+    const fclf_gemm_kernel *k = fclf_gemm_kernel_for(isa);
+    const fclf_gemm_operand as = {x, in, 0, NULL, NULL, 0, NULL, 0};
+    const fclf_gemm_operand bs = {w, out, 0, NULL, NULL, 0, wp, (out + k->nr - 1) / k->nr * k->nr};
+    fclf_gemm_prepacked(k, n, out, in, 1.0f, &as, &bs, 0.0f, y, out);
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < out; j++) {
+            float v = y[i * out + j] + (b ? b[j] : 0.0f);
+            y[i * out + j] = relu && v <= 0.0f ? 0.0f : v;
+        }
+}
+
 static void dense_backward(int isa, float *dx, float *dw, float *db, float *dz, const float *dy, const float *x,
                            const float *y, const float *w, int64_t n, int64_t in, int64_t out, int relu) {
     const fclf_gemm_kernel *gemm = fclf_gemm_kernel_for(isa);

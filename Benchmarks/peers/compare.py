@@ -21,12 +21,15 @@ import peers  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BENCH = os.path.join(ROOT, "Benchmarks", ".build", "release", "fclf-bench")
-MODEL = os.path.join(ROOT, "Sources", "CModelData", "builtin-model.fclf")
+# The seed CNN for the latency and batch items (the same architecture fclf-bench times when given no
+# model), and the built-in model (the best preset's) for its own items.
+SEED_MODEL = os.path.join(ROOT, "Tests", "FashionCLFTests", "Fixtures", "seed-cnn-dea59f8.fclf")
+BEST_MODEL = os.path.join(ROOT, "Sources", "CModelData", "builtin-model.fclf")
 EXPORT = os.path.join(ROOT, ".build", "release", "fclf-export")  # swift build -c release --product fclf-export
 
 
-def ours(mode, env=None, threads=2):
-    out = subprocess.run([BENCH, mode, "--threads", str(threads)], capture_output=True, text=True, check=True,
+def ours(mode, env=None, threads=2, extra=()):
+    out = subprocess.run([BENCH, mode, "--threads", str(threads), *extra], capture_output=True, text=True, check=True,
                          env={**os.environ, **(env or {})})
     return {d["item"]: d for d in map(json.loads, out.stdout.splitlines())}
 
@@ -40,21 +43,30 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json")
+    ap.add_argument("--bench", help="another fclf-bench binary (an older build, for a before/after table)")
+    ap.add_argument("--no-best", action="store_true", help="leave out the built-in model's items (a bench without --model)")
     args = ap.parse_args()
-    onnx_path = os.path.join(tempfile.mkdtemp(), "fclf.onnx")
-    subprocess.run([EXPORT, MODEL, "--onnx", onnx_path], check=True, capture_output=True)
+    global BENCH
+    if args.bench:
+        BENCH = os.path.abspath(args.bench)
+    tmp = tempfile.mkdtemp()
+    onnx_path, best_onnx = os.path.join(tmp, "seed.onnx"), os.path.join(tmp, "best.onnx")
+    subprocess.run([EXPORT, SEED_MODEL, "--onnx", onnx_path], check=True, capture_output=True)
+    subprocess.run([EXPORT, BEST_MODEL, "--onnx", best_onnx], check=True, capture_output=True)
     rows = {}  # item -> {column: [values per round]}
 
     def add(item, col, value):
         rows.setdefault(item, {}).setdefault(col, []).append(value)
 
     peak = []
+    machine = ""
     for r in range(args.rounds):
         print(f"round {r + 1}/{args.rounds}", file=sys.stderr)
         o = ours("all")
         blas512 = ours("gemm", {"OPENBLAS_CORETYPE": "SkylakeX"})
         o1 = ours("train", threads=1)
         peak.append(o["fma peak"]["gflops"])
+        machine = o["machine"].get("blocking", "blocking not reported (an older fclf-bench)")
         for item, d in o.items():
             if item.startswith("gemm "):
                 add(item, "ours", d["ours_gflops"])
@@ -68,6 +80,10 @@ def main():
             add(item, "ours 1 thread", o1[item]["images_per_second"])
             add(item, "PyTorch", peers.torch_train(model, batch)["images_per_second"])
             add(item, "Keras", peers.keras_train(model, batch)["images_per_second"])
+        for batch in (32, 128):  # the fast preset's network: ours only (its % of peak is the target)
+            item = f"train cnn-bn b{batch}"
+            if item in o:
+                add(item, "ours", o[item]["images_per_second"])
         ort = peers.ort_predict(onnx_path)
         add("predict 1 image p50 (us)", "ours", o["predict 1 image"]["p50_us"])
         add("predict 1 image p50 (us)", "ONNX Runtime", ort["p50_us"])
@@ -77,10 +93,22 @@ def main():
         add("predict 10,000 images (img/s)", "ours", o[batch_item]["images_per_second"])
         add("predict 10,000 images (img/s)", "ONNX Runtime", ort["images_per_second"])
         add("ONNX export accuracy", "ONNX Runtime", ort["accuracy"])
+        if not args.no_best:
+            ob = ours("predict", extra=("--model", BEST_MODEL))
+            ortb = peers.ort_predict(best_onnx)
+            add("best model 1 image p50 (us)", "ours", ob["predict 1 image"]["p50_us"])
+            add("best model 1 image p50 (us)", "ONNX Runtime", ortb["p50_us"])
+            add("best model 1 image p99 (us)", "ours", ob["predict 1 image"]["p99_us"])
+            add("best model 1 image p99 (us)", "ONNX Runtime", ortb["p99_us"])
+            bb = next(k for k in ob if k.startswith("predict batch"))
+            add("best model 10,000 images (img/s)", "ours", ob[bb]["images_per_second"])
+            add("best model 10,000 images (img/s)", "ONNX Runtime", ortb["images_per_second"])
 
     p = med(peak)
-    flops = {"train cnn": 15.4e6, "train mlp": 0.45e6}
-    print(f"\nFMA peak measured: {p:.1f} GFLOP/s on 2 threads; medians of {args.rounds} alternating rounds\n")
+    flops = {"train cnn": 15.4e6, "train mlp": 0.45e6}  # "train cnn" also matches cnn-bn: the same convolutions and dense layers
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
+    print(f"\n{cpu}, {os.cpu_count()} logical CPUs; {machine}")
+    print(f"FMA peak measured: {p:.1f} GFLOP/s on 2 threads; medians of {args.rounds} alternating rounds\n")
     print(f"{'item':40} {'column':18} {'value':>12} {'ratio ours/col':>15} {'% of peak':>10}")
     table = {}
     for item, cols in rows.items():
@@ -103,7 +131,7 @@ def main():
     print("\nratio: ours / theirs for throughput (higher is better), theirs / ours for latency (higher is better)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"peak_gflops": p, "rounds": args.rounds, "table": table}, f, indent=1)
+            json.dump({"peak_gflops": p, "rounds": args.rounds, "machine": machine, "table": table}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,35 @@ static void gemm_im2col_a(const fclf_gemm_kernel *gemm, const float *x, fclf_con
     fclf_gemm_drive(gemm, M, N, K, 1.0f, &as, &bs, 0.0f, &out);
 }
 
+/* Inference: w [oc, K] packed once as the forward product's A (fclf_conv2d_pack_weights). */
+int64_t fclf_conv2d_packed_weights_size(fclf_conv2d_shape s) {
+    if (!fclf_conv_packs_from_x(s)) return 0;
+    return fclf_gemm_packed_size(fclf_gemm_kernel_for(fclf_isa_active()), 0, s.oc, s.c * s.kh * s.kw);
+}
+
+void fclf_conv2d_pack_weights(float *wp, const float *w, fclf_conv2d_shape s) {
+    if (!fclf_conv_packs_from_x(s)) return;
+    const int64_t K = s.c * s.kh * s.kw;
+    fclf_gemm_operand as = {w, K, 0, NULL, NULL, 0, NULL, 0};
+    fclf_gemm_pack_whole(fclf_gemm_kernel_for(fclf_isa_active()), wp, &as, 0, s.oc, K);
+}
+
+void fclf_conv2d_forward_prepacked(float *y, float *col, const float *x, const float *w, const float *wp, const float *b,
+                                   int relu, fclf_conv2d_shape s) {
+    const int isa = fclf_isa_active();
+    if (!wp || !fclf_conv_packs_from_x(s)) {
+        fclf_conv2d_forward(y, col, x, w, b, relu, s);
+        return;
+    }
+    const fclf_gemm_kernel *k = fclf_gemm_kernel_for(isa);
+    const int64_t P = s.oh * s.ow, N = s.n * P, K = s.c * s.kh * s.kw;
+    if (s.oc <= 0 || N <= 0) return;
+    const fclf_gemm_operand as = {w, K, 0, NULL, NULL, 0, wp, (s.oc + k->mr - 1) / k->mr * k->mr};
+    const fclf_gemm_operand bs = {NULL, 0, 0, x, &s, 0, NULL, 0};
+    const fclf_gemm_out out = {y, P, P, s.oc * P, 0, b, relu};
+    fclf_gemm_drive(k, s.oc, N, K, 1.0f, &as, &bs, 0.0f, &out);
+}
+
 static void conv2d_forward(int isa, float *y, float *col, const float *x, const float *w, const float *b, int relu,
                            fclf_conv2d_shape s) {
     if (fclf_conv_packs_from_x(s))

@@ -114,7 +114,7 @@ __attribute__((target("avx512f"))) static void pack_b_im2col__avx512f(float *res
                                                                        int64_t nc) {
     const fclf_conv2d_shape *s = bs->conv;
     const uintptr_t x = (uintptr_t)bs->x;
-    int64_t off[FCLF_GEMM_KC], bases[32];
+    int64_t off[FCLF_GEMM_KC_MAX], bases[32];
     fclf_im2col_row_offsets(s, p0, kc, off);
     for (int64_t jr = 0; jr < nc; jr += 32) {
         const int64_t nb = fclf_min64(32, nc - jr);
@@ -172,8 +172,8 @@ __attribute__((target("avx512f"))) static void pack_a_im2col__avx512f(float *res
                                                                        int64_t kc) {
     const fclf_conv2d_shape *s = as->conv;
     const uintptr_t x = (uintptr_t)as->x;
-    int64_t offs[FCLF_GEMM_MC];
-    int64_t bases[FCLF_GEMM_KC];
+    int64_t offs[FCLF_GEMM_MC_MAX];
+    int64_t bases[FCLF_GEMM_KC_MAX];
     fclf_im2col_row_offsets(s, as->origin + i0, mc, offs);
     fclf_im2col_column_bases(s, p0, kc, bases);
     for (int64_t q0 = 0; q0 < kc; q0 += 16) {

@@ -1,5 +1,5 @@
-/* driver.c: the GEMM's blocking (MC/KC/NC), its thread split and its entry points; the ISA's table entry
- * (gemm.h) supplies the micro-kernel and the packers.
+/* driver.c: the GEMM's loops over MC/KC/NC blocks (their sizes from blocking.c), its thread split and its
+ * entry points; the ISA's table entry (gemm.h) supplies the micro-kernel and the packers.
  *
  * Parallelism: the caller's matrix is split into contiguous, tile-aligned column (or row) ranges, one per
  * thread; each C element is computed by one thread with the same K blocking as the serial path, so the
@@ -7,7 +7,7 @@
 #include "gemm.h"
 #include "../conv/im2col.h"
 
-enum { KC = FCLF_GEMM_KC, MC = FCLF_GEMM_MC, NC = FCLF_GEMM_NC, MR_MAX = FCLF_GEMM_MR_MAX, NR_MAX = FCLF_GEMM_NR_MAX };
+enum { MR_MAX = FCLF_GEMM_MR_MAX, NR_MAX = FCLF_GEMM_NR_MAX };
 
 /* One table, indexed by fclf_isa; the variants this build lacks (arm64) run the scalar one. */
 static const fclf_gemm_kernel *const kernels[] = {
@@ -32,10 +32,10 @@ static float op_at(const fclf_gemm_operand *src, int is_a, int64_t r, int64_t c)
     return src->trans ? src->m[c * src->ld + r] : src->m[r * src->ld + c];
 }
 
-/* Equal K blocks (K = 400 runs as 2 x 200, not 320 + 80): a short last block pays a full load and store
- * of every C tile for little work. Depends on K only, so never on the thread count or on M and N. */
-static int64_t kstep_for(int64_t K) {
-    int64_t kblocks = (K + KC - 1) / KC;
+/* Equal K blocks (K = 400 with KC 320 runs as 2 x 200, not 320 + 80): a short last block pays a full load
+ * and store of every C tile for little work. Depends on K and KC only, never on the thread count, M or N. */
+static int64_t kstep_for(int64_t K, int64_t kc_max) {
+    int64_t kblocks = (K + kc_max - 1) / kc_max;
     return (K + kblocks - 1) / kblocks;
 }
 
@@ -45,13 +45,15 @@ static inline float *out_at(const fclf_gemm_out *o, int64_t i, int64_t j) {
     return o->C + g * o->seg_stride + i * o->ldc + (J - g * o->seg);
 }
 
-static void gemm_serial(const fclf_gemm_kernel *v, int64_t M, int64_t N, int64_t K, float alpha,
+static void gemm_serial(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t M, int64_t N, int64_t K, float alpha,
                         const fclf_gemm_operand *as, const fclf_gemm_operand *bs, float beta, const fclf_gemm_out *out) {
     const int mr = v->mr, nr = v->nr;
-    int64_t ncap = fclf_min64(NC, (N + nr - 1) / nr * nr);
-    float *apack = fclf_scratch_slot(FCLF_SCRATCH_PACK_A, (int64_t)MC * KC);
-    float *bpack = fclf_scratch_slot(FCLF_SCRATCH_PACK_B, ncap * KC);
-    if (!apack || !bpack) { /* out of memory: still give the right answer, slowly */
+    const int64_t MC = blk.mc, NC = blk.nc;
+    const int64_t kstep = kstep_for(K, blk.kc);
+    int64_t ncap = fclf_min64(NC, (N + nr - 1) / nr * nr), mcap = fclf_min64(MC, (M + mr - 1) / mr * mr);
+    float *apack = as->packed ? NULL : fclf_scratch_slot(FCLF_SCRATCH_PACK_A, mcap * kstep);
+    float *bpack = bs->packed ? NULL : fclf_scratch_slot(FCLF_SCRATCH_PACK_B, ncap * kstep);
+    if ((!apack && !as->packed) || (!bpack && !bs->packed)) { /* out of memory: still give the right answer, slowly */
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < N; j++) {
                 double acc = 0.0;
@@ -65,17 +67,20 @@ static void gemm_serial(const fclf_gemm_kernel *v, int64_t M, int64_t N, int64_t
         return;
     }
     float tile[MR_MAX * NR_MAX] __attribute__((aligned(64)));
-    const int64_t kstep = kstep_for(K);
     for (int64_t jc = 0; jc < N; jc += NC) {
         int64_t nc = fclf_min64(NC, N - jc);
         for (int64_t pc = 0; pc < K; pc += kstep) {
             int64_t kc = fclf_min64(kstep, K - pc);
             float beta_k = pc == 0 ? beta : 1.0f;
             const int last = pc + kc >= K;
-            v->pack_b(bpack, bs, pc, kc, jc, nc);
+            const float *bblock = bpack;
+            if (bs->packed) bblock = bs->packed + pc * bs->packed_ld + (bs->origin + jc) * kc;
+            else v->pack_b(bpack, bs, pc, kc, jc, nc);
             for (int64_t ic = 0; ic < M; ic += MC) {
                 int64_t mc = fclf_min64(MC, M - ic);
-                v->pack_a(apack, as, ic, mc, pc, kc);
+                const float *ablock = apack;
+                if (as->packed) ablock = as->packed + pc * as->packed_ld + (as->origin + ic) * kc;
+                else v->pack_a(apack, as, ic, mc, pc, kc);
                 for (int64_t jr = 0; jr < nc; jr += nr) {
                     int64_t nb = fclf_min64(nr, nc - jr);
                     /* A tile is stored straight when whole and, segmented, inside one group of columns. */
@@ -88,7 +93,7 @@ static void gemm_serial(const fclf_gemm_kernel *v, int64_t M, int64_t N, int64_t
                         int64_t mb = fclf_min64(mr, mc - ir);
                         const float *bias = last && out->bias ? out->bias + ic + ir : NULL;
                         const int relu = last && out->relu;
-                        const float *ap = apack + ir * kc, *bp = bpack + jr * kc;
+                        const float *ap = ablock + ir * kc, *bp = bblock + jr * kc;
                         if (mb == mr && nb == nr && nb <= in_group) {
                             v->kernel(kc, ap, bp, out_at(out, ic + ir, jc + jr), out->ldc, alpha, beta_k, bias, relu);
                         } else { /* compute whole, store the valid part with the same arithmetic as the kernel,
@@ -151,11 +156,11 @@ static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc) {
         for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
 }
 
-void fclf_gemm_drive(const fclf_gemm_kernel *v, int64_t M, int64_t N, int64_t K, float alpha,
-                     const fclf_gemm_operand *as, const fclf_gemm_operand *bs, float beta, const fclf_gemm_out *out) {
+static void drive(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t M, int64_t N, int64_t K, float alpha,
+                  const fclf_gemm_operand *as, const fclf_gemm_operand *bs, float beta, const fclf_gemm_out *out) {
     int nt = FCLF_MAX_THREADS();
     if (nt <= 1 || 2.0 * (double)M * (double)N * (double)K < FCLF_PAR_MIN_WORK) {
-        gemm_serial(v, M, N, K, alpha, as, bs, beta, out);
+        gemm_serial(v, blk, M, N, K, alpha, as, bs, beta, out);
         return;
     }
     /* Split the operand whose packing would otherwise be repeated by every thread: splitting columns
@@ -173,23 +178,63 @@ void fclf_gemm_drive(const fclf_gemm_kernel *v, int64_t M, int64_t N, int64_t K,
              * origin in the implicit one. */
             fclf_gemm_operand part = split_n ? *bs : *as;
             if (part.conv) part.origin += lo;
-            else part.m = (split_n ? part.trans : !part.trans) ? part.m + lo * part.ld : part.m + lo;
+            else {
+                if (part.packed) part.origin += lo;
+                part.m = (split_n ? part.trans : !part.trans) ? part.m + lo * part.ld : part.m + lo;
+            }
             fclf_gemm_out mine = *out;
             if (split_n) {
                 if (mine.seg) mine.col0 += lo;
                 else mine.C += lo;
-                gemm_serial(v, M, hi - lo, K, alpha, as, &part, beta, &mine);
+                gemm_serial(v, blk, M, hi - lo, K, alpha, as, &part, beta, &mine);
             } else {
                 mine.C += lo * mine.ldc;
                 if (mine.bias) mine.bias += lo;
-                gemm_serial(v, hi - lo, N, K, alpha, &part, bs, beta, &mine);
+                gemm_serial(v, blk, hi - lo, N, K, alpha, &part, bs, beta, &mine);
             }
         }
     }
 }
 
-void fclf_sgemm_with(const fclf_gemm_kernel *v, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
-                     const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+int64_t fclf_gemm_packed_size(const fclf_gemm_kernel *v, int as_b, int64_t rows, int64_t cols) {
+    const fclf_gemm_blocking blk = fclf_gemm_blocking_of(v);
+    if (rows <= 0 || cols <= 0) return 0;
+    if (as_b) return cols > blk.nc ? 0 : rows * ((cols + v->nr - 1) / v->nr * v->nr);
+    return cols * ((rows + v->mr - 1) / v->mr * v->mr);
+}
+
+/* Every K block packed with the driver's own packers, at the offsets gemm_serial reads: block pc at
+ * pc * ld (the blocks before it are kstep long), A's row blocks of MC (whole tiles) one after another. */
+int fclf_gemm_pack_whole(const fclf_gemm_kernel *v, float *dst, fclf_gemm_operand *x, int as_b, int64_t rows, int64_t cols) {
+    if (x->conv || fclf_gemm_packed_size(v, as_b, rows, cols) == 0) return -1;
+    const fclf_gemm_blocking blk = fclf_gemm_blocking_of(v);
+    const int64_t K = as_b ? rows : cols, kstep = kstep_for(K, blk.kc);
+    x->packed = NULL;
+    x->origin = 0;
+    if (as_b) {
+        const int64_t ld = (cols + v->nr - 1) / v->nr * v->nr;
+        for (int64_t pc = 0; pc < K; pc += kstep) v->pack_b(dst + pc * ld, x, pc, fclf_min64(kstep, K - pc), 0, cols);
+        x->packed_ld = ld;
+    } else {
+        const int64_t ld = (rows + v->mr - 1) / v->mr * v->mr;
+        for (int64_t pc = 0; pc < K; pc += kstep) {
+            const int64_t kc = fclf_min64(kstep, K - pc);
+            for (int64_t ic = 0; ic < rows; ic += blk.mc) v->pack_a(dst + pc * ld + ic * kc, x, ic, fclf_min64(blk.mc, rows - ic), pc, kc);
+        }
+        x->packed_ld = ld;
+    }
+    x->packed = dst;
+    return 0;
+}
+
+void fclf_gemm_drive(const fclf_gemm_kernel *v, int64_t M, int64_t N, int64_t K, float alpha,
+                     const fclf_gemm_operand *as, const fclf_gemm_operand *bs, float beta, const fclf_gemm_out *out) {
+    drive(v, fclf_gemm_blocking_of(v), M, N, K, alpha, as, bs, beta, out);
+}
+
+static void sgemm_blocked(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int ta, int tb, int64_t M, int64_t N,
+                          int64_t K, float alpha, const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                          float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
         scale_c(M, N, beta, C, ldc);
@@ -198,13 +243,18 @@ void fclf_sgemm_with(const fclf_gemm_kernel *v, int ta, int tb, int64_t M, int64
     if (M < 4 && !tb) {
         float *acc = fclf_scratch_slot(FCLF_SCRATCH_PACK_B, N);
         if (acc) {
-            gemm_rows(v->fused, ta, M, N, K, kstep_for(K), alpha, A, lda, B, ldb, beta, C, ldc, acc);
+            gemm_rows(v->fused, ta, M, N, K, kstep_for(K, blk.kc), alpha, A, lda, B, ldb, beta, C, ldc, acc);
             return;
         }
     }
     fclf_gemm_operand as = {A, lda, ta, NULL, NULL, 0}, bs = {B, ldb, tb, NULL, NULL, 0};
     fclf_gemm_out out = {C, ldc, 0, 0, 0, NULL, 0};
-    fclf_gemm_drive(v, M, N, K, alpha, &as, &bs, beta, &out);
+    drive(v, blk, M, N, K, alpha, &as, &bs, beta, &out);
+}
+
+void fclf_sgemm_with(const fclf_gemm_kernel *v, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                     const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    sgemm_blocked(v, fclf_gemm_blocking_of(v), ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void fclf_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
@@ -216,4 +266,30 @@ void fclf_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, co
 void fclf_sgemm_isa(int isa, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                     int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     fclf_sgemm_with(fclf_gemm_kernel_for(fclf_isa_usable(isa)), ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+int fclf_sgemm_blocked(int isa, fclf_gemm_blocking b, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                       const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    if (b.mc < 1 || b.mc > FCLF_GEMM_MC_MAX || b.kc < 1 || b.kc > FCLF_GEMM_KC_MAX || b.nc < 1 || b.nc > FCLF_GEMM_NC_MAX)
+        return -1;
+    const fclf_gemm_kernel *v = fclf_gemm_kernel_for(fclf_isa_usable(isa));
+    sgemm_blocked(v, fclf_gemm_blocking_fit(b, v), ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return 0;
+}
+
+/* A product whose op(B) or op(A) was packed whole in advance (its x->packed set): the short-M row path when
+ * it applies (it reads the plain matrix, as for any call), else the driver reading the panels in place. */
+void fclf_gemm_prepacked(const fclf_gemm_kernel *v, int64_t M, int64_t N, int64_t K, float alpha,
+                         const fclf_gemm_operand *as, const fclf_gemm_operand *bs, float beta, float *C, int64_t ldc) {
+    if (M <= 0 || N <= 0 || K <= 0) return;
+    if (M < 4 && !bs->trans && !bs->conv && !as->conv) {
+        float *acc = fclf_scratch_slot(FCLF_SCRATCH_PACK_B, N);
+        if (acc) {
+            gemm_rows(v->fused, as->trans, M, N, K, kstep_for(K, fclf_gemm_blocking_of(v).kc), alpha, as->m, as->ld, bs->m,
+                      bs->ld, beta, C, ldc, acc);
+            return;
+        }
+    }
+    const fclf_gemm_out out = {C, ldc, 0, 0, 0, NULL, 0};
+    fclf_gemm_drive(v, M, N, K, alpha, as, bs, beta, &out);
 }

@@ -2,8 +2,9 @@
  *
  * Structure (BLIS/GotoBLAS): the K x NC panel of op(B) and the MC x K block of op(A) are packed into
  * contiguous, zero-padded micro-panels; one register micro-kernel computes an MR x NR tile of C from an
- * MR-wide A panel and an NR-wide B panel. driver.c owns the blocking and the thread split; each ISA's file
- * (scalar.c, avx2.c, avx512.c) owns its micro-kernel and packers and fills one fclf_gemm_kernel:
+ * MR-wide A panel and an NR-wide B panel. driver.c owns the loops and the thread split, blocking.c the
+ * block sizes; each ISA's file (scalar.c, avx2.c, avx512.c) owns its micro-kernel and packers and fills
+ * one fclf_gemm_kernel:
  *   avx512f  8 x 32 (16 zmm accumulators: 2 FMA pipes x 4-cycle latency need >= 8 in flight)
  *   avx2     6 x 16 (12 ymm accumulators, BLIS's Haswell shape, 15 of 16 registers)
  *   scalar   4 x 8  (plain C the compiler vectorises for baseline SSE or NEON)
@@ -13,11 +14,8 @@
 
 #include "../fclf_internal.h"
 
-/* KC = 320 keeps conv2's K = 288 in one block, so each C tile is stored once instead of loaded and stored
- * again for a second block: fclf-bench, 2 threads, conv2 forward at batch 32 (64x3872x288) went from 156
- * to 191-197 GFLOP/s (OpenBLAS AVX-512: 176-183). The B micro-panel (up to 40 KB) then overflows Zen 4's
- * 32 KB L1 into L2, which feeds its 8 uses per panel with room to spare. */
-enum { FCLF_GEMM_KC = 320, FCLF_GEMM_MC = 96, FCLF_GEMM_NC = 2048, FCLF_GEMM_MR_MAX = 8, FCLF_GEMM_NR_MAX = 32 };
+/* The micro-tile bounds; MC, KC and NC come from the machine (blocking.c). */
+enum { FCLF_GEMM_MR_MAX = 8, FCLF_GEMM_NR_MAX = 32 };
 
 /* Where an operand comes from: a stored matrix, or the im2col matrix of an NCHW batch x (conv/im2col.h),
  * never materialised. As B it is the convolution's forward product, as A (not transposed) its weight
@@ -29,7 +27,12 @@ typedef struct {
     int trans;
     const float *x; /* implicit im2col when conv != NULL */
     const fclf_conv2d_shape *conv;
-    int64_t origin; /* first column (as B) or first row (as A) of this part of the im2col matrix */
+    int64_t origin; /* first column (as B) or first row (as A) of this part of the im2col or packed matrix */
+    /* Panels packed once (fclf_gemm_pack_whole) for this kernel and K blocking: the driver reads them in
+     * place of packing m. K block pc starts at packed + pc * packed_ld (packed_ld: rows (as A) or columns
+     * (as B) rounded up to the tile); inside it, row (column) r's panel starts at r * kc. m stays valid. */
+    const float *packed;
+    int64_t packed_ld;
 } fclf_gemm_operand;
 
 /* Where C goes. Plain: element (i, j) at C[i*ldc + j]. Segmented (seg > 0): the columns come in groups of
@@ -71,6 +74,11 @@ extern const fclf_gemm_kernel fclf_gemm_avx2, fclf_gemm_avx512f;
 
 /* The table entry of a variant (driver.c): a supported one, else the scalar one. */
 const fclf_gemm_kernel *fclf_gemm_kernel_for(int isa);
+/* The blocking a kernel runs with (blocking.c): the override, else the model's for its tile and this
+ * machine's caches; MC and NC whole tiles of it. */
+fclf_gemm_blocking fclf_gemm_blocking_of(const fclf_gemm_kernel *k);
+/* b with MC and NC rounded down to whole tiles of k (at least one). */
+fclf_gemm_blocking fclf_gemm_blocking_fit(fclf_gemm_blocking b, const fclf_gemm_kernel *k);
 
 /* The portable packers (scalar.c), for any panel width; avx2.c uses them as they are and avx512.c for the
  * operands its vector packers do not take. */
@@ -84,6 +92,18 @@ void fclf_gemm_pack_b_portable(float *restrict dst, const fclf_gemm_operand *b, 
  * rows) per thread. M, N, K > 0. */
 void fclf_gemm_drive(const fclf_gemm_kernel *k, int64_t M, int64_t N, int64_t K, float alpha,
                      const fclf_gemm_operand *a, const fclf_gemm_operand *b, float beta, const fclf_gemm_out *out);
+/* Floats of op(X) packed whole as A (M x K, as_b = 0) or as B (K x N, as_b = 1) for kernel k; 0 when the
+ * driver cannot read it packed (as B, N wider than one NC block). */
+int64_t fclf_gemm_packed_size(const fclf_gemm_kernel *k, int as_b, int64_t rows, int64_t cols);
+/* WRITES dst (fclf_gemm_packed_size floats) with every K block of x packed as the driver would pack it, and
+ * sets x->packed and x->packed_ld to it. x is a stored matrix (not im2col); returns 0, -1 if not packable. */
+int fclf_gemm_pack_whole(const fclf_gemm_kernel *k, float *dst, fclf_gemm_operand *x, int as_b, int64_t rows, int64_t cols);
+
+/* C = alpha op(A) op(B) + beta C with operands that may be packed whole (plain C output); the short-M row
+ * path for M < 4 as fclf_sgemm, so the bits are fclf_sgemm's. */
+void fclf_gemm_prepacked(const fclf_gemm_kernel *k, int64_t M, int64_t N, int64_t K, float alpha,
+                         const fclf_gemm_operand *as, const fclf_gemm_operand *bs, float beta, float *C, int64_t ldc);
+
 /* fclf_sgemm with a given table entry. */
 void fclf_sgemm_with(const fclf_gemm_kernel *k, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
                      const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);

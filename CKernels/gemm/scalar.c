@@ -96,7 +96,7 @@ static void pack_a_im2col(float *restrict dst, const fclf_gemm_operand *as, int6
     const fclf_conv2d_shape *s = as->conv;
     const float *x = as->x;
     const int padded = s->pad_t != 0 || s->pad_l != 0;
-    fclf_im2col_column col[FCLF_GEMM_KC];
+    fclf_im2col_column col[FCLF_GEMM_KC_MAX];
     for (int64_t p = 0; p < kc; p++) col[p] = fclf_im2col_column_at(s, p0 + p);
     for (int64_t ir = 0; ir < mc; ir += mr) {
         const int64_t mb = fclf_min64(mr, mc - ir);

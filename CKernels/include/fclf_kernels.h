@@ -33,6 +33,7 @@ typedef enum {
     FCLF_ISA_SCALAR = 0,  /* portable C, any CPU (and arm64) */
     FCLF_ISA_AVX2 = 1,    /* x86-64 AVX2 + FMA */
     FCLF_ISA_AVX512F = 2, /* x86-64 AVX-512F */
+    FCLF_ISA_COUNT = 3,
 } fclf_isa;
 
 /* The variant in use: the best the CPU offers, or FCLF_ISA=scalar|avx2|avx512f from the environment. */
@@ -78,6 +79,35 @@ void fclf_sgemm_ref(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, f
                     const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                     int64_t ldc);
 
+/* The caches the blocking is derived from (gemm/blocking.c): CPUID leaf 4 (Intel) or 0x8000001D (AMD),
+ * else Linux's sysfs, else defaults; origin says which. l3_sharing: logical CPUs sharing the L3. */
+typedef struct {
+    int64_t l1d_bytes, l1d_ways, l2_bytes, l2_ways, l3_bytes, l3_sharing;
+    const char *origin;
+} fclf_cache_info;
+/* MC x KC blocks of op(A) and KC x NC panels of op(B). KC decides the bits: each C element is summed in
+ * K blocks of equal length <= KC (K = 400 with KC = 320: two of 200), so a product's bits depend on K and
+ * KC, never on MC, NC or the thread count. */
+typedef struct {
+    int64_t mc, kc, nc;
+} fclf_gemm_blocking;
+enum { FCLF_GEMM_MC_MAX = 4096, FCLF_GEMM_KC_MAX = 1024, FCLF_GEMM_NC_MAX = 16384 };
+/* This machine's caches (read on every call; cheap). */
+fclf_cache_info fclf_cache_probe(void);
+/* BLIS's analytic model for these caches and an mr x nr micro-tile: a pure function (tests, benchmarks). */
+fclf_gemm_blocking fclf_gemm_blocking_for(const fclf_cache_info *caches, int mr, int nr);
+/* The blocking the active variant uses, decided at the first GEMM: FCLF_GEMM_BLOCKING=mc,kc,nc when set and
+ * valid (an invalid value is reported once on stderr and ignored), else the model's for this machine's
+ * caches. seen (may be NULL) receives the caches; origin (may be NULL) "cpuid", "sysfs", "defaults",
+ * or "FCLF_GEMM_BLOCKING". */
+fclf_gemm_blocking fclf_gemm_blocking_active(fclf_cache_info *seen, const char **origin);
+/* fclf_sgemm_isa with the given blocking instead of the decided one (tests and benchmarks: what another
+ * machine's values do here); MC and NC are rounded down to whole tiles. -1 (and nothing done) when a value
+ * is outside 1...its _MAX. */
+int fclf_sgemm_blocked(int isa, fclf_gemm_blocking blocking, int trans_a, int trans_b, int64_t M, int64_t N,
+                       int64_t K, float alpha, const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                       float *C, int64_t ldc);
+
 /* ---- dense.c: fully connected layer, y = x W + b ------------------------------------------------- */
 
 /* x [n, in], w [in, out], b [out] (may be NULL), y [n, out]. WRITES y = act(x w + b), act = ReLU when
@@ -88,6 +118,13 @@ void fclf_dense_forward(float *y, const float *x, const float *w, const float *b
  * ACCUMULATES dw [in, out] += x^T dz and db [out] += sum_n dz; WRITES dx [n, in] = dz w^T unless dx is NULL. */
 void fclf_dense_backward(float *dx, float *dw, float *db, float *dz, const float *dy, const float *x,
                          const float *y, const float *w, int64_t n, int64_t in, int64_t out, int relu);
+/* Inference: W packed once, as for convolutions above (wp 64-byte aligned; 0 floats: out wider than one NC
+ * block, not packable).
+ * forward_prepacked is fclf_dense_forward, bit for bit, reading wp (NULL: packs W as usual). */
+int64_t fclf_dense_packed_weights_size(int64_t in, int64_t out);
+void fclf_dense_pack_weights(float *wp, const float *w, int64_t in, int64_t out);
+void fclf_dense_forward_prepacked(float *y, const float *x, const float *w, const float *wp, const float *b, int64_t n,
+                                  int64_t in, int64_t out, int relu);
 /* The same with a given variant (its GEMMs'). */
 void fclf_dense_forward_isa(int isa, float *y, const float *x, const float *w, const float *b, int64_t n, int64_t in,
                             int64_t out, int relu);
@@ -128,6 +165,15 @@ void fclf_conv2d_forward(float *y, float *col, const float *x, const float *w, c
                          fclf_conv2d_shape s);
 /* 1 when the passes of this shape go through an explicit im2col matrix (c*kh*kw < 16: the direct path). */
 int fclf_conv2d_uses_col(fclf_conv2d_shape s);
+/* Inference plans pack a convolution's weights once (into the active GEMM kernel's panels, with this
+ * process's blocking) instead of on every call. Floats needed: 0 when the shape takes the direct path, which
+ * reads w as it is. pack WRITES wp, which must be 64-byte aligned (the micro-kernels load panels aligned);
+ * forward_prepacked is fclf_conv2d_forward, bit for bit, reading wp (made in this process for the same w and
+ * shape, batch size aside; NULL: packs w as usual). */
+int64_t fclf_conv2d_packed_weights_size(fclf_conv2d_shape s);
+void fclf_conv2d_pack_weights(float *wp, const float *w, fclf_conv2d_shape s);
+void fclf_conv2d_forward_prepacked(float *y, float *col, const float *x, const float *w, const float *wp, const float *b,
+                                   int relu, fclf_conv2d_shape s);
 /* Given dy = dL/dy for the y that fclf_conv2d_forward wrote from x (same relu flag, same col): ACCUMULATES
  * dw [oc, c*kh*kw] and db [oc] (db may be NULL); WRITES dx [n, c, h, w] unless dx is NULL.
  * dcol (fclf_conv2d_dcol_size floats; c*kh*kw*oc when dx is NULL) and tmp are scratch. */
@@ -322,6 +368,8 @@ void fclf_sgd_momentum_decay_update_ref(float *p, float *buf, const float *g, in
  *      placed uniformly inside the image;
  *   7. additive Gaussian noise N(0, noise_std^2) on every pixel (the erased rectangle included, so it
  *      looks like background), clamped to [0, 1].
+ * With probability 1 - photometric_p an image skips the photometric steps (2-5 and 7) and keeps the clean
+ * tone of the data set, which is what the test set looks like; the geometric steps and erasing still apply.
  * Each step with its parameter at the identity (p = 0, shift 0, s = 1, sigma = 0, g = 1, c = 1, std 0) is
  * skipped, so fclf_augment_identity() gives dst = (float)p * (1.0f / 255.0f) bit for bit.
  *
@@ -345,6 +393,7 @@ typedef struct {
     float blur_sigma_max;             /* pixels (0 = none) */
     float noise_std;                  /* on the [0, 1] scale (0 = none) */
     float peak_p;                     /* probability of the peak normalisation */
+    float photometric_p;              /* probability that steps 2-5 and 7 apply to an image at all */
 } fclf_augment_config;
 
 /* The config with every transform off (scale, gamma and contrast 1; everything else 0). */

@@ -124,6 +124,36 @@ struct KernelAugmentTests {
         #expect(Array(whole[6 * 784..<7 * 784]) == sixth)
     }
 
+    @Test("photometric_p: each image is either the geometric-only result or the full one, about p of them full; the twin agrees")
+    func photometricFraction() {
+        let (h, w, n) = (28, 28, 400)
+        let src = randomImages(8, h: h, w: w, seed: 12)
+        let index = (0..<n).map { Int32($0 % 8) }
+        var half = everythingOn()
+        half.photometric_p = 0.5
+        var geometric = everythingOn()
+        geometric.gamma_min = 1; geometric.gamma_max = 1; geometric.contrast_min = 1; geometric.contrast_max = 1
+        geometric.blur_sigma_max = 0; geometric.noise_std = 0; geometric.peak_p = 0
+        let mixed = augment(src, index, h: h, w: w, half, seed: 9, first: 3)
+        let full = augment(src, index, h: h, w: w, everythingOn(), seed: 9, first: 3)
+        let plain = augment(src, index, h: h, w: w, geometric, seed: 9, first: 3)
+        var photometric = 0
+        for i in 0..<n {
+            let r = i * h * w..<(i + 1) * h * w
+            let image = Array(mixed[r])
+            if image == Array(full[r]) { photometric += 1 } else {
+                #expect(image == Array(plain[r]), "image \(i) is neither the full nor the geometric-only result")
+            }
+        }
+        // Binomial(400, 0.5): mean 200, sd 10.
+        #expect(photometric > 160 && photometric < 240, "\(photometric) of \(n) images photometrically jittered")
+        half.photometric_p = 0
+        #expect(augment(src, index, h: h, w: w, half, seed: 9, first: 3) == plain)
+        let ref = augment(src, Array(index.prefix(40)), h: h, w: w, { var c = everythingOn(); c.photometric_p = 0.5; return c }(),
+                          seed: 9, first: 3, ref: true)
+        expectClose(Array(mixed.prefix(40 * h * w)), ref, atol: 2e-5, rtol: 1e-4, "photometric_p 0.5")
+    }
+
     @Test("flip_p = 1 alone gives the exact mirror image")
     func flip() {
         let (h, w) = (28, 28)

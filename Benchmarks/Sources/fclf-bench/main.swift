@@ -1,7 +1,12 @@
 // fclf-bench: our figures for the comparison table, one JSON object per line on stdout (a readable line per
 // item on stderr). Every GEMM is checked against OpenBLAS before it is timed.
 //
-//   fclf-bench [all|peak|gemm|train|predict] [--threads N] [--quick]
+//   fclf-bench [all|peak|gemm|train|predict|blocking] [--threads N] [--quick] [--model FILE.fclf]
+//
+// predict times the seed CNN's architecture (random weights) unless --model names a model file.
+//
+// blocking: our GEMM on every shape under several KC values (and this machine's MC and NC), the KCs taking
+// turns round by round so that drift on a shared machine hits them alike; not part of "all".
 //
 // Protocol: warm-up, then the median and p10/p90 of at least 20 timed runs. Threads default to 2.
 import CBenchSupport
@@ -17,6 +22,8 @@ var args = Array(CommandLine.arguments.dropFirst())
 let quick = args.contains("--quick")
 var threads = 2
 if let i = args.firstIndex(of: "--threads"), i + 1 < args.count, let t = Int(args[i + 1]) { threads = t }
+var modelPath: String? = nil
+if let i = args.firstIndex(of: "--model"), i + 1 < args.count { modelPath = args[i + 1]; args.removeSubrange(i...i + 1) }
 let mode = args.first { !$0.hasPrefix("--") && Int($0) == nil } ?? "all"
 fclf_set_num_threads(Int32(threads))
 openblas_set_num_threads(Int32(threads))
@@ -60,7 +67,7 @@ func measurePeak() -> Double {
 
 struct Shape { var name: String; var ta, tb: Bool; var m, n, k: Int }
 
-func gemm(peak: Double) {
+func gemmShapes() -> [Shape] {
     var shapes = [Shape(name: "conv2 forward b1", ta: false, tb: false, m: 64, n: 121, k: 288),
                   Shape(name: "square 512", ta: false, tb: false, m: 512, n: 512, k: 512),
                   Shape(name: "square 1024", ta: false, tb: false, m: 1024, n: 1024, k: 1024),
@@ -73,6 +80,11 @@ func gemm(peak: Double) {
                    Shape(name: "dense1 forward b\(b)", ta: false, tb: false, m: b, n: 128, k: 1600)]
     }
     if quick { shapes = Array(shapes.prefix(1)) + shapes.filter { $0.name.contains("b32") } }
+    return shapes
+}
+
+func gemm(peak: Double) {
+    let shapes = gemmShapes()
     var rng = SplitMix64(seed: 5)
     for s in shapes {
         let (rowsA, colsA) = s.ta ? (s.k, s.m) : (s.m, s.k)
@@ -110,6 +122,36 @@ func gemm(peak: Double) {
     }
 }
 
+// MARK: - KC sweep
+
+func blockingSweep(peak: Double) {
+    let active = GEMMBlocking.active
+    let kcs: [Int64] = [128, 160, 192, 256, 288, 320, 384, 512]
+    var rng = SplitMix64(seed: 5)
+    for s in gemmShapes() {
+        let (rowsA, colsA) = s.ta ? (s.k, s.m) : (s.m, s.k)
+        let (rowsB, colsB) = s.tb ? (s.n, s.k) : (s.k, s.n)
+        let a = (0..<rowsA * colsA).map { _ in rng.uniform(1) }, b = (0..<rowsB * colsB).map { _ in rng.uniform(1) }
+        var c = [Float](repeating: 0, count: s.m * s.n)
+        let ta: Int32 = s.ta ? 1 : 0, tb: Int32 = s.tb ? 1 : 0
+        let flops = 2.0 * Double(s.m) * Double(s.n) * Double(s.k)
+        var times = [[Double]](repeating: [], count: kcs.count)
+        for round in 0..<(quick ? 5 : 15) {
+            for (i, kc) in kcs.enumerated() {
+                let blk = fclf_gemm_blocking(mc: Int64(active.mc), kc: kc, nc: Int64(active.nc))
+                func run() { _ = fclf_sgemm_blocked(fclf_isa_active(), blk, ta, tb, Int64(s.m), Int64(s.n), Int64(s.k), 1, a, Int64(colsA), b, Int64(colsB), 0, &c, Int64(s.n)) }
+                if round == 0 { run() }
+                let t0 = monotonicSeconds()
+                run(); run()
+                times[i].append((monotonicSeconds() - t0) / 2)
+            }
+        }
+        let g = times.map { flops / stats($0).median / 1e9 }
+        emit([("item", str("kc sweep " + s.name))] + zip(kcs, g).map { ("kc\($0)", num($1)) })
+        Console.error("\(s.name) (\(s.m)x\(s.n)x\(s.k)), GFLOP/s by KC: " + zip(kcs, g).map { "\($0): \(Text.fixed($1, 1))" }.joined(separator: ", "))
+    }
+}
+
 // MARK: - training step
 
 func trainStep(_ kind: ModelKind, batch: Int, peak: Double) {
@@ -125,7 +167,9 @@ func trainStep(_ kind: ModelKind, batch: Int, peak: Double) {
     let t = time(warmup: 2) { _ = trainer.trainEpoch(data) }
     let perStep = t.median / 8
     let imagesPerSecond = Double(batch) / perStep
-    let flopsPerImage = kind == .cnn ? 15.4e6 : 0.45e6
+    // Forward multiply-adds x 2 x 3 (forward, input gradient, weight gradient); cnn-bn has cnn's convolutions
+    // and dense layers, and its BatchNorm, ReLU and dropout add element-wise work only, not counted.
+    let flopsPerImage = kind == .mlp ? 0.45e6 : 15.4e6
     emit([("item", str("train \(kind.rawValue) b\(batch)")), ("images_per_second", num(imagesPerSecond)),
           ("step_ms", num(perStep * 1e3)), ("step_p10_ms", num(t.p10 / 8 * 1e3)), ("step_p90_ms", num(t.p90 / 8 * 1e3)),
           ("peak_fraction", num(imagesPerSecond * flopsPerImage / 1e9 / peak))])
@@ -143,8 +187,12 @@ func predict(peak: Double) {
         var rng = SplitMix64(seed: 9)
         images = (0..<10000 * 784).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
     }
-    let net = ModelKind.cnn.build(seed: 1)
-    let classifier = Classifier(net)
+    let classifier: Classifier
+    if let modelPath {
+        do { classifier = try Classifier(contentsOf: modelPath) } catch { Console.error("fclf-bench: \(error)"); exit(1) }
+    } else {
+        classifier = Classifier(ModelKind.cnn.build(seed: 1))
+    }
     var probs = [Float](repeating: 0, count: 10 * 10000)
     let n = images.count / 784
     images.withUnsafeBufferPointer { px in
@@ -169,11 +217,17 @@ func predict(peak: Double) {
 }
 
 let peak = measurePeak()
-emit([("item", str("machine")), ("threads", "\(threads)"), ("isa", str(String(cString: fclf_isa_name(fclf_isa_active()))))])
+let blocking = GEMMBlocking.active
+emit([("item", str("machine")), ("threads", "\(threads)"), ("isa", str(String(cString: fclf_isa_name(fclf_isa_active())))),
+      ("blocking", str(blocking.description)), ("mc", "\(blocking.mc)"), ("kc", "\(blocking.kc)"), ("nc", "\(blocking.nc)")])
+Console.error(blocking.description)
+if mode == "blocking" { blockingSweep(peak: peak) }
 if mode == "all" || mode == "gemm" { gemm(peak: peak) }
 if mode == "all" || mode == "train" {
     trainStep(.cnn, batch: 32, peak: peak)
     trainStep(.cnn, batch: 128, peak: peak)
     trainStep(.mlp, batch: 32, peak: peak)
+    trainStep(.cnnBN, batch: 32, peak: peak)
+    trainStep(.cnnBN, batch: 128, peak: peak)
 }
 if mode == "all" || mode == "predict" { predict(peak: peak) }

@@ -54,6 +54,8 @@ public final class Classifier: @unchecked Sendable {
         let plan = try! Plan(specs: model.specs, inputShape: model.inputShape, mode: .inference)
         network = Sequential(name: model.name, plan: plan, initializer: .zero, rng: &rng)
         network.load(from: model)
+        // The weights are final (BatchNorm folded): products read them packed from here on, not repacked per call.
+        for (step, layer) in zip(plan.steps, network.steps) { layer.packForInference(step.input) }
         network.metadata = model.metadata
         var temperature: ModelMetadata.Value?
         if case .temperature(let t) = model.specs.last { temperature = .number(Double(t)) }

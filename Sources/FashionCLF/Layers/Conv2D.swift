@@ -24,6 +24,9 @@ public final class Conv2D: Layer {
 
     private let y = Buffer<Float>(), col = Buffer<Float>(), tmp = Buffer<Float>()
     private let dcol = Buffer<Float>(), dx = Buffer<Float>(), argmax = Buffer<Int32>(), pooledY = Buffer<Float>()
+    /// The weights in the GEMM's panels (`packForInference`), nil where the layer reads them as they are.
+    private let packedWeight = Buffer<Float>()
+    private var packed: UnsafePointer<Float>?
     private var shape = fclf_conv2d_shape()
     private var inputShape = Shape(n: 0, c: 0)
     /// The last forward's input: the backward pass packs the weight gradient's product straight from it.
@@ -71,17 +74,27 @@ public final class Conv2D: Layer {
     /// The forward pass of both modes: training keeps `col` and the pooling's winners (`argmax`), inference
     /// passes scratch for `col` and no winners. `z` receives the unpooled output when it is pooled afterwards.
     private func run(_ x: UnsafePointer<Float>, _ s: fclf_conv2d_shape, y: UnsafeMutablePointer<Float>,
-                     z: UnsafeMutablePointer<Float>, col: UnsafeMutablePointer<Float>?, argmax: UnsafeMutablePointer<Int32>?) {
+                     z: UnsafeMutablePointer<Float>, col: UnsafeMutablePointer<Float>?, argmax: UnsafeMutablePointer<Int32>?,
+                     packed: UnsafePointer<Float>? = nil) {
         let relu: Int32 = activation == .relu ? 1 : 0
         switch pooling(s) {
         case .onePass:
             fclf_conv2d_pool_forward(y, argmax, col, x, weight.value, bias.value, relu, s)
         case .none:
-            fclf_conv2d_forward(y, col, x, weight.value, bias.value, relu, s)
+            fclf_conv2d_forward_prepacked(y, col, x, weight.value, packed, bias.value, relu, s)
         case .afterwards:
-            fclf_conv2d_forward(z, col, x, weight.value, bias.value, relu, s)
+            fclf_conv2d_forward_prepacked(z, col, x, weight.value, packed, bias.value, relu, s)
             fclf_maxpool2x2_forward(y, argmax, z, s.n * s.oc, s.oh, s.ow)
         }
+    }
+
+    public func packForInference(_ input: Shape) {
+        let s = kernelShape(input.withBatch(1))
+        let count = Int(fclf_conv2d_packed_weights_size(s))
+        guard count > 0, pooling(s) != .onePass else { packed = nil; return }
+        let p = packedWeight.reserve(count)
+        fclf_conv2d_pack_weights(p, weight.value, s)
+        packed = UnsafePointer(p)
     }
 
     /// Floats of the im2col matrix the passes keep (0 when the products pack straight from x).
@@ -133,7 +146,7 @@ public final class Conv2D: Layer {
                       work: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
         let s = kernelShape(input.withBatch(n))
         let cols = colCount(s)
-        run(x, s, y: y, z: work + cols, col: cols > 0 ? work : nil, argmax: nil)  // inference needs no winners
+        run(x, s, y: y, z: work + cols, col: cols > 0 ? work : nil, argmax: nil, packed: packed)  // inference needs no winners
         return y
     }
 }

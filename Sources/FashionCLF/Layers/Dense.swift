@@ -13,6 +13,9 @@ public final class Dense: Layer {
     public var parameters: [Parameter] { [weight, bias] }
 
     private let y = Buffer<Float>(), dx = Buffer<Float>(), dz = Buffer<Float>()
+    /// W in the GEMM's panels (`packForInference`), nil when not packed.
+    private let packedWeight = Buffer<Float>()
+    private var packed: UnsafePointer<Float>?
     private var x: Tensor
 
     public init(inputSize: Int, outputSize: Int, activation: Activation = .none,
@@ -44,8 +47,17 @@ public final class Dense: Layer {
 
     public func infer(_ x: UnsafeMutablePointer<Float>, _ input: Shape, n: Int, y: UnsafeMutablePointer<Float>,
                       work: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
-        run(x, n: n, y: y)
+        fclf_dense_forward_prepacked(y, x, weight.value, packed, bias.value, Int64(n), Int64(inputSize), Int64(outputSize),
+                                     activation == .relu ? 1 : 0)
         return y
+    }
+
+    public func packForInference(_ input: Shape) {
+        let count = Int(fclf_dense_packed_weights_size(Int64(inputSize), Int64(outputSize)))
+        guard count > 0 else { packed = nil; return }
+        let p = packedWeight.reserve(count)
+        fclf_dense_pack_weights(p, weight.value, Int64(inputSize), Int64(outputSize))
+        packed = UnsafePointer(p)
     }
 
     public func backward(_ dy: Tensor) -> Tensor {

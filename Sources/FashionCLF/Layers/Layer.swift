@@ -24,6 +24,9 @@ public protocol Layer: AnyObject {
     /// for the output) or, for an op that works in place or only reshapes, left in `x`.
     func infer(_ x: UnsafeMutablePointer<Float>, _ input: Shape, n: Int, y: UnsafeMutablePointer<Float>,
                work: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float>
+    /// Inference plans call this once their weights are final: a layer whose product packs its weights on
+    /// every call (convolutions, dense layers) packs them here once, and `infer` reads them as they are.
+    func packForInference(_ input: Shape)
 }
 
 extension Layer {
@@ -32,4 +35,5 @@ extension Layer {
     /// The training forward pass.
     public func forward(_ x: Tensor) -> Tensor { forward(x, training: true) }
     public func inferenceWork(_ input: Shape, n: Int) -> Int { 0 }
+    public func packForInference(_ input: Shape) {}
 }

@@ -211,6 +211,7 @@ public struct RunIdentity: Equatable, Sendable {
         var augment = "none"
         if var a = c.augment {
             var photo = Preset.photoAugmentation
+            photo.photometric_p = a.photometric_p
             let same = withUnsafeBytes(of: &a) { x in withUnsafeBytes(of: &photo) { y in x.elementsEqual(y) } }
             augment = same ? "photo" : "custom(" + Mirror(reflecting: a).children.map { "\($0.label ?? "?") \($0.value)" }.joined(separator: ", ") + ")"
         }
@@ -219,6 +220,7 @@ public struct RunIdentity: Equatable, Sendable {
             ("--lr", "\(c.learningRate)"), ("--optimizer", c.optimizer.rawValue), ("--momentum", "\(c.momentum)"),
             ("--nesterov", "\(c.nesterov)"), ("--weight-decay", "\(c.weightDecay)"), ("--schedule", c.schedule.rawValue),
             ("--warmup-epochs", "\(c.warmupEpochs)"), ("--label-smoothing", "\(c.labelSmoothing)"), ("--augment", augment),
+            ("--photometric-p", "\(c.augment?.photometric_p ?? 1)"),
             ("--val-split", "\(c.valSplit)"), ("--keep-best", "\(recipe.keepBest)"), ("--calibrate", "\(recipe.calibrate)"),
             ("--seed", "\(c.seed)"), ("training images", "\(fit.count)"), ("validation images", "\(validation?.count ?? 0)"),
             ("data checksum", RunIdentity.checksum([fit] + (validation.map { [$0] } ?? []))),

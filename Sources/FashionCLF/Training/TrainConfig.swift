@@ -47,7 +47,9 @@ public struct TrainConfig: Sendable {
         }
         if weightDecay > 0 { parts.append("weight decay \(weightDecay)") }
         if labelSmoothing > 0 { parts.append("label smoothing \(labelSmoothing)") }
-        if augment != nil { parts.append("augmentation") }
+        if let augment {
+            parts.append(augment.photometric_p < 1 ? "augmentation (photometric on \(Int((augment.photometric_p * 100).rounded()))% of images)" : "augmentation")
+        }
         return parts.joined(separator: ", ")
     }
 }

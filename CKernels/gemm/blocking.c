@@ -1,0 +1,203 @@
+/* blocking.c: the GEMM's cache blocking (MC, KC, NC), derived once from this machine's caches, as BLIS's
+ * analytic model does (Low, Igual, Smith, Quintana-Orti, "Analytical modeling is enough for high-performance
+ * BLIS", ACM TOMS 43(2), 2016), instead of constants that fit one CPU.
+ *
+ * The loop nest in driver.c: for jc (NC columns: B~ = op(B)[pc.., jc..] packed, kc x nc, lives in L3)
+ *   for pc (KC) / for ic (MC rows: A~ packed, mc x kc, lives in L2) / for jr (one NR-wide B micro-panel,
+ *   kc x NR, stays in L1 while) / for ir: MR-wide A micro-panels stream from L2 through the micro-kernel.
+ *
+ * - KC from L1: the resident B micro-panel gets the ways of the L1 set that the streaming A micro-panel
+ *   leaves it; of W ways one is kept for C and the stream's conflicts, and the rest split in proportion to
+ *   the two panels' bytes per k (NR : MR): ways_B = floor((W - 1) / (1 + MR / NR)), KC = ways_B * (L1 / W)
+ *   / (NR * 4 bytes). 32 KB, 8 ways, an 8 x 32 tile: 5 ways, KC = 160.
+ * - MC from L2: A~ may take the ways of L2 left after one for the B micro-panel and one for C's lines and
+ *   conflicts (W - 2), rounded down to a multiple of MR.
+ * - NC from L3: B~ may take half of this core's share of L3 (the share: L3 over the logical CPUs that share
+ *   it), rounded down to a multiple of NR, at most FCLF_GEMM_NC_MAX.
+ *
+ * The FMA throughput does not enter: KC decides the bits (each C element is summed in K blocks), and the
+ * bits must not depend on a timing; MC and NC move no bits, and the model above already places the
+ * operands by cache; the micro-tile is one per ISA (gemm.h).
+ *
+ * FCLF_GEMM_BLOCKING=mc,kc,nc overrides the derived values (experiments: one machine shows another's
+ * values); an invalid value is reported once on stderr and ignored. */
+#include "gemm.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
+/* When nothing can be read: a common x86 server core (32 KB 8-way L1d, 1 MB 16-way L2, 1.375 MB of L3). */
+static const fclf_cache_info fallback = {32768, 8, 1048576, 16, 1441792, 1, "defaults"};
+
+#if defined(__x86_64__)
+/* Deterministic cache parameters: Intel's leaf 4 and AMD's 0x8000001D have the same layout. */
+static int cpuid_caches(fclf_cache_info *out) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return 0;
+    const int intel = b == 0x756e6547 && d == 0x49656e69 && c == 0x6c65746e; /* GenuineIntel */
+    const int amd = b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163;   /* AuthenticAMD */
+    unsigned leaf = 0;
+    if (intel && a >= 4) leaf = 4;
+    if (amd) {
+        /* 0x8000001D exists when the topology extensions bit (0x80000001 ecx bit 22) is set. */
+        if (__get_cpuid(0x80000001, &a, &b, &c, &d) && (c >> 22 & 1)) leaf = 0x8000001D;
+    }
+    if (!leaf) return 0;
+    fclf_cache_info r = {0};
+    for (unsigned i = 0; i < 16; i++) {
+        __cpuid_count(leaf, i, a, b, c, d);
+        const unsigned type = a & 31, level = a >> 5 & 7;
+        if (type == 0) break;
+        if (type == 2) continue; /* instruction cache */
+        const int64_t ways = (b >> 22) + 1, parts = (b >> 12 & 1023) + 1, line = (b & 4095) + 1, sets = (int64_t)c + 1;
+        const int64_t size = ways * parts * line * sets, sharing = (a >> 14 & 4095) + 1;
+        if (level == 1) { r.l1d_bytes = size; r.l1d_ways = ways; }
+        else if (level == 2) { r.l2_bytes = size; r.l2_ways = ways; }
+        else if (level == 3) { r.l3_bytes = size; r.l3_sharing = sharing; }
+    }
+    if (r.l1d_bytes <= 0 || r.l2_bytes <= 0) return 0;
+    r.origin = "cpuid";
+    *out = r;
+    return 1;
+}
+#endif
+
+static int64_t read_number(const char *dir, const char *name) {
+    char path[256], text[64];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    int64_t v = -1;
+    if (fgets(text, sizeof text, f)) {
+        char *end;
+        v = strtoll(text, &end, 10);
+        if (*end == 'K') v *= 1024;
+        else if (*end == 'M') v *= 1024 * 1024;
+    }
+    fclose(f);
+    return v;
+}
+
+/* Linux's view, for CPUs without the leaves above (arm64, older AMD). */
+static int sysfs_caches(fclf_cache_info *out) {
+    fclf_cache_info r = {0};
+    for (int i = 0; i < 8; i++) {
+        char dir[96], type[32] = "";
+        snprintf(dir, sizeof dir, "/sys/devices/system/cpu/cpu0/cache/index%d", i);
+        const int64_t level = read_number(dir, "level");
+        if (level < 0) break;
+        char path[128];
+        snprintf(path, sizeof path, "%s/type", dir);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (!fgets(type, sizeof type, f)) type[0] = 0;
+            fclose(f);
+        }
+        if (strncmp(type, "Instruction", 11) == 0) continue;
+        const int64_t size = read_number(dir, "size"), ways = read_number(dir, "ways_of_associativity");
+        if (level == 1) { r.l1d_bytes = size; r.l1d_ways = ways; }
+        else if (level == 2) { r.l2_bytes = size; r.l2_ways = ways; }
+        else if (level == 3) { r.l3_bytes = size; r.l3_sharing = 1; }
+    }
+    if (r.l1d_bytes <= 0 || r.l2_bytes <= 0) return 0;
+    r.origin = "sysfs";
+    *out = r;
+    return 1;
+}
+
+fclf_cache_info fclf_cache_probe(void) {
+    fclf_cache_info r = fallback;
+#if defined(__x86_64__)
+    if (cpuid_caches(&r)) return r;
+#endif
+    if (sysfs_caches(&r)) return r;
+    return fallback;
+}
+
+/* Ways of a W-way cache for the resident tenant when a streaming one of `stream` bytes per `resident` bytes
+ * shares each set, one way kept free (the model's C_Ar); at least 1. */
+static int64_t resident_ways(int64_t ways, double stream_per_resident) {
+    const int64_t w = (int64_t)((double)(ways - 1) / (1.0 + stream_per_resident));
+    return w >= 1 ? w : 1;
+}
+
+static int64_t round_down(int64_t x, int64_t m) { return x / m * m; }
+static int64_t clamp64(int64_t x, int64_t lo, int64_t hi) { return x < lo ? lo : x > hi ? hi : x; }
+
+fclf_gemm_blocking fclf_gemm_blocking_for(const fclf_cache_info *c, int mr, int nr) {
+    fclf_gemm_blocking b;
+    const int64_t l1 = c->l1d_bytes > 0 ? c->l1d_bytes : fallback.l1d_bytes;
+    const int64_t w1 = c->l1d_ways > 1 ? c->l1d_ways : fallback.l1d_ways;
+    const int64_t l2 = c->l2_bytes > 0 ? c->l2_bytes : fallback.l2_bytes;
+    const int64_t w2 = c->l2_ways > 1 ? c->l2_ways : fallback.l2_ways;
+    const int64_t kc = resident_ways(w1, (double)mr / nr) * (l1 / w1) / (nr * (int64_t)sizeof(float));
+    b.kc = clamp64(round_down(kc, 8), 16, FCLF_GEMM_KC_MAX);
+    /* A~ (mc x kc) is L2's resident; of its W ways one holds the B micro-panel (kc x nr, at most a way:
+     * 160 x 32 floats is 20 KB of a 64 KB way) and one the C tiles and the stream's conflicts. */
+    const int64_t a_ways = w2 - 2 >= 1 ? w2 - 2 : 1;
+    const int64_t mc = a_ways * (l2 / w2) / (b.kc * (int64_t)sizeof(float));
+    b.mc = clamp64(round_down(mc, mr), mr, round_down(FCLF_GEMM_MC_MAX, mr));
+    const int64_t share = c->l3_bytes > 0 ? c->l3_bytes / (c->l3_sharing > 0 ? c->l3_sharing : 1) : l2;
+    const int64_t nc = share / 2 / (b.kc * (int64_t)sizeof(float));
+    b.nc = clamp64(round_down(nc, nr), nr, round_down(FCLF_GEMM_NC_MAX, nr));
+    return b;
+}
+
+/* The machine's caches, the override, and per-ISA blocking, decided once. */
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static fclf_cache_info caches;
+static fclf_gemm_blocking forced; /* all zero: none */
+static const char *forced_origin;
+static fclf_gemm_blocking by_isa[FCLF_ISA_COUNT];
+
+static int parse_override(const char *s, fclf_gemm_blocking *b) {
+    long long mc, kc, nc;
+    int used = 0;
+    if (sscanf(s, "%lld,%lld,%lld%n", &mc, &kc, &nc, &used) != 3 || s[used] != 0) return 0;
+    if (mc < 1 || mc > FCLF_GEMM_MC_MAX || kc < 1 || kc > FCLF_GEMM_KC_MAX || nc < 1 || nc > FCLF_GEMM_NC_MAX) return 0;
+    *b = (fclf_gemm_blocking){mc, kc, nc};
+    return 1;
+}
+
+static void decide(void) {
+    caches = fclf_cache_probe();
+    const char *env = getenv("FCLF_GEMM_BLOCKING");
+    if (env && *env) {
+        if (parse_override(env, &forced)) forced_origin = "FCLF_GEMM_BLOCKING";
+        else
+            fprintf(stderr,
+                    "fashionclf: FCLF_GEMM_BLOCKING=\"%s\" ignored: expected mc,kc,nc with 1 <= mc <= %d, "
+                    "1 <= kc <= %d, 1 <= nc <= %d (e.g. 96,320,2048)\n",
+                    env, FCLF_GEMM_MC_MAX, FCLF_GEMM_KC_MAX, FCLF_GEMM_NC_MAX);
+    }
+    for (int isa = 0; isa < FCLF_ISA_COUNT; isa++) {
+        const fclf_gemm_kernel *k = fclf_gemm_kernel_for(isa);
+        by_isa[isa] = fclf_gemm_blocking_for(&caches, k->mr, k->nr);
+    }
+}
+
+/* MC and NC to whole tiles of this kernel (the driver's panels are NR wide, its row blocks MR tall). */
+fclf_gemm_blocking fclf_gemm_blocking_fit(fclf_gemm_blocking b, const fclf_gemm_kernel *k) {
+    b.mc = b.mc < k->mr ? k->mr : round_down(b.mc, k->mr);
+    b.nc = b.nc < k->nr ? k->nr : round_down(b.nc, k->nr);
+    return b;
+}
+
+fclf_gemm_blocking fclf_gemm_blocking_of(const fclf_gemm_kernel *k) {
+    pthread_once(&once, decide);
+    if (forced_origin) return fclf_gemm_blocking_fit(forced, k);
+    return by_isa[k->isa >= 0 && k->isa < FCLF_ISA_COUNT ? k->isa : FCLF_ISA_SCALAR];
+}
+
+fclf_gemm_blocking fclf_gemm_blocking_active(fclf_cache_info *seen, const char **origin) {
+    pthread_once(&once, decide);
+    if (seen) *seen = caches;
+    if (origin) *origin = forced_origin ? forced_origin : caches.origin;
+    return fclf_gemm_blocking_of(fclf_gemm_kernel_for(fclf_isa_active()));
+}

@@ -1,0 +1,176 @@
+// The GEMM's cache blocking (CKernels/gemm/blocking.c): the analytic model keeps its operands inside the
+// caches it is given, and a product's bits depend on KC alone, never on MC, NC or the thread count. And
+// weights packed once for inference give the bits of packing them on every call.
+import CKernels
+@testable import FashionCLF
+import Testing
+
+private func caches(l1: Int64, l1Ways: Int64, l2: Int64, l2Ways: Int64, l3: Int64, sharing: Int64) -> fclf_cache_info {
+    var c = fclf_cache_info()
+    c.l1d_bytes = l1; c.l1d_ways = l1Ways; c.l2_bytes = l2; c.l2_ways = l2Ways; c.l3_bytes = l3; c.l3_sharing = sharing
+    return c
+}
+
+/// Packed panels are read with aligned vector loads: 64-byte aligned memory, as the header asks.
+private func alignedFloats(_ count: Int) -> UnsafeMutablePointer<Float> {
+    let p = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64).bindMemory(to: Float.self, capacity: count)
+    p.initialize(repeating: .nan, count: count)
+    return p
+}
+
+@Suite("GEMM blocking")
+struct KernelBlockingTests {
+    /// Intel Xeon (Skylake-SP), AMD Zen 4, a small-L2 desktop core, an L3-less part, and nothing known.
+    let machines: [(String, fclf_cache_info)] = [
+        ("Xeon", caches(l1: 32768, l1Ways: 8, l2: 1 << 20, l2Ways: 16, l3: 37_486_592, sharing: 2)),
+        ("Zen 4", caches(l1: 32768, l1Ways: 8, l2: 1 << 20, l2Ways: 8, l3: 32 << 20, sharing: 16)),
+        ("Haswell", caches(l1: 32768, l1Ways: 8, l2: 256 << 10, l2Ways: 8, l3: 8 << 20, sharing: 8)),
+        ("no L3", caches(l1: 49152, l1Ways: 12, l2: 1280 << 10, l2Ways: 10, l3: 0, sharing: 0)),
+        ("unknown", fclf_cache_info()),
+    ]
+    let tiles: [(mr: Int32, nr: Int32)] = [(8, 32), (6, 16), (4, 8)]
+
+    @Test("the model's blocks fit the caches they are derived from, in whole tiles")
+    func modelFitsCaches() {
+        for (name, c) in machines {
+            let known = c.l1d_bytes > 0
+            let l1 = known ? c.l1d_bytes : 32768, w1 = known ? c.l1d_ways : 8
+            let l2 = known ? c.l2_bytes : 1 << 20, w2 = known ? c.l2_ways : 16
+            for t in tiles {
+                var cc = c
+                let b = fclf_gemm_blocking_for(&cc, t.mr, t.nr)
+                let tag = "\(name) \(t.mr)x\(t.nr): mc \(b.mc) kc \(b.kc) nc \(b.nc)"
+                #expect(b.kc >= 16 && b.kc % 8 == 0 && b.kc <= Int64(FCLF_GEMM_KC_MAX), "\(tag)")
+                // The B micro-panel leaves at least one L1 way to the A micro-panels.
+                #expect(b.kc * Int64(t.nr) * 4 <= l1 / w1 * (w1 - 1), "\(tag): B micro-panel overflows L1")
+                // ... and the A micro-panels' share is no larger than the ways left (MR : NR).
+                #expect(b.kc * Int64(t.mr + t.nr) * 4 <= l1, "\(tag): both micro-panels exceed L1")
+                #expect(b.mc % Int64(t.mr) == 0 && b.mc >= Int64(t.mr), "\(tag)")
+                #expect(b.mc * b.kc * 4 <= l2 / w2 * max(w2 - 2, 1) || b.mc == Int64(t.mr), "\(tag): A block overflows L2")
+                #expect(b.nc % Int64(t.nr) == 0 && b.nc >= Int64(t.nr) && b.nc <= Int64(FCLF_GEMM_NC_MAX), "\(tag)")
+                if c.l3_bytes > 0 {
+                    #expect(b.nc * b.kc * 4 <= c.l3_bytes / max(c.l3_sharing, 1) / 2 || b.nc == Int64(t.nr), "\(tag): B panel overflows L3 share")
+                }
+            }
+        }
+        // BLIS's worked example in numbers: 32 KB, 8 ways, the 8 x 32 tile: 5 of the 8 ways hold the B micro-panel.
+        var xeon = machines[0].1
+        #expect(fclf_gemm_blocking_for(&xeon, 8, 32).kc == 160)
+        // A larger L1 gives no smaller KC.
+        var big = xeon
+        big.l1d_bytes = 49152; big.l1d_ways = 12
+        #expect(fclf_gemm_blocking_for(&big, 8, 32).kc >= 160)
+    }
+
+    @Test("this machine's caches are read and the decided blocking is a valid one")
+    func thisMachine() {
+        let b = GEMMBlocking.active
+        print("this machine: \(b)")
+        #expect(b.l1dBytes >= 4096 && b.l2Bytes >= b.l1dBytes, "\(b)")
+        #expect(["cpuid", "sysfs", "defaults", "FCLF_GEMM_BLOCKING"].contains(b.origin))
+        #expect(b.kc >= 1 && b.mc >= 1 && b.nc >= 1)
+    }
+
+    @Test("MC, NC and the thread count move no bits; KC does, and every blocking stays accurate; every ISA")
+    func bitsDependOnKCOnly() {
+        let (m, n, k) = (70, 300, 500)
+        let a = randomArray(m * k, seed: 11), bm = randomArray(k * n, seed: 12)
+        var expected = [Float](repeating: 0, count: m * n)
+        fclf_sgemm_ref(0, 0, Int64(m), Int64(n), Int64(k), 1, a, Int64(k), bm, Int64(n), 0, &expected, Int64(n))
+        func run(_ isa: Int32, _ mc: Int64, _ kc: Int64, _ nc: Int64, threads: Int = 1, ta: Int32 = 0) -> [Float] {
+            var c = [Float](repeating: .nan, count: m * n)
+            let at = ta == 0 ? a : (0..<m * k).map { a[($0 % m) * k + $0 / m] }
+            withThreads(threads) {
+                #expect(fclf_sgemm_blocked(isa, fclf_gemm_blocking(mc: mc, kc: kc, nc: nc), ta, 0, Int64(m), Int64(n), Int64(k), 1,
+                                           at, ta == 0 ? Int64(k) : Int64(m), bm, Int64(n), 0, &c, Int64(n)) == 0)
+            }
+            return c
+        }
+        for variant in kernelISAs {
+            let isa = variant.raw, name = String(cString: fclf_isa_name(isa))
+            let base = run(isa, 4096, 256, 16384)
+            for (mc, nc) in [(Int64(8), Int64(32)), (16, 64), (40, 100), (1000, 2048)] {
+                #expect(run(isa, mc, 256, nc) == base, "\(name): mc \(mc) nc \(nc) changed the bits")
+            }
+            #expect(run(isa, 16, 256, 64, threads: 2) == base, "\(name): 2 threads changed the bits")
+            #expect(run(isa, 4096, 256, 16384, ta: 1) == base, "\(name): transposed A changed the bits")
+            for kc in [Int64(1), 7, 160, 320, 1024] {
+                expectClose(run(isa, 96, kc, 2048), expected, atol: 4e-4, rtol: 1e-5, "\(name) kc \(kc)")
+            }
+            // 500 = 2 x 250 with KC 256 or 300: the same equal blocks, so the same bits.
+            #expect(run(isa, 96, 300, 2048) == base, "\(name): KC 300 and 256 both give two blocks of 250")
+            #expect(run(isa, 96, 160, 2048) != base, "\(name): KC 160 (four blocks of 125) should round differently")
+        }
+    }
+
+    @Test("fclf_sgemm runs the decided blocking; out-of-range blockings are refused and write nothing")
+    func decidedAndRefused() {
+        var b = GEMMBlocking.active
+        let active = fclf_gemm_blocking(mc: Int64(b.mc), kc: Int64(b.kc), nc: Int64(b.nc))
+        let (m, n, k) = (33, 97, 700)
+        let a = randomArray(m * k, seed: 21), bm = randomArray(k * n, seed: 22)
+        var c1 = [Float](repeating: 0, count: m * n), c2 = c1
+        fclf_sgemm(0, 0, Int64(m), Int64(n), Int64(k), 1, a, Int64(k), bm, Int64(n), 0, &c1, Int64(n))
+        #expect(fclf_sgemm_blocked(fclf_isa_active(), active, 0, 0, Int64(m), Int64(n), Int64(k), 1, a, Int64(k), bm, Int64(n), 0, &c2, Int64(n)) == 0)
+        #expect(c1 == c2)
+        b.kc = 0
+        var c3 = [Float](repeating: 7, count: m * n)
+        for bad in [fclf_gemm_blocking(mc: 0, kc: 64, nc: 64), fclf_gemm_blocking(mc: 8, kc: 0, nc: 64),
+                    fclf_gemm_blocking(mc: 8, kc: Int64(FCLF_GEMM_KC_MAX) + 1, nc: 64), fclf_gemm_blocking(mc: 8, kc: 64, nc: -1)] {
+            #expect(fclf_sgemm_blocked(Int32(FCLF_ISA_SCALAR.rawValue), bad, 0, 0, Int64(m), Int64(n), Int64(k), 1, a, Int64(k), bm, Int64(n), 0, &c3, Int64(n)) == -1)
+        }
+        #expect(c3.allSatisfy { $0 == 7 })
+    }
+
+    @Test("convolution weights packed once: the same bits as packing per call (multi-block K, partial tiles, 1 and 2 threads, batch 1 and 5)")
+    func convPrepacked() {
+        // (c, oc, h): K = 288 (conv2), 576 (wide-bn's conv4: more than one K block when KC < 576), 45 with oc 13.
+        for (c, oc, h) in [(32, 64, 13), (64, 64, 10), (5, 13, 9)] {
+            for n in [1, 5] {
+                let s = fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(h), Int64(oc), 3, 3, 0)
+                let count = Int(fclf_conv2d_packed_weights_size(s))
+                #expect(count >= oc * c * 9, "\(c)->\(oc): packed size \(count)")
+                let x = randomArray(n * c * h * h, seed: 31), w = randomArray(oc * c * 9, seed: 32, scale: 0.2), b = randomArray(oc, seed: 33)
+                let wp = alignedFloats(count)
+                defer { wp.deallocate() }
+                fclf_conv2d_pack_weights(wp, w, s)
+                let out = n * oc * Int(s.oh * s.ow)
+                for threads in [1, 2] {
+                    for relu: Int32 in [0, 1] {
+                        var plain = [Float](repeating: .nan, count: out), packed = plain
+                        withThreads(threads) {
+                            fclf_conv2d_forward(&plain, nil, x, w, b, relu, s)
+                            fclf_conv2d_forward_prepacked(&packed, nil, x, w, wp, b, relu, s)
+                        }
+                        #expect(plain.map(\.bitPattern) == packed.map(\.bitPattern), "\(c)->\(oc) n \(n), \(threads) threads, relu \(relu)")
+                    }
+                }
+            }
+        }
+        // The direct path (K < 16) reads w as it is: nothing to pack.
+        #expect(fclf_conv2d_packed_weights_size(fclf_conv2d_make_shape(1, 1, 28, 28, 32, 3, 3, 0)) == 0)
+    }
+
+    @Test("dense weights packed once: the same bits as packing per call (the short-M rows too), 1 and 2 threads")
+    func densePrepacked() {
+        for (inSize, outSize) in [(1600, 128), (1024, 256), (128, 10), (70, 33)] {
+            let count = Int(fclf_dense_packed_weights_size(Int64(inSize), Int64(outSize)))
+            #expect(count >= inSize * outSize)
+            let w = randomArray(inSize * outSize, seed: 41, scale: 0.1), b = randomArray(outSize, seed: 42)
+            let wp = alignedFloats(count)
+            defer { wp.deallocate() }
+            fclf_dense_pack_weights(wp, w, Int64(inSize), Int64(outSize))
+            for n in [1, 3, 4, 37, 64] {
+                let x = randomArray(n * inSize, seed: 43)
+                for threads in [1, 2] {
+                    var plain = [Float](repeating: .nan, count: n * outSize), packed = plain
+                    withThreads(threads) {
+                        fclf_dense_forward(&plain, x, w, b, Int64(n), Int64(inSize), Int64(outSize), 1)
+                        fclf_dense_forward_prepacked(&packed, x, w, wp, b, Int64(n), Int64(inSize), Int64(outSize), 1)
+                    }
+                    #expect(plain.map(\.bitPattern) == packed.map(\.bitPattern), "\(inSize)->\(outSize) n \(n), \(threads) threads")
+                }
+            }
+        }
+    }
+}
