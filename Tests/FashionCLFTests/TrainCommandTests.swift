@@ -25,7 +25,7 @@ private let haveData = access(dataDirectory + "/train-images-idx3-ubyte.gz", R_O
 
 /// Starts fclf-train with `arguments`, its output (stdout and stderr) to `output`, SIGINT handled by default
 /// whatever the test runner's threads block or ignore.
-private func spawnTrain(_ arguments: [String], output: String) throws -> pid_t {
+private func spawnTrain(_ arguments: [String], output: String, environment: [String: String] = [:]) throws -> pid_t {
     let exe = try #require(trainExecutable, "fclf-train not built: run `swift build` before `swift test` (or set FCLF_BIN_DIR)")
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
@@ -46,10 +46,11 @@ private func spawnTrain(_ arguments: [String], output: String) throws -> pid_t {
     defer { for a in argv { free(a) } }
     // A fixed creation time (reproducible-builds.org's SOURCE_DATE_EPOCH): two runs' model files may then be
     // compared byte for byte, metadata included.
-    var env: [UnsafeMutablePointer<CChar>?] = [strdup("SOURCE_DATE_EPOCH=1764115200")]
+    var env: [UnsafeMutablePointer<CChar>?] = [strdup("SOURCE_DATE_EPOCH=1764115200")] + environment.map { strdup("\($0.key)=\($0.value)") }
     var e = environ
     while let entry = e.pointee {
-        if strncmp(entry, "SOURCE_DATE_EPOCH=", 18) != 0 { env.append(strdup(entry)) }
+        let name = String(cString: entry).prefix { $0 != "=" }
+        if name != "SOURCE_DATE_EPOCH" && environment[String(name)] == nil { env.append(strdup(entry)) }
         e += 1
     }
     env.append(nil)
@@ -84,9 +85,9 @@ private func contents(_ path: String) -> String {
 }
 
 /// Runs fclf-train to the end: (exit status, output).
-private func runTrain(_ arguments: [String], in dir: String) throws -> (status: Int32?, output: String) {
+private func runTrain(_ arguments: [String], in dir: String, environment: [String: String] = [:]) throws -> (status: Int32?, output: String) {
     let log = dir + "/log-\(UInt32.random(in: 0...UInt32.max)).txt"
-    let pid = try spawnTrain(arguments, output: log)
+    let pid = try spawnTrain(arguments, output: log, environment: environment)
     let status = waitExit(pid)
     return (status, contents(log))
 }
@@ -204,6 +205,19 @@ struct TrainCommandTests {
         for (args, message) in cases {
             let r = try runTrain(args + ["--no-report"], in: dir)
             #expect(r.status == 1 && r.output.contains(message) && !r.output.contains("epoch 1/"), "\(args): status \(String(describing: r.status)):\n\(r.output)")
+        }
+    }
+
+    @Test("FCLF_GEMM_BLOCKING: valid values are used and named in the run's first line; an invalid value is reported and ignored")
+    func blockingOverride() throws {
+        let dir = temporaryDirectory()
+        let args = ["--model", "mlp", "--epochs", "1", "--limit-train", "200", "--no-report", "--data", dataDirectory]
+        let forced = try runTrain(args, in: dir, environment: ["FCLF_GEMM_BLOCKING": "64,288,512"])
+        #expect(forced.status == 0 && forced.output.contains("gemm blocking mc 64, kc 288, nc 512 (FCLF_GEMM_BLOCKING)"), "\(forced.output)")
+        for bad in ["banana", "64,288", "0,288,512", "64,5000,512", "64,288,512,1"] {
+            let r = try runTrain(args, in: dir, environment: ["FCLF_GEMM_BLOCKING": bad])
+            #expect(r.status == 0 && r.output.contains("FCLF_GEMM_BLOCKING=\"\(bad)\" ignored: expected mc,kc,nc")
+                    && r.output.contains("gemm blocking mc \(GEMMBlocking.active.mc), kc \(GEMMBlocking.active.kc)"), "\(bad): \(r.output)")
         }
     }
 
