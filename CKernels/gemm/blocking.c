@@ -1,23 +1,27 @@
-/* blocking.c: the GEMM's cache blocking (MC, KC, NC), derived once from this machine's caches, as BLIS's
- * analytic model does (Low, Igual, Smith, Quintana-Orti, "Analytical modeling is enough for high-performance
- * BLIS", ACM TOMS 43(2), 2016), instead of constants that fit one CPU.
+/* blocking.c: the GEMM's cache blocking (MC, KC, NC), derived once from this machine's caches with an
+ * analytic model in the manner of BLIS's (Low, Igual, Smith, Quintana-Orti, "Analytical modeling is enough
+ * for high-performance BLIS", ACM TOMS 43(2), 2016), instead of constants that fit one CPU.
  *
  * The loop nest in driver.c: for jc (NC columns: B~ = op(B)[pc.., jc..] packed, kc x nc, lives in L3)
  *   for pc (KC) / for ic (MC rows: A~ packed, mc x kc, lives in L2) / for jr (one NR-wide B micro-panel,
  *   kc x NR, stays in L1 while) / for ir: MR-wide A micro-panels stream from L2 through the micro-kernel.
  *
- * - KC from L1: the resident B micro-panel gets the ways of the L1 set that the streaming A micro-panel
- *   leaves it; of W ways one is kept for C and the stream's conflicts, and the rest split in proportion to
- *   the two panels' bytes per k (NR : MR): ways_B = floor((W - 1) / (1 + MR / NR)), KC = ways_B * (L1 / W)
- *   / (NR * 4 bytes). 32 KB, 8 ways, an 8 x 32 tile: 5 ways, KC = 160.
+ * - KC from L1: the B micro-panel (KC x NR), reused by every A micro-panel of the block, fills the L1 data
+ *   cache: KC = L1 / (NR * 4 bytes), a multiple of 16 (32 KB and NR = 32: KC = 256). The A micro-panels
+ *   stream from L2 beside it: a k step reads (MR + NR) * 4 = 160 bytes for MR * NR = 256 multiply-adds, 20
+ *   bytes per cycle at two 16-lane FMAs per cycle, well inside what L2 delivers. BLIS's stricter rule
+ *   (Low et al. 2016: the B panel gets floor((W - 1) / (1 + MR / NR)) of L1's W ways, 5 of 8 here: KC = 160)
+ *   measured slower here (fclf-bench blocking, Xeon, 2 threads, every KC in one run: squares 1024 and 2048
+ *   92 and 97 GFLOP/s at KC 160 against 101 and 111 at 256; conv2's weight gradient 58 against 66), since
+ *   C is then loaded and stored once more per K block; 256 and 320 measured alike.
  * - MC from L2: A~ may take the ways of L2 left after one for the B micro-panel and one for C's lines and
  *   conflicts (W - 2), rounded down to a multiple of MR.
  * - NC from L3: B~ may take half of this core's share of L3 (the share: L3 over the logical CPUs that share
  *   it), rounded down to a multiple of NR, at most FCLF_GEMM_NC_MAX.
  *
- * The FMA throughput does not enter: KC decides the bits (each C element is summed in K blocks), and the
- * bits must not depend on a timing; MC and NC move no bits, and the model above already places the
- * operands by cache; the micro-tile is one per ISA (gemm.h).
+ * The FMA throughput enters only as the bound above (L2 must feed the stream at the FMA rate), not as a
+ * measured input: KC decides the bits (each C element is summed in K blocks), and bits must not depend on
+ * a timing; the micro-tile is one per ISA (gemm.h).
  *
  * FCLF_GEMM_BLOCKING=mc,kc,nc overrides the derived values (experiments: one machine shows another's
  * values); an invalid value is reported once on stderr and ignored. */
@@ -120,26 +124,18 @@ fclf_cache_info fclf_cache_probe(void) {
     return fallback;
 }
 
-/* Ways of a W-way cache for the resident tenant when a streaming one of `stream` bytes per `resident` bytes
- * shares each set, one way kept free (the model's C_Ar); at least 1. */
-static int64_t resident_ways(int64_t ways, double stream_per_resident) {
-    const int64_t w = (int64_t)((double)(ways - 1) / (1.0 + stream_per_resident));
-    return w >= 1 ? w : 1;
-}
-
 static int64_t round_down(int64_t x, int64_t m) { return x / m * m; }
 static int64_t clamp64(int64_t x, int64_t lo, int64_t hi) { return x < lo ? lo : x > hi ? hi : x; }
 
 fclf_gemm_blocking fclf_gemm_blocking_for(const fclf_cache_info *c, int mr, int nr) {
     fclf_gemm_blocking b;
     const int64_t l1 = c->l1d_bytes > 0 ? c->l1d_bytes : fallback.l1d_bytes;
-    const int64_t w1 = c->l1d_ways > 1 ? c->l1d_ways : fallback.l1d_ways;
     const int64_t l2 = c->l2_bytes > 0 ? c->l2_bytes : fallback.l2_bytes;
     const int64_t w2 = c->l2_ways > 1 ? c->l2_ways : fallback.l2_ways;
-    const int64_t kc = resident_ways(w1, (double)mr / nr) * (l1 / w1) / (nr * (int64_t)sizeof(float));
-    b.kc = clamp64(round_down(kc, 8), 16, FCLF_GEMM_KC_MAX);
-    /* A~ (mc x kc) is L2's resident; of its W ways one holds the B micro-panel (kc x nr, at most a way:
-     * 160 x 32 floats is 20 KB of a 64 KB way) and one the C tiles and the stream's conflicts. */
+    const int64_t kc = l1 / (nr * (int64_t)sizeof(float));
+    b.kc = clamp64(round_down(kc, 16), 16, FCLF_GEMM_KC_MAX);
+    /* A~ (mc x kc) is L2's resident; of its W ways one holds the B micro-panel (kc x nr: 256 x 32 floats
+     * is 32 KB, half of a 1 MB 16-way L2's 64 KB way) and one the C tiles and the stream's conflicts. */
     const int64_t a_ways = w2 - 2 >= 1 ? w2 - 2 : 1;
     const int64_t mc = a_ways * (l2 / w2) / (b.kc * (int64_t)sizeof(float));
     b.mc = clamp64(round_down(mc, mr), mr, round_down(FCLF_GEMM_MC_MAX, mr));
