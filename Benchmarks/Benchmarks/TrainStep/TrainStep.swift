@@ -1,7 +1,8 @@
-// One training step of the seed CNN (batch 32 and 128) and MLP (batch 32), and one epoch of the fast
-// preset (BatchNorm CNN, augmented batches, AdamW one-cycle, label smoothing) over 256 synthetic images,
-// under ordo-one/benchmark: wall-clock percentiles and the malloc count, which must be 0 after warm-up (all
-// buffers are allocated by the first batch and reused).
+// One training step of the seed CNN (batch 32 and 128) and MLP (batch 32), one epoch of the fast preset
+// (BatchNorm CNN, augmented batches, AdamW one-cycle, label smoothing) over 256 synthetic images, and
+// predictions (one image and a batch of 256, the seed CNN and the built-in model) under ordo-one/benchmark:
+// wall-clock percentiles and the malloc count, which must be 0 after warm-up (all buffers are allocated by
+// the first call and reused).
 //   swift package --package-path Benchmarks benchmark --target TrainStep
 import Benchmark
 import CKernels
@@ -50,5 +51,20 @@ let benchmarks: @Sendable () -> Void = {
     _ = fast.trainEpoch(data)
     Benchmark("fast preset: one epoch of 256 augmented images, batch \(recipe.config.batchSize)") { benchmark in
         for _ in benchmark.scaledIterations { blackHole(fast.trainEpoch(data)) }
+    }
+    let classifiers = [("seed CNN", Classifier(ModelKind.cnn.build(seed: 1))), ("built-in model", try! Classifier.builtIn())]
+    let pixels = UnsafeMutablePointer<UInt8>.allocate(capacity: images.count)  // for the life of the process
+    pixels.initialize(from: images, count: images.count)
+    for (name, classifier) in classifiers {
+        for count in [1, 256] {
+            let probabilities = UnsafeMutablePointer<Float>.allocate(capacity: count * 10)
+            for _ in 0..<3 { try! classifier.predict(pixels, count: count, probabilities: probabilities, labels: nil) }
+            Benchmark("\(name): predict \(count == 1 ? "one image" : "\(count) images")") { benchmark in
+                for _ in benchmark.scaledIterations {
+                    try! classifier.predict(pixels, count: count, probabilities: probabilities, labels: nil)
+                    blackHole(probabilities[0])
+                }
+            }
+        }
     }
 }

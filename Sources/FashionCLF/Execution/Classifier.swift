@@ -128,8 +128,11 @@ public final class Classifier: @unchecked Sendable {
                         labels: UnsafeMutablePointer<Int32>?) throws(FCLFError) {
         guard count > 0 else { return }
         let perImage = inputShape.perSample
-        let chunk = min(count, Classifier.chunk)
-        let floats = chunk * (2 * activationSize + workSize)
+        // As many images per kernel call as fit this thread's kept scratch (a large model takes fewer than
+        // `Classifier.chunk`), so that a batch allocates nothing either; results do not depend on the chunk.
+        let perImageFloats = 2 * activationSize + workSize
+        let chunk = min(count, max(1, min(Classifier.chunk, Classifier.threadScratchLimit / perImageFloats)))
+        let floats = chunk * perImageFloats
         // Small requests (single images) reuse this thread's buffer: no allocation, no page faults.
         let reuse = floats <= Classifier.threadScratchLimit
         let memory = reuse ? UnsafeMutableRawPointer(fclf_thread_scratch(Int64(floats))) : malloc(floats * 4)
