@@ -84,25 +84,20 @@ def main():
             item = f"train cnn-bn b{batch}"
             if item in o:
                 add(item, "ours", o[item]["images_per_second"])
+        def add_predict(label, mine, theirs):
+            """One model's latency and batch rows: ours (fclf-bench predict) beside ONNX Runtime's."""
+            for q in ("p50", "p99"):
+                add(f"{label}1 image {q} (us)", "ours", mine["predict 1 image"][f"{q}_us"])
+                add(f"{label}1 image {q} (us)", "ONNX Runtime", theirs[f"{q}_us"])
+            batch_item = next(k for k in mine if k.startswith("predict batch"))
+            add(f"{label}10,000 images (img/s)", "ours", mine[batch_item]["images_per_second"])
+            add(f"{label}10,000 images (img/s)", "ONNX Runtime", theirs["images_per_second"])
+
         ort = peers.ort_predict(onnx_path)
-        add("predict 1 image p50 (us)", "ours", o["predict 1 image"]["p50_us"])
-        add("predict 1 image p50 (us)", "ONNX Runtime", ort["p50_us"])
-        add("predict 1 image p99 (us)", "ours", o["predict 1 image"]["p99_us"])
-        add("predict 1 image p99 (us)", "ONNX Runtime", ort["p99_us"])
-        batch_item = next(k for k in o if k.startswith("predict batch"))
-        add("predict 10,000 images (img/s)", "ours", o[batch_item]["images_per_second"])
-        add("predict 10,000 images (img/s)", "ONNX Runtime", ort["images_per_second"])
+        add_predict("predict ", o, ort)
         add("ONNX export accuracy", "ONNX Runtime", ort["accuracy"])
         if not args.no_best:
-            ob = ours("predict", extra=("--model", BEST_MODEL))
-            ortb = peers.ort_predict(best_onnx)
-            add("best model 1 image p50 (us)", "ours", ob["predict 1 image"]["p50_us"])
-            add("best model 1 image p50 (us)", "ONNX Runtime", ortb["p50_us"])
-            add("best model 1 image p99 (us)", "ours", ob["predict 1 image"]["p99_us"])
-            add("best model 1 image p99 (us)", "ONNX Runtime", ortb["p99_us"])
-            bb = next(k for k in ob if k.startswith("predict batch"))
-            add("best model 10,000 images (img/s)", "ours", ob[bb]["images_per_second"])
-            add("best model 10,000 images (img/s)", "ONNX Runtime", ortb["images_per_second"])
+            add_predict("best model ", ours("predict", extra=("--model", BEST_MODEL)), peers.ort_predict(best_onnx))
 
     p = med(peak)
     flops = {"train cnn": 15.4e6, "train mlp": 0.45e6}  # "train cnn" also matches cnn-bn: the same convolutions and dense layers
