@@ -3,9 +3,13 @@
 #include "fclf_internal.h"
 #include "gemm/gemm.h"
 
-static void dense_forward(int isa, float *y, const float *x, const float *w, const float *b, int64_t n, int64_t in,
-                          int64_t out, int relu) {
-    fclf_sgemm_with(fclf_gemm_kernel_for(isa), 0, 0, n, out, in, 1.0f, x, in, w, out, 0.0f, y, out);
+/* wp: W packed whole for this variant (fclf_dense_pack_weights), or NULL to pack it in the product. */
+static void dense_forward(int isa, float *y, const float *x, const float *w, const float *wp, const float *b, int64_t n,
+                          int64_t in, int64_t out, int relu) {
+    const fclf_gemm_kernel *k = fclf_gemm_kernel_for(isa);
+    const fclf_gemm_operand as = {x, in, 0, NULL, NULL, 0, NULL, 0};
+    const fclf_gemm_operand bs = {w, out, 0, NULL, NULL, 0, wp, wp ? (out + k->nr - 1) / k->nr * k->nr : 0};
+    fclf_gemm_product(k, n, out, in, 1.0f, &as, &bs, 0.0f, y, out);
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < out; j++) {
             float v = y[i * out + j] + (b ? b[j] : 0.0f);
@@ -25,20 +29,7 @@ void fclf_dense_pack_weights(float *wp, const float *w, int64_t in, int64_t out)
 
 void fclf_dense_forward_prepacked(float *y, const float *x, const float *w, const float *wp, const float *b, int64_t n,
                                   int64_t in, int64_t out, int relu) {
-    const int isa = fclf_isa_active();
-    if (!wp) {
-        dense_forward(isa, y, x, w, b, n, in, out, relu);
-        return;
-    }
-    const fclf_gemm_kernel *k = fclf_gemm_kernel_for(isa);
-    const fclf_gemm_operand as = {x, in, 0, NULL, NULL, 0, NULL, 0};
-    const fclf_gemm_operand bs = {w, out, 0, NULL, NULL, 0, wp, (out + k->nr - 1) / k->nr * k->nr};
-    fclf_gemm_prepacked(k, n, out, in, 1.0f, &as, &bs, 0.0f, y, out);
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t j = 0; j < out; j++) {
-            float v = y[i * out + j] + (b ? b[j] : 0.0f);
-            y[i * out + j] = relu && v <= 0.0f ? 0.0f : v;
-        }
+    dense_forward(fclf_isa_active(), y, x, w, wp, b, n, in, out, relu);
 }
 
 static void dense_backward(int isa, float *dx, float *dw, float *db, float *dz, const float *dy, const float *x,
@@ -60,12 +51,12 @@ static void dense_backward(int isa, float *dx, float *dw, float *db, float *dz, 
 
 void fclf_dense_forward(float *y, const float *x, const float *w, const float *b, int64_t n, int64_t in,
                         int64_t out, int relu) {
-    dense_forward(fclf_isa_active(), y, x, w, b, n, in, out, relu);
+    dense_forward(fclf_isa_active(), y, x, w, NULL, b, n, in, out, relu);
 }
 
 void fclf_dense_forward_isa(int isa, float *y, const float *x, const float *w, const float *b, int64_t n, int64_t in,
                             int64_t out, int relu) {
-    dense_forward(fclf_isa_usable(isa), y, x, w, b, n, in, out, relu);
+    dense_forward(fclf_isa_usable(isa), y, x, w, NULL, b, n, in, out, relu);
 }
 
 void fclf_dense_backward(float *dx, float *dw, float *db, float *dz, const float *dy, const float *x,

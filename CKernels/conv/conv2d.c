@@ -42,11 +42,13 @@ int fclf_conv2d_uses_col(fclf_conv2d_shape s) { return !fclf_conv_packs_from_x(s
 /* y [n, oc, oh, ow] = act(w [oc, K] . col + b) with col packed straight from x: the product lands in NCHW
  * (segmented output, one group of P columns per image) with bias and ReLU applied as each tile is stored,
  * so there is no [oc, n*P] intermediate and no second pass over y. */
-static void gemm_forward(const fclf_gemm_kernel *gemm, const float *w, const float *x, fclf_conv2d_shape s,
-                         const float *bias, int relu, float *y) {
+static void gemm_forward(const fclf_gemm_kernel *gemm, const float *w, const float *wp, const float *x,
+                         fclf_conv2d_shape s, const float *bias, int relu, float *y) {
     const int64_t P = s.oh * s.ow, N = s.n * P, K = s.c * s.kh * s.kw;
     if (s.oc <= 0 || N <= 0) return;
-    const fclf_gemm_operand as = {w, K, 0, NULL, NULL, 0}, bs = {NULL, 0, 0, x, &s, 0};
+    /* wp: w packed whole for this kernel (fclf_conv2d_pack_weights), or NULL to pack it per block. */
+    const fclf_gemm_operand as = {w, K, 0, NULL, NULL, 0, wp, wp ? (s.oc + gemm->mr - 1) / gemm->mr * gemm->mr : 0};
+    const fclf_gemm_operand bs = {NULL, 0, 0, x, &s, 0, NULL, 0};
     const fclf_gemm_out out = {y, P, P, s.oc * P, 0, bias, relu};
     fclf_gemm_drive(gemm, s.oc, N, K, 1.0f, &as, &bs, 0.0f, &out);
 }
@@ -74,38 +76,27 @@ void fclf_conv2d_pack_weights(float *wp, const float *w, fclf_conv2d_shape s) {
     fclf_gemm_pack_whole(fclf_gemm_kernel_for(fclf_isa_active()), wp, &as, 0, s.oc, K);
 }
 
-void fclf_conv2d_forward_prepacked(float *y, float *col, const float *x, const float *w, const float *wp, const float *b,
-                                   int relu, fclf_conv2d_shape s) {
-    const int isa = fclf_isa_active();
-    if (!wp || !fclf_conv_packs_from_x(s)) {
-        fclf_conv2d_forward(y, col, x, w, b, relu, s);
-        return;
-    }
-    const fclf_gemm_kernel *k = fclf_gemm_kernel_for(isa);
-    const int64_t P = s.oh * s.ow, N = s.n * P, K = s.c * s.kh * s.kw;
-    if (s.oc <= 0 || N <= 0) return;
-    const fclf_gemm_operand as = {w, K, 0, NULL, NULL, 0, wp, (s.oc + k->mr - 1) / k->mr * k->mr};
-    const fclf_gemm_operand bs = {NULL, 0, 0, x, &s, 0, NULL, 0};
-    const fclf_gemm_out out = {y, P, P, s.oc * P, 0, b, relu};
-    fclf_gemm_drive(k, s.oc, N, K, 1.0f, &as, &bs, 0.0f, &out);
-}
-
-static void conv2d_forward(int isa, float *y, float *col, const float *x, const float *w, const float *b, int relu,
-                           fclf_conv2d_shape s) {
+static void conv2d_forward(int isa, float *y, float *col, const float *x, const float *w, const float *wp,
+                           const float *b, int relu, fclf_conv2d_shape s) {
     if (fclf_conv_packs_from_x(s))
-        gemm_forward(fclf_gemm_kernel_for(isa), w, x, s, b, relu, y);
+        gemm_forward(fclf_gemm_kernel_for(isa), w, wp, x, s, b, relu, y);
     else
         fclf_conv_direct_forward(isa, y, col, x, w, b, relu, s);
 }
 
 void fclf_conv2d_forward(float *y, float *col, const float *x, const float *w, const float *b, int relu,
                          fclf_conv2d_shape s) {
-    conv2d_forward(fclf_isa_active(), y, col, x, w, b, relu, s);
+    conv2d_forward(fclf_isa_active(), y, col, x, w, NULL, b, relu, s);
+}
+
+void fclf_conv2d_forward_prepacked(float *y, float *col, const float *x, const float *w, const float *wp, const float *b,
+                                   int relu, fclf_conv2d_shape s) {
+    conv2d_forward(fclf_isa_active(), y, col, x, w, wp, b, relu, s);
 }
 
 void fclf_conv2d_forward_isa(int isa, float *y, float *col, const float *x, const float *w, const float *b, int relu,
                              fclf_conv2d_shape s) {
-    conv2d_forward(fclf_isa_usable(isa), y, col, x, w, b, relu, s);
+    conv2d_forward(fclf_isa_usable(isa), y, col, x, w, NULL, b, relu, s);
 }
 
 /* While row o of dz is in cache. */

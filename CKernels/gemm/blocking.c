@@ -72,19 +72,25 @@ static int cpuid_caches(fclf_cache_info *out) {
 }
 #endif
 
-static int64_t read_number(const char *dir, const char *name) {
-    char path[256], text[64];
+/* The first line of dir/name into text (empty when unreadable). */
+static void read_line(const char *dir, const char *name, char *text, int size) {
+    char path[256];
     snprintf(path, sizeof path, "%s/%s", dir, name);
+    text[0] = 0;
     FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    int64_t v = -1;
-    if (fgets(text, sizeof text, f)) {
-        char *end;
-        v = strtoll(text, &end, 10);
-        if (*end == 'K') v *= 1024;
-        else if (*end == 'M') v *= 1024 * 1024;
-    }
+    if (!f) return;
+    if (!fgets(text, size, f)) text[0] = 0;
     fclose(f);
+}
+
+/* A number with an optional K or M suffix (sysfs's sizes); -1 when unreadable. */
+static int64_t read_number(const char *dir, const char *name) {
+    char text[64], *end;
+    read_line(dir, name, text, sizeof text);
+    if (!text[0]) return -1;
+    int64_t v = strtoll(text, &end, 10);
+    if (*end == 'K') v *= 1024;
+    else if (*end == 'M') v *= 1024 * 1024;
     return v;
 }
 
@@ -92,17 +98,11 @@ static int64_t read_number(const char *dir, const char *name) {
 static int sysfs_caches(fclf_cache_info *out) {
     fclf_cache_info r = {0};
     for (int i = 0; i < 8; i++) {
-        char dir[96], type[32] = "";
+        char dir[96], type[32];
         snprintf(dir, sizeof dir, "/sys/devices/system/cpu/cpu0/cache/index%d", i);
         const int64_t level = read_number(dir, "level");
         if (level < 0) break;
-        char path[128];
-        snprintf(path, sizeof path, "%s/type", dir);
-        FILE *f = fopen(path, "r");
-        if (f) {
-            if (!fgets(type, sizeof type, f)) type[0] = 0;
-            fclose(f);
-        }
+        read_line(dir, "type", type, sizeof type);
         if (strncmp(type, "Instruction", 11) == 0) continue;
         const int64_t size = read_number(dir, "size"), ways = read_number(dir, "ways_of_associativity");
         if (level == 1) { r.l1d_bytes = size; r.l1d_ways = ways; }
@@ -152,13 +152,17 @@ static fclf_gemm_blocking forced; /* all zero: none */
 static const char *forced_origin;
 static fclf_gemm_blocking by_isa[FCLF_ISA_COUNT];
 
+int fclf_gemm_blocking_valid(fclf_gemm_blocking b) {
+    return b.mc >= 1 && b.mc <= FCLF_GEMM_MC_MAX && b.kc >= 1 && b.kc <= FCLF_GEMM_KC_MAX && b.nc >= 1 &&
+           b.nc <= FCLF_GEMM_NC_MAX;
+}
+
 static int parse_override(const char *s, fclf_gemm_blocking *b) {
     long long mc, kc, nc;
     int used = 0;
     if (sscanf(s, "%lld,%lld,%lld%n", &mc, &kc, &nc, &used) != 3 || s[used] != 0) return 0;
-    if (mc < 1 || mc > FCLF_GEMM_MC_MAX || kc < 1 || kc > FCLF_GEMM_KC_MAX || nc < 1 || nc > FCLF_GEMM_NC_MAX) return 0;
     *b = (fclf_gemm_blocking){mc, kc, nc};
-    return 1;
+    return fclf_gemm_blocking_valid(*b);
 }
 
 static void decide(void) {

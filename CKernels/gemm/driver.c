@@ -232,24 +232,32 @@ void fclf_gemm_drive(const fclf_gemm_kernel *v, int64_t M, int64_t N, int64_t K,
     drive(v, fclf_gemm_blocking_of(v), M, N, K, alpha, as, bs, beta, out);
 }
 
-static void sgemm_blocked(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int ta, int tb, int64_t M, int64_t N,
-                          int64_t K, float alpha, const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
-                          float *C, int64_t ldc) {
+/* C = alpha op(A) op(B) + beta C into a plain C, for stored operands that may be packed whole: the empty
+ * cases, the short-M row path (which reads the plain matrices, as every caller keeps them), else the driver. */
+static void product(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t M, int64_t N, int64_t K, float alpha,
+                    const fclf_gemm_operand *as, const fclf_gemm_operand *bs, float beta, float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
         scale_c(M, N, beta, C, ldc);
         return;
     }
-    if (M < 4 && !tb) {
+    if (M < 4 && !bs->trans && !as->conv && !bs->conv) {
         float *acc = fclf_scratch_slot(FCLF_SCRATCH_PACK_B, N);
         if (acc) {
-            gemm_rows(v->fused, ta, M, N, K, kstep_for(K, blk.kc), alpha, A, lda, B, ldb, beta, C, ldc, acc);
+            gemm_rows(v->fused, as->trans, M, N, K, kstep_for(K, blk.kc), alpha, as->m, as->ld, bs->m, bs->ld, beta, C,
+                      ldc, acc);
             return;
         }
     }
-    fclf_gemm_operand as = {A, lda, ta, NULL, NULL, 0}, bs = {B, ldb, tb, NULL, NULL, 0};
-    fclf_gemm_out out = {C, ldc, 0, 0, 0, NULL, 0};
-    drive(v, blk, M, N, K, alpha, &as, &bs, beta, &out);
+    const fclf_gemm_out out = {C, ldc, 0, 0, 0, NULL, 0};
+    drive(v, blk, M, N, K, alpha, as, bs, beta, &out);
+}
+
+static void sgemm_blocked(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int ta, int tb, int64_t M, int64_t N,
+                          int64_t K, float alpha, const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                          float *C, int64_t ldc) {
+    const fclf_gemm_operand as = {A, lda, ta, NULL, NULL, 0, NULL, 0}, bs = {B, ldb, tb, NULL, NULL, 0, NULL, 0};
+    product(v, blk, M, N, K, alpha, &as, &bs, beta, C, ldc);
 }
 
 void fclf_sgemm_with(const fclf_gemm_kernel *v, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
@@ -270,26 +278,13 @@ void fclf_sgemm_isa(int isa, int ta, int tb, int64_t M, int64_t N, int64_t K, fl
 
 int fclf_sgemm_blocked(int isa, fclf_gemm_blocking b, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
                        const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-    if (b.mc < 1 || b.mc > FCLF_GEMM_MC_MAX || b.kc < 1 || b.kc > FCLF_GEMM_KC_MAX || b.nc < 1 || b.nc > FCLF_GEMM_NC_MAX)
-        return -1;
+    if (!fclf_gemm_blocking_valid(b)) return -1;
     const fclf_gemm_kernel *v = fclf_gemm_kernel_for(fclf_isa_usable(isa));
     sgemm_blocked(v, fclf_gemm_blocking_fit(b, v), ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return 0;
 }
 
-/* A product whose op(B) or op(A) was packed whole in advance (its x->packed set): the short-M row path when
- * it applies (it reads the plain matrix, as for any call), else the driver reading the panels in place. */
-void fclf_gemm_prepacked(const fclf_gemm_kernel *v, int64_t M, int64_t N, int64_t K, float alpha,
-                         const fclf_gemm_operand *as, const fclf_gemm_operand *bs, float beta, float *C, int64_t ldc) {
-    if (M <= 0 || N <= 0 || K <= 0) return;
-    if (M < 4 && !bs->trans && !bs->conv && !as->conv) {
-        float *acc = fclf_scratch_slot(FCLF_SCRATCH_PACK_B, N);
-        if (acc) {
-            gemm_rows(v->fused, as->trans, M, N, K, kstep_for(K, fclf_gemm_blocking_of(v).kc), alpha, as->m, as->ld, bs->m,
-                      bs->ld, beta, C, ldc, acc);
-            return;
-        }
-    }
-    const fclf_gemm_out out = {C, ldc, 0, 0, 0, NULL, 0};
-    fclf_gemm_drive(v, M, N, K, alpha, as, bs, beta, &out);
+void fclf_gemm_product(const fclf_gemm_kernel *v, int64_t M, int64_t N, int64_t K, float alpha,
+                       const fclf_gemm_operand *as, const fclf_gemm_operand *bs, float beta, float *C, int64_t ldc) {
+    product(v, fclf_gemm_blocking_of(v), M, N, K, alpha, as, bs, beta, C, ldc);
 }

@@ -77,6 +77,8 @@ const fclf_gemm_kernel *fclf_gemm_kernel_for(int isa);
 /* The blocking a kernel runs with (blocking.c): the override, else the model's for its tile and this
  * machine's caches; MC and NC whole tiles of it. */
 fclf_gemm_blocking fclf_gemm_blocking_of(const fclf_gemm_kernel *k);
+/* 1 when each of MC, KC and NC lies in 1...its _MAX (FCLF_GEMM_BLOCKING and fclf_sgemm_blocked accept it). */
+int fclf_gemm_blocking_valid(fclf_gemm_blocking b);
 /* b with MC and NC rounded down to whole tiles of k (at least one). */
 fclf_gemm_blocking fclf_gemm_blocking_fit(fclf_gemm_blocking b, const fclf_gemm_kernel *k);
 
@@ -99,10 +101,10 @@ int64_t fclf_gemm_packed_size(const fclf_gemm_kernel *k, int as_b, int64_t rows,
  * sets x->packed and x->packed_ld to it. x is a stored matrix (not im2col); returns 0, -1 if not packable. */
 int fclf_gemm_pack_whole(const fclf_gemm_kernel *k, float *dst, fclf_gemm_operand *x, int as_b, int64_t rows, int64_t cols);
 
-/* C = alpha op(A) op(B) + beta C with operands that may be packed whole (plain C output); the short-M row
- * path for M < 4 as fclf_sgemm, so the bits are fclf_sgemm's. */
-void fclf_gemm_prepacked(const fclf_gemm_kernel *k, int64_t M, int64_t N, int64_t K, float alpha,
-                         const fclf_gemm_operand *as, const fclf_gemm_operand *bs, float beta, float *C, int64_t ldc);
+/* C = alpha op(A) op(B) + beta C for stored operands, either of which may be packed whole, into a plain C:
+ * fclf_sgemm's path (the short-M rows for M < 4), so the bits are fclf_sgemm's. */
+void fclf_gemm_product(const fclf_gemm_kernel *k, int64_t M, int64_t N, int64_t K, float alpha,
+                       const fclf_gemm_operand *as, const fclf_gemm_operand *bs, float beta, float *C, int64_t ldc);
 
 /* fclf_sgemm with a given table entry. */
 void fclf_sgemm_with(const fclf_gemm_kernel *k, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
