@@ -295,51 +295,6 @@ struct Train: ParsableCommand {
         }
     }
 
-    /// --out and --metrics, with `suffix` before each file's extension (--compare's one file per model).
-    func write(_ net: Sequential, _ summary: RunSummary, suffix: String) throws {
-        if let out {
-            try stopIfInterrupted()
-            let path = Train.suffixed(out, suffix)
-            try ModelFile.save(net, to: path)
-            print("model written to \(path)")
-        }
-        if let metrics {
-            try stopIfInterrupted()
-            let path = Train.suffixed(metrics, suffix)
-            try FileIO.writeAtomically(Report.metricsJSON(summary), to: path)
-            print("metrics written to \(path)")
-        }
-    }
-
-    /// The ISO 8601 UTC time a model records as created: SOURCE_DATE_EPOCH's when set, else now.
-    static func creationTime() -> String {
-        guard let text = getenv("SOURCE_DATE_EPOCH").map({ String(cString: $0) }), let t = time_t(text) else { return Report.now().iso }
-        return Report.now(t).iso
-    }
-
-    /// This run's command line without the flags that change no weight: outputs, reports, checkpoints, threads.
-    static func reproducingCommand() -> String {
-        let valued: Set = ["--out", "--metrics", "--report", "--checkpoint-dir", "--checkpoint-every", "--threads"]
-        let bare: Set = ["--no-report", "--resume"]
-        var kept: [String] = ["fclf-train"], args = CommandLine.arguments.dropFirst()[...]
-        while let a = args.popFirst() {
-            let name = String(a.split(separator: "=", maxSplits: 1).first ?? "")
-            if bare.contains(a) { continue }
-            if valued.contains(name) { if !a.contains("=") { _ = args.popFirst() }; continue }
-            kept.append(a)
-        }
-        return kept.joined(separator: " ")
-    }
-
-    /// "dir/m.fclf" + "-cnn" = "dir/m-cnn.fclf"; a name without an extension gets the suffix at its end.
-    static func suffixed(_ path: String, _ suffix: String) -> String {
-        guard !suffix.isEmpty else { return path }
-        let name = path.split(separator: "/", omittingEmptySubsequences: false).last ?? ""
-        guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return path + suffix }
-        let stem = path.dropLast(name.distance(from: dot, to: name.endIndex))
-        return stem + suffix + name[dot...]
-    }
-
     /// Trains one model with `recipe` (resuming from --checkpoint-dir with --resume) and evaluates it on the test set.
     func trainModel(_ recipe: Recipe, fit: LabeledImages, validation: LabeledImages?, test: LabeledImages, isa: String,
                     threads: Int) throws -> (RunSummary, Sequential) {
