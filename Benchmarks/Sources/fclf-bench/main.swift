@@ -1,12 +1,16 @@
 // fclf-bench: our figures for the comparison table, one JSON object per line on stdout (a readable line per
 // item on stderr). Every GEMM is checked against OpenBLAS before it is timed.
 //
-//   fclf-bench [all|peak|gemm|train|predict|blocking] [--threads N] [--quick] [--model FILE.fclf]
+//   fclf-bench [all|peak|gemm|train|predict|blocking|scaling] [--threads N] [--quick] [--model FILE.fclf]
 //
 // predict times the seed CNN's architecture (random weights) unless --model names a model file.
 //
 // blocking: our GEMM on every shape under several KC values (and this machine's MC and NC), the KCs taking
 // turns round by round so that drift on a shared machine hits them alike; not part of "all".
+//
+// scaling: the seed CNN's training steps (batch 32 and 128) and batch prediction only, for a table over thread
+// counts (Benchmarks/peers/scaling.py); each item's digest (FNV-1a over the weights after the timed steps, or
+// over the batch's probabilities) must be the same at every thread count.
 //
 // Protocol: warm-up, then the median and p10/p90 of at least 20 timed runs. Threads default to 2.
 import CBenchSupport
@@ -154,6 +158,14 @@ func blockingSweep(peak: Double) {
 
 // MARK: - training step
 
+/// FNV-1a over the bits of `count` floats: equal digests mean bitwise-equal results.
+func digest(_ p: UnsafePointer<Float>, _ count: Int, into h: inout UInt64) {
+    for i in 0..<count {
+        h = (h ^ UInt64(p[i].bitPattern)) &* 0x100_0000_01b3
+    }
+}
+func digestString(_ h: UInt64) -> String { str(String(h, radix: 16)) }
+
 func trainStep(_ kind: ModelKind, batch: Int, peak: Double) {
     let net = kind.build(seed: 1)
     var config = TrainConfig()
@@ -170,7 +182,10 @@ func trainStep(_ kind: ModelKind, batch: Int, peak: Double) {
     // Forward multiply-adds x 2 x 3 (forward, input gradient, weight gradient); cnn-bn has cnn's convolutions
     // and dense layers, and its BatchNorm, ReLU and dropout add element-wise work only, not counted.
     let flopsPerImage = kind == .mlp ? 0.45e6 : 15.4e6
-    emit([("item", str("train \(kind.rawValue) b\(batch)")), ("images_per_second", num(imagesPerSecond)),
+    // The same number of steps ran at every thread count, so the weights must match bit for bit.
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for p in net.parameters { digest(p.value, p.count, into: &h) }
+    emit([("item", str("train \(kind.rawValue) b\(batch)")), ("images_per_second", num(imagesPerSecond)), ("digest", digestString(h)),
           ("step_ms", num(perStep * 1e3)), ("step_p10_ms", num(t.p10 / 8 * 1e3)), ("step_p90_ms", num(t.p90 / 8 * 1e3)),
           ("peak_fraction", num(imagesPerSecond * flopsPerImage / 1e9 / peak))])
     Console.error("train \(kind.rawValue) batch \(batch): \(Int(imagesPerSecond)) images/s, step \(Text.fixed(perStep * 1e3, 3)) ms, \(Text.fixed(100 * imagesPerSecond * flopsPerImage / 1e9 / peak, 1))% of peak")
@@ -178,7 +193,7 @@ func trainStep(_ kind: ModelKind, batch: Int, peak: Double) {
 
 // MARK: - prediction
 
-func predict(peak: Double) {
+func predict(peak: Double, latency: Bool = true) {
     let directory = FashionMNIST.resolveDirectory(nil)
     var images: [UInt8]
     if let test = try? IDX.load(images: directory + "/t10k-images-idx3-ubyte.gz", labels: directory + "/t10k-labels-idx1-ubyte.gz") {
@@ -197,20 +212,24 @@ func predict(peak: Double) {
     let n = images.count / 784
     images.withUnsafeBufferPointer { px in
         var lat: [Double] = []
-        for i in 0..<(quick ? 2000 : 11000) {
+        for i in 0..<(latency ? (quick ? 2000 : 11000) : 0) {
             let s = monotonicSeconds()
-            _ = probs.withUnsafeMutableBufferPointer { try! classifier.predict(px.baseAddress! + (i % n) * 784, count: 1, probabilities: $0.baseAddress, labels: nil) }
+            probs.withUnsafeMutableBufferPointer { try! classifier.predict(px.baseAddress! + (i % n) * 784, count: 1, probabilities: $0.baseAddress, labels: nil) }
             if i >= 1000 || quick { lat.append(monotonicSeconds() - s) }
         }
-        lat.sort()
-        let p50 = lat[lat.count / 2], p99 = lat[lat.count * 99 / 100]
-        emit([("item", str("predict 1 image")), ("p50_us", num(p50 * 1e6)), ("p99_us", num(p99 * 1e6))])
-        Console.error("predict 1 image: p50 \(Text.fixed(p50 * 1e6, 1)) us, p99 \(Text.fixed(p99 * 1e6, 1)) us")
+        if latency {
+            lat.sort()
+            let p50 = lat[lat.count / 2], p99 = lat[lat.count * 99 / 100]
+            emit([("item", str("predict 1 image")), ("p50_us", num(p50 * 1e6)), ("p99_us", num(p99 * 1e6))])
+            Console.error("predict 1 image: p50 \(Text.fixed(p50 * 1e6, 1)) us, p99 \(Text.fixed(p99 * 1e6, 1)) us")
+        }
         let t = time(warmup: 1, runs: quick ? 3 : 7) {
-            _ = probs.withUnsafeMutableBufferPointer { try! classifier.predict(px.baseAddress!, count: n, probabilities: $0.baseAddress, labels: nil) }
+            probs.withUnsafeMutableBufferPointer { try! classifier.predict(px.baseAddress!, count: n, probabilities: $0.baseAddress, labels: nil) }
         }
         let rate = Double(n) / t.median
-        emit([("item", str("predict batch \(n)")), ("images_per_second", num(rate)),
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        probs.withUnsafeBufferPointer { digest($0.baseAddress!, $0.count, into: &h) }
+        emit([("item", str("predict batch \(n)")), ("images_per_second", num(rate)), ("digest", digestString(h)),
               ("peak_fraction", num(rate * 5.26e6 / 1e9 / peak))])
         Console.error("predict batch of \(n): \(Int(rate)) images/s")
     }
@@ -231,3 +250,8 @@ if mode == "all" || mode == "train" {
     trainStep(.cnnBN, batch: 128, peak: peak)
 }
 if mode == "all" || mode == "predict" { predict(peak: peak) }
+if mode == "scaling" {
+    trainStep(.cnn, batch: 32, peak: peak)
+    trainStep(.cnn, batch: 128, peak: peak)
+    predict(peak: peak, latency: false)
+}
