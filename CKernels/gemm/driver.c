@@ -8,6 +8,9 @@
 #include "../conv/im2col.h"
 
 enum { MR_MAX = FCLF_GEMM_MR_MAX, NR_MAX = FCLF_GEMM_NR_MAX };
+/* Panels of B packed at a time when B is packed as it is used (gemm_serial): 4 x 32 columns x KC 384 is
+ * 192 KB, in any L2 we know of. */
+enum { B_STREAM_PANELS = 4 };
 
 /* One table, indexed by fclf_isa; the variants this build lacks (arm64) run the scalar one. */
 static const fclf_gemm_kernel *const kernels[] = {
@@ -74,8 +77,14 @@ static void gemm_serial(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64
             float beta_k = pc == 0 ? beta : 1.0f;
             const int last = pc + kc >= K;
             const float *bblock = bpack;
+            /* With one block of rows (M <= MC: every product the models run), B is packed a few panels at
+             * a time just before they are used, as OpenBLAS does, so that they are still in L1/L2 for the
+             * micro-kernel instead of coming back from L3 (conv2's b128 block, 288 x 6400 floats, is
+             * 7 MB); with several row blocks the whole NC x KC block is packed first and reused by each.
+             * The packed layout is the same either way, and so are the bits. */
+            const int stream_b = !bs->packed && M <= MC;
             if (bs->packed) bblock = bs->packed + pc * bs->packed_ld + (bs->origin + jc) * kc;
-            else v->pack_b(bpack, bs, pc, kc, jc, nc);
+            else if (!stream_b) v->pack_b(bpack, bs, pc, kc, jc, nc);
             for (int64_t ic = 0; ic < M; ic += MC) {
                 int64_t mc = fclf_min64(MC, M - ic);
                 const float *ablock = apack;
@@ -83,6 +92,8 @@ static void gemm_serial(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64
                 else v->pack_a(apack, as, ic, mc, pc, kc);
                 for (int64_t jr = 0; jr < nc; jr += nr) {
                     int64_t nb = fclf_min64(nr, nc - jr);
+                    if (stream_b && jr % (B_STREAM_PANELS * nr) == 0)
+                        v->pack_b(bpack + jr * kc, bs, pc, kc, jc + jr, fclf_min64(B_STREAM_PANELS * nr, nc - jr));
                     /* A tile is stored straight when whole and, segmented, inside one group of columns. */
                     int64_t in_group = nb;
                     if (out->seg) {

@@ -86,7 +86,7 @@ struct KernelBlockingTests {
         }
         for variant in kernelISAs {
             let isa = variant.raw, name = String(cString: fclf_isa_name(isa))
-            let base = run(isa, 4096, 256, 16384)
+            let base = run(isa, 4096, 256, 16384)  // M <= MC: B is packed panel by panel as it is used
             for (mc, nc) in [(Int64(8), Int64(32)), (16, 64), (40, 100), (1000, 2048)] {
                 #expect(run(isa, mc, 256, nc) == base, "\(name): mc \(mc) nc \(nc) changed the bits")
             }
