@@ -60,8 +60,9 @@ static inline int64_t fclf_partition_bound(int64_t n, int next) {
 #define FCLF_STATIC_RANGE(var, n) int64_t var = fclf_partition_bound((n), 0), var##_end = fclf_partition_bound((n), 1); var < var##_end; var++
 
 /* scratch.c: the per-thread buffers. Slot USER backs fclf_thread_scratch; the GEMM packs into PACK_A and
- * PACK_B (PACK_B also holds the short-M rows' accumulators). */
-enum { FCLF_SCRATCH_USER, FCLF_SCRATCH_PACK_A, FCLF_SCRATCH_PACK_B, FCLF_SCRATCH_SLOTS };
+ * PACK_B (PACK_B also holds the short-M rows' accumulators) and a split-K product keeps its blocks' partial
+ * products in SPLIT_K. */
+enum { FCLF_SCRATCH_USER, FCLF_SCRATCH_PACK_A, FCLF_SCRATCH_PACK_B, FCLF_SCRATCH_SPLIT_K, FCLF_SCRATCH_SLOTS };
 float *fclf_scratch_slot(int slot, int64_t floats);
 
 /* The variant an *_isa entry point runs: the one asked for when this CPU has it, else scalar. */

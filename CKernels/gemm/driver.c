@@ -48,33 +48,24 @@ static inline float *out_at(const fclf_gemm_out *o, int64_t i, int64_t j) {
     return o->C + g * o->seg_stride + i * o->ldc + (J - g * o->seg);
 }
 
-static void gemm_serial(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t M, int64_t N, int64_t K, float alpha,
-                        const fclf_gemm_operand *as, const fclf_gemm_operand *bs, float beta, const fclf_gemm_out *out) {
+/* The K blocks of [p0, p1) (p0 on a block boundary, blocks of kstep) of C = alpha op(A) op(B) + beta C, on
+ * the calling thread: beta applies to the first of them, the bias and ReLU after block K's last. Returns -1,
+ * having done nothing, when the packing buffers cannot be had. */
+static int gemm_blocks(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t M, int64_t N, int64_t K, int64_t kstep,
+                       int64_t p0, int64_t p1, float alpha, const fclf_gemm_operand *as, const fclf_gemm_operand *bs,
+                       float beta, const fclf_gemm_out *out) {
     const int mr = v->mr, nr = v->nr;
     const int64_t MC = blk.mc, NC = blk.nc;
-    const int64_t kstep = kstep_for(K, blk.kc);
     int64_t ncap = fclf_min64(NC, (N + nr - 1) / nr * nr), mcap = fclf_min64(MC, (M + mr - 1) / mr * mr);
     float *apack = as->packed ? NULL : fclf_scratch_slot(FCLF_SCRATCH_PACK_A, mcap * kstep);
     float *bpack = bs->packed ? NULL : fclf_scratch_slot(FCLF_SCRATCH_PACK_B, ncap * kstep);
-    if ((!apack && !as->packed) || (!bpack && !bs->packed)) { /* out of memory: still give the right answer, slowly */
-        for (int64_t i = 0; i < M; i++)
-            for (int64_t j = 0; j < N; j++) {
-                double acc = 0.0;
-                for (int64_t p = 0; p < K; p++) acc += (double)op_at(as, 1, i, p) * op_at(bs, 0, p, j);
-                float *c = out_at(out, i, j);
-                float r = (float)(alpha * acc + (beta == 0.0f ? 0.0 : (double)beta * *c));
-                if (out->bias) r = r + out->bias[i];
-                if (out->relu) r = r > 0.0f ? r : 0.0f;
-                *c = r;
-            }
-        return;
-    }
+    if ((!apack && !as->packed) || (!bpack && !bs->packed)) return -1;
     float tile[MR_MAX * NR_MAX] __attribute__((aligned(64)));
     for (int64_t jc = 0; jc < N; jc += NC) {
         int64_t nc = fclf_min64(NC, N - jc);
-        for (int64_t pc = 0; pc < K; pc += kstep) {
-            int64_t kc = fclf_min64(kstep, K - pc);
-            float beta_k = pc == 0 ? beta : 1.0f;
+        for (int64_t pc = p0; pc < p1; pc += kstep) {
+            int64_t kc = fclf_min64(kstep, p1 - pc);
+            float beta_k = pc == p0 ? beta : 1.0f;
             const int last = pc + kc >= K;
             const float *bblock = bpack;
             /* With one block of rows (M <= MC: every product the models run), B is packed a few panels at
@@ -131,6 +122,23 @@ static void gemm_serial(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64
             }
         }
     }
+    return 0;
+}
+
+static void gemm_serial(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t M, int64_t N, int64_t K, float alpha,
+                        const fclf_gemm_operand *as, const fclf_gemm_operand *bs, float beta, const fclf_gemm_out *out) {
+    if (gemm_blocks(v, blk, M, N, K, kstep_for(K, blk.kc), 0, K, alpha, as, bs, beta, out) == 0) return;
+    /* out of memory: still give the right answer, slowly */
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double acc = 0.0;
+            for (int64_t p = 0; p < K; p++) acc += (double)op_at(as, 1, i, p) * op_at(bs, 0, p, j);
+            float *c = out_at(out, i, j);
+            float r = (float)(alpha * acc + (beta == 0.0f ? 0.0 : (double)beta * *c));
+            if (out->bias) r = r + out->bias[i];
+            if (out->relu) r = r > 0.0f ? r : 0.0f;
+            *c = r;
+        }
 }
 
 /* Rows of C for a short op(A) (M < 4, e.g. one image through a dense layer), where an 8-row tile would
@@ -167,6 +175,71 @@ static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc) {
         for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
 }
 
+/* Long-K products with a small C, such as a convolution's weight gradient (288 x 64 from K = 121 x batch for
+ * conv2): splitting C's rows or columns among threads makes every thread pack all of the other operand
+ * ((T - 1) x K x min(M, N) floats packed again; at batch 128 on 16 threads, conv2's 15488 x 64 dz sixteen
+ * times over), while giving each thread whole K blocks costs a buffer per block (K / kstep x M x N floats
+ * written and read back). Split K when that is the cheaper: 2 max(M, N) < (T - 1) kstep, with at least one
+ * block per thread, and the buffers under SPLIT_K_MAX_FLOATS. Plain outputs only (no bias, ReLU or
+ * segments, which the models' long-K products never have). */
+enum { SPLIT_K_MAX_FLOATS = 4 << 20 };
+static int split_k_pays(int nt, int64_t M, int64_t N, int64_t K, int64_t kstep, const fclf_gemm_out *out) {
+    const int64_t blocks = (K + kstep - 1) / kstep;
+    return !out->seg && !out->bias && !out->relu && blocks >= nt && (double)blocks * M * N <= SPLIT_K_MAX_FLOATS &&
+           2 * fclf_max64(M, N) < (int64_t)(nt - 1) * kstep;
+}
+
+/* Each thread computes its K blocks' products P_b = alpha op(A)_b op(B)_b (beta 0) into its own scratch;
+ * then, after a barrier, each thread sums its rows of C over the blocks in K order with the micro-kernel's
+ * store arithmetic: r = P_0 (+ beta C), then r = P_b + r (the kernel's r + 1 * c). That is the serial
+ * path's sequence of roundings, so the bits are the same for any thread count. Returns -1, having written
+ * nothing, when a thread's scratch cannot be had. */
+enum { SPLIT_K_MAX_THREADS = 256 };
+static int split_k(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int nt, int64_t M, int64_t N, int64_t K,
+                   int64_t kstep, float alpha, const fclf_gemm_operand *as, const fclf_gemm_operand *bs, float beta,
+                   const fclf_gemm_out *out) {
+    const int64_t blocks = (K + kstep - 1) / kstep, MN = M * N;
+    float *parts[SPLIT_K_MAX_THREADS];
+    int failed = 0;
+    nt = nt < SPLIT_K_MAX_THREADS ? nt : SPLIT_K_MAX_THREADS;
+#pragma omp parallel num_threads(nt)
+    {
+        const int t = FCLF_THREAD_NUM(), T = FCLF_NUM_THREADS();
+        const int64_t b0 = blocks * t / T, b1 = blocks * (t + 1) / T;
+        float *mine = fclf_scratch_slot(FCLF_SCRATCH_SPLIT_K, fclf_max64(1, (b1 - b0) * MN));
+        parts[t] = mine;
+        for (int64_t b = b0; b < b1 && mine; b++) {
+            const fclf_gemm_out part = {mine + (b - b0) * MN, N, 0, 0, 0, NULL, 0};
+            if (gemm_blocks(v, blk, M, N, K, kstep, b * kstep, fclf_min64(K, (b + 1) * kstep), alpha, as, bs, 0.0f,
+                            &part) != 0)
+                mine = NULL;
+        }
+        if (!mine) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp barrier
+        int stop;
+#pragma omp atomic read
+        stop = failed;
+        if (!stop) {
+            const int64_t i0 = M * t / T, i1 = M * (t + 1) / T;
+            for (int64_t i = i0; i < i1; i++) {
+                float *c = out->C + i * out->ldc;
+                for (int o = 0; o < T; o++) /* thread o holds blocks [blocks o / T, blocks (o + 1) / T) */
+                    for (int64_t b = blocks * o / T, first = b; b < blocks * (o + 1) / T; b++) {
+                        const float *p = parts[o] + (b - first) * MN + i * N;
+                        if (b == 0)
+                            for (int64_t j = 0; j < N; j++) c[j] = beta != 0.0f ? p[j] + beta * c[j] : p[j];
+                        else
+                            for (int64_t j = 0; j < N; j++) c[j] = p[j] + c[j];
+                    }
+            }
+        }
+    }
+    return failed ? -1 : 0;
+}
+
 static void drive(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t M, int64_t N, int64_t K, float alpha,
                   const fclf_gemm_operand *as, const fclf_gemm_operand *bs, float beta, const fclf_gemm_out *out) {
     int nt = FCLF_MAX_THREADS();
@@ -174,6 +247,9 @@ static void drive(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t M, 
         gemm_serial(v, blk, M, N, K, alpha, as, bs, beta, out);
         return;
     }
+    const int64_t kstep = kstep_for(K, blk.kc);
+    if (split_k_pays(nt, M, N, K, kstep, out) && split_k(v, blk, nt, M, N, K, kstep, alpha, as, bs, beta, out) == 0)
+        return;
     /* Split the operand whose packing would otherwise be repeated by every thread: splitting columns
      * repeats A's M x K packing, splitting rows repeats B's K x N. One image through conv2 (M = 64,
      * N = 121) split by rows packed all of B on both threads. Either split gives the same bits. */

@@ -101,6 +101,40 @@ struct KernelBlockingTests {
         }
     }
 
+    @Test("Long-K products with a small C (split among threads by K blocks) give the serial bits at every thread count; every ISA")
+    func splitKMatchesSerial() {
+        // (M, N, K): conv1's and conv2's weight gradients (dW^T) at batch 32, with ragged edges; KC 256
+        // gives blocks of about 250, so 2 threads split K for the first and 4 or more for the second.
+        for (m, n, k) in [(9, 32, 21_632), (288, 64, 3_872), (13, 37, 5_001)] {
+            let a = randomArray(m * k, seed: UInt64(m)), bm = randomArray(k * n, seed: UInt64(n))
+            let c0 = randomArray(m * n, seed: 3)
+            for variant in kernelISAs {
+                let isa = variant.raw, name = String(cString: fclf_isa_name(isa))
+                for (ta, tb, alpha, beta) in [(Int32(0), Int32(1), Float(1), Float(0)), (1, 0, 0.5, 1), (0, 0, 1.5, -0.25)] {
+                    let at = ta == 0 ? a : (0..<m * k).map { a[($0 % m) * k + $0 / m] }
+                    let bt = tb == 0 ? bm : (0..<k * n).map { bm[($0 % k) * n + $0 / k] }
+                    func run(_ threads: Int) -> [Float] {
+                        var c = c0
+                        withThreads(threads) {
+                            #expect(fclf_sgemm_blocked(isa, fclf_gemm_blocking(mc: 896, kc: 256, nc: 4096), ta, tb, Int64(m), Int64(n),
+                                                       Int64(k), alpha, at, ta == 0 ? Int64(k) : Int64(m), bt, tb == 0 ? Int64(n) : Int64(k),
+                                                       beta, &c, Int64(n)) == 0)
+                        }
+                        return c
+                    }
+                    let serial = run(1)
+                    var expected = c0
+                    fclf_sgemm_ref(ta, tb, Int64(m), Int64(n), Int64(k), alpha, at, ta == 0 ? Int64(k) : Int64(m), bt,
+                                   tb == 0 ? Int64(n) : Int64(k), beta, &expected, Int64(n))
+                    expectClose(serial, expected, atol: 2e-3, rtol: 1e-4, "\(name) \(m)x\(n)x\(k)")
+                    for threads in [2, 3, 4, 8] {
+                        #expect(run(threads) == serial, "\(name) \(m)x\(n)x\(k) ta \(ta) tb \(tb): \(threads) threads changed the bits")
+                    }
+                }
+            }
+        }
+    }
+
     @Test("fclf_sgemm runs the decided blocking; out-of-range blockings are refused and write nothing")
     func decidedAndRefused() {
         var b = GEMMBlocking.active
