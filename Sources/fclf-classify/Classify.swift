@@ -39,7 +39,7 @@ struct Classify: ParsableCommand {
     @Option(help: "Preprocessing: fashion-mnist (ours) or naive (the seed script's).")
     var preprocess: Preprocessing = .fashionMNIST
 
-    @Flag(help: "Test-time flip averaging: average the probabilities of the network's input and its mirror image (a garment's class does not depend on which way it faces).")
+    @Flag(help: "Test-time flip averaging: average the probabilities of the network's input and its mirror image (a garment's class does not depend on which way it faces); a photo whose mirror image gets another class is also marked unsure.")
     var flipAverage = false
 
     @Option(help: "Refuse photos with more pixels than this (decoding is refused before memory is allocated).")
@@ -83,8 +83,9 @@ struct Classify: ParsableCommand {
                 let prepared = Preprocessor.prepare(photo, preprocess)
                 var probs = try classifier.probabilities(prepared.pixels)
                 if flipAverage {
-                    let flipped = try classifier.probabilities(prepared.mirroredPixels)
-                    probs = zip(probs, flipped).map { ($0 + $1) / 2 }
+                    let averaged = Classifier.flipAveraged(probs, mirrored: try classifier.probabilities(prepared.mirroredPixels))
+                    probs = averaged.probabilities
+                    r.mirrorAgrees = averaged.mirrorAgrees
                 }
                 r.probabilities = probs
                 r.prepared = prepared
@@ -111,7 +112,8 @@ struct Classify: ParsableCommand {
             let topK = labelled.filter { $0.ranked.prefix(top).contains($0.label!) }.count
             print("\(preprocess.rawValue) preprocessing: top-1 \(top1)/\(labelled.count) = \(Text.fixed(100 * Double(top1) / Double(labelled.count), 1))%, top-\(top) \(topK)/\(labelled.count) = \(Text.fixed(100 * Double(topK) / Double(labelled.count), 1))%")
             let sure = labelled.filter { !$0.unsure }, sureRight = sure.filter { $0.ranked[0] == $0.label }.count
-            print("unsure (top probability below \(Classifier.unsureBelow)): \(labelled.count - sure.count)/\(labelled.count); right among the others: \(sureRight)/\(sure.count)"
+            let rule = "top probability below \(Classifier.unsureBelow)" + (flipAverage ? ", or the mirror image names another class" : "")
+            print("unsure (\(rule)): \(labelled.count - sure.count)/\(labelled.count); right among the others: \(sureRight)/\(sure.count)"
                   + (sure.isEmpty ? "" : " = \(Text.fixed(100 * Double(sureRight) / Double(sure.count), 1))%"))
         }
         if let json { try FileIO.writeAtomically(ResultsJSON.text(results, top: top, preprocessing: preprocess), to: json) }

@@ -12,8 +12,12 @@ struct PhotoResult {
     var label: Int?  // the true class, from --labels
     var error: String?
 
-    /// The model gives its top answer less than an even chance (`Classifier.unsureBelow`).
-    var unsure: Bool { probabilities.withUnsafeBufferPointer { Classifier.isUnsure($0) } }
+    /// With --flip-average: whether the photo and its mirror image name the same class.
+    var mirrorAgrees: Bool?
+
+    /// The model gives its top answer less than an even chance (`Classifier.unsureBelow`), or, with
+    /// --flip-average, the photo and its mirror name different classes (`Classifier.flipAveraged`).
+    var unsure: Bool { mirrorAgrees == false || probabilities.withUnsafeBufferPointer { Classifier.isUnsure($0) } }
 
     /// Class indices from the most to the least probable.
     var ranked: [Int] { probabilities.indices.sorted { probabilities[$0] > probabilities[$1] } }

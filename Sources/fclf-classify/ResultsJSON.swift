@@ -4,8 +4,9 @@ import FashionCLFPhotos
 /// The --json file: the preprocessing, then per photo the prediction and top-k (or the error), and the
 /// true class when labels were given.
 enum ResultsJSON {
-    /// The schema (docs/json.md); raised when a field changes meaning or goes away.
-    static let schemaVersion = 1
+    /// The schema (docs/json.md); raised when a field changes meaning or goes away (2: with --flip-average,
+    /// `unsure` also marks a photo whose mirror image gets another class; `mirror_agrees` added).
+    static let schemaVersion = 2
 
     static func text(_ results: [PhotoResult], top: Int, preprocessing: Preprocessing) -> String {
         let items = results.map { r -> String in
@@ -18,6 +19,7 @@ enum ResultsJSON {
                 fields.append("\"predicted_index\": \(ranked[0])")
                 fields.append("\"probability\": \(Text.json(Double(r.probabilities[ranked[0]])))")
                 fields.append("\"unsure\": \(r.unsure)")
+                if let agrees = r.mirrorAgrees { fields.append("\"mirror_agrees\": \(agrees)") }
                 fields.append("\"top\": [" + ranked.prefix(top).map { "{\"class\": \(Text.json(FashionMNIST.classNames[$0])), \"probability\": \(Text.json(Double(r.probabilities[$0])))}" }.joined(separator: ", ") + "]")
                 if let p = r.prepared { fields.append("\"inverted\": \(p.inverted)") }
             }

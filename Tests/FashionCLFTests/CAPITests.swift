@@ -159,8 +159,16 @@ struct CAPITests {
         #expect(run.output.contains("top-1") && run.output.contains("/2 ="))
         let json = String(decoding: try FileIO.read(work + "/out.json", limit: 1 << 20), as: UTF8.self)
         #expect(json.contains("\"error\"") && json.ranges(of: "\"file\"").count == 3)
-        #expect(json.hasPrefix("{\"schema_version\": 1, "))
+        #expect(json.hasPrefix("{\"schema_version\": 2, "))
+        #expect(!json.contains("mirror_agrees"), "mirror_agrees only with --flip-average")
         #expect(access(work + "/sheet.png", R_OK) == 0)
+        // With flip averaging each photo says whether its mirror image got the same class, and one that did
+        // not is marked unsure whatever its probability.
+        let flip = shell("'\(exe)' '\(work)/a.png' --flip-average --json '\(work)/flip.json'")
+        #expect(flip.status == 0, "\(flip.output)")
+        let flipJSON = String(decoding: try FileIO.read(work + "/flip.json", limit: 1 << 20), as: UTF8.self)
+        #expect(flipJSON.contains("\"mirror_agrees\": "))
+        #expect(!flipJSON.contains("\"mirror_agrees\": false") || flipJSON.contains("\"unsure\": true"))
     }
 
     @Test("fclf-classify: bad flags, outputs in missing folders and empty folders fail up front, with the reason")

@@ -71,4 +71,24 @@ struct CalibrationTests {
                                                        labels: [0, 0], classes: 10)
         #expect(ece.isFinite)
     }
+
+    @Test("flip averaging: the mean of the two predictions, unsure when the mirror names another class")
+    func flipAveragedUnsure() {
+        func probs(_ top: Int, _ p: Float) -> [Float] {
+            var v = [Float](repeating: (1 - p) / 9, count: 10)
+            v[top] = p
+            return v
+        }
+        let same = Classifier.flipAveraged(probs(7, 0.9), mirrored: probs(7, 0.7))
+        #expect(same.mirrorAgrees && !same.unsure)
+        #expect(abs(same.probabilities[7] - 0.8) < 1e-6)
+        #expect(abs(same.probabilities.reduce(0, +) - 1) < 1e-5)
+        // Confident both ways but about different classes: the mean still favours Sneaker at 0.5, yet unsure.
+        let differ = Classifier.flipAveraged(probs(7, 0.95), mirrored: probs(9, 0.55))
+        #expect(!differ.mirrorAgrees && differ.unsure)
+        #expect(!differ.probabilities.withUnsafeBufferPointer { Classifier.isUnsure($0) }, "the probability alone would not mark it")
+        // Agreeing but weak: the probability rule still applies.
+        let weak = Classifier.flipAveraged(probs(2, 0.45), mirrored: probs(2, 0.4))
+        #expect(weak.mirrorAgrees && weak.unsure)
+    }
 }

@@ -100,6 +100,25 @@ public final class Classifier: @unchecked Sendable {
         !(probabilities.max().map { $0 >= unsureBelow } ?? false)
     }
 
+    /// Test-time flip averaging of one image's prediction (`probabilities`) and its mirror image's
+    /// (`mirrored`): the mean of the two, and whether to report it as unsure. It is unsure when the mean is
+    /// (`isUnsure`) and also when the image and its mirror name different classes: a garment's class does not
+    /// depend on which way it faces, and the networks are trained on mirrored images, so an answer that
+    /// changes with the mirror comes from the picture's accidents rather than from the garment.
+    public static func flipAveraged(_ probabilities: [Float], mirrored: [Float]) -> (probabilities: [Float], mirrorAgrees: Bool, unsure: Bool) {
+        precondition(probabilities.count == mirrored.count, "flipAveraged: \(probabilities.count) and \(mirrored.count) classes")
+        let mean = zip(probabilities, mirrored).map { ($0 + $1) / 2 }
+        let agrees = topIndex(probabilities) == topIndex(mirrored)
+        return (mean, agrees, !agrees || mean.withUnsafeBufferPointer { isUnsure($0) })
+    }
+
+    /// The first index of the largest value (-1 for none).
+    static func topIndex(_ values: [Float]) -> Int {
+        var best = -1
+        for (i, v) in values.enumerated() where best < 0 || v > values[best] { best = i }
+        return best
+    }
+
     /// The name errors give the built-in model in place of a path.
     public static let builtInPath = "<built-in model>"
 
