@@ -14,6 +14,9 @@
  * 248k values, took 0.87 ms forward on one thread). */
 static int worth_threads(int64_t n, int64_t c, int64_t hw) { return n * c * hw >= (1 << 16) && c > 1; }
 
+/* The largest plane the fused BatchNorm+ReLU+pooling step stages on the stack: 16 KB (64 x 64). */
+enum { BN_POOL_STAGE = 4096 };
+
 /* A plane's sum and its sum of squared deviations from m: 16 float lanes (one vector, no reassociation
  * needed), reduced in a fixed order and handed to the caller's double accumulator. Each lane sums hw/16
  * values (42 for conv1's 26 x 26 planes), so float loses little; the planes then add up in double. A
@@ -98,9 +101,11 @@ FCLF_CLONES static void plane_dx(float *restrict dx, const float *restrict dy, c
         for (int64_t j = 0; j < hw; j++) dx[j] = k * (dy[j] - a - (x[j] - m) * is * b);
 }
 
-static void forward_channel(float *y, float *mean_out, float *invstd_out, float *running_mean, float *running_var,
-                            const float *x, const float *gamma, const float *beta, int64_t n, int64_t c, int64_t hw,
-                            int64_t ch, float momentum, float eps, int relu) {
+/* Channel ch's batch statistics: WRITES mean_out[ch], invstd_out[ch], UPDATES the running ones, and gives the
+ * affine map y = x * scale + shift that normalises it. */
+static void channel_stats(float *scale, float *shift, float *mean_out, float *invstd_out, float *running_mean,
+                          float *running_var, const float *x, const float *gamma, const float *beta, int64_t n, int64_t c,
+                          int64_t hw, int64_t ch, float momentum, float eps) {
     const int64_t count = n * hw;
     double sum = 0;
     for (int64_t i = 0; i < n; i++) sum += plane_sum(x + (i * c + ch) * hw, hw);
@@ -109,8 +114,8 @@ static void forward_channel(float *y, float *mean_out, float *invstd_out, float 
     for (int64_t i = 0; i < n; i++) sq += plane_sq(x + (i * c + ch) * hw, hw, (float)mean);
     const double var = sq / (double)count;
     const float invstd = (float)(1.0 / sqrt(var + eps));
-    const float scale = gamma[ch] * invstd, shift = beta[ch] - (float)mean * scale;
-    for (int64_t i = 0; i < n; i++) plane_normalise(y + (i * c + ch) * hw, x + (i * c + ch) * hw, hw, scale, shift, relu);
+    *scale = gamma[ch] * invstd;
+    *shift = beta[ch] - (float)mean * *scale;
     mean_out[ch] = (float)mean;
     invstd_out[ch] = invstd;
     if (running_mean) {
@@ -118,6 +123,14 @@ static void forward_channel(float *y, float *mean_out, float *invstd_out, float 
         running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * mean);
         running_var[ch] = (float)((1.0 - momentum) * running_var[ch] + momentum * unbiased);
     }
+}
+
+static void forward_channel(float *y, float *mean_out, float *invstd_out, float *running_mean, float *running_var,
+                            const float *x, const float *gamma, const float *beta, int64_t n, int64_t c, int64_t hw,
+                            int64_t ch, float momentum, float eps, int relu) {
+    float scale, shift;
+    channel_stats(&scale, &shift, mean_out, invstd_out, running_mean, running_var, x, gamma, beta, n, c, hw, ch, momentum, eps);
+    for (int64_t i = 0; i < n; i++) plane_normalise(y + (i * c + ch) * hw, x + (i * c + ch) * hw, hw, scale, shift, relu);
 }
 
 void fclf_batchnorm_forward_train(float *y, float *mean, float *invstd, float *running_mean, float *running_var,
@@ -154,6 +167,62 @@ void fclf_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float
                              const float *mean, const float *invstd, const float *gamma, int64_t n, int64_t c, int64_t hw) {
     FCLF_PARALLEL_IF(worth_threads(n, c, hw), {
         for (FCLF_STATIC_RANGE(ch, c)) backward_channel(dx, dgamma, dbeta, dy, y, x, mean, invstd, gamma, n, c, hw, ch);
+    });
+}
+
+/* BatchNorm, ReLU and 2x2 max pooling as one training step. Each normalised plane goes through a buffer on
+ * the stack, in L1, to the pooling kernel, so the full-size output is neither written nor read back; the
+ * backward pass unpools each plane's gradient into that buffer in the same way, twice (once for the
+ * channel's sums, once for dx) rather than storing it. The values and their order are those of the three
+ * separate kernels, so the bits are too. */
+int fclf_batchnorm_pool_supported(int64_t h, int64_t w) { return h >= 2 && w >= 2 && h * w <= BN_POOL_STAGE; }
+
+void fclf_batchnorm_relu_pool_forward_train(float *y, int32_t *argmax, float *mean, float *invstd, float *running_mean,
+                                            float *running_var, const float *x, const float *gamma, const float *beta,
+                                            int64_t n, int64_t c, int64_t h, int64_t w, float momentum, float eps) {
+    const int64_t hw = h * w, cells = (h / 2) * (w / 2);
+    const int isa = fclf_isa_active();
+    FCLF_PARALLEL_IF(worth_threads(n, c, hw), {
+        float stage[BN_POOL_STAGE] __attribute__((aligned(64)));
+        for (FCLF_STATIC_RANGE(ch, c)) {
+            float scale, shift;
+            channel_stats(&scale, &shift, mean, invstd, running_mean, running_var, x, gamma, beta, n, c, hw, ch, momentum, eps);
+            for (int64_t i = 0; i < n; i++) {
+                const int64_t plane = i * c + ch;
+                plane_normalise(stage, x + plane * hw, hw, scale, shift, 1);
+                fclf_pool_plane(isa, y + plane * cells, argmax + plane * cells, stage, h, w);
+            }
+        }
+    });
+}
+
+void fclf_batchnorm_relu_pool_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const int32_t *argmax,
+                                       const float *y, const float *x, const float *mean, const float *invstd,
+                                       const float *gamma, int64_t n, int64_t c, int64_t h, int64_t w) {
+    const int64_t hw = h * w, cells = (h / 2) * (w / 2), count = n * hw;
+    const int isa = fclf_isa_active();
+    FCLF_PARALLEL_IF(worth_threads(n, c, hw), {
+        float stage[BN_POOL_STAGE] __attribute__((aligned(64)));
+        for (FCLF_STATIC_RANGE(ch, c)) {
+            const float mu = mean[ch], is = invstd[ch];
+            double sum_dy = 0, sum_dy_xhat = 0;
+            /* the unpooled gradient, masked by the ReLU (a window passes its gradient when its maximum, the
+             * ReLU's output at the winner, is positive) */
+            for (int64_t i = 0; i < n; i++) {
+                const int64_t plane = i * c + ch;
+                fclf_unpool_plane(isa, stage, dy + plane * cells, argmax + plane * cells, y + plane * cells, h, w);
+                plane_grad_sums(stage, x + plane * hw, NULL, hw, mu, is, &sum_dy, &sum_dy_xhat);
+            }
+            dgamma[ch] += (float)sum_dy_xhat;
+            dbeta[ch] += (float)sum_dy;
+            if (!dx) continue;
+            const float k = gamma[ch] * is, a = (float)(sum_dy / (double)count), b = (float)(sum_dy_xhat / (double)count);
+            for (int64_t i = 0; i < n; i++) {
+                const int64_t plane = i * c + ch;
+                fclf_unpool_plane(isa, stage, dy + plane * cells, argmax + plane * cells, y + plane * cells, h, w);
+                plane_dx(dx + plane * hw, stage, x + plane * hw, NULL, hw, k, a, b, mu, is);
+            }
+        }
     });
 }
 

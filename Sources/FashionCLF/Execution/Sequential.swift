@@ -64,7 +64,8 @@ public final class Sequential {
         case .maxPool2x2: return MaxPool2D()
         case .flatten: return Flatten()
         case .batchNorm(let channels):
-            return BatchNorm(channels: channels, relu: step.fusedReLU, computesInputGradient: step.computesInputGradient)
+            return BatchNorm(channels: channels, relu: step.fusedReLU, pool: step.pooling != .none,
+                             computesInputGradient: step.computesInputGradient)
         case .dropout(let rate): return Dropout(rate: rate, seed: rng.next())
         case .globalAvgPool: return GlobalAvgPool()
         case .temperature(let t): return Temperature(t)

@@ -8,25 +8,32 @@ import CKernels
 /// The running statistics follow each training batch (PyTorch's momentum rule) and are stored in the model
 /// file after γ and β. Input `[N, C, H, W]` or `[N, C]`; the inference plan folds the evaluation form into
 /// the convolution or dense layer before it when there is one. With `relu` (the planner fuses a ReLU that
-/// follows) y = max(y, 0) in the same pass, and backward masks dL/dy by y > 0.
+/// follows) y = max(y, 0) in the same pass, and backward masks dL/dy by y > 0. With `pool` as well (training
+/// plans, when a 2x2 max pooling follows the ReLU) the step's output is max-pooled in the same pass:
+/// `[N, C, H/2, W/2]`, and the full-size output is never stored.
 public final class BatchNorm: Layer {
     public let channels: Int
     public let gamma: Parameter, beta: Parameter
     public let runningMean: Parameter, runningVariance: Parameter
     public let computesInputGradient: Bool
     public let relu: Bool
+    public let pool: Bool
     public var parameters: [Parameter] { [gamma, beta] }
     public var stored: [Parameter] { [gamma, beta, runningMean, runningVariance] }
     static let epsilon = LayerSpec.batchNormEpsilon, momentum = LayerSpec.batchNormMomentum
 
     private let y = Buffer<Float>(), dx = Buffer<Float>(), mean = Buffer<Float>(), invstd = Buffer<Float>()
+    /// With `pool`: the winners of the pooling, and evaluation's full-size output before it.
+    private let argmax = Buffer<Int32>(), unpooled = Buffer<Float>()
     /// Evaluation's scale and shift, 2 x channels (inference keeps them in its call's scratch instead).
     private let coefficients = Buffer<Float>()
     private var input = Tensor(data: UnsafeMutablePointer<Float>(bitPattern: 64)!, shape: Shape(n: 0, c: 0))
 
-    public init(channels: Int, relu: Bool = false, computesInputGradient: Bool = true) {
+    public init(channels: Int, relu: Bool = false, pool: Bool = false, computesInputGradient: Bool = true) {
+        precondition(!pool || relu, "BatchNorm: pooling is fused only after a fused ReLU")
         self.channels = channels
         self.relu = relu
+        self.pool = pool
         self.computesInputGradient = computesInputGradient
         gamma = Parameter(name: "gamma", shape: [channels])
         beta = Parameter(name: "beta", shape: [channels])
@@ -38,7 +45,9 @@ public final class BatchNorm: Layer {
         runningVariance.value.update(repeating: 1, count: channels)
     }
 
-    public func outputShape(_ input: Shape) -> Shape { input }
+    public func outputShape(_ input: Shape) -> Shape {
+        pool ? Shape(n: input.n, c: input.c, h: input.h / 2, w: input.w / 2) : input
+    }
 
     /// The evaluation form's per-channel scale and shift.
     public func inferenceCoefficients() -> (scale: [Float], shift: [Float]) {
@@ -60,7 +69,21 @@ public final class BatchNorm: Layer {
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         input = x
-        let yp = y.reserve(x.shape.count)
+        let out = outputShape(x.shape)
+        let yp = y.reserve(out.count)
+        if pool {
+            let (n, h, w) = (Int64(x.shape.n), Int64(x.shape.h), Int64(x.shape.w))
+            if training {
+                fclf_batchnorm_relu_pool_forward_train(yp, argmax.reserve(out.count), mean.reserve(channels), invstd.reserve(channels),
+                                                       runningMean.value, runningVariance.value, x.data, gamma.value, beta.value,
+                                                       n, Int64(channels), h, w, BatchNorm.momentum, BatchNorm.epsilon)
+            } else {
+                let full = unpooled.reserve(x.shape.count)
+                evaluate(x.data, x.shape, n: x.shape.n, into: full, coefficients: coefficients.reserve(2 * channels))
+                fclf_maxpool2x2_forward(yp, nil, full, n * Int64(channels), h, w)
+            }
+            return Tensor(data: yp, shape: out)
+        }
         if training {
             fclf_batchnorm_forward_train(yp, mean.reserve(channels), invstd.reserve(channels), runningMean.value,
                                          runningVariance.value, x.data, gamma.value, beta.value, Int64(x.shape.n),
@@ -75,6 +98,11 @@ public final class BatchNorm: Layer {
     public func backward(_ dy: Tensor) -> Tensor {
         let shape = input.shape
         let dxp: UnsafeMutablePointer<Float>? = computesInputGradient ? dx.reserve(shape.count) : nil
+        if pool {
+            fclf_batchnorm_relu_pool_backward(dxp, gamma.grad, beta.grad, dy.data, argmax.pointer, y.pointer, input.data, mean.pointer,
+                                              invstd.pointer, gamma.value, Int64(shape.n), Int64(channels), Int64(shape.h), Int64(shape.w))
+            return Tensor(data: dxp ?? dx.pointer, shape: computesInputGradient ? shape : shape.withBatch(0))
+        }
         fclf_batchnorm_backward(dxp, gamma.grad, beta.grad, dy.data, relu ? UnsafePointer(y.pointer) : nil, input.data, mean.pointer, invstd.pointer, gamma.value,
                                 Int64(shape.n), Int64(channels), Int64(shape.h * shape.w))
         return Tensor(data: dxp ?? dx.pointer, shape: computesInputGradient ? shape : shape.withBatch(0))
@@ -86,7 +114,9 @@ public final class BatchNorm: Layer {
                       work: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
         // Coefficients into the call's scratch: this layer's own buffers are not shared between threads.
         evaluate(x, input, n: n, into: x, coefficients: work)
-        return x
+        guard pool else { return x }
+        fclf_maxpool2x2_forward(y, nil, x, Int64(n * channels), Int64(input.h), Int64(input.w))
+        return y
     }
 }
 

@@ -7,6 +7,8 @@ import CKernels
 /// the 2x2 max pooling that follows it: the convolution's step pools its own output, in one pass when the
 /// kernels can (`fclf_conv2d_pool_supported`: few taps per output, small planes) and right after the
 /// product otherwise; its backward pass routes the pooled gradient straight into the product's layout.
+/// Likewise a BatchNorm followed by a ReLU and a 2x2 max pooling is one training step that never stores its
+/// full-size output (`fclf_batchnorm_pool_supported`).
 /// For inference it also folds a BatchNorm into the convolution or dense layer before it when that layer has
 /// no activation of its own (its evaluation form is then a per-channel affine map of the layer's output), takes a ReLU that follows as that layer's activation, and drops
 /// dropout (the identity in evaluation). Every other layer is a step of its own. A plan owns no memory:
@@ -14,7 +16,7 @@ import CKernels
 public struct Plan: Sendable {
     /// One step: a layer, with the layers the planner fused into it as its epilogue.
     public struct Step: Sendable, Equatable {
-        /// How a convolution step does the 2x2 max pooling fused into it.
+        /// How a convolution (or BatchNorm+ReLU) step does the 2x2 max pooling fused into it.
         public enum ConvPooling: String, Sendable {
             case none
             /// Convolution and pooling in one pass; the full-size output is never stored.
@@ -25,7 +27,7 @@ public struct Plan: Sendable {
 
         /// The layer whose op the step runs (its fused activation included).
         public let layer: LayerSpec
-        /// The 2x2 max pooling fused into a convolution step.
+        /// The 2x2 max pooling fused into a convolution or BatchNorm+ReLU step.
         public let pooling: ConvPooling
         /// Inference: the index of the BatchNorm layer folded into this step's weights.
         public let foldedBatchNorm: Int?
@@ -50,7 +52,9 @@ public struct Plan: Sendable {
             case .relu: return "relu"
             case .maxPool2x2: return "maxpool"
             case .flatten: return "flatten (view)"
-            case .batchNorm: return fusedReLU ? "batchnorm+relu" : "batchnorm"
+            case .batchNorm:
+                let base = fusedReLU ? "batchnorm+relu" : "batchnorm"
+                return pooling == .none ? base : "\(base)+maxpool (\(pooling.rawValue))"
             case .dropout: return "dropout"
             case .globalAvgPool: return "global avgpool"
             case .temperature: return "temperature"
@@ -112,6 +116,12 @@ public struct Plan: Sendable {
             case .batchNorm:
                 // BatchNorm then ReLU: one pass forward, the ReLU's mask applied in BatchNorm's backward.
                 if next(.relu) { fusedReLU = true; end += 1 }
+                // In training, a 2x2 max pooling after those too (inference folds the BatchNorm into the
+                // product before it, which then pools).
+                if mode == .training, fusedReLU, next(.maxPool2x2), fclf_batchnorm_pool_supported(Int64(x.h), Int64(x.w)) != 0 {
+                    pooling = .onePass
+                    end += 1
+                }
                 skipDropout()
             default:
                 skipDropout()
