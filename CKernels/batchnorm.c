@@ -9,6 +9,7 @@
 #include "fclf_internal.h"
 
 #include <math.h>
+#include <string.h>
 
 /* Memory-bound passes over the batch: on threads from 64k values, as pooling (conv2's output at batch 32,
  * 248k values, took 0.87 ms forward on one thread). */
@@ -52,17 +53,27 @@ FCLF_CLONES static double plane_sq(const float *restrict x, int64_t hw, float m)
 /* sum of dy and of dy * xhat over a plane, xhat = (x - m) * is; dy masked by y > 0 when relu (y is then the
  * forward's output). The mask is a select on loaded values, not a branch, so the loop vectorises; the relu
  * flag is a constant in each caller below, so no test of it is left inside the loop. */
+typedef float lanes_f __attribute__((vector_size(4 * LANES)));
+typedef int32_t lanes_i __attribute__((vector_size(4 * LANES)));
+/* An unaligned load of LANES floats (a macro: a function returning the vector trips the baseline clone's ABI). */
+#define load_lanes(p) __extension__({ lanes_f v_; memcpy(&v_, (p), sizeof v_); v_; })
+
+/* The lanes are spelt as one vector: left to the SLP vectoriser, the unmasked instance (relu 0) came out as
+ * scalar multiplies and lane inserts, twice as slow as the masked one. Per lane the arithmetic is the same. */
 static inline __attribute__((always_inline)) void grad_sums(const float *restrict dy, const float *restrict x,
                                                             const float *restrict y, int64_t hw, float m, float is,
                                                             double *sum_dy, double *sum_dy_xhat, int relu) {
-    float a[LANES] = {0}, b[LANES] = {0};
+    lanes_f av = {0}, bv = {0};
     int64_t j = 0;
-    for (; j + LANES <= hw; j += LANES)
-        for (int l = 0; l < LANES; l++) {
-            float g = relu ? (y[j + l] > 0.0f ? dy[j + l] : 0.0f) : dy[j + l];
-            a[l] += g;
-            b[l] += g * ((x[j + l] - m) * is);
-        }
+    for (; j + LANES <= hw; j += LANES) {
+        lanes_f g = load_lanes(dy + j);
+        if (relu) g = (lanes_f)((lanes_i)g & (load_lanes(y + j) > 0.0f)); /* dy where y > 0, else +0 */
+        av += g;
+        bv += g * ((load_lanes(x + j) - m) * is);
+    }
+    float a[LANES], b[LANES];
+    memcpy(a, &av, sizeof a);
+    memcpy(b, &bv, sizeof b);
     double sa = 0, sb = 0;
     for (int l = 0; l < LANES; l++) sa += a[l], sb += b[l];
     for (; j < hw; j++) {
@@ -171,10 +182,9 @@ void fclf_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float
 }
 
 /* BatchNorm, ReLU and 2x2 max pooling as one training step. Each normalised plane goes through a buffer on
- * the stack, in L1, to the pooling kernel, so the full-size output is neither written nor read back; the
- * backward pass unpools each plane's gradient into that buffer in the same way, twice (once for the
- * channel's sums, once for dx) rather than storing it. The values and their order are those of the three
- * separate kernels, so the bits are too. */
+ * the stack, in L1, to the pooling kernel, so the full-size output is neither written nor read back, and
+ * the backward pass needs no full-size ReLU output for its mask. The values and their order are those of
+ * the three separate kernels, so the bits are too. */
 int fclf_batchnorm_pool_supported(int64_t h, int64_t w) { return h >= 2 && w >= 2 && h * w <= BN_POOL_STAGE; }
 
 void fclf_batchnorm_relu_pool_forward_train(float *y, int32_t *argmax, float *mean, float *invstd, float *running_mean,
@@ -196,34 +206,15 @@ void fclf_batchnorm_relu_pool_forward_train(float *y, int32_t *argmax, float *me
     });
 }
 
-void fclf_batchnorm_relu_pool_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const int32_t *argmax,
-                                       const float *y, const float *x, const float *mean, const float *invstd,
-                                       const float *gamma, int64_t n, int64_t c, int64_t h, int64_t w) {
-    const int64_t hw = h * w, cells = (h / 2) * (w / 2), count = n * hw;
-    const int isa = fclf_isa_active();
-    FCLF_PARALLEL_IF(worth_threads(n, c, hw), {
-        float stage[BN_POOL_STAGE] __attribute__((aligned(64)));
-        for (FCLF_STATIC_RANGE(ch, c)) {
-            const float mu = mean[ch], is = invstd[ch];
-            double sum_dy = 0, sum_dy_xhat = 0;
-            /* the unpooled gradient, masked by the ReLU (a window passes its gradient when its maximum, the
-             * ReLU's output at the winner, is positive) */
-            for (int64_t i = 0; i < n; i++) {
-                const int64_t plane = i * c + ch;
-                fclf_unpool_plane(isa, stage, dy + plane * cells, argmax + plane * cells, y + plane * cells, h, w);
-                plane_grad_sums(stage, x + plane * hw, NULL, hw, mu, is, &sum_dy, &sum_dy_xhat);
-            }
-            dgamma[ch] += (float)sum_dy_xhat;
-            dbeta[ch] += (float)sum_dy;
-            if (!dx) continue;
-            const float k = gamma[ch] * is, a = (float)(sum_dy / (double)count), b = (float)(sum_dy_xhat / (double)count);
-            for (int64_t i = 0; i < n; i++) {
-                const int64_t plane = i * c + ch;
-                fclf_unpool_plane(isa, stage, dy + plane * cells, argmax + plane * cells, y + plane * cells, h, w);
-                plane_dx(dx + plane * hw, stage, x + plane * hw, NULL, hw, k, a, b, mu, is);
-            }
-        }
-    });
+void fclf_batchnorm_relu_pool_backward(float *dx, float *dgamma, float *dbeta, float *work, const float *dy,
+                                       const int32_t *argmax, const float *y, const float *x, const float *mean,
+                                       const float *invstd, const float *gamma, int64_t n, int64_t c, int64_t h, int64_t w) {
+    /* The unpooled gradient with the ReLU's mask (a window passes its gradient when its maximum, the ReLU's
+     * output at the winner, is positive), then BatchNorm's backward with no mask left to apply. Staging
+     * each plane on the stack and unpooling it twice (once for the channel's sums, once for dx) measured
+     * 25% slower than this extra full-size pass: the unpooling is arithmetic, not memory, bound. */
+    fclf_maxpool2x2_backward(work, dy, argmax, y, n * c, h, w);
+    fclf_batchnorm_backward(dx, dgamma, dbeta, work, NULL, x, mean, invstd, gamma, n, c, h * w);
 }
 
 void fclf_batchnorm_inference_coefficients(float *scale, float *shift, const float *gamma, const float *beta,

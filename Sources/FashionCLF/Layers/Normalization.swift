@@ -23,7 +23,8 @@ public final class BatchNorm: Layer {
     static let epsilon = LayerSpec.batchNormEpsilon, momentum = LayerSpec.batchNormMomentum
 
     private let y = Buffer<Float>(), dx = Buffer<Float>(), mean = Buffer<Float>(), invstd = Buffer<Float>()
-    /// With `pool`: the winners of the pooling, and evaluation's full-size output before it.
+    /// With `pool`: the winners of the pooling, and the full-size values before it (evaluation's output,
+    /// the backward pass's unpooled gradient).
     private let argmax = Buffer<Int32>(), unpooled = Buffer<Float>()
     /// Evaluation's scale and shift, 2 x channels (inference keeps them in its call's scratch instead).
     private let coefficients = Buffer<Float>()
@@ -99,7 +100,8 @@ public final class BatchNorm: Layer {
         let shape = input.shape
         let dxp: UnsafeMutablePointer<Float>? = computesInputGradient ? dx.reserve(shape.count) : nil
         if pool {
-            fclf_batchnorm_relu_pool_backward(dxp, gamma.grad, beta.grad, dy.data, argmax.pointer, y.pointer, input.data, mean.pointer,
+            fclf_batchnorm_relu_pool_backward(dxp, gamma.grad, beta.grad, unpooled.reserve(shape.count), dy.data, argmax.pointer, y.pointer,
+                                              input.data, mean.pointer,
                                               invstd.pointer, gamma.value, Int64(shape.n), Int64(channels), Int64(shape.h), Int64(shape.w))
             return Tensor(data: dxp ?? dx.pointer, shape: computesInputGradient ? shape : shape.withBatch(0))
         }
