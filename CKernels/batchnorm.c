@@ -50,16 +50,16 @@ FCLF_CLONES static double plane_sq(const float *restrict x, int64_t hw, float m)
     return s;
 }
 
-/* sum of dy and of dy * xhat over a plane, xhat = (x - m) * is; dy masked by y > 0 when relu (y is then the
- * forward's output). The mask is a select on loaded values, not a branch, so the loop vectorises; the relu
- * flag is a constant in each caller below, so no test of it is left inside the loop. */
 typedef float lanes_f __attribute__((vector_size(4 * LANES)));
 typedef int32_t lanes_i __attribute__((vector_size(4 * LANES)));
 /* An unaligned load of LANES floats (a macro: a function returning the vector trips the baseline clone's ABI). */
 #define load_lanes(p) __extension__({ lanes_f v_; memcpy(&v_, (p), sizeof v_); v_; })
 
-/* The lanes are spelt as one vector: left to the SLP vectoriser, the unmasked instance (relu 0) came out as
- * scalar multiplies and lane inserts, twice as slow as the masked one. Per lane the arithmetic is the same. */
+/* sum of dy and of dy * xhat over a plane, xhat = (x - m) * is; dy masked by y > 0 when relu (y is then the
+ * forward's output). The mask is a select on loaded values, not a branch; the relu flag is a constant in each
+ * caller below, so no test of it is left inside the loop. The lanes are spelt as one vector: left to the SLP
+ * vectoriser, the unmasked instance (relu 0) came out as scalar multiplies and lane inserts, twice as slow as
+ * the masked one. Per lane the arithmetic is the same. */
 static inline __attribute__((always_inline)) void grad_sums(const float *restrict dy, const float *restrict x,
                                                             const float *restrict y, int64_t hw, float m, float is,
                                                             double *sum_dy, double *sum_dy_xhat, int relu) {
@@ -211,8 +211,9 @@ void fclf_batchnorm_relu_pool_backward(float *dx, float *dgamma, float *dbeta, f
                                        const float *invstd, const float *gamma, int64_t n, int64_t c, int64_t h, int64_t w) {
     /* The unpooled gradient with the ReLU's mask (a window passes its gradient when its maximum, the ReLU's
      * output at the winner, is positive), then BatchNorm's backward with no mask left to apply. Staging
-     * each plane on the stack and unpooling it twice (once for the channel's sums, once for dx) measured
-     * 25% slower than this extra full-size pass: the unpooling is arithmetic, not memory, bound. */
+     * each plane on the stack instead and unpooling it twice (once for the channel's sums, once for dx)
+     * measured about 25% slower than the separate kernels, but that was before grad_sums' unmasked instance
+     * was vectorised, which it also used; it has not been measured again. */
     fclf_maxpool2x2_backward(work, dy, argmax, y, n * c, h, w);
     fclf_batchnorm_backward(dx, dgamma, dbeta, work, NULL, x, mean, invstd, gamma, n, c, h * w);
 }

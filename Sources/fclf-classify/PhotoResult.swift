@@ -17,7 +17,11 @@ struct PhotoResult {
 
     /// The model gives its top answer less than an even chance (`Classifier.unsureBelow`), or, with
     /// --flip-average, the photo and its mirror name different classes (`Classifier.flipAveraged`).
-    var unsure: Bool { mirrorAgrees == false || probabilities.withUnsafeBufferPointer { Classifier.isUnsure($0) } }
+    var unsure: Bool {
+        probabilities.withUnsafeBufferPointer { p in
+            mirrorAgrees.map { Classifier.isUnsure(p, mirrorAgrees: $0) } ?? Classifier.isUnsure(p)
+        }
+    }
 
     /// Class indices from the most to the least probable.
     var ranked: [Int] { probabilities.indices.sorted { probabilities[$0] > probabilities[$1] } }

@@ -106,17 +106,17 @@ public final class Classifier: @unchecked Sendable {
     /// depend on which way it faces, and the networks are trained on mirrored images, so an answer that
     /// changes with the mirror comes from the picture's accidents rather than from the garment.
     public static func flipAveraged(_ probabilities: [Float], mirrored: [Float]) -> (probabilities: [Float], mirrorAgrees: Bool, unsure: Bool) {
-        precondition(probabilities.count == mirrored.count, "flipAveraged: \(probabilities.count) and \(mirrored.count) classes")
+        precondition(!probabilities.isEmpty && probabilities.count == mirrored.count,
+                     "flipAveraged: \(probabilities.count) and \(mirrored.count) classes")
         let mean = zip(probabilities, mirrored).map { ($0 + $1) / 2 }
-        let agrees = topIndex(probabilities) == topIndex(mirrored)
-        return (mean, agrees, !agrees || mean.withUnsafeBufferPointer { isUnsure($0) })
+        let agrees = argmax(probabilities, probabilities.count) == argmax(mirrored, mirrored.count)
+        return (mean, agrees, mean.withUnsafeBufferPointer { isUnsure($0, mirrorAgrees: agrees) })
     }
 
-    /// The first index of the largest value (-1 for none).
-    static func topIndex(_ values: [Float]) -> Int {
-        var best = -1
-        for (i, v) in values.enumerated() where best < 0 || v > values[best] { best = i }
-        return best
+    /// The flip-averaged rule on already averaged probabilities: unsure when they are, or when the mirror
+    /// image named another class.
+    public static func isUnsure(_ probabilities: UnsafeBufferPointer<Float>, mirrorAgrees: Bool) -> Bool {
+        !mirrorAgrees || isUnsure(probabilities)
     }
 
     /// The name errors give the built-in model in place of a path.

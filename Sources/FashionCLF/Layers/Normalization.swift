@@ -100,13 +100,13 @@ public final class BatchNorm: Layer {
         let shape = input.shape
         let dxp: UnsafeMutablePointer<Float>? = computesInputGradient ? dx.reserve(shape.count) : nil
         if pool {
-            fclf_batchnorm_relu_pool_backward(dxp, gamma.grad, beta.grad, unpooled.reserve(shape.count), dy.data, argmax.pointer, y.pointer,
-                                              input.data, mean.pointer,
-                                              invstd.pointer, gamma.value, Int64(shape.n), Int64(channels), Int64(shape.h), Int64(shape.w))
-            return Tensor(data: dxp ?? dx.pointer, shape: computesInputGradient ? shape : shape.withBatch(0))
+            fclf_batchnorm_relu_pool_backward(dxp, gamma.grad, beta.grad, unpooled.reserve(shape.count), dy.data, argmax.pointer,
+                                              y.pointer, input.data, mean.pointer, invstd.pointer, gamma.value, Int64(shape.n),
+                                              Int64(channels), Int64(shape.h), Int64(shape.w))
+        } else {
+            fclf_batchnorm_backward(dxp, gamma.grad, beta.grad, dy.data, relu ? UnsafePointer(y.pointer) : nil, input.data, mean.pointer,
+                                    invstd.pointer, gamma.value, Int64(shape.n), Int64(channels), Int64(shape.h * shape.w))
         }
-        fclf_batchnorm_backward(dxp, gamma.grad, beta.grad, dy.data, relu ? UnsafePointer(y.pointer) : nil, input.data, mean.pointer, invstd.pointer, gamma.value,
-                                Int64(shape.n), Int64(channels), Int64(shape.h * shape.w))
         return Tensor(data: dxp ?? dx.pointer, shape: computesInputGradient ? shape : shape.withBatch(0))
     }
 
