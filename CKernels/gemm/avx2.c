@@ -43,5 +43,5 @@ static void pack_b__avx2(float *restrict dst, const fclf_gemm_operand *b, int64_
     fclf_gemm_pack_b_portable(dst, b, p0, kc, j0, nc, 16);
 }
 
-const fclf_gemm_kernel fclf_gemm_avx2 = {FCLF_ISA_AVX2, 6, 16, 1, ukernel_6x16__avx2, pack_a__avx2, pack_b__avx2};
+const fclf_gemm_kernel fclf_gemm_avx2 = {FCLF_ISA_AVX2, 6, 16, 1, ukernel_6x16__avx2, pack_a__avx2, pack_b__avx2, NULL};
 #endif

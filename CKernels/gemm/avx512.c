@@ -279,6 +279,39 @@ static void pack_b__avx512f(float *restrict dst, const fclf_gemm_operand *b, int
         pack_b_plain__avx512f(dst, b->m, b->ld, p0, kc, j0, nc);
 }
 
+/* The short-M rows (one image through a dense layer: 1 x 128 from K = 1600 for dense1) in strips of 128
+ * columns held in 8 registers over a whole K block. The portable loop kept its sums in memory, a load and
+ * a store per FMA (fclf-profile infer: dense1 19 us per image). The same FMAs in the same order. */
+enum { ROW_STRIP = 128 };
+__attribute__((target("avx512f"))) static void rows__avx512f(int ta, int64_t M, int64_t N, int64_t K, int64_t kstep,
+                                                             float alpha, const float *restrict A, int64_t lda,
+                                                             const float *restrict B, int64_t ldb, float beta,
+                                                             float *restrict C, int64_t ldc) {
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j0 = 0; j0 < N; j0 += ROW_STRIP) {
+            __mmask16 m[8];
+            for (int v = 0; v < 8; v++) m[v] = fclf_lanes16(N - j0 - 16 * v);
+            float *c = C + i * ldc + j0;
+            for (int64_t pc = 0; pc < K; pc += kstep) {
+                const int64_t kc = fclf_min64(kstep, K - pc);
+                const float beta_k = pc == 0 ? beta : 1.0f;
+                __m512 acc[8];
+                for (int v = 0; v < 8; v++) acc[v] = _mm512_setzero_ps();
+                for (int64_t p = pc; p < pc + kc; p++) {
+                    const __m512 a = _mm512_set1_ps(ta ? A[p * lda + i] : A[i * lda + p]);
+                    const float *b = B + p * ldb + j0;
+                    for (int v = 0; v < 8; v++) acc[v] = _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(m[v], b + 16 * v), acc[v]);
+                }
+                for (int v = 0; v < 8; v++) {
+                    __m512 r = _mm512_mul_ps(_mm512_set1_ps(alpha), acc[v]);
+                    if (beta_k != 0.0f)
+                        r = _mm512_add_ps(r, _mm512_mul_ps(_mm512_set1_ps(beta_k), _mm512_maskz_loadu_ps(m[v], c + 16 * v)));
+                    _mm512_mask_storeu_ps(c + 16 * v, m[v], r);
+                }
+            }
+        }
+}
+
 const fclf_gemm_kernel fclf_gemm_avx512f = {FCLF_ISA_AVX512F, 8, 32, 1, ukernel_8x32__avx512f, pack_a__avx512f,
-                                            pack_b__avx512f};
+                                            pack_b__avx512f, rows__avx512f};
 #endif

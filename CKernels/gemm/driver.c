@@ -42,6 +42,8 @@ static int64_t kstep_for(int64_t K, int64_t kc_max) {
     return (K + kblocks - 1) / kblocks;
 }
 
+int64_t fclf_gemm_kstep(const fclf_gemm_kernel *k, int64_t K) { return kstep_for(K, fclf_gemm_blocking_of(k).kc); }
+
 static inline float *out_at(const fclf_gemm_out *o, int64_t i, int64_t j) {
     if (!o->seg) return o->C + i * o->ldc + j;
     const int64_t J = o->col0 + j, g = J / o->seg;
@@ -326,6 +328,10 @@ static void product(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t M
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
         scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    if (M < 4 && !bs->trans && !as->conv && !bs->conv && v->rows) {
+        v->rows(as->trans, M, N, K, kstep_for(K, blk.kc), alpha, as->m, as->ld, bs->m, bs->ld, beta, C, ldc);
         return;
     }
     if (M < 4 && !bs->trans && !as->conv && !bs->conv) {

@@ -58,13 +58,22 @@ typedef void (*fclf_gemm_pack_a_fn)(float *restrict dst, const fclf_gemm_operand
 typedef void (*fclf_gemm_pack_b_fn)(float *restrict dst, const fclf_gemm_operand *b, int64_t p0, int64_t kc,
                                     int64_t j0, int64_t nc);
 
+/* Rows of C for a short op(A) (M < 4) from the plain matrices, op(B) not transposed: per element the
+ * micro-kernel's arithmetic (K blocks of kstep, products accumulated in p order, then alpha * acc
+ * (+ beta * c)). */
+typedef void (*fclf_gemm_rows_fn)(int ta, int64_t M, int64_t N, int64_t K, int64_t kstep, float alpha,
+                                  const float *restrict A, int64_t lda, const float *restrict B, int64_t ldb, float beta,
+                                  float *restrict C, int64_t ldc);
+
 /* One ISA's GEMM. Each packer handles every operand kind (stored either way, implicit im2col). fused: the
- * micro-kernel multiplies and adds with FMA (one rounding), which the short-M row path must copy. */
+ * micro-kernel multiplies and adds with FMA (one rounding), which the short-M row path must copy. rows: the
+ * variant's own short-M row kernel, or NULL for the portable one (driver.c). */
 typedef struct {
     int isa, mr, nr, fused;
     fclf_gemm_ukernel_fn kernel;
     fclf_gemm_pack_a_fn pack_a;
     fclf_gemm_pack_b_fn pack_b;
+    fclf_gemm_rows_fn rows;
 } fclf_gemm_kernel;
 
 extern const fclf_gemm_kernel fclf_gemm_scalar;
@@ -105,6 +114,10 @@ int fclf_gemm_pack_whole(const fclf_gemm_kernel *k, float *dst, fclf_gemm_operan
  * fclf_sgemm's path (the short-M rows for M < 4), so the bits are fclf_sgemm's. */
 void fclf_gemm_product(const fclf_gemm_kernel *k, int64_t M, int64_t N, int64_t K, float alpha,
                        const fclf_gemm_operand *as, const fclf_gemm_operand *bs, float beta, float *C, int64_t ldc);
+
+/* The K block length the driver uses for a product of depth K with kernel k (equal blocks of at most KC):
+ * what a kernel that must round as the GEMM does (conv/window_pool.c) sums per block. */
+int64_t fclf_gemm_kstep(const fclf_gemm_kernel *k, int64_t K);
 
 /* fclf_sgemm with a given table entry. */
 void fclf_sgemm_with(const fclf_gemm_kernel *k, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,

@@ -140,4 +140,4 @@ static void pack_b__scalar(float *restrict dst, const fclf_gemm_operand *b, int6
 }
 
 const fclf_gemm_kernel fclf_gemm_scalar = {FCLF_ISA_SCALAR, 4, 8, 0, ukernel_4x8__scalar, pack_a__scalar,
-                                           pack_b__scalar};
+                                           pack_b__scalar, NULL};

@@ -184,6 +184,31 @@ struct KernelBlockingTests {
         #expect(fclf_conv2d_packed_weights_size(fclf_conv2d_make_shape(1, 1, 28, 28, 32, 3, 3, 0)) == 0)
     }
 
+    @Test("the short-M row path (M < 4: one image through a dense layer) gives the bits of the same rows in a tiled product, every ISA",
+          arguments: kernelISAs)
+    func shortRowsMatchTiles(_ variant: KernelISA) {
+        // N = 128 (dense1: one strip), 200 (a strip and a partial one), 10; K = 1600 and 600 (several K blocks),
+        // 40 (one); A transposed or not; beta 0 and 0.5 (C's earlier values enter the first block only).
+        for (n, k) in [(128, 1600), (200, 600), (10, 40)] { for ta: Int32 in [0, 1] { for beta: Float in [0, 0.5] {
+            let m = 8
+            let a = randomArray(m * k, seed: 51), b = randomArray(k * n, seed: 52), c0 = randomArray(m * n, seed: 53)
+            let lda = ta == 0 ? k : m
+            var tiled = c0
+            fclf_sgemm_isa(variant.raw, ta, 0, Int64(m), Int64(n), Int64(k), 0.75, a, Int64(lda), b, Int64(n), beta, &tiled, Int64(n))
+            for rows in 1...3 {
+                // rows 2, 3, ... of the tiled product: A starts at row 2 (a column offset when transposed)
+                let first = 2
+                var short = Array(c0[(first * n)..<((first + rows) * n)])
+                a.withUnsafeBufferPointer { ap in
+                    let a0 = ap.baseAddress! + (ta == 0 ? first * k : first)
+                    fclf_sgemm_isa(variant.raw, ta, 0, Int64(rows), Int64(n), Int64(k), 0.75, a0, Int64(lda), b, Int64(n), beta, &short, Int64(n))
+                }
+                #expect(short.map(\.bitPattern) == tiled[(first * n)..<((first + rows) * n)].map(\.bitPattern),
+                        "\(variant) M \(rows) N \(n) K \(k) ta \(ta) beta \(beta)")
+            }
+        } } }
+    }
+
     @Test("dense weights packed once: the same bits as packing per call (the short-M rows too), 1 and 2 threads")
     func densePrepacked() {
         for (inSize, outSize) in [(1600, 128), (1024, 256), (128, 10), (70, 33)] {

@@ -90,3 +90,51 @@ extension KernelTests {
         }
     }
 }
+
+extension KernelTests {
+    @Test("inference's per-window convolution + pooling gives the bits of the GEMM then the pooling pass (or of the one-pass kernel), packed or not, 1 and 2 threads")
+    func windowPoolEqualsTwoPasses() {
+        // (n, c, h, w, oc, k, same): conv2's shape for one image and a batch; 20 channels (a partial vector, two
+        // groups: two windows per tile, then one left over in a pooled row of 5); 48 channels (three groups),
+        // 'same' padding; 16 channels (four windows per tile, one left over); K = 576 (two or three K blocks at
+        // the blockings the GEMM chooses on our machines, as K = 288 has two at KC 256); a 2x2 kernel with 80
+        // channels (a group of four, then one). K = 9 (conv1's shape, one image and a batch; 20 channels with
+        // padding) rounds as the one-pass kernel instead, the bias first.
+        for (n, c, h, w, oc, k, same) in [(1, 32, 13, 13, 64, 3, false), (3, 32, 13, 13, 64, 3, false), (2, 16, 9, 12, 20, 3, false),
+                                          (2, 4, 7, 7, 48, 3, true), (2, 16, 10, 12, 16, 3, false), (1, 64, 10, 10, 64, 3, false),
+                                          (2, 8, 6, 6, 80, 2, true), (1, 1, 28, 28, 32, 3, false), (3, 1, 28, 28, 32, 3, false),
+                                          (2, 1, 9, 11, 20, 3, true)] {
+            let s = fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(w), Int64(oc), Int64(k), Int64(k), same ? 1 : 0)
+            #expect(fclf_conv2d_window_pool_supported(s) != 0)
+            let (oh, ow) = (Int(s.oh), Int(s.ow)), pooled = n * oc * (oh / 2) * (ow / 2)
+            var x = randomArray(n * c * h * w, seed: 80), wt = randomArray(oc * c * k * k, seed: 81)
+            let b = randomArray(oc, seed: 82)
+            x[5] = .nan  // propagates (or is zeroed by the ReLU) the same way on both paths
+            wt[3] = 0
+            var wp = [Float](repeating: .nan, count: Int(fclf_conv2d_window_pool_packed_size(s)))
+            if !wp.isEmpty { fclf_conv2d_window_pool_pack_weights(&wp, wt, s) }
+            for relu: Int32 in [0, 1] { for withBias in [false, true] { for threads in [1, 2] {
+                let tag = "n\(n) c\(c) \(h)x\(w) oc\(oc) k\(k) same \(same) relu \(relu) bias \(withBias), \(threads) threads"
+                var y = [Float](repeating: 0, count: n * oc * oh * ow), expected = [Float](repeating: 0, count: pooled)
+                var work = [Float](repeating: .nan, count: Int(fclf_conv2d_window_pool_work_size(s)))
+                var packed = [Float](repeating: .nan, count: pooled), unpacked = packed
+                b.withUnsafeBufferPointer { bp in
+                    let bias = withBias ? bp.baseAddress : nil
+                    withThreads(threads) {
+                        if c * k * k == 9 {
+                            var col = [Float](repeating: 0, count: Int(fclf_conv2d_col_size(s)))
+                            fclf_conv2d_pool_forward(&expected, nil, &col, x, wt, bias, relu, s)
+                        } else {
+                            fclf_conv2d_forward(&y, nil, x, wt, bias, relu, s)
+                            fclf_maxpool2x2_forward(&expected, nil, y, Int64(n * oc), Int64(oh), Int64(ow))
+                        }
+                        wp.withUnsafeBufferPointer { fclf_conv2d_window_pool(&packed, &work, x, wt, $0.isEmpty ? nil : $0.baseAddress, bias, relu, s) }
+                        fclf_conv2d_window_pool(&unpacked, &work, x, wt, nil, bias, relu, s)
+                    }
+                }
+                #expect(packed.map(\.bitPattern) == expected.map(\.bitPattern), "\(tag): packed weights")
+                #expect(unpacked.map(\.bitPattern) == expected.map(\.bitPattern), "\(tag): unpacked (the two passes)")
+            } } }
+        }
+    }
+}

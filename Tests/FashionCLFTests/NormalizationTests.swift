@@ -182,8 +182,8 @@ struct NormalizationTests {
                                                "dropout", "dense"])
         #expect(training.steps.map(\.layers) == [0..<1, 1..<4, 4..<5, 5..<8, 8..<9, 9..<10, 10..<12, 12..<13, 13..<14])
         let inference = try Plan(specs: Self.bnSpecs, inputShape: ModelKind.imageShape, mode: .inference)
-        #expect(inference.steps.map(\.name) == ["conv2d+batchnorm (folded)+relu+maxpool (one pass)",
-                                                "conv2d+batchnorm (folded)+relu+maxpool (pooled after the product)",
+        #expect(inference.steps.map(\.name) == ["conv2d+batchnorm (folded)+relu+maxpool (pooled per window)",
+                                                "conv2d+batchnorm (folded)+relu+maxpool (pooled per window)",
                                                 "flatten (view)", "dense+batchnorm (folded)+relu", "dense"])
         #expect(inference.steps.map(\.layers) == [0..<4, 4..<8, 8..<9, 9..<13, 13..<14])
         #expect(inference.steps.map(\.foldedBatchNorm) == [1, 5, nil, 10, nil])

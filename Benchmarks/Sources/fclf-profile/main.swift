@@ -1,12 +1,19 @@
 // fclf-profile: where the time of one training step goes, plan step by plan step (forward, backward, optimiser).
-// Usage: swift run -c release --package-path Benchmarks fclf-profile [cnn|mlp] [batch] [steps] [nogemm]
+// Usage: swift run -c release --package-path Benchmarks fclf-profile [cnn|mlp|cnn-bn|wide-bn] [batch] [steps] [nogemm]
+//        ... fclf-profile infer [cnn|...] [batch] [calls]: the inference plan's steps instead (what fclf_predict runs)
 import CKernels
 import FashionCLF
 #if canImport(Glibc)
 import Glibc
 #endif
 
-let args = CommandLine.arguments
+var args = CommandLine.arguments
+if args.count > 1 && args[1] == "infer" {
+    args.remove(at: 1)
+    profileInference(ModelKind(rawValue: args.count > 1 ? args[1] : "cnn") ?? .cnn,
+                     batch: args.count > 2 ? Int(args[2]) ?? 1 : 1, calls: args.count > 3 ? Int(args[3]) ?? 20000 : 20000)
+    exit(0)
+}
 let kind = args.count > 1 ? (ModelKind(rawValue: args[1]) ?? .cnn) : .cnn
 let batch = args.count > 2 ? Int(args[2]) ?? 32 : 32
 let steps = args.count > 3 ? Int(args[3]) ?? 200 : 200
@@ -55,7 +62,7 @@ print("loss " + Text.fixed(lossSeconds / Double(steps) * 1e6, 1) + " us, optimis
 if args.count > 4 && args[4] == "nogemm" { exit(0) }
 print("\nGEMM (ta tb M N K): GFLOP/s, median of 30")
 for (ta, tb, m, n, k) in [(0, 0, 64, 3872, 288), (0, 1, 64, 288, 3872), (1, 0, 288, 3872, 64), (0, 0, 32, 21632, 9), (0, 1, 32, 9, 21632),
-                          (0, 0, 32, 128, 1600), (0, 0, 512, 512, 512), (0, 0, 1024, 1024, 1024)] {
+                          (0, 0, 32, 128, 1600), (0, 0, 1, 128, 1600), (0, 0, 64, 121, 288), (0, 0, 512, 512, 512), (0, 0, 1024, 1024, 1024)] {
     let a = Buffer<Float>(capacity: m * k), b = Buffer<Float>(capacity: k * n), c = Buffer<Float>(capacity: m * n)
     for i in 0..<m * k { a.pointer[i] = rng.uniform(1) }
     for i in 0..<k * n { b.pointer[i] = rng.uniform(1) }
@@ -69,4 +76,41 @@ for (ta, tb, m, n, k) in [(0, 0, 64, 3872, 288), (0, 1, 64, 288, 3872), (1, 0, 2
     times.sort()
     let t = times[times.count / 2]
     print("\(ta) \(tb) \(m) \(n) \(k): \(Text.fixed(2.0 * Double(m * n * k) / t / 1e9, 1)) GFLOP/s, \(Text.fixed(t * 1e6, 1)) us")
+}
+
+/// Per step of the inference plan (BatchNorm folded, weights packed), as `Classifier.predict` runs it on the
+/// calling thread: median microseconds per call over `calls` calls of `batch` images.
+func profileInference(_ kind: ModelKind, batch: Int, calls: Int) {
+    var rng = SplitMix64(seed: 0)
+    let trained = kind.build(seed: 1)
+    let plan = try! Plan(specs: trained.specs, inputShape: trained.inputShape, mode: .inference)
+    let net = Sequential(name: trained.name, plan: plan, rng: &rng)  // random weights: the time does not depend on them
+    for (step, layer) in zip(plan.steps, net.steps) { layer.packForInference(step.input) }
+    let act = plan.steps.reduce(plan.inputShape.perSample) { max($0, $1.output.perSample) } * batch
+    let work = zip(plan.steps, net.steps).reduce(plan.outputSize * batch) { max($0, $1.1.inferenceWork($1.0.input, n: batch)) }
+    let a0 = Buffer<Float>(capacity: act), b0 = Buffer<Float>(capacity: act), w = Buffer<Float>(capacity: work)
+    for i in 0..<batch * plan.inputShape.perSample { a0.pointer[i] = rng.nextUnitFloat() }
+    let input = Array(UnsafeBufferPointer(start: a0.pointer, count: batch * plan.inputShape.perSample))
+    var times = [[Double]](repeating: [], count: plan.steps.count)
+    if batch <= 4 { fclf_serial_begin() }  // as Classifier.predict: a few images stay on the calling thread
+    for c in 0..<calls + 100 {
+        input.withUnsafeBufferPointer { a0.pointer.update(from: $0.baseAddress!, count: $0.count) }
+        var a = a0.pointer, b = b0.pointer
+        for (i, (step, layer)) in zip(plan.steps, net.steps).enumerated() {
+            let s = monotonicSeconds()
+            let out = layer.infer(a, step.input, n: batch, y: b, work: w.pointer)
+            if c >= 100 { times[i].append(monotonicSeconds() - s) }
+            if out == b { swap(&a, &b) }
+        }
+    }
+    if batch <= 4 { fclf_serial_end() }
+    print("inference plan of \(kind.rawValue), \(batch) image(s) per call, \(calls) calls, threads \(batch <= 4 ? 1 : Int(fclf_get_max_threads())), kernels \(String(cString: fclf_isa_name(fclf_isa_active())))")
+    var total = 0.0
+    for (i, step) in plan.steps.enumerated() {
+        times[i].sort()
+        let p50 = times[i][times[i].count / 2]
+        total += p50
+        print(Text.pad("\(i) \(step.name)", 52) + Text.pad(Text.fixed(p50 * 1e6, 2), 9, right: true) + " us")
+    }
+    print("sum of medians " + Text.fixed(total * 1e6, 2) + " us")
 }

@@ -65,10 +65,16 @@ public final class Conv2D: Layer {
         return pooling == .none ? z : Shape(n: z.n, c: z.c, h: z.h / 2, w: z.w / 2)
     }
 
-    /// The pooling the kernels run for this batch: the planner's choice, except that a one-pass request the
-    /// kernels cannot serve for this shape (a layer built by hand) pools after the product, with the same bits.
-    private func pooling(_ s: fclf_conv2d_shape) -> Plan.Step.ConvPooling {
-        pooling == .onePass && fclf_conv2d_pool_supported(s) == 0 ? .afterwards : pooling
+    /// The pooling the kernels run for this batch: the planner's choice, except that a one-pass or per-window
+    /// request the kernels cannot serve for this shape (a layer built by hand) or CPU (the window kernel is
+    /// AVX-512's) takes the path with the same bits that can, as does training, which keeps the winners.
+    private func pooling(_ s: fclf_conv2d_shape, training: Bool = false) -> Plan.Step.ConvPooling {
+        switch pooling {
+        case .onePass where fclf_conv2d_pool_supported(s) == 0: .afterwards
+        case .perWindow where training || fclf_conv2d_window_pool_packed_size(s) == 0:
+            fclf_conv2d_pool_supported(s) != 0 ? .onePass : .afterwards
+        default: pooling
+        }
     }
 
     /// The forward pass of both modes: training keeps `col` and the pooling's winners (`argmax`), inference
@@ -77,7 +83,7 @@ public final class Conv2D: Layer {
                      z: UnsafeMutablePointer<Float>, col: UnsafeMutablePointer<Float>?, argmax: UnsafeMutablePointer<Int32>?,
                      packed: UnsafePointer<Float>? = nil) {
         let relu: Int32 = activation == .relu ? 1 : 0
-        switch pooling(s) {
+        switch pooling(s, training: argmax != nil) {
         case .onePass:
             fclf_conv2d_pool_forward(y, argmax, col, x, weight.value, bias.value, relu, s)
         case .none:
@@ -85,21 +91,28 @@ public final class Conv2D: Layer {
         case .afterwards:
             fclf_conv2d_forward_prepacked(z, col, x, weight.value, packed, bias.value, relu, s)
             fclf_maxpool2x2_forward(y, argmax, z, s.n * s.oc, s.oh, s.ow)
+        case .perWindow:
+            fclf_conv2d_window_pool(y, z, x, weight.value, packed, bias.value, relu, s)
         }
     }
 
     public func packForInference(_ input: Shape) {
         let s = kernelShape(input.withBatch(1))
-        let count = Int(fclf_conv2d_packed_weights_size(s))
+        let perWindow = pooling(s) == .perWindow
+        let count = Int(perWindow ? fclf_conv2d_window_pool_packed_size(s) : fclf_conv2d_packed_weights_size(s))
         guard count > 0, pooling(s) != .onePass else { packed = nil; return }
         let p = packedWeight.reserve(count)
-        fclf_conv2d_pack_weights(p, weight.value, s)
+        if perWindow { fclf_conv2d_window_pool_pack_weights(p, weight.value, s) } else { fclf_conv2d_pack_weights(p, weight.value, s) }
         packed = UnsafePointer(p)
     }
 
     /// Floats of the im2col matrix the passes keep (0 when the products pack straight from x).
-    private func colCount(_ s: fclf_conv2d_shape) -> Int {
-        pooling(s) == .onePass || fclf_conv2d_uses_col(s) != 0 ? Int(fclf_conv2d_col_size(s)) : 0
+    private func colCount(_ s: fclf_conv2d_shape, training: Bool = false) -> Int {
+        switch pooling(s, training: training) {
+        case .perWindow: 0  // reads x
+        case .onePass: Int(fclf_conv2d_col_size(s))
+        default: fclf_conv2d_uses_col(s) != 0 ? Int(fclf_conv2d_col_size(s)) : 0
+        }
     }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
@@ -107,13 +120,13 @@ public final class Conv2D: Layer {
         input = UnsafePointer(x.data)
         shape = kernelShape(x.shape)
         let out = outputShape(x.shape)
-        let colp = colCount(shape) > 0 ? col.reserve(colCount(shape)) : nil
+        let colp = colCount(shape, training: true) > 0 ? col.reserve(colCount(shape, training: true)) : nil
         if pooling == .none {
             let yp = y.reserve(out.count)
             run(x.data, shape, y: yp, z: yp, col: colp, argmax: nil)
             return Tensor(data: yp, shape: out)
         }
-        let z = pooling(shape) == .afterwards ? y.reserve(productShape(x.shape).count) : y.pointer
+        let z = pooling(shape, training: true) == .afterwards ? y.reserve(productShape(x.shape).count) : y.pointer
         let yp = pooledY.reserve(out.count)
         run(x.data, shape, y: yp, z: z, col: colp, argmax: argmax.reserve(out.count))
         return Tensor(data: yp, shape: out)
@@ -139,7 +152,11 @@ public final class Conv2D: Layer {
     public func inferenceWork(_ input: Shape, n: Int) -> Int {
         let x = input.withBatch(n)
         let s = kernelShape(x)
-        return colCount(s) + (pooling(s) == .afterwards ? productShape(x).count : 0)
+        switch pooling(s) {
+        case .afterwards: return colCount(s) + productShape(x).count
+        case .perWindow: return Int(fclf_conv2d_window_pool_work_size(s))
+        default: return colCount(s)
+        }
     }
 
     public func infer(_ x: UnsafeMutablePointer<Float>, _ input: Shape, n: Int, y: UnsafeMutablePointer<Float>,

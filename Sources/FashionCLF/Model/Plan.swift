@@ -23,6 +23,9 @@ public struct Plan: Sendable {
             case onePass = "one pass"
             /// The convolution's output is pooled right after its product.
             case afterwards = "pooled after the product"
+            /// Inference: computed pooling window by pooling window, output channels in vector lanes, only the
+            /// pixels the pooling reads (`fclf_conv2d_window_pool`); the bits of `.onePass` or `.afterwards`.
+            case perWindow = "pooled per window"
         }
 
         /// The layer whose op the step runs (its fused activation included).
@@ -105,7 +108,8 @@ public struct Plan: Sendable {
                 // A convolution pools its own output when a 2x2 max pooling follows it.
                 if next(.maxPool2x2) {
                     let s = convShape(x, outChannels: oc, kernelSize: k, padding: padding)
-                    pooling = fclf_conv2d_pool_supported(s) != 0 ? .onePass : .afterwards
+                    pooling = mode == .inference && fclf_conv2d_window_pool_supported(s) != 0 ? .perWindow
+                        : fclf_conv2d_pool_supported(s) != 0 ? .onePass : .afterwards
                     end += 1
                     skipDropout()
                 }

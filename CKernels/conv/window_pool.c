@@ -1,0 +1,241 @@
+/* window_pool.c: inference's convolution + activation + 2x2 max pooling, computed pooling window by pooling
+ * window with the output channels in vector lanes.
+ *
+ * Through the GEMM, one image's conv2 (64 x 121 outputs, K = 288) is packed as an im2col panel (35k floats),
+ * multiplied, stored whole and pooled in a second pass; its last row and column (21 of 121 pixels) are computed
+ * for nothing, since a 2x2 pooling of 11 x 11 drops them (fclf-profile infer: 47 us of the seed CNN's 81 us
+ * per image). Here each tile is one or more pooling windows (2x2 pixels) times 16 to 64 output channels: per
+ * tap, the weights of those channels are one vector load each (packed once, [tap][channel]) and each pixel's
+ * input value one broadcast read straight from x, so there is no packing per call; the four pixels of a
+ * window are pooled in registers and only the pooled value is stored.
+ *
+ * The arithmetic is the GEMM's (AVX-512 micro-kernel, fclf_conv2d_forward) element by element: each K block
+ * (fclf_gemm_kstep) summed from 0 in tap order with FMA, the blocks' sums added in order, then + bias and
+ * ReLU as max(r, 0), then the pooling's comparisons in its order. So the results are those of
+ * fclf_conv2d_forward then fclf_maxpool2x2_forward, bit for bit, for any batch or thread count. */
+#include "conv.h"
+#include "../gemm/gemm.h"
+
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+/* Taps whose offsets are tabulated on the stack (c*kh*kw: conv2 288, a 512-channel 3x3 layer 4608). */
+enum { WINDOW_MAX_TAPS = 8192 };
+
+static int64_t padded_plane(fclf_conv2d_shape s) { return (s.oh + s.kh - 1) * (s.ow + s.kw - 1); }
+
+/* K = 9 (conv1: a 3x3 kernel on one channel) rounds as the one-pass kernel's AVX-512 path (conv_pool.c,
+ * direct.c): the sum starts at the bias, then the nine FMAs; other small K round as the portable loops, which
+ * this kernel does not copy. */
+static int rounds_as_small_k(fclf_conv2d_shape s) { return s.c * s.kh * s.kw == 9; }
+
+int fclf_conv2d_window_pool_supported(fclf_conv2d_shape s) {
+    const int64_t K = s.c * s.kh * s.kw;
+    return (fclf_conv_packs_from_x(s) || (rounds_as_small_k(s) && fclf_conv2d_pool_supported(s))) && K <= WINDOW_MAX_TAPS &&
+           s.oh >= 2 && s.ow >= 2;
+}
+
+/* Whether this process runs the window kernel (else the GEMM and the pooling pass). */
+static int window_kernel_runs(int isa, fclf_conv2d_shape s) {
+#if defined(__x86_64__)
+    return isa == FCLF_ISA_AVX512F && fclf_conv2d_window_pool_supported(s);
+#else
+    (void)isa, (void)s;
+    return 0;
+#endif
+}
+
+static int64_t channels_padded(fclf_conv2d_shape s) { return (s.oc + 15) / 16 * 16; }
+
+int64_t fclf_conv2d_window_pool_packed_size(fclf_conv2d_shape s) {
+    return window_kernel_runs(fclf_isa_active(), s) ? s.c * s.kh * s.kw * channels_padded(s) : 0;
+}
+
+void fclf_conv2d_window_pool_pack_weights(float *wp, const float *w, fclf_conv2d_shape s) {
+    const int64_t K = s.c * s.kh * s.kw, ocp = channels_padded(s);
+    for (int64_t k = 0; k < K; k++)
+        for (int64_t o = 0; o < ocp; o++) wp[k * ocp + o] = o < s.oc ? w[o * K + k] : 0.0f;
+}
+
+int64_t fclf_conv2d_window_pool_work_size(fclf_conv2d_shape s) {
+    /* the two passes' full output, or the one-pass kernel's im2col matrix; the window kernel's padded input */
+    const int64_t passes = fclf_conv_packs_from_x(s) ? s.n * s.oc * s.oh * s.ow : fclf_conv2d_col_size(s);
+    const int64_t padded = s.pad_t || s.pad_l ? s.n * s.c * padded_plane(s) : 0;
+    return passes > padded ? passes : padded;
+}
+
+#if defined(__x86_64__)
+/* Taps run in chunks whose weights stay in L1 (8 KB) across a group of windows whose partial sums stay there
+ * too (8 KB): window by window over all taps, conv2's 73 KB of weights came from L2 for every window. A sum
+ * carried from chunk to chunk through memory is the same FMA chain, so the bits do not change. */
+enum { CHUNK_FLOATS = 2048, GROUP_FLOATS = 2048 };
+
+/* Taps [c0, c1) for W pooling windows side by side in one pooled row, times V vectors of 16 output channels
+ * from o0: 4W x V accumulators (<= 16, with the V weights and a broadcast: 2 FMA pipes x 4-cycle latency
+ * need 8 in flight). part and sum hold the tile's [4W][V][16] partial and K-block sums. fresh: c0 starts a K
+ * block (accumulate from 0, or from the bias b when bias_first, else from part); finish: c1 ends it, whose sum goes into sum as the
+ * micro-kernel stores it (r = 1 * acc for the first block, else r = 1 * acc + 1 * sum). xb: the (padded)
+ * input at the tile's first pixel, off[k] tap k's offset from it, wrow its row length. */
+static inline __attribute__((always_inline, target("avx512f"))) void tile_taps(
+    const int V, const int W, float *restrict part, float *restrict sum, const float *restrict xb, int64_t wrow,
+    const int32_t *restrict off, const float *restrict wp, int64_t ocp, int64_t o0, int64_t oc, int64_t c0, int64_t c1,
+    int fresh, int finish, int first_block, const float *restrict bias_first) {
+    __m512 acc[4 * 4][4];
+    int64_t px[4 * 4];
+    for (int w = 0; w < W; w++)
+        for (int d = 0; d < 4; d++) px[4 * w + d] = (d >> 1) * wrow + 2 * w + (d & 1);
+    for (int j = 0; j < 4 * W; j++)
+        for (int v = 0; v < V; v++)
+            acc[j][v] = !fresh      ? _mm512_load_ps(part + (j * V + v) * 16)
+                        : bias_first ? _mm512_maskz_loadu_ps(fclf_lanes16(oc - o0 - 16 * v), bias_first + o0 + 16 * v)
+                                     : _mm512_setzero_ps();
+    for (int64_t k = c0; k < c1; k++) {
+        const float *xk = xb + off[k], *wk = wp + k * ocp + o0;
+        __m512 wv[4];
+        for (int v = 0; v < V; v++) wv[v] = _mm512_loadu_ps(wk + 16 * v);
+        for (int j = 0; j < 4 * W; j++) {
+            const __m512 xv = _mm512_set1_ps(xk[px[j]]);
+            for (int v = 0; v < V; v++) acc[j][v] = _mm512_fmadd_ps(wv[v], xv, acc[j][v]);
+        }
+    }
+    for (int j = 0; j < 4 * W; j++)
+        for (int v = 0; v < V; v++) {
+            float *at = (finish ? sum : part) + (j * V + v) * 16;
+            _mm512_store_ps(at, finish && !first_block ? _mm512_add_ps(acc[j][v], _mm512_load_ps(at)) : acc[j][v]);
+        }
+}
+
+/* The tile's epilogue: + bias, ReLU as the micro-kernel applies them, then each window's 2x2 maximum with the
+ * pooling's comparisons in its order, stored at y + o*Q + at + w for the channels below oc. */
+static inline __attribute__((always_inline, target("avx512f"))) void tile_store(
+    const int V, const int W, float *restrict y, const float *restrict sum, const float *restrict b, int relu,
+    int64_t o0, int64_t oc, int64_t Q, int64_t at) {
+    const __m512 zero = _mm512_setzero_ps();
+    for (int v = 0; v < V; v++) {
+        const int64_t o = o0 + 16 * v, lanes = oc - o < 16 ? oc - o : 16;
+        if (lanes <= 0) break;
+        const __m512 bv = b ? _mm512_maskz_loadu_ps(fclf_lanes16(lanes), b + o) : zero;
+        for (int w = 0; w < W; w++) {
+            __m512 q[4];
+            for (int d = 0; d < 4; d++) {
+                __m512 t = _mm512_load_ps(sum + ((4 * w + d) * V + v) * 16);
+                if (b) t = _mm512_add_ps(t, bv);
+                if (relu) t = _mm512_max_ps(t, zero); /* t > 0 ? t : 0, NaN to 0, as the micro-kernel */
+                q[d] = t;
+            }
+            /* top left, top right, bottom left, bottom right: a later one wins if greater */
+            __m512 m = q[0];
+            m = _mm512_mask_mov_ps(m, _mm512_cmp_ps_mask(q[1], m, _CMP_GT_OQ), q[1]);
+            m = _mm512_mask_mov_ps(m, _mm512_cmp_ps_mask(q[2], m, _CMP_GT_OQ), q[2]);
+            m = _mm512_mask_mov_ps(m, _mm512_cmp_ps_mask(q[3], m, _CMP_GT_OQ), q[3]);
+            float lane[16] __attribute__((aligned(64)));
+            _mm512_store_ps(lane, m);
+            for (int64_t l = 0; l < lanes; l++) y[(o + l) * Q + at + w] = lane[l];
+        }
+    }
+}
+
+/* V vector groups of channels from o0 over every window of one image, a group of windows of one pooled row
+ * at a time: tiles of W = 4 / V windows where the group has them, then single windows. */
+static inline __attribute__((always_inline, target("avx512f"))) void window_group(
+    const int V, float *restrict y, const float *restrict xp, int64_t wrow, const int32_t *restrict off,
+    const float *restrict wp, int64_t ocp, int64_t o0, int64_t K, int64_t kstep, const float *restrict b, int relu,
+    int bias_first, fclf_conv2d_shape s) {
+    const int64_t ph = s.oh / 2, pw = s.ow / 2, Q = ph * pw, per = 4 * V * 16; /* floats per window */
+    const int W = V == 1 ? 4 : V == 2 ? 2 : 1;
+    const int64_t group = GROUP_FLOATS / per, chunk = CHUNK_FLOATS / (16 * V);
+    float part[GROUP_FLOATS] __attribute__((aligned(64))), sum[GROUP_FLOATS] __attribute__((aligned(64)));
+    const float *init = bias_first ? b : NULL, *add = bias_first ? NULL : b;
+    for (int64_t py = 0; py < ph; py++) {
+        const float *row = xp + 2 * py * wrow;
+        for (int64_t g0 = 0; g0 < pw; g0 += group) {
+            const int64_t g1 = g0 + group < pw ? g0 + group : pw, wide_end = g0 + (g1 - g0) / W * W;
+            for (int64_t k0 = 0; k0 < K; k0 += kstep) {
+                const int64_t k1 = k0 + kstep < K ? k0 + kstep : K;
+                for (int64_t c0 = k0; c0 < k1; c0 += chunk) {
+                    const int64_t c1 = c0 + chunk < k1 ? c0 + chunk : k1;
+                    const int fresh = c0 == k0, finish = c1 == k1, first = k0 == 0;
+                    for (int64_t q = g0; q < wide_end; q += W)
+                        tile_taps(V, W, part + (q - g0) * per, sum + (q - g0) * per, row + 2 * q, wrow, off, wp, ocp, o0,
+                                  s.oc, c0, c1, fresh, finish, first, init);
+                    for (int64_t q = wide_end; q < g1; q++)
+                        tile_taps(V, 1, part + (q - g0) * per, sum + (q - g0) * per, row + 2 * q, wrow, off, wp, ocp, o0,
+                                  s.oc, c0, c1, fresh, finish, first, init);
+                }
+            }
+            for (int64_t q = g0; q < wide_end; q += W) tile_store(V, W, y, sum + (q - g0) * per, add, relu, o0, s.oc, Q, py * pw + q);
+            for (int64_t q = wide_end; q < g1; q++) tile_store(V, 1, y, sum + (q - g0) * per, add, relu, o0, s.oc, Q, py * pw + q);
+        }
+    }
+}
+
+__attribute__((target("avx512f"))) static void window_image__avx512f(float *restrict y, const float *restrict xp,
+                                                                     int64_t wrow, int64_t plane,
+                                                                     const float *restrict wp, const float *restrict b,
+                                                                     int relu, int64_t kstep, int bias_first,
+                                                                     fclf_conv2d_shape s) {
+    const int64_t K = s.c * s.kh * s.kw, ocp = channels_padded(s);
+    int32_t off[WINDOW_MAX_TAPS];
+    for (int64_t c = 0, k = 0; c < s.c; c++)
+        for (int64_t u = 0; u < s.kh; u++)
+            for (int64_t v = 0; v < s.kw; v++) off[k++] = (int32_t)(c * plane + u * wrow + v);
+    int64_t o0 = 0;
+    for (; o0 + 64 <= ocp; o0 += 64) window_group(4, y, xp, wrow, off, wp, ocp, o0, K, kstep, b, relu, bias_first, s);
+    switch ((ocp - o0) / 16) {
+    case 3: window_group(3, y, xp, wrow, off, wp, ocp, o0, K, kstep, b, relu, bias_first, s); break;
+    case 2: window_group(2, y, xp, wrow, off, wp, ocp, o0, K, kstep, b, relu, bias_first, s); break;
+    case 1: window_group(1, y, xp, wrow, off, wp, ocp, o0, K, kstep, b, relu, bias_first, s); break;
+    default: break;
+    }
+}
+#endif
+
+/* One image's input with its zero border, rows (oh + kh - 1) long enough for every tap of every output. */
+static void pad_image(float *restrict xp, const float *restrict x, fclf_conv2d_shape s) {
+    const int64_t hp = s.oh + s.kh - 1, wpd = s.ow + s.kw - 1;
+    memset(xp, 0, (size_t)(s.c * hp * wpd) * sizeof(float));
+    for (int64_t c = 0; c < s.c; c++)
+        for (int64_t r = 0; r < s.h; r++)
+            if (r + s.pad_t < hp) {
+                const int64_t cols = s.w + s.pad_l < wpd ? s.w : wpd - s.pad_l;
+                memcpy(xp + (c * hp + r + s.pad_t) * wpd + s.pad_l, x + (c * s.h + r) * s.w, (size_t)cols * sizeof(float));
+            }
+}
+
+static void window_pool(int isa, float *y, float *work, const float *x, const float *w, const float *wp, const float *b,
+                        int relu, fclf_conv2d_shape s) {
+    if (s.n <= 0 || s.oc <= 0) return;
+    if (!wp || !window_kernel_runs(isa, s)) { /* the passes this kernel stands for */
+        if (rounds_as_small_k(s)) {
+            fclf_conv2d_pool_forward_isa(isa, y, NULL, work, x, w, b, relu, s);
+        } else {
+            fclf_conv2d_forward_isa(isa, work, NULL, x, w, b, relu, s);
+            fclf_maxpool2x2_forward_isa(isa, y, NULL, work, s.n * s.oc, s.oh, s.ow);
+        }
+        return;
+    }
+#if defined(__x86_64__)
+    const int bias_first = rounds_as_small_k(s);
+    const int64_t K = s.c * s.kh * s.kw, kstep = bias_first ? K : fclf_gemm_kstep(fclf_gemm_kernel_for(isa), K);
+    const int padded = s.pad_t || s.pad_l;
+    const int64_t plane = padded ? padded_plane(s) : s.h * s.w, wrow = padded ? s.ow + s.kw - 1 : s.w;
+    const int64_t Q = (s.oh / 2) * (s.ow / 2);
+    FCLF_PARALLEL_IF(s.n > 1 && fclf_conv_big(s), for (FCLF_STATIC_RANGE(i, s.n)) {
+        const float *xi = x + i * s.c * s.h * s.w;
+        if (padded) {
+            float *xp = work + i * s.c * plane;
+            pad_image(xp, xi, s);
+            xi = xp;
+        }
+        window_image__avx512f(y + i * s.oc * Q, xi, wrow, plane, wp, b, relu, kstep, bias_first, s);
+    });
+#endif
+}
+
+void fclf_conv2d_window_pool(float *y, float *work, const float *x, const float *w, const float *wp, const float *b,
+                             int relu, fclf_conv2d_shape s) {
+    window_pool(fclf_isa_active(), y, work, x, w, wp, b, relu, s);
+}
