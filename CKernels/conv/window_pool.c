@@ -33,9 +33,10 @@ static int64_t padded_plane(fclf_conv2d_shape s) { return (s.oh + s.kh - 1) * (s
 static int rounds_as_small_k(fclf_conv2d_shape s) { return s.c * s.kh * s.kw == 9; }
 
 int fclf_conv2d_window_pool_supported(fclf_conv2d_shape s) {
-    const int64_t K = s.c * s.kh * s.kw;
+    const int64_t K = s.c * s.kh * s.kw, plane = s.pad_t || s.pad_l ? padded_plane(s) : s.h * s.w;
+    /* the tap offsets are int32 (off[]): one image's (padded) input must index with them */
     return (fclf_conv_packs_from_x(s) || (rounds_as_small_k(s) && fclf_conv2d_pool_supported(s))) && K <= WINDOW_MAX_TAPS &&
-           s.oh >= 2 && s.ow >= 2;
+           s.oh >= 2 && s.ow >= 2 && s.c * plane <= INT32_MAX;
 }
 
 /* Whether this process runs the window kernel (else the GEMM and the pooling pass). */

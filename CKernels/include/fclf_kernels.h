@@ -194,18 +194,6 @@ void fclf_conv2d_pool_forward(float *y, int32_t *argmax, float *col, const float
 void fclf_conv2d_pool_backward(float *dx, float *dw, float *db, float *dcol, float *tmp, const float *dy,
                                const int32_t *argmax, const float *y, const float *col, const float *x, const float *w,
                                fclf_conv2d_shape s);
-/* Inference's convolution + activation + 2x2 max pooling for shapes with fclf_conv2d_window_pool_supported(s)
- * (oh, ow >= 2 and c*kh*kw >= 16, the GEMM path, or = 9 where fclf_conv2d_pool_supported): pooling window by
- * pooling window with the output channels in vector lanes (conv/window_pool.c), only the pixels the pooling
- * reads. WRITES y [n, oc, oh/2, ow/2] as fclf_conv2d_forward then fclf_maxpool2x2_forward would (K = 9:
- * fclf_conv2d_pool_forward), bit for bit; work (fclf_conv2d_window_pool_work_size floats) is scratch. wp: the weights packed once by _pack_weights (packed_size floats; the
- * size is 0 where this CPU's variant runs the two passes instead, and wp NULL then). */
-int fclf_conv2d_window_pool_supported(fclf_conv2d_shape s);
-int64_t fclf_conv2d_window_pool_packed_size(fclf_conv2d_shape s);
-void fclf_conv2d_window_pool_pack_weights(float *wp, const float *w, fclf_conv2d_shape s);
-int64_t fclf_conv2d_window_pool_work_size(fclf_conv2d_shape s);
-void fclf_conv2d_window_pool(float *y, float *work, const float *x, const float *w, const float *wp, const float *b,
-                             int relu, fclf_conv2d_shape s);
 /* The four passes above with a given variant. */
 void fclf_conv2d_forward_isa(int isa, float *y, float *col, const float *x, const float *w, const float *b, int relu,
                              fclf_conv2d_shape s);
@@ -218,6 +206,20 @@ void fclf_conv2d_pool_backward_isa(int isa, float *dx, float *dw, float *db, flo
                                    const int32_t *argmax, const float *y, const float *col, const float *x,
                                    const float *w, fclf_conv2d_shape s);
 
+/* Inference's convolution + activation + 2x2 max pooling for shapes with fclf_conv2d_window_pool_supported(s)
+ * (oh, ow >= 2 and c*kh*kw >= 16, the GEMM path, or = 9 where fclf_conv2d_pool_supported): pooling window by
+ * pooling window with the output channels in vector lanes (conv/window_pool.c), only the pixels the pooling
+ * reads. WRITES y [n, oc, oh/2, ow/2] as fclf_conv2d_forward then fclf_maxpool2x2_forward would (K = 9:
+ * fclf_conv2d_pool_forward), bit for bit; work (fclf_conv2d_window_pool_work_size floats) is scratch.
+ * pack_weights WRITES wp [c*kh*kw, oc rounded up to 16] (packed_size floats), the weights as this kernel
+ * reads them; the size is 0 where this CPU's variant has no window kernel, and wp is NULL then: the passes
+ * it stands for run instead. */
+int fclf_conv2d_window_pool_supported(fclf_conv2d_shape s);
+int64_t fclf_conv2d_window_pool_packed_size(fclf_conv2d_shape s);
+void fclf_conv2d_window_pool_pack_weights(float *wp, const float *w, fclf_conv2d_shape s);
+int64_t fclf_conv2d_window_pool_work_size(fclf_conv2d_shape s);
+void fclf_conv2d_window_pool(float *y, float *work, const float *x, const float *w, const float *wp, const float *b,
+                             int relu, fclf_conv2d_shape s);
 /* Naive direct convolution. forward WRITES y; backward WRITES dx (unless NULL) and ACCUMULATES dw, db. */
 void fclf_conv2d_forward_ref(float *y, const float *x, const float *w, const float *b, fclf_conv2d_shape s);
 void fclf_conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,

@@ -107,6 +107,8 @@ extension KernelTests {
                                           (2, 1, 9, 11, 20, 3, true)] {
             let s = fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(w), Int64(oc), Int64(k), Int64(k), same ? 1 : 0)
             #expect(fclf_conv2d_window_pool_supported(s) != 0)
+            // The window kernel runs wherever the CPU has AVX-512 (elsewhere both calls take the two passes).
+            #expect((fclf_conv2d_window_pool_packed_size(s) > 0) == (fclf_isa_active() == Int32(FCLF_ISA_AVX512F.rawValue)))
             let (oh, ow) = (Int(s.oh), Int(s.ow)), pooled = n * oc * (oh / 2) * (ow / 2)
             var x = randomArray(n * c * h * w, seed: 80), wt = randomArray(oc * c * k * k, seed: 81)
             let b = randomArray(oc, seed: 82)

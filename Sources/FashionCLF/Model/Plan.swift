@@ -108,7 +108,8 @@ public struct Plan: Sendable {
                 // A convolution pools its own output when a 2x2 max pooling follows it.
                 if next(.maxPool2x2) {
                     let s = convShape(x, outChannels: oc, kernelSize: k, padding: padding)
-                    pooling = mode == .inference && fclf_conv2d_window_pool_supported(s) != 0 ? .perWindow
+                    // Per window only where this CPU has the window kernel (its packed weights have a size).
+                    pooling = mode == .inference && fclf_conv2d_window_pool_packed_size(s) > 0 ? .perWindow
                         : fclf_conv2d_pool_supported(s) != 0 ? .onePass : .afterwards
                     end += 1
                     skipDropout()
