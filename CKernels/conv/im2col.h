@@ -55,6 +55,14 @@ static inline void fclf_im2col_next_column(const fclf_conv2d_shape *s, fclf_im2c
 void fclf_im2col_row_offsets(const fclf_conv2d_shape *s, int64_t k0, int64_t count, int64_t *restrict off);
 void fclf_im2col_column_bases(const fclf_conv2d_shape *s, int64_t j0, int64_t count, int64_t *restrict base);
 
+/* Whether some tap falls outside the image. Testing pad_t and pad_l alone is not enough: an even kernel with
+ * 'same' padding has pad_t = (kh - 1) / 2 = 0 for kh = 2 and all of its padding below and to the right, where
+ * the last output row's taps reach row h. Packers that skip the bounds check read past x there. */
+static inline int fclf_im2col_padded(const fclf_conv2d_shape *s) {
+    return s->pad_t > 0 || s->pad_l > 0 || s->oh - 1 + s->kh - 1 - s->pad_t >= s->h ||
+           s->ow - 1 + s->kw - 1 - s->pad_l >= s->w;
+}
+
 /* col[k][j]: the input pixel under tap k of output pixel j, or 0 in the padding. */
 static inline float fclf_im2col_tap(const fclf_conv2d_shape *s, const float *x, fclf_im2col_column c,
                                     fclf_im2col_row r) {

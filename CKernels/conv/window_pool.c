@@ -33,7 +33,7 @@ static int64_t padded_plane(fclf_conv2d_shape s) { return (s.oh + s.kh - 1) * (s
 static int rounds_as_small_k(fclf_conv2d_shape s) { return s.c * s.kh * s.kw == 9; }
 
 int fclf_conv2d_window_pool_supported(fclf_conv2d_shape s) {
-    const int64_t K = s.c * s.kh * s.kw, plane = s.pad_t || s.pad_l ? padded_plane(s) : s.h * s.w;
+    const int64_t K = s.c * s.kh * s.kw, plane = fclf_im2col_padded(&s) ? padded_plane(s) : s.h * s.w;
     /* the tap offsets are int32 (off[]): one image's (padded) input must index with them */
     return (fclf_conv_packs_from_x(s) || (rounds_as_small_k(s) && fclf_conv2d_pool_supported(s))) && K <= WINDOW_MAX_TAPS &&
            s.oh >= 2 && s.ow >= 2 && s.c * plane <= INT32_MAX;
@@ -64,7 +64,7 @@ void fclf_conv2d_window_pool_pack_weights(float *wp, const float *w, fclf_conv2d
 int64_t fclf_conv2d_window_pool_work_size(fclf_conv2d_shape s) {
     /* the two passes' full output, or the one-pass kernel's im2col matrix; the window kernel's padded input */
     const int64_t passes = fclf_conv_packs_from_x(s) ? s.n * s.oc * s.oh * s.ow : fclf_conv2d_col_size(s);
-    const int64_t padded = s.pad_t || s.pad_l ? s.n * s.c * padded_plane(s) : 0;
+    const int64_t padded = fclf_im2col_padded(&s) ? s.n * s.c * padded_plane(s) : 0;
     return passes > padded ? passes : padded;
 }
 
@@ -221,7 +221,7 @@ static void window_pool(int isa, float *y, float *work, const float *x, const fl
 #if defined(__x86_64__)
     const int bias_first = rounds_as_small_k(s);
     const int64_t K = s.c * s.kh * s.kw, kstep = bias_first ? K : fclf_gemm_kstep(fclf_gemm_kernel_for(isa), K);
-    const int padded = s.pad_t || s.pad_l;
+    const int padded = fclf_im2col_padded(&s);
     const int64_t plane = padded ? padded_plane(s) : s.h * s.w, wrow = padded ? s.ow + s.kw - 1 : s.w;
     const int64_t Q = (s.oh / 2) * (s.ow / 2);
     FCLF_PARALLEL_IF(s.n > 1 && fclf_conv_big(s), for (FCLF_STATIC_RANGE(i, s.n)) {

@@ -257,7 +257,7 @@ __attribute__((target("avx512f"))) static void pack_b_plain__avx512f(float *rest
  * packer takes (its taps need the bounds check per element). */
 static void pack_a__avx512f(float *restrict dst, const fclf_gemm_operand *a, int64_t i0, int64_t mc, int64_t p0,
                             int64_t kc) {
-    if (a->conv && !(a->conv->pad_t | a->conv->pad_l))
+    if (a->conv && !fclf_im2col_padded(a->conv))
         pack_a_im2col__avx512f(dst, a, i0, mc, p0, kc);
     else if (a->conv)
         fclf_gemm_pack_a_portable(dst, a, i0, mc, p0, kc, 8);
@@ -269,7 +269,7 @@ static void pack_a__avx512f(float *restrict dst, const fclf_gemm_operand *a, int
 
 static void pack_b__avx512f(float *restrict dst, const fclf_gemm_operand *b, int64_t p0, int64_t kc, int64_t j0,
                             int64_t nc) {
-    if (b->conv && !(b->conv->pad_t | b->conv->pad_l))
+    if (b->conv && !fclf_im2col_padded(b->conv))
         pack_b_im2col__avx512f(dst, b, p0, kc, j0, nc);
     else if (b->conv)
         fclf_gemm_pack_b_portable(dst, b, p0, kc, j0, nc, 32);

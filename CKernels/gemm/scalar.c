@@ -72,7 +72,7 @@ static void pack_b_im2col(float *restrict dst, const fclf_gemm_operand *bs, int6
                           int64_t nc, int nr) {
     const fclf_conv2d_shape *s = bs->conv;
     const float *x = bs->x;
-    const int padded = s->pad_t != 0 || s->pad_l != 0;
+    const int padded = fclf_im2col_padded(s);
     for (int64_t jr = 0; jr < nc; jr += nr) {
         const int64_t nb = fclf_min64(nr, nc - jr);
         float *d = dst + jr * kc;
@@ -95,7 +95,7 @@ static void pack_a_im2col(float *restrict dst, const fclf_gemm_operand *as, int6
                           int64_t kc, int mr) {
     const fclf_conv2d_shape *s = as->conv;
     const float *x = as->x;
-    const int padded = s->pad_t != 0 || s->pad_l != 0;
+    const int padded = fclf_im2col_padded(s);
     fclf_im2col_column col[FCLF_GEMM_KC_MAX];
     for (int64_t p = 0; p < kc; p++) col[p] = fclf_im2col_column_at(s, p0 + p);
     for (int64_t ir = 0; ir < mc; ir += mr) {

@@ -98,12 +98,12 @@ extension KernelTests {
         // groups: two windows per tile, then one left over in a pooled row of 5); 48 channels (three groups),
         // 'same' padding; 16 channels (four windows per tile, one left over); K = 576 (two or three K blocks at
         // the blockings the GEMM chooses on our machines, as K = 288 has two at KC 256); 80 channels with padding
-        // (a group of four, then one). (No even kernel with 'same' padding: its padding is all below and right,
-        // which the im2col packers do not zero; under ASan they read past x. An open bug of the GEMM path.) K = 9 (conv1's shape, one image and a batch; 20 channels with
-        // padding) rounds as the one-pass kernel instead, the bias first.
+        // (a group of four, then one); a 2x2 kernel with 'same' padding, all of it below and right (the padded
+        // copy must still be made). K = 9 (conv1's shape, one image and a batch; 20 channels with padding) rounds
+        // as the one-pass kernel instead, the bias first.
         for (n, c, h, w, oc, k, same) in [(1, 32, 13, 13, 64, 3, false), (3, 32, 13, 13, 64, 3, false), (2, 16, 9, 12, 20, 3, false),
                                           (2, 4, 7, 7, 48, 3, true), (2, 16, 10, 12, 16, 3, false), (1, 64, 10, 10, 64, 3, false),
-                                          (2, 8, 6, 6, 80, 3, true), (1, 1, 28, 28, 32, 3, false), (3, 1, 28, 28, 32, 3, false),
+                                          (2, 8, 6, 6, 80, 3, true), (2, 8, 6, 6, 20, 2, true), (1, 1, 28, 28, 32, 3, false), (3, 1, 28, 28, 32, 3, false),
                                           (2, 1, 9, 11, 20, 3, true)] {
             let s = fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(w), Int64(oc), Int64(k), Int64(k), same ? 1 : 0)
             #expect(fclf_conv2d_window_pool_supported(s) != 0)

@@ -70,9 +70,11 @@ struct KernelTests {
           arguments: kernelISAs, [false, true])
     func conv2d(_ variant: KernelISA, same: Bool) {
         let isa = variant.raw
-        // (5, 3, 7, 9, 10, 3) packs from x with short pixel runs, partial tiles and a 27-row A.
+        // (5, 3, 7, 9, 10, 3) packs from x with short pixel runs, partial tiles and a 27-row A. Even kernels (2 and
+        // 4, packed from x; 2 with K = 4, the small-K path): with 'same' all of their padding (or, for 4, the
+        // larger part) is below and right, where packers that tested only pad_t and pad_l read past x.
         for (n, c, h, w, oc, k) in [(1, 1, 5, 7, 3, 3), (3, 3, 9, 6, 5, 3), (2, 4, 8, 8, 17, 5), (4, 32, 13, 13, 64, 3), (3, 1, 28, 28, 32, 3),
-                                    (5, 3, 7, 9, 10, 3)] {
+                                    (5, 3, 7, 9, 10, 3), (2, 8, 6, 7, 9, 2), (2, 2, 7, 8, 5, 4), (2, 1, 6, 5, 4, 2)] {
             for relu: Int32 in [0, 1] { for wantDx in [true, false] {
                 let s = fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(w), Int64(oc), Int64(k), Int64(k), same ? 1 : 0)
                 let x = randomArray(n * c * h * w, seed: 10), wt = randomArray(oc * c * k * k, seed: 11)
