@@ -89,6 +89,32 @@ struct PlanTests {
         }
     }
 
+    @Test("a per-window convolution step infers the bits its training forward gives (packed weights, work from inferenceWork)",
+          arguments: [(1, 3, Padding.valid, 1), (32, 3, .valid, 1), (32, 3, .valid, 3), (8, 2, .same, 2), (4, 3, .same, 2)])
+    func perWindowInferEqualsForward(_ c: Int, _ k: Int, _ padding: Padding, _ n: Int) {
+        // conv1's and conv2's shapes (one image, a batch), a 2x2 'same' kernel (padding only below and right),
+        // and 3x3 'same'. Where the CPU has no window kernel the step falls back to the training path.
+        let (oc, side) = (c == 32 ? 64 : 20, c == 32 ? 11 : 12)
+        var rng = SplitMix64(seed: 41)
+        let conv = Conv2D(inChannels: c, outChannels: oc, kernelSize: k, padding: padding, activation: .relu,
+                          pooling: .perWindow, rng: &rng)
+        for i in 0..<oc { conv.bias.value[i] = Float(i % 5) * 0.1 - 0.2 }
+        let shape = Shape(n: n, c: c, h: side, w: side)
+        conv.packForInference(shape.withBatch(1))
+        var x = randomArray(shape.count, seed: 42)
+        let out = conv.outputShape(shape)
+        var y = [Float](repeating: .nan, count: out.count)
+        var work = [Float](repeating: .nan, count: max(1, conv.inferenceWork(shape.withBatch(1), n: n)))
+        x.withUnsafeMutableBufferPointer { xb in
+            let trained = conv.forward(Tensor(data: xb.baseAddress!, shape: shape), training: false)
+            let expected = Array(UnsafeBufferPointer(start: trained.data, count: trained.shape.count))
+            _ = conv.infer(xb.baseAddress!, shape.withBatch(1), n: n, y: &y, work: &work)
+            #expect(trained.shape == out)
+            #expect(y == expected, "c\(c) k\(k) \(padding) n\(n): per-window inference against the training forward")
+            #expect(expected.contains { $0 > 0 } && expected.allSatisfy { $0 >= 0 })
+        }
+    }
+
     @Test("layers that do not chain are refused with the layer's index, before anything is allocated")
     func chaining() {
         #expect(throws: FCLFError.invalidArgument("layer 1: dense(100->10) does not fit input [1, 784, 1, 1]")) {
