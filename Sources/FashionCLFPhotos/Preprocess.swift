@@ -23,8 +23,7 @@ public struct PreparedImage: Sendable {
     /// The input mirrored left to right (test-time flip averaging: a garment's class does not depend on
     /// which way it faces).
     public var mirroredPixels: [UInt8] {
-        let side = Preprocessor.side
-        return (0..<side * side).map { pixels[($0 / side) * side + side - 1 - $0 % side] }
+        pixels.withUnsafeBufferPointer { Classifier.mirrored($0, width: Preprocessor.side) }
     }
 }
 

@@ -127,26 +127,61 @@ public func capiSetThreads(_ n: Int32) {
     fclf_set_default_threads(n)
 }
 
+/// The flags this version defines (fashionclf.h: FCLF_FLIP_AVERAGE).
+let flipAverage: UInt32 = 1
+let knownFlags = flipAverage
+
+/// One 28x28 image through the model: fclf_predict when `unsure` is nil and flags are 0, else fclf_classify's
+/// decision as fclf-classify makes it (`Classifier.flipAveraged`, `Classifier.isUnsure`). `what` names the
+/// entry point in messages. Outputs are computed into locals first: on failure none is touched.
+func classifyImage(_ what: String, _ handle: OpaquePointer?, _ pixels: UnsafePointer<UInt8>?, flags: UInt32,
+                   _ probabilities: UnsafeMutablePointer<Float>?, _ label: UnsafeMutablePointer<Int32>?,
+                   _ unsure: UnsafeMutablePointer<Int32>?) -> fclf_status {
+    guard let handle else { return fail(FCLF_ERR_INVALID_ARGUMENT, "\(what): model is NULL; load one with fclf_model_load or fclf_model_load_default") }
+    guard let pixels else { return fail(FCLF_ERR_INVALID_ARGUMENT, "\(what): pixels is NULL; pass 784 bytes, one 28x28 image") }
+    guard flags & ~knownFlags == 0 else {
+        return fail(FCLF_ERR_INVALID_ARGUMENT, "\(what): flags 0x\(String(flags, radix: 16)) has bits this library (\(String(cString: fclf_version()))) does not define; pass 0 or FCLF_FLIP_AVERAGE")
+    }
+    let classifier = model(handle)
+    // fclf_predict's path allocates nothing: the probabilities live in a tuple.
+    var probs = (Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0))
+    var l: Int32 = 0, u = false
+    do {
+        try withUnsafeMutableBytes(of: &probs) { raw throws(FCLFError) in
+            let p = raw.baseAddress!.assumingMemoryBound(to: Float.self)
+            try classifier.predict(pixels, count: 1, probabilities: p, labels: &l)
+            if flags & flipAverage != 0 {
+                let mirror = try classifier.probabilities(Classifier.mirrored(UnsafeBufferPointer(start: pixels, count: 784), width: 28))
+                let averaged = Classifier.flipAveraged(Array(UnsafeBufferPointer(start: p, count: 10)), mirrored: mirror)
+                p.update(from: averaged.probabilities, count: 10)
+                l = Int32(averaged.label)
+                u = averaged.unsure
+            } else {
+                u = Classifier.isUnsure(UnsafeBufferPointer(start: p, count: 10))
+            }
+            probabilities?.update(from: p, count: 10)
+        }
+    } catch {
+        return fail(status(of: error), "\(what): \(error)")
+    }
+    label?.pointee = l
+    unsure?.pointee = u ? 1 : 0
+    return FCLF_OK
+}
+
 @_cdecl("fclf_predict")
 public func capiPredict(_ handle: OpaquePointer?, _ pixels: UnsafePointer<UInt8>?, _ probabilities: UnsafeMutablePointer<Float>?,
                         _ label: UnsafeMutablePointer<Int32>?) -> fclf_status {
     fclf__clear_error()
-    guard let handle else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_predict: model is NULL; load one with fclf_model_load or fclf_model_load_default") }
-    guard let pixels else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_predict: pixels is NULL; pass 784 bytes, one 28x28 image") }
-    // Compute into locals first: on failure no output may be touched, and there is none past this point.
-    var probs = (Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0))
-    var l: Int32 = 0
-    do {
-        try withUnsafeMutableBytes(of: &probs) { raw throws(FCLFError) in
-            let p = raw.baseAddress!.assumingMemoryBound(to: Float.self)
-            try model(handle).predict(pixels, count: 1, probabilities: p, labels: &l)
-            probabilities?.update(from: p, count: 10)
-        }
-    } catch {
-        return fail(status(of: error), "fclf_predict: \(error)")
-    }
-    label?.pointee = l
-    return FCLF_OK
+    return classifyImage("fclf_predict", handle, pixels, flags: 0, probabilities, label, nil)
+}
+
+@_cdecl("fclf_classify")
+public func capiClassify(_ handle: OpaquePointer?, _ pixels: UnsafePointer<UInt8>?, _ flags: UInt32,
+                         _ probabilities: UnsafeMutablePointer<Float>?, _ label: UnsafeMutablePointer<Int32>?,
+                         _ unsure: UnsafeMutablePointer<Int32>?) -> fclf_status {
+    fclf__clear_error()
+    return classifyImage("fclf_classify", handle, pixels, flags: flags, probabilities, label, unsure)
 }
 
 @_cdecl("fclf_predict_batch")
@@ -167,49 +202,46 @@ public func capiPredictBatch(_ handle: OpaquePointer?, _ pixels: UnsafePointer<U
     return FCLF_OK
 }
 
-/// Runs a decoded photo through the preprocessing and fclf_predict; `what` names the entry point in messages.
-func predictPhoto(_ handle: OpaquePointer, _ what: String, _ probabilities: UnsafeMutablePointer<Float>?,
-                  _ label: UnsafeMutablePointer<Int32>?, _ load: () throws(FCLFError) -> Photo) -> fclf_status {
+/// Runs a decoded photo through the preprocessing and `classifyImage`; `what` names the entry point in messages.
+func classifyPhoto(_ what: String, _ handle: OpaquePointer, flags: UInt32, _ probabilities: UnsafeMutablePointer<Float>?,
+                   _ label: UnsafeMutablePointer<Int32>?, _ unsure: UnsafeMutablePointer<Int32>?,
+                   _ load: () throws(FCLFError) -> Photo) -> fclf_status {
     let prepared: PreparedImage
     do {
         prepared = Preprocessor.prepare(try load())
     } catch {
         return fail(status(of: error), "\(what): \(error)")
     }
-    let status = prepared.pixels.withUnsafeBufferPointer { capiPredict(handle, $0.baseAddress, probabilities, label) }
-    if status != FCLF_OK { fclf__set_error(what + String(cString: fclf_last_error()).dropFirst("fclf_predict".count)) }
-    return status
+    return prepared.pixels.withUnsafeBufferPointer { classifyImage(what, handle, $0.baseAddress, flags: flags, probabilities, label, unsure) }
 }
 
-@_cdecl("fclf_predict_image_file")
-public func capiPredictImageFile(_ handle: OpaquePointer?, _ path: UnsafePointer<CChar>?, _ probabilities: UnsafeMutablePointer<Float>?,
-                                 _ label: UnsafeMutablePointer<Int32>?) -> fclf_status {
+func classifyImageFile(_ what: String, _ handle: OpaquePointer?, _ path: UnsafePointer<CChar>?, flags: UInt32,
+                       _ probabilities: UnsafeMutablePointer<Float>?, _ label: UnsafeMutablePointer<Int32>?,
+                       _ unsure: UnsafeMutablePointer<Int32>?) -> fclf_status {
     fclf__clear_error()
-    guard let handle else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_predict_image_file: model is NULL; load one with fclf_model_load or fclf_model_load_default") }
-    guard let path else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_predict_image_file: path is NULL; pass a PNG or JPEG file") }
-    return predictPhoto(handle, "fclf_predict_image_file", probabilities, label) { () throws(FCLFError) in try Photo.load(String(cString: path)) }
+    guard let handle else { return fail(FCLF_ERR_INVALID_ARGUMENT, "\(what): model is NULL; load one with fclf_model_load or fclf_model_load_default") }
+    guard let path else { return fail(FCLF_ERR_INVALID_ARGUMENT, "\(what): path is NULL; pass a PNG or JPEG file") }
+    return classifyPhoto(what, handle, flags: flags, probabilities, label, unsure) { () throws(FCLFError) in try Photo.load(String(cString: path)) }
 }
 
-@_cdecl("fclf_predict_image_memory")
-public func capiPredictImageMemory(_ handle: OpaquePointer?, _ data: UnsafeRawPointer?, _ size: Int,
-                                   _ probabilities: UnsafeMutablePointer<Float>?, _ label: UnsafeMutablePointer<Int32>?) -> fclf_status {
+func classifyImageMemory(_ what: String, _ handle: OpaquePointer?, _ data: UnsafeRawPointer?, _ size: Int, flags: UInt32,
+                         _ probabilities: UnsafeMutablePointer<Float>?, _ label: UnsafeMutablePointer<Int32>?,
+                         _ unsure: UnsafeMutablePointer<Int32>?) -> fclf_status {
     fclf__clear_error()
-    guard let handle else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_predict_image_memory: model is NULL; load one with fclf_model_load or fclf_model_load_default") }
-    guard let data else { return fail(FCLF_ERR_INVALID_ARGUMENT, "fclf_predict_image_memory: data is NULL; pass the bytes of a PNG or JPEG file") }
+    guard let handle else { return fail(FCLF_ERR_INVALID_ARGUMENT, "\(what): model is NULL; load one with fclf_model_load or fclf_model_load_default") }
+    guard let data else { return fail(FCLF_ERR_INVALID_ARGUMENT, "\(what): data is NULL; pass the bytes of a PNG or JPEG file") }
     guard size >= 0, size <= Photo.maxFileBytes else {
-        return fail(FCLF_ERR_NO_MEMORY, "fclf_predict_image_memory: size \(UInt(bitPattern: size)) is above the \(Photo.maxFileBytes >> 20) MB a photo may have")
+        return fail(FCLF_ERR_NO_MEMORY, "\(what): size \(UInt(bitPattern: size)) is above the \(Photo.maxFileBytes >> 20) MB a photo may have")
     }
-    return predictPhoto(handle, "fclf_predict_image_memory", probabilities, label) { () throws(FCLFError) in
+    return classifyPhoto(what, handle, flags: flags, probabilities, label, unsure) { () throws(FCLFError) in
         try Photo.decode(UnsafeRawBufferPointer(start: data, count: size))
     }
 }
 
-@_cdecl("fclf_predict_pixels")
-public func capiPredictPixels(_ handle: OpaquePointer?, _ pixels: UnsafePointer<UInt8>?, _ width: Int32, _ height: Int32,
-                              _ rowBytes: Int, _ format: fclf_pixel_format, _ probabilities: UnsafeMutablePointer<Float>?,
-                              _ label: UnsafeMutablePointer<Int32>?) -> fclf_status {
+func classifyPixels(_ what: String, _ handle: OpaquePointer?, _ pixels: UnsafePointer<UInt8>?, _ width: Int32, _ height: Int32,
+                    _ rowBytes: Int, _ format: fclf_pixel_format, flags: UInt32, _ probabilities: UnsafeMutablePointer<Float>?,
+                    _ label: UnsafeMutablePointer<Int32>?, _ unsure: UnsafeMutablePointer<Int32>?) -> fclf_status {
     fclf__clear_error()
-    let what = "fclf_predict_pixels"
     guard let handle else { return fail(FCLF_ERR_INVALID_ARGUMENT, "\(what): model is NULL; load one with fclf_model_load or fclf_model_load_default") }
     guard let pixels else { return fail(FCLF_ERR_INVALID_ARGUMENT, "\(what): pixels is NULL; pass the frame's first row") }
     guard let pixelFormat = Photo.PixelFormat(rawValue: Int(format.rawValue)) else {
@@ -223,7 +255,48 @@ public func capiPredictPixels(_ handle: OpaquePointer?, _ pixels: UnsafePointer<
     } catch {
         return fail(status(of: error), "\(what): \(error)")
     }
-    return predictPhoto(handle, what, probabilities, label) { () throws(FCLFError) in
+    return classifyPhoto(what, handle, flags: flags, probabilities, label, unsure) { () throws(FCLFError) in
         try Photo(frame: frame, width: w, height: h, rowBytes: rowBytes, format: pixelFormat)
     }
+}
+
+@_cdecl("fclf_predict_image_file")
+public func capiPredictImageFile(_ handle: OpaquePointer?, _ path: UnsafePointer<CChar>?, _ probabilities: UnsafeMutablePointer<Float>?,
+                                 _ label: UnsafeMutablePointer<Int32>?) -> fclf_status {
+    classifyImageFile("fclf_predict_image_file", handle, path, flags: 0, probabilities, label, nil)
+}
+
+@_cdecl("fclf_classify_image_file")
+public func capiClassifyImageFile(_ handle: OpaquePointer?, _ path: UnsafePointer<CChar>?, _ flags: UInt32,
+                                  _ probabilities: UnsafeMutablePointer<Float>?, _ label: UnsafeMutablePointer<Int32>?,
+                                  _ unsure: UnsafeMutablePointer<Int32>?) -> fclf_status {
+    classifyImageFile("fclf_classify_image_file", handle, path, flags: flags, probabilities, label, unsure)
+}
+
+@_cdecl("fclf_predict_image_memory")
+public func capiPredictImageMemory(_ handle: OpaquePointer?, _ data: UnsafeRawPointer?, _ size: Int,
+                                   _ probabilities: UnsafeMutablePointer<Float>?, _ label: UnsafeMutablePointer<Int32>?) -> fclf_status {
+    classifyImageMemory("fclf_predict_image_memory", handle, data, size, flags: 0, probabilities, label, nil)
+}
+
+@_cdecl("fclf_classify_image_memory")
+public func capiClassifyImageMemory(_ handle: OpaquePointer?, _ data: UnsafeRawPointer?, _ size: Int, _ flags: UInt32,
+                                    _ probabilities: UnsafeMutablePointer<Float>?, _ label: UnsafeMutablePointer<Int32>?,
+                                    _ unsure: UnsafeMutablePointer<Int32>?) -> fclf_status {
+    classifyImageMemory("fclf_classify_image_memory", handle, data, size, flags: flags, probabilities, label, unsure)
+}
+
+@_cdecl("fclf_predict_pixels")
+public func capiPredictPixels(_ handle: OpaquePointer?, _ pixels: UnsafePointer<UInt8>?, _ width: Int32, _ height: Int32,
+                              _ rowBytes: Int, _ format: fclf_pixel_format, _ probabilities: UnsafeMutablePointer<Float>?,
+                              _ label: UnsafeMutablePointer<Int32>?) -> fclf_status {
+    classifyPixels("fclf_predict_pixels", handle, pixels, width, height, rowBytes, format, flags: 0, probabilities, label, nil)
+}
+
+@_cdecl("fclf_classify_pixels")
+public func capiClassifyPixels(_ handle: OpaquePointer?, _ pixels: UnsafePointer<UInt8>?, _ width: Int32, _ height: Int32,
+                               _ rowBytes: Int, _ format: fclf_pixel_format, _ flags: UInt32,
+                               _ probabilities: UnsafeMutablePointer<Float>?, _ label: UnsafeMutablePointer<Int32>?,
+                               _ unsure: UnsafeMutablePointer<Int32>?) -> fclf_status {
+    classifyPixels("fclf_classify_pixels", handle, pixels, width, height, rowBytes, format, flags: flags, probabilities, label, unsure)
 }

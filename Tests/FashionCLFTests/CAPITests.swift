@@ -206,11 +206,14 @@ struct CAPITests {
         let nm = shell("nm -D --defined-only '\(lib)/libfashionclf.so' | awk '$2 ~ /[A-Z]/ {print $3}' | sort")
         #expect(nm.status == 0)
         let names = Set(nm.output.split(separator: "\n").map(String.init))
-        let expected: Set<String> = ["fclf_model_load", "fclf_model_load_default", "fclf_model_free", "fclf_predict",
-                                     "fclf_predict_batch", "fclf_predict_image_file", "fclf_class_name",
-                                     "fclf_status_string", "fclf_last_error", "fclf_version", "fclf_version_number",
-                                     "fclf_set_threads", "fclf_model_load_memory", "fclf_model_metadata",
-                                     "fclf_predict_image_memory", "fclf_predict_pixels"]
+        // The header's declarations: every "FCLF_API ... fclf_name(".
+        let header = try String(contentsOfFile: packageRoot + "/Sources/CFashionCLF/include/fashionclf.h", encoding: .utf8)
+        let declared = header.components(separatedBy: "FCLF_API ").dropFirst().compactMap { decl -> String? in
+            guard let open = decl.firstIndex(of: "(") else { return nil }
+            return decl[..<open].split(whereSeparator: { !$0.isLetter && !$0.isNumber && $0 != "_" }).last.map(String.init)
+        }
+        let expected = Set(declared.filter { $0.hasPrefix("fclf_") })
+        #expect(expected.count == 20 && expected.contains("fclf_classify_pixels") && expected.contains("fclf_predict"), "\(expected.sorted())")
         #expect(names == expected, "unexpected exports: \(names.subtracting(expected).sorted().prefix(10)); missing: \(expected.subtracting(names).sorted())")
     }
 }

@@ -299,6 +299,26 @@ int main(int argc, char **argv) {
             expect_status(fclf_predict_pixels(model, frame, W, H, stride, formats[f], pf, &lf), FCLF_OK, what);
             CHECK(lf == label && memcmp(pf, probs, sizeof pf) == 0, "%s = the PNG's answer", what);
         }
+        /* The fclf_classify_* photo calls: flags 0 give the fclf_predict_* answer, and with FCLF_FLIP_AVERAGE
+         * the file, its bytes and the last frame agree bit for bit. */
+        {
+            float c0[10], cf[10], cm[10], cp[10];
+            int l0 = -1, lf0 = -1, lm0 = -1, lp0 = -1, u0 = -1, uf = -1, um = -1, up = -1;
+            expect_status(fclf_classify_image_file(model, path, 0, c0, &l0, &u0), FCLF_OK, "classify_image_file(photo.png, 0)");
+            CHECK(l0 == label && memcmp(c0, probs, sizeof c0) == 0 && (u0 == 0 || u0 == 1), "classify_image_file(0) = predict_image_file");
+            expect_status(fclf_classify_image_file(model, path, FCLF_FLIP_AVERAGE, cf, &lf0, &uf), FCLF_OK, "classify_image_file(photo.png, flip)");
+            pbytes = read_file(path, &psize);
+            expect_status(fclf_classify_image_memory(model, pbytes, psize, FCLF_FLIP_AVERAGE, cm, &lm0, &um), FCLF_OK, "classify_image_memory(flip)");
+            free(pbytes);
+            size_t stride = (size_t)W * bpp[4] + PAD;
+            expect_status(fclf_classify_pixels(model, frame, W, H, stride, FCLF_PIXEL_BGRA8, FCLF_FLIP_AVERAGE, cp, &lp0, &up), FCLF_OK, "classify_pixels(flip)");
+            CHECK(memcmp(cf, cm, sizeof cf) == 0 && memcmp(cf, cp, sizeof cf) == 0 && lf0 == lm0 && lf0 == lp0 && uf == um && uf == up,
+                  "flip-averaged photo: file, memory and frame agree");
+            int lx = 77;
+            expect_status(fclf_classify_image_file(model, path, 0x80u, cf, &lx, &uf), FCLF_ERR_INVALID_ARGUMENT, "classify_image_file(flags 0x80)");
+            expect_status(fclf_classify_pixels(model, frame, 0, H, W * 3, FCLF_PIXEL_RGB8, 0, cp, &lx, &up), FCLF_ERR_INVALID_ARGUMENT, "classify_pixels(width 0)");
+            CHECK(lx == 77, "outputs untouched on failure");
+        }
         float pf[10];
         int lf = 77;
         expect_status(fclf_predict_pixels(model, frame, 0, H, W * 3, FCLF_PIXEL_RGB8, pf, &lf), FCLF_ERR_INVALID_ARGUMENT, "predict_pixels(width 0)");
@@ -348,6 +368,42 @@ int main(int argc, char **argv) {
     fclf_set_threads(0);
     free(batch_probs);
     free(batch_labels);
+
+    /* fclf_classify: with flags 0 fclf_predict's bits and unsure = top probability below FCLF_UNSURE_BELOW;
+     * with FCLF_FLIP_AVERAGE the mean of the image's and its mirror image's probabilities, their first
+     * arg-max, and unsure also when the two name different classes (fclf-classify --flip-average's rule). */
+    {
+        int wrong = 0, flip_unsure = 0, plain_unsure = 0;
+        for (int i = 0; i < 200; i++) {
+            const uint8_t *im = pixels + i * 784;
+            uint8_t mirror[784];
+            for (int k = 0; k < 784; k++) mirror[k] = im[(k / 28) * 28 + 27 - k % 28];
+            float p[10], q[10], c[10], want[10];
+            int lp = -1, lq = -1, lc = -1, unsure = -1;
+            if (fclf_predict(def, im, p, &lp) != FCLF_OK || fclf_predict(def, mirror, q, &lq) != FCLF_OK) { wrong++; continue; }
+            if (fclf_classify(def, im, 0, c, &lc, &unsure) != FCLF_OK) { wrong++; continue; }
+            float top = p[lp];
+            if (memcmp(c, p, sizeof c) != 0 || lc != lp || unsure != (top < FCLF_UNSURE_BELOW)) wrong++;
+            plain_unsure += unsure;
+            int best = 0;
+            for (int j = 0; j < 10; j++) {
+                want[j] = (p[j] + q[j]) / 2;
+                if (want[j] > want[best]) best = j;
+            }
+            if (fclf_classify(def, im, FCLF_FLIP_AVERAGE, c, &lc, &unsure) != FCLF_OK) { wrong++; continue; }
+            if (memcmp(c, want, sizeof c) != 0 || lc != best || unsure != (lp != lq || want[best] < FCLF_UNSURE_BELOW)) wrong++;
+            flip_unsure += unsure;
+        }
+        CHECK(wrong == 0, "fclf_classify: %d of 200 images differ from the rule computed here", wrong);
+        printf("  fclf_classify on 200 images: %d unsure, %d with FCLF_FLIP_AVERAGE\n", plain_unsure, flip_unsure);
+        float c[10] = {0};
+        int lc = 77, unsure = 77;
+        expect_status(fclf_classify(def, pixels, 2u, c, &lc, &unsure), FCLF_ERR_INVALID_ARGUMENT, "classify(flags 2)");
+        CHECK(lc == 77 && unsure == 77 && c[0] == 0, "outputs untouched on failure");
+        expect_status(fclf_classify(NULL, pixels, 0, c, &lc, &unsure), FCLF_ERR_INVALID_ARGUMENT, "classify(NULL model)");
+        expect_status(fclf_classify(def, NULL, 0, c, &lc, &unsure), FCLF_ERR_INVALID_ARGUMENT, "classify(NULL pixels)");
+        expect_status(fclf_classify(def, pixels, FCLF_FLIP_AVERAGE, NULL, NULL, NULL), FCLF_OK, "classify with every output NULL");
+    }
 
     /* 8 threads, one shared model. */
     pthread_t threads[THREADS];

@@ -12,7 +12,7 @@ from ._lib import lib as _library
 from ._model import (CLASS_NAMES, IMAGE_SIDE, NUM_CLASSES, UNSURE_BELOW, FashionCLFError, Model, Prediction,
                      Status)
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 __all__ = ["CLASS_NAMES", "IMAGE_SIDE", "NUM_CLASSES", "UNSURE_BELOW", "FashionCLFError", "LibraryError",
            "Model", "Prediction", "Status", "load_library", "set_threads", "version"]
 

@@ -92,6 +92,13 @@ def _declare(lib, path):
         "fclf_last_error": (c.c_char_p, []),
         "fclf_set_threads": (None, [c.c_int]),
     }
+    u = c.c_uint
+    since_1_1 = {  # optional: a 1.0 library lacks them, and only flip_average needs them
+        "fclf_classify": (st, [vp, vp, u, f32p, intp, intp]),
+        "fclf_classify_image_file": (st, [vp, c.c_char_p, u, f32p, intp, intp]),
+        "fclf_classify_image_memory": (st, [vp, vp, c.c_size_t, u, f32p, intp, intp]),
+        "fclf_classify_pixels": (st, [vp, vp, c.c_int, c.c_int, c.c_size_t, c.c_int, u, f32p, intp, intp]),
+    }
     try:
         number = lib.fclf_version_number()
     except AttributeError:
@@ -105,7 +112,21 @@ def _declare(lib, path):
             raise LibraryError(f"fashionclf: {path} lacks {name}; {_FIX}") from None
         fn.restype = restype
         fn.argtypes = argtypes
+    for name, (restype, argtypes) in since_1_1.items():
+        fn = getattr(lib, name, None)
+        if fn is not None:
+            fn.restype = restype
+            fn.argtypes = argtypes
     return lib
+
+
+def require(lib, name, what):
+    """The optional function `name`, or LibraryError saying which library version `what` needs."""
+    fn = getattr(lib, name, None)
+    if fn is None or fn.argtypes is None:
+        raise LibraryError(f"fashionclf: {what} needs libfashionclf 1.1 or newer ({name}); this one is "
+                           f"{lib.fclf_version().decode()}; {_FIX}")
+    return fn
 
 
 def load_library(path=None):

@@ -61,10 +61,27 @@ class Prediction(NamedTuple):
     unsure: bool
 
 
-def _prediction(probs, label):
+# fclf_classify*'s flags (fashionclf.h).
+FLIP_AVERAGE = 1
+
+
+def _prediction(probs, label, unsure=None):
     p = np.ctypeslib.as_array(probs).copy()
     confidence = float(p[label])
-    return Prediction(int(label), CLASS_NAMES[label], p, confidence, confidence < UNSURE_BELOW)
+    return Prediction(int(label), CLASS_NAMES[label], p, confidence,
+                      confidence < UNSURE_BELOW if unsure is None else bool(unsure))
+
+
+def _call(lib, plain, classify, flip_average, *args):
+    """fclf_predict* (`plain`) or, with flip_average, fclf_classify* (`classify`, flags FCLF_FLIP_AVERAGE):
+    args are the inputs; returns the Prediction."""
+    probs, label, unsure = (ctypes.c_float * NUM_CLASSES)(), ctypes.c_int(), ctypes.c_int()
+    if not flip_average:
+        _check(lib, getattr(lib, plain)(*args, probs, ctypes.byref(label)))
+        return _prediction(probs, label.value)
+    fn = _lib.require(lib, classify, "flip_average=True")
+    _check(lib, fn(*args, FLIP_AVERAGE, probs, ctypes.byref(label), ctypes.byref(unsure)))
+    return _prediction(probs, label.value, unsure.value)
 
 
 def _bytes_pointer(data, what):
@@ -204,8 +221,10 @@ class Model:
             labels.ctypes.data_as(ctypes.POINTER(ctypes.c_int))))
         return labels, probs
 
-    def classify(self, image):
-        """One 28x28 uint8 image (fclf_predict) -> Prediction."""
+    def classify(self, image, flip_average=False):
+        """One 28x28 uint8 image (fclf_predict) -> Prediction. flip_average=True: the mean of the image's and
+        its mirror image's probabilities, and `unsure` also when the two name different classes
+        (fclf_classify with FCLF_FLIP_AVERAGE, fclf-classify --flip-average)."""
         h = self._h()
         if not isinstance(image, np.ndarray):
             raise TypeError(f"image must be a NumPy uint8 array, got {type(image).__name__}")
@@ -214,32 +233,29 @@ class Model:
         if image.shape not in ((IMAGE_SIDE, IMAGE_SIDE), (IMAGE_SIDE * IMAGE_SIDE,)):
             raise ValueError(f"image must have shape (28, 28) or (784,), got {image.shape}")
         image = np.ascontiguousarray(image)
-        probs, label = (ctypes.c_float * NUM_CLASSES)(), ctypes.c_int()
-        _check(self._lib, self._lib.fclf_predict(h, image.ctypes.data, probs, ctypes.byref(label)))
-        return _prediction(probs, label.value)
+        return _call(self._lib, "fclf_predict", "fclf_classify", flip_average, h, image.ctypes.data)
 
-    def classify_photo(self, path):
+    def classify_photo(self, path, flip_average=False):
         """A PNG or JPEG file through the real-photo pipeline (fclf_predict_image_file) -> Prediction.
-        A missing file raises FashionCLFError with status IO; not an image, FORMAT."""
+        A missing file raises FashionCLFError with status IO; not an image, FORMAT. flip_average as in
+        classify()."""
         h = self._h()
         p = _path_bytes(path, "photo path")
-        probs, label = (ctypes.c_float * NUM_CLASSES)(), ctypes.c_int()
-        _check(self._lib, self._lib.fclf_predict_image_file(h, p, probs, ctypes.byref(label)))
-        return _prediction(probs, label.value)
+        return _call(self._lib, "fclf_predict_image_file", "fclf_classify_image_file", flip_average, h, p)
 
-    def classify_photo_bytes(self, data):
-        """A PNG or JPEG held in memory (fclf_predict_image_memory) -> Prediction."""
+    def classify_photo_bytes(self, data, flip_average=False):
+        """A PNG or JPEG held in memory (fclf_predict_image_memory) -> Prediction. flip_average as in
+        classify()."""
         h = self._h()
         ptr, size, keep = _bytes_pointer(data, "photo data")
-        probs, label = (ctypes.c_float * NUM_CLASSES)(), ctypes.c_int()
-        _check(self._lib, self._lib.fclf_predict_image_memory(h, ptr, size, probs, ctypes.byref(label)))
+        result = _call(self._lib, "fclf_predict_image_memory", "fclf_classify_image_memory", flip_average, h, ptr, size)
         del keep
-        return _prediction(probs, label.value)
+        return result
 
-    def classify_frame(self, frame, bgr=False):
+    def classify_frame(self, frame, bgr=False, flip_average=False):
         """A raw uint8 frame through the photo pipeline (fclf_predict_pixels): HxW gray, HxWx3 RGB or
         HxWx4 RGBA (BGR/BGRA with bgr=True, as OpenCV gives). Rows may be strided (a crop of a bigger
-        frame); the pixels within a row must be packed. -> Prediction."""
+        frame); the pixels within a row must be packed. flip_average as in classify(). -> Prediction."""
         h = self._h()
         if not isinstance(frame, np.ndarray):
             raise TypeError(f"frame must be a NumPy uint8 array, got {type(frame).__name__}")
@@ -262,8 +278,5 @@ class Model:
         if not packed or row_bytes < width * channels:
             raise ValueError("frame's pixels must be packed within each row, rows top to bottom; "
                              "pass np.ascontiguousarray(frame)")
-        probs, label = (ctypes.c_float * NUM_CLASSES)(), ctypes.c_int()
-        _check(self._lib, self._lib.fclf_predict_pixels(h, frame.ctypes.data, width, height, row_bytes,
-                                                        _FRAME_FORMATS[(channels, bool(bgr))], probs,
-                                                        ctypes.byref(label)))
-        return _prediction(probs, label.value)
+        return _call(self._lib, "fclf_predict_pixels", "fclf_classify_pixels", flip_average, h, frame.ctypes.data,
+                     width, height, row_bytes, _FRAME_FORMATS[(channels, bool(bgr))])

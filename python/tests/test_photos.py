@@ -135,3 +135,34 @@ def test_bad_photos_and_frames(model, tmp_path):
         model.classify_photo_bytes(12)
     with pytest.raises(ValueError, match="NUL"):
         model.classify_photo("a\0b.jpg")
+
+
+def test_flip_average_is_the_mean_with_the_mirror_image(model):
+    """classify(flip_average=True): the mean of the image's and its mirror's probabilities, their first
+    arg-max, and unsure also when the two name different classes (fclf_classify, FCLF_FLIP_AVERAGE)."""
+    rng = np.random.default_rng(5)
+    disagreements = 0
+    for i in range(40):
+        image = np.zeros((28, 28), dtype=np.uint8)
+        image[4:24, 3 + i % 6:15 + i % 9] = rng.integers(60, 256, size=(20, 12 + i % 9 - i % 6), dtype=np.uint8)
+        plain, mirror = model.classify(image), model.classify(np.ascontiguousarray(image[:, ::-1]))
+        flipped = model.classify(image, flip_average=True)
+        want = (plain.probabilities + mirror.probabilities) / np.float32(2)
+        np.testing.assert_array_equal(flipped.probabilities, want)
+        assert flipped.label == int(np.argmax(want))
+        assert flipped.unsure == (plain.label != mirror.label or float(want.max()) < fashionclf.UNSURE_BELOW)
+        disagreements += plain.label != mirror.label
+    assert disagreements > 0  # the lopsided images exercise the mirror rule
+
+
+@pytest.mark.parametrize("name", FEW)
+def test_flip_average_photo_file_bytes_and_frame_agree(model, name):
+    path = os.path.join(PHOTOS, name)
+    from_file = model.classify_photo(path, flip_average=True)
+    assert 0 <= from_file.label <= 9 and abs(float(from_file.probabilities.sum()) - 1) < 1e-4
+    with open(path, "rb") as f:
+        from_bytes = model.classify_photo_bytes(f.read(), flip_average=True)
+    assert (from_bytes.label, from_bytes.unsure) == (from_file.label, from_file.unsure)
+    np.testing.assert_array_equal(from_bytes.probabilities, from_file.probabilities)
+    plain = model.classify_photo(path)
+    np.testing.assert_array_equal(model.classify_photo(path, flip_average=False).probabilities, plain.probabilities)

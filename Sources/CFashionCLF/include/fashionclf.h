@@ -44,7 +44,7 @@ extern "C" {
 /* The C API's version. 1.x releases only add: a program built against 1.m runs with any 1.n, n >= m. The
  * shared library's SONAME, libfashionclf.so.1, carries the major version. */
 #define FCLF_VERSION_MAJOR 1
-#define FCLF_VERSION_MINOR 0
+#define FCLF_VERSION_MINOR 1
 #define FCLF_VERSION_PATCH 0
 /* MAJOR * 10000 + MINOR * 100 + PATCH, as SQLite does: compare with fclf_version_number(). */
 #define FCLF_VERSION_NUMBER (FCLF_VERSION_MAJOR * 10000 + FCLF_VERSION_MINOR * 100 + FCLF_VERSION_PATCH)
@@ -147,6 +147,34 @@ typedef enum fclf_pixel_format {
 FCLF_API FCLF_NODISCARD fclf_status fclf_predict_pixels(const fclf_model *model, const uint8_t *pixels, int width,
                                                         int height, size_t row_bytes, fclf_pixel_format format,
                                                         float probabilities[10], int *label);
+
+/* ---- Answers a shop can show: the label and whether to call it "unsure" (since 1.1) ---- */
+
+/* Options of the fclf_classify* calls: bits, 0 for none. Bits this version does not define give
+ * FCLF_ERR_INVALID_ARGUMENT. */
+/* Test-time flip averaging: the probabilities of the image and of its left-right mirror image, averaged. A
+ * garment's class does not depend on which way it faces and the networks train on mirrored images, so an
+ * answer that changes with the mirror comes from the picture rather than the garment: the answer is then
+ * also unsure. Costs a second prediction. fclf-classify --flip-average. */
+#define FCLF_FLIP_AVERAGE 1u
+
+/* fclf_predict, fclf_predict_image_file, fclf_predict_image_memory and fclf_predict_pixels with the decision
+ * fclf-classify shows: the same inputs and failures, plus `flags` (FCLF_FLIP_AVERAGE or 0), and *unsure
+ * (unless NULL) set to 1 when the answer should be shown as "unsure" (its top probability, after flip
+ * averaging, is below FCLF_UNSURE_BELOW; or, with FCLF_FLIP_AVERAGE, the image and its mirror name different
+ * classes), else 0. probabilities[10] and *label are the averaged ones with FCLF_FLIP_AVERAGE; with flags 0
+ * they are exactly fclf_predict*'s. On failure no output is written. */
+FCLF_API FCLF_NODISCARD fclf_status fclf_classify(const fclf_model *model, const uint8_t pixels[784], unsigned flags,
+                                                  float probabilities[10], int *label, int *unsure);
+FCLF_API FCLF_NODISCARD fclf_status fclf_classify_image_file(const fclf_model *model, const char *path, unsigned flags,
+                                                             float probabilities[10], int *label, int *unsure);
+FCLF_API FCLF_NODISCARD fclf_status fclf_classify_image_memory(const fclf_model *model, const void *data, size_t size,
+                                                               unsigned flags, float probabilities[10], int *label,
+                                                               int *unsure);
+FCLF_API FCLF_NODISCARD fclf_status fclf_classify_pixels(const fclf_model *model, const uint8_t *pixels, int width,
+                                                         int height, size_t row_bytes, fclf_pixel_format format,
+                                                         unsigned flags, float probabilities[10], int *label,
+                                                         int *unsure);
 
 /* "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
  * "Ankle boot"; NULL outside 0-9. Static strings. */

@@ -105,12 +105,19 @@ public final class Classifier: @unchecked Sendable {
     /// (`isUnsure`) and also when the image and its mirror name different classes: a garment's class does not
     /// depend on which way it faces, and the networks are trained on mirrored images, so an answer that
     /// changes with the mirror comes from the picture's accidents rather than from the garment.
-    public static func flipAveraged(_ probabilities: [Float], mirrored: [Float]) -> (probabilities: [Float], mirrorAgrees: Bool, unsure: Bool) {
+    /// `label` is the mean's class (the first on ties).
+    public static func flipAveraged(_ probabilities: [Float], mirrored: [Float])
+        -> (probabilities: [Float], label: Int, mirrorAgrees: Bool, unsure: Bool) {
         precondition(!probabilities.isEmpty && probabilities.count == mirrored.count,
                      "flipAveraged: \(probabilities.count) and \(mirrored.count) classes")
         let mean = zip(probabilities, mirrored).map { ($0 + $1) / 2 }
         let agrees = argmax(probabilities, probabilities.count) == argmax(mirrored, mirrored.count)
-        return (mean, agrees, mean.withUnsafeBufferPointer { isUnsure($0, mirrorAgrees: agrees) })
+        return (mean, argmax(mean, mean.count), agrees, mean.withUnsafeBufferPointer { isUnsure($0, mirrorAgrees: agrees) })
+    }
+
+    /// An image (rows of `width` pixels) mirrored left to right: flip averaging's second input.
+    public static func mirrored(_ pixels: UnsafeBufferPointer<UInt8>, width: Int) -> [UInt8] {
+        (0..<pixels.count).map { pixels[($0 / width) * width + width - 1 - $0 % width] }
     }
 
     /// The flip-averaged rule on already averaged probabilities: unsure when they are, or when the mirror
