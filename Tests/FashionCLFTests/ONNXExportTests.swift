@@ -57,5 +57,10 @@ struct ONNXExportTests {
                                               "Flatten", "Gemm", "Div", "Softmax"])
         let pads = m.graph.node[0].attribute.first { $0.name == "pads" }?.ints
         #expect(pads == [1, 1, 1, 1])
+        // An even 'same' kernel pads only below and right (top, left, bottom, right in ONNX's order).
+        let even = try Sequential(name: "even", inputShape: ModelKind.imageShape, specs: [
+            .conv2d(inChannels: 1, outChannels: 2, kernelSize: 4, padding: .same, activation: .relu), .flatten,
+            .dense(inputSize: 2 * 28 * 28, outputSize: 10, activation: .none)], rng: &rng)
+        #expect(try roundTrip(Classifier(even)).graph.node[0].attribute.first { $0.name == "pads" }?.ints == [1, 1, 2, 2])
     }
 }

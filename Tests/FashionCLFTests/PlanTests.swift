@@ -115,6 +115,61 @@ struct PlanTests {
         }
     }
 
+    @Test("a model with even 'same' kernels (4x4, then 2x2 with all of its padding below and right) trains, round-trips and infers like evaluation and its Double reference")
+    func evenSameKernels() throws {
+        let specs: [LayerSpec] = [
+            .conv2d(inChannels: 1, outChannels: 6, kernelSize: 4, padding: .same, activation: .relu), .maxPool2x2,
+            .conv2d(inChannels: 6, outChannels: 16, kernelSize: 2, padding: .same, activation: .relu), .maxPool2x2,
+            .flatten, .dense(inputSize: 16 * 7 * 7, outputSize: 10, activation: .none),
+        ]
+        var rng = SplitMix64(seed: 51)
+        let net = try Sequential(name: "even", inputShape: ModelKind.imageShape, specs: specs, rng: &rng)
+        let data = synthetic(count: 64, seed: 52)
+        let trainer = Trainer(model: net, config: TrainConfig())
+        for _ in 0..<2 { _ = trainer.trainEpoch(data) }
+        let path = temporaryDirectory() + "/even.fclf"
+        try ModelFile.save(net, to: path)
+        let loaded = try ModelFile.load(path)
+        #expect(loaded.specs == specs)
+        let eval = trainer.evaluate(data)
+        #expect(Trainer(model: loaded, config: TrainConfig()).evaluate(data).predictions == eval.predictions)
+        var probs = [Float](repeating: 0, count: 64 * 10), labels = [Int32](repeating: -1, count: 64)
+        try data.withPixels { px in try Classifier(loaded).predict(px.baseAddress!, count: 64, probabilities: &probs, labels: &labels) }
+        #expect(labels.map { UInt8($0) } == eval.predictions)
+        for i in 0..<64 {
+            expectClose([probs[i * 10 + Int(labels[i])]], [eval.confidences[i]], atol: 1e-5, rtol: 1e-4, "image \(i) confidence")
+        }
+        // Against the network written out in Double, with 'same' meaning (k - 1) / 2 zeros above and left and
+        // k / 2 below and right (ONNX's and Keras' convention): reading past the image instead of zeros
+        // changes the sums of the last row and column.
+        let p = loaded.stored.map { Array(UnsafeBufferPointer(start: $0.value, count: $0.count)).map(Double.init) }
+        func convReluPool(_ x: [Double], _ c: Int, _ side: Int, _ w: [Double], _ b: [Double], _ oc: Int, _ k: Int) -> [Double] {
+            let pad = (k - 1) / 2, half = side / 2
+            var z = [Double](repeating: 0, count: oc * side * side)
+            for o in 0..<oc { for oy in 0..<side { for ox in 0..<side {
+                var acc = b[o]
+                for ci in 0..<c { for ki in 0..<k { for kj in 0..<k {
+                    let (iy, ix) = (oy + ki - pad, ox + kj - pad)
+                    if iy >= 0, iy < side, ix >= 0, ix < side { acc += w[((o * c + ci) * k + ki) * k + kj] * x[(ci * side + iy) * side + ix] }
+                } } }
+                z[(o * side + oy) * side + ox] = max(0, acc)
+            } } }
+            return (0..<oc * half * half).map { i in
+                let (o, py, px) = (i / (half * half), i / half % half, i % half)
+                return [0, 1, side, side + 1].map { z[(o * side + 2 * py) * side + 2 * px + $0] }.max()!
+            }
+        }
+        data.withPixels { px in
+            for i in 0..<8 {
+                let x = (0..<784).map { Double(px[i * 784 + $0]) / 255 }
+                let h = convReluPool(convReluPool(x, 1, 28, p[0], p[1], 6, 4), 6, 14, p[2], p[3], 16, 2)
+                let logits = (0..<10).map { j in (0..<h.count).reduce(p[5][j]) { $0 + h[$1] * p[4][$1 * 10 + j] } }
+                let e = logits.map { exp($0 - logits.max()!) }
+                expectClose(Array(probs[i * 10..<(i + 1) * 10]), e.map { Float($0 / e.reduce(0, +)) }, atol: 1e-5, rtol: 1e-4, "image \(i) against Double")
+            }
+        }
+    }
+
     @Test("layers that do not chain are refused with the layer's index, before anything is allocated")
     func chaining() {
         #expect(throws: FCLFError.invalidArgument("layer 1: dense(100->10) does not fit input [1, 784, 1, 1]")) {
