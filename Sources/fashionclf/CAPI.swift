@@ -127,9 +127,15 @@ public func capiSetThreads(_ n: Int32) {
     fclf_set_default_threads(n)
 }
 
-/// The flags this version defines (fashionclf.h: FCLF_FLIP_AVERAGE).
-let flipAverage: UInt32 = 1
+/// The flags this version defines (fashionclf.h).
+let flipAverage = UInt32(FCLF_FLIP_AVERAGE)
 let knownFlags = flipAverage
+
+/// A one-line refusal of flag bits this version does not define, or nil. Checked before any input is read.
+func unknownFlags(_ what: String, _ flags: UInt32) -> fclf_status? {
+    guard flags & ~knownFlags != 0 else { return nil }
+    return fail(FCLF_ERR_INVALID_ARGUMENT, "\(what): flags 0x\(String(flags, radix: 16)) has bits this library (\(String(cString: fclf_version()))) does not define; pass 0 or FCLF_FLIP_AVERAGE")
+}
 
 /// One 28x28 image through the model: fclf_predict when `unsure` is nil and flags are 0, else fclf_classify's
 /// decision as fclf-classify makes it (`Classifier.flipAveraged`, `Classifier.isUnsure`). `what` names the
@@ -139,10 +145,8 @@ func classifyImage(_ what: String, _ handle: OpaquePointer?, _ pixels: UnsafePoi
                    _ unsure: UnsafeMutablePointer<Int32>?) -> fclf_status {
     guard let handle else { return fail(FCLF_ERR_INVALID_ARGUMENT, "\(what): model is NULL; load one with fclf_model_load or fclf_model_load_default") }
     guard let pixels else { return fail(FCLF_ERR_INVALID_ARGUMENT, "\(what): pixels is NULL; pass 784 bytes, one 28x28 image") }
-    guard flags & ~knownFlags == 0 else {
-        return fail(FCLF_ERR_INVALID_ARGUMENT, "\(what): flags 0x\(String(flags, radix: 16)) has bits this library (\(String(cString: fclf_version()))) does not define; pass 0 or FCLF_FLIP_AVERAGE")
-    }
-    let classifier = model(handle)
+    if let refused = unknownFlags(what, flags) { return refused }
+    let classifier = model(handle), side = Int(FCLF_IMAGE_SIDE)
     // fclf_predict's path allocates nothing: the probabilities live in a tuple.
     var probs = (Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0))
     var l: Int32 = 0, u = false
@@ -151,7 +155,7 @@ func classifyImage(_ what: String, _ handle: OpaquePointer?, _ pixels: UnsafePoi
             let p = raw.baseAddress!.assumingMemoryBound(to: Float.self)
             try classifier.predict(pixels, count: 1, probabilities: p, labels: &l)
             if flags & flipAverage != 0 {
-                let mirror = try classifier.probabilities(Classifier.mirrored(UnsafeBufferPointer(start: pixels, count: 784), width: 28))
+                let mirror = try classifier.probabilities(Classifier.mirrored(UnsafeBufferPointer(start: pixels, count: side * side), width: side))
                 let averaged = Classifier.flipAveraged(Array(UnsafeBufferPointer(start: p, count: 10)), mirrored: mirror)
                 p.update(from: averaged.probabilities, count: 10)
                 l = Int32(averaged.label)
@@ -221,6 +225,7 @@ func classifyImageFile(_ what: String, _ handle: OpaquePointer?, _ path: UnsafeP
     fclf__clear_error()
     guard let handle else { return fail(FCLF_ERR_INVALID_ARGUMENT, "\(what): model is NULL; load one with fclf_model_load or fclf_model_load_default") }
     guard let path else { return fail(FCLF_ERR_INVALID_ARGUMENT, "\(what): path is NULL; pass a PNG or JPEG file") }
+    if let refused = unknownFlags(what, flags) { return refused }
     return classifyPhoto(what, handle, flags: flags, probabilities, label, unsure) { () throws(FCLFError) in try Photo.load(String(cString: path)) }
 }
 
@@ -230,6 +235,7 @@ func classifyImageMemory(_ what: String, _ handle: OpaquePointer?, _ data: Unsaf
     fclf__clear_error()
     guard let handle else { return fail(FCLF_ERR_INVALID_ARGUMENT, "\(what): model is NULL; load one with fclf_model_load or fclf_model_load_default") }
     guard let data else { return fail(FCLF_ERR_INVALID_ARGUMENT, "\(what): data is NULL; pass the bytes of a PNG or JPEG file") }
+    if let refused = unknownFlags(what, flags) { return refused }
     guard size >= 0, size <= Photo.maxFileBytes else {
         return fail(FCLF_ERR_NO_MEMORY, "\(what): size \(UInt(bitPattern: size)) is above the \(Photo.maxFileBytes >> 20) MB a photo may have")
     }
@@ -244,6 +250,7 @@ func classifyPixels(_ what: String, _ handle: OpaquePointer?, _ pixels: UnsafePo
     fclf__clear_error()
     guard let handle else { return fail(FCLF_ERR_INVALID_ARGUMENT, "\(what): model is NULL; load one with fclf_model_load or fclf_model_load_default") }
     guard let pixels else { return fail(FCLF_ERR_INVALID_ARGUMENT, "\(what): pixels is NULL; pass the frame's first row") }
+    if let refused = unknownFlags(what, flags) { return refused }
     guard let pixelFormat = Photo.PixelFormat(rawValue: Int(format.rawValue)) else {
         return fail(FCLF_ERR_INVALID_ARGUMENT, "\(what): format \(format.rawValue) is not an fclf_pixel_format; use FCLF_PIXEL_GRAY8 ... FCLF_PIXEL_BGRA8")
     }

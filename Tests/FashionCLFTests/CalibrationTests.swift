@@ -85,7 +85,7 @@ struct CalibrationTests {
         #expect(abs(same.probabilities.reduce(0, +) - 1) < 1e-5)
         // Confident both ways but about different classes: the mean still favours Sneaker at 0.5, yet unsure.
         let differ = Classifier.flipAveraged(probs(7, 0.95), mirrored: probs(9, 0.55))
-        #expect(!differ.mirrorAgrees && differ.unsure)
+        #expect(!differ.mirrorAgrees && differ.unsure && differ.label == 7 && same.label == 7)
         #expect(!differ.probabilities.withUnsafeBufferPointer { Classifier.isUnsure($0) }, "the probability alone would not mark it")
         // Agreeing but weak: the probability rule still applies.
         let weak = Classifier.flipAveraged(probs(2, 0.45), mirrored: probs(2, 0.4))

@@ -305,7 +305,8 @@ int main(int argc, char **argv) {
             float c0[10], cf[10], cm[10], cp[10];
             int l0 = -1, lf0 = -1, lm0 = -1, lp0 = -1, u0 = -1, uf = -1, um = -1, up = -1;
             expect_status(fclf_classify_image_file(model, path, 0, c0, &l0, &u0), FCLF_OK, "classify_image_file(photo.png, 0)");
-            CHECK(l0 == label && memcmp(c0, probs, sizeof c0) == 0 && (u0 == 0 || u0 == 1), "classify_image_file(0) = predict_image_file");
+            CHECK(l0 == label && memcmp(c0, probs, sizeof c0) == 0 && u0 == (probs[label] < FCLF_UNSURE_BELOW),
+                  "classify_image_file(0) = predict_image_file, unsure by the probability rule");
             expect_status(fclf_classify_image_file(model, path, FCLF_FLIP_AVERAGE, cf, &lf0, &uf), FCLF_OK, "classify_image_file(photo.png, flip)");
             pbytes = read_file(path, &psize);
             expect_status(fclf_classify_image_memory(model, pbytes, psize, FCLF_FLIP_AVERAGE, cm, &lm0, &um), FCLF_OK, "classify_image_memory(flip)");
@@ -314,10 +315,22 @@ int main(int argc, char **argv) {
             expect_status(fclf_classify_pixels(model, frame, W, H, stride, FCLF_PIXEL_BGRA8, FCLF_FLIP_AVERAGE, cp, &lp0, &up), FCLF_OK, "classify_pixels(flip)");
             CHECK(memcmp(cf, cm, sizeof cf) == 0 && memcmp(cf, cp, sizeof cf) == 0 && lf0 == lm0 && lf0 == lp0 && uf == um && uf == up,
                   "flip-averaged photo: file, memory and frame agree");
-            int lx = 77;
-            expect_status(fclf_classify_image_file(model, path, 0x80u, cf, &lx, &uf), FCLF_ERR_INVALID_ARGUMENT, "classify_image_file(flags 0x80)");
-            expect_status(fclf_classify_pixels(model, frame, 0, H, W * 3, FCLF_PIXEL_RGB8, 0, cp, &lx, &up), FCLF_ERR_INVALID_ARGUMENT, "classify_pixels(width 0)");
-            CHECK(lx == 77, "outputs untouched on failure");
+            /* Refusals write nothing; unknown flags are refused before the input is read (a missing file). */
+            int lx = 77, ux = 77;
+            float cx[10];
+            for (int j = 0; j < 10; j++) cx[j] = -1;
+            snprintf(path, sizeof path, "%s/no-such-photo.jpg", dir);
+            expect_status(fclf_classify_image_file(model, path, 0x80u, cx, &lx, &ux), FCLF_ERR_INVALID_ARGUMENT, "classify_image_file(missing, flags 0x80)");
+            expect_status(fclf_classify_image_file(model, path, 0, cx, &lx, &ux), FCLF_ERR_IO, "classify_image_file(missing)");
+            expect_status(fclf_classify_image_file(model, NULL, 0, cx, &lx, &ux), FCLF_ERR_INVALID_ARGUMENT, "classify_image_file(NULL path)");
+            expect_status(fclf_classify_image_memory(model, "GIF89a", 6, 2u, cx, &lx, &ux), FCLF_ERR_INVALID_ARGUMENT, "classify_image_memory(not an image, flags 2)");
+            expect_status(fclf_classify_image_memory(model, NULL, 10, 0, cx, &lx, &ux), FCLF_ERR_INVALID_ARGUMENT, "classify_image_memory(NULL data)");
+            expect_status(fclf_classify_pixels(model, frame, 0, H, W * 3, FCLF_PIXEL_RGB8, 0, cx, &lx, &ux), FCLF_ERR_INVALID_ARGUMENT, "classify_pixels(width 0)");
+            expect_status(fclf_classify_pixels(model, frame, W, H, W * 3, FCLF_PIXEL_RGB8, 4u, cx, &lx, &ux), FCLF_ERR_INVALID_ARGUMENT, "classify_pixels(flags 4)");
+            int untouched = lx == 77 && ux == 77;
+            for (int j = 0; j < 10; j++) untouched &= cx[j] == -1;
+            CHECK(untouched, "outputs untouched on failure");
+            snprintf(path, sizeof path, "%s/photo.png", dir);
         }
         float pf[10];
         int lf = 77;

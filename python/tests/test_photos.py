@@ -156,13 +156,47 @@ def test_flip_average_is_the_mean_with_the_mirror_image(model):
 
 
 @pytest.mark.parametrize("name", FEW)
-def test_flip_average_photo_file_bytes_and_frame_agree(model, name):
+def test_flip_average_photo_file_and_bytes_agree(model, name):
     path = os.path.join(PHOTOS, name)
     from_file = model.classify_photo(path, flip_average=True)
     assert 0 <= from_file.label <= 9 and abs(float(from_file.probabilities.sum()) - 1) < 1e-4
+    assert from_file.label == int(np.argmax(from_file.probabilities))
+    if from_file.confidence < fashionclf.UNSURE_BELOW:
+        assert from_file.unsure
     with open(path, "rb") as f:
         from_bytes = model.classify_photo_bytes(f.read(), flip_average=True)
     assert (from_bytes.label, from_bytes.unsure) == (from_file.label, from_file.unsure)
     np.testing.assert_array_equal(from_bytes.probabilities, from_file.probabilities)
-    plain = model.classify_photo(path)
-    np.testing.assert_array_equal(model.classify_photo(path, flip_average=False).probabilities, plain.probabilities)
+
+
+def test_flip_average_frame_equals_the_same_frame_as_png(model, tmp_path):
+    frame = trouser_frame()
+    path = tmp_path / "trouser.png"
+    write_png(path, frame)
+    from_png = model.classify_photo(path, flip_average=True)
+    from_frame = model.classify_frame(frame, flip_average=True)
+    assert (from_frame.label, from_frame.unsure) == (from_png.label, from_png.unsure)
+    np.testing.assert_array_equal(from_frame.probabilities, from_png.probabilities)
+
+
+def test_flip_average_needs_a_1_1_library():
+    """A 1.0 library has no fclf_classify*: flip_average=True says which version it needs; the plain call works."""
+    class Fn:
+        argtypes = None
+
+        def __init__(self, result=0):
+            self.result = result
+
+        def __call__(self, *args):
+            return self.result
+
+    class Lib10:
+        fclf_predict = Fn()
+
+        def fclf_version(self):
+            return b"1.0.0"
+
+    from fashionclf import _model
+    with pytest.raises(fashionclf.LibraryError, match=r"flip_average=True needs libfashionclf 1\.1 or newer \(fclf_classify\); this one is 1\.0\.0"):
+        _model._call(Lib10(), "fclf_predict", "fclf_classify", True, None, None)
+    assert _model._call(Lib10(), "fclf_predict", "fclf_classify", False, None, None).label == 0

@@ -151,11 +151,12 @@ FCLF_API FCLF_NODISCARD fclf_status fclf_predict_pixels(const fclf_model *model,
 /* ---- Answers a shop can show: the label and whether to call it "unsure" (since 1.1) ---- */
 
 /* Options of the fclf_classify* calls: bits, 0 for none. Bits this version does not define give
- * FCLF_ERR_INVALID_ARGUMENT. */
+ * FCLF_ERR_INVALID_ARGUMENT, before any input is read. */
 /* Test-time flip averaging: the probabilities of the image and of its left-right mirror image, averaged. A
- * garment's class does not depend on which way it faces and the networks train on mirrored images, so an
- * answer that changes with the mirror comes from the picture rather than the garment: the answer is then
- * also unsure. Costs a second prediction. fclf-classify --flip-average. */
+ * garment's class does not depend on which way it faces, and models trained with flips (the fast and best
+ * presets, the built-in model; not the seed CNN) have seen both, so an answer that changes with the mirror
+ * comes from the picture rather than the garment: the answer is then also unsure. Costs a second
+ * prediction. fclf-classify --flip-average. */
 #define FCLF_FLIP_AVERAGE 1u
 
 /* fclf_predict, fclf_predict_image_file, fclf_predict_image_memory and fclf_predict_pixels with the decision

@@ -117,7 +117,8 @@ public final class Classifier: @unchecked Sendable {
 
     /// An image (rows of `width` pixels) mirrored left to right: flip averaging's second input.
     public static func mirrored(_ pixels: UnsafeBufferPointer<UInt8>, width: Int) -> [UInt8] {
-        (0..<pixels.count).map { pixels[($0 / width) * width + width - 1 - $0 % width] }
+        precondition(width > 0 && pixels.count % width == 0, "mirrored: \(pixels.count) pixels are not rows of \(width)")
+        return (0..<pixels.count).map { pixels[($0 / width) * width + width - 1 - $0 % width] }
     }
 
     /// The flip-averaged rule on already averaged probabilities: unsure when they are, or when the mirror

@@ -39,37 +39,54 @@ public struct OptimizerState: Equatable, Sendable {
     }
 }
 
+/// Adam's and AdamW's state: the step count t and, per parameter, one buffer holding m then v.
+struct AdamMoments {
+    var t: Int64 = 0
+    let parameters: [Parameter]
+    let buffers: [Buffer<Float>]
+
+    init(_ parameters: [Parameter]) {
+        self.parameters = parameters
+        buffers = parameters.map { Buffer<Float>(capacity: 2 * $0.count) }  // zeroed: m then v
+    }
+
+    var state: OptimizerState { .of(t, buffers, counts: parameters.map { 2 * $0.count }) }
+
+    mutating func restore(_ state: OptimizerState) throws(FCLFError) {
+        try state.restore(into: buffers, counts: parameters.map { 2 * $0.count })
+        t = state.step
+    }
+
+    /// t + 1, then `update(index, parameter, m, v, t)` for each parameter in order.
+    mutating func step(_ update: (Int, Parameter, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int64) -> Void) {
+        t += 1
+        for (i, (p, mv)) in zip(parameters, buffers).enumerated() { update(i, p, mv.pointer, mv.pointer + p.count, t) }
+    }
+}
+
 /// Adam (Kingma & Ba 2015) with bias correction; defaults as in Keras (epsilon 1e-7).
 public final class Adam: Optimizer {
     public var learningRate: Float
     public let beta1: Float, beta2: Float, epsilon: Float
-    public private(set) var t: Int64 = 0
-    private let parameters: [Parameter]
-    private let moments: [Buffer<Float>]
+    public var t: Int64 { moments.t }
+    private var moments: AdamMoments
 
     public init(parameters: [Parameter], learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999,
                 epsilon: Float = 1e-7) {
-        self.parameters = parameters
         self.learningRate = learningRate
         self.beta1 = beta1
         self.beta2 = beta2
         self.epsilon = epsilon
-        moments = parameters.map { Buffer<Float>(capacity: 2 * $0.count) }  // zeroed: m then v
+        moments = AdamMoments(parameters)
     }
 
-    public var state: OptimizerState { .of(t, moments, counts: parameters.map { 2 * $0.count }) }
+    public var state: OptimizerState { moments.state }
 
-    public func restore(_ state: OptimizerState) throws(FCLFError) {
-        try state.restore(into: moments, counts: parameters.map { 2 * $0.count })
-        t = state.step
-    }
+    public func restore(_ state: OptimizerState) throws(FCLFError) { try moments.restore(state) }
 
     public func step() {
-        t += 1
-        for (p, mv) in zip(parameters, moments) {
-            fclf_adam_update(p.value, mv.pointer, mv.pointer + p.count, p.grad, Int64(p.count), learningRate,
-                             beta1, beta2, epsilon, t)
-        }
+        let (lr, b1, b2, eps) = (learningRate, beta1, beta2, epsilon)
+        moments.step { _, p, m, v, t in fclf_adam_update(p.value, m, v, p.grad, Int64(p.count), lr, b1, b2, eps, t) }
     }
 }
 
@@ -87,34 +104,28 @@ public final class AdamW: Optimizer {
     public let beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float
     /// Whether each parameter (in the order given) is decayed.
     public let decays: [Bool]
-    public private(set) var t: Int64 = 0
-    private let parameters: [Parameter]
-    private let moments: [Buffer<Float>]
+    public var t: Int64 { moments.t }
+    private var moments: AdamMoments
 
     public init(parameters: [Parameter], learningRate: Float = 1e-3, weightDecay: Float = 1e-2, beta1: Float = 0.9,
                 beta2: Float = 0.999, epsilon: Float = 1e-7, decay: (Parameter) -> Bool = { $0.shape.count > 1 }) {
-        self.parameters = parameters
         self.learningRate = learningRate
         self.weightDecay = weightDecay
         self.beta1 = beta1
         self.beta2 = beta2
         self.epsilon = epsilon
         decays = parameters.map(decay)
-        moments = parameters.map { Buffer<Float>(capacity: 2 * $0.count) }  // zeroed: m then v
+        moments = AdamMoments(parameters)
     }
 
-    public var state: OptimizerState { .of(t, moments, counts: parameters.map { 2 * $0.count }) }
+    public var state: OptimizerState { moments.state }
 
-    public func restore(_ state: OptimizerState) throws(FCLFError) {
-        try state.restore(into: moments, counts: parameters.map { 2 * $0.count })
-        t = state.step
-    }
+    public func restore(_ state: OptimizerState) throws(FCLFError) { try moments.restore(state) }
 
     public func step() {
-        t += 1
-        for ((p, mv), decayed) in zip(zip(parameters, moments), decays) {
-            fclf_adamw_update(p.value, mv.pointer, mv.pointer + p.count, p.grad, Int64(p.count), learningRate,
-                              beta1, beta2, epsilon, decayed ? weightDecay : 0, t)
+        let (lr, b1, b2, eps, wd, decays) = (learningRate, beta1, beta2, epsilon, weightDecay, decays)
+        moments.step { i, p, m, v, t in
+            fclf_adamw_update(p.value, m, v, p.grad, Int64(p.count), lr, b1, b2, eps, decays[i] ? wd : 0, t)
         }
     }
 }
