@@ -188,10 +188,16 @@ struct KernelBlockingTests {
           arguments: kernelISAs)
     func shortRowsMatchTiles(_ variant: KernelISA) {
         // N = 128 (dense1: one strip), 200 (a strip and a partial one), 10; K = 1600 and 600 (several K blocks),
-        // 40 (one); A transposed or not; beta 0 and 0.5 (C's earlier values enter the first block only).
+        // 40 (one); A transposed or not; beta 0 and 0.5 (C's earlier values enter the first block only). A third of
+        // A's entries are 0 or -0 as after a ReLU and a pooling (the rows skip them), one run of 20 zeros spans
+        // a 16-entry group, and one entry is NaN, which must reach C as the tiles carry it.
         for (n, k) in [(128, 1600), (200, 600), (10, 40)] { for ta: Int32 in [0, 1] { for beta: Float in [0, 0.5] {
             let m = 8
-            let a = randomArray(m * k, seed: 51), b = randomArray(k * n, seed: 52), c0 = randomArray(m * n, seed: 53)
+            var a = randomArray(m * k, seed: 51)
+            for i in a.indices where a[i] < 0 && i % 4 != 0 { a[i] = i % 3 == 0 ? -0.0 : 0 }
+            for i in 0..<20 { a[(3 * k + 5 + i) % a.count] = 0 }
+            a[(2 * k + 7) % a.count] = .nan
+            let b = randomArray(k * n, seed: 52), c0 = randomArray(m * n, seed: 53)
             let lda = ta == 0 ? k : m
             var tiled = c0
             fclf_sgemm_isa(variant.raw, ta, 0, Int64(m), Int64(n), Int64(k), 0.75, a, Int64(lda), b, Int64(n), beta, &tiled, Int64(n))
