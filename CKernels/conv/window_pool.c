@@ -109,6 +109,14 @@ static inline __attribute__((always_inline, target("avx512f"))) void tile_taps(
         }
 }
 
+/* The 2x2 pooling's maximum of a window's top left, top right, bottom left and bottom right values, lane by
+ * lane, with the pooling's comparisons in its order: a later one wins if greater (NaN never does). */
+static inline __attribute__((always_inline, target("avx512f"))) __m512 pool_max4(const __m512 q[4]) {
+    __m512 m = q[0];
+    for (int d = 1; d < 4; d++) m = _mm512_mask_mov_ps(m, _mm512_cmp_ps_mask(q[d], m, _CMP_GT_OQ), q[d]);
+    return m;
+}
+
 /* The tile's epilogue: + bias, ReLU as the micro-kernel applies them, then each window's 2x2 maximum with the
  * pooling's comparisons in its order, stored at y + o*Q + at + w for the channels below oc. */
 static inline __attribute__((always_inline, target("avx512f"))) void tile_store(
@@ -127,11 +135,7 @@ static inline __attribute__((always_inline, target("avx512f"))) void tile_store(
                 if (relu) t = _mm512_max_ps(t, zero); /* t > 0 ? t : 0, NaN to 0, as the micro-kernel */
                 q[d] = t;
             }
-            /* top left, top right, bottom left, bottom right: a later one wins if greater */
-            __m512 m = q[0];
-            m = _mm512_mask_mov_ps(m, _mm512_cmp_ps_mask(q[1], m, _CMP_GT_OQ), q[1]);
-            m = _mm512_mask_mov_ps(m, _mm512_cmp_ps_mask(q[2], m, _CMP_GT_OQ), q[2]);
-            m = _mm512_mask_mov_ps(m, _mm512_cmp_ps_mask(q[3], m, _CMP_GT_OQ), q[3]);
+            const __m512 m = pool_max4(q);
             float lane[16] __attribute__((aligned(64)));
             _mm512_store_ps(lane, m);
             for (int64_t l = 0; l < lanes; l++) y[(o + l) * Q + at + w] = lane[l];
@@ -234,11 +238,7 @@ static inline __attribute__((always_inline, target("avx512f"))) void k9_rows(
             q[2 * r] = _mm512_permutex2var_ps(a, even, c);
             q[2 * r + 1] = _mm512_permutex2var_ps(a, odd, c);
         }
-        __m512 mx = q[0];
-        mx = _mm512_mask_mov_ps(mx, _mm512_cmp_ps_mask(q[1], mx, _CMP_GT_OQ), q[1]);
-        mx = _mm512_mask_mov_ps(mx, _mm512_cmp_ps_mask(q[2], mx, _CMP_GT_OQ), q[2]);
-        mx = _mm512_mask_mov_ps(mx, _mm512_cmp_ps_mask(q[3], mx, _CMP_GT_OQ), q[3]);
-        _mm512_mask_storeu_ps(y + (o0 + g) * Q + py * pw + cb / 2, fclf_lanes16(pw - cb / 2), mx);
+        _mm512_mask_storeu_ps(y + (o0 + g) * Q + py * pw + cb / 2, fclf_lanes16(pw - cb / 2), pool_max4(q));
     }
 }
 

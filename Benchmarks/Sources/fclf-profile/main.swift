@@ -84,7 +84,9 @@ func profileInference(_ kind: ModelKind, batch: Int, calls: Int) {
     var rng = SplitMix64(seed: 0)
     let trained = kind.build(seed: 1)
     let plan = try! Plan(specs: trained.specs, inputShape: trained.inputShape, mode: .inference)
-    let net = Sequential(name: trained.name, plan: plan, rng: &rng)  // random weights: the time does not depend on them
+    // Random weights and inputs. The time depends on them only through the zero inputs a single image's dense
+    // rows skip (about half here); a trained model on real images has more (fclf-bench predict --model).
+    let net = Sequential(name: trained.name, plan: plan, rng: &rng)
     for (step, layer) in zip(plan.steps, net.steps) { layer.packForInference(step.input) }
     let act = plan.steps.reduce(plan.inputShape.perSample) { max($0, $1.output.perSample) } * batch
     let work = zip(plan.steps, net.steps).reduce(plan.outputSize * batch) { max($0, $1.1.inferenceWork($1.0.input, n: batch)) }
