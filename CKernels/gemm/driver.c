@@ -50,6 +50,59 @@ static inline float *out_at(const fclf_gemm_out *o, int64_t i, int64_t j) {
     return o->C + g * o->seg_stride + i * o->ldc + (J - g * o->seg);
 }
 
+/* mb rows x run columns of a tile computed whole (row stride nr) into c, with the micro-kernel's epilogue
+ * arithmetic (r = tile (+ beta c), + bias, ReLU; unfused, as -ffp-contract=off keeps it). A quarter of conv2's
+ * forward tiles straddle two images and come here; compiled per ISA (FCLF_CLONES), so the columns go a vector
+ * at a time rather than four floats at a time as the baseline build's loop did (perf: 3-4% of a b128 step). */
+FCLF_CLONES static void store_part(float *restrict c, int64_t ldc, const float *restrict tile, int64_t nr, int64_t mb,
+                                   int64_t run, float beta, const float *restrict bias, int relu) {
+    for (int64_t i = 0; i < mb; i++, c += ldc, tile += nr) {
+        const float add = bias ? bias[i] : 0.0f;
+        for (int64_t j = 0; j < run; j++) {
+            float r = tile[j];
+            if (beta != 0.0f) {
+                const float bc = beta * c[j];
+                r = r + bc;
+            }
+            if (bias) r = r + add;
+            if (relu) r = r > 0.0f ? r : 0.0f;
+            c[j] = r;
+        }
+    }
+}
+
+/* One column panel of C (columns [j, j + nb) of the output, nb <= nr) for rows [ic, ic + mc) and one K block:
+ * the micro-kernel per row tile, into C directly when the tile is whole and, segmented, inside one group of
+ * columns, else computed whole and its valid part stored one run of columns per group (a quarter of conv2's
+ * tiles straddle two images). c is the panel's address in row 0, so a row tile's is c + i * ldc, with no
+ * division per tile. */
+static void column_panel(const fclf_gemm_kernel *v, const float *ablock, const float *bp, int64_t kc, int64_t ic,
+                         int64_t mc, int64_t j, int64_t nb, float alpha, float beta_k, int last, const fclf_gemm_out *out,
+                         float *tile) {
+    const int mr = v->mr, nr = v->nr;
+    const int64_t in_group = out->seg ? out->seg - (out->col0 + j) % out->seg : nb;
+    float *c = out_at(out, ic, j);
+    for (int64_t ir = 0; ir < mc; ir += mr) {
+        const int64_t mb = fclf_min64(mr, mc - ir);
+        const float *bias = last && out->bias ? out->bias + ic + ir : NULL;
+        const int relu = last && out->relu;
+        const float *ap = ablock + ir * kc;
+        if (mb == mr && nb == nr && nb <= in_group) {
+            v->kernel(kc, ap, bp, c + ir * out->ldc, out->ldc, alpha, beta_k, bias, relu);
+            continue;
+        }
+        v->kernel(kc, ap, bp, tile, nr, alpha, 0.0f, NULL, 0);
+        for (int64_t j0 = 0, run; j0 < nb; j0 += run) {
+            run = j0 == 0 ? fclf_min64(nb, in_group) : fclf_min64(nb - j0, out->seg ? out->seg : nb);
+            store_part(out_at(out, ic + ir, j + j0), out->ldc, tile + j0, nr, mb, run, beta_k, bias, relu);
+        }
+    }
+}
+
+/* Floats of A kept packed for all K blocks when M <= MC (below): 256 KB, within any L2 we know of. conv2's
+ * forward product (64 x 288) is 18 K. */
+enum { A_WHOLE_MAX_FLOATS = 64 << 10 };
+
 /* The K blocks of [p0, p1) (p0 on a block boundary, blocks of kstep) of C = alpha op(A) op(B) + beta C, on
  * the calling thread: beta applies to the first of them, the bias and ReLU after block K's last. Returns -1,
  * having done nothing, when the packing buffers cannot be had. */
@@ -58,11 +111,40 @@ static int gemm_blocks(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_
                        float beta, const fclf_gemm_out *out) {
     const int mr = v->mr, nr = v->nr;
     const int64_t MC = blk.mc, NC = blk.nc;
-    int64_t ncap = fclf_min64(NC, (N + nr - 1) / nr * nr), mcap = fclf_min64(MC, (M + mr - 1) / mr * mr);
-    float *apack = as->packed ? NULL : fclf_scratch_slot(FCLF_SCRATCH_PACK_A, mcap * kstep);
+    const int64_t ncap = fclf_min64(NC, (N + nr - 1) / nr * nr), mcap = fclf_min64(MC, (M + mr - 1) / mr * mr);
+    /* With one block of rows (M <= MC: every product the models run), B is packed a few panels at a time just
+     * before they are used, as OpenBLAS does, so that they are still in L1/L2 for the micro-kernel instead of
+     * coming back from L3 (conv2's b128 block, 288 x 6400 floats, is 7 MB); with several row blocks the whole
+     * NC x KC block is packed first and reused by each. The packed layout is the same either way, and so are
+     * the bits. */
+    const int stream_b = !bs->packed && M <= MC;
+    /* Streamed B and several K blocks with A packed whole (conv2's forward, K = 288 in blocks of 144 under a
+     * KC of 256): all K blocks of a few panels run before the next panels, so each C tile is read back from
+     * L1 for its next block instead of from L3 after the whole row of C was written (64 x 15488 floats at
+     * b128). Each C element still sees its K blocks in order: the same bits. */
+    const int64_t kspan = p1 - p0;
+    const int a_whole = stream_b && kspan > kstep && (as->packed || mcap * kspan <= A_WHOLE_MAX_FLOATS);
+    float *apack = as->packed ? NULL : fclf_scratch_slot(FCLF_SCRATCH_PACK_A, mcap * (a_whole ? kspan : kstep));
     float *bpack = bs->packed ? NULL : fclf_scratch_slot(FCLF_SCRATCH_PACK_B, ncap * kstep);
     if ((!apack && !as->packed) || (!bpack && !bs->packed)) return -1;
     float tile[MR_MAX * NR_MAX] __attribute__((aligned(64)));
+    if (a_whole) {
+        if (!as->packed)
+            for (int64_t pc = p0; pc < p1; pc += kstep) v->pack_a(apack + (pc - p0) * mcap, as, 0, M, pc, fclf_min64(kstep, p1 - pc));
+        const int64_t chunk = fclf_min64(B_STREAM_PANELS * nr, ncap); /* what bpack holds */
+        for (int64_t j0 = 0; j0 < N; j0 += chunk) {
+            const int64_t nch = fclf_min64(chunk, N - j0);
+            for (int64_t pc = p0; pc < p1; pc += kstep) {
+                const int64_t kc = fclf_min64(kstep, p1 - pc);
+                const float *ablock = as->packed ? as->packed + pc * as->packed_ld + as->origin * kc : apack + (pc - p0) * mcap;
+                v->pack_b(bpack, bs, pc, kc, j0, nch);
+                for (int64_t jr = 0; jr < nch; jr += nr)
+                    column_panel(v, ablock, bpack + jr * kc, kc, 0, M, j0 + jr, fclf_min64(nr, nch - jr), alpha,
+                                 pc == p0 ? beta : 1.0f, pc + kc >= K, out, tile);
+            }
+        }
+        return 0;
+    }
     for (int64_t jc = 0; jc < N; jc += NC) {
         int64_t nc = fclf_min64(NC, N - jc);
         for (int64_t pc = p0; pc < p1; pc += kstep) {
@@ -70,12 +152,6 @@ static int gemm_blocks(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_
             float beta_k = pc == p0 ? beta : 1.0f;
             const int last = pc + kc >= K;
             const float *bblock = bpack;
-            /* With one block of rows (M <= MC: every product the models run), B is packed a few panels at
-             * a time just before they are used, as OpenBLAS does, so that they are still in L1/L2 for the
-             * micro-kernel instead of coming back from L3 (conv2's b128 block, 288 x 6400 floats, is
-             * 7 MB); with several row blocks the whole NC x KC block is packed first and reused by each.
-             * The packed layout is the same either way, and so are the bits. */
-            const int stream_b = !bs->packed && M <= MC;
             if (bs->packed) bblock = bs->packed + pc * bs->packed_ld + (bs->origin + jc) * kc;
             else if (!stream_b) v->pack_b(bpack, bs, pc, kc, jc, nc);
             for (int64_t ic = 0; ic < M; ic += MC) {
@@ -84,42 +160,10 @@ static int gemm_blocks(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_
                 if (as->packed) ablock = as->packed + pc * as->packed_ld + (as->origin + ic) * kc;
                 else v->pack_a(apack, as, ic, mc, pc, kc);
                 for (int64_t jr = 0; jr < nc; jr += nr) {
-                    int64_t nb = fclf_min64(nr, nc - jr);
                     if (stream_b && jr % (B_STREAM_PANELS * nr) == 0)
                         v->pack_b(bpack + jr * kc, bs, pc, kc, jc + jr, fclf_min64(B_STREAM_PANELS * nr, nc - jr));
-                    /* A tile is stored straight when whole and, segmented, inside one group of columns. */
-                    int64_t in_group = nb;
-                    if (out->seg) {
-                        const int64_t J = out->col0 + jc + jr;
-                        in_group = out->seg - J % out->seg;
-                    }
-                    for (int64_t ir = 0; ir < mc; ir += mr) {
-                        int64_t mb = fclf_min64(mr, mc - ir);
-                        const float *bias = last && out->bias ? out->bias + ic + ir : NULL;
-                        const int relu = last && out->relu;
-                        const float *ap = ablock + ir * kc, *bp = bblock + jr * kc;
-                        if (mb == mr && nb == nr && nb <= in_group) {
-                            v->kernel(kc, ap, bp, out_at(out, ic + ir, jc + jr), out->ldc, alpha, beta_k, bias, relu);
-                        } else { /* compute whole, store the valid part with the same arithmetic as the kernel,
-                                  * one run of columns per group (a quarter of conv2's tiles straddle two images) */
-                            v->kernel(kc, ap, bp, tile, nr, alpha, 0.0f, NULL, 0);
-                            for (int64_t j0 = 0, run; j0 < nb; j0 += run) {
-                                run = j0 == 0 ? fclf_min64(nb, in_group) : fclf_min64(nb - j0, out->seg ? out->seg : nb);
-                                float *c0 = out_at(out, ic + ir, jc + jr + j0);
-                                for (int64_t i = 0; i < mb; i++) {
-                                    float *c = c0 + i * out->ldc;
-                                    const float *t = tile + i * nr + j0;
-                                    for (int64_t j = 0; j < run; j++) {
-                                        float r = t[j];
-                                        if (beta_k != 0.0f) r = r + beta_k * c[j];
-                                        if (bias) r = r + bias[i];
-                                        if (relu) r = r > 0.0f ? r : 0.0f;
-                                        c[j] = r;
-                                    }
-                                }
-                            }
-                        }
-                    }
+                    column_panel(v, ablock, bblock + jr * kc, kc, ic, mc, jc + jr, fclf_min64(nr, nc - jr), alpha, beta_k,
+                                 last, out, tile);
                 }
             }
         }

@@ -75,12 +75,14 @@ struct KernelBlockingTests {
         let a = randomArray(m * k, seed: 11), bm = randomArray(k * n, seed: 12)
         var expected = [Float](repeating: 0, count: m * n)
         fclf_sgemm_ref(0, 0, Int64(m), Int64(n), Int64(k), 1, a, Int64(k), bm, Int64(n), 0, &expected, Int64(n))
-        func run(_ isa: Int32, _ mc: Int64, _ kc: Int64, _ nc: Int64, threads: Int = 1, ta: Int32 = 0) -> [Float] {
-            var c = [Float](repeating: .nan, count: m * n)
+        let c0 = randomArray(m * n, seed: 13)
+        func run(_ isa: Int32, _ mc: Int64, _ kc: Int64, _ nc: Int64, threads: Int = 1, ta: Int32 = 0, alpha: Float = 1,
+                 beta: Float = 0) -> [Float] {
+            var c = beta == 0 ? [Float](repeating: .nan, count: m * n) : c0
             let at = ta == 0 ? a : (0..<m * k).map { a[($0 % m) * k + $0 / m] }
             withThreads(threads) {
-                #expect(fclf_sgemm_blocked(isa, fclf_gemm_blocking(mc: mc, kc: kc, nc: nc), ta, 0, Int64(m), Int64(n), Int64(k), 1,
-                                           at, ta == 0 ? Int64(k) : Int64(m), bm, Int64(n), 0, &c, Int64(n)) == 0)
+                #expect(fclf_sgemm_blocked(isa, fclf_gemm_blocking(mc: mc, kc: kc, nc: nc), ta, 0, Int64(m), Int64(n), Int64(k), alpha,
+                                           at, ta == 0 ? Int64(k) : Int64(m), bm, Int64(n), beta, &c, Int64(n)) == 0)
             }
             return c
         }
@@ -91,6 +93,9 @@ struct KernelBlockingTests {
                 #expect(run(isa, mc, 256, nc) == base, "\(name): mc \(mc) nc \(nc) changed the bits")
             }
             #expect(run(isa, 16, 256, 64, threads: 2) == base, "\(name): 2 threads changed the bits")
+            // M <= MC with A packed whole runs each few panels through all K blocks; M > MC, block by block.
+            #expect(run(isa, 4096, 256, 16384, alpha: 1.5, beta: 0.5) == run(isa, 8, 256, 32, alpha: 1.5, beta: 0.5),
+                    "\(name): alpha 1.5, beta 0.5: the loop order changed the bits")
             #expect(run(isa, 4096, 256, 16384, ta: 1) == base, "\(name): transposed A changed the bits")
             for kc in [Int64(1), 7, 160, 320, 1024] {
                 expectClose(run(isa, 96, kc, 2048), expected, atol: 4e-4, rtol: 1e-5, "\(name) kc \(kc)")
