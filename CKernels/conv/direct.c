@@ -52,8 +52,11 @@ static inline const float *grad_plane(int isa, const fclf_conv_grad_source *g, i
     const int64_t P = s.oh * s.ow, Q = (s.oh / 2) * (s.ow / 2), at = i * s.oc + o;
     if (!g->pooled_dy) return g->dy + at * P;
     float *plane = g->planes + slot * P;
-    /* slot 0's spill lands in slot 1, written next; the buffer has room for slot 1's */
-    fclf_unpool_plane_spill(isa, plane, g->pooled_dy + at * Q, g->argmax + at * Q,
+    if (i + 2 < s.n) { /* callers go image by image */
+        const int64_t ahead = (at + 2 * s.oc) * Q;
+        fclf_unpool_prefetch(g->pooled_dy + ahead, g->argmax + ahead, g->pooled_y ? g->pooled_y + ahead : NULL, Q);
+    }
+    fclf_unpool_plane(isa, plane, g->pooled_dy + at * Q, g->argmax + at * Q,
                             g->pooled_y ? g->pooled_y + at * Q : NULL, s.oh, s.ow);
     return plane;
 }
@@ -258,7 +261,7 @@ void fclf_conv_direct_weight_grad(int isa, float *restrict dw, float *restrict d
     FCLF_PARALLEL_IF(fclf_conv_big(s), {
         int64_t o0 = fclf_partition_bound(s.oc, 0), o1 = fclf_partition_bound(s.oc, 1);
         if (o1 > o0) {
-            float planes[2 * FCLF_CONV_FUSED_PLANE_MAX + UNPOOL_SPILL] __attribute__((aligned(64)));
+            float planes[2 * FCLF_CONV_FUSED_PLANE_MAX] __attribute__((aligned(64)));
             fclf_conv_grad_source mine = *g;
             mine.planes = planes;
 #if defined(__x86_64__)
