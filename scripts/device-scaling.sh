@@ -5,13 +5,23 @@
 #                                         # too, so the other machine's libraries never mix in), the seed
 #                                         # CNN as ONNX and the test images into .devbundle/, and that into
 #                                         # .devbundle.tar.xz (17 MB), the one path to carry
-#   scripts/device-scaling.sh run OUTDIR  # there: lscpu, then Benchmarks/peers/scaling.py with the bundle,
-#                                         # PyTorch and ONNX Runtime as that machine has them
-#   scripts/device-scaling.sh profile OUTDIR  # there: a training step's profile (batch 128) at 1, 8 and 16
+#   scripts/device-scaling.sh run OUTDIR [CPUS]  # there: lscpu, then Benchmarks/peers/scaling.py with the
+#                                         # bundle, PyTorch and ONNX Runtime as that machine has them; with CPUS
+#                                         # (a comma list) pinned to those CPUs, thread counts up to their number
+#   scripts/device-scaling.sh machine OUTDIR  # there: fclf-bench all at 2 threads (GEMM against its OpenBLAS,
+#                                         # training's % of its FMA peak)
+#   scripts/device-scaling.sh topology OUTDIR  # there: the FMA peak by thread count and which CPUs share a
+#                                         # core's FMA units (Benchmarks/peers/cpu_pairs.py)
+#   scripts/device-scaling.sh profile OUTDIR [CPUS]  # there: a training step's profile (batch 128) at 1, 8 and 16
 #                                         # threads, to see what stops the scaling
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=.devbundle
+BENCH="$PWD/$B/lib/ld-linux-x86-64.so.2 --library-path $PWD/$B/lib $PWD/$B/fclf-bench"
+unpack() { [ -d "$B" ] || { mkdir -p "$B" && tar -xJf "$B.tar.xz" -C "$B"; }; }
+# CPUS (a comma list) as an affinity for a command, with Python's call rather than taskset, which a bare
+# machine may lack.
+pin_to() { python3 -c 'import os, sys; os.sched_setaffinity(0, [int(c) for c in sys.argv[1].split(",")]); os.execvp(sys.argv[2], sys.argv[2:])' "$@"; }
 case "${1:-}" in
 pack)
     bench=Benchmarks/.build/release/fclf-bench
@@ -27,27 +37,50 @@ pack)
     du -sh "$B" "$B.tar.xz"
     ;;
 run)
-    out=${2:?usage: scripts/device-scaling.sh run OUTDIR}
+    out=${2:?usage: scripts/device-scaling.sh run OUTDIR [CPUS]}
+    cpus=${3:-}
     mkdir -p "$out"
-    [ -d "$B" ] || { mkdir -p "$B" && tar -xJf "$B.tar.xz" -C "$B"; }
+    unpack
     lscpu > "$out/lscpu.txt"
     grep -E "^(Model name|Socket|Core|Thread|CPU\(s\)|L[123])" "$out/lscpu.txt" || true
     python3 -c "import torch, onnxruntime; print('torch', torch.__version__, '| onnxruntime', onnxruntime.__version__)"
     export FCLF_DATA=$PWD/$B/data
-    PYTHONUNBUFFERED=1 python3 Benchmarks/peers/scaling.py --onnx "$B/seed.onnx" --json "$out/scaling.json" \
-        --bench "$PWD/$B/lib/ld-linux-x86-64.so.2 --library-path $PWD/$B/lib $PWD/$B/fclf-bench" 2> "$out/scaling.log" | tee "$out/scaling.txt"
-    # That machine's own figures at 2 threads (GEMM against its OpenBLAS, training's % of its FMA peak).
+    pin=()
+    counts=1,2,4,8,16
+    if [ -n "$cpus" ]; then
+        pin=(pin_to "$cpus")
+        n=$(echo "$cpus" | tr ',' '\n' | wc -l)
+        counts=$(for t in 1 2 4 8 16; do if [ "$t" -le "$n" ]; then echo $t; fi; done | paste -sd,)
+        echo "pinned to CPUs $cpus: threads $counts"
+    fi
+    PYTHONUNBUFFERED=1 "${pin[@]}" python3 Benchmarks/peers/scaling.py --onnx "$B/seed.onnx" --json "$out/scaling.json" \
+        --threads "$counts" --bench "$BENCH" 2> "$out/scaling.log" | tee "$out/scaling.txt"
+    ;;
+machine)
+    out=${2:?usage: scripts/device-scaling.sh machine OUTDIR}
+    mkdir -p "$out"
+    unpack
     # OpenBLAS's AVX-512 kernels named, as compare.py does: a CPU model it does not know gets generic ones.
-    OPENBLAS_CORETYPE=SkylakeX "$B/lib/ld-linux-x86-64.so.2" --library-path "$B/lib" "$B/fclf-bench" all --threads 2 > "$out/all-t2.jsonl" 2> "$out/all-t2.txt"
+    OPENBLAS_CORETYPE=SkylakeX $BENCH all --threads 2 > "$out/all-t2.jsonl" 2> "$out/all-t2.txt"
     cat "$out/all-t2.txt"
+    ;;
+topology)
+    out=${2:?usage: scripts/device-scaling.sh topology OUTDIR}
+    mkdir -p "$out"
+    unpack
+    PYTHONUNBUFFERED=1 python3 Benchmarks/peers/cpu_pairs.py --bench "$BENCH" --json "$out/pairs.json" | tee "$out/pairs.txt"
     ;;
 profile)
     out=${2:?usage: scripts/device-scaling.sh profile OUTDIR}
     mkdir -p "$out"
-    [ -d "$B" ] || { mkdir -p "$B" && tar -xJf "$B.tar.xz" -C "$B"; }
+    unpack
+    pin=()
+    n=$(nproc)
+    if [ -n "${3:-}" ]; then pin=(pin_to "$3"); n=$(echo "$3" | tr ',' '\n' | wc -l); fi
     for t in 1 8 16; do
-        OMP_NUM_THREADS=$t "$B/lib/ld-linux-x86-64.so.2" --library-path "$B/lib" "$B/fclf-profile" cnn 128 100 nogemm | tee -a "$out/profile.txt"
+        [ "$t" -le "$n" ] || continue
+        OMP_NUM_THREADS=$t "${pin[@]}" "$B/lib/ld-linux-x86-64.so.2" --library-path "$B/lib" "$B/fclf-profile" cnn 128 100 nogemm | tee -a "$out/profile.txt"
     done
     ;;
-*) echo "usage: scripts/device-scaling.sh pack | run OUTDIR | profile OUTDIR" >&2; exit 2 ;;
+*) echo "usage: scripts/device-scaling.sh pack | run OUTDIR [CPUS] | machine OUTDIR | topology OUTDIR | profile OUTDIR [CPUS]" >&2; exit 2 ;;
 esac
