@@ -50,10 +50,10 @@ run)
     if [ -n "$cpus" ]; then
         pin=(pin_to "$cpus")
         n=$(echo "$cpus" | tr ',' '\n' | wc -l)
-        counts=$(for t in 1 2 4 8 16; do if [ "$t" -le "$n" ]; then echo $t; fi; done | paste -sd,)
+        counts=$( (for t in 1 2 4 8 16; do if [ "$t" -lt "$n" ]; then echo $t; fi; done; echo "$n") | paste -sd,)
         echo "pinned to CPUs $cpus: threads $counts"
     fi
-    PYTHONUNBUFFERED=1 "${pin[@]}" python3 Benchmarks/peers/scaling.py --onnx "$B/seed.onnx" --json "$out/scaling.json" \
+    PYTHONUNBUFFERED=1 ${pin[@]+"${pin[@]}"} python3 Benchmarks/peers/scaling.py --onnx "$B/seed.onnx" --json "$out/scaling.json" \
         --threads "$counts" --bench "$BENCH" 2> "$out/scaling.log" | tee "$out/scaling.txt"
     ;;
 machine)
@@ -71,7 +71,7 @@ topology)
     PYTHONUNBUFFERED=1 python3 Benchmarks/peers/cpu_pairs.py --bench "$BENCH" --json "$out/pairs.json" | tee "$out/pairs.txt"
     ;;
 profile)
-    out=${2:?usage: scripts/device-scaling.sh profile OUTDIR}
+    out=${2:?usage: scripts/device-scaling.sh profile OUTDIR [CPUS]}
     mkdir -p "$out"
     unpack
     pin=()
@@ -79,7 +79,7 @@ profile)
     if [ -n "${3:-}" ]; then pin=(pin_to "$3"); n=$(echo "$3" | tr ',' '\n' | wc -l); fi
     for t in 1 8 16; do
         [ "$t" -le "$n" ] || continue
-        OMP_NUM_THREADS=$t "${pin[@]}" "$B/lib/ld-linux-x86-64.so.2" --library-path "$B/lib" "$B/fclf-profile" cnn 128 100 nogemm | tee -a "$out/profile.txt"
+        OMP_NUM_THREADS=$t ${pin[@]+"${pin[@]}"} "$B/lib/ld-linux-x86-64.so.2" --library-path "$B/lib" "$B/fclf-profile" cnn 128 100 nogemm | tee -a "$out/profile.txt"
     done
     ;;
 *) echo "usage: scripts/device-scaling.sh pack | run OUTDIR [CPUS] | machine OUTDIR | topology OUTDIR | profile OUTDIR [CPUS]" >&2; exit 2 ;;

@@ -8,8 +8,8 @@
 #include "../conv/im2col.h"
 
 enum { MR_MAX = FCLF_GEMM_MR_MAX, NR_MAX = FCLF_GEMM_NR_MAX };
-/* Panels of B packed at a time when B is packed as it is used (gemm_serial): 4 x 32 columns x KC 384 is
- * 192 KB, in any L2 we know of. */
+/* Panels of B packed at a time when B is packed as it is used (gemm_blocks, M <= MC): 4 x 32 columns x KC 384
+ * is 192 KB, in any L2 we know of. */
 enum { B_STREAM_PANELS = 4 };
 
 /* One table, indexed by fclf_isa; the variants this build lacks (arm64) run the scalar one. */
@@ -123,8 +123,12 @@ static int gemm_blocks(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_
      * L1 for its next block instead of from L3 after the whole row of C was written (64 x 15488 floats at
      * b128). Each C element still sees its K blocks in order: the same bits. */
     const int64_t kspan = p1 - p0;
-    const int a_whole = stream_b && kspan > kstep && (as->packed || mcap * kspan <= A_WHOLE_MAX_FLOATS);
+    int a_whole = stream_b && kspan > kstep && (as->packed || mcap * kspan <= A_WHOLE_MAX_FLOATS);
     float *apack = as->packed ? NULL : fclf_scratch_slot(FCLF_SCRATCH_PACK_A, mcap * (a_whole ? kspan : kstep));
+    if (!apack && !as->packed && a_whole) { /* A whole cannot be had: block by block, the same bits */
+        a_whole = 0;
+        apack = fclf_scratch_slot(FCLF_SCRATCH_PACK_A, mcap * kstep);
+    }
     float *bpack = bs->packed ? NULL : fclf_scratch_slot(FCLF_SCRATCH_PACK_B, ncap * kstep);
     if ((!apack && !as->packed) || (!bpack && !bs->packed)) return -1;
     float tile[MR_MAX * NR_MAX] __attribute__((aligned(64)));

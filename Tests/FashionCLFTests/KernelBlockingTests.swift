@@ -89,13 +89,16 @@ struct KernelBlockingTests {
         for variant in kernelISAs {
             let isa = variant.raw, name = String(cString: fclf_isa_name(isa))
             let base = run(isa, 4096, 256, 16384)  // M <= MC: B is packed panel by panel as it is used
-            for (mc, nc) in [(Int64(8), Int64(32)), (16, 64), (40, 100), (1000, 2048)] {
+            for (mc, nc) in [(Int64(8), Int64(32)), (16, 64), (40, 100), (1000, 2048), (4096, 32), (1000, 100)] {
                 #expect(run(isa, mc, 256, nc) == base, "\(name): mc \(mc) nc \(nc) changed the bits")
             }
             #expect(run(isa, 16, 256, 64, threads: 2) == base, "\(name): 2 threads changed the bits")
             // M <= MC with A packed whole runs each few panels through all K blocks; M > MC, block by block.
-            #expect(run(isa, 4096, 256, 16384, alpha: 1.5, beta: 0.5) == run(isa, 8, 256, 32, alpha: 1.5, beta: 0.5),
+            let blockByBlock = run(isa, 8, 256, 32, alpha: 1.5, beta: 0.5)
+            #expect(run(isa, 4096, 256, 16384, alpha: 1.5, beta: 0.5) == blockByBlock,
                     "\(name): alpha 1.5, beta 0.5: the loop order changed the bits")
+            #expect(run(isa, 4096, 256, 16384, threads: 2, alpha: 1.5, beta: 0.5) == blockByBlock,
+                    "\(name): alpha 1.5, beta 0.5, 2 threads: the loop order changed the bits")
             #expect(run(isa, 4096, 256, 16384, ta: 1) == base, "\(name): transposed A changed the bits")
             for kc in [Int64(1), 7, 160, 320, 1024] {
                 expectClose(run(isa, 96, kc, 2048), expected, atol: 4e-4, rtol: 1e-5, "\(name) kc \(kc)")
@@ -187,6 +190,37 @@ struct KernelBlockingTests {
         }
         // The direct path (K < 16) reads w as it is: nothing to pack.
         #expect(fclf_conv2d_packed_weights_size(fclf_conv2d_make_shape(1, 1, 28, 28, 32, 3, 3, 0)) == 0)
+    }
+
+    @Test("convolution forward (bias, ReLU, NCHW output whose tiles straddle images, several K blocks with A kept whole) gives the bits of im2col, a block-by-block product, + bias and ReLU")
+    func convForwardAllKBlocksPerPanel() {
+        // K = 128 x 9 = 1152: more than one K block under any variant's KC; P = 4 x 5 = 20, so a 32-column tile
+        // holds parts of two or three images; oc 16 <= MC, and 16 x 1152 floats of A fit whole.
+        let (n, c, h, w, oc) = (3, 128, 6, 7, 16)
+        let s = fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(w), Int64(oc), 3, 3, 0)
+        let P = Int(s.oh * s.ow), K = c * 9, NP = n * P
+        let x = randomArray(n * c * h * w, seed: 61), wt = randomArray(oc * K, seed: 62, scale: 0.1), b = randomArray(oc, seed: 63)
+        var col = [Float](repeating: 0, count: K * NP)
+        for i in 0..<n { for ch in 0..<c { for ky in 0..<3 { for kx in 0..<3 { for oy in 0..<Int(s.oh) { for ox in 0..<Int(s.ow) {
+            col[((ch * 3 + ky) * 3 + kx) * NP + i * P + oy * Int(s.ow) + ox] = x[((i * c + ch) * h + oy + ky) * w + ox + kx]
+        } } } } } }
+        let active = GEMMBlocking.active
+        // MC 8 < oc: two blocks of rows, so the product runs block by block, with the forward's K blocks.
+        var product = [Float](repeating: .nan, count: oc * NP)
+        #expect(fclf_sgemm_blocked(fclf_isa_active(), fclf_gemm_blocking(mc: 8, kc: Int64(active.kc), nc: Int64(active.nc)), 0, 0,
+                                   Int64(oc), Int64(NP), Int64(K), 1, wt, Int64(K), col, Int64(NP), 0, &product, Int64(NP)) == 0)
+        for relu: Int32 in [0, 1] {
+            var expected = [Float](repeating: 0, count: n * oc * P)
+            for i in 0..<n { for o in 0..<oc { for p in 0..<P {
+                let r = product[o * NP + i * P + p] + b[o]
+                expected[(i * oc + o) * P + p] = relu == 1 ? (r > 0 ? r : 0) : r
+            } } }
+            for threads in [1, 2] {
+                var y = [Float](repeating: .nan, count: n * oc * P)
+                withThreads(threads) { fclf_conv2d_forward(&y, nil, x, wt, b, relu, s) }
+                #expect(y.map(\.bitPattern) == expected.map(\.bitPattern), "relu \(relu), \(threads) threads")
+            }
+        }
     }
 
     @Test("the short-M row path (M < 4: one image through a dense layer) gives the bits of the same rows in a tiled product, every ISA",

@@ -215,9 +215,11 @@ struct KernelTests {
           arguments: kernelISAs)
     func maxPool(_ variant: KernelISA) {
         let isa = variant.raw
-        // Planes up to 16 windows wide (the AVX-512 dense adjoint) and wider (40: the scatter); 100 x 26 x 26
-        // is above the threshold for threads.
-        for (planes, h, w) in [(1, 2, 2), (3, 5, 7), (6, 26, 26), (64, 11, 11), (2, 9, 40), (100, 26, 26)] {
+        // Planes up to 32 columns (the AVX-512 dense adjoint: one or two masked stores per row; 27 and 32 fill
+        // part and all of the second) and wider (33, whose last column no window reaches, and 40: the scatter);
+        // 100 x 26 x 26 is above the threshold for threads.
+        for (planes, h, w) in [(1, 2, 2), (3, 5, 7), (6, 26, 26), (64, 11, 11), (2, 5, 27), (2, 4, 32), (2, 4, 33), (2, 9, 40),
+                               (100, 26, 26)] {
             let x = randomArray(planes * h * w, seed: 20)
             let count = planes * (h / 2) * (w / 2)
             let tag = "pool \(variant) \(planes)x\(h)x\(w)"
