@@ -7,7 +7,8 @@
 #                                         # .devbundle.tar.xz (17 MB), the one path to carry
 #   scripts/device-scaling.sh run OUTDIR [CPUS]  # there: lscpu, then Benchmarks/peers/scaling.py with the
 #                                         # bundle, PyTorch and ONNX Runtime as that machine has them; with CPUS
-#                                         # (a comma list) pinned to those CPUs, thread counts up to their number
+#                                         # (a comma list) pinned to those CPUs, thread counts up to their number;
+#                                         # FCLF_SCALING_THREADS=1,8 other counts, FCLF_OURS_ONLY=1 without the peers
 #   scripts/device-scaling.sh machine OUTDIR  # there: fclf-bench all at 2 threads (GEMM against its OpenBLAS,
 #                                         # training's % of its FMA peak)
 #   scripts/device-scaling.sh topology OUTDIR  # there: the FMA peak by thread count and which CPUs share a
@@ -16,7 +17,8 @@
 #                                         # threads, to see what stops the scaling
 set -euo pipefail
 cd "$(dirname "$0")/.."
-B=.devbundle
+# FCLF_BUNDLE names another bundle (an older build packed beside this one, for an A/B in one call).
+B=${FCLF_BUNDLE:-.devbundle}
 BENCH="$PWD/$B/lib/ld-linux-x86-64.so.2 --library-path $PWD/$B/lib $PWD/$B/fclf-bench"
 unpack() { [ -d "$B" ] || { mkdir -p "$B" && tar -xJf "$B.tar.xz" -C "$B"; }; }
 # CPUS (a comma list) as an affinity for a command, with Python's call rather than taskset, which a bare
@@ -54,7 +56,7 @@ run)
         echo "pinned to CPUs $cpus: threads $counts"
     fi
     PYTHONUNBUFFERED=1 ${pin[@]+"${pin[@]}"} python3 Benchmarks/peers/scaling.py --onnx "$B/seed.onnx" --json "$out/scaling.json" \
-        --threads "$counts" --bench "$BENCH" 2> "$out/scaling.log" | tee "$out/scaling.txt"
+        --threads "${FCLF_SCALING_THREADS:-$counts}" --bench "$BENCH" ${FCLF_OURS_ONLY:+--ours-only} 2> "$out/scaling.log" | tee "$out/scaling.txt"
     ;;
 machine)
     out=${2:?usage: scripts/device-scaling.sh machine OUTDIR}

@@ -2,7 +2,7 @@
 """Training and batch prediction over thread counts: ours beside PyTorch (training) and ONNX Runtime (batch
 prediction) at the same thread count, measured back to back, with the parallel efficiency of each.
 
-    python3 Benchmarks/peers/scaling.py --onnx seed.onnx [--threads 1,2,4,8,16] [--bench "CMD"] [--json out.json]
+    python3 Benchmarks/peers/scaling.py --onnx seed.onnx [--threads 1,2,4,8,16] [--bench "CMD"] [--json out.json] [--ours-only]
 
 --bench is how to start fclf-bench (default: the release build; on a machine without the Swift toolchain, a
 carried loader and library path, see scripts/device-scaling.sh). Each of our items carries a digest of its
@@ -32,6 +32,7 @@ def main():
     ap.add_argument("--bench", default=os.path.join(ROOT, "Benchmarks", ".build", "release", "fclf-bench"))
     ap.add_argument("--onnx", required=True, help="the seed CNN exported by fclf-export --onnx")
     ap.add_argument("--json")
+    ap.add_argument("--ours-only", action="store_true", help="leave out the peers (an A/B of two of our builds)")
     args = ap.parse_args()
     cmd = shlex.split(args.bench)
     counts = [int(t) for t in args.threads.split(",") if int(t) <= (os.cpu_count() or 1)]
@@ -44,11 +45,13 @@ def main():
         for batch in (32, 128):
             item = f"train cnn b{batch}"
             rows.setdefault((item, "ours"), {})[t] = o[item]["images_per_second"]
-            rows.setdefault((item, "PyTorch"), {})[t] = peers.torch_train("cnn", batch)["images_per_second"]
+            if not args.ours_only:
+                rows.setdefault((item, "PyTorch"), {})[t] = peers.torch_train("cnn", batch)["images_per_second"]
             digests.setdefault(item, set()).add(o[item]["digest"])
         item = next(k for k in o if k.startswith("predict batch"))
         rows.setdefault(("predict 10,000 images", "ours"), {})[t] = o[item]["images_per_second"]
-        rows.setdefault(("predict 10,000 images", "ONNX Runtime"), {})[t] = peers.ort_predict(args.onnx, singles=0)["images_per_second"]
+        if not args.ours_only:
+            rows.setdefault(("predict 10,000 images", "ONNX Runtime"), {})[t] = peers.ort_predict(args.onnx, singles=0)["images_per_second"]
         digests.setdefault(item, set()).add(o[item]["digest"])
 
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
@@ -63,7 +66,7 @@ def main():
             cells.append(f"{by[t]:9.0f} ({eff:.2f})")
         print(f"{item:24} {col:14} " + " ".join(f"{c:>16}" for c in cells))
     print("\nours / peer at each thread count:")
-    for item in {i for i, _ in rows}:
+    for item in {i for i, _ in rows} if not args.ours_only else []:
         peer = next(c for i, c in rows if i == item and c != "ours")
         r = [rows[(item, "ours")][t] / rows[(item, peer)][t] for t in counts]
         print(f"{item:24} vs {peer:12} " + " ".join(f"{x:>8.2f}" for x in r))
