@@ -1,6 +1,7 @@
 // fclf-profile: where the time of one training step goes, plan step by plan step (forward, backward, optimiser).
 // Usage: swift run -c release --package-path Benchmarks fclf-profile [cnn|mlp|cnn-bn|wide-bn] [batch] [steps] [nogemm]
 //        ... fclf-profile infer [cnn|...] [batch] [calls]: the inference plan's steps instead (what fclf_predict runs)
+//        ... fclf-profile convbwd [batch] [reps]: the seed CNN's conv2 backward split into its parts
 import CKernels
 import FashionCLF
 #if canImport(Glibc)
@@ -8,6 +9,10 @@ import Glibc
 #endif
 
 var args = CommandLine.arguments
+if args.count > 1 && args[1] == "convbwd" {
+    profileConvBackward(batch: args.count > 2 ? Int(args[2]) ?? 128 : 128, reps: args.count > 3 ? Int(args[3]) ?? 50 : 50)
+    exit(0)
+}
 if args.count > 1 && args[1] == "infer" {
     args.remove(at: 1)
     profileInference(ModelKind(rawValue: args.count > 1 ? args[1] : "cnn") ?? .cnn,
@@ -115,4 +120,43 @@ func profileInference(_ kind: ModelKind, batch: Int, calls: Int) {
         print(Text.pad("\(i) \(step.name)", 52) + Text.pad(Text.fixed(p50 * 1e6, 2), 9, right: true) + " us")
     }
     print("sum of medians " + Text.fixed(total * 1e6, 2) + " us")
+}
+
+/// The seed CNN's conv2 backward (32 -> 64 channels, 13 x 13, pooled after the product) split into what can be
+/// timed through the kernels' API, medians over `reps` calls: the 2x2 pooling's adjoint into NCHW (what the
+/// fused pass's routing into the GEMM layout costs, about), the pass without dx (routing, the bias and weight
+/// gradients) and with dx (also the input gradient: its product and col2im). Run at several thread counts, it
+/// says which part stops a training step's scaling.
+func profileConvBackward(batch: Int, reps: Int) {
+    var rng = SplitMix64(seed: 5)
+    let s = fclf_conv2d_make_shape(Int64(batch), 32, 13, 13, 64, 3, 3, 0)
+    let P = Int(s.oh * s.ow), Q = Int((s.oh / 2) * (s.ow / 2))
+    func buffer(_ n: Int, _ scale: Float = 1) -> Buffer<Float> {
+        let b = Buffer<Float>(capacity: max(1, n))
+        for i in 0..<n { b.pointer[i] = rng.uniform(scale) }
+        return b
+    }
+    let x = buffer(batch * 32 * 169), w = buffer(64 * 288, 0.1), bias = buffer(64, 0.1)
+    let y = buffer(batch * 64 * P), pooled = buffer(batch * 64 * Q), dy = buffer(batch * 64 * Q)
+    let argmax = Buffer<Int32>(capacity: batch * 64 * Q)
+    let dx = buffer(batch * 32 * 169), dw = buffer(64 * 288), db = buffer(64), routed = buffer(batch * 64 * P)
+    let dcol = buffer(Int(fclf_conv2d_dcol_size(s))), tmp = buffer(Int(fclf_conv2d_backward_tmp_size(s, 1, 1)))
+    fclf_conv2d_forward(y.pointer, nil, x.pointer, w.pointer, bias.pointer, 1, s)
+    fclf_maxpool2x2_forward(pooled.pointer, argmax.pointer, y.pointer, Int64(batch * 64), s.oh, s.ow)
+    func median(_ body: () -> Void) -> Double {
+        for _ in 0..<5 { body() }
+        var t: [Double] = []
+        for _ in 0..<reps {
+            let s0 = monotonicSeconds(); body(); t.append(monotonicSeconds() - s0)
+        }
+        return t.sorted()[t.count / 2] * 1e6
+    }
+    let route = median { fclf_maxpool2x2_backward(routed.pointer, dy.pointer, argmax.pointer, pooled.pointer, Int64(batch * 64), s.oh, s.ow) }
+    let noDx = median { fclf_conv2d_pool_backward(nil, dw.pointer, db.pointer, dcol.pointer, tmp.pointer, dy.pointer, argmax.pointer,
+                                                  pooled.pointer, nil, x.pointer, w.pointer, s) }
+    let full = median { fclf_conv2d_pool_backward(dx.pointer, dw.pointer, db.pointer, dcol.pointer, tmp.pointer, dy.pointer, argmax.pointer,
+                                                  pooled.pointer, nil, x.pointer, w.pointer, s) }
+    print("conv2 backward, batch \(batch), threads \(fclf_get_max_threads()), median of \(reps): pooling adjoint (NCHW) "
+          + "\(Text.fixed(route, 1)) us, routing + weight gradient \(Text.fixed(noDx, 1)) us, + input gradient "
+          + "\(Text.fixed(full - noDx, 1)) us, whole \(Text.fixed(full, 1)) us")
 }
