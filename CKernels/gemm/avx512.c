@@ -227,6 +227,8 @@ __attribute__((target("avx512f"))) static void pack_rows_transposed__avx512f(flo
             float *out = len == 16 ? d + q0 * width : part; /* a short last group: the next panel follows */
             for (int64_t jg = 0; jg < width; jg += 8) {
                 __m512 r[8];
+                /* The line four ahead of each row: the rows are ld apart (dz^T: 62 KB at b128), 32 streams in
+                 * step, more than the prefetchers track (perf: 5.6% -> 4% of a b128 training step). */
                 for (int64_t i = 0; i < 8; i++) {
                     if (jg + i < nb) _mm_prefetch((const char *)(M + (r0 + jr + jg + i) * ld + c0 + q0 + 64), _MM_HINT_T0);
                     r[i] = jg + i < nb ? _mm512_maskz_loadu_ps(m, M + (r0 + jr + jg + i) * ld + c0 + q0)
