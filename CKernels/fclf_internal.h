@@ -72,15 +72,16 @@ int fclf_isa_usable(int isa);
  * (only where y > 0 when y is given), zero elsewhere. isa: the variant the calling kernel resolved. */
 void fclf_pool_plane(int isa, float *y, int32_t *argmax, const float *x, int64_t h, int64_t w);
 void fclf_unpool_plane(int isa, float *dxp, const float *dyp, const int32_t *ap, const float *yp, int64_t h, int64_t w);
-/* The pooled values, winners and outputs (when yp) of a plane to be routed soon, asked for ahead. The fused
+/* The pooled values, winners and outputs (when y) of the plane at offset at, to be routed soon, asked for ahead. The fused
  * backward passes route one output channel's planes image after image, oc planes apart (conv2: 6.4 KB, conv1:
  * 21.6 KB), a stride the hardware prefetchers do not follow across pages: perf put the routing's time on the
  * loads of yp and dyp. */
-static inline void fclf_unpool_prefetch(const float *dyp, const int32_t *ap, const float *yp, int64_t cells) {
+static inline void fclf_unpool_prefetch(const float *dy, const int32_t *argmax, const float *y, int64_t at,
+                                        int64_t cells) {
     for (int64_t off = 0; off < cells * 4 + 63; off += 64) {
-        __builtin_prefetch((const char *)dyp + off);
-        __builtin_prefetch((const char *)ap + off);
-        if (yp) __builtin_prefetch((const char *)yp + off);
+        __builtin_prefetch((const char *)(dy + at) + off);
+        __builtin_prefetch((const char *)(argmax + at) + off);
+        if (y) __builtin_prefetch((const char *)(y + at) + off);
     }
 }
 /* fclf_maxpool2x2_backward with a resolved variant (the fused convolution's large-plane path). */

@@ -19,11 +19,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # FCLF_BUNDLE names another bundle (an older build packed beside this one, for an A/B in one call).
 B=${FCLF_BUNDLE:-.devbundle}
-BENCH="$PWD/$B/lib/ld-linux-x86-64.so.2 --library-path $PWD/$B/lib $PWD/$B/fclf-bench"
+LOADER="$PWD/$B/lib/ld-linux-x86-64.so.2 --library-path $PWD/$B/lib"
+BENCH="$LOADER $PWD/$B/fclf-bench"
 unpack() { [ -d "$B" ] || { mkdir -p "$B" && tar -xJf "$B.tar.xz" -C "$B"; }; }
 # CPUS (a comma list) as an affinity for a command, with Python's call rather than taskset, which a bare
 # machine may lack.
 pin_to() { python3 -c 'import os, sys; os.sched_setaffinity(0, [int(c) for c in sys.argv[1].split(",")]); os.execvp(sys.argv[2], sys.argv[2:])' "$@"; }
+# pin and n for an optional CPUS: the command prefix (empty without CPUS) and how many CPUs there are to use.
+pinning() {
+    pin=()
+    n=$(nproc)
+    if [ -n "${1:-}" ]; then pin=(pin_to "$1"); n=$(echo "$1" | tr ',' '\n' | wc -l); fi
+}
 case "${1:-}" in
 pack)
     bench=Benchmarks/.build/release/fclf-bench
@@ -47,11 +54,9 @@ run)
     grep -E "^(Model name|Socket|Core|Thread|CPU\(s\)|L[123])" "$out/lscpu.txt" || true
     python3 -c "import torch, onnxruntime; print('torch', torch.__version__, '| onnxruntime', onnxruntime.__version__)"
     export FCLF_DATA=$PWD/$B/data
-    pin=()
+    pinning "$cpus"
     counts=1,2,4,8,16
     if [ -n "$cpus" ]; then
-        pin=(pin_to "$cpus")
-        n=$(echo "$cpus" | tr ',' '\n' | wc -l)
         counts=$( (for t in 1 2 4 8 16; do if [ "$t" -lt "$n" ]; then echo $t; fi; done; echo "$n") | paste -sd,)
         echo "pinned to CPUs $cpus: threads $counts"
     fi
@@ -76,12 +81,10 @@ profile)
     out=${2:?usage: scripts/device-scaling.sh profile OUTDIR [CPUS]}
     mkdir -p "$out"
     unpack
-    pin=()
-    n=$(nproc)
-    if [ -n "${3:-}" ]; then pin=(pin_to "$3"); n=$(echo "$3" | tr ',' '\n' | wc -l); fi
+    pinning "${3:-}"
     for t in 1 8 16; do
         [ "$t" -le "$n" ] || continue
-        OMP_NUM_THREADS=$t ${pin[@]+"${pin[@]}"} "$B/lib/ld-linux-x86-64.so.2" --library-path "$B/lib" "$B/fclf-profile" cnn 128 100 nogemm | tee -a "$out/profile.txt"
+        OMP_NUM_THREADS=$t ${pin[@]+"${pin[@]}"} $LOADER "$PWD/$B/fclf-profile" cnn 128 100 nogemm | tee -a "$out/profile.txt"
     done
     ;;
 *) echo "usage: scripts/device-scaling.sh pack | run OUTDIR [CPUS] | machine OUTDIR | topology OUTDIR | profile OUTDIR [CPUS]" >&2; exit 2 ;;

@@ -51,10 +51,7 @@ static void dz_row_pooled(int isa, float *restrict tmp, float *restrict db, cons
     for (int64_t i = 0; i < s.n; i++) {
         const int64_t at = (i * s.oc + o) * Q;
         float *plane = tmp + o * NP + i * P;
-        if (i + 2 < s.n) {
-            const int64_t ahead = at + 2 * s.oc * Q;
-            fclf_unpool_prefetch(dy + ahead, argmax + ahead, y ? y + ahead : NULL, Q);
-        }
+        if (i + 2 < s.n) fclf_unpool_prefetch(dy, argmax, y, at + 2 * s.oc * Q, Q);
         fclf_unpool_plane(isa, plane, dy + at, argmax + at, y ? y + at : NULL, s.oh, s.ow);
     }
     if (db) fclf_conv_db_row(db, tmp, o, s);

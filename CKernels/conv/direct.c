@@ -52,10 +52,8 @@ static inline const float *grad_plane(int isa, const fclf_conv_grad_source *g, i
     const int64_t P = s.oh * s.ow, Q = (s.oh / 2) * (s.ow / 2), at = i * s.oc + o;
     if (!g->pooled_dy) return g->dy + at * P;
     float *plane = g->planes + slot * P;
-    if (i + 2 < s.n) { /* callers go image by image */
-        const int64_t ahead = (at + 2 * s.oc) * Q;
-        fclf_unpool_prefetch(g->pooled_dy + ahead, g->argmax + ahead, g->pooled_y ? g->pooled_y + ahead : NULL, Q);
-    }
+    /* callers go image by image */
+    if (i + 2 < s.n) fclf_unpool_prefetch(g->pooled_dy, g->argmax, g->pooled_y, (at + 2 * s.oc) * Q, Q);
     fclf_unpool_plane(isa, plane, g->pooled_dy + at * Q, g->argmax + at * Q,
                             g->pooled_y ? g->pooled_y + at * Q : NULL, s.oh, s.ow);
     return plane;
