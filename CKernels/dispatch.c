@@ -87,6 +87,33 @@ static int shared_callers;
 int fclf_shared_enter(void) { return __atomic_fetch_add(&shared_callers, 1, __ATOMIC_ACQ_REL); }
 void fclf_shared_exit(void) { __atomic_fetch_sub(&shared_callers, 1, __ATOMIC_ACQ_REL); }
 
+/* Whole chunks per thread instead of every kernel split across the team: no barrier after each layer, and
+ * each chunk's activations stay in its own core's L2 from one layer to the next. Dynamic: this VM's second
+ * core has slow phases, and a static split would leave the other waiting. */
+int64_t fclf_parallel_tasks(int64_t tasks, int (*fn)(void *ctx, int64_t task), void *ctx) {
+    const int threads = fclf_serial_active() ? 1 : fclf_get_max_threads();
+    if (threads <= 1 || tasks <= 1) {
+        for (int64_t t = 0; t < tasks; t++)
+            if (fn(ctx, t) != 0) return t;
+        return -1;
+    }
+    /* Handed out by a shared counter: clang's schedule(dynamic) calls __kmpc_dispatch_deinit, which
+     * Debian 12's libomp does not have. */
+    int64_t next = 0, failed = INT64_MAX;
+#pragma omp parallel num_threads(threads)
+    {
+        fclf_serial_begin();
+        for (int64_t t; (t = __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED)) < tasks;)
+            if (fn(ctx, t) != 0) {
+                int64_t seen = __atomic_load_n(&failed, __ATOMIC_RELAXED);
+                while (t < seen && !__atomic_compare_exchange_n(&failed, &seen, t, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+                }
+            }
+        fclf_serial_end();
+    }
+    return failed == INT64_MAX ? -1 : failed;
+}
+
 int fclf_get_max_threads(void) {
 #ifdef _OPENMP
     if (thread_threads > 0) return thread_threads;

@@ -10,8 +10,10 @@ extern int omp_get_thread_num(void);
 extern int omp_get_num_threads(void);
 extern int omp_get_max_threads(void);
 extern int omp_in_parallel(void);
-#define FCLF_THREAD_NUM() omp_get_thread_num()
-#define FCLF_NUM_THREADS() omp_get_num_threads()
+/* A thread running its kernels serially owns the whole range, also when it is one of the workers of
+ * fclf_parallel_tasks, where OpenMP would report its place in that outer team. */
+#define FCLF_THREAD_NUM() (fclf_serial_active() ? 0 : omp_get_thread_num())
+#define FCLF_NUM_THREADS() (fclf_serial_active() ? 1 : omp_get_num_threads())
 #define FCLF_MAX_THREADS() (omp_in_parallel() || fclf_serial_active() ? 1 : fclf_get_max_threads())
 #else
 #define FCLF_THREAD_NUM() 0

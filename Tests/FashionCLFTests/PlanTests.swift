@@ -223,4 +223,59 @@ struct PlanTests {
             }
         }
     }
+
+    @Test("a batch split into chunks across threads gives the bits of one thread and of single images (built-in model, seed CNN)")
+    func batchChunksAcrossThreadsKeepBits() throws {
+        let n = 101  // several chunks and an odd tail for both models
+        let pixels = try testImages(n)
+        for classifier in [try Classifier.builtIn(), Classifier(ModelKind.cnn.build(seed: 3))] {
+            func run(_ threads: Int) throws -> ([UInt32], [Int32]) {
+                var probs = [Float](repeating: .nan, count: n * 10), labels = [Int32](repeating: -1, count: n)
+                try withThreads(threads) {
+                    try pixels.withUnsafeBufferPointer { try classifier.predict($0.baseAddress!, count: n, probabilities: &probs, labels: &labels) }
+                }
+                return (probs.map(\.bitPattern), labels)
+            }
+            let one = try run(1)
+            #expect(one.1.allSatisfy { (0..<10).contains($0) })
+            for threads in [2, 3] {
+                let many = try run(threads)
+                #expect(many.0 == one.0, "\(classifier.name): probabilities on \(threads) threads")
+                #expect(many.1 == one.1, "\(classifier.name): labels on \(threads) threads")
+            }
+            // Labels only (the probabilities then live in each thread's scratch).
+            var labels = [Int32](repeating: -1, count: n)
+            try withThreads(2) {
+                try pixels.withUnsafeBufferPointer { try classifier.predict($0.baseAddress!, count: n, probabilities: nil, labels: &labels) }
+            }
+            #expect(labels == one.1)
+            for i in [0, 50, 100] {
+                let single = try classifier.probabilities(Array(pixels[i * 784..<(i + 1) * 784]))
+                #expect(single.map(\.bitPattern) == Array(one.0[i * 10..<(i + 1) * 10]), "\(classifier.name): image \(i) alone")
+            }
+        }
+    }
+
+    @Test("a batch whose chunks fail on several threads names the first failing image, as one thread does")
+    func batchChunksReportTheFirstFailure() throws {
+        let net = ModelKind.mlp.build(seed: 1)
+        let w = net.parameters[0]
+        for i in 0..<w.count { w.value[i] = 1e37 }  // finite; a bright image overflows float, a blank one gives 0
+        let classifier = Classifier(try ModelFile.decode(try ModelFile.encode(net, classes: 10), path: "huge.fclf"))
+        let n = 130  // chunks of 32: images 45 and 100 fall in the second and fourth
+        var pixels = [UInt8](repeating: 0, count: n * 784)
+        for i in [45, 100] { for j in 0..<784 { pixels[i * 784 + j] = 255 } }
+        for threads in [1, 2, 3] {
+            var probs = [Float](repeating: 0, count: n * 10)
+            var message = "no error"
+            do {
+                try withThreads(threads) {
+                    try pixels.withUnsafeBufferPointer { try classifier.predict($0.baseAddress!, count: n, probabilities: &probs, labels: nil) }
+                }
+            } catch let error as FCLFError {
+                message = error.description
+            }
+            #expect(message.contains("image 45:"), "\(threads) threads: \(message)")
+        }
+    }
 }

@@ -154,7 +154,6 @@ public final class Classifier: @unchecked Sendable {
     public func predict(_ pixels: UnsafePointer<UInt8>, count: Int, probabilities: UnsafeMutablePointer<Float>?,
                         labels: UnsafeMutablePointer<Int32>?) throws(FCLFError) {
         guard count > 0 else { return }
-        let perImage = inputShape.perSample
         // As many images per kernel call as fit this thread's kept scratch (a large model takes fewer than
         // `Classifier.chunk`), so that a batch allocates nothing either; results do not depend on the chunk.
         let perImageFloats = 2 * activationSize + workSize
@@ -177,28 +176,74 @@ public final class Classifier: @unchecked Sendable {
             if serial { fclf_serial_end() }
             fclf_shared_exit()
         }
-        let scratch = memory.assumingMemoryBound(to: Float.self)
-        let plan = network.plan
+        let chunks = (count + chunk - 1) / chunk
         var done = 0
+        // Two or more chunks on a team: each thread takes whole chunks through every step with its kernels
+        // serial, so no barrier follows each step and a chunk's activations stay in its core's L2. Each
+        // thread works in its own kept scratch, and the results are those of one thread. From the first
+        // chunk that failed (if any) the loop below runs again in order, so the error thrown is the first
+        // in image order, as on one thread, and a worker that could not get scratch memory costs nothing.
+        if !serial && reuse && chunks >= 2 && fclf_get_max_threads() >= 2 {
+            var job = ChunkJob(classifier: Unmanaged.passUnretained(self), pixels: pixels, count: count, chunk: chunk,
+                               floats: floats, probabilities: probabilities, labels: labels)
+            let failed = withUnsafeMutablePointer(to: &job) { job in
+                fclf_parallel_tasks(Int64(chunks), { context, task in
+                    context!.assumingMemoryBound(to: ChunkJob.self).pointee.run(Int(task)) ? 0 : 1
+                }, job)
+            }
+            if failed < 0 { return }
+            done = Int(failed) * chunk
+        }
         while done < count {
             let n = min(chunk, count - done)
-            var a = scratch, b = scratch + n * activationSize
-            let work = scratch + 2 * n * activationSize
-            scalePixels(pixels + done * perImage, a, count: n * perImage)
-            for (step, layer) in zip(plan.steps, network.steps) {
-                let out = layer.infer(a, step.input, n: n, y: b, work: work)
-                if out == b { swap(&a, &b) }
-            }
-            let probs = probabilities.map { $0 + done * classes } ?? work
-            fclf_softmax_forward(probs, a, Int64(n), Int64(classes))
-            // Softmax of finite logits is finite; an infinite logit (weights overflowing float) gives NaN.
-            for j in 0..<n * classes where !probs[j].isFinite {
-                throw .numeric("image \(done + j / classes): the model's output is not finite (\(a[j])); its weights overflow float32, retrain it (a lower --lr) or use another model")
-            }
-            if let labels {
-                for j in 0..<n { labels[done + j] = Int32(argmax(probs + j * classes, classes)) }
-            }
+            try predictChunk(pixels, from: done, n: n, scratch: memory.assumingMemoryBound(to: Float.self),
+                             probabilities: probabilities, labels: labels)
             done += n
+        }
+    }
+
+    /// Images [from, from + n) through every step in `scratch` (`n * (2 * activationSize + workSize)` floats).
+    fileprivate func predictChunk(_ pixels: UnsafePointer<UInt8>, from done: Int, n: Int, scratch: UnsafeMutablePointer<Float>,
+                              probabilities: UnsafeMutablePointer<Float>?, labels: UnsafeMutablePointer<Int32>?) throws(FCLFError) {
+        let perImage = inputShape.perSample
+        var a = scratch, b = scratch + n * activationSize
+        let work = scratch + 2 * n * activationSize
+        scalePixels(pixels + done * perImage, a, count: n * perImage)
+        for (step, layer) in zip(network.plan.steps, network.steps) {
+            let out = layer.infer(a, step.input, n: n, y: b, work: work)
+            if out == b { swap(&a, &b) }
+        }
+        let probs = probabilities.map { $0 + done * classes } ?? work
+        fclf_softmax_forward(probs, a, Int64(n), Int64(classes))
+        // Softmax of finite logits is finite; an infinite logit (weights overflowing float) gives NaN.
+        for j in 0..<n * classes where !probs[j].isFinite {
+            throw .numeric("image \(done + j / classes): the model's output is not finite (\(a[j])); its weights overflow float32, retrain it (a lower --lr) or use another model")
+        }
+        if let labels {
+            for j in 0..<n { labels[done + j] = Int32(argmax(probs + j * classes, classes)) }
+        }
+    }
+}
+
+/// One chunk of a batch per task of `fclf_parallel_tasks`, on the stack of the `predict` call it serves.
+private struct ChunkJob {
+    let classifier: Unmanaged<Classifier>
+    let pixels: UnsafePointer<UInt8>
+    let count, chunk, floats: Int
+    let probabilities: UnsafeMutablePointer<Float>?
+    let labels: UnsafeMutablePointer<Int32>?
+
+    /// Chunk `task` in the calling worker's own kept scratch (at most `Classifier.threadScratchLimit` floats,
+    /// allocated on its first call only); false when it failed.
+    func run(_ task: Int) -> Bool {
+        guard let scratch = fclf_thread_scratch(Int64(floats)) else { return false }
+        let from = task * chunk
+        do throws(FCLFError) {
+            try classifier.takeUnretainedValue().predictChunk(pixels, from: from, n: min(chunk, count - from), scratch: scratch,
+                                                             probabilities: probabilities, labels: labels)
+            return true
+        } catch {
+            return false
         }
     }
 }
