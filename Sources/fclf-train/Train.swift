@@ -40,7 +40,7 @@ struct Train: ParsableCommand {
             """,
         version: "0.1.0")
 
-    @Option(help: "Recipe: seed (the seed study's, the default), fast (BatchNorm CNN, photo augmentation, AdamW one-cycle, label smoothing, best epoch kept, calibrated) or best (the fast recipe on the VGG-style wide-bn, 40 epochs, photometric jitter on half the images). Every flag below overrides its part.")
+    @Option(help: "Recipe: seed (the seed study's, the default), fast (BatchNorm CNN, photo augmentation, AdamW one-cycle, label smoothing, best epoch kept, calibrated) or best (the fast recipe on the VGG-style wide-bn, batch 128, 48 epochs). Every flag below overrides its part.")
     var preset: Preset = .seed
 
     @Option(help: "Model: cnn (the seed's CNN), mlp (the seed's MLP baseline), cnn-bn (the CNN with BatchNorm and dropout) or wide-bn (VGG-style, BatchNorm). (default: the preset's)")
@@ -81,7 +81,7 @@ struct Train: ParsableCommand {
     @Option(help: "Training-time augmentation: none or photo (flips, shifts, scale, photometric jitter, erasing). (default: the preset's; seed none)")
     var augment: AugmentKind?
 
-    @Option(name: .customLong("photometric-p"), parsing: .unconditional, help: "Fraction of the training images that get the photometric jitter (tone, blur, noise); the rest keep the data set's clean tone. Needs augmentation. (default: the preset's; fast 1, best 0.5)")
+    @Option(name: .customLong("photometric-p"), parsing: .unconditional, help: "Fraction of the training images that get the photometric jitter (tone, blur, noise); the rest keep the data set's clean tone. Needs augmentation. (default: the preset's; fast and best 0.5)")
     var photometricP: Float?
 
     @Option(parsing: .unconditional, help: "Fraction of the training set, taken from its end, held out for validation (0 disables). (default: 0.2)")
