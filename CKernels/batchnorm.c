@@ -153,15 +153,17 @@ void fclf_batchnorm_forward_train(float *y, float *mean, float *invstd, float *r
     });
 }
 
-static void backward_channel(float *dx, float *dgamma, float *dbeta, const float *dy, const float *y, const float *x,
-                             const float *mean, const float *invstd, const float *gamma, int64_t n, int64_t c, int64_t hw,
-                             int64_t ch) {
+/* Channel ch's backward pass with its gradient planes at g + i * gstride (NCHW: g = dy + ch * hw, gstride
+ * c * hw; a channel staged on its own: gstride hw); x, y and dx are NCHW. */
+static void backward_channel(float *dx, float *dgamma, float *dbeta, const float *g, int64_t gstride, const float *y,
+                             const float *x, const float *mean, const float *invstd, const float *gamma, int64_t n,
+                             int64_t c, int64_t hw, int64_t ch) {
     const int64_t count = n * hw;
     const float mu = mean[ch], is = invstd[ch];
     double sum_dy = 0, sum_dy_xhat = 0;
     for (int64_t i = 0; i < n; i++) {
         const int64_t at = (i * c + ch) * hw;
-        plane_grad_sums(dy + at, x + at, y ? y + at : NULL, hw, mu, is, &sum_dy, &sum_dy_xhat);
+        plane_grad_sums(g + i * gstride, x + at, y ? y + at : NULL, hw, mu, is, &sum_dy, &sum_dy_xhat);
     }
     dgamma[ch] += (float)sum_dy_xhat;
     dbeta[ch] += (float)sum_dy;
@@ -170,14 +172,15 @@ static void backward_channel(float *dx, float *dgamma, float *dbeta, const float
     const float k = gamma[ch] * is, a = (float)(sum_dy / (double)count), b = (float)(sum_dy_xhat / (double)count);
     for (int64_t i = 0; i < n; i++) {
         const int64_t at = (i * c + ch) * hw;
-        plane_dx(dx + at, dy + at, x + at, y ? y + at : NULL, hw, k, a, b, mu, is);
+        plane_dx(dx + at, g + i * gstride, x + at, y ? y + at : NULL, hw, k, a, b, mu, is);
     }
 }
 
 void fclf_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *y, const float *x,
                              const float *mean, const float *invstd, const float *gamma, int64_t n, int64_t c, int64_t hw) {
     FCLF_PARALLEL_IF(worth_threads(n, c, hw), {
-        for (FCLF_STATIC_RANGE(ch, c)) backward_channel(dx, dgamma, dbeta, dy, y, x, mean, invstd, gamma, n, c, hw, ch);
+        for (FCLF_STATIC_RANGE(ch, c))
+            backward_channel(dx, dgamma, dbeta, dy + ch * hw, c * hw, y, x, mean, invstd, gamma, n, c, hw, ch);
     });
 }
 
@@ -210,12 +213,24 @@ void fclf_batchnorm_relu_pool_backward(float *dx, float *dgamma, float *dbeta, f
                                        const int32_t *argmax, const float *y, const float *x, const float *mean,
                                        const float *invstd, const float *gamma, int64_t n, int64_t c, int64_t h, int64_t w) {
     /* The unpooled gradient with the ReLU's mask (a window passes its gradient when its maximum, the ReLU's
-     * output at the winner, is positive), then BatchNorm's backward with no mask left to apply. Staging
-     * each plane on the stack instead and unpooling it twice (once for the channel's sums, once for dx)
-     * measured about 25% slower than the separate kernels, but that was before grad_sums' unmasked instance
-     * was vectorised, which it also used; it has not been measured again. */
-    fclf_maxpool2x2_backward(work, dy, argmax, y, n * c, h, w);
-    fclf_batchnorm_backward(dx, dgamma, dbeta, work, NULL, x, mean, invstd, gamma, n, c, h * w);
+     * output at the winner, is positive), then BatchNorm's backward with no mask left to apply, channel by
+     * channel: a channel's n routed planes go to its own contiguous slice of work (n * h * w floats: 173 KB
+     * for conv1's output at batch 64) and its sums and dx read them back from L2 at once. Routing the whole
+     * batch first sent the full-size gradient out to L3 and back twice. The planes and the sums' order are
+     * those of the separate kernels, so the bits are too. */
+    const int64_t hw = h * w, cells = (h / 2) * (w / 2);
+    const int isa = fclf_isa_active();
+    FCLF_PARALLEL_IF(worth_threads(n, c, hw), {
+        for (FCLF_STATIC_RANGE(ch, c)) {
+            float *g = work + ch * n * hw;
+            for (int64_t i = 0; i < n; i++) {
+                const int64_t at = (i * c + ch) * cells;
+                if (i + 2 < n) fclf_unpool_prefetch(dy, argmax, y, at + 2 * c * cells, cells);
+                fclf_unpool_plane(isa, g + i * hw, dy + at, argmax + at, y ? y + at : NULL, h, w);
+            }
+            backward_channel(dx, dgamma, dbeta, g, hw, NULL, x, mean, invstd, gamma, n, c, hw, ch);
+        }
+    });
 }
 
 void fclf_batchnorm_inference_coefficients(float *scale, float *shift, const float *gamma, const float *beta,

@@ -287,8 +287,8 @@ void fclf_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float
  * WRITES y [n, c, h/2, w/2] and argmax (as fclf_maxpool2x2_forward), mean and invstd [c], UPDATES the running
  * statistics: the bits of fclf_batchnorm_forward_train (relu 1) then fclf_maxpool2x2_forward. Backward, from
  * the pooled gradient dy, the winners argmax and the pooled output y: ACCUMULATES dgamma, dbeta, WRITES dx
- * [n, c, h, w] unless NULL and work [n, c, h, w] (the unpooled, masked gradient): the bits of
- * fclf_maxpool2x2_backward then fclf_batchnorm_backward (relu). */
+ * [n, c, h, w] unless NULL, and work (n * c * h * w floats of scratch: the unpooled, masked gradient,
+ * channel by channel): the bits of fclf_maxpool2x2_backward then fclf_batchnorm_backward (relu). */
 int fclf_batchnorm_pool_supported(int64_t h, int64_t w);
 void fclf_batchnorm_relu_pool_forward_train(float *y, int32_t *argmax, float *mean, float *invstd, float *running_mean,
                                             float *running_var, const float *x, const float *gamma, const float *beta,
