@@ -91,8 +91,9 @@ void fclf_shared_exit(void) { __atomic_fetch_sub(&shared_callers, 1, __ATOMIC_AC
  * each chunk's activations stay in its own core's L2 from one layer to the next. Dynamic: this VM's second
  * core has slow phases, and a static split would leave the other waiting. */
 int64_t fclf_parallel_tasks(int64_t tasks, int (*fn)(void *ctx, int64_t task), void *ctx) {
-    const int threads = fclf_serial_active() ? 1 : fclf_get_max_threads();
-    if (threads <= 1 || tasks <= 1) {
+    /* FCLF_MAX_THREADS: one when serial or already inside a parallel region; no more threads than tasks. */
+    const int threads = (int)fclf_min64(FCLF_MAX_THREADS(), tasks);
+    if (threads <= 1) {
         for (int64_t t = 0; t < tasks; t++)
             if (fn(ctx, t) != 0) return t;
         return -1;

@@ -59,8 +59,9 @@ void fclf_shared_exit(void);
  * call on one thread with its kernels serial (fclf_serial_begin), tasks handed out in order to whichever
  * thread is free: data parallelism for work made of independent pieces, such as a batch's chunks of images.
  * fn returns 0 on success; a failed task does not stop the others. Returns the lowest failed task, or -1.
- * One task, a team of one, or a caller that asked for serial execution: the tasks run in order on the
- * calling thread (its kernels as it set them), and the first failure stops them. */
+ * One task, a team of one, a caller that asked for serial execution or one already inside a parallel
+ * region: the tasks run in order on the calling thread (its kernels as it set them), and the first failure
+ * stops them. */
 int64_t fclf_parallel_tasks(int64_t tasks, int (*fn)(void *ctx, int64_t task), void *ctx);
 
 /* ---- scratch.c: per-thread reusable memory -------------------------------------------------------- */

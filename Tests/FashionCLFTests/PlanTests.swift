@@ -240,7 +240,8 @@ struct PlanTests {
             #expect(one.1.allSatisfy { (0..<10).contains($0) })
             for threads in [2, 3] {
                 let many = try run(threads)
-                #expect(many.0 == one.0, "\(classifier.name): probabilities on \(threads) threads")
+                let wrong = zip(many.0, one.0).filter { $0 != $1 }.count
+                #expect(wrong == 0, "\(classifier.name): \(wrong) probabilities differ on \(threads) threads")
                 #expect(many.1 == one.1, "\(classifier.name): labels on \(threads) threads")
             }
             // Labels only (the probabilities then live in each thread's scratch).

@@ -23,8 +23,8 @@ public final class BatchNorm: Layer {
     static let epsilon = LayerSpec.batchNormEpsilon, momentum = LayerSpec.batchNormMomentum
 
     private let y = Buffer<Float>(), dx = Buffer<Float>(), mean = Buffer<Float>(), invstd = Buffer<Float>()
-    /// With `pool`: the winners of the pooling, and the full-size values before it (evaluation's output,
-    /// the backward pass's unpooled gradient).
+    /// With `pool`: the winners of the pooling, and the full-size values before it (evaluation's output;
+    /// the backward pass's unpooled gradient, laid out channel by channel).
     private let argmax = Buffer<Int32>(), unpooled = Buffer<Float>()
     /// Evaluation's scale and shift, 2 x channels (inference keeps them in its call's scratch instead).
     private let coefficients = Buffer<Float>()
