@@ -204,7 +204,7 @@ public final class Classifier: @unchecked Sendable {
 
     /// Images [from, from + n) through every step in `scratch` (`n * (2 * activationSize + workSize)` floats).
     fileprivate func predictChunk(_ pixels: UnsafePointer<UInt8>, from done: Int, n: Int, scratch: UnsafeMutablePointer<Float>,
-                              probabilities: UnsafeMutablePointer<Float>?, labels: UnsafeMutablePointer<Int32>?) throws(FCLFError) {
+                                  probabilities: UnsafeMutablePointer<Float>?, labels: UnsafeMutablePointer<Int32>?) throws(FCLFError) {
         let perImage = inputShape.perSample
         var a = scratch, b = scratch + n * activationSize
         let work = scratch + 2 * n * activationSize
