@@ -218,16 +218,12 @@ void fclf_batchnorm_relu_pool_backward(float *dx, float *dgamma, float *dbeta, f
      * for conv1's output at batch 64) and its sums and dx read them back from L2 at once. Routing the whole
      * batch first sent the full-size gradient out to L3 and back twice. The planes and the sums' order are
      * those of the separate kernels, so the bits are too. */
-    const int64_t hw = h * w, cells = (h / 2) * (w / 2);
+    const int64_t hw = h * w;
     const int isa = fclf_isa_active();
     FCLF_PARALLEL_IF(worth_threads(n, c, hw), {
         for (FCLF_STATIC_RANGE(ch, c)) {
             float *g = work + ch * n * hw;
-            for (int64_t i = 0; i < n; i++) {
-                const int64_t at = (i * c + ch) * cells;
-                if (i + 2 < n) fclf_unpool_prefetch(dy, argmax, y, at + 2 * c * cells, cells);
-                fclf_unpool_plane(isa, g + i * hw, dy + at, argmax + at, y ? y + at : NULL, h, w);
-            }
+            fclf_unpool_channel(isa, g, hw, dy, argmax, y, n, c, ch, h, w);
             backward_channel(dx, dgamma, dbeta, g, hw, NULL, x, mean, invstd, gamma, n, c, hw, ch);
         }
     });

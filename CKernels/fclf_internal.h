@@ -86,6 +86,11 @@ static inline void fclf_unpool_prefetch(const float *dy, const int32_t *argmax, 
         if (y) __builtin_prefetch((const char *)(y + at) + off);
     }
 }
+/* Channel ch's n planes of a pooled [n, c, h/2, w/2] gradient routed back, plane i to dst + i * stride (h x w
+ * floats each), each plane's inputs asked for two images ahead: the walk of the fused backward passes that
+ * route a channel's whole batch before using it (conv_pool.c, batchnorm.c). */
+void fclf_unpool_channel(int isa, float *dst, int64_t stride, const float *dy, const int32_t *argmax, const float *y,
+                         int64_t n, int64_t c, int64_t ch, int64_t h, int64_t w);
 /* fclf_maxpool2x2_backward with a resolved variant (the fused convolution's large-plane path). */
 void fclf_maxpool2x2_backward_with(int isa, float *dx, const float *dy, const int32_t *argmax, const float *y,
                                    int64_t planes, int64_t h, int64_t w);

@@ -190,6 +190,16 @@ void fclf_unpool_plane(int isa, float *restrict dxp, const float *restrict dyp, 
     unpool_plane(dxp, dyp, ap, yp, h, w);
 }
 
+void fclf_unpool_channel(int isa, float *dst, int64_t stride, const float *dy, const int32_t *argmax, const float *y,
+                         int64_t n, int64_t c, int64_t ch, int64_t h, int64_t w) {
+    const int64_t cells = (h / 2) * (w / 2);
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t at = (i * c + ch) * cells;
+        if (i + 2 < n) fclf_unpool_prefetch(dy, argmax, y, at + 2 * c * cells, cells);
+        fclf_unpool_plane(isa, dst + i * stride, dy + at, argmax + at, y ? y + at : NULL, h, w);
+    }
+}
+
 void fclf_maxpool2x2_backward_with(int isa, float *dx, const float *dy, const int32_t *argmax, const float *y,
                                    int64_t planes, int64_t h, int64_t w) {
     const int64_t cells = (h / 2) * (w / 2);

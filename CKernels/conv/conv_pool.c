@@ -47,13 +47,8 @@ void fclf_conv2d_pool_forward_isa(int isa, float *y, int32_t *argmax, float *col
  * the pool's backward pass, then dz_row without a mask, would write. */
 static void dz_row_pooled(int isa, float *restrict tmp, float *restrict db, const float *restrict dy,
                           const int32_t *restrict argmax, const float *restrict y, int64_t o, fclf_conv2d_shape s) {
-    const int64_t P = s.oh * s.ow, NP = s.n * P, Q = (s.oh / 2) * (s.ow / 2);
-    for (int64_t i = 0; i < s.n; i++) {
-        const int64_t at = (i * s.oc + o) * Q;
-        float *plane = tmp + o * NP + i * P;
-        if (i + 2 < s.n) fclf_unpool_prefetch(dy, argmax, y, at + 2 * s.oc * Q, Q);
-        fclf_unpool_plane(isa, plane, dy + at, argmax + at, y ? y + at : NULL, s.oh, s.ow);
-    }
+    const int64_t P = s.oh * s.ow, NP = s.n * P;
+    fclf_unpool_channel(isa, tmp + o * NP, P, dy, argmax, y, s.n, s.oc, o, s.oh, s.ow);
     if (db) fclf_conv_db_row(db, tmp, o, s);
 }
 
