@@ -148,13 +148,13 @@ static inline __attribute__((always_inline, target("avx512f"))) void tile_store(
 static inline __attribute__((always_inline, target("avx512f"))) void window_group(
     const int V, float *restrict y, const float *restrict xp, int64_t wrow, const int32_t *restrict off,
     const float *restrict wp, int64_t ocp, int64_t o0, int64_t K, int64_t kstep, const float *restrict b, int relu,
-    int bias_first, fclf_conv2d_shape s) {
+    int bias_first, fclf_conv2d_shape s, int64_t py0, int64_t py1) {
     const int64_t ph = s.oh / 2, pw = s.ow / 2, Q = ph * pw, per = 4 * V * 16; /* floats per window */
     const int W = V == 1 ? 4 : V == 2 ? 2 : 1;
     const int64_t group = GROUP_FLOATS / per, chunk = CHUNK_FLOATS / (16 * V);
     float part[GROUP_FLOATS] __attribute__((aligned(64))), sum[GROUP_FLOATS] __attribute__((aligned(64)));
     const float *init = bias_first ? b : NULL, *add = bias_first ? NULL : b;
-    for (int64_t py = 0; py < ph; py++) {
+    for (int64_t py = py0; py < py1; py++) {
         const float *row = xp + 2 * py * wrow;
         for (int64_t g0 = 0; g0 < pw; g0 += group) {
             const int64_t g1 = g0 + group < pw ? g0 + group : pw, wide_end = g0 + (g1 - g0) / W * W;
@@ -177,24 +177,40 @@ static inline __attribute__((always_inline, target("avx512f"))) void window_grou
     }
 }
 
+/* Each tap's offset from a window's first pixel in the (padded) input: channel, row, column. */
+static void tap_offsets(int32_t *off, int64_t plane, int64_t wrow, fclf_conv2d_shape s) {
+    for (int64_t c = 0, k = 0; c < s.c; c++)
+        for (int64_t u = 0; u < s.kh; u++)
+            for (int64_t v = 0; v < s.kw; v++) off[k++] = (int32_t)(c * plane + u * wrow + v);
+}
+
+/* Pooled rows [py0, py1) of one image for the vector groups of 16 channels [v0, v1): groups of V = 4 where they
+ * fit, then the rest. */
+__attribute__((target("avx512f"))) static void window_span__avx512f(float *restrict y, const float *restrict xp,
+                                                                    int64_t wrow, const int32_t *restrict off,
+                                                                    const float *restrict wp, const float *restrict b,
+                                                                    int relu, int64_t kstep, int bias_first,
+                                                                    fclf_conv2d_shape s, int64_t v0, int64_t v1,
+                                                                    int64_t py0, int64_t py1) {
+    const int64_t K = s.c * s.kh * s.kw, ocp = channels_padded(s);
+    int64_t v = v0;
+    for (; v + 4 <= v1; v += 4) window_group(4, y, xp, wrow, off, wp, ocp, 16 * v, K, kstep, b, relu, bias_first, s, py0, py1);
+    switch (v1 - v) {
+    case 3: window_group(3, y, xp, wrow, off, wp, ocp, 16 * v, K, kstep, b, relu, bias_first, s, py0, py1); break;
+    case 2: window_group(2, y, xp, wrow, off, wp, ocp, 16 * v, K, kstep, b, relu, bias_first, s, py0, py1); break;
+    case 1: window_group(1, y, xp, wrow, off, wp, ocp, 16 * v, K, kstep, b, relu, bias_first, s, py0, py1); break;
+    default: break;
+    }
+}
+
 __attribute__((target("avx512f"))) static void window_image__avx512f(float *restrict y, const float *restrict xp,
                                                                      int64_t wrow, int64_t plane,
                                                                      const float *restrict wp, const float *restrict b,
                                                                      int relu, int64_t kstep, int bias_first,
                                                                      fclf_conv2d_shape s) {
-    const int64_t K = s.c * s.kh * s.kw, ocp = channels_padded(s);
     int32_t off[WINDOW_MAX_TAPS];
-    for (int64_t c = 0, k = 0; c < s.c; c++)
-        for (int64_t u = 0; u < s.kh; u++)
-            for (int64_t v = 0; v < s.kw; v++) off[k++] = (int32_t)(c * plane + u * wrow + v);
-    int64_t o0 = 0;
-    for (; o0 + 64 <= ocp; o0 += 64) window_group(4, y, xp, wrow, off, wp, ocp, o0, K, kstep, b, relu, bias_first, s);
-    switch ((ocp - o0) / 16) {
-    case 3: window_group(3, y, xp, wrow, off, wp, ocp, o0, K, kstep, b, relu, bias_first, s); break;
-    case 2: window_group(2, y, xp, wrow, off, wp, ocp, o0, K, kstep, b, relu, bias_first, s); break;
-    case 1: window_group(1, y, xp, wrow, off, wp, ocp, o0, K, kstep, b, relu, bias_first, s); break;
-    default: break;
-    }
+    tap_offsets(off, plane, wrow, s);
+    window_span__avx512f(y, xp, wrow, off, wp, b, relu, kstep, bias_first, s, 0, channels_padded(s) / 16, 0, s.oh / 2);
 }
 #endif
 
@@ -242,17 +258,18 @@ static inline __attribute__((always_inline, target("avx512f"))) void k9_rows(
     }
 }
 
-/* y [oc, Q] of one image from its input plane xp (rows wrow apart, zero border included where padded). */
-__attribute__((target("avx512f"))) static void k9_image__avx512f(float *restrict y, const float *restrict xp,
-                                                                 int64_t wrow, const float *restrict w,
-                                                                 const float *restrict b, int relu,
-                                                                 fclf_conv2d_shape s) {
+/* Channels [o0, o1) of y [oc, Q] of one image from its input plane xp (rows wrow apart, zero border included
+ * where padded). */
+__attribute__((target("avx512f"))) static void k9_span__avx512f(float *restrict y, const float *restrict xp,
+                                                                int64_t wrow, const float *restrict w,
+                                                                const float *restrict b, int relu,
+                                                                fclf_conv2d_shape s, int64_t o0, int64_t o1) {
     const int64_t ph = s.oh / 2, pw = s.ow / 2, Q = ph * pw;
     for (int64_t py = 0; py < ph; py++)
         for (int64_t cb = 0; cb < 2 * pw; cb += 32) {
-            int64_t o = 0;
-            for (; o + 4 <= s.oc; o += 4) k9_rows(4, y, xp, wrow, w, b, relu, o, py, cb, pw, Q);
-            switch (s.oc - o) {
+            int64_t o = o0;
+            for (; o + 4 <= o1; o += 4) k9_rows(4, y, xp, wrow, w, b, relu, o, py, cb, pw, Q);
+            switch (o1 - o) {
             case 3: k9_rows(3, y, xp, wrow, w, b, relu, o, py, cb, pw, Q); break;
             case 2: k9_rows(2, y, xp, wrow, w, b, relu, o, py, cb, pw, Q); break;
             case 1: k9_rows(1, y, xp, wrow, w, b, relu, o, py, cb, pw, Q); break;
@@ -277,6 +294,44 @@ static void pad_image(float *restrict xp, const float *restrict x, fclf_conv2d_s
             }
 }
 
+#if defined(__x86_64__)
+/* One image's per-window convolution split for fclf_assisted_tasks (a single image on two cores): pooled rows
+ * times pairs of channel vectors, 10 tasks for conv2. Tasks differ only in which outputs they write, so the
+ * bits are those of the loop below. conv1's shape and the dense rows were split too, and gained nothing on an
+ * AMD Zen 4 (5.3 and 7.6 us per image either way, the helper running half their tasks), so they run whole. */
+enum { TASK_VECTORS = 2 };
+typedef struct {
+    float *y;
+    const float *x, *wp, *b;
+    const int32_t *off;
+    int relu, bias_first;
+    int64_t kstep, plane, wrow, per_image;
+    fclf_conv2d_shape s;
+} window_job;
+
+static void window_task(void *ctx, int64_t t) {
+    const window_job *j = ctx;
+    const fclf_conv2d_shape s = j->s;
+    const int64_t i = t / j->per_image, r = t % j->per_image, ph = s.oh / 2, Q = ph * (s.ow / 2);
+    const int64_t nv = channels_padded(s) / 16, v0 = r / ph * TASK_VECTORS, py = r % ph;
+    window_span__avx512f(j->y + i * s.oc * Q, j->x + i * s.c * j->plane, j->wrow, j->off, j->wp, j->b, j->relu,
+                         j->kstep, j->bias_first, s, v0, fclf_min64(v0 + TASK_VECTORS, nv), py, py + 1);
+}
+
+static void assisted(float *y, float *work, const float *x, const float *wp, const float *b, int relu, int64_t kstep,
+                     int bias_first, int padded, int64_t plane, int64_t wrow, fclf_conv2d_shape s) {
+    if (padded) {
+        for (int64_t i = 0; i < s.n; i++) pad_image(work + i * s.c * plane, x + i * s.c * s.h * s.w, s);
+        x = work;
+    }
+    int32_t off[WINDOW_MAX_TAPS];
+    tap_offsets(off, plane, wrow, s);
+    const int64_t per_image = (channels_padded(s) / 16 + TASK_VECTORS - 1) / TASK_VECTORS * (s.oh / 2);
+    window_job job = {y, x, wp, b, off, relu, bias_first, kstep, plane, wrow, per_image, s};
+    fclf_assisted_tasks(s.n * per_image, window_task, &job);
+}
+#endif
+
 static void window_pool(int isa, float *y, float *work, const float *x, const float *w, const float *wp, const float *b,
                         int relu, fclf_conv2d_shape s) {
     if (s.n <= 0 || s.oc <= 0) return;
@@ -295,6 +350,10 @@ static void window_pool(int isa, float *y, float *work, const float *x, const fl
     const int padded = fclf_im2col_padded(&s);
     const int64_t plane = padded ? padded_plane(s) : s.h * s.w, wrow = padded ? s.ow + s.kw - 1 : s.w;
     const int64_t Q = (s.oh / 2) * (s.ow / 2);
+    if (fclf_assist_active() && !pixels_in_lanes(s)) {
+        assisted(y, work, x, wp, b, relu, kstep, bias_first, padded, plane, wrow, s);
+        return;
+    }
     FCLF_PARALLEL_IF(s.n > 1 && fclf_conv_big(s), for (FCLF_STATIC_RANGE(i, s.n)) {
         const float *xi = x + i * s.c * s.h * s.w;
         if (padded) {
@@ -303,7 +362,7 @@ static void window_pool(int isa, float *y, float *work, const float *x, const fl
             xi = xp;
         }
         if (pixels_in_lanes(s))
-            k9_image__avx512f(y + i * s.oc * Q, xi, wrow, w, b, relu, s);
+            k9_span__avx512f(y + i * s.oc * Q, xi, wrow, w, b, relu, s, 0, s.oc);
         else
             window_image__avx512f(y + i * s.oc * Q, xi, wrow, plane, wp, b, relu, kstep, bias_first, s);
     });

@@ -64,6 +64,23 @@ void fclf_shared_exit(void);
  * stops them. */
 int64_t fclf_parallel_tasks(int64_t tasks, int (*fn)(void *ctx, int64_t task), void *ctx);
 
+/* ---- assist.c: one image on the calling thread and, when it is free, a second core ------------------ */
+
+/* Runs fn(ctx, task) once for each task in [0, tasks) and returns when all have run: the calling thread takes
+ * tasks from the front, and a helper thread (started on first use, spinning 20 ms after each job, then
+ * asleep) takes them from the back when it is awake. The caller waits only for tasks the helper has begun,
+ * never for the helper itself. Alone (every task on the calling thread, in order) with fewer than 2 tasks,
+ * fclf_get_max_threads() < 2, inside an OpenMP parallel region, or while another caller's job runs. */
+void fclf_assisted_tasks(int64_t tasks, void (*fn)(void *ctx, int64_t task), void *ctx);
+/* Between these, the kernel that splits one image's work (the per-window convolution,
+ * fclf_conv2d_window_pool) calls fclf_assisted_tasks on this thread; the others run as fclf_serial_begin has
+ * them. Nestable. */
+void fclf_assist_begin(void);
+void fclf_assist_end(void);
+int fclf_assist_active(void);
+/* How many tasks the helper thread has run since the process started. */
+int64_t fclf_assist_helped(void);
+
 /* ---- scratch.c: per-thread reusable memory -------------------------------------------------------- */
 
 /* At least `floats` floats of 64-byte aligned memory owned by the calling thread, reused by its next

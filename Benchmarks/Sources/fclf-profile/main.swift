@@ -99,7 +99,10 @@ func profileInference(_ kind: ModelKind, batch: Int, calls: Int) {
     for i in 0..<batch * plan.inputShape.perSample { a0.pointer[i] = rng.nextUnitFloat() }
     let input = Array(UnsafeBufferPointer(start: a0.pointer, count: batch * plan.inputShape.perSample))
     var times = [[Double]](repeating: [], count: plan.steps.count)
-    if batch <= 4 { fclf_serial_begin() }  // as Classifier.predict: a few images stay on the calling thread
+    // as Classifier.predict: a few images on the calling thread, with the helper thread when it is awake
+    let assist = batch <= 4 && fclf_get_max_threads() >= 2
+    if batch <= 4 { fclf_serial_begin() }
+    if assist { fclf_assist_begin() }
     for c in 0..<calls + 100 {
         input.withUnsafeBufferPointer { a0.pointer.update(from: $0.baseAddress!, count: $0.count) }
         var a = a0.pointer, b = b0.pointer
@@ -110,8 +113,9 @@ func profileInference(_ kind: ModelKind, batch: Int, calls: Int) {
             if out == b { swap(&a, &b) }
         }
     }
+    if assist { fclf_assist_end() }
     if batch <= 4 { fclf_serial_end() }
-    print("inference plan of \(kind.rawValue), \(batch) image(s) per call, \(calls) calls, threads \(batch <= 4 ? 1 : Int(fclf_get_max_threads())), kernels \(String(cString: fclf_isa_name(fclf_isa_active())))")
+    print("inference plan of \(kind.rawValue), \(batch) image(s) per call, \(calls) calls, threads \(batch <= 4 ? (assist ? "1 + helper" : "1") : "\(fclf_get_max_threads())"), kernels \(String(cString: fclf_isa_name(fclf_isa_active())))")
     var total = 0.0
     for (i, step) in plan.steps.enumerated() {
         times[i].sort()

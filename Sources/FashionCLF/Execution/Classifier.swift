@@ -166,13 +166,19 @@ public final class Classifier: @unchecked Sendable {
             throw .resourceLimit("no memory for \(chunk) images' scratch (\(floats * 4) bytes); free memory or predict fewer images per call")
         }
         defer { if !reuse { free(memory) } }
-        // A few images stay on the calling thread. On 2 cores one image took 56 us instead of 73 while the
-        // second core was free, but 110 us whenever the VM's other core was busy, and its p99 was 160 us
-        // against 107 (predict_bench): a till wants the steady figure. A call made while another runs also
-        // stays on its thread: concurrent callers would otherwise each start an OpenMP team on all cores.
-        let serial = fclf_shared_enter() > 0 || count <= 4
+        // A few images start no OpenMP team: its workers, once asleep, take longer to wake than one image
+        // takes (74 us p50 on 2 cores), and a static split waits for a busy or slow second core (110 us per
+        // image whenever the VM's other core was busy, against 73 alone). They run on the calling thread, and
+        // the per-window convolutions hand part of each image to a helper thread when that one is awake,
+        // never waiting for it (CKernels/assist.c). A call made while another runs stays on its thread alone:
+        // concurrent callers would otherwise compete for cores.
+        let shared = fclf_shared_enter() > 0
+        let serial = shared || count <= 4
+        let assist = !shared && count <= 4
         if serial { fclf_serial_begin() }
+        if assist { fclf_assist_begin() }
         defer {
+            if assist { fclf_assist_end() }
             if serial { fclf_serial_end() }
             fclf_shared_exit()
         }
