@@ -19,7 +19,9 @@
  *   use of the same model. The only global state is a CPU-feature probe done once, thread-safely.
  * - Runtime: the library computes with OpenMP through LLVM's libomp (libomp.so.5); a process should not
  *   load a second OpenMP runtime (such as GCC's libgomp) beside it. Threads: fclf_set_threads(), else
- *   OMP_NUM_THREADS, else every core. A single image always runs on the calling thread.
+ *   OMP_NUM_THREADS, else every core. A single image runs on the calling thread; with 2 or more threads
+ *   allowed, a helper thread that the library starts on first use (it spins 20 ms after each image, then
+ *   sleeps) takes part of the convolutions when it is awake, and the caller never waits for it otherwise.
  *
  * Example
  *     fclf_model *m = NULL;
