@@ -18,6 +18,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -77,6 +78,7 @@ static int64_t take(int back) {
 
 static void *helper_main(void *unused) {
     (void)unused;
+    fclf_serial_begin(); /* a task's kernels start no OpenMP team from here */
     for (;;) {
         const int64_t idle_since = now_ns();
         int64_t polls = 0;
@@ -108,7 +110,21 @@ static void *helper_main(void *unused) {
     return NULL;
 }
 
+/* A child of fork() has no helper thread, and the job slot may be caught mid-call: its callers run alone. */
+static void after_fork_in_child(void) {
+    g.busy = g.published = g.inside = g.sleeping = 0;
+    g.started = -1;
+}
+
+/* One turn of a caller's wait for the helper: after a while it yields the core, in case the helper shares it
+ * (more threads allowed than CPUs) or was descheduled mid-task. */
+static void wait_turn(int *spins) {
+    CPU_RELAX();
+    if (++*spins > 4000) sched_yield();
+}
+
 static void start_helper(void) {
+    pthread_atfork(NULL, NULL, after_fork_in_child);
     pthread_attr_t attr;
     pthread_t thread;
     int ok = pthread_attr_init(&attr) == 0;
@@ -128,12 +144,17 @@ void fclf_assisted_tasks(int64_t tasks, void (*fn)(void *ctx, int64_t task), voi
         return;
     }
     pthread_once(&start_once, start_helper);
+    if (__atomic_load_n(&g.started, __ATOMIC_ACQUIRE) != 1) { /* no helper: could not start, or a fork's child */
+        for (int64_t t = 0; t < tasks; t++) fn(ctx, t);
+        __atomic_store_n(&g.busy, 0, __ATOMIC_RELEASE);
+        return;
+    }
     g.fn = fn;
     g.ctx = ctx;
     __atomic_store_n(&g.done, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&g.ends, (uint64_t)tasks << 32, __ATOMIC_RELAXED);
     __atomic_store_n(&g.published, 1, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&g.started, __ATOMIC_ACQUIRE) == 1 && __atomic_load_n(&g.sleeping, __ATOMIC_SEQ_CST)) {
+    if (__atomic_load_n(&g.sleeping, __ATOMIC_SEQ_CST)) {
         /* it joins the next call's tasks, not this one's: waking takes longer than one image */
         __atomic_fetch_add(&g.wake, 1, __ATOMIC_RELEASE);
         syscall(SYS_futex, &g.wake, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
@@ -141,9 +162,10 @@ void fclf_assisted_tasks(int64_t tasks, void (*fn)(void *ctx, int64_t task), voi
     int64_t mine = 0;
     for (int64_t t; (t = take(0)) >= 0; mine++) fn(ctx, t);
     /* every task is taken: wait for the helper's last one, then close the job */
-    while (__atomic_load_n(&g.done, __ATOMIC_ACQUIRE) + mine < tasks) CPU_RELAX();
+    int spins = 0;
+    while (__atomic_load_n(&g.done, __ATOMIC_ACQUIRE) + mine < tasks) wait_turn(&spins);
     __atomic_store_n(&g.published, 0, __ATOMIC_SEQ_CST);
-    while (__atomic_load_n(&g.inside, __ATOMIC_SEQ_CST)) CPU_RELAX();
+    while (__atomic_load_n(&g.inside, __ATOMIC_SEQ_CST)) wait_turn(&spins);
     __atomic_store_n(&g.busy, 0, __ATOMIC_RELEASE);
 }
 

@@ -350,7 +350,7 @@ static void window_pool(int isa, float *y, float *work, const float *x, const fl
     const int padded = fclf_im2col_padded(&s);
     const int64_t plane = padded ? padded_plane(s) : s.h * s.w, wrow = padded ? s.ow + s.kw - 1 : s.w;
     const int64_t Q = (s.oh / 2) * (s.ow / 2);
-    if (fclf_assist_active() && !pixels_in_lanes(s)) {
+    if (fclf_assist_active() && fclf_get_max_threads() >= 2 && !pixels_in_lanes(s)) { /* else one pass, V = 4 */
         assisted(y, work, x, wp, b, relu, kstep, bias_first, padded, plane, wrow, s);
         return;
     }

@@ -7,14 +7,17 @@ import Foundation
 @testable import FashionCLF
 import Testing
 
-/// Task t adds 1 to runs[t]; with `order`, it also records its rank in the call (one thread only: the rank
-/// counter is not atomic).
+/// Task t adds 1 to runs[t] and notes in onHelper[t] whether a thread other than the caller ran it; with
+/// `order`, it also records its rank in the call (one thread only: the rank counter is not atomic).
 private struct Counting {
     var runs: UnsafeMutablePointer<Int32>
+    var onHelper: UnsafeMutablePointer<UInt8>
     var order: UnsafeMutablePointer<Int64>?
     var next: UnsafeMutablePointer<Int64>
+    var caller: pthread_t
     func run(_ t: Int64) {
         runs[Int(t)] += 1
+        onHelper[Int(t)] = pthread_equal(pthread_self(), caller) == 0 ? 1 : 0
         if let order {
             order[Int(t)] = next.pointee
             next.pointee += 1
@@ -22,55 +25,77 @@ private struct Counting {
     }
 }
 
-/// Runs `calls` calls of `tasks` tasks each; returns each task's count of runs and the last call's order.
-private func assisted(tasks: Int, calls: Int, ranked: Bool = false) -> (runs: [Int32], order: [Int64]) {
+/// `calls` calls of `tasks` tasks each: each task's count of runs, the last call's order (with `ranked`), and
+/// the calls in which the tasks the helper ran were not a run at the back (it takes from the back, the caller
+/// from the front).
+private func assisted(tasks: Int, calls: Int, ranked: Bool = false) -> (runs: [Int32], order: [Int64], notAtTheBack: Int) {
     var runs = [Int32](repeating: 0, count: tasks), order = [Int64](repeating: -1, count: tasks)
-    var next: Int64 = 0
+    var onHelper = [UInt8](repeating: 0, count: tasks)
+    var next: Int64 = 0, notAtTheBack = 0
     runs.withUnsafeMutableBufferPointer { r in
         order.withUnsafeMutableBufferPointer { o in
-            withUnsafeMutablePointer(to: &next) { n in
-                var c = Counting(runs: r.baseAddress!, order: ranked ? o.baseAddress! : nil, next: n)
-                for _ in 0..<calls {
-                    n.pointee = 0
-                    withUnsafeMutablePointer(to: &c) { cp in
-                        fclf_assisted_tasks(Int64(tasks), { ctx, t in ctx!.assumingMemoryBound(to: Counting.self).pointee.run(t) }, cp)
+            onHelper.withUnsafeMutableBufferPointer { h in
+                withUnsafeMutablePointer(to: &next) { n in
+                    var c = Counting(runs: r.baseAddress!, onHelper: h.baseAddress!, order: ranked ? o.baseAddress! : nil,
+                                     next: n, caller: pthread_self())
+                    for _ in 0..<calls {
+                        n.pointee = 0
+                        withUnsafeMutablePointer(to: &c) { cp in
+                            fclf_assisted_tasks(Int64(tasks), { ctx, t in ctx!.assumingMemoryBound(to: Counting.self).pointee.run(t) }, cp)
+                        }
+                        let first = h.firstIndex(of: 1) ?? tasks
+                        if h[first...].contains(0) { notAtTheBack += 1 }
                     }
                 }
             }
         }
     }
-    return (runs, order)
+    return (runs, order, notAtTheBack)
 }
 
-/// Each concurrent caller's counts, one slot per caller thread.
-nonisolated(unsafe) private var assistedRuns = [[Int32]](repeating: [], count: 4)
-
 extension KernelTests {
-    @Test("fclf_assisted_tasks runs every task once per call, on 2 threads as on 1")
+    @Test("fclf_assisted_tasks runs every task once per call, in order alone; on 2 threads the helper takes a run at the back")
     func assistedTasksRunEachTaskOnce() {
         let alone = withThreads(1) { assisted(tasks: 37, calls: 10, ranked: true) }
         #expect(alone.runs == [Int32](repeating: 10, count: 37))
         #expect(alone.order == (0..<37).map { Int64($0) }, "alone, the tasks run in order")
+        #expect(alone.notAtTheBack == 0)
         // Two threads: each call's tasks split between the caller (from the front) and the helper (from the
-        // back) wherever the two meet; a task run twice or skipped shows in the counts.
-        let before = fclf_assist_helped()
-        let two = withThreads(2) { assisted(tasks: 37, calls: 20000) }
-        #expect(two.runs == [Int32](repeating: 20000, count: 37), "runs per task")
+        // back) wherever the two meet; a task run twice or skipped shows in the counts. The helper runs only
+        // while awake and free (other tests use it too): calls go on, up to 10 s, until it has taken tasks.
+        let before = fclf_assist_helped(), start = Date()
+        var calls = 0
+        var runs = [Int32](repeating: 0, count: 37), notAtTheBack = 0
+        repeat {
+            let r = withThreads(2) { assisted(tasks: 37, calls: 2000) }
+            for t in 0..<37 { runs[t] += r.runs[t] }
+            notAtTheBack += r.notAtTheBack
+            calls += 2000
+        } while fclf_assist_helped() - before < 1000 && Date().timeIntervalSince(start) < 10
+        #expect(runs == [Int32](repeating: Int32(calls), count: 37), "runs per task over \(calls) calls")
+        #expect(notAtTheBack == 0, "\(notAtTheBack) of \(calls) calls: the helper's tasks were not the last ones")
         if ProcessInfo.processInfo.activeProcessorCount >= 2 {
-            #expect(fclf_assist_helped() > before, "the helper thread ran none of 740,000 tasks")
+            #expect(fclf_assist_helped() - before >= 1000, "the helper thread ran \(fclf_assist_helped() - before) tasks in \(calls) calls")
         }
     }
 
     @Test("fclf_assisted_tasks from several threads at once: each caller's tasks all run once (one job at a time, the others alone)")
     func assistedTasksFromConcurrentCallers() {
-        let callers = 4
+        let callers = 4, calls = 1000
+        // caller i's counts at slot i * 16 (11 + i <= 16 tasks); each thread writes only its own slots
+        nonisolated(unsafe) let counts = UnsafeMutableBufferPointer<Int32>.allocate(capacity: callers * 16)
+        counts.initialize(repeating: -1)
+        defer { counts.deallocate() }
         let threads = (0..<callers).map { i in
-            Thread { withThreads(2) { assistedRuns[i] = assisted(tasks: 11 + i, calls: 1000).runs } }
+            Thread {
+                let r = withThreads(2) { assisted(tasks: 11 + i, calls: calls) }
+                for t in 0..<(11 + i) { counts[i * 16 + t] = r.runs[t] }
+            }
         }
         threads.forEach { $0.start() }
         while threads.contains(where: { !$0.isFinished }) { usleep(1000) }
         for i in 0..<callers {
-            #expect(assistedRuns[i] == [Int32](repeating: 1000, count: 11 + i), "caller \(i)")
+            #expect(Array(counts[(i * 16)..<(i * 16 + 11 + i)]) == [Int32](repeating: Int32(calls), count: 11 + i), "caller \(i)")
         }
     }
 

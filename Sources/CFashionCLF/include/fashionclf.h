@@ -22,6 +22,7 @@
  *   OMP_NUM_THREADS, else every core. A single image runs on the calling thread; with 2 or more threads
  *   allowed, a helper thread that the library starts on first use (it spins 20 ms after each image, then
  *   sleeps) takes part of the convolutions when it is awake, and the caller never waits for it otherwise.
+ *   That thread stays until the process exits: do not dlclose() the library before then.
  *
  * Example
  *     fclf_model *m = NULL;
