@@ -15,6 +15,8 @@
 #                                         # core's FMA units (Benchmarks/peers/cpu_pairs.py)
 #   scripts/device-scaling.sh profile OUTDIR [CPUS]  # there: a training step's profile (batch 128) at 1, 8 and 16
 #                                         # threads, to see what stops the scaling
+#   scripts/device-scaling.sh bench OUTDIR NAME ARGS...  # there: the bundled fclf-bench with ARGS (say: mc --threads
+#                                         # 2), its lines in OUTDIR/NAME.jsonl and NAME.txt
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # FCLF_BUNDLE names another bundle (an older build packed beside this one, for an A/B in one call).
@@ -87,5 +89,14 @@ profile)
         OMP_NUM_THREADS=$t ${pin[@]+"${pin[@]}"} $LOADER "$PWD/$B/fclf-profile" cnn 128 100 nogemm | tee -a "$out/profile.txt"
     done
     ;;
-*) echo "usage: scripts/device-scaling.sh pack | run OUTDIR [CPUS] | machine OUTDIR | topology OUTDIR | profile OUTDIR [CPUS]" >&2; exit 2 ;;
+bench)
+    out=${2:?usage: scripts/device-scaling.sh bench OUTDIR NAME ARGS...}
+    name=${3:?usage: scripts/device-scaling.sh bench OUTDIR NAME ARGS...}
+    shift 3
+    mkdir -p "$out"
+    unpack
+    OPENBLAS_CORETYPE=SkylakeX $BENCH "$@" > "$out/$name.jsonl" 2> "$out/$name.txt"
+    cat "$out/$name.txt"
+    ;;
+*) echo "usage: scripts/device-scaling.sh pack | run OUTDIR [CPUS] | machine OUTDIR | topology OUTDIR | profile OUTDIR [CPUS] | bench OUTDIR NAME ARGS..." >&2; exit 2 ;;
 esac

@@ -1,12 +1,14 @@
 // fclf-bench: our figures for the comparison table, one JSON object per line on stdout (a readable line per
 // item on stderr). Every GEMM is checked against OpenBLAS before it is timed.
 //
-//   fclf-bench [all|peak|gemm|train|predict|blocking|scaling] [--threads N] [--quick] [--model FILE.fclf]
+//   fclf-bench [all|peak|gemm|train|predict|blocking|mc|scaling] [--threads N] [--quick] [--model FILE.fclf]
 //
 // predict times the seed CNN's architecture (random weights) unless --model names a model file.
 //
 // blocking: our GEMM on every shape under several KC values (and this machine's MC and NC), the KCs taking
 // turns round by round so that drift on a shared machine hits them alike; not part of "all".
+// mc: the squares 1024 and 2048 under MC values from a quarter to seven eighths of L2 (this machine's KC, NC),
+// in turns likewise; not part of "all".
 //
 // scaling: the seed CNN's training steps (batch 32 and 128) and batch prediction only, for a table over thread
 // counts (Benchmarks/peers/scaling.py); each item's digest (FNV-1a over the weights after the timed steps, or
@@ -156,6 +158,36 @@ func blockingSweep(peak: Double) {
     }
 }
 
+// MARK: - MC sweep
+
+/// GFLOP/s of the squares 1024 and 2048 by MC (KC and NC as derived): A's packed block takes a quarter to
+/// seven eighths of L2. MC moves no bits, so this is free to tune; the rule in blocking.c gives the 7/8 row.
+func mcSweep() {
+    let active = GEMMBlocking.active
+    let fractions = [0.25, 0.375, 0.5, 0.625, 0.75, 0.875]
+    let mcs = fractions.map { f in max(48, Int64(f * Double(active.l2Bytes) / Double(4 * active.kc)) / 48 * 48) }
+    var rng = SplitMix64(seed: 5)
+    for s in gemmShapes() where s.name.hasPrefix("square") && s.m >= 1024 {
+        let a = (0..<s.m * s.k).map { _ in rng.uniform(1) }, b = (0..<s.k * s.n).map { _ in rng.uniform(1) }
+        var c = [Float](repeating: 0, count: s.m * s.n)
+        let flops = 2.0 * Double(s.m) * Double(s.n) * Double(s.k)
+        var times = [[Double]](repeating: [], count: mcs.count)
+        for round in 0..<(quick ? 3 : 7) {
+            for (i, mc) in mcs.enumerated() {
+                let blk = fclf_gemm_blocking(mc: mc, kc: Int64(active.kc), nc: Int64(active.nc))
+                func run() { _ = fclf_sgemm_blocked(fclf_isa_active(), blk, 0, 0, Int64(s.m), Int64(s.n), Int64(s.k), 1, a, Int64(s.k), b, Int64(s.n), 0, &c, Int64(s.n)) }
+                if round == 0 { run() }
+                let t0 = monotonicSeconds()
+                run()
+                times[i].append(monotonicSeconds() - t0)
+            }
+        }
+        let g = times.map { flops / stats($0).median / 1e9 }
+        emit([("item", str("mc sweep " + s.name))] + zip(mcs, g).map { ("mc\($0)", num($1)) })
+        Console.error("\(s.name), GFLOP/s by MC (kc \(active.kc)): " + zip(zip(mcs, fractions), g).map { "\($0.0) (\(Text.fixed($0.1 * 100, 1))% of L2): \(Text.fixed($1, 1))" }.joined(separator: ", "))
+    }
+}
+
 // MARK: - training step
 
 /// FNV-1a over the bits of `count` floats: equal digests mean bitwise-equal results.
@@ -245,6 +277,7 @@ emit([("item", str("machine")), ("threads", "\(threads)"), ("isa", str(String(cS
       ("blocking", str(blocking.description)), ("mc", "\(blocking.mc)"), ("kc", "\(blocking.kc)"), ("nc", "\(blocking.nc)")])
 Console.error(blocking.description)
 if mode == "blocking" { blockingSweep(peak: peak) }
+if mode == "mc" { mcSweep() }
 if mode == "all" || mode == "gemm" { gemm(peak: peak) }
 if mode == "all" || mode == "train" {
     trainStep(.cnn, batch: 32, peak: peak)
