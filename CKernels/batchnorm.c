@@ -1,9 +1,10 @@
 /* batchnorm.c: batch normalisation (Ioffe & Szegedy 2015) over the channels of an NCHW batch, forward and
  * backward, and the inference form (a per-channel scale and shift).
  *
- * Statistics: one channel per owner thread, in a fixed order (each plane in 16 float lanes, the planes added
- * up in double, image by image), so the results do not depend on the thread count, and a channel of
- * 32 x 26 x 26 = 21,632 values is not summed in one long float chain. Running statistics follow PyTorch: running = (1 - momentum) *
+ * Statistics: one channel per owner thread, in a fixed order (each plane in 16 float lanes, each lane added
+ * to its own double lane image by image, the 16 reduced once; a dense layer's channels one per lane, summed in
+ * double), so the results do not depend on the thread count, and a channel of 32 x 26 x 26 = 21,632 values is
+ * not summed in one long float chain. Running statistics follow PyTorch: running = (1 - momentum) *
  * running + momentum * batch statistic, with the unbiased variance (n*hw / (n*hw - 1)); normalisation uses
  * the biased one. */
 #include "fclf_internal.h"
@@ -18,51 +19,68 @@ static int worth_threads(int64_t n, int64_t c, int64_t hw) { return n * c * hw >
 /* The largest plane the fused BatchNorm+ReLU+pooling step stages on the stack: 16 KB (64 x 64). */
 enum { BN_POOL_STAGE = 4096 };
 
-/* A plane's sum and its sum of squared deviations from m: 16 float lanes (one vector, no reassociation
- * needed), reduced in a fixed order and handed to the caller's double accumulator. Each lane sums hw/16
- * values (42 for conv1's 26 x 26 planes), so float loses little; the planes then add up in double. A
- * single chain of double additions ran at one add per 4 cycles (fclf-profile: BatchNorm after conv1 at
- * batch 32, 1.45 ms forward). */
+/* A plane's sum and its sum of squared deviations from m, in 16 float lanes (a plane's last, partial vector
+ * zero-padded), each lane then added to the caller's own double lane: a channel's planes go in lane by lane and
+ * its 16 double lanes are reduced once, in order, at the end (lane_total). Each lane sums hw/16 values in
+ * float (42 for conv1's 26 x 26 planes), so float loses little. Reducing every plane to one double, with its
+ * tail added value by value, was a chain of about 25 dependent double additions per plane: conv2's 11 x 11
+ * planes (9 values of tail) spent more time there than on their 121 values (fclf-profile cnn-bn 128, AMD Zen 4:
+ * that BatchNorm 0.94 ms forward for 1 M values, against 1.07 ms for conv1's 2.8 M). */
 enum { LANES = 16 };
-
-FCLF_CLONES static double plane_sum(const float *restrict x, int64_t hw) {
-    float acc[LANES] = {0};
-    int64_t j = 0;
-    for (; j + LANES <= hw; j += LANES)
-        for (int l = 0; l < LANES; l++) acc[l] += x[j + l];
-    double s = 0;
-    for (int l = 0; l < LANES; l++) s += acc[l];
-    for (; j < hw; j++) s += x[j];
-    return s;
-}
-
-FCLF_CLONES static double plane_sq(const float *restrict x, int64_t hw, float m) {
-    float acc[LANES] = {0};
-    int64_t j = 0;
-    for (; j + LANES <= hw; j += LANES)
-        for (int l = 0; l < LANES; l++) {
-            float d = x[j + l] - m;
-            acc[l] += d * d;
-        }
-    double s = 0;
-    for (int l = 0; l < LANES; l++) s += acc[l];
-    for (; j < hw; j++) s += (double)(x[j] - m) * (x[j] - m);
-    return s;
-}
 
 typedef float lanes_f __attribute__((vector_size(4 * LANES)));
 typedef int32_t lanes_i __attribute__((vector_size(4 * LANES)));
 /* An unaligned load of LANES floats (a macro: a function returning the vector trips the baseline clone's ABI). */
 #define load_lanes(p) __extension__({ lanes_f v_; memcpy(&v_, (p), sizeof v_); v_; })
+/* The last count (< LANES) floats at p, the other lanes 0. */
+#define load_tail(p, count) __extension__({ float t_[LANES] = {0}; memcpy(t_, (p), (size_t)(count) * sizeof(float)); load_lanes(t_); })
 
-/* sum of dy and of dy * xhat over a plane, xhat = (x - m) * is; dy masked by y > 0 when relu (y is then the
- * forward's output). The mask is a select on loaded values, not a branch; the relu flag is a constant in each
- * caller below, so no test of it is left inside the loop. The lanes are spelt as one vector: left to the SLP
- * vectoriser, the unmasked instance (relu 0) came out as scalar multiplies and lane inserts, twice as slow as
- * the masked one. Per lane the arithmetic is the same. */
+/* acc[l] += v[l] in double, lane by lane (a macro, as load_lanes). */
+#define add_lanes(acc, v)                                                                                        \
+    do {                                                                                                         \
+        float f_[LANES];                                                                                         \
+        memcpy(f_, &(v), sizeof f_);                                                                             \
+        for (int l_ = 0; l_ < LANES; l_++) (acc)[l_] += f_[l_];                                                  \
+    } while (0)
+
+static double lane_total(const double *acc) {
+    double s = 0;
+    for (int l = 0; l < LANES; l++) s += acc[l];
+    return s;
+}
+
+FCLF_CLONES static void plane_sum(double *restrict acc, const float *restrict x, int64_t hw) {
+    lanes_f v = {0};
+    int64_t j = 0;
+    for (; j + LANES <= hw; j += LANES) v += load_lanes(x + j);
+    if (j < hw) v += load_tail(x + j, hw - j);
+    add_lanes(acc, v);
+}
+
+FCLF_CLONES static void plane_sq(double *restrict acc, const float *restrict x, int64_t hw, float m) {
+    lanes_f v = {0};
+    int64_t j = 0;
+    for (; j + LANES <= hw; j += LANES) {
+        const lanes_f d = load_lanes(x + j) - m;
+        v += d * d;
+    }
+    if (j < hw) {
+        const lanes_f d = load_tail(x + j, hw - j) - m;
+        const lanes_i live = (lanes_i){0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15} < (int32_t)(hw - j);
+        v += (lanes_f)((lanes_i)(d * d) & live); /* the padding's (0 - m)^2 left out */
+    }
+    add_lanes(acc, v);
+}
+
+/* sum of dy and of dy * xhat over a plane into the lanes of sum_dy and sum_dy_xhat, xhat = (x - m) * is; dy
+ * masked by y > 0 when relu (y is then the forward's output). The mask is a select on loaded values, not a
+ * branch; the relu flag is a constant in each caller below, so no test of it is left inside the loop. The lanes
+ * are spelt as one vector: left to the SLP vectoriser, the unmasked instance (relu 0) came out as scalar
+ * multiplies and lane inserts, twice as slow as the masked one. A zero-padded tail adds 0 to both sums. */
 static inline __attribute__((always_inline)) void grad_sums(const float *restrict dy, const float *restrict x,
                                                             const float *restrict y, int64_t hw, float m, float is,
-                                                            double *sum_dy, double *sum_dy_xhat, int relu) {
+                                                            double *restrict sum_dy, double *restrict sum_dy_xhat,
+                                                            int relu) {
     lanes_f av = {0}, bv = {0};
     int64_t j = 0;
     for (; j + LANES <= hw; j += LANES) {
@@ -71,22 +89,18 @@ static inline __attribute__((always_inline)) void grad_sums(const float *restric
         av += g;
         bv += g * ((load_lanes(x + j) - m) * is);
     }
-    float a[LANES], b[LANES];
-    memcpy(a, &av, sizeof a);
-    memcpy(b, &bv, sizeof b);
-    double sa = 0, sb = 0;
-    for (int l = 0; l < LANES; l++) sa += a[l], sb += b[l];
-    for (; j < hw; j++) {
-        float g = relu ? (y[j] > 0.0f ? dy[j] : 0.0f) : dy[j];
-        sa += g;
-        sb += (double)g * ((x[j] - m) * is);
+    if (j < hw) {
+        lanes_f g = load_tail(dy + j, hw - j);
+        if (relu) g = (lanes_f)((lanes_i)g & (load_tail(y + j, hw - j) > 0.0f));
+        av += g;
+        bv += g * ((load_tail(x + j, hw - j) - m) * is);
     }
-    *sum_dy += sa;
-    *sum_dy_xhat += sb;
+    add_lanes(sum_dy, av);
+    add_lanes(sum_dy_xhat, bv);
 }
 
 FCLF_CLONES static void plane_grad_sums(const float *restrict dy, const float *restrict x, const float *restrict y, int64_t hw,
-                                        float m, float is, double *sum_dy, double *sum_dy_xhat) {
+                                        float m, float is, double *restrict sum_dy, double *restrict sum_dy_xhat) {
     if (y) grad_sums(dy, x, y, hw, m, is, sum_dy, sum_dy_xhat, 1);
     else grad_sums(dy, x, y, hw, m, is, sum_dy, sum_dy_xhat, 0);
 }
@@ -112,18 +126,11 @@ FCLF_CLONES static void plane_dx(float *restrict dx, const float *restrict dy, c
         for (int64_t j = 0; j < hw; j++) dx[j] = k * (dy[j] - a - (x[j] - m) * is * b);
 }
 
-/* Channel ch's batch statistics: WRITES mean_out[ch], invstd_out[ch], UPDATES the running ones, and gives the
- * affine map y = x * scale + shift that normalises it. */
-static void channel_stats(float *scale, float *shift, float *mean_out, float *invstd_out, float *running_mean,
-                          float *running_var, const float *x, const float *gamma, const float *beta, int64_t n, int64_t c,
-                          int64_t hw, int64_t ch, float momentum, float eps) {
-    const int64_t count = n * hw;
-    double sum = 0;
-    for (int64_t i = 0; i < n; i++) sum += plane_sum(x + (i * c + ch) * hw, hw);
-    const double mean = sum / (double)count;
-    double sq = 0;
-    for (int64_t i = 0; i < n; i++) sq += plane_sq(x + (i * c + ch) * hw, hw, (float)mean);
-    const double var = sq / (double)count;
+/* From channel ch's mean and (biased) variance over count values: WRITES mean_out[ch], invstd_out[ch], UPDATES
+ * the running ones, and gives the affine map y = x * scale + shift that normalises it. */
+static void finish_stats(float *scale, float *shift, float *mean_out, float *invstd_out, float *running_mean,
+                         float *running_var, const float *gamma, const float *beta, int64_t count, int64_t ch,
+                         double mean, double var, float momentum, float eps) {
     const float invstd = (float)(1.0 / sqrt(var + eps));
     *scale = gamma[ch] * invstd;
     *shift = beta[ch] - (float)mean * *scale;
@@ -136,6 +143,20 @@ static void channel_stats(float *scale, float *shift, float *mean_out, float *in
     }
 }
 
+/* Channel ch's batch statistics (finish_stats). */
+static void channel_stats(float *scale, float *shift, float *mean_out, float *invstd_out, float *running_mean,
+                          float *running_var, const float *x, const float *gamma, const float *beta, int64_t n, int64_t c,
+                          int64_t hw, int64_t ch, float momentum, float eps) {
+    const int64_t count = n * hw;
+    double acc[LANES] = {0};
+    for (int64_t i = 0; i < n; i++) plane_sum(acc, x + (i * c + ch) * hw, hw);
+    const double mean = lane_total(acc) / (double)count;
+    memset(acc, 0, sizeof acc);
+    for (int64_t i = 0; i < n; i++) plane_sq(acc, x + (i * c + ch) * hw, hw, (float)mean);
+    const double var = lane_total(acc) / (double)count;
+    finish_stats(scale, shift, mean_out, invstd_out, running_mean, running_var, gamma, beta, count, ch, mean, var, momentum, eps);
+}
+
 static void forward_channel(float *y, float *mean_out, float *invstd_out, float *running_mean, float *running_var,
                             const float *x, const float *gamma, const float *beta, int64_t n, int64_t c, int64_t hw,
                             int64_t ch, float momentum, float eps, int relu) {
@@ -144,9 +165,81 @@ static void forward_channel(float *y, float *mean_out, float *invstd_out, float 
     for (int64_t i = 0; i < n; i++) plane_normalise(y + (i * c + ch) * hw, x + (i * c + ch) * hw, hw, scale, shift, relu);
 }
 
+/* A dense layer's BatchNorm (hw = 1, x [n, c]): a channel's values are c apart, one per image, so planes of one
+ * value each cost a call and a lane reduction per value (fclf-profile cnn-bn 128: 0.16 ms forward for 16 k
+ * values, 0.6 ms once each plane was reduced in lanes). Here the channels are in the vector lanes, ROW_BLOCK
+ * at a time: each channel's values are summed image by image in double, its squared deviations (float) and
+ * the backward's sums likewise, and the elementwise steps are those of plane_normalise and plane_dx. */
+enum { ROW_BLOCK = 256 };
+
+FCLF_CLONES static void rows_forward(float *restrict y, float *restrict mean, float *restrict invstd,
+                                     float *restrict running_mean, float *restrict running_var, const float *restrict x,
+                                     const float *restrict gamma, const float *restrict beta, int64_t n, int64_t c,
+                                     int64_t c0, int64_t c1, float momentum, float eps, int relu) {
+    double sum[ROW_BLOCK], sq[ROW_BLOCK];
+    float m[ROW_BLOCK], scale[ROW_BLOCK], shift[ROW_BLOCK];
+    const int64_t w = c1 - c0;
+    for (int64_t j = 0; j < w; j++) sum[j] = sq[j] = 0;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < w; j++) sum[j] += x[i * c + c0 + j];
+    for (int64_t j = 0; j < w; j++) m[j] = (float)(sum[j] / (double)n);
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < w; j++) {
+            const float d = x[i * c + c0 + j] - m[j];
+            sq[j] += d * d;
+        }
+    for (int64_t j = 0; j < w; j++)
+        finish_stats(scale + j, shift + j, mean, invstd, running_mean, running_var, gamma, beta, n, c0 + j,
+                     sum[j] / (double)n, sq[j] / (double)n, momentum, eps);
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < w; j++) {
+            const float v = x[i * c + c0 + j] * scale[j] + shift[j];
+            y[i * c + c0 + j] = relu && !(v > 0.0f) ? 0.0f : v;
+        }
+}
+
+FCLF_CLONES static void rows_backward(float *restrict dx, float *restrict dgamma, float *restrict dbeta,
+                                      const float *restrict dy, const float *restrict y, const float *restrict x,
+                                      const float *restrict mean, const float *restrict invstd,
+                                      const float *restrict gamma, int64_t n, int64_t c, int64_t c0, int64_t c1) {
+    double sdy[ROW_BLOCK], sdyx[ROW_BLOCK];
+    float k[ROW_BLOCK], a[ROW_BLOCK], b[ROW_BLOCK];
+    const int64_t w = c1 - c0;
+    for (int64_t j = 0; j < w; j++) sdy[j] = sdyx[j] = 0;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < w; j++) {
+            const int64_t e = i * c + c0 + j;
+            const float g = y && !(y[e] > 0.0f) ? 0.0f : dy[e];
+            sdy[j] += g;
+            sdyx[j] += g * ((x[e] - mean[c0 + j]) * invstd[c0 + j]);
+        }
+    for (int64_t j = 0; j < w; j++) {
+        dgamma[c0 + j] += (float)sdyx[j];
+        dbeta[c0 + j] += (float)sdy[j];
+        k[j] = gamma[c0 + j] * invstd[c0 + j];
+        a[j] = (float)(sdy[j] / (double)n);
+        b[j] = (float)(sdyx[j] / (double)n);
+    }
+    if (!dx) return;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < w; j++) {
+            const int64_t e = i * c + c0 + j;
+            const float g = y && !(y[e] > 0.0f) ? 0.0f : dy[e];
+            dx[e] = k[j] * (g - a[j] - (x[e] - mean[c0 + j]) * invstd[c0 + j] * b[j]);
+        }
+}
+
 void fclf_batchnorm_forward_train(float *y, float *mean, float *invstd, float *running_mean, float *running_var,
                                   const float *x, const float *gamma, const float *beta, int64_t n, int64_t c,
                                   int64_t hw, float momentum, float eps, int relu) {
+    if (hw == 1) {
+        const int64_t blocks = (c + ROW_BLOCK - 1) / ROW_BLOCK;
+        FCLF_PARALLEL_IF(worth_threads(n, c, hw) && blocks > 1, for (FCLF_STATIC_RANGE(bk, blocks)) {
+            rows_forward(y, mean, invstd, running_mean, running_var, x, gamma, beta, n, c, bk * ROW_BLOCK,
+                         fclf_min64(c, (bk + 1) * ROW_BLOCK), momentum, eps, relu);
+        });
+        return;
+    }
     FCLF_PARALLEL_IF(worth_threads(n, c, hw), {
         for (FCLF_STATIC_RANGE(ch, c))
             forward_channel(y, mean, invstd, running_mean, running_var, x, gamma, beta, n, c, hw, ch, momentum, eps, relu);
@@ -160,11 +253,12 @@ static void backward_channel(float *dx, float *dgamma, float *dbeta, const float
                              int64_t c, int64_t hw, int64_t ch) {
     const int64_t count = n * hw;
     const float mu = mean[ch], is = invstd[ch];
-    double sum_dy = 0, sum_dy_xhat = 0;
+    double lanes_dy[LANES] = {0}, lanes_dy_xhat[LANES] = {0};
     for (int64_t i = 0; i < n; i++) {
         const int64_t at = (i * c + ch) * hw;
-        plane_grad_sums(g + i * gstride, x + at, y ? y + at : NULL, hw, mu, is, &sum_dy, &sum_dy_xhat);
+        plane_grad_sums(g + i * gstride, x + at, y ? y + at : NULL, hw, mu, is, lanes_dy, lanes_dy_xhat);
     }
+    const double sum_dy = lane_total(lanes_dy), sum_dy_xhat = lane_total(lanes_dy_xhat);
     dgamma[ch] += (float)sum_dy_xhat;
     dbeta[ch] += (float)sum_dy;
     if (!dx) return;
@@ -178,6 +272,13 @@ static void backward_channel(float *dx, float *dgamma, float *dbeta, const float
 
 void fclf_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *y, const float *x,
                              const float *mean, const float *invstd, const float *gamma, int64_t n, int64_t c, int64_t hw) {
+    if (hw == 1) {
+        const int64_t blocks = (c + ROW_BLOCK - 1) / ROW_BLOCK;
+        FCLF_PARALLEL_IF(worth_threads(n, c, hw) && blocks > 1, for (FCLF_STATIC_RANGE(bk, blocks)) {
+            rows_backward(dx, dgamma, dbeta, dy, y, x, mean, invstd, gamma, n, c, bk * ROW_BLOCK, fclf_min64(c, (bk + 1) * ROW_BLOCK));
+        });
+        return;
+    }
     FCLF_PARALLEL_IF(worth_threads(n, c, hw), {
         for (FCLF_STATIC_RANGE(ch, c))
             backward_channel(dx, dgamma, dbeta, dy + ch * hw, c * hw, y, x, mean, invstd, gamma, n, c, hw, ch);
