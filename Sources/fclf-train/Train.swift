@@ -40,7 +40,7 @@ struct Train: ParsableCommand {
             """,
         version: "0.1.0")
 
-    @Option(help: "Recipe: seed (the seed study's, the default), fast (BatchNorm CNN, photo augmentation, AdamW one-cycle, label smoothing, best epoch kept, calibrated) or best (the fast recipe on the VGG-style wide-bn, batch 128, 48 epochs). Every flag below overrides its part.")
+    @Option(help: "Recipe: seed (the seed study's, the default), fast (BatchNorm CNN, photo augmentation, AdamW one-cycle, best epoch kept, calibrated) or best (the fast recipe on the VGG-style wide-bn, batch 128, 48 epochs). Every flag below overrides its part.")
     var preset: Preset = .seed
 
     @Option(help: "Model: cnn (the seed's CNN), mlp (the seed's MLP baseline), cnn-bn (the CNN with BatchNorm and dropout) or wide-bn (VGG-style, BatchNorm). (default: the preset's)")

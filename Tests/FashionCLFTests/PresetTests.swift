@@ -14,6 +14,12 @@ struct PresetTests {
         #expect(c.weightDecay == 0 && c.labelSmoothing == 0 && c.augment == nil && c.schedule == .constant && c.warmupEpochs == 0)
     }
 
+    @Test("fast and best train without label smoothing (it cost photos at the same validation accuracy)")
+    func noLabelSmoothing() {
+        #expect(Preset.fast.recipe.config.labelSmoothing == 0 && Preset.best.recipe.config.labelSmoothing == 0)
+        #expect(Preset.fast.recipe.config.augment != nil && Preset.best.recipe.config.augment != nil)
+    }
+
     @Test("every preset's network builds, takes a training epoch and evaluates", arguments: Preset.allCases)
     func presetTrains(_ preset: Preset) {
         let r = preset.recipe
