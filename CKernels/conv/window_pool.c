@@ -258,18 +258,17 @@ static inline __attribute__((always_inline, target("avx512f"))) void k9_rows(
     }
 }
 
-/* Channels [o0, o1) of y [oc, Q] of one image from its input plane xp (rows wrow apart, zero border included
- * where padded). */
-__attribute__((target("avx512f"))) static void k9_span__avx512f(float *restrict y, const float *restrict xp,
-                                                                int64_t wrow, const float *restrict w,
-                                                                const float *restrict b, int relu,
-                                                                fclf_conv2d_shape s, int64_t o0, int64_t o1) {
+/* y [oc, Q] of one image from its input plane xp (rows wrow apart, zero border included where padded). */
+__attribute__((target("avx512f"))) static void k9_image__avx512f(float *restrict y, const float *restrict xp,
+                                                                 int64_t wrow, const float *restrict w,
+                                                                 const float *restrict b, int relu,
+                                                                 fclf_conv2d_shape s) {
     const int64_t ph = s.oh / 2, pw = s.ow / 2, Q = ph * pw;
     for (int64_t py = 0; py < ph; py++)
         for (int64_t cb = 0; cb < 2 * pw; cb += 32) {
-            int64_t o = o0;
-            for (; o + 4 <= o1; o += 4) k9_rows(4, y, xp, wrow, w, b, relu, o, py, cb, pw, Q);
-            switch (o1 - o) {
+            int64_t o = 0;
+            for (; o + 4 <= s.oc; o += 4) k9_rows(4, y, xp, wrow, w, b, relu, o, py, cb, pw, Q);
+            switch (s.oc - o) {
             case 3: k9_rows(3, y, xp, wrow, w, b, relu, o, py, cb, pw, Q); break;
             case 2: k9_rows(2, y, xp, wrow, w, b, relu, o, py, cb, pw, Q); break;
             case 1: k9_rows(1, y, xp, wrow, w, b, relu, o, py, cb, pw, Q); break;
@@ -362,7 +361,7 @@ static void window_pool(int isa, float *y, float *work, const float *x, const fl
             xi = xp;
         }
         if (pixels_in_lanes(s))
-            k9_span__avx512f(y + i * s.oc * Q, xi, wrow, w, b, relu, s, 0, s.oc);
+            k9_image__avx512f(y + i * s.oc * Q, xi, wrow, w, b, relu, s);
         else
             window_image__avx512f(y + i * s.oc * Q, xi, wrow, plane, wp, b, relu, kstep, bias_first, s);
     });
