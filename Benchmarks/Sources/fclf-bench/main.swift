@@ -73,7 +73,7 @@ func measurePeak() -> Double {
 
 struct Shape { var name: String; var ta, tb: Bool; var m, n, k: Int }
 
-func gemmShapes() -> [Shape] {
+func gemmShapes(quickSubset: Bool = quick) -> [Shape] {
     var shapes = [Shape(name: "conv2 forward b1", ta: false, tb: false, m: 64, n: 121, k: 288),
                   Shape(name: "square 512", ta: false, tb: false, m: 512, n: 512, k: 512),
                   Shape(name: "square 1024", ta: false, tb: false, m: 1024, n: 1024, k: 1024),
@@ -85,7 +85,7 @@ func gemmShapes() -> [Shape] {
                    Shape(name: "conv2 input grad b\(b)", ta: true, tb: false, m: 288, n: 121 * b, k: 64),
                    Shape(name: "dense1 forward b\(b)", ta: false, tb: false, m: b, n: 128, k: 1600)]
     }
-    if quick { shapes = Array(shapes.prefix(1)) + shapes.filter { $0.name.contains("b32") } }
+    if quickSubset { shapes = Array(shapes.prefix(1)) + shapes.filter { $0.name.contains("b32") } }
     return shapes
 }
 
@@ -130,29 +130,36 @@ func gemm(peak: Double) {
 
 // MARK: - KC sweep
 
+/// GFLOP/s of our GEMM on shape s under each blocking, the blockings taking turns round by round so that drift
+/// on a shared machine hits them alike; each round's figure is the mean of `calls` calls, after one untimed call
+/// per blocking in the first round.
+func timeBlockings(_ s: Shape, _ blockings: [fclf_gemm_blocking], rounds: Int, calls: Int, rng: inout SplitMix64) -> [Double] {
+    let (rowsA, colsA) = s.ta ? (s.k, s.m) : (s.m, s.k)
+    let (rowsB, colsB) = s.tb ? (s.n, s.k) : (s.k, s.n)
+    let a = (0..<rowsA * colsA).map { _ in rng.uniform(1) }, b = (0..<rowsB * colsB).map { _ in rng.uniform(1) }
+    var c = [Float](repeating: 0, count: s.m * s.n)
+    let ta: Int32 = s.ta ? 1 : 0, tb: Int32 = s.tb ? 1 : 0
+    let flops = 2.0 * Double(s.m) * Double(s.n) * Double(s.k)
+    var times = [[Double]](repeating: [], count: blockings.count)
+    for round in 0..<rounds {
+        for (i, blk) in blockings.enumerated() {
+            func run() { _ = fclf_sgemm_blocked(fclf_isa_active(), blk, ta, tb, Int64(s.m), Int64(s.n), Int64(s.k), 1, a, Int64(colsA), b, Int64(colsB), 0, &c, Int64(s.n)) }
+            if round == 0 { run() }
+            let t0 = monotonicSeconds()
+            for _ in 0..<calls { run() }
+            times[i].append((monotonicSeconds() - t0) / Double(calls))
+        }
+    }
+    return times.map { flops / stats($0).median / 1e9 }
+}
+
 func blockingSweep(peak: Double) {
     let active = GEMMBlocking.active
     let kcs: [Int64] = [128, 160, 192, 256, 288, 320, 384, 512]
+    let blockings = kcs.map { fclf_gemm_blocking(mc: Int64(active.mc), kc: $0, nc: Int64(active.nc)) }
     var rng = SplitMix64(seed: 5)
     for s in gemmShapes() {
-        let (rowsA, colsA) = s.ta ? (s.k, s.m) : (s.m, s.k)
-        let (rowsB, colsB) = s.tb ? (s.n, s.k) : (s.k, s.n)
-        let a = (0..<rowsA * colsA).map { _ in rng.uniform(1) }, b = (0..<rowsB * colsB).map { _ in rng.uniform(1) }
-        var c = [Float](repeating: 0, count: s.m * s.n)
-        let ta: Int32 = s.ta ? 1 : 0, tb: Int32 = s.tb ? 1 : 0
-        let flops = 2.0 * Double(s.m) * Double(s.n) * Double(s.k)
-        var times = [[Double]](repeating: [], count: kcs.count)
-        for round in 0..<(quick ? 5 : 15) {
-            for (i, kc) in kcs.enumerated() {
-                let blk = fclf_gemm_blocking(mc: Int64(active.mc), kc: kc, nc: Int64(active.nc))
-                func run() { _ = fclf_sgemm_blocked(fclf_isa_active(), blk, ta, tb, Int64(s.m), Int64(s.n), Int64(s.k), 1, a, Int64(colsA), b, Int64(colsB), 0, &c, Int64(s.n)) }
-                if round == 0 { run() }
-                let t0 = monotonicSeconds()
-                run(); run()
-                times[i].append((monotonicSeconds() - t0) / 2)
-            }
-        }
-        let g = times.map { flops / stats($0).median / 1e9 }
+        let g = timeBlockings(s, blockings, rounds: quick ? 5 : 15, calls: 2, rng: &rng)
         emit([("item", str("kc sweep " + s.name))] + zip(kcs, g).map { ("kc\($0)", num($1)) })
         Console.error("\(s.name) (\(s.m)x\(s.n)x\(s.k)), GFLOP/s by KC: " + zip(kcs, g).map { "\($0): \(Text.fixed($1, 1))" }.joined(separator: ", "))
     }
@@ -166,23 +173,10 @@ func mcSweep() {
     let active = GEMMBlocking.active
     let fractions = [0.25, 0.375, 0.5, 0.625, 0.75, 0.875]
     let mcs = fractions.map { f in max(48, Int64(f * Double(active.l2Bytes) / Double(4 * active.kc)) / 48 * 48) }
+    let blockings = mcs.map { fclf_gemm_blocking(mc: $0, kc: Int64(active.kc), nc: Int64(active.nc)) }
     var rng = SplitMix64(seed: 5)
-    for s in gemmShapes() where s.name.hasPrefix("square") && s.m >= 1024 {
-        let a = (0..<s.m * s.k).map { _ in rng.uniform(1) }, b = (0..<s.k * s.n).map { _ in rng.uniform(1) }
-        var c = [Float](repeating: 0, count: s.m * s.n)
-        let flops = 2.0 * Double(s.m) * Double(s.n) * Double(s.k)
-        var times = [[Double]](repeating: [], count: mcs.count)
-        for round in 0..<(quick ? 3 : 7) {
-            for (i, mc) in mcs.enumerated() {
-                let blk = fclf_gemm_blocking(mc: mc, kc: Int64(active.kc), nc: Int64(active.nc))
-                func run() { _ = fclf_sgemm_blocked(fclf_isa_active(), blk, 0, 0, Int64(s.m), Int64(s.n), Int64(s.k), 1, a, Int64(s.k), b, Int64(s.n), 0, &c, Int64(s.n)) }
-                if round == 0 { run() }
-                let t0 = monotonicSeconds()
-                run()
-                times[i].append(monotonicSeconds() - t0)
-            }
-        }
-        let g = times.map { flops / stats($0).median / 1e9 }
+    for s in gemmShapes(quickSubset: false) where s.name.hasPrefix("square") && s.m >= 1024 {  // --quick: fewer rounds
+        let g = timeBlockings(s, blockings, rounds: quick ? 3 : 7, calls: 1, rng: &rng)
         emit([("item", str("mc sweep " + s.name))] + zip(mcs, g).map { ("mc\($0)", num($1)) })
         Console.error("\(s.name), GFLOP/s by MC (kc \(active.kc)): " + zip(zip(mcs, fractions), g).map { "\($0.0) (\(Text.fixed($0.1 * 100, 1))% of L2): \(Text.fixed($1, 1))" }.joined(separator: ", "))
     }
