@@ -46,13 +46,27 @@ public final class Sequential {
     /// What the model file stores for layer `layer` (empty for a layer without parameters, and for one the
     /// planner fused into the step of another).
     public func stored(ofLayer layer: Int) -> [Parameter] {
-        guard let k = plan.step(executing: layer), plan.steps[k].layers.lowerBound == layer else { return [] }
-        return steps[k].stored
+        guard let k = plan.step(executing: layer) else { return [] }
+        if let both = steps[k] as? ConvBatchNorm {  // two layers with values in one step
+            return layer == plan.steps[k].layers.lowerBound ? both.conv.stored : layer == plan.steps[k].trainedBatchNorm ? both.norm.stored : []
+        }
+        return plan.steps[k].layers.lowerBound == layer ? steps[k].stored : []
+    }
+
+    /// The BatchNorm executing layer `layer`, alone or in a first convolution's step.
+    func batchNorm(layer: Int) -> BatchNorm? {
+        guard let k = plan.step(executing: layer) else { return nil }
+        return steps[k] as? BatchNorm ?? (steps[k] as? ConvBatchNorm)?.norm
     }
 
     /// The one place that maps a step to the layer that executes it.
     private static func executor(_ step: Plan.Step, initializer: Initializer, rng: inout SplitMix64) -> any Layer {
         switch step.layer {
+        case .conv2d(let ic, let oc, let k, let padding, _) where step.trainedBatchNorm != nil:
+            let conv = Conv2D(inChannels: ic, outChannels: oc, kernelSize: k, padding: padding, computesInputGradient: false,
+                              initializer: initializer, rng: &rng)
+            return ConvBatchNorm(conv: conv, norm: BatchNorm(channels: oc, relu: step.fusedReLU, pool: step.pooling != .none,
+                                                             computesInputGradient: false))
         case .conv2d(let ic, let oc, let k, let padding, let activation):
             return Conv2D(inChannels: ic, outChannels: oc, kernelSize: k, padding: padding, activation: activation,
                           pooling: step.pooling, computesInputGradient: step.computesInputGradient, initializer: initializer,
@@ -102,7 +116,7 @@ public final class Sequential {
     func load(from model: Sequential) {
         for (step, executor) in zip(plan.steps, steps) {
             let source = model.stored(ofLayer: step.layers.lowerBound), target = executor.stored
-            guard let bn = step.foldedBatchNorm, let norm = model.steps[model.plan.step(executing: bn)!] as? BatchNorm else {
+            guard let bn = step.foldedBatchNorm, let norm = model.batchNorm(layer: bn) else {
                 for (p, q) in zip(target, source) { p.value.update(from: q.value, count: p.count) }
                 continue
             }

@@ -27,10 +27,11 @@ public final class Conv2D: Layer {
     /// The weights in the GEMM's panels (`packForInference`), nil where the layer reads them as they are.
     private let packedWeight = Buffer<Float>()
     private var packed: UnsafePointer<Float>?
-    private var shape = fclf_conv2d_shape()
-    private var inputShape = Shape(n: 0, c: 0)
+    /// The last training forward's kernel shape (batch included).
+    private(set) var shape = fclf_conv2d_shape()
+    private(set) var inputShape = Shape(n: 0, c: 0)
     /// The last forward's input: the backward pass packs the weight gradient's product straight from it.
-    private var input: UnsafePointer<Float>?
+    private(set) var input: UnsafePointer<Float>?
 
     public init(inChannels: Int, outChannels: Int, kernelSize: Int, padding: Padding = .valid,
                 activation: Activation = .none, pooling: Plan.Step.ConvPooling = .none,

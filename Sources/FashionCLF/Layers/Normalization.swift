@@ -110,6 +110,14 @@ public final class BatchNorm: Layer {
         return Tensor(data: dxp ?? dx.pointer, shape: computesInputGradient ? shape : shape.withBatch(0))
     }
 
+    /// Backward of the network's first convolution `conv` and this BatchNorm after it, in one pass
+    /// (`ConvBatchNorm`): accumulates dL/dγ, dL/dβ and the convolution's weight and bias gradients; nothing else.
+    func backward(_ dy: Tensor, intoFirstConvolution conv: Conv2D) {
+        fclf_conv2d_batchnorm_backward(conv.weight.grad, conv.bias.grad, gamma.grad, beta.grad, dy.data, pool ? argmax.pointer : nil,
+                                       relu ? UnsafePointer(y.pointer) : nil, input.data, conv.input, mean.pointer,
+                                       invstd.pointer, gamma.value, pool ? 1 : 0, conv.shape)
+    }
+
     public func inferenceWork(_ input: Shape, n: Int) -> Int { 2 * channels }
 
     public func infer(_ x: UnsafeMutablePointer<Float>, _ input: Shape, n: Int, y: UnsafeMutablePointer<Float>,
@@ -189,6 +197,51 @@ public final class GlobalAvgPool: Layer {
     public func infer(_ x: UnsafeMutablePointer<Float>, _ input: Shape, n: Int, y: UnsafeMutablePointer<Float>,
                       work: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
         fclf_global_avgpool_forward(y, x, Int64(n * input.c), Int64(input.h * input.w))
+        return y
+    }
+}
+
+/// A network's first convolution and the BatchNorm (with its ReLU and 2x2 max pooling, when the planner fused
+/// them) right after it, as one training step. Forward runs the two layers as they are. Backward computes the
+/// convolution's weight and bias gradients inside BatchNorm's backward pass, plane by plane
+/// (`fclf_conv2d_batchnorm_backward`): BatchNorm's input gradient, as large as the convolution's output (11 MB
+/// for the CNN's first layer at batch 128), is never written nor read back. Only a first layer qualifies:
+/// nothing upstream reads the convolution's input gradient. What the step stores is the two layers' values in
+/// the model file's order.
+public final class ConvBatchNorm: Layer {
+    public let conv: Conv2D
+    public let norm: BatchNorm
+    public let computesInputGradient = false
+    public var parameters: [Parameter] { conv.parameters + norm.parameters }
+    public var stored: [Parameter] { conv.stored + norm.stored }
+
+    public init(conv: Conv2D, norm: BatchNorm) {
+        precondition(!conv.computesInputGradient && conv.activation == .none && conv.pooling == .none,
+                     "ConvBatchNorm: a first convolution without activation or pooling of its own")
+        self.conv = conv
+        self.norm = norm
+    }
+
+    public func outputShape(_ input: Shape) -> Shape { norm.outputShape(conv.outputShape(input)) }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor { norm.forward(conv.forward(x, training: training), training: training) }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        norm.backward(dy, intoFirstConvolution: conv)
+        return Tensor(data: dy.data, shape: conv.inputShape.withBatch(0))
+    }
+
+    public func inferenceWork(_ input: Shape, n: Int) -> Int {
+        let z = conv.outputShape(input)
+        return z.perSample * n + max(conv.inferenceWork(input, n: n), norm.inferenceWork(z, n: n))
+    }
+
+    public func infer(_ x: UnsafeMutablePointer<Float>, _ input: Shape, n: Int, y: UnsafeMutablePointer<Float>,
+                      work: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
+        let z = conv.outputShape(input), zp = work
+        let produced = conv.infer(x, input, n: n, y: zp, work: work + z.perSample * n)
+        let out = norm.infer(produced, z, n: n, y: y, work: work + z.perSample * n)
+        if out != y { y.update(from: out, count: n * outputShape(input).perSample) }  // the output goes to y, not scratch
         return y
     }
 }

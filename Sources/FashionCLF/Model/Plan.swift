@@ -8,7 +8,10 @@ import CKernels
 /// kernels can (`fclf_conv2d_pool_supported`: few taps per output, small planes) and right after the
 /// product otherwise; its backward pass routes the pooled gradient straight into the product's layout.
 /// Likewise a BatchNorm followed by a ReLU and a 2x2 max pooling is one training step that never stores its
-/// full-size output (`fclf_batchnorm_pool_supported`).
+/// full-size output (`fclf_batchnorm_pool_supported`). A network's first convolution without activation
+/// and the BatchNorm (+ReLU, +pooling) after it are one training step (`ConvBatchNorm`): BatchNorm's
+/// backward pass computes the convolution's weight gradient plane by plane and never stores its own input
+/// gradient (`fclf_conv2d_batchnorm_backward_supported`).
 /// For inference it also folds a BatchNorm into the convolution or dense layer before it when that layer has
 /// no activation of its own (its evaluation form is then a per-channel affine map of the layer's output), takes a ReLU that follows as that layer's activation, and drops
 /// dropout (the identity in evaluation). Every other layer is a step of its own. A plan owns no memory:
@@ -34,6 +37,9 @@ public struct Plan: Sendable {
         public let pooling: ConvPooling
         /// Inference: the index of the BatchNorm layer folded into this step's weights.
         public let foldedBatchNorm: Int?
+        /// Training: the index of the BatchNorm layer a network's first convolution runs with in one step
+        /// (`ConvBatchNorm`); BatchNorm's backward pass then computes the convolution's weight gradient.
+        public let trainedBatchNorm: Int?
         /// A ReLU layer run as this BatchNorm step's epilogue (a convolution or dense step takes it as its
         /// activation instead).
         public let fusedReLU: Bool
@@ -48,6 +54,9 @@ public struct Plan: Sendable {
         public var name: String {
             let folded = foldedBatchNorm == nil ? "" : "+batchnorm (folded)"
             switch layer {
+            case .conv2d where trainedBatchNorm != nil:
+                let base = "conv2d+batchnorm" + (fusedReLU ? "+relu" : "") + (pooling == .none ? "" : "+maxpool")
+                return base + " (weight gradient in batchnorm's backward)"
             case .conv2d(_, _, _, _, let act):
                 let base = "conv2d" + folded + (act == .relu ? "+relu" : "")
                 return pooling == .none ? base : "\(base)+maxpool (\(pooling.rawValue))"
@@ -90,6 +99,7 @@ public struct Plan: Sendable {
         while i < specs.count {
             let x = i == 0 ? input : shapes[i - 1]
             var layer = specs[i], end = i + 1, pooling = Step.ConvPooling.none, folded: Int? = nil, fusedReLU = false
+            var trained: Int? = nil
             func next(_ spec: LayerSpec) -> Bool { end < specs.count && specs[end] == spec }
             func skipDropout() {
                 while mode == .inference, end < specs.count, case .dropout = specs[end] { end += 1 }
@@ -105,9 +115,23 @@ public struct Plan: Sendable {
             switch layer {
             case .conv2d(let ic, let oc, let k, let padding, var act):
                 absorbIntoProduct(&act)
+                let s = convShape(x, outChannels: oc, kernelSize: k, padding: padding)
+                // Training, a first convolution without activation and the BatchNorm (+ReLU, +pooling) after it:
+                // one step whose backward never stores BatchNorm's input gradient.
+                if mode == .training, i == 0, act == .none, end < specs.count, case .batchNorm = specs[end] {
+                    let relu = end + 1 < specs.count && specs[end + 1] == .relu
+                    let pool = relu && end + 2 < specs.count && specs[end + 2] == .maxPool2x2
+                        && fclf_batchnorm_pool_supported(s.oh, s.ow) != 0
+                    if fclf_conv2d_batchnorm_backward_supported(s, pool ? 1 : 0) != 0 {
+                        trained = end
+                        end += 1
+                        if relu { fusedReLU = true; end += 1 }
+                        if pool { pooling = .onePass; end += 1 }
+                        skipDropout()
+                    }
+                }
                 // A convolution pools its own output when a 2x2 max pooling follows it.
-                if next(.maxPool2x2) {
-                    let s = convShape(x, outChannels: oc, kernelSize: k, padding: padding)
+                if trained == nil, next(.maxPool2x2) {
                     // Per window only where this CPU has the window kernel (its packed weights have a size).
                     pooling = mode == .inference && fclf_conv2d_window_pool_packed_size(s) > 0 ? .perWindow
                         : fclf_conv2d_pool_supported(s) != 0 ? .onePass : .afterwards
@@ -131,7 +155,8 @@ public struct Plan: Sendable {
             default:
                 skipDropout()
             }
-            steps.append(Step(layer: layer, pooling: pooling, foldedBatchNorm: folded, fusedReLU: fusedReLU, layers: i..<end, input: x,
+            steps.append(Step(layer: layer, pooling: pooling, foldedBatchNorm: folded, trainedBatchNorm: trained, fusedReLU: fusedReLU,
+                              layers: i..<end, input: x,
                               output: shapes[end - 1], computesInputGradient: i > 0))
             i = end
         }
