@@ -429,6 +429,7 @@ void fclf_conv2d_batchnorm_backward(float *dweight, float *dbias, float *dgamma,
         float g[BN_POOL_STAGE] __attribute__((aligned(64)));
         float dz[BN_POOL_STAGE + LANES] __attribute__((aligned(64)));
         float stage[CONV_BN_STAGE] __attribute__((aligned(64)));
+        memset(dz + hw, 0, LANES * sizeof(float)); /* the slack a row's last vector reads (masked) is defined */
         for (FCLF_STATIC_RANGE(ch, c)) {
             /* Plane i's gradient: routed through the pooling's winners into g, in L1 (the ReLU's mask applied
              * there), once for the sums and again for dz: routing twice costs less than a batch of routed planes
@@ -451,10 +452,11 @@ void fclf_conv2d_batchnorm_backward(float *dweight, float *dbias, float *dgamma,
             for (int64_t i = 0; i < n; i++) {
                 const int64_t at = (i * c + ch) * hw;
                 plane_dx(dz, plane_gradient(isa, g, dy, argmax, y, pool, i, c, ch, s.oh, s.ow), z + at, mask ? mask + at : NULL, hw, k, a, b, mu, is);
-                /* Without padding the taps read the input in place, but for the last image, whose last vector
-                 * may read past the batch's end. */
+                /* Where the padded geometry is the input's own ('valid'), the taps read the input in place, but
+                 * for the last image, whose last vector may read past the batch's end. ('same' with an even
+                 * kernel pads only after: pad_t = pad_l = 0, yet the rows are longer.) */
                 const float *in = x + i * s.c * s.h * s.w;
-                if (s.pad_t != 0 || s.pad_l != 0 || i + 1 == n) {
+                if (s.pad_t != 0 || s.pad_l != 0 || s.oh + s.kh - 1 != s.h || s.ow + s.kw - 1 != s.w || i + 1 == n) {
                     stage_input(stage, x, s, i);
                     in = stage;
                 }

@@ -65,8 +65,8 @@ public final class Sequential {
         case .conv2d(let ic, let oc, let k, let padding, _) where step.trainedBatchNorm != nil:
             let conv = Conv2D(inChannels: ic, outChannels: oc, kernelSize: k, padding: padding, computesInputGradient: false,
                               initializer: initializer, rng: &rng)
-            return ConvBatchNorm(conv: conv, norm: BatchNorm(channels: oc, relu: step.fusedReLU, pool: step.pooling != .none,
-                                                             computesInputGradient: false))
+            // The BatchNorm keeps its input gradient for ConvBatchNorm's fallback only (never taken for a planned step).
+            return ConvBatchNorm(conv: conv, norm: BatchNorm(channels: oc, relu: step.fusedReLU, pool: step.pooling != .none))
         case .conv2d(let ic, let oc, let k, let padding, let activation):
             return Conv2D(inChannels: ic, outChannels: oc, kernelSize: k, padding: padding, activation: activation,
                           pooling: step.pooling, computesInputGradient: step.computesInputGradient, initializer: initializer,

@@ -218,6 +218,8 @@ public final class ConvBatchNorm: Layer {
     public init(conv: Conv2D, norm: BatchNorm) {
         precondition(!conv.computesInputGradient && conv.activation == .none && conv.pooling == .none,
                      "ConvBatchNorm: a first convolution without activation or pooling of its own")
+        precondition(conv.outChannels == norm.channels && norm.computesInputGradient,
+                     "ConvBatchNorm: a BatchNorm over the convolution's \(conv.outChannels) channels that computes its input gradient")
         self.conv = conv
         self.norm = norm
     }
@@ -227,7 +229,13 @@ public final class ConvBatchNorm: Layer {
     public func forward(_ x: Tensor, training: Bool) -> Tensor { norm.forward(conv.forward(x, training: training), training: training) }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        norm.backward(dy, intoFirstConvolution: conv)
+        // The planner only fuses shapes the kernel supports; a step built by hand with others runs the two
+        // layers' backward passes apart (the same gradients, another summation order).
+        if fclf_conv2d_batchnorm_backward_supported(conv.shape, norm.pool ? 1 : 0) != 0 {
+            norm.backward(dy, intoFirstConvolution: conv)
+        } else {
+            _ = conv.backward(norm.backward(dy))
+        }
         return Tensor(data: dy.data, shape: conv.inputShape.withBatch(0))
     }
 
