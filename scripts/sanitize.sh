@@ -7,7 +7,8 @@
 #   tsan  .build-tsan: Swift and C with ThreadSanitizer, the target_clones disabled (FCLF_NO_CLONES: their
 #         ifunc resolvers run before TSan is initialised), OpenMP through LLVM's Archer (without it TSan
 #         reports OpenMP's fork/join as races)
-# Any report fails the run. --disable-xctest: the tests are Swift Testing's, and XCTest's empty run leaks 144
+# The tests that run fclf-train and load libfashionclf.so get the sanitized builds' (FCLF_BIN_DIR, FCLF_LIB_DIR),
+# not a plain build's, which a fresh clone does not even have. Any report fails the run. --disable-xctest: the tests are Swift Testing's, and XCTest's empty run leaks 144
 # bytes inside libXCTest.so, which LeakSanitizer reports. The Python ctypes example is skipped: an uninstrumented python3 cannot load a
 # sanitized library (the C test program drives the same calls).
 set -euo pipefail
@@ -31,7 +32,7 @@ run_asan() {
     # malloc that size is what a header trusted too early asks for (swift traps on it rather than failing).
     ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:max_allocation_size_mb=1024:allocator_may_return_null=0 \
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    FCLF_LIB_DIR="$root/.build-asan/debug" FCLF_CC="clang -fsanitize=address,undefined" \
+    FCLF_LIB_DIR="$root/.build-asan/debug" FCLF_BIN_DIR="$root/.build-asan/debug" FCLF_CC="clang -fsanitize=address,undefined" \
         swift test "${flags[@]}" --disable-xctest --skip pythonExample
 }
 
@@ -44,7 +45,7 @@ run_tsan() {
     local swiftlib
     swiftlib=$(dirname "$(command -v swift)")/../lib/swift/linux
     OMP_TOOL_LIBRARIES=$archer TSAN_OPTIONS=halt_on_error=1:ignore_noninstrumented_modules=1 \
-    FCLF_LIB_DIR="$root/.build-tsan/debug" \
+    FCLF_LIB_DIR="$root/.build-tsan/debug" FCLF_BIN_DIR="$root/.build-tsan/debug" \
     FCLF_CC="clang -fsanitize=thread -L$swiftlib -Wl,-rpath,$swiftlib -ldispatch -lBlocksRuntime" \
         swift test "${flags[@]}" --disable-xctest --skip pythonExample
 }
