@@ -11,6 +11,12 @@
 /* Inputs below this many floats are pooled on the calling thread. It was 4x higher; conv2's output at batch
  * 32 (248k floats) then pooled on one thread. */
 #define POOL_PAR_MIN (1 << 16)
+/* Output rows narrower than half a vector are pooled by the scalar loop: the vector kernel takes a row's
+ * windows 16 at a time, so conv2's 5-window rows (11 x 11 planes) left 11 of 16 lanes idle, and its fixed cost
+ * per row made it slower than the scalar loop (fclf-profile cnn-bn 128, Zen 4: that BatchNorm+ReLU+pooling
+ * step 745-951 us forward with the vector kernel, 589-604 us with the scalar loop; 13-window rows the same
+ * either way). Both give the same maxima and winners. */
+#define POOL_VECTOR_MIN_OW 8
 
 /* One plane: output row by row from two input rows, selects instead of branches (the winner of a window
  * is unpredictable). */
@@ -94,7 +100,7 @@ __attribute__((target("avx512f"))) static void pool_plane__avx512f(float *restri
 
 void fclf_pool_plane(int isa, float *y, int32_t *argmax, const float *x, int64_t h, int64_t w) {
 #if defined(__x86_64__)
-    if (isa == FCLF_ISA_AVX512F) {
+    if (isa == FCLF_ISA_AVX512F && w / 2 >= POOL_VECTOR_MIN_OW) {
         pool_plane__avx512f(y, argmax, x, h, w);
         return;
     }
