@@ -314,9 +314,9 @@ void fclf_batchnorm_relu_pool_forward_train(float *y, int32_t *argmax, float *me
 void fclf_batchnorm_relu_pool_backward(float *dx, float *dgamma, float *dbeta, float *work, const float *dy,
                                        const int32_t *argmax, const float *y, const float *x, const float *mean,
                                        const float *invstd, const float *gamma, int64_t n, int64_t c, int64_t h, int64_t w);
-/* A network's first convolution (nothing reads its input gradient) and the BatchNorm (+ReLU) (+2x2 max pooling)
- * after it, backward as one pass (the planner's "conv2d+batchnorm+..." training step): BatchNorm's input gradient
- * dz (the bits of fclf_batchnorm_backward's dx) goes plane by plane into the convolution's weight and bias
+/* conv/conv_batchnorm.c: a network's first convolution (nothing reads its input gradient) and the BatchNorm
+ * (+ReLU) (+2x2 max pooling) after it, backward as one pass (the planner's "conv2d+batchnorm+..." training
+ * step): BatchNorm's input gradient dz (the bits of fclf_batchnorm_backward's dx) goes plane by plane into the convolution's weight and bias
  * gradients and is never stored. z [n, oc, oh, ow]: the convolution's output (BatchNorm's input); x: the
  * convolution's input; mean, invstd: as BatchNorm's forward wrote them. pool: dy, argmax and y as
  * fclf_batchnorm_relu_pool_backward's; else dy [n, oc, oh, ow] and y the ReLU's output (NULL without ReLU),

@@ -1,0 +1,107 @@
+/* batchnorm_planes.h: what BatchNorm's kernels (batchnorm.c) and the first convolution's step that runs
+ * BatchNorm's backward pass (conv/conv_batchnorm.c) share: a plane's sums in vector lanes added to double
+ * lanes, the gradient sums and dx of one plane, and the stack budget of a staged plane. Both files summing
+ * with the same code is what keeps the fused step's dgamma and dbeta the bits of the separate backward pass. */
+#ifndef FCLF_BATCHNORM_PLANES_H
+#define FCLF_BATCHNORM_PLANES_H
+
+#include "fclf_internal.h"
+
+#include <string.h>
+
+/* Memory-bound passes over the batch: on threads from 64k values, as pooling (conv2's output at batch 32,
+ * 248k values, took 0.87 ms forward on one thread). */
+static inline int worth_threads(int64_t n, int64_t c, int64_t hw) { return n * c * hw >= (1 << 16) && c > 1; }
+
+/* The largest plane the fused BatchNorm steps stage on the stack: 16 KB (64 x 64). */
+enum { BN_POOL_STAGE = 4096 };
+
+/* A plane's sums (its values, squared deviations, gradient terms) in 16 float lanes (a plane's last, partial vector
+ * zero-padded), each lane then added to the caller's own double lane: a channel's planes go in lane by lane and
+ * its 16 double lanes are reduced once, in order, at the end (lane_total). Each lane sums hw/16 values in
+ * float (42 for conv1's 26 x 26 planes), so float loses little. Reducing every plane to one double, with its
+ * tail added value by value, was a chain of about 25 dependent double additions per plane: conv2's 11 x 11
+ * planes (9 values of tail) spent more time there than on their 121 values (fclf-profile cnn-bn 128, AMD Zen 4:
+ * that BatchNorm 0.94 ms forward for 1 M values, against 1.07 ms for conv1's 2.8 M). */
+enum { LANES = 16 };
+
+typedef float lanes_f __attribute__((vector_size(4 * LANES)));
+typedef int32_t lanes_i __attribute__((vector_size(4 * LANES)));
+/* Lanes [0, n) set: the live part of a zero-padded or over-read last vector. */
+#define lanes_below(n) ((lanes_i){0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15} < (int32_t)(n))
+/* An unaligned load of LANES floats (a macro: a function returning the vector trips the baseline clone's ABI). */
+#define load_lanes(p) __extension__({ lanes_f v_; memcpy(&v_, (p), sizeof v_); v_; })
+/* The last count (< LANES) floats at p, the other lanes 0. */
+#define load_tail(p, count) __extension__({ float t_[LANES] = {0}; memcpy(t_, (p), (size_t)(count) * sizeof(float)); load_lanes(t_); })
+
+/* acc[l] += v[l] in double, lane by lane (a macro, as load_lanes). */
+#define add_lanes(acc, v)                                                                                        \
+    do {                                                                                                         \
+        float f_[LANES];                                                                                         \
+        memcpy(f_, &(v), sizeof f_);                                                                             \
+        for (int l_ = 0; l_ < LANES; l_++) (acc)[l_] += f_[l_];                                                  \
+    } while (0)
+
+static inline double lane_total(const double *acc) {
+    double s = 0;
+    for (int l = 0; l < LANES; l++) s += acc[l];
+    return s;
+}
+
+/* sum of dy and of dy * xhat over a plane into the lanes of sum_dy and sum_dy_xhat, xhat = (x - m) * is; dy
+ * masked by y > 0 when relu (y is then the forward's output). The mask is a select on loaded values, not a
+ * branch; the relu flag is a constant in each caller below, so no test of it is left inside the loop. The lanes
+ * are spelt as one vector: left to the SLP vectoriser, the unmasked instance (relu 0) came out as scalar
+ * multiplies and lane inserts, twice as slow as the masked one. A zero-padded tail adds 0 to both sums. */
+static inline __attribute__((always_inline)) void grad_sums(const float *restrict dy, const float *restrict x,
+                                                            const float *restrict y, int64_t hw, float m, float is,
+                                                            double *restrict sum_dy, double *restrict sum_dy_xhat,
+                                                            int relu) {
+    lanes_f av = {0}, bv = {0};
+    int64_t j = 0;
+    for (; j + LANES <= hw; j += LANES) {
+        lanes_f g = load_lanes(dy + j);
+        if (relu) g = (lanes_f)((lanes_i)g & (load_lanes(y + j) > 0.0f)); /* dy where y > 0, else +0 */
+        av += g;
+        bv += g * ((load_lanes(x + j) - m) * is);
+    }
+    if (j < hw) {
+        lanes_f g = load_tail(dy + j, hw - j);
+        if (relu) g = (lanes_f)((lanes_i)g & (load_tail(y + j, hw - j) > 0.0f));
+        av += g;
+        bv += g * ((load_tail(x + j, hw - j) - m) * is);
+    }
+    add_lanes(sum_dy, av);
+    add_lanes(sum_dy_xhat, bv);
+}
+
+FCLF_CLONES static void plane_grad_sums(const float *restrict dy, const float *restrict x, const float *restrict y, int64_t hw,
+                                        float m, float is, double *restrict sum_dy, double *restrict sum_dy_xhat) {
+    if (y) grad_sums(dy, x, y, hw, m, is, sum_dy, sum_dy_xhat, 1);
+    else grad_sums(dy, x, y, hw, m, is, sum_dy, sum_dy_xhat, 0);
+}
+
+FCLF_CLONES static void plane_dx(float *restrict dx, const float *restrict dy, const float *restrict x, const float *restrict y,
+                                 int64_t hw, float k, float a, float b, float m, float is) {
+    if (y)
+        for (int64_t j = 0; j < hw; j++) {
+            float g = y[j] > 0.0f ? dy[j] : 0.0f;
+            dx[j] = k * (g - a - (x[j] - m) * is * b);
+        }
+    else
+        for (int64_t j = 0; j < hw; j++) dx[j] = k * (dy[j] - a - (x[j] - m) * is * b);
+}
+
+/* From a channel's gradient sums in lanes (count values): ACCUMULATES dgamma[ch], dbeta[ch], and gives the
+ * coefficients of dx = k * (g - a - xhat * b), that is gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)). */
+static inline void finish_grad_sums(float *k, float *a, float *b, float *dgamma, float *dbeta, const double *lanes_dy,
+                                    const double *lanes_dy_xhat, float gamma, float is, int64_t count, int64_t ch) {
+    const double sum_dy = lane_total(lanes_dy), sum_dy_xhat = lane_total(lanes_dy_xhat);
+    dgamma[ch] += (float)sum_dy_xhat;
+    dbeta[ch] += (float)sum_dy;
+    *k = gamma * is;
+    *a = (float)(sum_dy / (double)count);
+    *b = (float)(sum_dy_xhat / (double)count);
+}
+
+#endif
