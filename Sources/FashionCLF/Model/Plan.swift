@@ -112,6 +112,19 @@ public struct Plan: Sendable {
                 if act == .none && next(.relu) { act = .relu; end += 1 }
                 skipDropout()
             }
+            // A BatchNorm at layer j (planes h x w) takes the ReLU after it, and in training the 2x2 max pooling
+            // after that too (inference folds the BatchNorm into the product before it, which then pools).
+            func batchNormEpilogue(at j: Int, h: Int, w: Int) -> (relu: Bool, pool: Bool) {
+                let relu = j + 1 < specs.count && specs[j + 1] == .relu
+                return (relu, mode == .training && relu && j + 2 < specs.count && specs[j + 2] == .maxPool2x2
+                            && fclf_batchnorm_pool_supported(Int64(h), Int64(w)) != 0)
+            }
+            func take(batchNormAt j: Int, _ epilogue: (relu: Bool, pool: Bool)) {
+                fusedReLU = epilogue.relu
+                if epilogue.pool { pooling = .onePass }
+                end = j + 1 + (epilogue.relu ? 1 : 0) + (epilogue.pool ? 1 : 0)
+                skipDropout()
+            }
             switch layer {
             case .conv2d(let ic, let oc, let k, let padding, var act):
                 absorbIntoProduct(&act)
@@ -119,15 +132,10 @@ public struct Plan: Sendable {
                 // Training, a first convolution without activation and the BatchNorm (+ReLU, +pooling) after it:
                 // one step whose backward never stores BatchNorm's input gradient.
                 if mode == .training, i == 0, act == .none, end < specs.count, case .batchNorm = specs[end] {
-                    let relu = end + 1 < specs.count && specs[end + 1] == .relu
-                    let pool = relu && end + 2 < specs.count && specs[end + 2] == .maxPool2x2
-                        && fclf_batchnorm_pool_supported(s.oh, s.ow) != 0
-                    if fclf_conv2d_batchnorm_backward_supported(s, pool ? 1 : 0) != 0 {
+                    let epilogue = batchNormEpilogue(at: end, h: Int(s.oh), w: Int(s.ow))
+                    if fclf_conv2d_batchnorm_backward_supported(s, epilogue.pool ? 1 : 0) != 0 {
                         trained = end
-                        end += 1
-                        if relu { fusedReLU = true; end += 1 }
-                        if pool { pooling = .onePass; end += 1 }
-                        skipDropout()
+                        take(batchNormAt: end, epilogue)
                     }
                 }
                 // A convolution pools its own output when a 2x2 max pooling follows it.
@@ -144,14 +152,7 @@ public struct Plan: Sendable {
                 layer = .dense(inputSize: inputSize, outputSize: outputSize, activation: act)
             case .batchNorm:
                 // BatchNorm then ReLU: one pass forward, the ReLU's mask applied in BatchNorm's backward.
-                if next(.relu) { fusedReLU = true; end += 1 }
-                // In training, a 2x2 max pooling after those too (inference folds the BatchNorm into the
-                // product before it, which then pools).
-                if mode == .training, fusedReLU, next(.maxPool2x2), fclf_batchnorm_pool_supported(Int64(x.h), Int64(x.w)) != 0 {
-                    pooling = .onePass
-                    end += 1
-                }
-                skipDropout()
+                take(batchNormAt: i, batchNormEpilogue(at: i, h: x.h, w: x.w))
             default:
                 skipDropout()
             }
