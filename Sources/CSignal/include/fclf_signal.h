@@ -11,7 +11,8 @@ int fclf_sigint_install(void);
 int fclf_sigint_count(void);
 
 /* An atomic write's temporary file, for the second SIGINT to remove: registered before it is created,
- * cleared once it is renamed or removed. One write at a time; a no-op unless the handler is installed. */
+ * cleared once it is renamed or removed. A no-op unless the handler is installed. Safe from any thread: while
+ * one thread's write holds the register, writes on other threads are not registered. */
 void fclf_temporary_file_begin(const char *path);
 void fclf_temporary_file_end(void);
 
