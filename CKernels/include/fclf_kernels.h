@@ -174,21 +174,26 @@ typedef struct {
 /* 'valid' (same = 0): no padding, oh = h - kh + 1. 'same' (same = 1): oh = h, pad_t = (kh - 1) / 2. */
 fclf_conv2d_shape fclf_conv2d_make_shape(int64_t n, int64_t c, int64_t h, int64_t w, int64_t oc, int64_t kh,
                                          int64_t kw, int same);
-/* Floats in the im2col buffer col [c*kh*kw, n*oh*ow], and in the backward pass's scratch tmp [oc, n*oh*ow]. */
+/* Floats in the buffer col (fclf_conv2d_uses_col): the im2col matrix [c*kh*kw, n*oh*ow], or, for a padded
+ * shape that packs from x, x in zero-framed planes [n, c, oh+kh-1, ow+kw-1]; and in the backward pass's
+ * scratch tmp [oc, n*oh*ow]. */
 int64_t fclf_conv2d_col_size(fclf_conv2d_shape s);
 int64_t fclf_conv2d_tmp_size(fclf_conv2d_shape s);
 /* Floats of tmp the backward pass actually uses (fclf_conv2d_backward when pooled = 0, fclf_conv2d_pool_backward
  * when 1; with_dx: whether dx is asked for): 0 where the small-K weight gradient reads dy directly. */
 int64_t fclf_conv2d_backward_tmp_size(fclf_conv2d_shape s, int with_dx, int pooled);
-/* Floats of the backward pass's dcol scratch: the col size, or c*kh*kw*oc if larger. */
+/* Floats of the backward pass's dcol scratch: the im2col matrix's, or c*kh*kw*oc if larger. */
 int64_t fclf_conv2d_dcol_size(fclf_conv2d_shape s);
 
 /* WRITES y [n, oc, oh, ow] = act(w * x + b), act = ReLU when relu != 0, else identity (b may be NULL).
- * col (fclf_conv2d_col_size floats) receives the im2col matrix when fclf_conv2d_uses_col(s), and is kept
- * for the backward pass; otherwise the products pack straight from x and col is untouched (may be NULL). */
+ * col (fclf_conv2d_col_size floats) receives the im2col matrix, or the zero-framed x, when
+ * fclf_conv2d_uses_col(s), and is kept for the backward pass; otherwise the products pack straight from x and
+ * col is untouched (may be NULL). A padded shape given no col packs from x with a bounds check per tap: the
+ * same bits, at about half the speed. */
 void fclf_conv2d_forward(float *y, float *col, const float *x, const float *w, const float *b, int relu,
                          fclf_conv2d_shape s);
-/* 1 when the passes of this shape go through an explicit im2col matrix (c*kh*kw < 16: the direct path). */
+/* 1 when the passes of this shape use col: an explicit im2col matrix (c*kh*kw < 16: the direct path), or
+ * x copied into zero-framed planes (padding, c*kh*kw >= 16). */
 int fclf_conv2d_uses_col(fclf_conv2d_shape s);
 /* Inference plans pack a convolution's weights once (into the active GEMM kernel's panels, with this
  * process's blocking) instead of on every call. Floats needed: 0 when the shape takes the direct path, which

@@ -150,6 +150,19 @@ struct KernelTests {
                     } } }
                     #expect(y2 == y3, "\(variant): NCHW epilogue differs from explicit im2col + GEMM + bias: n\(n) c\(c) k\(k) same \(same)")
                 }
+                // Padded shapes that pack from x run their products over x copied into zero-framed planes in col;
+                // without col they pack from x with a bounds check per tap. Both must give the same bits, in the
+                // output and in the weight gradient that reads the frame back.
+                if same && c * k * k >= 16 {
+                    #expect(fclf_conv2d_uses_col(s) != 0, "padded \(n)x\(c)x\(h)x\(w) k\(k) asks for no col")
+                    var y2 = [Float](repeating: .nan, count: outCount), dw2 = [Float](repeating: 0.25, count: wt.count)
+                    var db2 = [Float](repeating: 0.5, count: oc), dcol2 = [Float](repeating: 0, count: Int(fclf_conv2d_dcol_size(s)))
+                    var tmp2 = [Float](repeating: 0, count: Int(fclf_conv2d_tmp_size(s)))
+                    fclf_conv2d_forward_isa(isa, &y2, nil, x, wt, b, relu, s)
+                    fclf_conv2d_backward_isa(isa, nil, &dw2, &db2, &dcol2, &tmp2, dy, y2, nil, x, wt, relu, s)
+                    #expect(y2.map(\.bitPattern) == outputs[0][0].map(\.bitPattern), "\(variant) n\(n) c\(c) k\(k): framed forward differs from bounds-checked packing")
+                    #expect(dw2.map(\.bitPattern) == outputs[0][2].map(\.bitPattern), "\(variant) n\(n) c\(c) k\(k): framed weight gradient differs")
+                }
             } }
         }
     }

@@ -1,7 +1,7 @@
 // fclf-bench: our figures for the comparison table, one JSON object per line on stdout (a readable line per
 // item on stderr). Every GEMM is checked against OpenBLAS before it is timed.
 //
-//   fclf-bench [all|peak|gemm|train|predict|blocking|mc|scaling] [--threads N] [--quick] [--model FILE.fclf]
+//   fclf-bench [all|peak|gemm|train|predict|blocking|mc|scaling|conv] [--threads N] [--quick] [--model FILE.fclf]
 //
 // predict times the seed CNN's architecture (random weights) unless --model names a model file.
 //
@@ -9,6 +9,10 @@
 // turns round by round so that drift on a shared machine hits them alike; not part of "all".
 // mc: the squares 1024 and 2048 under MC values from a quarter to seven eighths of L2 (this machine's KC, NC),
 // in turns likewise; not part of "all".
+//
+// conv: a convolution's forward and backward (weight and input gradients) with 'same' padding against the
+// same product with 'valid' padding (the input two pixels larger): equal FLOPs, so the ratio is what the
+// padding costs. Each output is checked against the reference convolution first; not part of "all".
 //
 // scaling: the seed CNN's training steps (batch 32 and 128) and batch prediction only, for a table over thread
 // counts (Benchmarks/peers/scaling.py); each item's digest (FNV-1a over the weights after the timed steps, or
@@ -182,6 +186,45 @@ func mcSweep() {
     }
 }
 
+// MARK: - convolution padding
+
+/// GFLOP/s of one convolution's forward and of its backward with the input gradient, ReLU on.
+func convPass(_ s: fclf_conv2d_shape, rng: inout SplitMix64) -> (forward: Double, backward: Double) {
+    let (n, c, h, w, oc, k) = (Int(s.n), Int(s.c), Int(s.h), Int(s.w), Int(s.oc), Int(s.kh))
+    let x = (0..<n * c * h * w).map { _ in rng.uniform(1) }, wt = (0..<oc * c * k * k).map { _ in rng.uniform(0.1) }
+    let b = (0..<oc).map { _ in rng.uniform(0.1) }
+    let out = n * oc * Int(s.oh * s.ow)
+    let dy = (0..<out).map { _ in rng.uniform(1) }
+    var y = [Float](repeating: 0, count: out), ref = y
+    var col = [Float](repeating: 0, count: fclf_conv2d_uses_col(s) != 0 ? Int(fclf_conv2d_col_size(s)) : 1)
+    var dcol = [Float](repeating: 0, count: Int(fclf_conv2d_dcol_size(s))), tmp = [Float](repeating: 0, count: Int(fclf_conv2d_tmp_size(s)))
+    var dx = [Float](repeating: 0, count: x.count), dw = [Float](repeating: 0, count: wt.count), db = [Float](repeating: 0, count: oc)
+    fclf_conv2d_forward(&y, &col, x, wt, b, 0, s)
+    fclf_conv2d_forward_ref(&ref, x, wt, b, s)
+    let worst = zip(y, ref).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+    guard worst < 1e-3 else { Console.error("conv \(n)x\(c)x\(h)x\(w): differs from the reference by \(worst)"); exit(1) }
+    let flops = 2.0 * Double(out) * Double(c * k * k)
+    let f = time { fclf_conv2d_forward(&y, &col, x, wt, b, 1, s) }
+    let g = time { fclf_conv2d_backward(&dx, &dw, &db, &dcol, &tmp, dy, y, col, x, wt, 1, s) }
+    return (flops / f.median / 1e9, 2 * flops / g.median / 1e9)
+}
+
+func convPadding() {
+    var rng = SplitMix64(seed: 9)
+    // (input channels, output channels, output size): the seed CNN's conv2, and a 32-channel layer at full
+    // resolution, the second layer of a network that keeps 28 x 28 with 'same' padding.
+    for (c, oc, size) in [(32, 64, 11), (32, 32, 28)] {
+        for batch in quick ? [32] : [32, 128] {
+            let same = convPass(fclf_conv2d_make_shape(Int64(batch), Int64(c), Int64(size), Int64(size), Int64(oc), 3, 3, 1), rng: &rng)
+            let valid = convPass(fclf_conv2d_make_shape(Int64(batch), Int64(c), Int64(size + 2), Int64(size + 2), Int64(oc), 3, 3, 0), rng: &rng)
+            let name = "conv \(c)->\(oc) 3x3 \(size)x\(size) b\(batch)"
+            emit([("item", str(name)), ("same_forward_gflops", num(same.forward)), ("valid_forward_gflops", num(valid.forward)),
+                  ("same_backward_gflops", num(same.backward)), ("valid_backward_gflops", num(valid.backward))])
+            Console.error("\(name): forward same \(Text.fixed(same.forward, 1)) / valid \(Text.fixed(valid.forward, 1)) GFLOP/s (\(Text.fixed(same.forward / valid.forward, 2))x), backward same \(Text.fixed(same.backward, 1)) / valid \(Text.fixed(valid.backward, 1)) (\(Text.fixed(same.backward / valid.backward, 2))x)")
+        }
+    }
+}
+
 // MARK: - training step
 
 /// FNV-1a over the bits of `count` floats: equal digests mean bitwise-equal results.
@@ -272,6 +315,7 @@ emit([("item", str("machine")), ("threads", "\(threads)"), ("isa", str(String(cS
 Console.error(blocking.description)
 if mode == "blocking" { blockingSweep(peak: peak) }
 if mode == "mc" { mcSweep() }
+if mode == "conv" { convPadding() }
 if mode == "all" || mode == "gemm" { gemm(peak: peak) }
 if mode == "all" || mode == "train" {
     trainStep(.cnn, batch: 32, peak: peak)

@@ -107,7 +107,8 @@ public final class Conv2D: Layer {
         packed = UnsafePointer(p)
     }
 
-    /// Floats of the im2col matrix the passes keep (0 when the products pack straight from x).
+    /// Floats of col the passes keep: the im2col matrix, or x in zero-framed planes for a padded shape that
+    /// packs from x (0 when the products pack straight from x).
     private func colCount(_ s: fclf_conv2d_shape, training: Bool = false) -> Int {
         switch pooling(s, training: training) {
         case .perWindow: 0  // reads x
