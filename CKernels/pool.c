@@ -96,6 +96,7 @@ __attribute__((target("avx512f"))) static void pool_plane__avx512f(float *restri
         oy0 += rows;
     }
 }
+
 #endif
 
 void fclf_pool_plane(int isa, float *y, int32_t *argmax, const float *x, int64_t h, int64_t w) {
@@ -179,8 +180,57 @@ __attribute__((target("avx512f"))) static void unpool_dense__avx512f(float *rest
     if (h & 1) memset(dxp + (h - 1) * w, 0, (size_t)w * sizeof(float));
 }
 
+/* The same with AVX2, 8 windows at a time (interleaved by unpack and a 128-bit permute). AVX2's masked stores
+ * are microcoded on AMD's cores, so each row is stored in whole 8-float pieces that may run past its end into
+ * the rows after it, which are written later: the top row of a window row is stored whole before its bottom
+ * row (kept in registers meanwhile; ow <= 16 is two pieces), the last pair of rows goes through a buffer and
+ * is copied exactly, and an odd last row is cleared after. */
+__attribute__((target("avx2"))) static void unpool_dense__avx2(float *restrict dxp, const float *restrict dyp,
+                                                               const int32_t *restrict ap, const float *restrict yp,
+                                                               int64_t h, int64_t w) {
+    const int64_t oh = h / 2, ow = w / 2;
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), twice = _mm256_add_epi32(iota, iota);
+    const __m256 zero = _mm256_setzero_ps();
+    float last[2][40];
+    for (int64_t oy = 0; oy < oh; oy++) {
+        const int staged = oy == oh - 1;
+        float *r0 = staged ? last[0] : dxp + 2 * oy * w, *r1 = staged ? last[1] : r0 + w;
+        __m256 bottom[4];
+        for (int64_t ox = 0; ox < ow; ox += 8) {
+            const int64_t at = oy * ow + ox;
+            const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int32_t)(ow - ox)), iota);
+            __m256 g = _mm256_add_ps(_mm256_maskload_ps(dyp + at, m), zero);
+            if (yp) g = _mm256_and_ps(g, _mm256_cmp_ps(_mm256_maskload_ps(yp + at, m), zero, _CMP_GT_OQ));
+            const __m256i d = _mm256_sub_epi32(_mm256_maskload_epi32(ap + at, m),
+                                               _mm256_add_epi32(_mm256_set1_epi32((int32_t)(2 * oy * w + 2 * ox)), twice));
+            const __m256 e0 = _mm256_and_ps(g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(d, _mm256_setzero_si256())));
+            const __m256 o0 = _mm256_and_ps(g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(d, _mm256_set1_epi32(1))));
+            const __m256 e1 = _mm256_and_ps(g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(d, _mm256_set1_epi32((int32_t)w))));
+            const __m256 o1 = _mm256_and_ps(g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(d, _mm256_set1_epi32((int32_t)w + 1))));
+            const __m256 lo0 = _mm256_unpacklo_ps(e0, o0), hi0 = _mm256_unpackhi_ps(e0, o0);
+            const __m256 lo1 = _mm256_unpacklo_ps(e1, o1), hi1 = _mm256_unpackhi_ps(e1, o1);
+            _mm256_storeu_ps(r0 + 2 * ox, _mm256_permute2f128_ps(lo0, hi0, 0x20));
+            _mm256_storeu_ps(r0 + 2 * ox + 8, _mm256_permute2f128_ps(lo0, hi0, 0x31));
+            bottom[ox / 4] = _mm256_permute2f128_ps(lo1, hi1, 0x20);
+            bottom[ox / 4 + 1] = _mm256_permute2f128_ps(lo1, hi1, 0x31);
+        }
+        for (int64_t ox = 0; ox < ow; ox += 8) {
+            _mm256_storeu_ps(r1 + 2 * ox, bottom[ox / 4]);
+            _mm256_storeu_ps(r1 + 2 * ox + 8, bottom[ox / 4 + 1]);
+        }
+        if (staged) {
+            memcpy(dxp + 2 * oy * w, last[0], (size_t)w * sizeof(float));
+            memcpy(dxp + (2 * oy + 1) * w, last[1], (size_t)w * sizeof(float));
+        }
+    }
+    if (h & 1) memset(dxp + (h - 1) * w, 0, (size_t)w * sizeof(float));
+}
+
 static int unpool_dense_fits(int isa, int64_t h, int64_t w) {
-    return w <= 32 && h >= 2 && isa == FCLF_ISA_AVX512F; /* two 16-lane stores per row; w = 33 has 16 windows too */
+    /* two 16-lane stores per row (AVX2: four 8-lane ones); w = 33 has 16 windows too. AVX2 from 8 windows a
+     * row: conv2's 11 x 11 planes (5 windows) were slower than the scatter (fclf-profile cnn 32 under
+     * FCLF_ISA=avx2 on Zen 4: its backward 1,763-1,769 -> 1,847-1,855 us), conv1's 26 x 26 faster. */
+    return w <= 32 && h >= 2 && (isa == FCLF_ISA_AVX512F || (isa == FCLF_ISA_AVX2 && w / 2 >= 8));
 }
 #endif
 
@@ -188,7 +238,10 @@ void fclf_unpool_plane(int isa, float *restrict dxp, const float *restrict dyp, 
                        const float *restrict yp, int64_t h, int64_t w) {
 #if defined(__x86_64__)
     if (unpool_dense_fits(isa, h, w)) {
-        unpool_dense__avx512f(dxp, dyp, ap, yp, h, w);
+        if (isa == FCLF_ISA_AVX512F)
+            unpool_dense__avx512f(dxp, dyp, ap, yp, h, w);
+        else
+            unpool_dense__avx2(dxp, dyp, ap, yp, h, w);
         return;
     }
 #endif
