@@ -39,10 +39,12 @@ int fclf_conv2d_window_pool_supported(fclf_conv2d_shape s) {
            s.oh >= 2 && s.ow >= 2 && s.c * plane <= INT32_MAX;
 }
 
-/* Whether this process runs the window kernel (else the GEMM and the pooling pass). */
+/* Whether this process runs the window kernel (else the GEMM and the pooling pass). AVX2 has it for the GEMM's
+ * shapes; conv1's (K = 9) keeps the one-pass kernel there. */
 static int window_kernel_runs(int isa, fclf_conv2d_shape s) {
 #if defined(__x86_64__)
-    return isa == FCLF_ISA_AVX512F && fclf_conv2d_window_pool_supported(s);
+    return fclf_conv2d_window_pool_supported(s) &&
+           (isa == FCLF_ISA_AVX512F || (isa == FCLF_ISA_AVX2 && fclf_conv_packs_from_x(s)));
 #else
     (void)isa, (void)s;
     return 0;
@@ -177,6 +179,110 @@ static inline __attribute__((always_inline, target("avx512f"))) void window_grou
     }
 }
 
+/* The same tiles with AVX2: V vectors of 8 output channels times 4W pixels, 8 accumulators (V = 2, W = 1 or
+ * V = 1, W = 2: 2 FMA pipes x 4-cycle latency), the same sums in the same order as the AVX2 GEMM, whose K
+ * blocks (fclf_gemm_kstep) they follow; part and sum hold [4W][V][8]. Packed weights as for AVX-512. */
+static inline __attribute__((always_inline, target("avx2,fma"))) void tile_taps8(
+    const int V, const int W, float *restrict part, float *restrict sum, const float *restrict xb, int64_t wrow,
+    const int32_t *restrict off, const float *restrict wp, int64_t ocp, int64_t o0, int64_t c0, int64_t c1, int fresh,
+    int finish, int first_block) {
+    __m256 acc[4 * 2][2];
+    int64_t px[4 * 2];
+    for (int w = 0; w < W; w++)
+        for (int d = 0; d < 4; d++) px[4 * w + d] = (d >> 1) * wrow + 2 * w + (d & 1);
+    for (int j = 0; j < 4 * W; j++)
+        for (int v = 0; v < V; v++) acc[j][v] = fresh ? _mm256_setzero_ps() : _mm256_load_ps(part + (j * V + v) * 8);
+    for (int64_t k = c0; k < c1; k++) {
+        const float *xk = xb + off[k], *wk = wp + k * ocp + o0;
+        __m256 wv[2];
+        for (int v = 0; v < V; v++) wv[v] = _mm256_loadu_ps(wk + 8 * v);
+        for (int j = 0; j < 4 * W; j++) {
+            const __m256 xv = _mm256_broadcast_ss(xk + px[j]);
+            for (int v = 0; v < V; v++) acc[j][v] = _mm256_fmadd_ps(wv[v], xv, acc[j][v]);
+        }
+    }
+    for (int j = 0; j < 4 * W; j++)
+        for (int v = 0; v < V; v++) {
+            float *at = (finish ? sum : part) + (j * V + v) * 8;
+            _mm256_store_ps(at, finish && !first_block ? _mm256_add_ps(acc[j][v], _mm256_load_ps(at)) : acc[j][v]);
+        }
+}
+
+/* + bias, ReLU, then each window's 2x2 maximum with the pooling's comparisons in its order (a later corner wins
+ * if greater; NaN never does), stored at y + o*Q + at + w for the channels below oc. */
+static inline __attribute__((always_inline, target("avx2"))) void tile_store8(
+    const int V, const int W, float *restrict y, const float *restrict sum, const float *restrict b, int relu,
+    int64_t o0, int64_t oc, int64_t Q, int64_t at) {
+    const __m256 zero = _mm256_setzero_ps();
+    for (int v = 0; v < V; v++) {
+        const int64_t o = o0 + 8 * v, lanes = oc - o < 8 ? oc - o : 8;
+        if (lanes <= 0) break;
+        const __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32((int32_t)lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        const __m256 bv = b ? _mm256_maskload_ps(b + o, keep) : zero;
+        for (int w = 0; w < W; w++) {
+            __m256 m = zero;
+            for (int d = 0; d < 4; d++) {
+                __m256 t = _mm256_load_ps(sum + ((4 * w + d) * V + v) * 8);
+                if (b) t = _mm256_add_ps(t, bv);
+                if (relu) t = _mm256_max_ps(t, zero); /* t > 0 ? t : 0, NaN to 0, as the micro-kernel */
+                m = d == 0 ? t : _mm256_blendv_ps(m, t, _mm256_cmp_ps(t, m, _CMP_GT_OQ));
+            }
+            float lane[8] __attribute__((aligned(32)));
+            _mm256_store_ps(lane, m);
+            for (int64_t l = 0; l < lanes; l++) y[(o + l) * Q + at + w] = lane[l];
+        }
+    }
+}
+
+/* V vectors of 8 channels from o0 over the windows of pooled rows [py0, py1) of one image, as window_group. */
+static inline __attribute__((always_inline, target("avx2,fma"))) void window_group8(
+    const int V, float *restrict y, const float *restrict xp, int64_t wrow, const int32_t *restrict off,
+    const float *restrict wp, int64_t ocp, int64_t o0, int64_t K, int64_t kstep, const float *restrict b, int relu,
+    fclf_conv2d_shape s, int64_t py0, int64_t py1) {
+    const int64_t ph = s.oh / 2, pw = s.ow / 2, Q = ph * pw, per = 4 * V * 8;
+    const int W = V == 1 ? 2 : 1;
+    const int64_t group = GROUP_FLOATS / per, chunk = CHUNK_FLOATS / (8 * V);
+    float part[GROUP_FLOATS] __attribute__((aligned(32))), sum[GROUP_FLOATS] __attribute__((aligned(32)));
+    (void)ph;
+    for (int64_t py = py0; py < py1; py++) {
+        const float *row = xp + 2 * py * wrow;
+        for (int64_t g0 = 0; g0 < pw; g0 += group) {
+            const int64_t g1 = g0 + group < pw ? g0 + group : pw, wide_end = g0 + (g1 - g0) / W * W;
+            for (int64_t k0 = 0; k0 < K; k0 += kstep) {
+                const int64_t k1 = k0 + kstep < K ? k0 + kstep : K;
+                for (int64_t c0 = k0; c0 < k1; c0 += chunk) {
+                    const int64_t c1 = c0 + chunk < k1 ? c0 + chunk : k1;
+                    const int fresh = c0 == k0, finish = c1 == k1, first = k0 == 0;
+                    for (int64_t q = g0; q < wide_end; q += W)
+                        tile_taps8(V, W, part + (q - g0) * per, sum + (q - g0) * per, row + 2 * q, wrow, off, wp, ocp, o0,
+                                   c0, c1, fresh, finish, first);
+                    for (int64_t q = wide_end; q < g1; q++)
+                        tile_taps8(V, 1, part + (q - g0) * per, sum + (q - g0) * per, row + 2 * q, wrow, off, wp, ocp, o0,
+                                   c0, c1, fresh, finish, first);
+                }
+            }
+            for (int64_t q = g0; q < wide_end; q += W) tile_store8(V, W, y, sum + (q - g0) * per, b, relu, o0, s.oc, Q, py * pw + q);
+            for (int64_t q = wide_end; q < g1; q++) tile_store8(V, 1, y, sum + (q - g0) * per, b, relu, o0, s.oc, Q, py * pw + q);
+        }
+    }
+}
+
+/* Pooled rows [py0, py1) of one image for the 16-channel groups [v0, v1) of the packed weights: each group is two
+ * AVX2 vectors, one where the channels end first. */
+__attribute__((target("avx2,fma"))) static void window_span__avx2(float *restrict y, const float *restrict xp,
+                                                                 int64_t wrow, const int32_t *restrict off,
+                                                                 const float *restrict wp, const float *restrict b,
+                                                                 int relu, int64_t kstep, fclf_conv2d_shape s,
+                                                                 int64_t v0, int64_t v1, int64_t py0, int64_t py1) {
+    const int64_t K = s.c * s.kh * s.kw, ocp = channels_padded(s);
+    for (int64_t v = v0; v < v1; v++) {
+        if (s.oc - 16 * v > 8)
+            window_group8(2, y, xp, wrow, off, wp, ocp, 16 * v, K, kstep, b, relu, s, py0, py1);
+        else
+            window_group8(1, y, xp, wrow, off, wp, ocp, 16 * v, K, kstep, b, relu, s, py0, py1);
+    }
+}
+
 /* Each tap's offset from a window's first pixel in the (padded) input: channel, row, column. */
 static void tap_offsets(int32_t *off, int64_t plane, int64_t wrow, fclf_conv2d_shape s) {
     for (int64_t c = 0, k = 0; c < s.c; c++)
@@ -303,7 +409,7 @@ typedef struct {
     float *y;
     const float *x, *wp, *b;
     const int32_t *off;
-    int relu, bias_first;
+    int isa, relu, bias_first;
     int64_t kstep, plane, wrow, per_image;
     fclf_conv2d_shape s;
 } window_job;
@@ -313,12 +419,16 @@ static void window_task(void *ctx, int64_t t) {
     const fclf_conv2d_shape s = j->s;
     const int64_t i = t / j->per_image, r = t % j->per_image, ph = s.oh / 2, Q = ph * (s.ow / 2);
     const int64_t nv = channels_padded(s) / 16, v0 = r / ph * TASK_VECTORS, py = r % ph;
-    window_span__avx512f(j->y + i * s.oc * Q, j->x + i * s.c * j->plane, j->wrow, j->off, j->wp, j->b, j->relu,
-                         j->kstep, j->bias_first, s, v0, fclf_min64(v0 + TASK_VECTORS, nv), py, py + 1);
+    if (j->isa == FCLF_ISA_AVX2)
+        window_span__avx2(j->y + i * s.oc * Q, j->x + i * s.c * j->plane, j->wrow, j->off, j->wp, j->b, j->relu, j->kstep,
+                          s, v0, fclf_min64(v0 + TASK_VECTORS, nv), py, py + 1);
+    else
+        window_span__avx512f(j->y + i * s.oc * Q, j->x + i * s.c * j->plane, j->wrow, j->off, j->wp, j->b, j->relu,
+                             j->kstep, j->bias_first, s, v0, fclf_min64(v0 + TASK_VECTORS, nv), py, py + 1);
 }
 
-static void assisted(float *y, float *work, const float *x, const float *wp, const float *b, int relu, int64_t kstep,
-                     int bias_first, int padded, int64_t plane, int64_t wrow, fclf_conv2d_shape s) {
+static void assisted(int isa, float *y, float *work, const float *x, const float *wp, const float *b, int relu,
+                     int64_t kstep, int bias_first, int padded, int64_t plane, int64_t wrow, fclf_conv2d_shape s) {
     if (padded) {
         for (int64_t i = 0; i < s.n; i++) pad_image(work + i * s.c * plane, x + i * s.c * s.h * s.w, s);
         x = work;
@@ -326,7 +436,7 @@ static void assisted(float *y, float *work, const float *x, const float *wp, con
     int32_t off[WINDOW_MAX_TAPS];
     tap_offsets(off, plane, wrow, s);
     const int64_t per_image = (channels_padded(s) / 16 + TASK_VECTORS - 1) / TASK_VECTORS * (s.oh / 2);
-    window_job job = {y, x, wp, b, off, relu, bias_first, kstep, plane, wrow, per_image, s};
+    window_job job = {y, x, wp, b, off, isa, relu, bias_first, kstep, plane, wrow, per_image, s};
     fclf_assisted_tasks(s.n * per_image, window_task, &job);
 }
 #endif
@@ -350,7 +460,7 @@ static void window_pool(int isa, float *y, float *work, const float *x, const fl
     const int64_t plane = padded ? padded_plane(s) : s.h * s.w, wrow = padded ? s.ow + s.kw - 1 : s.w;
     const int64_t Q = (s.oh / 2) * (s.ow / 2);
     if (fclf_assist_active() && fclf_get_max_threads() >= 2 && !pixels_in_lanes(s)) { /* else one pass, V = 4 */
-        assisted(y, work, x, wp, b, relu, kstep, bias_first, padded, plane, wrow, s);
+        assisted(isa, y, work, x, wp, b, relu, kstep, bias_first, padded, plane, wrow, s);
         return;
     }
     FCLF_PARALLEL_IF(s.n > 1 && fclf_conv_big(s), for (FCLF_STATIC_RANGE(i, s.n)) {
@@ -360,10 +470,15 @@ static void window_pool(int isa, float *y, float *work, const float *x, const fl
             pad_image(xp, xi, s);
             xi = xp;
         }
-        if (pixels_in_lanes(s))
+        if (isa == FCLF_ISA_AVX2) {
+            int32_t off[WINDOW_MAX_TAPS];
+            tap_offsets(off, plane, wrow, s);
+            window_span__avx2(y + i * s.oc * Q, xi, wrow, off, wp, b, relu, kstep, s, 0, channels_padded(s) / 16, 0, s.oh / 2);
+        } else if (pixels_in_lanes(s)) {
             k9_image__avx512f(y + i * s.oc * Q, xi, wrow, w, b, relu, s);
-        else
+        } else {
             window_image__avx512f(y + i * s.oc * Q, xi, wrow, plane, wp, b, relu, kstep, bias_first, s);
+        }
     });
 #endif
 }
@@ -371,4 +486,9 @@ static void window_pool(int isa, float *y, float *work, const float *x, const fl
 void fclf_conv2d_window_pool(float *y, float *work, const float *x, const float *w, const float *wp, const float *b,
                              int relu, fclf_conv2d_shape s) {
     window_pool(fclf_isa_active(), y, work, x, w, wp, b, relu, s);
+}
+
+void fclf_conv2d_window_pool_isa(int isa, float *y, float *work, const float *x, const float *w, const float *wp,
+                                 const float *b, int relu, fclf_conv2d_shape s) {
+    window_pool(fclf_isa_usable(isa), y, work, x, w, wp, b, relu, s);
 }

@@ -242,14 +242,18 @@ void fclf_conv2d_pool_backward_isa(int isa, float *dx, float *dw, float *db, flo
  * reads. WRITES y [n, oc, oh/2, ow/2] as fclf_conv2d_forward then fclf_maxpool2x2_forward would (K = 9:
  * fclf_conv2d_pool_forward), bit for bit; work (fclf_conv2d_window_pool_work_size floats) is scratch.
  * pack_weights WRITES wp [c*kh*kw, oc rounded up to 16] (packed_size floats), the weights as this kernel
- * reads them; the size is 0 where this CPU's variant has no window kernel, and wp is NULL then: the passes
- * it stands for run instead. */
+ * reads them; the size is 0 where this CPU's variant has no window kernel (AVX-512 has it; AVX2 for
+ * c*kh*kw >= 16), and wp is NULL then: the passes it stands for run instead. */
 int fclf_conv2d_window_pool_supported(fclf_conv2d_shape s);
 int64_t fclf_conv2d_window_pool_packed_size(fclf_conv2d_shape s);
 void fclf_conv2d_window_pool_pack_weights(float *wp, const float *w, fclf_conv2d_shape s);
 int64_t fclf_conv2d_window_pool_work_size(fclf_conv2d_shape s);
 void fclf_conv2d_window_pool(float *y, float *work, const float *x, const float *w, const float *wp, const float *b,
                              int relu, fclf_conv2d_shape s);
+/* The same with a given variant (AVX-512, and AVX2 for c*kh*kw >= 16, have the window kernel; wp as packed for
+ * the active one, or NULL). */
+void fclf_conv2d_window_pool_isa(int isa, float *y, float *work, const float *x, const float *w, const float *wp,
+                                 const float *b, int relu, fclf_conv2d_shape s);
 /* Naive direct convolution. forward WRITES y; backward WRITES dx (unless NULL) and ACCUMULATES dw, db. */
 void fclf_conv2d_forward_ref(float *y, const float *x, const float *w, const float *b, fclf_conv2d_shape s);
 void fclf_conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,

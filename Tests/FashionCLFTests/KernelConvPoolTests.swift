@@ -92,8 +92,10 @@ extension KernelTests {
 }
 
 extension KernelTests {
-    @Test("inference's per-window convolution + pooling gives the bits of the GEMM then the pooling pass (or of the one-pass kernel), packed or not, 1 and 2 threads")
-    func windowPoolEqualsTwoPasses() {
+    @Test("inference's per-window convolution + pooling gives the bits of the GEMM then the pooling pass (or of the one-pass kernel), packed or not, 1 and 2 threads, every ISA",
+          arguments: kernelISAs)
+    func windowPoolEqualsTwoPasses(_ variant: KernelISA) {
+        let isa = variant.raw
         // (n, c, h, w, oc, k, same): conv2's shape for one image and a batch; 20 channels (a partial vector, two
         // groups: two windows per tile, then one left over in a pooled row of 5); 48 channels (three groups),
         // 'same' padding; 16 channels (four windows per tile, one left over); K = 576 (two or three K blocks at
@@ -108,8 +110,9 @@ extension KernelTests {
                                           (2, 1, 9, 11, 20, 3, true), (2, 1, 30, 66, 6, 3, true), (1, 1, 13, 40, 7, 3, false)] {
             let s = fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(w), Int64(oc), Int64(k), Int64(k), same ? 1 : 0)
             #expect(fclf_conv2d_window_pool_supported(s) != 0)
-            // The window kernel runs wherever the CPU has AVX-512 (elsewhere both calls take the two passes).
-            #expect((fclf_conv2d_window_pool_packed_size(s) > 0) == (fclf_isa_active() == Int32(FCLF_ISA_AVX512F.rawValue)))
+            // The window kernel runs wherever the CPU has AVX-512, or AVX2 for the GEMM's shapes (elsewhere both calls
+            // take the two passes). The packed layout is the same for both.
+            #expect((fclf_conv2d_window_pool_packed_size(s) > 0) == windowKernelExpected(s))
             let (oh, ow) = (Int(s.oh), Int(s.ow)), pooled = n * oc * (oh / 2) * (ow / 2)
             var x = randomArray(n * c * h * w, seed: 80), wt = randomArray(oc * c * k * k, seed: 81)
             let b = randomArray(oc, seed: 82)
@@ -118,7 +121,7 @@ extension KernelTests {
             var wp = [Float](repeating: .nan, count: Int(fclf_conv2d_window_pool_packed_size(s)))
             if !wp.isEmpty { fclf_conv2d_window_pool_pack_weights(&wp, wt, s) }
             for relu: Int32 in [0, 1] { for withBias in [false, true] { for threads in [1, 2] {
-                let tag = "n\(n) c\(c) \(h)x\(w) oc\(oc) k\(k) same \(same) relu \(relu) bias \(withBias), \(threads) threads"
+                let tag = "\(variant) n\(n) c\(c) \(h)x\(w) oc\(oc) k\(k) same \(same) relu \(relu) bias \(withBias), \(threads) threads"
                 var y = [Float](repeating: 0, count: n * oc * oh * ow), expected = [Float](repeating: 0, count: pooled)
                 var work = [Float](repeating: .nan, count: Int(fclf_conv2d_window_pool_work_size(s)))
                 var packed = [Float](repeating: .nan, count: pooled), unpacked = packed
@@ -127,13 +130,13 @@ extension KernelTests {
                     withThreads(threads) {
                         if c * k * k == 9 {
                             var col = [Float](repeating: 0, count: Int(fclf_conv2d_col_size(s)))
-                            fclf_conv2d_pool_forward(&expected, nil, &col, x, wt, bias, relu, s)
+                            fclf_conv2d_pool_forward_isa(isa, &expected, nil, &col, x, wt, bias, relu, s)
                         } else {
-                            fclf_conv2d_forward(&y, nil, x, wt, bias, relu, s)
-                            fclf_maxpool2x2_forward(&expected, nil, y, Int64(n * oc), Int64(oh), Int64(ow))
+                            fclf_conv2d_forward_isa(isa, &y, nil, x, wt, bias, relu, s)
+                            fclf_maxpool2x2_forward_isa(isa, &expected, nil, y, Int64(n * oc), Int64(oh), Int64(ow))
                         }
-                        wp.withUnsafeBufferPointer { fclf_conv2d_window_pool(&packed, &work, x, wt, $0.isEmpty ? nil : $0.baseAddress, bias, relu, s) }
-                        fclf_conv2d_window_pool(&unpacked, &work, x, wt, nil, bias, relu, s)
+                        wp.withUnsafeBufferPointer { fclf_conv2d_window_pool_isa(isa, &packed, &work, x, wt, $0.isEmpty ? nil : $0.baseAddress, bias, relu, s) }
+                        fclf_conv2d_window_pool_isa(isa, &unpacked, &work, x, wt, nil, bias, relu, s)
                     }
                 }
                 #expect(packed.map(\.bitPattern) == expected.map(\.bitPattern), "\(tag): packed weights")
@@ -141,4 +144,11 @@ extension KernelTests {
             } } }
         }
     }
+}
+
+/// Whether this CPU's variant has the per-window kernel for shape s: AVX-512 for every supported shape, AVX2 for
+/// those the GEMM takes (c*kh*kw >= 16).
+func windowKernelExpected(_ s: fclf_conv2d_shape) -> Bool {
+    let active = fclf_isa_active()
+    return active == Int32(FCLF_ISA_AVX512F.rawValue) || (active == Int32(FCLF_ISA_AVX2.rawValue) && s.c * s.kh * s.kw >= 16)
 }
