@@ -196,7 +196,7 @@ __attribute__((target("avx2"))) static void unpool_dense__avx2(float *restrict d
         const int staged = oy == oh - 1;
         float *r0 = staged ? last[0] : dxp + 2 * oy * w, *r1 = staged ? last[1] : r0 + w;
         __m256 bottom[4];
-        for (int64_t ox = 0; ox < ow; ox += 8) {
+        for (int64_t ox = 0; 2 * ox < w; ox += 8) { /* w = 17: a piece of no windows clears column 16 */
             const int64_t at = oy * ow + ox;
             const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int32_t)(ow - ox)), iota);
             __m256 g = _mm256_add_ps(_mm256_maskload_ps(dyp + at, m), zero);
@@ -214,7 +214,7 @@ __attribute__((target("avx2"))) static void unpool_dense__avx2(float *restrict d
             bottom[ox / 4] = _mm256_permute2f128_ps(lo1, hi1, 0x20);
             bottom[ox / 4 + 1] = _mm256_permute2f128_ps(lo1, hi1, 0x31);
         }
-        for (int64_t ox = 0; ox < ow; ox += 8) {
+        for (int64_t ox = 0; 2 * ox < w; ox += 8) { /* w = 17: a piece of no windows clears column 16 */
             _mm256_storeu_ps(r1 + 2 * ox, bottom[ox / 4]);
             _mm256_storeu_ps(r1 + 2 * ox + 8, bottom[ox / 4 + 1]);
         }
