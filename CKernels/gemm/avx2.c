@@ -254,5 +254,70 @@ static void pack_b__avx2(float *restrict dst, const fclf_gemm_operand *b, int64_
         pack_b_plain__avx2(dst, b->m, b->ld, p0, kc, j0, nc);
 }
 
-const fclf_gemm_kernel fclf_gemm_avx2 = {FCLF_ISA_AVX2, 6, 16, 1, ukernel_6x16__avx2, pack_a__avx2, pack_b__avx2, NULL};
+/* The short-M rows (one image through a dense layer) as the AVX-512 variant's rows__avx512f: strips of 64
+ * columns in 8 registers over a whole K block, the row's zero entries of op(A) skipped (most of a dense layer's
+ * inputs after a ReLU and a pooling), the same FMAs in the same order as the portable fused loop otherwise. For
+ * finite B the sums keep their bits, except the sign of a sum that is exactly 0 after a product underflowed to
+ * -0; NaN entries are kept. */
+enum { ROW_STRIP8 = 64 };
+__attribute__((target("avx2,fma,bmi"))) static void rows__avx2(int ta, int64_t M, int64_t N, int64_t K, int64_t kstep,
+                                                                float alpha, const float *restrict A, int64_t lda,
+                                                                const float *restrict B, int64_t ldb, float beta,
+                                                                float *restrict C, int64_t ldc) {
+    int32_t nonzero[FCLF_GEMM_KC_MAX];
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t pc = 0; pc < K; pc += kstep) {
+            const int64_t kc = fclf_min64(kstep, K - pc);
+            const float beta_k = pc == 0 ? beta : 1.0f;
+            /* the block's nonzero entries of row i, in order (NaN != 0 holds) */
+            int64_t count = 0;
+            if (!ta)
+                for (int64_t p = 0; p < kc; p += 8) {
+                    const __m256i live = lanes8_below(kc - p);
+                    const __m256 a = _mm256_maskload_ps(A + i * lda + pc + p, live);
+                    unsigned nz = (unsigned)_mm256_movemask_ps(_mm256_and_ps(_mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_NEQ_UQ),
+                                                                             _mm256_castsi256_ps(live)));
+                    for (; nz; nz &= nz - 1) nonzero[count++] = (int32_t)(pc + p + __builtin_ctz(nz));
+                }
+            else
+                for (int64_t p = pc; p < pc + kc; p++) {
+                    nonzero[count] = (int32_t)p;
+                    count += A[p * lda + i] != 0.0f;
+                }
+            for (int64_t j0 = 0; j0 < N; j0 += ROW_STRIP8) {
+                __m256i m[8];
+                for (int v = 0; v < 8; v++) m[v] = lanes8_below(N - j0 - 8 * v);
+                float *c = C + i * ldc + j0;
+                __m256 acc[8];
+                for (int v = 0; v < 8; v++) acc[v] = _mm256_setzero_ps();
+                if (N - j0 >= ROW_STRIP8) {
+                    for (int64_t q = 0; q < count; q++) {
+                        const int64_t p = nonzero[q];
+                        const __m256 a = _mm256_set1_ps(ta ? A[p * lda + i] : A[i * lda + p]);
+                        const float *b = B + p * ldb + j0;
+                        for (int v = 0; v < 8; v++) acc[v] = _mm256_fmadd_ps(a, _mm256_loadu_ps(b + 8 * v), acc[v]);
+                    }
+                } else {
+                    for (int64_t q = 0; q < count; q++) {
+                        const int64_t p = nonzero[q];
+                        const __m256 a = _mm256_set1_ps(ta ? A[p * lda + i] : A[i * lda + p]);
+                        const float *b = B + p * ldb + j0;
+                        for (int v = 0; v < 8; v++) acc[v] = _mm256_fmadd_ps(a, _mm256_maskload_ps(b + 8 * v, m[v]), acc[v]);
+                    }
+                }
+                for (int v = 0; v < 8; v++) {
+                    if (N - j0 - 8 * v <= 0) break;
+                    __m256 r = _mm256_mul_ps(_mm256_set1_ps(alpha), acc[v]);
+                    if (beta_k != 0.0f)
+                        r = _mm256_add_ps(r, _mm256_mul_ps(_mm256_set1_ps(beta_k), _mm256_maskload_ps(c + 8 * v, m[v])));
+                    if (N - j0 - 8 * v >= 8)
+                        _mm256_storeu_ps(c + 8 * v, r);
+                    else
+                        _mm256_maskstore_ps(c + 8 * v, m[v], r);
+                }
+            }
+        }
+}
+
+const fclf_gemm_kernel fclf_gemm_avx2 = {FCLF_ISA_AVX2, 6, 16, 1, ukernel_6x16__avx2, pack_a__avx2, pack_b__avx2, rows__avx2};
 #endif
