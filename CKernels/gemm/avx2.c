@@ -140,23 +140,6 @@ __attribute__((target("avx2"))) static void pack_a_im2col__avx2(float *restrict 
     }
 }
 
-/* Stored A not transposed: panel row p holds A[i0 + ir + i][p0 + p] for i < 6, 0 past mc. */
-__attribute__((target("avx2"))) static void pack_a_rows__avx2(float *restrict dst, const float *restrict A, int64_t lda,
-                                                               int64_t i0, int64_t mc, int64_t p0, int64_t kc) {
-    for (int64_t ir = 0; ir < mc; ir += 6) {
-        const int64_t mb = fclf_min64(6, mc - ir);
-        float *d = dst + ir * kc;
-        for (int64_t q0 = 0; q0 < kc; q0 += 8) {
-            const int64_t len = fclf_min64(8, kc - q0);
-            const __m256i m = lanes8_below(len);
-            __m256 r[8];
-            for (int64_t i = 0; i < 8; i++)
-                r[i] = i < mb ? _mm256_maskload_ps(A + (i0 + ir + i) * lda + p0 + q0, m) : _mm256_setzero_ps();
-            store_a_positions(d + q0 * 6, r, len, q0 + len == kc);
-        }
-    }
-}
-
 /* Stored A transposed (op(A) = A^T): a panel row is 6 contiguous floats of A. */
 __attribute__((target("avx2"))) static void pack_a_trans__avx2(float *restrict dst, const float *restrict A, int64_t lda,
                                                                 int64_t i0, int64_t mc, int64_t p0, int64_t kc) {
@@ -192,22 +175,28 @@ __attribute__((target("avx2"))) static void pack_b_im2col__avx2(float *restrict 
     }
 }
 
-/* Stored B transposed: panel row p holds B[j0 + jr + j][p0 + p] for j < 16, 0 past nc; two 8 x 8 transposes
- * per 8 positions. */
-__attribute__((target("avx2"))) static void pack_b_rows__avx2(float *restrict dst, const float *restrict B, int64_t ldb,
-                                                               int64_t p0, int64_t kc, int64_t j0, int64_t nc) {
-    for (int64_t jr = 0; jr < nc; jr += 16) {
-        const int64_t nb = fclf_min64(16, nc - jr);
+/* Panels whose `width` (6 or 16) entries per position are `width` rows of a stored matrix M (A not transposed,
+ * B transposed): panel (r0 + jr) position p holds M[r0 + jr + j][c0 + p] for j < width, 0 past `rows`; 8 rows of
+ * 8 floats at a time, transposed in registers. */
+__attribute__((target("avx2"))) static void pack_rows_transposed__avx2(float *restrict dst, const float *restrict M,
+                                                                        int64_t ld, int64_t r0, int64_t rows,
+                                                                        int64_t c0, int64_t kc, int width) {
+    for (int64_t jr = 0; jr < rows; jr += width) {
+        const int64_t nb = fclf_min64(width, rows - jr);
         float *d = dst + jr * kc;
         for (int64_t q0 = 0; q0 < kc; q0 += 8) {
             const int64_t len = fclf_min64(8, kc - q0);
             const __m256i m = lanes8_below(len);
-            for (int64_t jg = 0; jg < 16; jg += 8) {
+            for (int64_t jg = 0; jg < width; jg += 8) {
                 __m256 r[8];
                 for (int64_t j = 0; j < 8; j++)
-                    r[j] = jg + j < nb ? _mm256_maskload_ps(B + (j0 + jr + jg + j) * ldb + p0 + q0, m) : _mm256_setzero_ps();
-                transpose8x8(r);
-                for (int64_t q = 0; q < len; q++) _mm256_storeu_ps(d + (q0 + q) * 16 + jg, r[q]);
+                    r[j] = jg + j < nb ? _mm256_maskload_ps(M + (r0 + jr + jg + j) * ld + c0 + q0, m) : _mm256_setzero_ps();
+                if (width == 6) {
+                    store_a_positions(d + q0 * 6, r, len, q0 + len == kc);
+                } else {
+                    transpose8x8(r);
+                    for (int64_t q = 0; q < len; q++) _mm256_storeu_ps(d + (q0 + q) * width + jg, r[q]);
+                }
             }
         }
     }
@@ -228,30 +217,25 @@ __attribute__((target("avx2"))) static void pack_b_plain__avx2(float *restrict d
     }
 }
 
-/* The table's packers: the vector packers for every operand but a padded implicit one (the convolution
- * frames its padded inputs, conv2d.c), which the portable packer takes. */
+/* The table's packers, one per kind of operand (fclf_gemm_pack_kind_of). */
 static void pack_a__avx2(float *restrict dst, const fclf_gemm_operand *a, int64_t i0, int64_t mc, int64_t p0,
                          int64_t kc) {
-    if (a->conv && !fclf_im2col_padded(a->conv))
-        pack_a_im2col__avx2(dst, a, i0, mc, p0, kc);
-    else if (a->conv)
-        fclf_gemm_pack_a_portable(dst, a, i0, mc, p0, kc, 6);
-    else if (!a->trans)
-        pack_a_rows__avx2(dst, a->m, a->ld, i0, mc, p0, kc);
-    else
-        pack_a_trans__avx2(dst, a->m, a->ld, i0, mc, p0, kc);
+    switch (fclf_gemm_pack_kind_of(a, 0)) {
+    case FCLF_PACK_IM2COL: pack_a_im2col__avx2(dst, a, i0, mc, p0, kc); break;
+    case FCLF_PACK_PORTABLE: fclf_gemm_pack_a_portable(dst, a, i0, mc, p0, kc, 6); break;
+    case FCLF_PACK_ROWS: pack_rows_transposed__avx2(dst, a->m, a->ld, i0, mc, p0, kc, 6); break;
+    case FCLF_PACK_CONTIGUOUS: pack_a_trans__avx2(dst, a->m, a->ld, i0, mc, p0, kc); break;
+    }
 }
 
 static void pack_b__avx2(float *restrict dst, const fclf_gemm_operand *b, int64_t p0, int64_t kc, int64_t j0,
                          int64_t nc) {
-    if (b->conv && !fclf_im2col_padded(b->conv))
-        pack_b_im2col__avx2(dst, b, p0, kc, j0, nc);
-    else if (b->conv)
-        fclf_gemm_pack_b_portable(dst, b, p0, kc, j0, nc, 16);
-    else if (b->trans)
-        pack_b_rows__avx2(dst, b->m, b->ld, p0, kc, j0, nc);
-    else
-        pack_b_plain__avx2(dst, b->m, b->ld, p0, kc, j0, nc);
+    switch (fclf_gemm_pack_kind_of(b, 1)) {
+    case FCLF_PACK_IM2COL: pack_b_im2col__avx2(dst, b, p0, kc, j0, nc); break;
+    case FCLF_PACK_PORTABLE: fclf_gemm_pack_b_portable(dst, b, p0, kc, j0, nc, 16); break;
+    case FCLF_PACK_ROWS: pack_rows_transposed__avx2(dst, b->m, b->ld, j0, nc, p0, kc, 16); break;
+    case FCLF_PACK_CONTIGUOUS: pack_b_plain__avx2(dst, b->m, b->ld, p0, kc, j0, nc); break;
+    }
 }
 
 /* The short-M rows (one image through a dense layer) as the AVX-512 variant's rows__avx512f: strips of 64

@@ -257,30 +257,25 @@ __attribute__((target("avx512f"))) static void pack_b_plain__avx512f(float *rest
     }
 }
 
-/* The table's packers: the vector packers for every operand but a padded implicit one, which the portable
- * packer takes (its taps need the bounds check per element). */
+/* The table's packers, one per kind of operand (fclf_gemm_pack_kind_of). */
 static void pack_a__avx512f(float *restrict dst, const fclf_gemm_operand *a, int64_t i0, int64_t mc, int64_t p0,
                             int64_t kc) {
-    if (a->conv && !fclf_im2col_padded(a->conv))
-        pack_a_im2col__avx512f(dst, a, i0, mc, p0, kc);
-    else if (a->conv)
-        fclf_gemm_pack_a_portable(dst, a, i0, mc, p0, kc, 8);
-    else if (!a->trans)
-        pack_rows_transposed__avx512f(dst, a->m, a->ld, i0, mc, p0, kc, 8);
-    else
-        pack_a_trans__avx512f(dst, a->m, a->ld, i0, mc, p0, kc);
+    switch (fclf_gemm_pack_kind_of(a, 0)) {
+    case FCLF_PACK_IM2COL: pack_a_im2col__avx512f(dst, a, i0, mc, p0, kc); break;
+    case FCLF_PACK_PORTABLE: fclf_gemm_pack_a_portable(dst, a, i0, mc, p0, kc, 8); break;
+    case FCLF_PACK_ROWS: pack_rows_transposed__avx512f(dst, a->m, a->ld, i0, mc, p0, kc, 8); break;
+    case FCLF_PACK_CONTIGUOUS: pack_a_trans__avx512f(dst, a->m, a->ld, i0, mc, p0, kc); break;
+    }
 }
 
 static void pack_b__avx512f(float *restrict dst, const fclf_gemm_operand *b, int64_t p0, int64_t kc, int64_t j0,
                             int64_t nc) {
-    if (b->conv && !fclf_im2col_padded(b->conv))
-        pack_b_im2col__avx512f(dst, b, p0, kc, j0, nc);
-    else if (b->conv)
-        fclf_gemm_pack_b_portable(dst, b, p0, kc, j0, nc, 32);
-    else if (b->trans)
-        pack_rows_transposed__avx512f(dst, b->m, b->ld, j0, nc, p0, kc, 32);
-    else
-        pack_b_plain__avx512f(dst, b->m, b->ld, p0, kc, j0, nc);
+    switch (fclf_gemm_pack_kind_of(b, 1)) {
+    case FCLF_PACK_IM2COL: pack_b_im2col__avx512f(dst, b, p0, kc, j0, nc); break;
+    case FCLF_PACK_PORTABLE: fclf_gemm_pack_b_portable(dst, b, p0, kc, j0, nc, 32); break;
+    case FCLF_PACK_ROWS: pack_rows_transposed__avx512f(dst, b->m, b->ld, j0, nc, p0, kc, 32); break;
+    case FCLF_PACK_CONTIGUOUS: pack_b_plain__avx512f(dst, b->m, b->ld, p0, kc, j0, nc); break;
+    }
 }
 
 /* The short-M rows (one image through a dense layer: 1 x 128 from K = 1600 for dense1) in strips of 128

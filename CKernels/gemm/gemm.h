@@ -13,6 +13,7 @@
 #define FCLF_GEMM_H
 
 #include "../fclf_internal.h"
+#include "../conv/im2col.h"
 
 /* The micro-tile bounds; MC, KC and NC come from the machine (blocking.c). */
 enum { FCLF_GEMM_MR_MAX = 8, FCLF_GEMM_NR_MAX = 32 };
@@ -90,6 +91,17 @@ fclf_gemm_blocking fclf_gemm_blocking_of(const fclf_gemm_kernel *k);
 int fclf_gemm_blocking_valid(fclf_gemm_blocking b);
 /* b with MC and NC rounded down to whole tiles of k (at least one). */
 fclf_gemm_blocking fclf_gemm_blocking_fit(fclf_gemm_blocking b, const fclf_gemm_kernel *k);
+
+/* Which of a variant's packers an operand takes, decided here once for every variant: the implicit im2col
+ * matrix (read as runs of x), or, when padded, the portable packer with its bounds check per tap (the
+ * convolution frames padded inputs in col, so this is a caller that gave no col); a stored matrix whose panel
+ * entries are rows of it (A not transposed, B transposed: transposed in registers), or one whose panel rows
+ * are contiguous in it (copied). */
+typedef enum { FCLF_PACK_IM2COL, FCLF_PACK_PORTABLE, FCLF_PACK_ROWS, FCLF_PACK_CONTIGUOUS } fclf_gemm_pack_kind;
+static inline fclf_gemm_pack_kind fclf_gemm_pack_kind_of(const fclf_gemm_operand *x, int as_b) {
+    if (x->conv) return fclf_im2col_padded(x->conv) ? FCLF_PACK_PORTABLE : FCLF_PACK_IM2COL;
+    return (as_b ? x->trans : !x->trans) ? FCLF_PACK_ROWS : FCLF_PACK_CONTIGUOUS;
+}
 
 /* The portable packers (scalar.c), for any panel width; avx2.c uses them as they are and avx512.c for the
  * operands its vector packers do not take. */
