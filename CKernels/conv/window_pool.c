@@ -9,10 +9,11 @@
  * input value one broadcast read straight from x, so there is no packing per call; the four pixels of a
  * window are pooled in registers and only the pooled value is stored.
  *
- * The arithmetic is the GEMM's (AVX-512 micro-kernel, fclf_conv2d_forward) element by element: each K block
- * (fclf_gemm_kstep) summed from 0 in tap order with FMA, the blocks' sums added in order, then + bias and
+ * The arithmetic is the GEMM's (the variant's micro-kernel, fclf_conv2d_forward) element by element: each K
+ * block (fclf_gemm_kstep) summed from 0 in tap order with FMA, the blocks' sums added in order, then + bias and
  * ReLU as max(r, 0), then the pooling's comparisons in its order. So the results are those of
- * fclf_conv2d_forward then fclf_maxpool2x2_forward, bit for bit, for any batch or thread count. */
+ * fclf_conv2d_forward then fclf_maxpool2x2_forward, bit for bit, for any batch or thread count. AVX-512 has
+ * 16-channel vectors and a pixel-lane kernel for conv1; AVX2 has 8-channel vectors for the GEMM's shapes. */
 #include "conv.h"
 #include "../gemm/gemm.h"
 
