@@ -99,5 +99,13 @@ static inline int64_t fclf_min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t fclf_max64(int64_t a, int64_t b) { return a > b ? a : b; }
 /* The AVX-512 mask (__mmask16) of the first n of 16 lanes: none for n <= 0, all for n >= 16. */
 static inline uint16_t fclf_lanes16(int64_t n) { return n >= 16 ? 0xFFFF : n <= 0 ? 0 : (uint16_t)((1u << n) - 1u); }
+#if defined(__x86_64__)
+#include <immintrin.h>
+/* The AVX2 mask (all bits set per lane, as VMASKMOVPS reads it) of the first n of 8 lanes. */
+__attribute__((target("avx2"), always_inline)) static inline __m256i fclf_lanes8(int64_t n) {
+    const int32_t k = (int32_t)(n < 0 ? 0 : n > 8 ? 8 : n);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+#endif
 
 #endif

@@ -96,7 +96,6 @@ __attribute__((target("avx512f"))) static void pool_plane__avx512f(float *restri
         oy0 += rows;
     }
 }
-
 #endif
 
 void fclf_pool_plane(int isa, float *y, int32_t *argmax, const float *x, int64_t h, int64_t w) {
@@ -198,7 +197,7 @@ __attribute__((target("avx2"))) static void unpool_dense__avx2(float *restrict d
         __m256 bottom[4];
         for (int64_t ox = 0; 2 * ox < w; ox += 8) { /* w = 17: a piece of no windows clears column 16 */
             const int64_t at = oy * ow + ox;
-            const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int32_t)(ow - ox)), iota);
+            const __m256i m = fclf_lanes8(ow - ox);
             __m256 g = _mm256_add_ps(_mm256_maskload_ps(dyp + at, m), zero);
             if (yp) g = _mm256_and_ps(g, _mm256_cmp_ps(_mm256_maskload_ps(yp + at, m), zero, _CMP_GT_OQ));
             const __m256i d = _mm256_sub_epi32(_mm256_maskload_epi32(ap + at, m),

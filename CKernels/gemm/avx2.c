@@ -46,11 +46,6 @@ __attribute__((target("avx2,fma"))) static void ukernel_6x16__avx2(int64_t kc, c
  *     8 x 8 register transposes;
  *   - stored A transposed and stored B not transposed: a panel row is one or two masked loads. */
 
-__attribute__((target("avx2"), always_inline)) static inline __m256i lanes8_below(int64_t n) {
-    const int32_t k = (int32_t)(n < 0 ? 0 : n > 8 ? 8 : n);
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
 /* How 8 lanes read one tap's values of up to 8 consecutive columns of the implicit im2col matrix, whose bases
  * (offsets in x, less the tap's) are given: one masked load per run of consecutive offsets, joined by OR
  * (disjoint lanes). Masked-off lanes never touch memory (VMASKMOVPS does not fault on them); lanes past the
@@ -67,7 +62,7 @@ __attribute__((target("avx2"))) static void plan_lanes8(lanes8 *L, const int64_t
         int64_t len = 1;
         while (q + len < n && bases[q + len] == bases[q] + len) len++;
         L->shift[L->runs] = bases[q] - q;
-        L->mask[L->runs] = _mm256_andnot_si256(lanes8_below(q), lanes8_below(q + len));
+        L->mask[L->runs] = _mm256_andnot_si256(fclf_lanes8(q), fclf_lanes8(q + len));
         L->runs++;
         q += len;
     }
@@ -144,7 +139,7 @@ __attribute__((target("avx2"))) static void pack_a_im2col__avx2(float *restrict 
 __attribute__((target("avx2"))) static void pack_a_trans__avx2(float *restrict dst, const float *restrict A, int64_t lda,
                                                                 int64_t i0, int64_t mc, int64_t p0, int64_t kc) {
     for (int64_t ir = 0; ir < mc; ir += 6) {
-        const __m256i m = lanes8_below(fclf_min64(6, mc - ir));
+        const __m256i m = fclf_lanes8(fclf_min64(6, mc - ir));
         float *d = dst + ir * kc, last[8];
         for (int64_t p = 0; p + 1 < kc; p++) /* 2 floats into the next row, written after it */
             _mm256_storeu_ps(d + p * 6, _mm256_maskload_ps(A + (p0 + p) * lda + i0 + ir, m));
@@ -186,7 +181,7 @@ __attribute__((target("avx2"))) static void pack_rows_transposed__avx2(float *re
         float *d = dst + jr * kc;
         for (int64_t q0 = 0; q0 < kc; q0 += 8) {
             const int64_t len = fclf_min64(8, kc - q0);
-            const __m256i m = lanes8_below(len);
+            const __m256i m = fclf_lanes8(len);
             for (int64_t jg = 0; jg < width; jg += 8) {
                 __m256 r[8];
                 for (int64_t j = 0; j < 8; j++)
@@ -207,7 +202,7 @@ __attribute__((target("avx2"))) static void pack_b_plain__avx2(float *restrict d
                                                                 int64_t p0, int64_t kc, int64_t j0, int64_t nc) {
     for (int64_t jr = 0; jr < nc; jr += 16) {
         const int64_t nb = fclf_min64(16, nc - jr);
-        const __m256i m0 = lanes8_below(nb), m1 = lanes8_below(nb - 8);
+        const __m256i m0 = fclf_lanes8(nb), m1 = fclf_lanes8(nb - 8);
         float *d = dst + jr * kc;
         for (int64_t p = 0; p < kc; p++) {
             const float *src = B + (p0 + p) * ldb + j0 + jr;
@@ -257,7 +252,7 @@ __attribute__((target("avx2,fma,bmi"))) static void rows__avx2(int ta, int64_t M
             int64_t count = 0;
             if (!ta)
                 for (int64_t p = 0; p < kc; p += 8) {
-                    const __m256i live = lanes8_below(kc - p);
+                    const __m256i live = fclf_lanes8(kc - p);
                     const __m256 a = _mm256_maskload_ps(A + i * lda + pc + p, live);
                     unsigned nz = (unsigned)_mm256_movemask_ps(_mm256_and_ps(_mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_NEQ_UQ),
                                                                              _mm256_castsi256_ps(live)));
@@ -270,7 +265,7 @@ __attribute__((target("avx2,fma,bmi"))) static void rows__avx2(int ta, int64_t M
                 }
             for (int64_t j0 = 0; j0 < N; j0 += ROW_STRIP8) {
                 __m256i m[8];
-                for (int v = 0; v < 8; v++) m[v] = lanes8_below(N - j0 - 8 * v);
+                for (int v = 0; v < 8; v++) m[v] = fclf_lanes8(N - j0 - 8 * v);
                 float *c = C + i * ldc + j0;
                 __m256 acc[8];
                 for (int v = 0; v < 8; v++) acc[v] = _mm256_setzero_ps();
