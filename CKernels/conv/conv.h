@@ -23,6 +23,14 @@ static inline int fclf_conv_big(fclf_conv2d_shape s) {
  * are vectorised it does for one image too (fclf_predict p50 80 -> 76 us). */
 static inline int fclf_conv_packs_from_x(fclf_conv2d_shape s) { return s.c * s.kh * s.kw >= FCLF_CONV_SMALL_K; }
 
+/* A padded input in zero-framed planes of oh + kh - 1 rows by ow + kw - 1 columns, its pixels at (pad_t, pad_l):
+ * every tap of every output falls inside, so the products read it as 'valid' (conv2d.c for the GEMM's packers,
+ * window_pool.c for inference's window kernel). frame_planes WRITES planes [p0, p1) (one per image and
+ * channel) of xf from x's. */
+static inline int64_t fclf_conv_framed_rows(fclf_conv2d_shape s) { return s.oh + s.kh - 1; }
+static inline int64_t fclf_conv_framed_cols(fclf_conv2d_shape s) { return s.ow + s.kw - 1; }
+void fclf_conv_frame_planes(float *restrict xf, const float *restrict x, int64_t p0, int64_t p1, fclf_conv2d_shape s);
+
 /* Where the small-K weight gradient reads dz_i[o]: dy (masked by ReLU on y when relu), or, for a convolution
  * fused with the 2x2 max pool after it, the pooled gradient routed back to the winners in a per-thread
  * plane (planes must hold 2 x oh*ow floats). The routed plane is what the separate pool's backward writes,

@@ -44,33 +44,39 @@ static int frames_x(fclf_conv2d_shape s) { return fclf_conv_packs_from_x(s) && f
 
 static fclf_conv2d_shape framed_shape(fclf_conv2d_shape s) {
     fclf_conv2d_shape f = s;
-    f.h = s.oh + s.kh - 1;
-    f.w = s.ow + s.kw - 1;
+    f.h = fclf_conv_framed_rows(s);
+    f.w = fclf_conv_framed_cols(s);
     f.pad_t = f.pad_l = 0;
     return f;
 }
 
-/* WRITES xf [n, c, oh + kh - 1, ow + kw - 1]: x's planes in a zero frame. */
-static void frame_x(float *restrict xf, const float *restrict x, fclf_conv2d_shape s) {
-    const fclf_conv2d_shape f = framed_shape(s);
+void fclf_conv_frame_planes(float *restrict xf, const float *restrict x, int64_t p0, int64_t p1, fclf_conv2d_shape s) {
+    const int64_t fh = fclf_conv_framed_rows(s), fw = fclf_conv_framed_cols(s);
     /* input columns [ix0, ix1) land inside the frame's rows; make_shape's shapes keep all of them */
-    const int64_t ix0 = s.pad_l > 0 ? 0 : -s.pad_l, ix1 = fclf_min64(s.w, f.w - s.pad_l);
-    FCLF_PARALLEL_IF(fclf_conv_big(s), for (FCLF_STATIC_RANGE(p, s.n * s.c)) {
-        float *dst = xf + p * f.h * f.w;
+    const int64_t ix0 = s.pad_l > 0 ? 0 : -s.pad_l, ix1 = fclf_min64(s.w, fw - s.pad_l);
+    for (int64_t p = p0; p < p1; p++) {
+        float *dst = xf + p * fh * fw;
         const float *src = x + p * s.h * s.w;
-        for (int64_t r = 0; r < f.h; r++) {
-            float *row = dst + r * f.w;
+        for (int64_t r = 0; r < fh; r++) {
+            float *row = dst + r * fw;
             const int64_t iy = r - s.pad_t;
             if (iy < 0 || iy >= s.h || ix1 <= ix0) {
-                memset(row, 0, (size_t)f.w * sizeof(float));
+                memset(row, 0, (size_t)fw * sizeof(float));
                 continue;
             }
             const float *in = src + iy * s.w - s.pad_l; /* in[q]: the pixel under frame column q */
             const int64_t q0 = ix0 + s.pad_l, q1 = ix1 + s.pad_l;
             for (int64_t q = 0; q < q0; q++) row[q] = 0.0f;
             for (int64_t q = q0; q < q1; q++) row[q] = in[q]; /* rows of 11-28 floats: a call each cost more */
-            for (int64_t q = q1; q < f.w; q++) row[q] = 0.0f;
+            for (int64_t q = q1; q < fw; q++) row[q] = 0.0f;
         }
+    }
+}
+
+/* WRITES xf [n, c, oh + kh - 1, ow + kw - 1]: every plane of x in its frame. */
+static void frame_x(float *restrict xf, const float *restrict x, fclf_conv2d_shape s) {
+    FCLF_PARALLEL_IF(fclf_conv_big(s), {
+        fclf_conv_frame_planes(xf, x, fclf_partition_bound(s.n * s.c, 0), fclf_partition_bound(s.n * s.c, 1), s);
     });
 }
 

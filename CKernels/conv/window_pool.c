@@ -14,7 +14,7 @@
  * ReLU as max(r, 0), then the pooling's comparisons in its order. So the results are those of
  * fclf_conv2d_forward then fclf_maxpool2x2_forward, bit for bit, for any batch or thread count. AVX-512 has
  * 16-channel vectors and a pixel-lane kernel for conv1; AVX2 has 8-channel vectors for the GEMM's shapes. */
-#include "conv.h"
+#include "window_pool.h"
 #include "../gemm/gemm.h"
 
 #include <string.h>
@@ -26,7 +26,7 @@
 /* Taps whose offsets are tabulated on the stack (c*kh*kw: conv2 288, a 512-channel 3x3 layer 4608). */
 enum { WINDOW_MAX_TAPS = 8192 };
 
-static int64_t padded_plane(fclf_conv2d_shape s) { return (s.oh + s.kh - 1) * (s.ow + s.kw - 1); }
+static int64_t padded_plane(fclf_conv2d_shape s) { return fclf_conv_framed_rows(s) * fclf_conv_framed_cols(s); }
 
 /* K = 9 (conv1: a 3x3 kernel on one channel) rounds as the one-pass kernel's AVX-512 path (conv_pool.c,
  * direct.c): the sum starts at the bias, then the nine FMAs; other small K round as the portable loops, which
@@ -52,14 +52,13 @@ static int window_kernel_runs(int isa, fclf_conv2d_shape s) {
 #endif
 }
 
-static int64_t channels_padded(fclf_conv2d_shape s) { return (s.oc + 15) / 16 * 16; }
 
 int64_t fclf_conv2d_window_pool_packed_size(fclf_conv2d_shape s) {
-    return window_kernel_runs(fclf_isa_active(), s) ? s.c * s.kh * s.kw * channels_padded(s) : 0;
+    return window_kernel_runs(fclf_isa_active(), s) ? s.c * s.kh * s.kw * fclf_window_channels_padded(s) : 0;
 }
 
 void fclf_conv2d_window_pool_pack_weights(float *wp, const float *w, fclf_conv2d_shape s) {
-    const int64_t K = s.c * s.kh * s.kw, ocp = channels_padded(s);
+    const int64_t K = s.c * s.kh * s.kw, ocp = fclf_window_channels_padded(s);
     for (int64_t k = 0; k < K; k++)
         for (int64_t o = 0; o < ocp; o++) wp[k * ocp + o] = o < s.oc ? w[o * K + k] : 0.0f;
 }
@@ -72,11 +71,6 @@ int64_t fclf_conv2d_window_pool_work_size(fclf_conv2d_shape s) {
 }
 
 #if defined(__x86_64__)
-/* Taps run in chunks whose weights stay in L1 (8 KB) across a group of windows whose partial sums stay there
- * too (8 KB): window by window over all taps, conv2's 73 KB of weights came from L2 for every window. A sum
- * carried from chunk to chunk through memory is the same FMA chain, so the bits do not change. */
-enum { CHUNK_FLOATS = 2048, GROUP_FLOATS = 2048 };
-
 /* Taps [c0, c1) for W pooling windows side by side in one pooled row, times V vectors of 16 output channels
  * from o0: 4W x V accumulators (<= 16, with the V weights and a broadcast: 2 FMA pipes x 4-cycle latency
  * need 8 in flight). part and sum hold the tile's [4W][V][16] partial and K-block sums. fresh: c0 starts a K
@@ -154,8 +148,8 @@ static inline __attribute__((always_inline, target("avx512f"))) void window_grou
     int bias_first, fclf_conv2d_shape s, int64_t py0, int64_t py1) {
     const int64_t ph = s.oh / 2, pw = s.ow / 2, Q = ph * pw, per = 4 * V * 16; /* floats per window */
     const int W = V == 1 ? 4 : V == 2 ? 2 : 1;
-    const int64_t group = GROUP_FLOATS / per, chunk = CHUNK_FLOATS / (16 * V);
-    float part[GROUP_FLOATS] __attribute__((aligned(64))), sum[GROUP_FLOATS] __attribute__((aligned(64)));
+    const int64_t group = FCLF_WINDOW_GROUP_FLOATS / per, chunk = FCLF_WINDOW_CHUNK_FLOATS / (16 * V);
+    float part[FCLF_WINDOW_GROUP_FLOATS] __attribute__((aligned(64))), sum[FCLF_WINDOW_GROUP_FLOATS] __attribute__((aligned(64)));
     const float *init = bias_first ? b : NULL, *add = bias_first ? NULL : b;
     for (int64_t py = py0; py < py1; py++) {
         const float *row = xp + 2 * py * wrow;
@@ -180,110 +174,6 @@ static inline __attribute__((always_inline, target("avx512f"))) void window_grou
     }
 }
 
-/* The same tiles with AVX2: V vectors of 8 output channels times 4W pixels, 8 accumulators (V = 2, W = 1 or
- * V = 1, W = 2: 2 FMA pipes x 4-cycle latency), the same sums in the same order as the AVX2 GEMM, whose K
- * blocks (fclf_gemm_kstep) they follow; part and sum hold [4W][V][8]. Packed weights as for AVX-512. */
-static inline __attribute__((always_inline, target("avx2,fma"))) void tile_taps8(
-    const int V, const int W, float *restrict part, float *restrict sum, const float *restrict xb, int64_t wrow,
-    const int32_t *restrict off, const float *restrict wp, int64_t ocp, int64_t o0, int64_t c0, int64_t c1, int fresh,
-    int finish, int first_block) {
-    __m256 acc[4 * 2][2];
-    int64_t px[4 * 2];
-    for (int w = 0; w < W; w++)
-        for (int d = 0; d < 4; d++) px[4 * w + d] = (d >> 1) * wrow + 2 * w + (d & 1);
-    for (int j = 0; j < 4 * W; j++)
-        for (int v = 0; v < V; v++) acc[j][v] = fresh ? _mm256_setzero_ps() : _mm256_load_ps(part + (j * V + v) * 8);
-    for (int64_t k = c0; k < c1; k++) {
-        const float *xk = xb + off[k], *wk = wp + k * ocp + o0;
-        __m256 wv[2];
-        for (int v = 0; v < V; v++) wv[v] = _mm256_loadu_ps(wk + 8 * v);
-        for (int j = 0; j < 4 * W; j++) {
-            const __m256 xv = _mm256_broadcast_ss(xk + px[j]);
-            for (int v = 0; v < V; v++) acc[j][v] = _mm256_fmadd_ps(wv[v], xv, acc[j][v]);
-        }
-    }
-    for (int j = 0; j < 4 * W; j++)
-        for (int v = 0; v < V; v++) {
-            float *at = (finish ? sum : part) + (j * V + v) * 8;
-            _mm256_store_ps(at, finish && !first_block ? _mm256_add_ps(acc[j][v], _mm256_load_ps(at)) : acc[j][v]);
-        }
-}
-
-/* + bias, ReLU, then each window's 2x2 maximum with the pooling's comparisons in its order (a later corner wins
- * if greater; NaN never does), stored at y + o*Q + at + w for the channels below oc. */
-static inline __attribute__((always_inline, target("avx2"))) void tile_store8(
-    const int V, const int W, float *restrict y, const float *restrict sum, const float *restrict b, int relu,
-    int64_t o0, int64_t oc, int64_t Q, int64_t at) {
-    const __m256 zero = _mm256_setzero_ps();
-    for (int v = 0; v < V; v++) {
-        const int64_t o = o0 + 8 * v, lanes = oc - o < 8 ? oc - o : 8;
-        if (lanes <= 0) break;
-        const __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32((int32_t)lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        const __m256 bv = b ? _mm256_maskload_ps(b + o, keep) : zero;
-        for (int w = 0; w < W; w++) {
-            __m256 m = zero;
-            for (int d = 0; d < 4; d++) {
-                __m256 t = _mm256_load_ps(sum + ((4 * w + d) * V + v) * 8);
-                if (b) t = _mm256_add_ps(t, bv);
-                if (relu) t = _mm256_max_ps(t, zero); /* t > 0 ? t : 0, NaN to 0, as the micro-kernel */
-                m = d == 0 ? t : _mm256_blendv_ps(m, t, _mm256_cmp_ps(t, m, _CMP_GT_OQ));
-            }
-            float lane[8] __attribute__((aligned(32)));
-            _mm256_store_ps(lane, m);
-            for (int64_t l = 0; l < lanes; l++) y[(o + l) * Q + at + w] = lane[l];
-        }
-    }
-}
-
-/* V vectors of 8 channels from o0 over the windows of pooled rows [py0, py1) of one image, as window_group. */
-static inline __attribute__((always_inline, target("avx2,fma"))) void window_group8(
-    const int V, float *restrict y, const float *restrict xp, int64_t wrow, const int32_t *restrict off,
-    const float *restrict wp, int64_t ocp, int64_t o0, int64_t K, int64_t kstep, const float *restrict b, int relu,
-    fclf_conv2d_shape s, int64_t py0, int64_t py1) {
-    const int64_t ph = s.oh / 2, pw = s.ow / 2, Q = ph * pw, per = 4 * V * 8;
-    const int W = V == 1 ? 2 : 1;
-    const int64_t group = GROUP_FLOATS / per, chunk = CHUNK_FLOATS / (8 * V);
-    float part[GROUP_FLOATS] __attribute__((aligned(32))), sum[GROUP_FLOATS] __attribute__((aligned(32)));
-    (void)ph;
-    for (int64_t py = py0; py < py1; py++) {
-        const float *row = xp + 2 * py * wrow;
-        for (int64_t g0 = 0; g0 < pw; g0 += group) {
-            const int64_t g1 = g0 + group < pw ? g0 + group : pw, wide_end = g0 + (g1 - g0) / W * W;
-            for (int64_t k0 = 0; k0 < K; k0 += kstep) {
-                const int64_t k1 = k0 + kstep < K ? k0 + kstep : K;
-                for (int64_t c0 = k0; c0 < k1; c0 += chunk) {
-                    const int64_t c1 = c0 + chunk < k1 ? c0 + chunk : k1;
-                    const int fresh = c0 == k0, finish = c1 == k1, first = k0 == 0;
-                    for (int64_t q = g0; q < wide_end; q += W)
-                        tile_taps8(V, W, part + (q - g0) * per, sum + (q - g0) * per, row + 2 * q, wrow, off, wp, ocp, o0,
-                                   c0, c1, fresh, finish, first);
-                    for (int64_t q = wide_end; q < g1; q++)
-                        tile_taps8(V, 1, part + (q - g0) * per, sum + (q - g0) * per, row + 2 * q, wrow, off, wp, ocp, o0,
-                                   c0, c1, fresh, finish, first);
-                }
-            }
-            for (int64_t q = g0; q < wide_end; q += W) tile_store8(V, W, y, sum + (q - g0) * per, b, relu, o0, s.oc, Q, py * pw + q);
-            for (int64_t q = wide_end; q < g1; q++) tile_store8(V, 1, y, sum + (q - g0) * per, b, relu, o0, s.oc, Q, py * pw + q);
-        }
-    }
-}
-
-/* Pooled rows [py0, py1) of one image for the 16-channel groups [v0, v1) of the packed weights: each group is two
- * AVX2 vectors, one where the channels end first. */
-__attribute__((target("avx2,fma"))) static void window_span__avx2(float *restrict y, const float *restrict xp,
-                                                                 int64_t wrow, const int32_t *restrict off,
-                                                                 const float *restrict wp, const float *restrict b,
-                                                                 int relu, int64_t kstep, fclf_conv2d_shape s,
-                                                                 int64_t v0, int64_t v1, int64_t py0, int64_t py1) {
-    const int64_t K = s.c * s.kh * s.kw, ocp = channels_padded(s);
-    for (int64_t v = v0; v < v1; v++) {
-        if (s.oc - 16 * v > 8)
-            window_group8(2, y, xp, wrow, off, wp, ocp, 16 * v, K, kstep, b, relu, s, py0, py1);
-        else
-            window_group8(1, y, xp, wrow, off, wp, ocp, 16 * v, K, kstep, b, relu, s, py0, py1);
-    }
-}
-
 /* Each tap's offset from a window's first pixel in the (padded) input: channel, row, column. */
 static void tap_offsets(int32_t *off, int64_t plane, int64_t wrow, fclf_conv2d_shape s) {
     for (int64_t c = 0, k = 0; c < s.c; c++)
@@ -299,7 +189,7 @@ __attribute__((target("avx512f"))) static void window_span__avx512f(float *restr
                                                                     int relu, int64_t kstep, int bias_first,
                                                                     fclf_conv2d_shape s, int64_t v0, int64_t v1,
                                                                     int64_t py0, int64_t py1) {
-    const int64_t K = s.c * s.kh * s.kw, ocp = channels_padded(s);
+    const int64_t K = s.c * s.kh * s.kw, ocp = fclf_window_channels_padded(s);
     int64_t v = v0;
     for (; v + 4 <= v1; v += 4) window_group(4, y, xp, wrow, off, wp, ocp, 16 * v, K, kstep, b, relu, bias_first, s, py0, py1);
     switch (v1 - v) {
@@ -317,7 +207,7 @@ __attribute__((target("avx512f"))) static void window_image__avx512f(float *rest
                                                                      fclf_conv2d_shape s) {
     int32_t off[WINDOW_MAX_TAPS];
     tap_offsets(off, plane, wrow, s);
-    window_span__avx512f(y, xp, wrow, off, wp, b, relu, kstep, bias_first, s, 0, channels_padded(s) / 16, 0, s.oh / 2);
+    window_span__avx512f(y, xp, wrow, off, wp, b, relu, kstep, bias_first, s, 0, fclf_window_channels_padded(s) / 16, 0, s.oh / 2);
 }
 #endif
 
@@ -388,18 +278,6 @@ __attribute__((target("avx512f"))) static void k9_image__avx512f(float *restrict
 static int pixels_in_lanes(fclf_conv2d_shape s) { return s.c == 1 && s.kh == 3 && s.kw == 3; }
 #endif
 
-/* One image's input with its zero border, rows (oh + kh - 1) long enough for every tap of every output. */
-static void pad_image(float *restrict xp, const float *restrict x, fclf_conv2d_shape s) {
-    const int64_t hp = s.oh + s.kh - 1, wpd = s.ow + s.kw - 1;
-    memset(xp, 0, (size_t)(s.c * hp * wpd) * sizeof(float));
-    for (int64_t c = 0; c < s.c; c++)
-        for (int64_t r = 0; r < s.h; r++)
-            if (r + s.pad_t < hp) {
-                const int64_t cols = s.w + s.pad_l < wpd ? s.w : wpd - s.pad_l;
-                memcpy(xp + (c * hp + r + s.pad_t) * wpd + s.pad_l, x + (c * s.h + r) * s.w, (size_t)cols * sizeof(float));
-            }
-}
-
 #if defined(__x86_64__)
 /* One image's per-window convolution split for fclf_assisted_tasks (a single image on two cores): pooled rows
  * times pairs of channel vectors, 10 tasks for conv2. Tasks differ only in which outputs they write, so the
@@ -419,9 +297,9 @@ static void window_task(void *ctx, int64_t t) {
     const window_job *j = ctx;
     const fclf_conv2d_shape s = j->s;
     const int64_t i = t / j->per_image, r = t % j->per_image, ph = s.oh / 2, Q = ph * (s.ow / 2);
-    const int64_t nv = channels_padded(s) / 16, v0 = r / ph * TASK_VECTORS, py = r % ph;
+    const int64_t nv = fclf_window_channels_padded(s) / 16, v0 = r / ph * TASK_VECTORS, py = r % ph;
     if (j->isa == FCLF_ISA_AVX2)
-        window_span__avx2(j->y + i * s.oc * Q, j->x + i * s.c * j->plane, j->wrow, j->off, j->wp, j->b, j->relu, j->kstep,
+        fclf_window_span__avx2(j->y + i * s.oc * Q, j->x + i * s.c * j->plane, j->wrow, j->off, j->wp, j->b, j->relu, j->kstep,
                           s, v0, fclf_min64(v0 + TASK_VECTORS, nv), py, py + 1);
     else
         window_span__avx512f(j->y + i * s.oc * Q, j->x + i * s.c * j->plane, j->wrow, j->off, j->wp, j->b, j->relu,
@@ -431,12 +309,12 @@ static void window_task(void *ctx, int64_t t) {
 static void assisted(int isa, float *y, float *work, const float *x, const float *wp, const float *b, int relu,
                      int64_t kstep, int bias_first, int padded, int64_t plane, int64_t wrow, fclf_conv2d_shape s) {
     if (padded) {
-        for (int64_t i = 0; i < s.n; i++) pad_image(work + i * s.c * plane, x + i * s.c * s.h * s.w, s);
+        fclf_conv_frame_planes(work, x, 0, s.n * s.c, s);
         x = work;
     }
     int32_t off[WINDOW_MAX_TAPS];
     tap_offsets(off, plane, wrow, s);
-    const int64_t per_image = (channels_padded(s) / 16 + TASK_VECTORS - 1) / TASK_VECTORS * (s.oh / 2);
+    const int64_t per_image = (fclf_window_channels_padded(s) / 16 + TASK_VECTORS - 1) / TASK_VECTORS * (s.oh / 2);
     window_job job = {y, x, wp, b, off, isa, relu, bias_first, kstep, plane, wrow, per_image, s};
     fclf_assisted_tasks(s.n * per_image, window_task, &job);
 }
@@ -458,7 +336,7 @@ static void window_pool(int isa, float *y, float *work, const float *x, const fl
     const int bias_first = rounds_as_small_k(s);
     const int64_t K = s.c * s.kh * s.kw, kstep = bias_first ? K : fclf_gemm_kstep(fclf_gemm_kernel_for(isa), K);
     const int padded = fclf_im2col_padded(&s);
-    const int64_t plane = padded ? padded_plane(s) : s.h * s.w, wrow = padded ? s.ow + s.kw - 1 : s.w;
+    const int64_t plane = padded ? padded_plane(s) : s.h * s.w, wrow = padded ? fclf_conv_framed_cols(s) : s.w;
     const int64_t Q = (s.oh / 2) * (s.ow / 2);
     if (fclf_assist_active() && fclf_get_max_threads() >= 2 && !pixels_in_lanes(s)) { /* else one pass, V = 4 */
         assisted(isa, y, work, x, wp, b, relu, kstep, bias_first, padded, plane, wrow, s);
@@ -468,13 +346,13 @@ static void window_pool(int isa, float *y, float *work, const float *x, const fl
         const float *xi = x + i * s.c * s.h * s.w;
         if (padded) {
             float *xp = work + i * s.c * plane;
-            pad_image(xp, xi, s);
+            fclf_conv_frame_planes(xp, xi, 0, s.c, s);
             xi = xp;
         }
         if (isa == FCLF_ISA_AVX2) {
             int32_t off[WINDOW_MAX_TAPS];
             tap_offsets(off, plane, wrow, s);
-            window_span__avx2(y + i * s.oc * Q, xi, wrow, off, wp, b, relu, kstep, s, 0, channels_padded(s) / 16, 0, s.oh / 2);
+            fclf_window_span__avx2(y + i * s.oc * Q, xi, wrow, off, wp, b, relu, kstep, s, 0, fclf_window_channels_padded(s) / 16, 0, s.oh / 2);
         } else if (pixels_in_lanes(s)) {
             k9_image__avx512f(y + i * s.oc * Q, xi, wrow, w, b, relu, s);
         } else {
