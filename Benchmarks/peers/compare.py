@@ -54,6 +54,7 @@ def main():
     subprocess.run([EXPORT, SEED_MODEL, "--onnx", onnx_path], check=True, capture_output=True)
     subprocess.run([EXPORT, BEST_MODEL, "--onnx", best_onnx], check=True, capture_output=True)
     rows = {}  # item -> {column: [values per round]}
+    train_flops = {}  # training item -> FLOPs per image (fclf-bench computes them from the architecture)
 
     def add(item, col, value):
         rows.setdefault(item, {}).setdefault(col, []).append(value)
@@ -74,16 +75,20 @@ def main():
                 if item in blas512:
                     add(item, "OpenBLAS AVX-512", blas512[item]["openblas_gflops"])
                     add(item, "ours (2nd run)", blas512[item]["ours_gflops"])
-        for model, batch in (("cnn", 32), ("cnn", 128), ("mlp", 32)):
+        peer_models = (("cnn", 32), ("cnn", 128), ("mlp", 32))
+        for model, batch in peer_models:
             item = f"train {model} b{batch}"
             add(item, "ours", o[item]["images_per_second"])
             add(item, "ours 1 thread", o1[item]["images_per_second"])
             add(item, "PyTorch", peers.torch_train(model, batch)["images_per_second"])
             add(item, "Keras", peers.keras_train(model, batch)["images_per_second"])
-        for batch in (32, 128):  # the fast preset's network: ours only (its % of peak is the target)
-            item = f"train cnn-bn b{batch}"
-            if item in o:
-                add(item, "ours", o[item]["images_per_second"])
+        for item, d in o.items():
+            if not item.startswith("train "):
+                continue
+            # FLOPs per image: an older fclf-bench does not report them (its items were the seed CNN's sizes)
+            train_flops[item] = d.get("flops_per_image", 0.45e6 if "mlp" in item else 15.4e6)
+            if item not in {f"train {m} b{b}" for m, b in peer_models}:
+                add(item, "ours", d["images_per_second"])  # the fast preset's network: ours only (its % of peak is the target)
         def add_predict(label, mine, theirs):
             """One model's latency and batch rows: ours (fclf-bench predict) beside ONNX Runtime's."""
             for q in ("p50", "p99"):
@@ -100,7 +105,6 @@ def main():
             add_predict("best model ", ours("predict", extra=("--model", BEST_MODEL)), peers.ort_predict(best_onnx))
 
     p = med(peak)
-    flops = {"train cnn": 15.4e6, "train mlp": 0.45e6}  # "train cnn" also matches cnn-bn: the same convolutions and dense layers
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
     print(f"\n{cpu}, {os.cpu_count()} logical CPUs; {machine}")
     print(f"FMA peak measured: {p:.1f} GFLOP/s on 2 threads; medians of {args.rounds} alternating rounds\n")
@@ -116,9 +120,8 @@ def main():
             pct = ""
             if item.startswith("gemm"):
                 pct = f"{100 * v / p:.1f}"
-            for key, f in flops.items():
-                if item.startswith(key):
-                    pct = f"{100 * v * f / 1e9 / p:.1f}"
+            if item in train_flops:
+                pct = f"{100 * v * train_flops[item] / 1e9 / p:.1f}"
             if item.startswith("predict 10,000"):
                 pct = f"{100 * v * 5.26e6 / 1e9 / p:.1f}"
             print(f"{item:40} {col:18} {v:12.1f} {ratio:>15} {pct:>10}")

@@ -331,6 +331,22 @@ struct NormalizationTests {
         }
     }
 
+    @Test("every named architecture, briefly trained: the inference plan (BatchNorm folded, 'same' frames, pooled windows) gives evaluation's classes and probabilities",
+          arguments: ModelKind.allCases)
+    func namedArchitecturesInferLikeEvaluation(_ kind: ModelKind) throws {
+        let net = kind.build(seed: 41)
+        let data = synthetic(count: 64, seed: 42)
+        let trainer = Trainer(model: net, config: TrainConfig())
+        for _ in 0..<2 { _ = trainer.trainEpoch(data) }  // running statistics away from their start
+        let eval = trainer.evaluate(data)
+        var probs = [Float](repeating: 0, count: 64 * 10), labels = [Int32](repeating: -1, count: 64)
+        try data.withPixels { px in try Classifier(net).predict(px.baseAddress!, count: 64, probabilities: &probs, labels: &labels) }
+        #expect(labels.map { UInt8($0) } == eval.predictions)
+        for i in 0..<64 {
+            expectClose([probs[i * 10 + Int(labels[i])]], [eval.confidences[i]], atol: 1e-5, rtol: 1e-4, "\(kind.rawValue) image \(i) confidence")
+        }
+    }
+
     @Test("a BatchNorm network: trained, saved, loaded; folded inference gives evaluation's classes and probabilities")
     func foldedInferenceMatchesEvaluation() throws {
         var rng = SplitMix64(seed: 21)

@@ -5,6 +5,8 @@ public enum ModelKind: String, CaseIterable, Sendable {
     case cnn, mlp
     case cnnBN = "cnn-bn"
     case wideBN = "wide-bn"
+    case cnn3BN = "cnn3-bn"
+    case sameBN = "same-bn"
 
     /// The seed study's comparison (`fclf-train --compare`).
     public static let seedModels: [ModelKind] = [.cnn, .mlp]
@@ -48,6 +50,30 @@ public enum ModelKind: String, CaseIterable, Sendable {
             }
             return block(1, 32) + block(32, 32) + [.maxPool2x2] + block(32, 64) + block(64, 64) + [.maxPool2x2, .flatten]
                 + [.dense(inputSize: 64 * 4 * 4, outputSize: 256, activation: .none), .batchNorm(channels: 256), .relu,
+                   .dropout(rate: 0.4), .dense(inputSize: 256, outputSize: 10, activation: .none)]
+        case .cnn3BN:
+            // Three convolutions at about 1.7x the seed CNN's multiply-adds (4.3 MMAC): Conv2D(32, 3x3, same) ->
+            // BatchNorm -> ReLU -> MaxPool 2x2 -> Conv2D(64, 3x3, valid) -> BatchNorm -> ReLU -> MaxPool 2x2 ->
+            // Conv2D(128, 3x3, valid) -> BatchNorm -> ReLU -> Flatten -> Dense(128) -> BatchNorm -> ReLU ->
+            // Dropout(0.3) -> Dense(10, softmax). 28 -> 28 -> 14 -> 12 -> 6 -> 4: the first convolution keeps the
+            // border (cheap at one input channel), the third adds depth where the planes are small.
+            return [.conv2d(inChannels: 1, outChannels: 32, kernelSize: 3, padding: .same, activation: .none),
+                    .batchNorm(channels: 32), .relu, .maxPool2x2,
+                    .conv2d(inChannels: 32, outChannels: 64, kernelSize: 3, padding: .valid, activation: .none),
+                    .batchNorm(channels: 64), .relu, .maxPool2x2,
+                    .conv2d(inChannels: 64, outChannels: 128, kernelSize: 3, padding: .valid, activation: .none),
+                    .batchNorm(channels: 128), .relu,
+                    .flatten, .dense(inputSize: 128 * 4 * 4, outputSize: 128, activation: .none), .batchNorm(channels: 128), .relu,
+                    .dropout(rate: 0.3), .dense(inputSize: 128, outputSize: 10, activation: .none)]
+        case .sameBN:
+            // wide-bn with 'same' padding (28 -> 28 -> 28 -> 14 -> 14 -> 14 -> 7): the same layers, about 19 MMAC per
+            // image (1.9x), and a 7x7x64 map into the dense layer instead of 4x4x64.
+            func block(_ ic: Int, _ oc: Int) -> [LayerSpec] {
+                [.conv2d(inChannels: ic, outChannels: oc, kernelSize: 3, padding: .same, activation: .none),
+                 .batchNorm(channels: oc), .relu]
+            }
+            return block(1, 32) + block(32, 32) + [.maxPool2x2] + block(32, 64) + block(64, 64) + [.maxPool2x2, .flatten]
+                + [.dense(inputSize: 64 * 7 * 7, outputSize: 256, activation: .none), .batchNorm(channels: 256), .relu,
                    .dropout(rate: 0.4), .dense(inputSize: 256, outputSize: 10, activation: .none)]
         }
     }
