@@ -7,6 +7,7 @@ public enum ModelKind: String, CaseIterable, Sendable {
     case wideBN = "wide-bn"
     case cnn3BN = "cnn3-bn"
     case sameBN = "same-bn"
+    case deepBN = "deep-bn"
 
     /// The seed study's comparison (`fclf-train --compare`).
     public static let seedModels: [ModelKind] = [.cnn, .mlp]
@@ -65,6 +66,18 @@ public enum ModelKind: String, CaseIterable, Sendable {
                     .batchNorm(channels: 128), .relu,
                     .flatten, .dense(inputSize: 128 * 4 * 4, outputSize: 128, activation: .none), .batchNorm(channels: 128), .relu,
                     .dropout(rate: 0.3), .dense(inputSize: 128, outputSize: 10, activation: .none)]
+        case .deepBN:
+            // wide-bn with a fifth convolution where the planes are small, as cnn3-bn adds one to cnn-bn:
+            // [Conv2D(32, 3x3) -> BN -> ReLU] x 2 -> MaxPool -> [Conv2D(64, 3x3) -> BN -> ReLU] x 2 ->
+            // Conv2D(128, 3x3) -> BN -> ReLU -> MaxPool -> Dense(256) -> BN -> ReLU -> Dropout(0.4) -> Dense(10).
+            // 'valid' (28 -> 26 -> 24 -> 12 -> 10 -> 8 -> 6 -> 3): about 12.6 MMAC per image (wide-bn: 10).
+            func block(_ ic: Int, _ oc: Int) -> [LayerSpec] {
+                [.conv2d(inChannels: ic, outChannels: oc, kernelSize: 3, padding: .valid, activation: .none),
+                 .batchNorm(channels: oc), .relu]
+            }
+            return block(1, 32) + block(32, 32) + [.maxPool2x2] + block(32, 64) + block(64, 64) + block(64, 128)
+                + [.maxPool2x2, .flatten, .dense(inputSize: 128 * 3 * 3, outputSize: 256, activation: .none), .batchNorm(channels: 256),
+                   .relu, .dropout(rate: 0.4), .dense(inputSize: 256, outputSize: 10, activation: .none)]
         case .sameBN:
             // wide-bn with 'same' padding (28 -> 28 -> 28 -> 14 -> 14 -> 14 -> 7): the same layers, about 19 MMAC per
             // image (1.9x), and a 7x7x64 map into the dense layer instead of 4x4x64.
