@@ -322,13 +322,7 @@ struct NormalizationTests {
         for p in net.stored where p.name == "gamma" || p.name == "beta" {
             for i in 0..<p.count { p.value[i] += Float(i % 3) * 0.3 - 0.2 }  // away from the identity
         }
-        let eval = trainer.evaluate(data)
-        var probs = [Float](repeating: 0, count: 64 * 10), labels = [Int32](repeating: -1, count: 64)
-        try data.withPixels { px in try Classifier(net).predict(px.baseAddress!, count: 64, probabilities: &probs, labels: &labels) }
-        #expect(labels.map { UInt8($0) } == eval.predictions)
-        for i in 0..<64 {
-            expectClose([probs[i * 10 + Int(labels[i])]], [eval.confidences[i]], atol: 1e-5, rtol: 1e-4, "image \(i) confidence")
-        }
+        try expectInferenceMatchesEvaluation(Classifier(net), trainer.evaluate(data), data)
     }
 
     @Test("every named architecture, briefly trained: the inference plan (BatchNorm folded, 'same' frames, pooled windows) gives evaluation's classes and probabilities",
@@ -338,13 +332,7 @@ struct NormalizationTests {
         let data = synthetic(count: 64, seed: 42)
         let trainer = Trainer(model: net, config: TrainConfig())
         for _ in 0..<2 { _ = trainer.trainEpoch(data) }  // running statistics away from their start
-        let eval = trainer.evaluate(data)
-        var probs = [Float](repeating: 0, count: 64 * 10), labels = [Int32](repeating: -1, count: 64)
-        try data.withPixels { px in try Classifier(net).predict(px.baseAddress!, count: 64, probabilities: &probs, labels: &labels) }
-        #expect(labels.map { UInt8($0) } == eval.predictions)
-        for i in 0..<64 {
-            expectClose([probs[i * 10 + Int(labels[i])]], [eval.confidences[i]], atol: 1e-5, rtol: 1e-4, "\(kind.rawValue) image \(i) confidence")
-        }
+        try expectInferenceMatchesEvaluation(Classifier(net), trainer.evaluate(data), data, kind.rawValue)
     }
 
     @Test("a BatchNorm network: trained, saved, loaded; folded inference gives evaluation's classes and probabilities")
@@ -374,11 +362,6 @@ struct NormalizationTests {
         #expect(eval.predictions == reference.predictions && eval.loss == reference.loss, "evaluation of the loaded model")
         let classifier = Classifier(loaded)
         #expect(classifier.plan.steps.count == 5)
-        var probs = [Float](repeating: 0, count: 96 * 10), labels = [Int32](repeating: -1, count: 96)
-        try data.withPixels { px in try classifier.predict(px.baseAddress!, count: 96, probabilities: &probs, labels: &labels) }
-        #expect(labels.map { UInt8($0) } == eval.predictions)
-        for i in 0..<96 {
-            expectClose([probs[i * 10 + Int(labels[i])]], [eval.confidences[i]], atol: 1e-5, rtol: 1e-4, "image \(i) confidence")
-        }
+        try expectInferenceMatchesEvaluation(classifier, eval, data)
     }
 }

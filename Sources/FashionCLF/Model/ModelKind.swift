@@ -32,63 +32,47 @@ public enum ModelKind: String, CaseIterable, Sendable {
         case .cnnBN:
             // Conv2D(32, 3x3, valid) -> BatchNorm -> ReLU -> MaxPool 2x2 -> Conv2D(64, 3x3, valid) -> BatchNorm -> ReLU
             // -> MaxPool 2x2 -> Flatten -> Dense(128) -> BatchNorm -> ReLU -> Dropout(0.3) -> Dense(10, softmax).
-            // The convolutions and the dense layer have biases although BatchNorm cancels them: the inference
-            // plan folds BatchNorm into exactly these weights and biases.
-            return [.conv2d(inChannels: 1, outChannels: 32, kernelSize: 3, padding: .valid, activation: .none),
-                    .batchNorm(channels: 32), .relu, .maxPool2x2,
-                    .conv2d(inChannels: 32, outChannels: 64, kernelSize: 3, padding: .valid, activation: .none),
-                    .batchNorm(channels: 64), .relu, .maxPool2x2,
-                    .flatten, .dense(inputSize: 1600, outputSize: 128, activation: .none), .batchNorm(channels: 128), .relu,
-                    .dropout(rate: 0.3), .dense(inputSize: 128, outputSize: 10, activation: .none)]
+            return convBN(1, 32) + [.maxPool2x2] + convBN(32, 64) + [.maxPool2x2, .flatten] + head(1600, 128, dropout: 0.3)
         case .wideBN:
             // A VGG-style pair of blocks: [Conv2D(32, 3x3) -> BatchNorm -> ReLU] x 2 -> MaxPool 2x2 ->
             // [Conv2D(64, 3x3) -> BatchNorm -> ReLU] x 2 -> MaxPool 2x2 -> Flatten -> Dense(256) -> BatchNorm -> ReLU
             // -> Dropout(0.4) -> Dense(10, softmax), about 10 MMAC per image. 'valid' convolutions (28 -> 26 -> 24
             // -> 12 -> 10 -> 8 -> 4): about half the multiply-adds of 'same' padding, which keeps 28 and 14.
-            func block(_ ic: Int, _ oc: Int) -> [LayerSpec] {
-                [.conv2d(inChannels: ic, outChannels: oc, kernelSize: 3, padding: .valid, activation: .none),
-                 .batchNorm(channels: oc), .relu]
-            }
-            return block(1, 32) + block(32, 32) + [.maxPool2x2] + block(32, 64) + block(64, 64) + [.maxPool2x2, .flatten]
-                + [.dense(inputSize: 64 * 4 * 4, outputSize: 256, activation: .none), .batchNorm(channels: 256), .relu,
-                   .dropout(rate: 0.4), .dense(inputSize: 256, outputSize: 10, activation: .none)]
+            return convBN(1, 32) + convBN(32, 32) + [.maxPool2x2] + convBN(32, 64) + convBN(64, 64) + [.maxPool2x2, .flatten]
+                + head(64 * 4 * 4, 256, dropout: 0.4)
         case .cnn3BN:
             // Three convolutions at about 1.7x the seed CNN's multiply-adds (4.3 MMAC): Conv2D(32, 3x3, same) ->
             // BatchNorm -> ReLU -> MaxPool 2x2 -> Conv2D(64, 3x3, valid) -> BatchNorm -> ReLU -> MaxPool 2x2 ->
             // Conv2D(128, 3x3, valid) -> BatchNorm -> ReLU -> Flatten -> Dense(128) -> BatchNorm -> ReLU ->
             // Dropout(0.3) -> Dense(10, softmax). 28 -> 28 -> 14 -> 12 -> 6 -> 4: the first convolution keeps the
             // border (cheap at one input channel), the third adds depth where the planes are small.
-            return [.conv2d(inChannels: 1, outChannels: 32, kernelSize: 3, padding: .same, activation: .none),
-                    .batchNorm(channels: 32), .relu, .maxPool2x2,
-                    .conv2d(inChannels: 32, outChannels: 64, kernelSize: 3, padding: .valid, activation: .none),
-                    .batchNorm(channels: 64), .relu, .maxPool2x2,
-                    .conv2d(inChannels: 64, outChannels: 128, kernelSize: 3, padding: .valid, activation: .none),
-                    .batchNorm(channels: 128), .relu,
-                    .flatten, .dense(inputSize: 128 * 4 * 4, outputSize: 128, activation: .none), .batchNorm(channels: 128), .relu,
-                    .dropout(rate: 0.3), .dense(inputSize: 128, outputSize: 10, activation: .none)]
+            return convBN(1, 32, .same) + [.maxPool2x2] + convBN(32, 64) + [.maxPool2x2] + convBN(64, 128) + [.flatten]
+                + head(128 * 4 * 4, 128, dropout: 0.3)
         case .deepBN:
             // wide-bn with a fifth convolution where the planes are small, as cnn3-bn adds one to cnn-bn:
             // [Conv2D(32, 3x3) -> BN -> ReLU] x 2 -> MaxPool -> [Conv2D(64, 3x3) -> BN -> ReLU] x 2 ->
             // Conv2D(128, 3x3) -> BN -> ReLU -> MaxPool -> Dense(256) -> BN -> ReLU -> Dropout(0.4) -> Dense(10).
             // 'valid' (28 -> 26 -> 24 -> 12 -> 10 -> 8 -> 6 -> 3): about 12.6 MMAC per image (wide-bn: 10).
-            func block(_ ic: Int, _ oc: Int) -> [LayerSpec] {
-                [.conv2d(inChannels: ic, outChannels: oc, kernelSize: 3, padding: .valid, activation: .none),
-                 .batchNorm(channels: oc), .relu]
-            }
-            return block(1, 32) + block(32, 32) + [.maxPool2x2] + block(32, 64) + block(64, 64) + block(64, 128)
-                + [.maxPool2x2, .flatten, .dense(inputSize: 128 * 3 * 3, outputSize: 256, activation: .none), .batchNorm(channels: 256),
-                   .relu, .dropout(rate: 0.4), .dense(inputSize: 256, outputSize: 10, activation: .none)]
+            return convBN(1, 32) + convBN(32, 32) + [.maxPool2x2] + convBN(32, 64) + convBN(64, 64) + convBN(64, 128)
+                + [.maxPool2x2, .flatten] + head(128 * 3 * 3, 256, dropout: 0.4)
         case .sameBN:
             // wide-bn with 'same' padding (28 -> 28 -> 28 -> 14 -> 14 -> 14 -> 7): the same layers, about 19 MMAC per
             // image (1.9x), and a 7x7x64 map into the dense layer instead of 4x4x64.
-            func block(_ ic: Int, _ oc: Int) -> [LayerSpec] {
-                [.conv2d(inChannels: ic, outChannels: oc, kernelSize: 3, padding: .same, activation: .none),
-                 .batchNorm(channels: oc), .relu]
-            }
-            return block(1, 32) + block(32, 32) + [.maxPool2x2] + block(32, 64) + block(64, 64) + [.maxPool2x2, .flatten]
-                + [.dense(inputSize: 64 * 7 * 7, outputSize: 256, activation: .none), .batchNorm(channels: 256), .relu,
-                   .dropout(rate: 0.4), .dense(inputSize: 256, outputSize: 10, activation: .none)]
+            return convBN(1, 32, .same) + convBN(32, 32, .same) + [.maxPool2x2] + convBN(32, 64, .same) + convBN(64, 64, .same)
+                + [.maxPool2x2, .flatten] + head(64 * 7 * 7, 256, dropout: 0.4)
         }
+    }
+
+    /// Conv2D(oc, 3x3) -> BatchNorm -> ReLU. The convolution has a bias although BatchNorm cancels it: the
+    /// inference plan folds BatchNorm into exactly this weight and bias.
+    private func convBN(_ ic: Int, _ oc: Int, _ padding: Padding = .valid) -> [LayerSpec] {
+        [.conv2d(inChannels: ic, outChannels: oc, kernelSize: 3, padding: padding, activation: .none), .batchNorm(channels: oc), .relu]
+    }
+
+    /// The BatchNorm networks' classifier: Dense(hidden) -> BatchNorm -> ReLU -> Dropout -> Dense(10, softmax).
+    private func head(_ input: Int, _ hidden: Int, dropout: Float) -> [LayerSpec] {
+        [.dense(inputSize: input, outputSize: hidden, activation: .none), .batchNorm(channels: hidden), .relu,
+         .dropout(rate: dropout), .dense(inputSize: hidden, outputSize: 10, activation: .none)]
     }
 
     public func build(seed: UInt64) -> Sequential {
