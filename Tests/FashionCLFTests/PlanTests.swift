@@ -136,12 +136,7 @@ struct PlanTests {
         #expect(loaded.specs == specs)
         let eval = trainer.evaluate(data)
         #expect(Trainer(model: loaded, config: TrainConfig()).evaluate(data).predictions == eval.predictions)
-        var probs = [Float](repeating: 0, count: 64 * 10), labels = [Int32](repeating: -1, count: 64)
-        try data.withPixels { px in try Classifier(loaded).predict(px.baseAddress!, count: 64, probabilities: &probs, labels: &labels) }
-        #expect(labels.map { UInt8($0) } == eval.predictions)
-        for i in 0..<64 {
-            expectClose([probs[i * 10 + Int(labels[i])]], [eval.confidences[i]], atol: 1e-5, rtol: 1e-4, "image \(i) confidence")
-        }
+        let probs = try expectInferenceMatchesEvaluation(Classifier(loaded), eval, data)
         // Against the network written out in Double, with 'same' meaning (k - 1) / 2 zeros above and left and
         // k / 2 below and right (ONNX's and Keras' convention): reading past the image instead of zeros
         // changes the sums of the last row and column.

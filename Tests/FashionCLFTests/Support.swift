@@ -128,10 +128,12 @@ func synthetic(count: Int, seed: UInt64) -> LabeledImages {
     return LabeledImages(count: count, rows: 28, cols: 28, pixels: pixels, labels: labels)
 }
 
-
 /// The inference plan (`Classifier.predict`: BatchNorm folded, weights packed) gives the training path's
-/// evaluation of the same images: the same classes, and each top probability to rounding.
-func expectInferenceMatchesEvaluation(_ classifier: Classifier, _ eval: Evaluation, _ data: LabeledImages, _ what: String = "") throws {
+/// evaluation of the same images: the same classes, and each top probability to rounding. Returns the plan's
+/// probabilities, [images, 10].
+@discardableResult
+func expectInferenceMatchesEvaluation(_ classifier: Classifier, _ eval: Evaluation, _ data: LabeledImages,
+                                      _ what: String = "") throws -> [Float] {
     let n = data.count
     var probs = [Float](repeating: 0, count: n * 10), labels = [Int32](repeating: -1, count: n)
     try data.withPixels { px in try classifier.predict(px.baseAddress!, count: n, probabilities: &probs, labels: &labels) }
@@ -139,4 +141,5 @@ func expectInferenceMatchesEvaluation(_ classifier: Classifier, _ eval: Evaluati
     for i in 0..<n {
         expectClose([probs[i * 10 + Int(labels[i])]], [eval.confidences[i]], atol: 1e-5, rtol: 1e-4, "\(what) image \(i) confidence")
     }
+    return probs
 }

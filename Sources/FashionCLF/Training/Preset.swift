@@ -18,11 +18,12 @@ public enum Preset: String, CaseIterable, Sendable {
     /// with flips, shifts, scale and photometric jitter (on half the images: the other half keeps the data set's
     /// clean tone, which the test set has), AdamW with a one-cycle schedule; the best epoch kept and the
     /// probabilities calibrated. 7 epochs: what 90 s of training holds on two cores with a margin (76 s on a Zen
-    /// 4). The third convolution, where the planes are 6x6, makes the step 1.5x cnn-bn's, and 7 epochs gave 91.6%
-    /// validation against 91.1% for 11 epochs of cnn-bn (8-11 s longer), three seeds each (docs/training.md). No label smoothing (recipe 4): it pulls each class's
-    /// features into a tight cluster and erases how alike the classes are (Müller, Kornblith, Hinton 2019), which
-    /// real photos, outside the data set, need; three seeds with and without it on the 59 development photos
-    /// named 31-33 against 34-35, at the same validation accuracy (docs/training.md).
+    /// 4). The third convolution, where the planes are 6x6, makes the step 1.5x cnn-bn's, and 7 epochs gave
+    /// 91.6% validation against 91.1% for 11 epochs of cnn-bn (8-11 s longer), three seeds each
+    /// (docs/training.md). No label smoothing (recipe 4): it pulls each class's features into a tight cluster
+    /// and erases how alike the classes are (Müller, Kornblith, Hinton 2019), which real photos, outside the
+    /// data set, need; three seeds with and without it on the 59 development photos named 31-33 against 34-35,
+    /// at the same validation accuracy (docs/training.md).
     case fast
     /// The most accurate within half an hour on two cores: the same recipe on a VGG-style network with
     /// BatchNorm (`wide-bn`), batch 128, 48 epochs (what 30 minutes hold on two cores, with a margin).
