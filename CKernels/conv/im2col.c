@@ -110,12 +110,57 @@ __attribute__((target("avx512f"))) static void col2im__avx512f(float *restrict d
         }
     }
 }
+
+/* The same for AVX2: each 16-lane row is two 8-lane halves, the first a plain load when the row fills it
+ * (conv2's rows are 11 or 12 pixels), the rest masked; lanes past the row add exact zeros as above. */
+__attribute__((target("avx2"))) static void col2im__avx2(float *restrict dx, const float *restrict dcol, int64_t ld,
+                                                         fclf_conv2d_shape s) {
+    float acc[ACC_ROWS * ACC_STRIDE] __attribute__((aligned(32)));
+    const int64_t KK = s.kh * s.kw;
+    for (int64_t ci = 0; ci < s.c; ci++) {
+        memset(acc, 0, (size_t)(s.h * ACC_STRIDE) * sizeof(float));
+        fclf_im2col_row t = fclf_im2col_row_at(&s, ci * KK);
+        for (int64_t k = ci * KK; k < (ci + 1) * KK; k++, fclf_im2col_next_row(&s, &t)) {
+            const float *row = dcol + k * ld;
+            int64_t ox0, ox1;
+            fclf_im2col_ox_range(&s, t.kj, &ox0, &ox1);
+            const int64_t n = ox1 - ox0;
+            if (n <= 0) continue;
+            const __m256i m0 = fclf_lanes8(n), m1 = fclf_lanes8(n - 8);
+            for (int64_t oy = 0; oy < s.oh; oy++) {
+                int64_t iy = oy + t.ki - s.pad_t;
+                if (iy < 0 || iy >= s.h) continue;
+                float *a = acc + iy * ACC_STRIDE + t.kj - s.pad_l + ox0;
+                const float *r = row + oy * s.ow + ox0;
+                const __m256 lo = n >= 8 ? _mm256_loadu_ps(r) : _mm256_maskload_ps(r, m0);
+                _mm256_storeu_ps(a, _mm256_add_ps(_mm256_loadu_ps(a), lo));
+                if (n > 8) _mm256_storeu_ps(a + 8, _mm256_add_ps(_mm256_loadu_ps(a + 8), _mm256_maskload_ps(r + 8, m1)));
+            }
+        }
+        /* Rows of w <= 16 floats as two halves whose lanes past w are overwritten by the next row; the rows
+         * within 16 floats of the plane's end are copied exactly. */
+        float *plane = dx + ci * s.h * s.w;
+        for (int64_t iy = 0; iy < s.h; iy++) {
+            const float *a = acc + iy * ACC_STRIDE;
+            if (iy * s.w + 16 <= s.h * s.w) {
+                _mm256_storeu_ps(plane + iy * s.w, _mm256_load_ps(a));
+                _mm256_storeu_ps(plane + iy * s.w + 8, _mm256_load_ps(a + 8));
+            } else {
+                memcpy(plane + iy * s.w, a, (size_t)s.w * sizeof(float));
+            }
+        }
+    }
+}
 #endif
 
 void fclf_col2im_image(int isa, float *restrict dx, const float *restrict dcol, int64_t ld, fclf_conv2d_shape s) {
 #if defined(__x86_64__)
     if (isa == FCLF_ISA_AVX512F && col2im_fits_wide(s)) {
         col2im__avx512f(dx, dcol, ld, s);
+        return;
+    }
+    if (isa == FCLF_ISA_AVX2 && col2im_fits_wide(s)) {
+        col2im__avx2(dx, dcol, ld, s);
         return;
     }
 #endif

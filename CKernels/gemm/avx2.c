@@ -41,23 +41,28 @@ __attribute__((target("avx2,fma"))) static void ukernel_6x16__avx2(int64_t kc, c
  * conv2's weight-gradient product at batch 32 ran at 150 GFLOP/s against 189 for the AVX-512 variant. These
  * move the same values (the products are unchanged) 8 at a time:
  *   - implicit A and B: 8 consecutive columns of a tap are one run of x, or two where they cross an output
- *     row, each a masked load (lanes8); B's panel rows are two such loads, A's 6 taps are transposed;
+ *     row, each one load (lanes8); B's panel rows are two such loads, A's 6 taps are transposed;
  *   - stored A not transposed and stored B transposed (a panel's entries are rows of the matrix): the same
  *     8 x 8 register transposes;
  *   - stored A transposed and stored B not transposed: a panel row is one or two masked loads. */
 
 /* How 8 lanes read one tap's values of up to 8 consecutive columns of the implicit im2col matrix, whose bases
- * (offsets in x, less the tap's) are given: one masked load per run of consecutive offsets, joined by OR
- * (disjoint lanes). Masked-off lanes never touch memory (VMASKMOVPS does not fault on them); lanes past the
- * columns are 0. Conv2's output rows are 11 pixels long, so 8 columns are one or two runs. */
+ * (offsets in x, less the tap's) are given, one load per run of consecutive offsets. Conv2's output rows are
+ * 11 or 12 pixels long, so 8 columns are one or two runs.
+ *   - A full group (8 columns): plain loads, each run's lanes blended in. Bases rise by at least 1 per
+ *     column, so every lane of every run's 8-float load lies between the group's first and last value of
+ *     the tap, inside x. VMASKMOVPS cost a Zen 4 more than twice the plain load and blend.
+ *   - A short group (a panel's last columns): one masked load per run, joined by OR (disjoint lanes).
+ *     Masked-off lanes never touch memory (VMASKMOVPS does not fault on them); lanes past the columns are 0. */
 typedef struct {
-    int runs;
+    int runs, full;
     int64_t shift[8]; /* run r: lanes in mask[r] read x[tap + shift[r] + lane] */
     __m256i mask[8];
 } lanes8;
 
 __attribute__((target("avx2"))) static void plan_lanes8(lanes8 *L, const int64_t *restrict bases, int64_t n) {
     L->runs = 0;
+    L->full = n == 8;
     for (int64_t q = 0; q < n;) {
         int64_t len = 1;
         while (q + len < n && bases[q + len] == bases[q] + len) len++;
@@ -70,7 +75,13 @@ __attribute__((target("avx2"))) static void plan_lanes8(lanes8 *L, const int64_t
 
 /* The lanes for the tap whose values start at byte address `tap` (x plus the tap's offset). */
 __attribute__((target("avx2"), always_inline)) static inline __m256 load_lanes8(const lanes8 *L, uintptr_t tap) {
-    if (L->runs == 1) return _mm256_maskload_ps((const float *)(tap + (uintptr_t)(L->shift[0] * 4)), L->mask[0]);
+    if (L->full) {
+        __m256 v = _mm256_loadu_ps((const float *)(tap + (uintptr_t)(L->shift[0] * 4)));
+        for (int r = 1; r < L->runs; r++)
+            v = _mm256_blendv_ps(v, _mm256_loadu_ps((const float *)(tap + (uintptr_t)(L->shift[r] * 4))),
+                                 _mm256_castsi256_ps(L->mask[r]));
+        return v;
+    }
     __m256 v = _mm256_setzero_ps();
     for (int r = 0; r < L->runs; r++)
         v = _mm256_or_ps(v, _mm256_maskload_ps((const float *)(tap + (uintptr_t)(L->shift[r] * 4)), L->mask[r]));
