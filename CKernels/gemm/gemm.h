@@ -7,7 +7,7 @@
  * one fclf_gemm_kernel:
  *   avx512f  8 x 32 (16 zmm accumulators: 2 FMA pipes x 4-cycle latency need >= 8 in flight)
  *   avx2     6 x 16 (12 ymm accumulators, BLIS's Haswell shape, 15 of 16 registers)
- *   scalar   4 x 8  (plain C the compiler vectorises for baseline SSE or NEON)
+ *   scalar   4 x 8  (SSE2 on x86-64, which every such CPU has; plain C the compiler vectorises elsewhere)
  * MR = 8 divides every M of our models (32, 64, 288, 1600), so their tiles are full. */
 #ifndef FCLF_GEMM_H
 #define FCLF_GEMM_H
