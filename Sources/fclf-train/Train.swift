@@ -78,7 +78,7 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "Label smoothing of the training loss, in [0, 1). (default: the preset's; seed 0)")
     var labelSmoothing: Float?
 
-    @Option(help: "Training-time augmentation: none or photo (flips, shifts, scale, photometric jitter, erasing). (default: the preset's; seed none)")
+    @Option(help: "Training-time augmentation: none or photo (flips, shifts, scale, photometric jitter, sensor noise). (default: the preset's; seed none)")
     var augment: AugmentKind?
 
     @Option(name: .customLong("photometric-p"), parsing: .unconditional, help: "Fraction of the training images that get the photometric jitter (tone, blur, noise); the rest keep the data set's clean tone. Needs augmentation. (default: the preset's; fast and best 0.5)")
