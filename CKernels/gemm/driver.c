@@ -290,10 +290,62 @@ static int split_k(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int nt, in
     return failed ? -1 : 0;
 }
 
+/* Columns [lo, hi) of op(B) and C (split_n) or rows [lo, hi) of op(A) and C, on the calling thread: an
+ * offset into a stored matrix, or a new origin in the implicit or packed one. */
+static void gemm_part(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int split_n, int64_t lo, int64_t hi, int64_t M,
+                      int64_t N, int64_t K, float alpha, const fclf_gemm_operand *as, const fclf_gemm_operand *bs,
+                      float beta, const fclf_gemm_out *out) {
+    fclf_gemm_operand part = split_n ? *bs : *as;
+    if (part.conv) part.origin += lo;
+    else {
+        if (part.packed) part.origin += lo;
+        part.m = (split_n ? part.trans : !part.trans) ? part.m + lo * part.ld : part.m + lo;
+    }
+    fclf_gemm_out mine = *out;
+    if (split_n) {
+        if (mine.seg) mine.col0 += lo;
+        else mine.C += lo;
+        gemm_serial(v, blk, M, hi - lo, K, alpha, as, &part, beta, &mine);
+    } else {
+        mine.C += lo * mine.ldc;
+        if (mine.bias) mine.bias += lo;
+        gemm_serial(v, blk, hi - lo, N, K, alpha, &part, bs, beta, &mine);
+    }
+}
+
+/* One image's products on the calling thread and, when it is free, the helper (assist.c): column tiles in up
+ * to ASSIST_TASKS ranges. Only with A packed whole (the inference plan's weights), so no task packs what
+ * another already did; each C element is computed by one task with the serial K blocking, so the bits are the
+ * serial path's. The per-window convolutions split their own work (conv/window_pool.c); this covers the
+ * convolutions without pooling, and every convolution of the scalar variant. */
+enum { ASSIST_TASKS = 8 };
+#define ASSIST_MIN_WORK 1.0e6
+typedef struct {
+    const fclf_gemm_kernel *v;
+    fclf_gemm_blocking blk;
+    int64_t tiles, tasks, M, N, K;
+    float alpha, beta;
+    const fclf_gemm_operand *as, *bs;
+    const fclf_gemm_out *out;
+} assist_job;
+
+static void assist_task(void *ctx, int64_t t) {
+    const assist_job *j = ctx;
+    const int64_t lo = j->tiles * t / j->tasks * j->v->nr, hi = fclf_min64(j->tiles * (t + 1) / j->tasks * j->v->nr, j->N);
+    if (hi > lo) gemm_part(j->v, j->blk, 1, lo, hi, j->M, j->N, j->K, j->alpha, j->as, j->bs, j->beta, j->out);
+}
+
 static void drive(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t M, int64_t N, int64_t K, float alpha,
                   const fclf_gemm_operand *as, const fclf_gemm_operand *bs, float beta, const fclf_gemm_out *out) {
     int nt = FCLF_MAX_THREADS();
-    if (nt <= 1 || 2.0 * (double)M * (double)N * (double)K < FCLF_PAR_MIN_WORK) {
+    const double work = 2.0 * (double)M * (double)N * (double)K;
+    if (nt <= 1 || work < FCLF_PAR_MIN_WORK) {
+        const int64_t tiles_n = (N + v->nr - 1) / v->nr;
+        if (fclf_assist_active() && as->packed && tiles_n >= 2 && work >= ASSIST_MIN_WORK) {
+            const assist_job job = {v, blk, tiles_n, fclf_min64(tiles_n, ASSIST_TASKS), M, N, K, alpha, beta, as, bs, out};
+            fclf_assisted_tasks(job.tasks, assist_task, (void *)&job);
+            return;
+        }
         gemm_serial(v, blk, M, N, K, alpha, as, bs, beta, out);
         return;
     }
@@ -310,26 +362,7 @@ static void drive(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t M, 
         int t = FCLF_THREAD_NUM(), T = FCLF_NUM_THREADS();
         int64_t tiles = split_n ? tiles_n : tiles_m, step = split_n ? v->nr : v->mr, extent = split_n ? N : M;
         int64_t lo = tiles * t / T * step, hi = fclf_min64(tiles * (t + 1) / T * step, extent);
-        if (hi > lo) {
-            /* This thread's columns of op(B) (or rows of op(A)): an offset into a stored matrix, or a new
-             * origin in the implicit one. */
-            fclf_gemm_operand part = split_n ? *bs : *as;
-            if (part.conv) part.origin += lo;
-            else {
-                if (part.packed) part.origin += lo;
-                part.m = (split_n ? part.trans : !part.trans) ? part.m + lo * part.ld : part.m + lo;
-            }
-            fclf_gemm_out mine = *out;
-            if (split_n) {
-                if (mine.seg) mine.col0 += lo;
-                else mine.C += lo;
-                gemm_serial(v, blk, M, hi - lo, K, alpha, as, &part, beta, &mine);
-            } else {
-                mine.C += lo * mine.ldc;
-                if (mine.bias) mine.bias += lo;
-                gemm_serial(v, blk, hi - lo, N, K, alpha, &part, bs, beta, &mine);
-            }
-        }
+        if (hi > lo) gemm_part(v, blk, split_n, lo, hi, M, N, K, alpha, as, bs, beta, out);
     }
 }
 

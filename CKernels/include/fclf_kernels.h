@@ -72,9 +72,9 @@ int64_t fclf_parallel_tasks(int64_t tasks, int (*fn)(void *ctx, int64_t task), v
  * never for the helper itself. Alone (every task on the calling thread, in order) with fewer than 2 tasks,
  * fclf_get_max_threads() < 2, inside an OpenMP parallel region, or while another caller's job runs. */
 void fclf_assisted_tasks(int64_t tasks, void (*fn)(void *ctx, int64_t task), void *ctx);
-/* Between these, the kernel that splits one image's work (the per-window convolution,
- * fclf_conv2d_window_pool) calls fclf_assisted_tasks on this thread; the others run as fclf_serial_begin has
- * them. Nestable. */
+/* Between these, the kernels that split one image's work call fclf_assisted_tasks on this thread: the
+ * per-window convolution (fclf_conv2d_window_pool) and the GEMM of a product whose A is packed whole (the
+ * inference plan's weights), by column tiles; the others run as fclf_serial_begin has them. Nestable. */
 void fclf_assist_begin(void);
 void fclf_assist_end(void);
 int fclf_assist_active(void);
