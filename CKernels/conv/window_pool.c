@@ -40,12 +40,17 @@ int fclf_conv2d_window_pool_supported(fclf_conv2d_shape s) {
            s.oh >= 2 && s.ow >= 2 && s.c * plane <= INT32_MAX;
 }
 
+#if defined(__x86_64__)
+/* Whether the pixel-lane kernels (k9_image__avx512f below, fclf_k9_image__avx2) take this shape. */
+static int pixels_in_lanes(fclf_conv2d_shape s) { return s.c == 1 && s.kh == 3 && s.kw == 3; }
+#endif
+
 /* Whether this process runs the window kernel (else the GEMM and the pooling pass). AVX2 has it for the GEMM's
- * shapes; conv1's (K = 9) keeps the one-pass kernel there. */
+ * shapes and for conv1's (one channel, 3x3); other small-K shapes keep the one-pass kernel there. */
 static int window_kernel_runs(int isa, fclf_conv2d_shape s) {
 #if defined(__x86_64__)
     return fclf_conv2d_window_pool_supported(s) &&
-           (isa == FCLF_ISA_AVX512F || (isa == FCLF_ISA_AVX2 && fclf_conv_packs_from_x(s)));
+           (isa == FCLF_ISA_AVX512F || (isa == FCLF_ISA_AVX2 && (fclf_conv_packs_from_x(s) || pixels_in_lanes(s))));
 #else
     (void)isa, (void)s;
     return 0;
@@ -274,8 +279,6 @@ __attribute__((target("avx512f"))) static void k9_image__avx512f(float *restrict
         }
 }
 
-/* Whether the pixel-lane kernel above takes this shape. */
-static int pixels_in_lanes(fclf_conv2d_shape s) { return s.c == 1 && s.kh == 3 && s.kw == 3; }
 #endif
 
 #if defined(__x86_64__)
@@ -349,7 +352,9 @@ static void window_pool(int isa, float *y, float *work, const float *x, const fl
             fclf_conv_frame_planes(xp, xi, 0, s.c, s);
             xi = xp;
         }
-        if (isa == FCLF_ISA_AVX2) {
+        if (pixels_in_lanes(s) && isa == FCLF_ISA_AVX2) {
+            fclf_k9_image__avx2(y + i * s.oc * Q, xi, wrow, w, b, relu, s);
+        } else if (isa == FCLF_ISA_AVX2) {
             int32_t off[WINDOW_MAX_TAPS];
             tap_offsets(off, plane, wrow, s);
             fclf_window_span__avx2(y + i * s.oc * Q, xi, wrow, off, wp, b, relu, kstep, s, 0, fclf_window_channels_padded(s) / 16, 0, s.oh / 2);

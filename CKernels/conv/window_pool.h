@@ -19,6 +19,10 @@ static inline int64_t fclf_window_channels_padded(fclf_conv2d_shape s) { return 
 void fclf_window_span__avx2(float *restrict y, const float *restrict xp, int64_t wrow, const int32_t *restrict off,
                             const float *restrict wp, const float *restrict b, int relu, int64_t kstep,
                             fclf_conv2d_shape s, int64_t v0, int64_t v1, int64_t py0, int64_t py1);
+/* window_pool_avx2.c: one image of a one-channel 3x3 convolution (conv1) with output pixels in the lanes:
+ * y [oc, Q] from the (framed) plane xp, rows wrow apart, and the weights w [oc, 9] as they are. */
+void fclf_k9_image__avx2(float *restrict y, const float *restrict xp, int64_t wrow, const float *restrict w,
+                         const float *restrict b, int relu, fclf_conv2d_shape s);
 #endif
 
 #endif

@@ -294,10 +294,10 @@ struct NormalizationTests {
         #expect(training.steps.map(\.layers) == [0..<4, 4..<5, 5..<8, 8..<9, 9..<10, 10..<12, 12..<13, 13..<14])
         #expect(training.steps.map(\.trainedBatchNorm) == [1, nil, nil, nil, nil, nil, nil, nil])
         let inference = try Plan(specs: Self.bnSpecs, inputShape: ModelKind.imageShape, mode: .inference)
-        // Pooled per window where the CPU has the window kernel (AVX-512; AVX2 for conv2, whose K is the GEMM's),
-        // else as training pools.
+        // Pooled per window where the CPU has the window kernel (AVX-512; AVX2 for conv2, whose K is the GEMM's,
+        // and conv1, one channel 3x3 with pixels in lanes), else as training pools.
         let avx512 = fclf_isa_active() == Int32(FCLF_ISA_AVX512F.rawValue), avx2 = fclf_isa_active() == Int32(FCLF_ISA_AVX2.rawValue)
-        #expect(inference.steps.map(\.name) == ["conv2d+batchnorm (folded)+relu+maxpool (\(avx512 ? "pooled per window" : "one pass"))",
+        #expect(inference.steps.map(\.name) == ["conv2d+batchnorm (folded)+relu+maxpool (\(avx512 || avx2 ? "pooled per window" : "one pass"))",
                                                 "conv2d+batchnorm (folded)+relu+maxpool (\(avx512 || avx2 ? "pooled per window" : "pooled after the product"))",
                                                 "flatten (view)", "dense+batchnorm (folded)+relu", "dense"])
         #expect(inference.steps.map(\.layers) == [0..<4, 4..<8, 8..<9, 9..<13, 13..<14])
