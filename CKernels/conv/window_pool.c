@@ -13,7 +13,8 @@
  * block (fclf_gemm_kstep) summed from 0 in tap order with FMA, the blocks' sums added in order, then + bias and
  * ReLU as max(r, 0), then the pooling's comparisons in its order. So the results are those of
  * fclf_conv2d_forward then fclf_maxpool2x2_forward, bit for bit, for any batch or thread count. AVX-512 has
- * 16-channel vectors and a pixel-lane kernel for conv1; AVX2 has 8-channel vectors for the GEMM's shapes. */
+ * 16-channel vectors and a pixel-lane kernel for conv1; AVX2 has 8-channel vectors for the GEMM's shapes and
+ * its own pixel-lane kernel for conv1 (window_pool_avx2.c). */
 #include "window_pool.h"
 #include "../gemm/gemm.h"
 

@@ -103,15 +103,18 @@ extension KernelTests {
         // (a group of four, then one); a 2x2 kernel with 'same' padding, all of it below and right (the padded
         // copy must still be made). K = 9 (conv1's shape, one image and a batch; 20 channels with padding) rounds
         // as the one-pass kernel instead, the bias first; on one channel (3x3) it has pixels in lanes: 66 and 38
-        // columns take two and three blocks of 32, 6 and 7 channels a group of 4 and one of 2 or 3.
+        // columns take two and three blocks of 32, 6 and 7 channels a group of 4 and one of 2 or 3. AVX2's takes
+        // blocks of 16 columns, the last moved left onto the one before: 17 columns (odd) are exactly one block, 23
+        // with padding two overlapping ones, and 10 or fewer a masked block.
         for (n, c, h, w, oc, k, same) in [(1, 32, 13, 13, 64, 3, false), (3, 32, 13, 13, 64, 3, false), (2, 16, 9, 12, 20, 3, false),
                                           (2, 4, 7, 7, 48, 3, true), (2, 16, 10, 12, 16, 3, false), (1, 64, 10, 10, 64, 3, false),
                                           (2, 8, 6, 6, 80, 3, true), (2, 8, 6, 6, 20, 2, true), (1, 1, 28, 28, 32, 3, false), (3, 1, 28, 28, 32, 3, false),
-                                          (2, 1, 9, 11, 20, 3, true), (2, 1, 30, 66, 6, 3, true), (1, 1, 13, 40, 7, 3, false)] {
+                                          (2, 1, 9, 11, 20, 3, true), (2, 1, 30, 66, 6, 3, true), (1, 1, 13, 40, 7, 3, false),
+                                          (1, 1, 19, 19, 5, 3, false), (2, 1, 21, 23, 3, 3, true)] {
             let s = fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(w), Int64(oc), Int64(k), Int64(k), same ? 1 : 0)
             #expect(fclf_conv2d_window_pool_supported(s) != 0)
-            // The window kernel runs wherever the CPU has AVX-512, or AVX2 for the GEMM's shapes (elsewhere both calls
-            // take the two passes). The packed layout is the same for both.
+            // The window kernel runs wherever the CPU has AVX-512, or AVX2 for the GEMM's shapes and one channel 3x3
+            // (elsewhere both calls take the two passes). The packed layout is the same for both.
             #expect((fclf_conv2d_window_pool_packed_size(s) > 0) == windowKernelExpected(s))
             let (oh, ow) = (Int(s.oh), Int(s.ow)), pooled = n * oc * (oh / 2) * (ow / 2)
             var x = randomArray(n * c * h * w, seed: 80), wt = randomArray(oc * c * k * k, seed: 81)

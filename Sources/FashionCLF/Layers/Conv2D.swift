@@ -67,8 +67,9 @@ public final class Conv2D: Layer {
     }
 
     /// The pooling the kernels run for this batch: the planner's choice, except that a one-pass or per-window
-    /// request the kernels cannot serve for this shape (a layer built by hand) or CPU (the window kernel is
-    /// AVX-512's) takes the path with the same bits that can, as does training, which keeps the winners.
+    /// request the kernels cannot serve for this shape (a layer built by hand) or CPU (the window kernel needs
+    /// AVX-512, or AVX2 for the GEMM's shapes and one-channel 3x3) takes the path with the same bits that can, as
+    /// does training, which keeps the winners.
     private func pooling(_ s: fclf_conv2d_shape, training: Bool = false) -> Plan.Step.ConvPooling {
         switch pooling {
         case .onePass where fclf_conv2d_pool_supported(s) == 0: .afterwards
