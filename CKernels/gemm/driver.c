@@ -1,14 +1,11 @@
-/* driver.c: the GEMM's loops over MC/KC/NC blocks (their sizes from blocking.c), its thread split and its
- * entry points; the ISA's table entry (gemm.h) supplies the micro-kernel and the packers.
- *
- * Parallelism: the caller's matrix is split into contiguous, tile-aligned column (or row) ranges, one per
- * thread; each C element is computed by one thread with the same K blocking as the serial path, so the
- * result is bitwise independent of the thread count. */
+/* driver.c: the GEMM's loops over MC/KC/NC blocks on one thread (their sizes from blocking.c) and its entry
+ * points; split.c shares a product among threads, and the ISA's table entry (gemm.h) supplies the micro-kernel
+ * and the packers. */
 #include "gemm.h"
 #include "../conv/im2col.h"
 
 enum { MR_MAX = FCLF_GEMM_MR_MAX, NR_MAX = FCLF_GEMM_NR_MAX };
-/* Panels of B packed at a time when B is packed as it is used (gemm_blocks, M <= MC): 4 x 32 columns x KC 384
+/* Panels of B packed at a time when B is packed as it is used (fclf_gemm_blocks, M <= MC): 4 x 32 columns x KC 384
  * is 192 KB, in any L2 we know of. */
 enum { B_STREAM_PANELS = 4 };
 
@@ -37,12 +34,12 @@ static float op_at(const fclf_gemm_operand *src, int is_a, int64_t r, int64_t c)
 
 /* Equal K blocks (K = 400 with KC 320 runs as 2 x 200, not 320 + 80): a short last block pays a full load
  * and store of every C tile for little work. Depends on K and KC only, never on the thread count, M or N. */
-static int64_t kstep_for(int64_t K, int64_t kc_max) {
+int64_t fclf_gemm_kstep_for(int64_t K, int64_t kc_max) {
     int64_t kblocks = (K + kc_max - 1) / kc_max;
     return (K + kblocks - 1) / kblocks;
 }
 
-int64_t fclf_gemm_kstep(const fclf_gemm_kernel *k, int64_t K) { return kstep_for(K, fclf_gemm_blocking_of(k).kc); }
+int64_t fclf_gemm_kstep(const fclf_gemm_kernel *k, int64_t K) { return fclf_gemm_kstep_for(K, fclf_gemm_blocking_of(k).kc); }
 
 static inline float *out_at(const fclf_gemm_out *o, int64_t i, int64_t j) {
     if (!o->seg) return o->C + i * o->ldc + j;
@@ -106,7 +103,7 @@ enum { A_WHOLE_MAX_FLOATS = 64 << 10 };
 /* The K blocks of [p0, p1) (p0 on a block boundary, blocks of kstep) of C = alpha op(A) op(B) + beta C, on
  * the calling thread: beta applies to the first of them, the bias and ReLU after block K's last. Returns -1,
  * having done nothing, when the packing buffers cannot be had. */
-static int gemm_blocks(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t M, int64_t N, int64_t K, int64_t kstep,
+int fclf_gemm_blocks(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t M, int64_t N, int64_t K, int64_t kstep,
                        int64_t p0, int64_t p1, float alpha, const fclf_gemm_operand *as, const fclf_gemm_operand *bs,
                        float beta, const fclf_gemm_out *out) {
     const int mr = v->mr, nr = v->nr;
@@ -175,9 +172,9 @@ static int gemm_blocks(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_
     return 0;
 }
 
-static void gemm_serial(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t M, int64_t N, int64_t K, float alpha,
+void fclf_gemm_serial(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t M, int64_t N, int64_t K, float alpha,
                         const fclf_gemm_operand *as, const fclf_gemm_operand *bs, float beta, const fclf_gemm_out *out) {
-    if (gemm_blocks(v, blk, M, N, K, kstep_for(K, blk.kc), 0, K, alpha, as, bs, beta, out) == 0) return;
+    if (fclf_gemm_blocks(v, blk, M, N, K, fclf_gemm_kstep_for(K, blk.kc), 0, K, alpha, as, bs, beta, out) == 0) return;
     /* out of memory: still give the right answer, slowly */
     for (int64_t i = 0; i < M; i++)
         for (int64_t j = 0; j < N; j++) {
@@ -225,147 +222,6 @@ static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc) {
         for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
 }
 
-/* Long-K products with a small C, such as a convolution's weight gradient (288 x 64 from K = 121 x batch for
- * conv2): splitting C's rows or columns among threads makes every thread pack all of the other operand
- * ((T - 1) x K x min(M, N) floats packed again; at batch 128 on 16 threads, conv2's 15488 x 64 dz sixteen
- * times over), while giving each thread whole K blocks costs a buffer per block (K / kstep x M x N floats
- * written and read back). Split K when that is the cheaper: 2 max(M, N) < (T - 1) kstep, with at least one
- * block per thread, and the buffers under SPLIT_K_MAX_FLOATS. Plain outputs only (no bias, ReLU or
- * segments, which the models' long-K products never have). */
-enum { SPLIT_K_MAX_FLOATS = 4 << 20 };
-static int split_k_pays(int nt, int64_t M, int64_t N, int64_t K, int64_t kstep, const fclf_gemm_out *out) {
-    const int64_t blocks = (K + kstep - 1) / kstep;
-    return !out->seg && !out->bias && !out->relu && blocks >= nt && (double)blocks * M * N <= SPLIT_K_MAX_FLOATS &&
-           2 * fclf_max64(M, N) < (int64_t)(nt - 1) * kstep;
-}
-
-/* Each thread computes its K blocks' products P_b = alpha op(A)_b op(B)_b (beta 0) into its own scratch;
- * then, after a barrier, each thread sums its rows of C over the blocks in K order with the micro-kernel's
- * store arithmetic: r = P_0 (+ beta C), then r = P_b + r (the kernel's r + 1 * c). That is the serial
- * path's sequence of roundings, so the bits are the same for any thread count. Returns -1, having written
- * nothing, when a thread's scratch cannot be had. */
-enum { SPLIT_K_MAX_THREADS = 256 };
-static int split_k(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int nt, int64_t M, int64_t N, int64_t K,
-                   int64_t kstep, float alpha, const fclf_gemm_operand *as, const fclf_gemm_operand *bs, float beta,
-                   const fclf_gemm_out *out) {
-    const int64_t blocks = (K + kstep - 1) / kstep, MN = M * N;
-    float *parts[SPLIT_K_MAX_THREADS];
-    int failed = 0;
-    nt = nt < SPLIT_K_MAX_THREADS ? nt : SPLIT_K_MAX_THREADS;
-#pragma omp parallel num_threads(nt)
-    {
-        const int t = FCLF_THREAD_NUM(), T = FCLF_NUM_THREADS();
-        const int64_t b0 = blocks * t / T, b1 = blocks * (t + 1) / T;
-        float *mine = fclf_scratch_slot(FCLF_SCRATCH_SPLIT_K, fclf_max64(1, (b1 - b0) * MN));
-        parts[t] = mine;
-        for (int64_t b = b0; b < b1 && mine; b++) {
-            const fclf_gemm_out part = {mine + (b - b0) * MN, N, 0, 0, 0, NULL, 0};
-            if (gemm_blocks(v, blk, M, N, K, kstep, b * kstep, fclf_min64(K, (b + 1) * kstep), alpha, as, bs, 0.0f,
-                            &part) != 0)
-                mine = NULL;
-        }
-        if (!mine) {
-#pragma omp atomic write
-            failed = 1;
-        }
-#pragma omp barrier
-        int stop;
-#pragma omp atomic read
-        stop = failed;
-        if (!stop) {
-            const int64_t i0 = M * t / T, i1 = M * (t + 1) / T;
-            for (int64_t i = i0; i < i1; i++) {
-                float *c = out->C + i * out->ldc;
-                for (int o = 0; o < T; o++) /* thread o holds blocks [blocks o / T, blocks (o + 1) / T) */
-                    for (int64_t b = blocks * o / T, first = b; b < blocks * (o + 1) / T; b++) {
-                        const float *p = parts[o] + (b - first) * MN + i * N;
-                        if (b == 0)
-                            for (int64_t j = 0; j < N; j++) c[j] = beta != 0.0f ? p[j] + beta * c[j] : p[j];
-                        else
-                            for (int64_t j = 0; j < N; j++) c[j] = p[j] + c[j];
-                    }
-            }
-        }
-    }
-    return failed ? -1 : 0;
-}
-
-/* Columns [lo, hi) of op(B) and C (split_n) or rows [lo, hi) of op(A) and C, on the calling thread: an
- * offset into a stored matrix, or a new origin in the implicit or packed one. */
-static void gemm_part(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int split_n, int64_t lo, int64_t hi, int64_t M,
-                      int64_t N, int64_t K, float alpha, const fclf_gemm_operand *as, const fclf_gemm_operand *bs,
-                      float beta, const fclf_gemm_out *out) {
-    fclf_gemm_operand part = split_n ? *bs : *as;
-    if (part.conv) part.origin += lo;
-    else {
-        if (part.packed) part.origin += lo;
-        part.m = (split_n ? part.trans : !part.trans) ? part.m + lo * part.ld : part.m + lo;
-    }
-    fclf_gemm_out mine = *out;
-    if (split_n) {
-        if (mine.seg) mine.col0 += lo;
-        else mine.C += lo;
-        gemm_serial(v, blk, M, hi - lo, K, alpha, as, &part, beta, &mine);
-    } else {
-        mine.C += lo * mine.ldc;
-        if (mine.bias) mine.bias += lo;
-        gemm_serial(v, blk, hi - lo, N, K, alpha, &part, bs, beta, &mine);
-    }
-}
-
-/* One image's products on the calling thread and, when it is free, the helper (assist.c): column tiles in up
- * to ASSIST_TASKS ranges. Only with A packed whole (the inference plan's weights), so no task packs what
- * another already did; each C element is computed by one task with the serial K blocking, so the bits are the
- * serial path's. The per-window convolutions split their own work (conv/window_pool.c); this covers the
- * convolutions without pooling, and every convolution of the scalar variant. */
-enum { ASSIST_TASKS = 8 };
-#define ASSIST_MIN_WORK 1.0e6
-typedef struct {
-    const fclf_gemm_kernel *v;
-    fclf_gemm_blocking blk;
-    int64_t tiles, tasks, M, N, K;
-    float alpha, beta;
-    const fclf_gemm_operand *as, *bs;
-    const fclf_gemm_out *out;
-} assist_job;
-
-static void assist_task(void *ctx, int64_t t) {
-    const assist_job *j = ctx;
-    const int64_t lo = j->tiles * t / j->tasks * j->v->nr, hi = fclf_min64(j->tiles * (t + 1) / j->tasks * j->v->nr, j->N);
-    if (hi > lo) gemm_part(j->v, j->blk, 1, lo, hi, j->M, j->N, j->K, j->alpha, j->as, j->bs, j->beta, j->out);
-}
-
-static void drive(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t M, int64_t N, int64_t K, float alpha,
-                  const fclf_gemm_operand *as, const fclf_gemm_operand *bs, float beta, const fclf_gemm_out *out) {
-    int nt = FCLF_MAX_THREADS();
-    const double work = 2.0 * (double)M * (double)N * (double)K;
-    if (nt <= 1 || work < FCLF_PAR_MIN_WORK) {
-        const int64_t tiles_n = (N + v->nr - 1) / v->nr;
-        if (fclf_assist_active() && as->packed && tiles_n >= 2 && work >= ASSIST_MIN_WORK) {
-            const assist_job job = {v, blk, tiles_n, fclf_min64(tiles_n, ASSIST_TASKS), M, N, K, alpha, beta, as, bs, out};
-            fclf_assisted_tasks(job.tasks, assist_task, (void *)&job);
-            return;
-        }
-        gemm_serial(v, blk, M, N, K, alpha, as, bs, beta, out);
-        return;
-    }
-    const int64_t kstep = kstep_for(K, blk.kc);
-    if (split_k_pays(nt, M, N, K, kstep, out) && split_k(v, blk, nt, M, N, K, kstep, alpha, as, bs, beta, out) == 0)
-        return;
-    /* Split the operand whose packing would otherwise be repeated by every thread: splitting columns
-     * repeats A's M x K packing, splitting rows repeats B's K x N. One image through conv2 (M = 64,
-     * N = 121) split by rows packed all of B on both threads. Either split gives the same bits. */
-    int64_t tiles_n = (N + v->nr - 1) / v->nr, tiles_m = (M + v->mr - 1) / v->mr;
-    int split_n = tiles_n >= nt && (M <= N || tiles_m < nt);
-#pragma omp parallel num_threads(nt)
-    {
-        int t = FCLF_THREAD_NUM(), T = FCLF_NUM_THREADS();
-        int64_t tiles = split_n ? tiles_n : tiles_m, step = split_n ? v->nr : v->mr, extent = split_n ? N : M;
-        int64_t lo = tiles * t / T * step, hi = fclf_min64(tiles * (t + 1) / T * step, extent);
-        if (hi > lo) gemm_part(v, blk, split_n, lo, hi, M, N, K, alpha, as, bs, beta, out);
-    }
-}
-
 int64_t fclf_gemm_packed_size(const fclf_gemm_kernel *v, int as_b, int64_t rows, int64_t cols) {
     const fclf_gemm_blocking blk = fclf_gemm_blocking_of(v);
     if (rows <= 0 || cols <= 0) return 0;
@@ -373,12 +229,12 @@ int64_t fclf_gemm_packed_size(const fclf_gemm_kernel *v, int as_b, int64_t rows,
     return cols * ((rows + v->mr - 1) / v->mr * v->mr);
 }
 
-/* Every K block packed with the driver's own packers, at the offsets gemm_serial reads: block pc at
+/* Every K block packed with the driver's own packers, at the offsets fclf_gemm_serial reads: block pc at
  * pc * ld (the blocks before it are kstep long), A's row blocks of MC (whole tiles) one after another. */
 int fclf_gemm_pack_whole(const fclf_gemm_kernel *v, float *dst, fclf_gemm_operand *x, int as_b, int64_t rows, int64_t cols) {
     if (x->conv || fclf_gemm_packed_size(v, as_b, rows, cols) == 0) return -1;
     const fclf_gemm_blocking blk = fclf_gemm_blocking_of(v);
-    const int64_t K = as_b ? rows : cols, kstep = kstep_for(K, blk.kc);
+    const int64_t K = as_b ? rows : cols, kstep = fclf_gemm_kstep_for(K, blk.kc);
     x->packed = NULL;
     x->origin = 0;
     if (as_b) {
@@ -399,7 +255,7 @@ int fclf_gemm_pack_whole(const fclf_gemm_kernel *v, float *dst, fclf_gemm_operan
 
 void fclf_gemm_drive(const fclf_gemm_kernel *v, int64_t M, int64_t N, int64_t K, float alpha,
                      const fclf_gemm_operand *as, const fclf_gemm_operand *bs, float beta, const fclf_gemm_out *out) {
-    drive(v, fclf_gemm_blocking_of(v), M, N, K, alpha, as, bs, beta, out);
+    fclf_gemm_split(v, fclf_gemm_blocking_of(v), M, N, K, alpha, as, bs, beta, out);
 }
 
 /* C = alpha op(A) op(B) + beta C into a plain C, for stored operands that may be packed whole: the empty
@@ -412,19 +268,19 @@ static void product(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t M
         return;
     }
     if (M < 4 && !bs->trans && !as->conv && !bs->conv && v->rows) {
-        v->rows(as->trans, M, N, K, kstep_for(K, blk.kc), alpha, as->m, as->ld, bs->m, bs->ld, beta, C, ldc);
+        v->rows(as->trans, M, N, K, fclf_gemm_kstep_for(K, blk.kc), alpha, as->m, as->ld, bs->m, bs->ld, beta, C, ldc);
         return;
     }
     if (M < 4 && !bs->trans && !as->conv && !bs->conv) {
         float *acc = fclf_scratch_slot(FCLF_SCRATCH_PACK_B, N);
         if (acc) {
-            gemm_rows(v->fused, as->trans, M, N, K, kstep_for(K, blk.kc), alpha, as->m, as->ld, bs->m, bs->ld, beta, C,
+            gemm_rows(v->fused, as->trans, M, N, K, fclf_gemm_kstep_for(K, blk.kc), alpha, as->m, as->ld, bs->m, bs->ld, beta, C,
                       ldc, acc);
             return;
         }
     }
     const fclf_gemm_out out = {C, ldc, 0, 0, 0, NULL, 0};
-    drive(v, blk, M, N, K, alpha, as, bs, beta, &out);
+    fclf_gemm_split(v, blk, M, N, K, alpha, as, bs, beta, &out);
 }
 
 static void sgemm_blocked(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int ta, int tb, int64_t M, int64_t N,

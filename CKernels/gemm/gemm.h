@@ -2,7 +2,7 @@
  *
  * Structure (BLIS/GotoBLAS): the K x NC panel of op(B) and the MC x K block of op(A) are packed into
  * contiguous, zero-padded micro-panels; one register micro-kernel computes an MR x NR tile of C from an
- * MR-wide A panel and an NR-wide B panel. driver.c owns the loops and the thread split, blocking.c the
+ * MR-wide A panel and an NR-wide B panel. driver.c owns the loops, split.c the thread split, blocking.c the
  * block sizes; each ISA's file (scalar.c, avx2.c, avx512.c) owns its micro-kernel and packers and fills
  * one fclf_gemm_kernel:
  *   avx512f  8 x 32 (16 zmm accumulators: 2 FMA pipes x 4-cycle latency need >= 8 in flight)
@@ -110,9 +110,9 @@ void fclf_gemm_pack_a_portable(float *restrict dst, const fclf_gemm_operand *a, 
 void fclf_gemm_pack_b_portable(float *restrict dst, const fclf_gemm_operand *b, int64_t p0, int64_t kc, int64_t j0,
                                int64_t nc, int nr);
 
-/* C = alpha op(A) op(B) + beta C for operands and output as described above (driver.c): serial below
- * FCLF_PAR_MIN_WORK or inside a parallel region, else one contiguous, tile-aligned range of columns (or
- * rows) per thread. M, N, K > 0. */
+/* C = alpha op(A) op(B) + beta C for operands and output as described above (driver.c, shared among threads by
+ * split.c): serial below FCLF_PAR_MIN_WORK or inside a parallel region, else one contiguous, tile-aligned range
+ * of columns (or rows) per thread. M, N, K > 0. */
 void fclf_gemm_drive(const fclf_gemm_kernel *k, int64_t M, int64_t N, int64_t K, float alpha,
                      const fclf_gemm_operand *a, const fclf_gemm_operand *b, float beta, const fclf_gemm_out *out);
 /* Floats of op(X) packed whole as A (M x K, as_b = 0) or as B (K x N, as_b = 1) for kernel k; 0 when the
@@ -130,6 +130,20 @@ void fclf_gemm_product(const fclf_gemm_kernel *k, int64_t M, int64_t N, int64_t 
 /* The K block length the driver uses for a product of depth K with kernel k (equal blocks of at most KC):
  * what a kernel that must round as the GEMM does (conv/window_pool.c) sums per block. */
 int64_t fclf_gemm_kstep(const fclf_gemm_kernel *k, int64_t K);
+
+/* Between driver.c (the block loops on one thread) and split.c (the share among threads). */
+/* Equal K blocks of at most kc_max (K = 400 with KC 320 runs as 2 x 200): depends on K and KC only. */
+int64_t fclf_gemm_kstep_for(int64_t K, int64_t kc_max);
+/* The K blocks [p0, p1) of the product on the calling thread; -1, nothing done, without packing buffers. */
+int fclf_gemm_blocks(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t M, int64_t N, int64_t K, int64_t kstep,
+                     int64_t p0, int64_t p1, float alpha, const fclf_gemm_operand *as, const fclf_gemm_operand *bs,
+                     float beta, const fclf_gemm_out *out);
+/* The whole product on the calling thread (a slow exact fallback when out of memory). */
+void fclf_gemm_serial(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t M, int64_t N, int64_t K, float alpha,
+                      const fclf_gemm_operand *as, const fclf_gemm_operand *bs, float beta, const fclf_gemm_out *out);
+/* The whole product, shared among the threads allowed here (split.c); M, N, K > 0. */
+void fclf_gemm_split(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t M, int64_t N, int64_t K, float alpha,
+                     const fclf_gemm_operand *as, const fclf_gemm_operand *bs, float beta, const fclf_gemm_out *out);
 
 /* fclf_sgemm with a given table entry. */
 void fclf_sgemm_with(const fclf_gemm_kernel *k, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
