@@ -75,27 +75,41 @@ static int col2im_fits_wide(fclf_conv2d_shape s) {
     return s.ow <= 16 && s.w <= 16 && s.kw <= 16 && s.h <= ACC_ROWS;
 }
 
+/* a[0 .. n) += r[0 .. n) for n <= 16, with full-width adds (a's row has room: ACC_STRIDE). */
+typedef void (*acc_row_fn)(float *restrict a, const float *restrict r, int64_t n);
+
+/* Channel ci's taps summed into acc (zeroed first), rows ACC_STRIDE apart, in the walker's order; the one
+ * walk both variants below run, each with its own row add. */
+static inline __attribute__((always_inline)) void col2im_channel(float *restrict acc, const float *restrict dcol,
+                                                                 int64_t ld, fclf_conv2d_shape s, int64_t ci,
+                                                                 acc_row_fn add_row) {
+    const int64_t KK = s.kh * s.kw;
+    memset(acc, 0, (size_t)(s.h * ACC_STRIDE) * sizeof(float));
+    fclf_im2col_row t = fclf_im2col_row_at(&s, ci * KK);
+    for (int64_t k = ci * KK; k < (ci + 1) * KK; k++, fclf_im2col_next_row(&s, &t)) {
+        const float *row = dcol + k * ld;
+        int64_t ox0, ox1;
+        fclf_im2col_ox_range(&s, t.kj, &ox0, &ox1);
+        if (ox1 <= ox0) continue;
+        for (int64_t oy = 0; oy < s.oh; oy++) {
+            int64_t iy = oy + t.ki - s.pad_t;
+            if (iy < 0 || iy >= s.h) continue;
+            add_row(acc + iy * ACC_STRIDE + t.kj - s.pad_l + ox0, row + oy * s.ow + ox0, ox1 - ox0);
+        }
+    }
+}
+
+__attribute__((target("avx512f"), always_inline)) static inline void add_row__avx512f(float *restrict a,
+                                                                                     const float *restrict r,
+                                                                                     int64_t n) {
+    _mm512_storeu_ps(a, _mm512_add_ps(_mm512_loadu_ps(a), _mm512_maskz_loadu_ps(fclf_lanes16(n), r)));
+}
+
 __attribute__((target("avx512f"))) static void col2im__avx512f(float *restrict dx, const float *restrict dcol,
                                                                int64_t ld, fclf_conv2d_shape s) {
     float acc[ACC_ROWS * ACC_STRIDE] __attribute__((aligned(64)));
-    const int64_t KK = s.kh * s.kw;
     for (int64_t ci = 0; ci < s.c; ci++) {
-        memset(acc, 0, (size_t)(s.h * ACC_STRIDE) * sizeof(float));
-        fclf_im2col_row t = fclf_im2col_row_at(&s, ci * KK);
-        for (int64_t k = ci * KK; k < (ci + 1) * KK; k++, fclf_im2col_next_row(&s, &t)) {
-            const float *row = dcol + k * ld;
-            int64_t ox0, ox1;
-            fclf_im2col_ox_range(&s, t.kj, &ox0, &ox1);
-            if (ox1 <= ox0) continue;
-            const __mmask16 m = fclf_lanes16(ox1 - ox0);
-            for (int64_t oy = 0; oy < s.oh; oy++) {
-                int64_t iy = oy + t.ki - s.pad_t;
-                if (iy < 0 || iy >= s.h) continue;
-                float *a = acc + iy * ACC_STRIDE + t.kj - s.pad_l + ox0;
-                __m512 r = _mm512_maskz_loadu_ps(m, row + oy * s.ow + ox0);
-                _mm512_storeu_ps(a, _mm512_add_ps(_mm512_loadu_ps(a), r));
-            }
-        }
+        col2im_channel(acc, dcol, ld, s, ci, add_row__avx512f);
         /* Rows are w <= 16 floats: one vector each, whose lanes past w are overwritten by the next row;
          * rows within 16 floats of the plane's end are masked so nothing past it is written (a memcpy call
          * per 13-float row showed up in perf). */
@@ -113,30 +127,18 @@ __attribute__((target("avx512f"))) static void col2im__avx512f(float *restrict d
 
 /* The same for AVX2: each 16-lane row is two 8-lane halves, the first a plain load when the row fills it
  * (conv2's rows are 11 or 12 pixels), the rest masked; lanes past the row add exact zeros as above. */
+__attribute__((target("avx2"), always_inline)) static inline void add_row__avx2(float *restrict a, const float *restrict r,
+                                                                               int64_t n) {
+    const __m256 lo = n >= 8 ? _mm256_loadu_ps(r) : _mm256_maskload_ps(r, fclf_lanes8(n));
+    _mm256_storeu_ps(a, _mm256_add_ps(_mm256_loadu_ps(a), lo));
+    if (n > 8) _mm256_storeu_ps(a + 8, _mm256_add_ps(_mm256_loadu_ps(a + 8), _mm256_maskload_ps(r + 8, fclf_lanes8(n - 8))));
+}
+
 __attribute__((target("avx2"))) static void col2im__avx2(float *restrict dx, const float *restrict dcol, int64_t ld,
                                                          fclf_conv2d_shape s) {
     float acc[ACC_ROWS * ACC_STRIDE] __attribute__((aligned(32)));
-    const int64_t KK = s.kh * s.kw;
     for (int64_t ci = 0; ci < s.c; ci++) {
-        memset(acc, 0, (size_t)(s.h * ACC_STRIDE) * sizeof(float));
-        fclf_im2col_row t = fclf_im2col_row_at(&s, ci * KK);
-        for (int64_t k = ci * KK; k < (ci + 1) * KK; k++, fclf_im2col_next_row(&s, &t)) {
-            const float *row = dcol + k * ld;
-            int64_t ox0, ox1;
-            fclf_im2col_ox_range(&s, t.kj, &ox0, &ox1);
-            const int64_t n = ox1 - ox0;
-            if (n <= 0) continue;
-            const __m256i m0 = fclf_lanes8(n), m1 = fclf_lanes8(n - 8);
-            for (int64_t oy = 0; oy < s.oh; oy++) {
-                int64_t iy = oy + t.ki - s.pad_t;
-                if (iy < 0 || iy >= s.h) continue;
-                float *a = acc + iy * ACC_STRIDE + t.kj - s.pad_l + ox0;
-                const float *r = row + oy * s.ow + ox0;
-                const __m256 lo = n >= 8 ? _mm256_loadu_ps(r) : _mm256_maskload_ps(r, m0);
-                _mm256_storeu_ps(a, _mm256_add_ps(_mm256_loadu_ps(a), lo));
-                if (n > 8) _mm256_storeu_ps(a + 8, _mm256_add_ps(_mm256_loadu_ps(a + 8), _mm256_maskload_ps(r + 8, m1)));
-            }
-        }
+        col2im_channel(acc, dcol, ld, s, ci, add_row__avx2);
         /* Rows of w <= 16 floats as two halves whose lanes past w are overwritten by the next row; the rows
          * within 16 floats of the plane's end are copied exactly. */
         float *plane = dx + ci * s.h * s.w;
