@@ -170,8 +170,8 @@ public final class Classifier: @unchecked Sendable {
         // takes (74 us p50 on 2 cores), and a static split waits for a busy or slow second core (110 us per
         // image whenever the VM's other core was busy, against 73 alone). They run on the calling thread, and
         // the per-window convolutions and the products with packed weights hand part of each image to a helper
-        // thread when that one is awake, never waiting for it (CKernels/assist.c). A call made while another runs stays on its thread alone:
-        // concurrent callers would otherwise compete for cores.
+        // thread when that one is awake, never waiting for it (CKernels/assist.c). A call made while another
+        // runs stays on its thread alone: concurrent callers would otherwise compete for cores.
         let shared = fclf_shared_enter() > 0
         let serial = shared || count <= 4
         let assist = !shared && count <= 4
