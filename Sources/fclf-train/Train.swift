@@ -40,7 +40,7 @@ struct Train: ParsableCommand {
             """,
         version: "0.1.0")
 
-    @Option(help: "Recipe: seed (the seed study's, the default), fast (three-convolution BatchNorm CNN, photo augmentation, AdamW one-cycle, best epoch kept, calibrated) or best (the fast recipe on the VGG-style wide-bn, batch 128, 48 epochs). Every flag below overrides its part.")
+    @Option(help: "Recipe: seed (the seed study's, the default), fast (three-convolution BatchNorm CNN, photo augmentation except in the last 3 epochs, AdamW one-cycle, best epoch kept, calibrated) or best (the fast recipe on the VGG-style wide-bn, batch 128, 48 epochs). Every flag below overrides its part.")
     var preset: Preset = .seed
 
     @Option(help: "Model: cnn (the seed's CNN), mlp (the seed's MLP baseline), cnn-bn (the CNN with BatchNorm and dropout), cnn3-bn (three convolutions, BatchNorm; the fast preset's), wide-bn (VGG-style, BatchNorm), same-bn (wide-bn with 'same' padding) or deep-bn (wide-bn with a fifth convolution). (default: the preset's)")
@@ -83,6 +83,9 @@ struct Train: ParsableCommand {
 
     @Option(name: .customLong("photometric-p"), parsing: .unconditional, help: "Fraction of the training images that get the photometric jitter (tone, blur, noise); the rest keep the data set's clean tone. Needs augmentation. (default: the preset's; fast and best 0.5)")
     var photometricP: Float?
+
+    @Option(parsing: .unconditional, help: "The last N epochs train on the images without augmentation (refining on clean data after augmented training). Needs augmentation; less than --epochs. (default: the preset's; fast 3, otherwise 0)")
+    var cleanEpochs: Int?
 
     @Option(parsing: .unconditional, help: "Fraction of the training set, taken from its end, held out for validation (0 disables). (default: 0.2)")
     var valSplit: Double?
@@ -152,6 +155,7 @@ struct Train: ParsableCommand {
             if let keep { r.config.augment?.photometric_p = keep }
         }
         if let photometricP { r.config.augment?.photometric_p = photometricP }
+        if let cleanEpochs { r.config.cleanEpochs = cleanEpochs }
         if let valSplit { r.config.valSplit = valSplit }
         r.config.seed = seed
         if let keepBest { r.keepBest = keepBest }
@@ -176,6 +180,13 @@ struct Train: ParsableCommand {
         if let photometricP {
             guard photometricP.isFinite && photometricP >= 0 && photometricP <= 1 else { throw ValidationError("--photometric-p must be in [0, 1] (got \(photometricP))") }
             guard c.augment != nil else { throw ValidationError("--photometric-p needs augmentation: add --augment photo") }
+        }
+        if let cleanEpochs {
+            guard cleanEpochs >= 0 && cleanEpochs < c.epochs else { throw ValidationError("--clean-epochs must be in 0..<--epochs (got \(cleanEpochs) with \(c.epochs) epochs)") }
+            guard c.augment != nil || cleanEpochs == 0 else { throw ValidationError("--clean-epochs needs augmentation: add --augment photo") }
+        } else if c.augment != nil && c.cleanEpochs >= c.epochs {
+            // A preset's clean epochs would leave no augmented one: refused rather than silently unaugmented.
+            throw ValidationError("the preset trains its last \(c.cleanEpochs) epochs without augmentation, all of the \(c.epochs) asked for; give more --epochs or a smaller --clean-epochs")
         }
         guard c.valSplit >= 0 && c.valSplit < 1 else { throw ValidationError("--val-split must be in [0, 1) (got \(c.valSplit))") }
         if let threads, threads < 1 || threads > 4096 { throw ValidationError("--threads must be in 1...4096 (got \(threads))") }

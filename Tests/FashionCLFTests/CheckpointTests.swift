@@ -11,10 +11,11 @@ import Glibc
 #endif
 
 /// cnn-bn (BatchNorm, dropout), photo augmentation, AdamW one-cycle with weight decay, label smoothing, the
-/// best epoch kept and a temperature fitted: every kind of state a checkpoint holds.
+/// best epoch kept and a temperature fitted, the last epoch unaugmented: every kind of state a checkpoint holds.
 private func fastRecipe(epochs: Int = 3) -> Recipe {
     var r = Preset.fast.recipe
     r.config.epochs = epochs
+    r.config.cleanEpochs = epochs > 1 ? 1 : 0
     r.config.batchSize = 32
     r.config.seed = 11
     return r

@@ -35,3 +35,31 @@ struct PresetTests {
         #expect(a.loss == b.loss && a.predictions == b.predictions)
     }
 }
+
+@Suite("Clean final epochs")
+struct CleanEpochsTests {
+    /// Whether every row of the trainer's last input batch is one of `data`'s images exactly as loaded (x * (1 / 255), as scalePixels).
+    static func batchIsClean(_ trainer: Trainer, _ data: LabeledImages, n: Int) -> Bool {
+        let clean: Set<[Float]> = Set((0..<data.count).map { i in data.withPixels { px in (0..<784).map { Float(px[i * 784 + $0]) * (1 / 255) } } })
+        let x = trainer.input.pointer
+        return (0..<n).allSatisfy { r in clean.contains(Array(UnsafeBufferPointer(start: x + r * 784, count: 784))) }
+    }
+
+    @Test("the last cleanEpochs epochs load the images unaugmented; the epochs before augment them")
+    func lastEpochsClean() {
+        var config = Preset.fast.recipe.config
+        config.epochs = 3
+        config.cleanEpochs = 1
+        config.batchSize = 8
+        let data = synthetic(count: 16, seed: 3)
+        let trainer = Trainer(model: ModelKind.cnn.build(seed: 1), config: config)
+        for epoch in 0..<3 {
+            trainer.beginEpoch(data)
+            trainer.trainNextBatch(data)
+            let first = Self.batchIsClean(trainer, data, n: 8)
+            trainer.trainNextBatch(data)
+            let second = Self.batchIsClean(trainer, data, n: 8)
+            #expect(first == (epoch == 2) && second == (epoch == 2), "epoch \(epoch + 1)")
+        }
+    }
+}

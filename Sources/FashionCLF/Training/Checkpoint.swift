@@ -225,6 +225,8 @@ public struct RunIdentity: Equatable, Sendable {
             ("--seed", "\(c.seed)"), ("training images", "\(fit.count)"), ("validation images", "\(validation?.count ?? 0)"),
             ("data checksum", RunIdentity.checksum([fit] + (validation.map { [$0] } ?? []))),
         ]
+        // Only when set, so checkpoints written before the option existed still match their recipe.
+        if c.cleanEpochs > 0 { entries.insert(("--clean-epochs", "\(c.cleanEpochs)"), at: 13) }
     }
 
     /// CRC-32 of the splits' pixels and labels, in hex.

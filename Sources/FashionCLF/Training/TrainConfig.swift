@@ -24,6 +24,11 @@ public struct TrainConfig: Sendable {
     public var labelSmoothing: Float = 0
     /// Training-time augmentation (`fclf_augment_batch`), nil for none; evaluation never augments.
     public var augment: fclf_augment_config? = nil
+    /// The last this many epochs train on the images as they are, without `augment`: refining on clean data
+    /// after augmented training (He et al. 2019, "Data augmentation revisited") closes the gap between the
+    /// augmented training distribution and the clean one the test set has, while the invariances learned
+    /// before stay. 0: every epoch augments.
+    public var cleanEpochs = 0
     public var valSplit = 0.2
     public var seed: UInt64 = 42
     public init() {}
@@ -49,6 +54,7 @@ public struct TrainConfig: Sendable {
         if labelSmoothing > 0 { parts.append("label smoothing \(labelSmoothing)") }
         if let augment {
             parts.append(augment.photometric_p < 1 ? "augmentation (photometric on \(Int((augment.photometric_p * 100).rounded()))% of images)" : "augmentation")
+            if cleanEpochs > 0 { parts.append("no augmentation in the last \(cleanEpochs) epoch\(cleanEpochs == 1 ? "" : "s")") }
         }
         return parts.joined(separator: ", ")
     }

@@ -61,9 +61,14 @@ public final class Trainer {
         return hits
     }
 
-    /// Copies images `order[base ..< base + n]` into the input buffer, augmented as configured (training only).
+    /// Copies images `order[base ..< base + n]` into the input buffer, augmented as configured (training only;
+    /// not in the last `cleanEpochs` epochs).
     private func loadTrainingBatch(_ data: LabeledImages, order: UnsafeBufferPointer<Int32>, base: Int, n: Int) -> Tensor {
-        guard var augment = config.augment else { return loadBatch(data, n: n) { Int(order[base + $0]) } }
+        // The epoch (from 0) follows from the step counter, which a checkpoint restores.
+        let epoch = steps / stepsPerEpoch(data.count)
+        guard var augment = config.augment, epoch < config.epochs - config.cleanEpochs else {
+            return loadBatch(data, n: n) { Int(order[base + $0]) }
+        }
         let p = data.pixelsPerImage
         let x = input.reserve(n * p), y = labels.reserve(n)
         for i in 0..<n { y[i] = Int32(data.label(Int(order[base + i]))) }
