@@ -182,11 +182,11 @@ struct Train: ParsableCommand {
             guard c.augment != nil else { throw ValidationError("--photometric-p needs augmentation: add --augment photo") }
         }
         if let cleanEpochs {
-            guard cleanEpochs >= 0 && cleanEpochs < c.epochs else { throw ValidationError("--clean-epochs must be in 0..<--epochs (got \(cleanEpochs) with \(c.epochs) epochs)") }
+            guard cleanEpochs >= 0 && cleanEpochs < c.epochs else { throw ValidationError("--clean-epochs must be in 0...\(c.epochs - 1), below --epochs \(c.epochs) (got \(cleanEpochs))") }
             guard c.augment != nil || cleanEpochs == 0 else { throw ValidationError("--clean-epochs needs augmentation: add --augment photo") }
         } else if c.augment != nil && c.cleanEpochs >= c.epochs {
             // A preset's clean epochs would leave no augmented one: refused rather than silently unaugmented.
-            throw ValidationError("the preset trains its last \(c.cleanEpochs) epochs without augmentation, all of the \(c.epochs) asked for; give more --epochs or a smaller --clean-epochs")
+            throw ValidationError("--preset \(preset.rawValue) trains its last \(c.cleanEpochs) epochs without augmentation, all of the \(c.epochs) asked for; give more --epochs or a smaller --clean-epochs")
         }
         guard c.valSplit >= 0 && c.valSplit < 1 else { throw ValidationError("--val-split must be in [0, 1) (got \(c.valSplit))") }
         if let threads, threads < 1 || threads > 4096 { throw ValidationError("--threads must be in 1...4096 (got \(threads))") }

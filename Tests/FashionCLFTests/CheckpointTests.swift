@@ -10,7 +10,7 @@ import Testing
 import Glibc
 #endif
 
-/// cnn-bn (BatchNorm, dropout), photo augmentation, AdamW one-cycle with weight decay, label smoothing, the
+/// The fast preset's cnn3-bn (BatchNorm, dropout), photo augmentation, AdamW one-cycle with weight decay, the
 /// best epoch kept and a temperature fitted, the last epoch unaugmented: every kind of state a checkpoint holds.
 private func fastRecipe(epochs: Int = 3) -> Recipe {
     var r = Preset.fast.recipe
@@ -82,7 +82,7 @@ private func sameHistory(_ a: [EpochRecord], _ b: [EpochRecord]) -> Bool {
 
 @Suite("Checkpoints and resume")
 struct CheckpointTests {
-    @Test("cnn-bn + photo augmentation + dropout + AdamW + keep-best + calibration: stopped after epoch 1, inside epoch 2 and resumed twice, the model bytes equal an uninterrupted run's")
+    @Test("the fast recipe (cnn3-bn, photo augmentation then a clean epoch, dropout, AdamW, keep-best, calibration): stopped after epoch 1, inside epoch 2 and resumed twice, the model bytes equal an uninterrupted run's")
     func resumeFastRecipe() throws {
         try withThreads(2) {
             let reference = makeRun(fastRecipe(), dir: nil)

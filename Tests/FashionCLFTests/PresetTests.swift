@@ -25,6 +25,7 @@ struct PresetTests {
         let r = preset.recipe
         var config = r.config
         config.epochs = 1
+        config.cleanEpochs = 0  // the preset's own augmentation, on the one epoch
         let trainer = Trainer(model: r.model.build(seed: 1), config: config)
         let data = synthetic(count: 2 * config.batchSize, seed: 2)
         let (loss, _) = trainer.trainEpoch(data)
@@ -38,28 +39,60 @@ struct PresetTests {
 
 @Suite("Clean final epochs")
 struct CleanEpochsTests {
-    /// Whether every row of the trainer's last input batch is one of `data`'s images exactly as loaded (x * (1 / 255), as scalePixels).
+    /// Whether every row of the trainer's last input batch (n images) is one of `data`'s images exactly as
+    /// loaded (x * (1 / 255), as scalePixels).
     static func batchIsClean(_ trainer: Trainer, _ data: LabeledImages, n: Int) -> Bool {
         let clean: Set<[Float]> = Set((0..<data.count).map { i in data.withPixels { px in (0..<784).map { Float(px[i * 784 + $0]) * (1 / 255) } } })
         let x = trainer.input.pointer
         return (0..<n).allSatisfy { r in clean.contains(Array(UnsafeBufferPointer(start: x + r * 784, count: 784))) }
     }
 
-    @Test("the last cleanEpochs epochs load the images unaugmented; the epochs before augment them")
-    func lastEpochsClean() {
+    /// Trains `epochs` epochs of 20 images in batches of 8 (the last one short) and returns, per epoch,
+    /// whether each of its three batches loaded clean images.
+    static func cleanBatches(epochs: Int, configured: Int, cleanEpochs: Int) -> [[Bool]] {
         var config = Preset.fast.recipe.config
-        config.epochs = 3
-        config.cleanEpochs = 1
+        config.epochs = configured
+        config.cleanEpochs = cleanEpochs
         config.batchSize = 8
-        let data = synthetic(count: 16, seed: 3)
+        let data = synthetic(count: 20, seed: 3)
         let trainer = Trainer(model: ModelKind.cnn.build(seed: 1), config: config)
-        for epoch in 0..<3 {
+        return (0..<epochs).map { _ in
             trainer.beginEpoch(data)
-            trainer.trainNextBatch(data)
-            let first = Self.batchIsClean(trainer, data, n: 8)
-            trainer.trainNextBatch(data)
-            let second = Self.batchIsClean(trainer, data, n: 8)
-            #expect(first == (epoch == 2) && second == (epoch == 2), "epoch \(epoch + 1)")
+            return [8, 8, 4].map { n in
+                trainer.trainNextBatch(data)
+                return batchIsClean(trainer, data, n: n)
+            }
         }
+    }
+
+    @Test("the last cleanEpochs epochs load the images unaugmented, the short last batch included; the epochs before augment them")
+    func lastEpochsClean() {
+        #expect(Self.cleanBatches(epochs: 3, configured: 3, cleanEpochs: 1) == [[false, false, false], [false, false, false], [true, true, true]])
+        #expect(Self.cleanBatches(epochs: 3, configured: 3, cleanEpochs: 2) == [[false, false, false], [true, true, true], [true, true, true]])
+    }
+
+    @Test("with no clean epochs, epochs past the configured count still augment (a caller may train longer)")
+    func noCleanEpochsAlwaysAugments() {
+        #expect(Self.cleanBatches(epochs: 3, configured: 2, cleanEpochs: 0) == [[false, false, false], [false, false, false], [false, false, false]])
+    }
+
+    @Test("the run's identity records --clean-epochs only when it acts, so older checkpoints still match")
+    func identityEntry() {
+        var r = Preset.fast.recipe
+        let fit = synthetic(count: 20, seed: 1)
+        let keys = { (r: Recipe) in RunIdentity(recipe: r, fit: fit, validation: nil).entries.map(\.key) }
+        #expect(keys(r).contains("--clean-epochs"))
+        let at = keys(r).firstIndex(of: "--clean-epochs")
+        #expect(at != nil && at == keys(r).firstIndex(of: "--photometric-p").map { $0 + 1 })
+        r.config.cleanEpochs = 0
+        #expect(!keys(r).contains("--clean-epochs"))
+        r.config.cleanEpochs = 3
+        r.config.augment = nil
+        #expect(!keys(r).contains("--clean-epochs"))
+        var a = Preset.fast.recipe, b = a
+        b.config.cleanEpochs = 2
+        #expect(RunIdentity(recipe: b, fit: fit, validation: nil).differences(from: RunIdentity(recipe: a, fit: fit, validation: nil)) == ["--clean-epochs 2 there, 3 here"])
+        a.config.cleanEpochs = 0
+        #expect(RunIdentity(recipe: b, fit: fit, validation: nil).differences(from: RunIdentity(recipe: a, fit: fit, validation: nil)) == ["--clean-epochs 2 there, (absent) here"])
     }
 }

@@ -225,8 +225,10 @@ public struct RunIdentity: Equatable, Sendable {
             ("--seed", "\(c.seed)"), ("training images", "\(fit.count)"), ("validation images", "\(validation?.count ?? 0)"),
             ("data checksum", RunIdentity.checksum([fit] + (validation.map { [$0] } ?? []))),
         ]
-        // Only when set, so checkpoints written before the option existed still match their recipe.
-        if c.cleanEpochs > 0 { entries.insert(("--clean-epochs", "\(c.cleanEpochs)"), at: 13) }
+        // Only when it acts, so checkpoints written before the option existed still match their recipe.
+        if c.augment != nil && c.cleanEpochs > 0, let at = entries.firstIndex(where: { $0.key == "--photometric-p" }) {
+            entries.insert(("--clean-epochs", "\(c.cleanEpochs)"), at: at + 1)
+        }
     }
 
     /// CRC-32 of the splits' pixels and labels, in hex.

@@ -22,9 +22,9 @@ public enum Preset: String, CaseIterable, Sendable {
     /// (training accuracy 90.6% against 96.8% without augmentation), and refining on clean data recovers
     /// the 1.5 points of validation accuracy the augmentation cost while the photos stay (three seeds each of
     /// 1, 2 and 3 clean epochs: validation 92.1 / 92.8 / 93.2%, development photos 34.7 / 34.0 / 33.7 of 59,
-    /// recipe 5 91.6% and 34.0). The third convolution, where the planes are 6x6, makes the step 1.5x cnn-bn's, and 7 epochs gave
-    /// 91.6% validation against 91.1% for 11 epochs of cnn-bn (8-11 s longer), three seeds each
-    /// (docs/training.md). No label smoothing (recipe 4): it pulls each class's features into a tight cluster
+    /// recipe 5 91.6% and 34.0). The third convolution, where the planes are 6x6, makes the step 1.5x
+    /// cnn-bn's, and 7 epochs gave 91.6% validation against 91.1% for 11 epochs of cnn-bn (8-11 s longer),
+    /// three seeds each (docs/training.md). No label smoothing (recipe 4): it pulls each class's features into a tight cluster
     /// and erases how alike the classes are (Müller, Kornblith, Hinton 2019), which real photos, outside the
     /// data set, need; three seeds with and without it on the 59 development photos named 31-33 against 34-35,
     /// at the same validation accuracy (docs/training.md).

@@ -64,9 +64,10 @@ public final class Trainer {
     /// Copies images `order[base ..< base + n]` into the input buffer, augmented as configured (training only;
     /// not in the last `cleanEpochs` epochs).
     private func loadTrainingBatch(_ data: LabeledImages, order: UnsafeBufferPointer<Int32>, base: Int, n: Int) -> Tensor {
-        // The epoch (from 0) follows from the step counter, which a checkpoint restores.
-        let epoch = steps / stepsPerEpoch(data.count)
-        guard var augment = config.augment, epoch < config.epochs - config.cleanEpochs else {
+        // The epoch (from 0) follows from the step counter, which a checkpoint restores (as the schedule's
+        // clock does, it assumes every epoch runs over the same number of images).
+        let clean = config.cleanEpochs > 0 && steps / stepsPerEpoch(data.count) >= config.epochs - config.cleanEpochs
+        guard var augment = config.augment, !clean else {
             return loadBatch(data, n: n) { Int(order[base + $0]) }
         }
         let p = data.pixelsPerImage
