@@ -1,9 +1,13 @@
 // fclf-bench: our figures for the comparison table, one JSON object per line on stdout (a readable line per
 // item on stderr). Every GEMM is checked against OpenBLAS before it is timed.
 //
-//   fclf-bench [all|peak|gemm|train|predict|blocking|mc|scaling|conv] [--threads N] [--quick] [--model FILE.fclf]
+//   fclf-bench [all|peak|gemm|train|predict|frames|blocking|mc|scaling|conv] [--threads N] [--quick] [--model FILE.fclf]
 //
 // predict times the seed CNN's architecture (random weights) unless --model names a model file.
+//
+// frames: single images at 10, 30, 100 and 1000 calls per second, as a till's camera sends them, and a batch
+// of 64 ten times a second: latency and the share of a core the process used, idle gaps included; not part
+// of "all".
 //
 // blocking: our GEMM on every shape under several KC values (and this machine's MC and NC), the KCs taking
 // turns round by round so that drift on a shared machine hits them alike; not part of "all".
@@ -290,7 +294,9 @@ func trainStep(_ kind: ModelKind, batch: Int, peak: Double) {
 
 // MARK: - prediction
 
-func predict(peak: Double, latency: Bool = true) {
+/// The test set's images (random ones without the data set) and the classifier predict and frames time:
+/// --model's file, else the seed CNN's architecture with random weights.
+func predictionInputs() -> (images: [UInt8], classifier: Classifier) {
     let directory = FashionMNIST.resolveDirectory(nil)
     var images: [UInt8]
     if let test = try? IDX.load(images: directory + "/t10k-images-idx3-ubyte.gz", labels: directory + "/t10k-labels-idx1-ubyte.gz") {
@@ -299,12 +305,14 @@ func predict(peak: Double, latency: Bool = true) {
         var rng = SplitMix64(seed: 9)
         images = (0..<10000 * 784).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
     }
-    let classifier: Classifier
     if let modelPath {
-        do { classifier = try Classifier(contentsOf: modelPath) } catch { Console.error("fclf-bench: \(error)"); exit(1) }
-    } else {
-        classifier = Classifier(ModelKind.cnn.build(seed: 1))
+        do { return (images, try Classifier(contentsOf: modelPath)) } catch { Console.error("fclf-bench: \(error)"); exit(1) }
     }
+    return (images, Classifier(ModelKind.cnn.build(seed: 1)))
+}
+
+func predict(peak: Double, latency: Bool = true) {
+    let (images, classifier) = predictionInputs()
     var probs = [Float](repeating: 0, count: 10 * 10000)
     let n = images.count / 784
     images.withUnsafeBufferPointer { px in
@@ -336,6 +344,49 @@ func predict(peak: Double, latency: Bool = true) {
     }
 }
 
+// MARK: - camera frames
+
+/// Single images at a camera's pace (each call started on a fixed schedule): the latency's p50 and p99, and
+/// the share of one core the process used over the period, idle gaps included (getrusage): what a till
+/// running other programs pays for the calls and for any thread that spins waiting for the next one.
+func frames() {
+    let (images, classifier) = predictionInputs()
+    let n = images.count / 784
+    var probs = [Float](repeating: 0, count: 10 * 64)
+    images.withUnsafeBufferPointer { px in
+        for i in 0..<200 { probs.withUnsafeMutableBufferPointer { try! classifier.predict(px.baseAddress! + (i % n) * 784, count: 1, probabilities: $0.baseAddress, labels: nil) } }
+        // One image per call at four paces, then a batch of 64 (the OpenMP team's path) ten times a second.
+        for (count, hz) in [(1, 10.0), (1, 30.0), (1, 100.0), (1, 1000.0), (64, 10.0)] {
+            let calls = Int(hz * (quick ? 1 : 3)), period = 1 / hz
+            var lat: [Double] = []
+            var r0 = rusage(), r1 = rusage()
+            getrusage(RUSAGE_SELF.rawValue, &r0)
+            let start = monotonicSeconds()
+            for i in 0..<calls {
+                let due = start + Double(i) * period
+                while monotonicSeconds() < due {
+                    var ts = timespec(tv_sec: 0, tv_nsec: Int(max(0, due - monotonicSeconds()) * 1e9))
+                    nanosleep(&ts, nil)
+                }
+                let s = monotonicSeconds()
+                probs.withUnsafeMutableBufferPointer { try! classifier.predict(px.baseAddress! + (i * count % (n - count)) * 784, count: count, probabilities: $0.baseAddress, labels: nil) }
+                lat.append(monotonicSeconds() - s)
+            }
+            let end = start + Double(calls) * period
+            while monotonicSeconds() < end { var ts = timespec(tv_sec: 0, tv_nsec: 1_000_000); nanosleep(&ts, nil) }
+            getrusage(RUSAGE_SELF.rawValue, &r1)
+            let cpu = { (r: rusage) in Double(r.ru_utime.tv_sec + r.ru_stime.tv_sec) + Double(r.ru_utime.tv_usec + r.ru_stime.tv_usec) * 1e-6 }
+            let share = (cpu(r1) - cpu(r0)) / (monotonicSeconds() - start)
+            lat.sort()
+            let p50 = lat[lat.count / 2], p99 = lat[lat.count * 99 / 100]
+            let what = count == 1 ? "one image" : "\(count) images"
+            emit([("item", str("frames \(count) at \(Int(hz)) Hz")), ("p50_us", num(p50 * 1e6)), ("p99_us", num(p99 * 1e6)), ("cpu_share", num(share))])
+            Console.error("\(what) at \(Int(hz)) Hz: p50 \(Text.fixed(p50 * 1e6, 1)) us, p99 \(Text.fixed(p99 * 1e6, 1)) us, \(Text.fixed(100 * share, 1))% of a core used")
+        }
+    }
+}
+
+if mode == "frames" { frames(); exit(0) }
 let peak = measurePeak()
 let blocking = GEMMBlocking.active
 emit([("item", str("machine")), ("threads", "\(threads)"), ("isa", str(String(cString: fclf_isa_name(fclf_isa_active())))),
