@@ -32,11 +32,11 @@
 
 /* How long the helper spins for the next job before it sleeps: a caller classifying images back to back, or
  * a camera's frames at 100 Hz and faster, finds it awake; a till idle for longer gets its own core back.
- * (libomp's workers spin 200 ms after each region.) The whole SPIN_NS only while the last pause between jobs
- * longer than SHORT_NS (between images, not between one image's layers) was within it: for images further
- * apart (a camera's frames at 30 Hz) the helper fell asleep before the next one anyway, so the spin bought no
- * help and cost a till 20 ms of a core per frame. Otherwise SHORT_NS, which still spans the pauses between one
- * image's jobs. */
+ * (libomp's workers spin 200 ms after each region.) The whole SPIN_NS only while the last pause between two
+ * calls (fclf_assist_end to the next fclf_assist_begin; the pauses between one call's jobs do not count) was
+ * within it: for calls further apart (a camera's frames at 30 Hz) the helper fell asleep before the next one
+ * anyway, so the spin bought no help and cost a till 20 ms of a core per frame. Otherwise SHORT_NS, which
+ * spans the pauses between one image's jobs. */
 enum { SPIN_NS = 20 * 1000 * 1000, SHORT_NS = 1000 * 1000 };
 
 static struct {
@@ -51,9 +51,9 @@ static struct {
     uint64_t ends;                /* the tasks not yet taken, [lo, hi): lo in the low 32 bits, hi in the high */
     int64_t done;                 /* tasks finished */
     int64_t helped;               /* tasks the helper has run since the process started (tests, benchmarks) */
-    int64_t last_end;             /* when the last job was closed (written by its caller, under busy); 0 before */
-    int64_t long_pause;           /* the last pause between jobs longer than SHORT_NS, in ns; INT64_MAX before */
-} g = {.long_pause = INT64_MAX};
+    int64_t call_end;             /* when the last call ended (fclf_assist_end); 0 before the first */
+    int64_t call_pause;           /* ns between the last call's end and the next one's start; INT64_MAX before */
+} g = {.call_pause = INT64_MAX};
 static pthread_once_t start_once = PTHREAD_ONCE_INIT;
 
 static int in_parallel(void) {
@@ -87,7 +87,7 @@ static void *helper_main(void *unused) {
     fclf_serial_begin(); /* a task's kernels start no OpenMP team from here */
     for (;;) {
         const int64_t idle_since = now_ns();
-        const int64_t window = __atomic_load_n(&g.long_pause, __ATOMIC_RELAXED) <= SPIN_NS ? SPIN_NS : SHORT_NS;
+        const int64_t window = __atomic_load_n(&g.call_pause, __ATOMIC_RELAXED) <= SPIN_NS ? SPIN_NS : SHORT_NS;
         int64_t polls = 0;
         for (;;) {
             if (__atomic_load_n(&g.published, __ATOMIC_ACQUIRE)) {
@@ -156,8 +156,6 @@ void fclf_assisted_tasks(int64_t tasks, void (*fn)(void *ctx, int64_t task), voi
         __atomic_store_n(&g.busy, 0, __ATOMIC_RELEASE);
         return;
     }
-    const int64_t pause = g.last_end ? now_ns() - g.last_end : INT64_MAX;
-    if (pause > SHORT_NS) __atomic_store_n(&g.long_pause, pause, __ATOMIC_RELAXED);
     g.fn = fn;
     g.ctx = ctx;
     __atomic_store_n(&g.done, 0, __ATOMIC_RELAXED);
@@ -175,14 +173,22 @@ void fclf_assisted_tasks(int64_t tasks, void (*fn)(void *ctx, int64_t task), voi
     while (__atomic_load_n(&g.done, __ATOMIC_ACQUIRE) + mine < tasks) wait_turn(&spins);
     __atomic_store_n(&g.published, 0, __ATOMIC_SEQ_CST);
     while (__atomic_load_n(&g.inside, __ATOMIC_SEQ_CST)) wait_turn(&spins);
-    g.last_end = now_ns();
     __atomic_store_n(&g.busy, 0, __ATOMIC_RELEASE);
 }
 
 /* Per thread, as fclf_serial_begin: one caller's choice never reaches another thread's kernels. */
 static _Thread_local int assist_depth;
-void fclf_assist_begin(void) { assist_depth++; }
-void fclf_assist_end(void) { assist_depth--; }
+/* The outermost begin and end mark a call's bounds for the helper's spin (SPIN_NS). Several threads' calls
+ * mix their times here, which at worst costs one spin too many or too few. */
+void fclf_assist_begin(void) {
+    if (assist_depth++ == 0) {
+        const int64_t end = __atomic_load_n(&g.call_end, __ATOMIC_RELAXED);
+        __atomic_store_n(&g.call_pause, end ? now_ns() - end : INT64_MAX, __ATOMIC_RELAXED);
+    }
+}
+void fclf_assist_end(void) {
+    if (--assist_depth == 0) __atomic_store_n(&g.call_end, now_ns(), __ATOMIC_RELAXED);
+}
 int fclf_assist_active(void) { return assist_depth > 0; }
 
 int64_t fclf_assist_helped(void) { return __atomic_load_n(&g.helped, __ATOMIC_RELAXED); }

@@ -352,12 +352,15 @@ func predict(peak: Double, latency: Bool = true) {
 func frames() {
     let (images, classifier) = predictionInputs()
     let n = images.count / 784
+    emit([("item", str("machine")), ("threads", "\(threads)"), ("isa", str(String(cString: fclf_isa_name(fclf_isa_active())))),
+          ("kmp_blocktime", str(getenv("KMP_BLOCKTIME").map { String(cString: $0) } ?? "default"))])
     var probs = [Float](repeating: 0, count: 10 * 64)
     images.withUnsafeBufferPointer { px in
         for i in 0..<200 { probs.withUnsafeMutableBufferPointer { try! classifier.predict(px.baseAddress! + (i % n) * 784, count: 1, probabilities: $0.baseAddress, labels: nil) } }
         // One image per call at four paces, then a batch of 64 (the OpenMP team's path) ten times a second.
         for (count, hz) in [(1, 10.0), (1, 30.0), (1, 100.0), (1, 1000.0), (64, 10.0)] {
             let calls = Int(hz * (quick ? 1 : 3)), period = 1 / hz
+            usleep(300_000)  // the last item's spinning threads (up to libomp's 200 ms) asleep before counting
             var lat: [Double] = []
             var r0 = rusage(), r1 = rusage()
             getrusage(RUSAGE_SELF.rawValue, &r0)

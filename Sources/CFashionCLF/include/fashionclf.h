@@ -21,12 +21,13 @@
  *   load a second OpenMP runtime (such as GCC's libgomp) beside it. Threads: fclf_set_threads(), else
  *   OMP_NUM_THREADS, else every core. A single image runs on the calling thread; with 2 or more threads
  *   allowed, a helper thread that the library starts on first use takes part of the convolutions when it
- *   is awake, and the caller never waits for it otherwise. After an image it spins for the next one for
- *   20 ms while images come closer together than that, else for 1 ms, then sleeps: a camera's frames at
- *   30 Hz cost about 5% of a core beyond the work itself. Batch calls (fclf_predict_batch) use libomp's
- *   workers, which spin 200 ms after each call (KMP_BLOCKTIME): a till calling every 100 ms keeps a core
- *   busy, unless it sets KMP_BLOCKTIME=1 (measured: 108% -> 17% of a core; 64 images 7.7 -> 12.4 ms).
- *   That thread stays until the process exits: do not dlclose() the library before then.
+ *   is awake, and the caller never waits for it otherwise. That thread stays until the process exits: do
+ *   not dlclose() the library before then. After a call it spins for the next one for 20 ms while calls
+ *   come closer together than that, else for 1 ms, then sleeps: one image at 30 Hz uses about 5% of a core
+ *   in all (docs/benchmarks.md, fclf-bench frames). Batches of more than 4 images use libomp's workers,
+ *   which spin 200 ms after each call (KMP_BLOCKTIME): a batch every 100 ms keeps a core busy unless the
+ *   process sets KMP_BLOCKTIME=1 (64 images at 10 Hz, measured: 108.8% -> 18.4% of a core, p50 7.7 ->
+ *   8.6 ms).
  *
  * Example
  *     fclf_model *m = NULL;
