@@ -69,8 +69,8 @@ int64_t fclf_parallel_tasks(int64_t tasks, int (*fn)(void *ctx, int64_t task), v
 /* Runs fn(ctx, task) once for each task in [0, tasks) and returns when all have run: the calling thread takes
  * tasks from the front, and a helper thread takes them from the back when it is awake. The helper starts
  * on first use; after each job it spins 20 ms while the pauses between calls (fclf_assist_end to the next
- * fclf_assist_begin) are shorter than that, else 1 ms, then sleeps. The caller waits only for tasks the helper has begun,
- * never for the helper itself. Alone (every task on the calling thread, in order) with fewer than 2 tasks,
+ * fclf_assist_begin) are shorter than that, else 1 ms, then sleeps. The caller waits only for tasks the
+ * helper has begun, never for the helper itself. Alone (every task on the calling thread, in order) with fewer than 2 tasks,
  * fclf_get_max_threads() < 2, inside an OpenMP parallel region, or while another caller's job runs. */
 void fclf_assisted_tasks(int64_t tasks, void (*fn)(void *ctx, int64_t task), void *ctx);
 /* Between these, the kernels that split one image's work call fclf_assisted_tasks on this thread: the

@@ -352,8 +352,6 @@ func predict(peak: Double, latency: Bool = true) {
 func frames() {
     let (images, classifier) = predictionInputs()
     let n = images.count / 784
-    emit([("item", str("machine")), ("threads", "\(threads)"), ("isa", str(String(cString: fclf_isa_name(fclf_isa_active())))),
-          ("kmp_blocktime", str(getenv("KMP_BLOCKTIME").map { String(cString: $0) } ?? "default"))])
     var probs = [Float](repeating: 0, count: 10 * 64)
     images.withUnsafeBufferPointer { px in
         for i in 0..<200 { probs.withUnsafeMutableBufferPointer { try! classifier.predict(px.baseAddress! + (i % n) * 784, count: 1, probabilities: $0.baseAddress, labels: nil) } }
@@ -389,12 +387,13 @@ func frames() {
     }
 }
 
-if mode == "frames" { frames(); exit(0) }
-let peak = measurePeak()
 let blocking = GEMMBlocking.active
 emit([("item", str("machine")), ("threads", "\(threads)"), ("isa", str(String(cString: fclf_isa_name(fclf_isa_active())))),
-      ("blocking", str(blocking.description)), ("mc", "\(blocking.mc)"), ("kc", "\(blocking.kc)"), ("nc", "\(blocking.nc)")])
+      ("blocking", str(blocking.description)), ("mc", "\(blocking.mc)"), ("kc", "\(blocking.kc)"), ("nc", "\(blocking.nc)"),
+      ("kmp_blocktime", str(getenv("KMP_BLOCKTIME").map { String(cString: $0) } ?? "default"))])
 Console.error(blocking.description)
+if mode == "frames" { frames(); exit(0) }  // no peak: nothing in it is a fraction of the FMA peak
+let peak = measurePeak()
 if mode == "blocking" { blockingSweep(peak: peak) }
 if mode == "mc" { mcSweep() }
 if mode == "conv" { convPadding() }

@@ -24,10 +24,10 @@ public enum Preset: String, CaseIterable, Sendable {
     /// 1, 2 and 3 clean epochs: validation 92.1 / 92.8 / 93.2%, development photos 34.7 / 34.0 / 33.7 of 59,
     /// recipe 5 91.6% and 34.0). The third convolution, where the planes are 6x6, makes the step 1.5x
     /// cnn-bn's, and 7 epochs gave 91.6% validation against 91.1% for 11 epochs of cnn-bn (8-11 s longer),
-    /// three seeds each (docs/training.md). No label smoothing (recipe 4): it pulls each class's features into a tight cluster
-    /// and erases how alike the classes are (Müller, Kornblith, Hinton 2019), which real photos, outside the
-    /// data set, need; three seeds with and without it on the 59 development photos named 31-33 against 34-35,
-    /// at the same validation accuracy (docs/training.md).
+    /// three seeds each (docs/training.md). No label smoothing (recipe 4): it pulls each class's features into
+    /// a tight cluster and erases how alike the classes are (Müller, Kornblith, Hinton 2019), which real
+    /// photos, outside the data set, need; three seeds with and without it on the 59 development photos named
+    /// 31-33 against 34-35, at the same validation accuracy (docs/training.md).
     case fast
     /// The most accurate within half an hour on two cores: the same recipe on a VGG-style network with
     /// BatchNorm (`wide-bn`), batch 128, 48 epochs (what 30 minutes hold on two cores, with a margin).
