@@ -43,23 +43,6 @@ FCLF_CLONES static void plane_normalise(float *restrict y, const float *restrict
         for (int64_t j = 0; j < hw; j++) y[j] = x[j] * scale + shift;
 }
 
-/* From channel ch's mean and (biased) variance over count values: WRITES mean_out[ch], invstd_out[ch], UPDATES
- * the running ones, and gives the affine map y = x * scale + shift that normalises it. */
-static void finish_stats(float *scale, float *shift, float *mean_out, float *invstd_out, float *running_mean,
-                         float *running_var, const float *gamma, const float *beta, int64_t count, int64_t ch,
-                         double mean, double var, float momentum, float eps) {
-    const float invstd = (float)(1.0 / sqrt(var + eps));
-    *scale = gamma[ch] * invstd;
-    *shift = beta[ch] - (float)mean * *scale;
-    mean_out[ch] = (float)mean;
-    invstd_out[ch] = invstd;
-    if (running_mean) {
-        const double unbiased = count > 1 ? var * (double)count / (double)(count - 1) : var;
-        running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * mean);
-        running_var[ch] = (float)((1.0 - momentum) * running_var[ch] + momentum * unbiased);
-    }
-}
-
 /* Channel ch's batch statistics (finish_stats). */
 static void channel_stats(float *scale, float *shift, float *mean_out, float *invstd_out, float *running_mean,
                           float *running_var, const float *x, const float *gamma, const float *beta, int64_t n, int64_t c,

@@ -1,34 +1,51 @@
-/* conv_batchnorm.c: a network's first convolution, its weight gradient computed inside the backward pass of
- * the BatchNorm (+ReLU, +2x2 max pooling) after it (the planner's ConvBatchNorm step).
+/* conv_batchnorm.c: a network's first convolution and the BatchNorm (+ReLU) (+2x2 max pooling) after it as one
+ * training step (the planner's ConvBatchNorm), forward and backward, without ever storing the convolution's
+ * output z.
  *
- * Why: BatchNorm's input gradient dz is as large as the convolution's output (conv1 of the CNN at batch 128:
- * 2.8 M values, 11 MB). Written by BatchNorm's backward and read back by the convolution's weight-gradient
- * product, it went out to memory and back (fclf-profile cnn-bn 128, Zen 4: 2.0 ms BatchNorm backward, 0.8 ms
- * the convolution's). Here each dz plane (the bits of fclf_batchnorm_backward's dx) goes through a buffer on
- * the stack, in L1, straight into the kh*kw*c taps of the weight gradient and into the bias gradient, and is
- * never stored. Only for a first layer: nothing reads the convolution's input gradient.
+ * Why: z is the largest tensor of the step (conv1 of cnn3-bn at batch 64: 1.6 M values, 6.4 MB) and the
+ * cheapest to compute (9 taps an output). The separate kernels wrote it, read it twice for BatchNorm's
+ * statistics and normalisation, and twice more in the backward pass (fclf-profile cnn3-bn 64, Zen 4: 0.75 ms
+ * forward and 1.14 ms backward, 15% of the step for 0.3% of its FLOPs). Everything BatchNorm needs from z is
+ * linear or quadratic in the patches x_p (the K = c*kh*kw input values under output pixel p, z_p = w . x_p + b).
+ * With m the patches' mean and C their covariance over the batch's N = n*oh*ow pixels:
+ *     mean(z) = w . m + b,   var(z) = w^T C w                                        (forward)
+ * and with g the gradient reaching BatchNorm's output (routed through the pooling's winners, masked by the
+ * ReLU), T = sum_p g_p x_p, G = sum_p g_p, and dz = gamma*invstd*(g - G/N - xhat*dgamma/N) BatchNorm's:
+ *     dbeta = G,   dgamma = sum_p g_p xhat_p = invstd * w . (T - G m),
+ *     dW = sum_p dz_p x_p = gamma*invstd * (T - G m - dgamma*invstd * C w),   db = 0  (backward)
+ * (sum_p xhat_p x_p = N invstd C w; BatchNorm removes any shift, so the bias gets no gradient at all).
+ * So the forward pass first sums the patches' moments (K + K^2 numbers an image, from the input alone), then
+ * computes each plane of z in L1 with the normalisation folded into its weights, through the ReLU and the
+ * pooling; the backward pass routes g plane by plane and sums T and G against the input. Neither reads z.
  *
- * The taps: dw[ch, cc, u, v] = sum over images and output pixels (r, q) of dz[r, q] * x[cc, r + u - pad_t,
- * q + v - pad_l]. Each row is taken in vectors of 16 output pixels, the last one masked: its lanes past the row
- * read on into the next row (finite values, times zero). Where the padded frame is not the input's own ('same'
- * padding), and for the batch's last image (whose last vector would read past the end), the input image is
- * first staged zero-padded on the stack. Each plane
- * sums its rows in 16 float lanes per tap, then adds them to the tap's double lanes; a channel's taps are
- * reduced once at the end, in order, by the thread that owns the channel: the bits do not depend on the
- * thread count (they differ from the separate product's, which sums in other blocks). */
+ * Order: both passes go image by image (the input staged once per image), each image's sums reduced from
+ * float lanes to doubles into its own slot of `moments`, and the slots added in image order afterwards, so the
+ * bits do not depend on the thread count. They differ from the separate kernels' (other sums, other order). */
 #include "../batchnorm_planes.h"
 
 enum { CONV_BN_STAGE = 4096, CONV_BN_TAPS = 32 };
 
-int fclf_conv2d_batchnorm_backward_supported(fclf_conv2d_shape s, int pool) {
+int fclf_conv2d_batchnorm_supported(fclf_conv2d_shape s, int pool) {
     const int64_t ph = s.oh + s.kh - 1, pw = s.ow + s.kw - 1; /* the padded input the taps read */
-    return s.n >= 1 && s.c >= 1 && s.c * s.kh * s.kw <= CONV_BN_TAPS && s.c * ph * pw + LANES <= CONV_BN_STAGE &&
+    return s.n >= 1 && s.c >= 1 && s.oc >= 1 && s.c * s.kh * s.kw <= CONV_BN_TAPS && s.c * ph * pw + LANES <= CONV_BN_STAGE &&
            s.oh * s.ow <= BN_POOL_STAGE && (!pool || fclf_batchnorm_pool_supported(s.oh, s.ow));
 }
 
+static int64_t taps_of(fclf_conv2d_shape s) { return s.c * s.kh * s.kw; }
+
+/* moments: the batch's m [K] and C [K, K] (the forward pass writes them, the backward pass reads them), then
+ * one slot per image for either pass's sums: K + K^2 (forward) or oc * (K + 1) (backward) doubles. */
+static int64_t head_size(int64_t k) { return k + k * k; }
+static int64_t slot_size(fclf_conv2d_shape s) {
+    const int64_t k = taps_of(s);
+    return fclf_max64(head_size(k), s.oc * (k + 1));
+}
+int64_t fclf_conv2d_batchnorm_moments_size(fclf_conv2d_shape s) { return head_size(taps_of(s)) + s.n * slot_size(s); }
+
 /* Image i's c input planes zero-padded into stage [c, ph, pw] (ph = oh + kh - 1), then LANES zeros. The padding
  * is never negative and the padded frame holds the whole input ('valid': the input itself; 'same': pad_t, pad_l
- * before, the rest after), so every input row is copied whole. */
+ * before, the rest after), so every input row is copied whole. A row's last vector reads on into the next row,
+ * and the last row's into the LANES zeros; those lanes are cleared or overwritten by every user. */
 static void stage_input(float *restrict stage, const float *restrict x, fclf_conv2d_shape s, int64_t i) {
     const int64_t ph = s.oh + s.kh - 1, pw = s.ow + s.kw - 1;
     memset(stage, 0, (size_t)(s.c * ph * pw + LANES) * sizeof(float));
@@ -38,100 +55,238 @@ static void stage_input(float *restrict stage, const float *restrict x, fclf_con
                    (size_t)s.w * sizeof(float));
 }
 
-/* One dz plane [oh, ow] against the staged input: each tap's sum in float lanes, added to its double lanes
- * (taps t = (cc * kh + u) * kw + v), and the plane's sum to bias. Inlined into a copy for one input channel
- * and a 3x3 kernel (the CNNs' first layer), whose 9 sums then live in registers, and a general copy. */
-static inline __attribute__((always_inline)) void taps_body(double (*restrict acc)[LANES], double *restrict bias,
-                                                            const float *restrict dz, const float *restrict stage, int64_t c,
-                                                            int64_t kh, int64_t kw, int64_t oh, int64_t ow) {
-    const int64_t ph = oh + kh - 1, pw = ow + kw - 1, taps = c * kh * kw;
-    lanes_f t[CONV_BN_TAPS], bsum = {0};
-    for (int64_t k = 0; k < taps; k++) t[k] = (lanes_f){0};
-    /* A row's last vector reads on into the next row (dz has LANES floats of slack): those lanes are cleared. */
+/* The K patch vectors of output pixels (r, q .. q + LANES - 1): tap t = (cc * kh + u) * kw + v, the lanes past
+ * the row cleared when `tail`. */
+#define LOAD_PATCH(xv, stage, c, kh, kw, ph, pw, r, q, live)                                               \
+    for (int64_t cc = 0; cc < (c); cc++)                                                                   \
+        for (int64_t u = 0; u < (kh); u++)                                                                 \
+            for (int64_t v = 0; v < (kw); v++) {                                                           \
+                lanes_f x_ = load_lanes((stage) + (cc * (ph) + (r) + u) * (pw) + (q) + v);                 \
+                (xv)[(cc * (kh) + u) * (kw) + v] = (lanes_f)((lanes_i)x_ & (live));                        \
+            }
+
+/* A vector's lanes added in double, in lane order (a pointer: a vector argument trips the baseline clone's ABI). */
+static inline double lanes_to_double(const lanes_f *v) {
+    float f[LANES];
+    memcpy(f, v, sizeof f);
+    double s = 0;
+    for (int l = 0; l < LANES; l++) s += f[l];
+    return s;
+}
+
+/* ---- forward ---- */
+
+/* Image's patch sums into slot [K] and products into slot + K [K, K] (both triangles), each summed in float
+ * lanes over the image (lane l of a 28 x 28 plane sums 56 values) and reduced to double. Inlined into a copy for
+ * one input channel and a 3x3 kernel (the CNNs' first layer), whose 54 sums the compiler keeps in registers and
+ * nearby stack, and a general copy. */
+static inline __attribute__((always_inline)) void moments_body(double *restrict slot, const float *restrict stage, int64_t c,
+                                                               int64_t kh, int64_t kw, int64_t oh, int64_t ow) {
+    const int64_t ph = oh + kh - 1, pw = ow + kw - 1, k = c * kh * kw;
+    lanes_f sum[CONV_BN_TAPS], prod[CONV_BN_TAPS * (CONV_BN_TAPS + 1) / 2], xv[CONV_BN_TAPS];
+    for (int64_t t = 0; t < k; t++) sum[t] = (lanes_f){0};
+    for (int64_t t = 0; t < k * (k + 1) / 2; t++) prod[t] = (lanes_f){0};
+    const lanes_i all = lanes_below(LANES), tail = lanes_below(ow % LANES ? ow % LANES : LANES);
+    for (int64_t r = 0; r < oh; r++)
+        for (int64_t q = 0; q < ow; q += LANES) {
+            const lanes_i live = q + LANES > ow ? tail : all;
+            LOAD_PATCH(xv, stage, c, kh, kw, ph, pw, r, q, live);
+            for (int64_t a = 0, j = 0; a < k; a++) {
+                sum[a] += xv[a];
+                for (int64_t b = a; b < k; b++, j++) prod[j] += xv[a] * xv[b];
+            }
+        }
+    for (int64_t a = 0, j = 0; a < k; a++) {
+        slot[a] = lanes_to_double(&sum[a]);
+        for (int64_t b = a; b < k; b++, j++) slot[k + a * k + b] = slot[k + b * k + a] = lanes_to_double(&prod[j]);
+    }
+}
+
+FCLF_CLONES static void image_moments_1x3x3(double *restrict slot, const float *restrict stage, int64_t oh, int64_t ow) {
+    moments_body(slot, stage, 1, 3, 3, oh, ow);
+}
+FCLF_CLONES static void image_moments_any(double *restrict slot, const float *restrict stage, int64_t c, int64_t kh,
+                                          int64_t kw, int64_t oh, int64_t ow) {
+    moments_body(slot, stage, c, kh, kw, oh, ow);
+}
+
+/* out [oh, ow] = act(wf . x_p + bf), the normalisation folded into wf, bf; rows stored as whole vectors (a row's
+ * extra lanes are overwritten by the next row; out has LANES floats of slack). */
+static inline __attribute__((always_inline)) void plane_body(float *restrict out, const float *restrict stage,
+                                                             const float *restrict wf, float bf, int64_t c, int64_t kh,
+                                                             int64_t kw, int64_t oh, int64_t ow, int relu) {
+    const int64_t ph = oh + kh - 1, pw = ow + kw - 1;
+    for (int64_t r = 0; r < oh; r++)
+        for (int64_t q = 0; q < ow; q += LANES) {
+            lanes_f acc = (lanes_f){0} + bf;
+            for (int64_t cc = 0; cc < c; cc++)
+                for (int64_t u = 0; u < kh; u++)
+                    for (int64_t v = 0; v < kw; v++)
+                        acc += wf[(cc * kh + u) * kw + v] * load_lanes(stage + (cc * ph + r + u) * pw + q + v);
+            if (relu) acc = (lanes_f)((lanes_i)acc & (acc > 0.0f)); /* max(acc, 0); NaN -> 0 as the ReLU kernel */
+            memcpy(out + r * ow + q, &acc, sizeof acc);
+        }
+}
+
+FCLF_CLONES static void plane_1x3x3(float *restrict out, const float *restrict stage, const float *restrict wf, float bf,
+                                    int64_t oh, int64_t ow, int relu) {
+    if (relu) plane_body(out, stage, wf, bf, 1, 3, 3, oh, ow, 1);
+    else plane_body(out, stage, wf, bf, 1, 3, 3, oh, ow, 0);
+}
+FCLF_CLONES static void plane_any(float *restrict out, const float *restrict stage, const float *restrict wf, float bf,
+                                  int64_t c, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int relu) {
+    plane_body(out, stage, wf, bf, c, kh, kw, oh, ow, relu);
+}
+
+void fclf_conv2d_batchnorm_forward_train(float *y, int32_t *argmax, float *mean, float *invstd, float *running_mean,
+                                         float *running_var, double *moments, const float *x, const float *weight,
+                                         const float *bias, const float *gamma, const float *beta, int relu, int pool,
+                                         fclf_conv2d_shape s, float momentum, float eps) {
+    const int64_t n = s.n, oc = s.oc, hw = s.oh * s.ow, cells = (s.oh / 2) * (s.ow / 2), k = taps_of(s);
+    const int64_t count = n * hw, slot = slot_size(s);
+    const int one3x3 = s.c == 1 && s.kh == 3 && s.kw == 3;
+    double *slots = moments + head_size(k);
+    FCLF_PARALLEL_IF(worth_threads(n, oc, hw), {
+        float stage[CONV_BN_STAGE] __attribute__((aligned(64)));
+        for (FCLF_STATIC_RANGE(i, n)) {
+            stage_input(stage, x, s, i);
+            if (one3x3) image_moments_1x3x3(slots + i * slot, stage, s.oh, s.ow);
+            else image_moments_any(slots + i * slot, stage, s.c, s.kh, s.kw, s.oh, s.ow);
+        }
+    });
+    /* The batch's m and C, then each channel's statistics: K^2 (n + oc) operations on this thread. */
+    double *m = moments, *cov = moments + k;
+    for (int64_t t = 0; t < head_size(k); t++) {
+        double acc = 0;
+        for (int64_t i = 0; i < n; i++) acc += slots[i * slot + t];
+        moments[t] = acc / (double)count;
+    }
+    for (int64_t a = 0; a < k; a++)
+        for (int64_t b = 0; b < k; b++) cov[a * k + b] -= m[a] * m[b];
+    for (int64_t ch = 0; ch < oc; ch++) {
+        const float *w = weight + ch * k;
+        double mu = bias[ch], var = 0;
+        for (int64_t a = 0; a < k; a++) {
+            double cw = 0;
+            for (int64_t b = 0; b < k; b++) cw += cov[a * k + b] * w[b];
+            mu += w[a] * m[a];
+            var += w[a] * cw;
+        }
+        float scale, shift;
+        finish_stats(&scale, &shift, mean, invstd, running_mean, running_var, gamma, beta, count, ch, mu,
+                     var > 0 ? var : 0, momentum, eps);
+    }
+    const int isa = fclf_isa_active();
+    FCLF_PARALLEL_IF(worth_threads(n, oc, hw), {
+        float stage[CONV_BN_STAGE] __attribute__((aligned(64)));
+        float out[BN_POOL_STAGE + LANES] __attribute__((aligned(64)));
+        float wf[CONV_BN_TAPS];
+        for (FCLF_STATIC_RANGE(i, n)) {
+            stage_input(stage, x, s, i);
+            for (int64_t ch = 0; ch < oc; ch++) {
+                /* BatchNorm's y = z * scale + shift folded into the convolution: z's weights and bias times scale */
+                const float scale = gamma[ch] * invstd[ch], shift = beta[ch] - mean[ch] * scale;
+                for (int64_t t = 0; t < k; t++) wf[t] = weight[ch * k + t] * scale;
+                const float bf = bias[ch] * scale + shift;
+                if (one3x3) plane_1x3x3(out, stage, wf, bf, s.oh, s.ow, relu);
+                else plane_any(out, stage, wf, bf, s.c, s.kh, s.kw, s.oh, s.ow, relu);
+                const int64_t plane = i * oc + ch;
+                if (pool) fclf_pool_plane(isa, y + plane * cells, argmax + plane * cells, out, s.oh, s.ow);
+                else memcpy(y + plane * hw, out, (size_t)hw * sizeof(float));
+            }
+        }
+    });
+}
+
+/* ---- backward ---- */
+
+/* T [K] = sum_p g_p x_p and G = sum_p g_p over one plane, into sums [K + 1] (G last), each in float lanes reduced
+ * to double. g has LANES floats of slack: a row's last vector reads on into the next row, and the lanes past the
+ * row are cleared. */
+static inline __attribute__((always_inline)) void taps_body(double *restrict sums, const float *restrict g,
+                                                            const float *restrict stage, int64_t c, int64_t kh, int64_t kw,
+                                                            int64_t oh, int64_t ow) {
+    const int64_t ph = oh + kh - 1, pw = ow + kw - 1, k = c * kh * kw;
+    lanes_f t[CONV_BN_TAPS], gsum = {0};
+    for (int64_t j = 0; j < k; j++) t[j] = (lanes_f){0};
     const lanes_i tail = lanes_below(ow % LANES ? ow % LANES : LANES);
     for (int64_t r = 0; r < oh; r++)
         for (int64_t q = 0; q < ow; q += LANES) {
-            lanes_f d = load_lanes(dz + r * ow + q);
+            lanes_f d = load_lanes(g + r * ow + q);
             if (q + LANES > ow) d = (lanes_f)((lanes_i)d & tail);
-            bsum += d;
+            gsum += d;
             for (int64_t cc = 0; cc < c; cc++)
                 for (int64_t u = 0; u < kh; u++) {
                     const float *row = stage + (cc * ph + r + u) * pw + q;
                     for (int64_t v = 0; v < kw; v++) t[(cc * kh + u) * kw + v] += d * load_lanes(row + v);
                 }
         }
-    for (int64_t k = 0; k < taps; k++) add_lanes(acc[k], t[k]);
-    add_lanes(bias, bsum);
+    for (int64_t j = 0; j < k; j++) sums[j] = lanes_to_double(&t[j]);
+    sums[k] = lanes_to_double(&gsum);
 }
 
-FCLF_CLONES static void plane_taps_1x3x3(double (*restrict acc)[LANES], double *restrict bias, const float *restrict dz,
-                                         const float *restrict stage, int64_t oh, int64_t ow) {
-    taps_body(acc, bias, dz, stage, 1, 3, 3, oh, ow);
+FCLF_CLONES static void plane_taps_1x3x3(double *restrict sums, const float *restrict g, const float *restrict stage,
+                                         int64_t oh, int64_t ow) {
+    taps_body(sums, g, stage, 1, 3, 3, oh, ow);
+}
+FCLF_CLONES static void plane_taps_any(double *restrict sums, const float *restrict g, const float *restrict stage, int64_t c,
+                                       int64_t kh, int64_t kw, int64_t oh, int64_t ow) {
+    taps_body(sums, g, stage, c, kh, kw, oh, ow);
 }
 
-FCLF_CLONES static void plane_taps_any(double (*restrict acc)[LANES], double *restrict bias, const float *restrict dz,
-                                       const float *restrict stage, int64_t c, int64_t kh, int64_t kw, int64_t oh, int64_t ow) {
-    taps_body(acc, bias, dz, stage, c, kh, kw, oh, ow);
+/* Plane (i, ch)'s gradient at BatchNorm's output into g: the pooled dy routed through the winners (the ReLU's
+ * mask applied there), else dy's own plane, masked by y > 0 when y (the ReLU's output) is given. */
+static void plane_gradient(int isa, float *restrict g, const float *dy, const int32_t *argmax, const float *y, int pool,
+                           int64_t plane, int64_t oh, int64_t ow) {
+    const int64_t hw = oh * ow;
+    if (pool) {
+        const int64_t at = plane * (oh / 2) * (ow / 2);
+        fclf_unpool_plane(isa, g, dy + at, argmax + at, y + at, oh, ow);
+    } else if (y) {
+        for (int64_t j = 0; j < hw; j++) g[j] = y[plane * hw + j] > 0.0f ? dy[plane * hw + j] : 0.0f;
+    } else {
+        memcpy(g, dy + plane * hw, (size_t)hw * sizeof(float));
+    }
 }
 
-static void plane_taps(double (*restrict acc)[LANES], double *restrict bias, const float *restrict dz,
-                       const float *restrict stage, int64_t c, int64_t kh, int64_t kw, int64_t oh, int64_t ow) {
-    if (c == 1 && kh == 3 && kw == 3) plane_taps_1x3x3(acc, bias, dz, stage, oh, ow);
-    else plane_taps_any(acc, bias, dz, stage, c, kh, kw, oh, ow);
-}
-
-/* Image i's gradient plane of channel ch: the pooled dy routed into g when pool, else dy's own plane. */
-static inline const float *plane_gradient(int isa, float *g, const float *dy, const int32_t *argmax, const float *y,
-                                          int pool, int64_t i, int64_t c, int64_t ch, int64_t oh, int64_t ow) {
-    if (!pool) return dy + (i * c + ch) * oh * ow;
-    const int64_t at = (i * c + ch) * (oh / 2) * (ow / 2);
-    fclf_unpool_plane(isa, g, dy + at, argmax + at, y + at, oh, ow);
-    return g;
-}
-
-void fclf_conv2d_batchnorm_backward(float *dweight, float *dbias, float *dgamma, float *dbeta, const float *dy,
-                                    const int32_t *argmax, const float *y, const float *z, const float *x, const float *mean,
-                                    const float *invstd, const float *gamma, int pool, fclf_conv2d_shape s) {
-    const int64_t n = s.n, c = s.oc, hw = s.oh * s.ow, cells = (s.oh / 2) * (s.ow / 2), count = n * hw;
-    const int64_t taps = s.c * s.kh * s.kw;
+void fclf_conv2d_batchnorm_backward(float *dweight, float *dgamma, float *dbeta, const float *dy, const int32_t *argmax,
+                                    const float *y, const float *x, const float *weight, const float *invstd,
+                                    const float *gamma, double *moments, int pool, fclf_conv2d_shape s) {
+    const int64_t n = s.n, oc = s.oc, hw = s.oh * s.ow, k = taps_of(s), slot = slot_size(s);
+    double *sums = moments + head_size(k);
+    const int one3x3 = s.c == 1 && s.kh == 3 && s.kw == 3;
     const int isa = fclf_isa_active();
-    FCLF_PARALLEL_IF(worth_threads(n, c, hw), {
-        float g[BN_POOL_STAGE] __attribute__((aligned(64)));
-        float dz[BN_POOL_STAGE + LANES] __attribute__((aligned(64)));
+    FCLF_PARALLEL_IF(worth_threads(n, oc, hw), {
         float stage[CONV_BN_STAGE] __attribute__((aligned(64)));
-        memset(dz + hw, 0, LANES * sizeof(float)); /* the slack a row's last vector reads (masked) is defined */
-        for (FCLF_STATIC_RANGE(ch, c)) {
-            /* Plane i's gradient: routed through the pooling's winners into g, in L1 (the ReLU's mask applied
-             * there), once for the sums and again for dz: routing twice costs less than a batch of routed planes
-             * sent out to L2 and read back. Without pooling, dy itself, masked by the ReLU's output y if any. */
-            const float *mask = pool ? NULL : y;
-            const float mu = mean[ch], is = invstd[ch];
-            double lanes_dy[LANES] = {0}, lanes_dy_xhat[LANES] = {0};
-            for (int64_t i = 0; i < n; i++) {
-                const int64_t at = (i * c + ch) * hw;
-                if (pool && i + 2 < n) fclf_unpool_prefetch(dy, argmax, y, ((i + 2) * c + ch) * cells, cells);
-                const float *gi = plane_gradient(isa, g, dy, argmax, y, pool, i, c, ch, s.oh, s.ow);
-                plane_grad_sums(gi, z + at, mask ? mask + at : NULL, hw, mu, is, lanes_dy, lanes_dy_xhat);
+        float g[BN_POOL_STAGE + LANES] __attribute__((aligned(64)));
+        memset(g + hw, 0, LANES * sizeof(float)); /* the slack a row's last vector reads (masked) is defined */
+        for (FCLF_STATIC_RANGE(i, n)) {
+            stage_input(stage, x, s, i);
+            for (int64_t ch = 0; ch < oc; ch++) {
+                plane_gradient(isa, g, dy, argmax, y, pool, i * oc + ch, s.oh, s.ow);
+                double *out = sums + i * slot + ch * (k + 1);
+                if (one3x3) plane_taps_1x3x3(out, g, stage, s.oh, s.ow);
+                else plane_taps_any(out, g, stage, s.c, s.kh, s.kw, s.oh, s.ow);
             }
-            float k, a, b;
-            finish_grad_sums(&k, &a, &b, dgamma, dbeta, lanes_dy, lanes_dy_xhat, gamma[ch], is, count, ch);
-            double acc[CONV_BN_TAPS][LANES], bias[LANES] = {0};
-            memset(acc, 0, sizeof acc);
-            for (int64_t i = 0; i < n; i++) {
-                const int64_t at = (i * c + ch) * hw;
-                plane_dx(dz, plane_gradient(isa, g, dy, argmax, y, pool, i, c, ch, s.oh, s.ow), z + at, mask ? mask + at : NULL, hw, k, a, b, mu, is);
-                /* Where the padded geometry is the input's own ('valid'), the taps read the input in place, but
-                 * for the last image, whose last vector may read past the batch's end. ('same' with an even
-                 * kernel pads only after: pad_t = pad_l = 0, yet the rows are longer.) */
-                const float *in = x + i * s.c * s.h * s.w;
-                if (s.pad_t != 0 || s.pad_l != 0 || s.oh + s.kh - 1 != s.h || s.ow + s.kw - 1 != s.w || i + 1 == n) {
-                    stage_input(stage, x, s, i);
-                    in = stage;
-                }
-                plane_taps(acc, bias, dz, in, s.c, s.kh, s.kw, s.oh, s.ow);
-            }
-            for (int64_t t = 0; t < taps; t++) dweight[ch * taps + t] += (float)lane_total(acc[t]);
-            dbias[ch] += (float)lane_total(bias);
         }
     });
+    /* Each channel's T and G over the batch, in image order, then the formulas above: K^2 oc operations. */
+    const double *m = moments, *cov = moments + k;
+    for (int64_t ch = 0; ch < oc; ch++) {
+        double t[CONV_BN_TAPS + 1] = {0};
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j <= k; j++) t[j] += sums[i * slot + ch * (k + 1) + j];
+        const double G = t[k], is = invstd[ch];
+        const float *w = weight + ch * k;
+        double wt = 0;
+        for (int64_t j = 0; j < k; j++) wt += w[j] * (t[j] - G * m[j]);
+        const double dg = is * wt;
+        dgamma[ch] += (float)dg;
+        dbeta[ch] += (float)G;
+        for (int64_t a = 0; a < k; a++) {
+            double cw = 0;
+            for (int64_t b = 0; b < k; b++) cw += cov[a * k + b] * w[b];
+            dweight[ch * k + a] += (float)(gamma[ch] * is * (t[a] - G * m[a] - dg * is * cw));
+        }
+    }
 }

@@ -325,18 +325,29 @@ void fclf_batchnorm_relu_pool_backward(float *dx, float *dgamma, float *dbeta, f
                                        const int32_t *argmax, const float *y, const float *x, const float *mean,
                                        const float *invstd, const float *gamma, int64_t n, int64_t c, int64_t h, int64_t w);
 /* conv/conv_batchnorm.c: a network's first convolution (nothing reads its input gradient) and the BatchNorm
- * (+ReLU) (+2x2 max pooling) after it, backward as one pass (the planner's "conv2d+batchnorm+..." training
- * step): BatchNorm's input gradient dz (the bits of fclf_batchnorm_backward's dx) goes plane by plane into the convolution's weight and bias
- * gradients and is never stored. z [n, oc, oh, ow]: the convolution's output (BatchNorm's input); x: the
- * convolution's input; mean, invstd: as BatchNorm's forward wrote them. pool: dy, argmax and y as
- * fclf_batchnorm_relu_pool_backward's; else dy [n, oc, oh, ow] and y the ReLU's output (NULL without ReLU),
- * argmax unused (may be NULL). ACCUMULATES dweight [oc, c, kh, kw], dbias [oc], and dgamma, dbeta [oc] (the bits
- * of BatchNorm's separate backward). Supported (nonzero) for up to 32 taps (c * kh * kw), a padded input of under
- * 16 KB and the pooled step's planes (fclf_batchnorm_pool_supported). */
-int fclf_conv2d_batchnorm_backward_supported(fclf_conv2d_shape s, int pool);
-void fclf_conv2d_batchnorm_backward(float *dweight, float *dbias, float *dgamma, float *dbeta, const float *dy,
-                                    const int32_t *argmax, const float *y, const float *z, const float *x, const float *mean,
-                                    const float *invstd, const float *gamma, int pool, fclf_conv2d_shape s);
+ * (+ReLU) (+2x2 max pooling) after it as one training step (the planner's "conv2d+batchnorm+..." step), which
+ * never stores the convolution's output z: BatchNorm's statistics come from the moments of the input's patches
+ * (mean(z) = w . m + b, var(z) = w^T C w) and the gradients from sums of g x_p (the file's comment has the
+ * algebra). Supported (nonzero) for up to 32 taps (c * kh * kw), a padded input of under 16 KB and, with pool,
+ * the pooled step's planes (fclf_batchnorm_pool_supported). moments: fclf_conv2d_batchnorm_moments_size(s)
+ * doubles, written by the forward pass and read (then overwritten) by the backward pass of the same batch.
+ *
+ * Forward: x [n, c, h, w], weight [oc, c, kh, kw], bias [oc]. WRITES y = act(BatchNorm(conv(x))) [n, oc, oh, ow]
+ * (act: ReLU when relu; with pool, which needs relu, max-pooled to [n, oc, oh/2, ow/2] with the winners in
+ * argmax as fclf_batchnorm_relu_pool_forward_train's), mean, invstd [oc] (the batch's; biased variance), moments;
+ * UPDATES running_mean, running_var as fclf_batchnorm_forward_train does.
+ * Backward: dy, argmax, y as the forward pass wrote them (y: the ReLU's output, NULL without ReLU; argmax unused
+ * without pool). ACCUMULATES dweight [oc, c, kh, kw], dgamma, dbeta [oc]. The bias gets no gradient: BatchNorm
+ * removes any shift, so its gradient is 0 exactly (the separate kernels give rounding noise). */
+int fclf_conv2d_batchnorm_supported(fclf_conv2d_shape s, int pool);
+int64_t fclf_conv2d_batchnorm_moments_size(fclf_conv2d_shape s);
+void fclf_conv2d_batchnorm_forward_train(float *y, int32_t *argmax, float *mean, float *invstd, float *running_mean,
+                                         float *running_var, double *moments, const float *x, const float *weight,
+                                         const float *bias, const float *gamma, const float *beta, int relu, int pool,
+                                         fclf_conv2d_shape s, float momentum, float eps);
+void fclf_conv2d_batchnorm_backward(float *dweight, float *dgamma, float *dbeta, const float *dy, const int32_t *argmax,
+                                    const float *y, const float *x, const float *weight, const float *invstd,
+                                    const float *gamma, double *moments, int pool, fclf_conv2d_shape s);
 /* Inference: WRITES scale = gamma / sqrt(running_var + eps) and shift = beta - running_mean * scale [c] (in
  * double, rounded once), the per-channel affine map that evaluation applies and that folds into the layer
  * before. */

@@ -51,7 +51,7 @@ public final class Conv2D: Layer {
         bias.value.update(repeating: 0, count: outChannels)
     }
 
-    private func kernelShape(_ x: Shape) -> fclf_conv2d_shape {
+    func kernelShape(_ x: Shape) -> fclf_conv2d_shape {
         convShape(x, outChannels: outChannels, kernelSize: kernelSize, padding: padding)
     }
 

@@ -110,12 +110,27 @@ public final class BatchNorm: Layer {
         return Tensor(data: dxp ?? dx.pointer, shape: computesInputGradient ? shape : shape.withBatch(0))
     }
 
-    /// Backward of the network's first convolution `conv` and this BatchNorm after it, in one pass
-    /// (`ConvBatchNorm`): accumulates dL/dγ, dL/dβ and the convolution's weight and bias gradients; nothing else.
-    func backward(_ dy: Tensor, intoFirstConvolution conv: Conv2D) {
-        fclf_conv2d_batchnorm_backward(conv.weight.grad, conv.bias.grad, gamma.grad, beta.grad, dy.data, pool ? argmax.pointer : nil,
-                                       relu ? UnsafePointer(y.pointer) : nil, input.data, conv.input, mean.pointer,
-                                       invstd.pointer, gamma.value, pool ? 1 : 0, conv.shape)
+    /// Training forward of the network's first convolution `conv` and this BatchNorm after it as one pass
+    /// (`ConvBatchNorm`): the batch statistics from the moments of x's patches, the convolution's output
+    /// computed plane by plane in L1 and never stored. `moments` is kept for `backward(_:intoFirstConvolution:)`.
+    func forward(_ x: Tensor, afterFirstConvolution conv: Conv2D, moments: Buffer<Double>) -> Tensor {
+        let s = conv.kernelShape(x.shape)
+        let z = Shape(n: x.shape.n, c: channels, h: Int(s.oh), w: Int(s.ow)), out = outputShape(z)
+        input = Tensor(data: x.data, shape: z)  // only its shape is read: backward takes the step's own path
+        let yp = y.reserve(out.count)
+        fclf_conv2d_batchnorm_forward_train(yp, pool ? argmax.reserve(out.count) : nil, mean.reserve(channels), invstd.reserve(channels),
+                                            runningMean.value, runningVariance.value, moments.reserve(Int(fclf_conv2d_batchnorm_moments_size(s))),
+                                            x.data, conv.weight.value, conv.bias.value, gamma.value, beta.value, relu ? 1 : 0, pool ? 1 : 0,
+                                            s, BatchNorm.momentum, BatchNorm.epsilon)
+        return Tensor(data: yp, shape: out)
+    }
+
+    /// Backward of that pass: accumulates dL/dγ, dL/dβ and the convolution's weight gradient (its bias gets
+    /// none: BatchNorm removes any shift); nothing else.
+    func backward(_ dy: Tensor, intoFirstConvolution conv: Conv2D, x: Tensor, moments: Buffer<Double>) {
+        fclf_conv2d_batchnorm_backward(conv.weight.grad, gamma.grad, beta.grad, dy.data, pool ? argmax.pointer : nil,
+                                       relu ? UnsafePointer(y.pointer) : nil, x.data, conv.weight.value, invstd.pointer,
+                                       gamma.value, moments.pointer, pool ? 1 : 0, conv.kernelShape(x.shape))
     }
 
     public func inferenceWork(_ input: Shape, n: Int) -> Int { 2 * channels }
@@ -202,12 +217,13 @@ public final class GlobalAvgPool: Layer {
 }
 
 /// A network's first convolution and the BatchNorm (with its ReLU and 2x2 max pooling, when the planner fused
-/// them) right after it, as one training step. Forward runs the two layers as they are. Backward computes the
-/// convolution's weight and bias gradients inside BatchNorm's backward pass, plane by plane
-/// (`fclf_conv2d_batchnorm_backward`): BatchNorm's input gradient, as large as the convolution's output (11 MB
-/// for the CNN's first layer at batch 128), is never written nor read back. Only a first layer qualifies:
-/// nothing upstream reads the convolution's input gradient. What the step stores is the two layers' values in
-/// the model file's order.
+/// them) right after it, as one training step that never stores the convolution's output
+/// (`fclf_conv2d_batchnorm_forward_train`, `fclf_conv2d_batchnorm_backward`). With z = w . x_p + b over the
+/// patches x_p, BatchNorm's statistics are mean(z) = w . m + b and var(z) = w^T C w for the patches' mean m and
+/// covariance C, and its gradients are sums of g x_p against the input; z (6.4 MB for the first layer of
+/// cnn3-bn at batch 64) is computed plane by plane in L1 instead of written and read back four times. Only a
+/// first layer qualifies: nothing upstream reads the convolution's input gradient. Evaluation runs the two
+/// layers as they are. What the step stores is the two layers' values in the model file's order.
 public final class ConvBatchNorm: Layer {
     public let conv: Conv2D
     public let norm: BatchNorm
@@ -224,19 +240,29 @@ public final class ConvBatchNorm: Layer {
         self.norm = norm
     }
 
+    /// The batch's patch moments, from the fused forward pass to its backward pass.
+    private let moments = Buffer<Double>()
+    private var fused = false
+    private var input = Tensor(data: UnsafeMutablePointer<Float>(bitPattern: 64)!, shape: Shape(n: 0, c: 0))
+
     public func outputShape(_ input: Shape) -> Shape { norm.outputShape(conv.outputShape(input)) }
 
-    public func forward(_ x: Tensor, training: Bool) -> Tensor { norm.forward(conv.forward(x, training: training), training: training) }
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        // The planner only fuses shapes the kernels support; a step built by hand with others runs the two
+        // layers apart (the same function, other sums).
+        input = x
+        fused = training && fclf_conv2d_batchnorm_supported(conv.kernelShape(x.shape), norm.pool ? 1 : 0) != 0
+        guard fused else { return norm.forward(conv.forward(x, training: training), training: training) }
+        return norm.forward(x, afterFirstConvolution: conv, moments: moments)
+    }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        // The planner only fuses shapes the kernel supports; a step built by hand with others runs the two
-        // layers' backward passes apart (the same gradients, another summation order).
-        if fclf_conv2d_batchnorm_backward_supported(conv.shape, norm.pool ? 1 : 0) != 0 {
-            norm.backward(dy, intoFirstConvolution: conv)
+        if fused {
+            norm.backward(dy, intoFirstConvolution: conv, x: input, moments: moments)
         } else {
             _ = conv.backward(norm.backward(dy))
         }
-        return Tensor(data: dy.data, shape: conv.inputShape.withBatch(0))
+        return Tensor(data: dy.data, shape: input.shape.withBatch(0))
     }
 
     public func inferenceWork(_ input: Shape, n: Int) -> Int {

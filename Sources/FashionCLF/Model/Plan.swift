@@ -9,9 +9,9 @@ import CKernels
 /// product otherwise; its backward pass routes the pooled gradient straight into the product's layout.
 /// Likewise a BatchNorm followed by a ReLU and a 2x2 max pooling is one training step that never stores its
 /// full-size output (`fclf_batchnorm_pool_supported`). A network's first convolution without activation
-/// and the BatchNorm (+ReLU, +pooling) after it are one training step (`ConvBatchNorm`): BatchNorm's
-/// backward pass computes the convolution's weight gradient plane by plane and never stores its own input
-/// gradient (`fclf_conv2d_batchnorm_backward_supported`).
+/// and the BatchNorm (+ReLU, +pooling) after it are one training step (`ConvBatchNorm`) that never stores the
+/// convolution's output: BatchNorm's statistics and gradients come from the moments of the input's patches
+/// (`fclf_conv2d_batchnorm_supported`).
 /// For inference it also folds a BatchNorm into the convolution or dense layer before it when that layer has
 /// no activation of its own (its evaluation form is then a per-channel affine map of the layer's output), takes a ReLU that follows as that layer's activation, and drops
 /// dropout (the identity in evaluation). Every other layer is a step of its own. A plan owns no memory:
@@ -56,7 +56,7 @@ public struct Plan: Sendable {
             switch layer {
             case .conv2d where trainedBatchNorm != nil:
                 let base = "conv2d+batchnorm" + (fusedReLU ? "+relu" : "") + (pooling == .none ? "" : "+maxpool")
-                return base + " (weight gradient in batchnorm's backward)"
+                return base + " (from the input's moments; z never stored)"
             case .conv2d(_, _, _, _, let act):
                 let base = "conv2d" + folded + (act == .relu ? "+relu" : "")
                 return pooling == .none ? base : "\(base)+maxpool (\(pooling.rawValue))"
@@ -130,10 +130,10 @@ public struct Plan: Sendable {
                 absorbIntoProduct(&act)
                 let s = convShape(x, outChannels: oc, kernelSize: k, padding: padding)
                 // Training, a first convolution without activation and the BatchNorm (+ReLU, +pooling) after it:
-                // one step whose backward never stores BatchNorm's input gradient.
+                // one step that never stores the convolution's output.
                 if mode == .training, i == 0, act == .none, end < specs.count, case .batchNorm = specs[end] {
                     let epilogue = batchNormEpilogue(at: end, h: Int(s.oh), w: Int(s.ow))
-                    if fclf_conv2d_batchnorm_backward_supported(s, epilogue.pool ? 1 : 0) != 0 {
+                    if fclf_conv2d_batchnorm_supported(s, epilogue.pool ? 1 : 0) != 0 {
                         trained = end
                         take(batchNormAt: end, epilogue)
                     }
