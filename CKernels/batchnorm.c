@@ -43,6 +43,62 @@ FCLF_CLONES static void plane_normalise(float *restrict y, const float *restrict
         for (int64_t j = 0; j < hw; j++) y[j] = x[j] * scale + shift;
 }
 
+/* sum of dy and of dy * xhat over a plane into the lanes of sum_dy and sum_dy_xhat, xhat = (x - m) * is; dy
+ * masked by y > 0 when relu (y is then the forward's output). The mask is a select on loaded values, not a
+ * branch; the relu flag is a constant in each caller below, so no test of it is left inside the loop. The lanes
+ * are spelt as one vector: left to the SLP vectoriser, the unmasked instance (relu 0) came out as scalar
+ * multiplies and lane inserts, twice as slow as the masked one. A zero-padded tail adds 0 to both sums. */
+static inline __attribute__((always_inline)) void grad_sums(const float *restrict dy, const float *restrict x,
+                                                            const float *restrict y, int64_t hw, float m, float is,
+                                                            double *restrict sum_dy, double *restrict sum_dy_xhat,
+                                                            int relu) {
+    lanes_f av = {0}, bv = {0};
+    int64_t j = 0;
+    for (; j + LANES <= hw; j += LANES) {
+        lanes_f g = load_lanes(dy + j);
+        if (relu) g = (lanes_f)((lanes_i)g & (load_lanes(y + j) > 0.0f)); /* dy where y > 0, else +0 */
+        av += g;
+        bv += g * ((load_lanes(x + j) - m) * is);
+    }
+    if (j < hw) {
+        lanes_f g = load_tail(dy + j, hw - j);
+        if (relu) g = (lanes_f)((lanes_i)g & (load_tail(y + j, hw - j) > 0.0f));
+        av += g;
+        bv += g * ((load_tail(x + j, hw - j) - m) * is);
+    }
+    add_lanes(sum_dy, av);
+    add_lanes(sum_dy_xhat, bv);
+}
+
+FCLF_CLONES static void plane_grad_sums(const float *restrict dy, const float *restrict x, const float *restrict y, int64_t hw,
+                                        float m, float is, double *restrict sum_dy, double *restrict sum_dy_xhat) {
+    if (y) grad_sums(dy, x, y, hw, m, is, sum_dy, sum_dy_xhat, 1);
+    else grad_sums(dy, x, y, hw, m, is, sum_dy, sum_dy_xhat, 0);
+}
+
+FCLF_CLONES static void plane_dx(float *restrict dx, const float *restrict dy, const float *restrict x, const float *restrict y,
+                                 int64_t hw, float k, float a, float b, float m, float is) {
+    if (y)
+        for (int64_t j = 0; j < hw; j++) {
+            float g = y[j] > 0.0f ? dy[j] : 0.0f;
+            dx[j] = k * (g - a - (x[j] - m) * is * b);
+        }
+    else
+        for (int64_t j = 0; j < hw; j++) dx[j] = k * (dy[j] - a - (x[j] - m) * is * b);
+}
+
+/* From a channel's gradient sums in lanes (count values): ACCUMULATES dgamma[ch], dbeta[ch], and gives the
+ * coefficients of dx = k * (g - a - xhat * b), that is gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)). */
+static inline void finish_grad_sums(float *k, float *a, float *b, float *dgamma, float *dbeta, const double *lanes_dy,
+                                    const double *lanes_dy_xhat, float gamma, float is, int64_t count, int64_t ch) {
+    const double sum_dy = lane_total(lanes_dy), sum_dy_xhat = lane_total(lanes_dy_xhat);
+    dgamma[ch] += (float)sum_dy_xhat;
+    dbeta[ch] += (float)sum_dy;
+    *k = gamma * is;
+    *a = (float)(sum_dy / (double)count);
+    *b = (float)(sum_dy_xhat / (double)count);
+}
+
 /* Channel ch's batch statistics (finish_stats). */
 static void channel_stats(float *scale, float *shift, float *mean_out, float *invstd_out, float *running_mean,
                           float *running_var, const float *x, const float *gamma, const float *beta, int64_t n, int64_t c,

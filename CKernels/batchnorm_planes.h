@@ -1,7 +1,7 @@
-/* batchnorm_planes.h: what BatchNorm's kernels (batchnorm.c) and the first convolution's step that runs
- * BatchNorm's backward pass (conv/conv_batchnorm.c) share: a plane's sums in vector lanes added to double
- * lanes, the gradient sums and dx of one plane, and the stack budget of a staged plane. Both files summing
- * with the same code is what keeps the fused step's dgamma and dbeta the bits of the separate backward pass. */
+/* batchnorm_planes.h: what BatchNorm's kernels (batchnorm.c) and the first convolution's step with its BatchNorm
+ * (conv/conv_batchnorm.c) share: sums in vector lanes added to double lanes, the batch statistics' last step
+ * (running statistics, the normalising affine map), when a pass is worth threads, and the stack budget of a
+ * staged plane. */
 #ifndef FCLF_BATCHNORM_PLANES_H
 #define FCLF_BATCHNORM_PLANES_H
 
@@ -49,50 +49,6 @@ static inline double lane_total(const double *acc) {
     return s;
 }
 
-/* sum of dy and of dy * xhat over a plane into the lanes of sum_dy and sum_dy_xhat, xhat = (x - m) * is; dy
- * masked by y > 0 when relu (y is then the forward's output). The mask is a select on loaded values, not a
- * branch; the relu flag is a constant in each caller below, so no test of it is left inside the loop. The lanes
- * are spelt as one vector: left to the SLP vectoriser, the unmasked instance (relu 0) came out as scalar
- * multiplies and lane inserts, twice as slow as the masked one. A zero-padded tail adds 0 to both sums. */
-static inline __attribute__((always_inline)) void grad_sums(const float *restrict dy, const float *restrict x,
-                                                            const float *restrict y, int64_t hw, float m, float is,
-                                                            double *restrict sum_dy, double *restrict sum_dy_xhat,
-                                                            int relu) {
-    lanes_f av = {0}, bv = {0};
-    int64_t j = 0;
-    for (; j + LANES <= hw; j += LANES) {
-        lanes_f g = load_lanes(dy + j);
-        if (relu) g = (lanes_f)((lanes_i)g & (load_lanes(y + j) > 0.0f)); /* dy where y > 0, else +0 */
-        av += g;
-        bv += g * ((load_lanes(x + j) - m) * is);
-    }
-    if (j < hw) {
-        lanes_f g = load_tail(dy + j, hw - j);
-        if (relu) g = (lanes_f)((lanes_i)g & (load_tail(y + j, hw - j) > 0.0f));
-        av += g;
-        bv += g * ((load_tail(x + j, hw - j) - m) * is);
-    }
-    add_lanes(sum_dy, av);
-    add_lanes(sum_dy_xhat, bv);
-}
-
-FCLF_CLONES static void plane_grad_sums(const float *restrict dy, const float *restrict x, const float *restrict y, int64_t hw,
-                                        float m, float is, double *restrict sum_dy, double *restrict sum_dy_xhat) {
-    if (y) grad_sums(dy, x, y, hw, m, is, sum_dy, sum_dy_xhat, 1);
-    else grad_sums(dy, x, y, hw, m, is, sum_dy, sum_dy_xhat, 0);
-}
-
-FCLF_CLONES static void plane_dx(float *restrict dx, const float *restrict dy, const float *restrict x, const float *restrict y,
-                                 int64_t hw, float k, float a, float b, float m, float is) {
-    if (y)
-        for (int64_t j = 0; j < hw; j++) {
-            float g = y[j] > 0.0f ? dy[j] : 0.0f;
-            dx[j] = k * (g - a - (x[j] - m) * is * b);
-        }
-    else
-        for (int64_t j = 0; j < hw; j++) dx[j] = k * (dy[j] - a - (x[j] - m) * is * b);
-}
-
 /* From channel ch's mean and (biased) variance over count values: WRITES mean_out[ch], invstd_out[ch], UPDATES
  * the running ones, and gives the affine map y = x * scale + shift that normalises it. */
 static inline void finish_stats(float *scale, float *shift, float *mean_out, float *invstd_out, float *running_mean,
@@ -108,18 +64,6 @@ static inline void finish_stats(float *scale, float *shift, float *mean_out, flo
         running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * mean);
         running_var[ch] = (float)((1.0 - momentum) * running_var[ch] + momentum * unbiased);
     }
-}
-
-/* From a channel's gradient sums in lanes (count values): ACCUMULATES dgamma[ch], dbeta[ch], and gives the
- * coefficients of dx = k * (g - a - xhat * b), that is gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)). */
-static inline void finish_grad_sums(float *k, float *a, float *b, float *dgamma, float *dbeta, const double *lanes_dy,
-                                    const double *lanes_dy_xhat, float gamma, float is, int64_t count, int64_t ch) {
-    const double sum_dy = lane_total(lanes_dy), sum_dy_xhat = lane_total(lanes_dy_xhat);
-    dgamma[ch] += (float)sum_dy_xhat;
-    dbeta[ch] += (float)sum_dy;
-    *k = gamma * is;
-    *a = (float)(sum_dy / (double)count);
-    *b = (float)(sum_dy_xhat / (double)count);
 }
 
 #endif
