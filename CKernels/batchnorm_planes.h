@@ -1,7 +1,6 @@
 /* batchnorm_planes.h: what BatchNorm's kernels (batchnorm.c) and the first convolution's step with its BatchNorm
- * (conv/conv_batchnorm.c) share: sums in vector lanes added to double lanes, the batch statistics' last step
- * (running statistics, the normalising affine map), when a pass is worth threads, and the stack budget of a
- * staged plane. */
+ * (conv/conv_batchnorm.c) share: 16-float vectors, the batch statistics' last step (running statistics, the
+ * normalising affine map), when a pass is worth threads, and the stack budget of a staged plane. */
 #ifndef FCLF_BATCHNORM_PLANES_H
 #define FCLF_BATCHNORM_PLANES_H
 
@@ -17,13 +16,7 @@ static inline int worth_threads(int64_t n, int64_t c, int64_t hw) { return n * c
 /* The largest plane the fused BatchNorm steps stage on the stack: 16 KB (64 x 64). */
 enum { BN_POOL_STAGE = 4096 };
 
-/* A plane's sums (its values, squared deviations, gradient terms) in 16 float lanes (a plane's last, partial vector
- * zero-padded), each lane then added to the caller's own double lane: a channel's planes go in lane by lane and
- * its 16 double lanes are reduced once, in order, at the end (lane_total). Each lane sums hw/16 values in
- * float (42 for conv1's 26 x 26 planes), so float loses little. Reducing every plane to one double, with its
- * tail added value by value, was a chain of about 25 dependent double additions per plane: conv2's 11 x 11
- * planes (9 values of tail) spent more time there than on their 121 values (fclf-profile cnn-bn 128, AMD Zen 4:
- * that BatchNorm 0.94 ms forward for 1 M values, against 1.07 ms for conv1's 2.8 M). */
+/* Planes are taken in vectors of 16 floats (one AVX-512 register, two AVX2 ones). */
 enum { LANES = 16 };
 
 typedef float lanes_f __attribute__((vector_size(4 * LANES)));
@@ -32,28 +25,12 @@ typedef int32_t lanes_i __attribute__((vector_size(4 * LANES)));
 #define lanes_below(n) ((lanes_i){0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15} < (int32_t)(n))
 /* An unaligned load of LANES floats (a macro: a function returning the vector trips the baseline clone's ABI). */
 #define load_lanes(p) __extension__({ lanes_f v_; memcpy(&v_, (p), sizeof v_); v_; })
-/* The last count (< LANES) floats at p, the other lanes 0. */
-#define load_tail(p, count) __extension__({ float t_[LANES] = {0}; memcpy(t_, (p), (size_t)(count) * sizeof(float)); load_lanes(t_); })
-
-/* acc[l] += v[l] in double, lane by lane (a macro, as load_lanes). */
-#define add_lanes(acc, v)                                                                                        \
-    do {                                                                                                         \
-        float f_[LANES];                                                                                         \
-        memcpy(f_, &(v), sizeof f_);                                                                             \
-        for (int l_ = 0; l_ < LANES; l_++) (acc)[l_] += f_[l_];                                                  \
-    } while (0)
-
-static inline double lane_total(const double *acc) {
-    double s = 0;
-    for (int l = 0; l < LANES; l++) s += acc[l];
-    return s;
-}
 
 /* From channel ch's mean and (biased) variance over count values: WRITES mean_out[ch], invstd_out[ch], UPDATES
  * the running ones, and gives the affine map y = x * scale + shift that normalises it. */
 static inline void finish_stats(float *scale, float *shift, float *mean_out, float *invstd_out, float *running_mean,
-                         float *running_var, const float *gamma, const float *beta, int64_t count, int64_t ch,
-                         double mean, double var, float momentum, float eps) {
+                                float *running_var, const float *gamma, const float *beta, int64_t count, int64_t ch,
+                                double mean, double var, float momentum, float eps) {
     const float invstd = (float)(1.0 / sqrt(var + eps));
     *scale = gamma[ch] * invstd;
     *shift = beta[ch] - (float)mean * *scale;

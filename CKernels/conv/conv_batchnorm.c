@@ -27,7 +27,7 @@ enum { CONV_BN_STAGE = 4096, CONV_BN_TAPS = 32 };
 
 int fclf_conv2d_batchnorm_supported(fclf_conv2d_shape s, int pool) {
     const int64_t ph = s.oh + s.kh - 1, pw = s.ow + s.kw - 1; /* the padded input the taps read */
-    return s.n >= 1 && s.c >= 1 && s.oc >= 1 && s.c * s.kh * s.kw <= CONV_BN_TAPS && s.c * ph * pw + LANES <= CONV_BN_STAGE &&
+    return s.n >= 1 && s.c >= 1 && s.oc >= 1 && s.oh >= 1 && s.ow >= 1 && s.c * s.kh * s.kw <= CONV_BN_TAPS && s.c * ph * pw + LANES <= CONV_BN_STAGE &&
            s.oh * s.ow <= BN_POOL_STAGE && (!pool || fclf_batchnorm_pool_supported(s.oh, s.ow));
 }
 
@@ -55,8 +55,8 @@ static void stage_input(float *restrict stage, const float *restrict x, fclf_con
                    (size_t)s.w * sizeof(float));
 }
 
-/* The K patch vectors of output pixels (r, q .. q + LANES - 1): tap t = (cc * kh + u) * kw + v, the lanes past
- * the row cleared when `tail`. */
+/* The K patch vectors of output pixels (r, q .. q + LANES - 1): tap t = (cc * kh + u) * kw + v, each ANDed with
+ * `live` (the lanes past the row cleared). */
 #define LOAD_PATCH(xv, stage, c, kh, kw, ph, pw, r, q, live)                                               \
     for (int64_t cc = 0; cc < (c); cc++)                                                                   \
         for (int64_t u = 0; u < (kh); u++)                                                                 \
@@ -252,7 +252,7 @@ static void plane_gradient(int isa, float *restrict g, const float *dy, const in
     const int64_t hw = oh * ow;
     if (pool) {
         const int64_t at = plane * (oh / 2) * (ow / 2);
-        fclf_unpool_plane(isa, g, dy + at, argmax + at, y + at, oh, ow);
+        fclf_unpool_plane(isa, g, dy + at, argmax + at, y ? y + at : NULL, oh, ow);
     } else if (y) {
         masked_copy(g, dy + plane * hw, y + plane * hw, hw);
     } else {

@@ -180,6 +180,20 @@ struct NormalizationTests {
         }
     }
 
+    @Test("the first convolution + BatchNorm step refuses what it cannot run: no output pixels, over 32 taps, planes over its stack, no images")
+    func convBatchNormUnsupported() {
+        func supported(_ n: Int, _ c: Int, _ h: Int, _ k: Int, same: Bool = false, pool: Bool = false) -> Bool {
+            fclf_conv2d_batchnorm_supported(fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(h), 4, Int64(k), Int64(k), same ? 1 : 0),
+                                            pool ? 1 : 0) != 0
+        }
+        #expect(supported(2, 1, 28, 3, same: true, pool: true))
+        #expect(!supported(2, 1, 3, 5), "a 'valid' 5x5 kernel on 3x3 images has no output pixel (oh = -1, oh * ow = 1)")
+        #expect(!supported(2, 1, 4, 5), "nor on 4x4 (oh = 0)")
+        #expect(!supported(2, 4, 12, 3), "36 taps")
+        #expect(!supported(2, 1, 80, 3), "a 78 x 78 plane is over the stack buffer")
+        #expect(!supported(0, 1, 28, 3), "an empty batch")
+    }
+
     /// Kernel 7 (49 taps) is beyond the fused kernels: the step runs the two layers apart, with their bits.
     @Test("the first convolution's step with its BatchNorm: the outputs and gradients of the two layers run apart",
           arguments: [(true, true, 3), (true, false, 3), (false, false, 3), (true, true, 7)])

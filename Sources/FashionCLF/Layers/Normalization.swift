@@ -115,8 +115,7 @@ public final class BatchNorm: Layer {
     /// computed plane by plane in L1 and never stored. `moments` is kept for `backward(_:intoFirstConvolution:)`.
     func forward(_ x: Tensor, afterFirstConvolution conv: Conv2D, moments: Buffer<Double>) -> Tensor {
         let s = conv.kernelShape(x.shape)
-        let z = Shape(n: x.shape.n, c: channels, h: Int(s.oh), w: Int(s.ow)), out = outputShape(z)
-        input = Tensor(data: x.data, shape: z)  // only its shape is read: backward takes the step's own path
+        let out = outputShape(Shape(n: x.shape.n, c: channels, h: Int(s.oh), w: Int(s.ow)))
         let yp = y.reserve(out.count)
         fclf_conv2d_batchnorm_forward_train(yp, pool ? argmax.reserve(out.count) : nil, mean.reserve(channels), invstd.reserve(channels),
                                             runningMean.value, runningVariance.value, moments.reserve(Int(fclf_conv2d_batchnorm_moments_size(s))),

@@ -38,7 +38,7 @@ public struct Plan: Sendable {
         /// Inference: the index of the BatchNorm layer folded into this step's weights.
         public let foldedBatchNorm: Int?
         /// Training: the index of the BatchNorm layer a network's first convolution runs with in one step
-        /// (`ConvBatchNorm`); BatchNorm's backward pass then computes the convolution's weight gradient.
+        /// (`ConvBatchNorm`, from the moments of the input's patches; the convolution's output never stored).
         public let trainedBatchNorm: Int?
         /// A ReLU layer run as this BatchNorm step's epilogue (a convolution or dense step takes it as its
         /// activation instead).
