@@ -14,6 +14,7 @@
  *     dbeta = G,   dgamma = sum_p g_p xhat_p = invstd * w . (T - G m),
  *     dW = sum_p dz_p x_p = gamma*invstd * (T - G m - dgamma*invstd * C w),   db = 0  (backward)
  * (sum_p xhat_p x_p = N invstd C w; BatchNorm removes any shift, so the bias gets no gradient at all).
+ * (All of it about a shift per input channel, which C, dW and the normalised z do not see; see stage_input.)
  * So the forward pass first sums the patches' moments (K + K^2 numbers an image, from the input alone), then
  * computes each plane of z in L1 with the normalisation folded into its weights, through the ReLU and the
  * pooling; the backward pass routes g plane by plane and sums T and G against the input. Neither reads z.
@@ -33,26 +34,48 @@ int fclf_conv2d_batchnorm_supported(fclf_conv2d_shape s, int pool) {
 
 static int64_t taps_of(fclf_conv2d_shape s) { return s.c * s.kh * s.kw; }
 
-/* moments: the batch's m [K] and C [K, K] (the forward pass writes them, the backward pass reads them), then
- * one slot per image for either pass's sums: K + K^2 (forward) or oc * (K + 1) (backward) doubles. */
-static int64_t head_size(int64_t k) { return k + k * k; }
+/* moments: the batch's shifted mean m [K], covariance C [K, K] and the shift per input channel [c] (the forward
+ * pass writes them, the backward pass reads them), then one slot per image for either pass's sums: K + K^2
+ * (forward) or oc * (K + 1) (backward) doubles. */
+static int64_t head_size(fclf_conv2d_shape s) { return taps_of(s) + taps_of(s) * taps_of(s) + s.c; }
 static int64_t slot_size(fclf_conv2d_shape s) {
     const int64_t k = taps_of(s);
-    return fclf_max64(head_size(k), s.oc * (k + 1));
+    return fclf_max64(k + k * k, s.oc * (k + 1));
 }
-int64_t fclf_conv2d_batchnorm_moments_size(fclf_conv2d_shape s) { return head_size(taps_of(s)) + s.n * slot_size(s); }
+int64_t fclf_conv2d_batchnorm_moments_size(fclf_conv2d_shape s) { return head_size(s) + s.n * slot_size(s); }
 
-/* Image i's c input planes zero-padded into stage [c, ph, pw] (ph = oh + kh - 1), then LANES zeros. The padding
- * is never negative and the padded frame holds the whole input ('valid': the input itself; 'same': pad_t, pad_l
- * before, the rest after), so every input row is copied whole. A row's last vector reads on into the next row,
- * and the last row's into the LANES zeros; those lanes are cleared or overwritten by every user. */
-static void stage_input(float *restrict stage, const float *restrict x, fclf_conv2d_shape s, int64_t i) {
+/* Image i's c input planes, zero-padded, minus shift[cc], into stage [c, ph, pw] (ph = oh + kh - 1), then LANES
+ * zeros. The padding is never negative and the padded frame holds the whole input ('valid': the input itself;
+ * 'same': pad_t, pad_l before, the rest after), so every input row is copied whole. A row's last vector reads on
+ * into the next row, and the last row's into the LANES zeros; those lanes are cleared or overwritten by every
+ * user.
+ *
+ * Every pass takes its patches about that shift per input channel (the batch's first image's mean), padding
+ * included: the covariance of the patches does not change when every tap of a channel moves by the same
+ * constant, but float sums of x x^T taken about 0 lose it to cancellation when the input sits far from 0 for its
+ * spread (raw 0-255 pixels; a test's input 100 of its standard deviations from 0 was off by 2e-4 in invstd and
+ * 6e-4 in the weight gradient without it). */
+FCLF_CLONES static void stage_input(float *restrict stage, const float *restrict x, const double *restrict shift,
+                                    fclf_conv2d_shape s, int64_t i) {
     const int64_t ph = s.oh + s.kh - 1, pw = s.ow + s.kw - 1;
-    memset(stage, 0, (size_t)(s.c * ph * pw + LANES) * sizeof(float));
-    for (int64_t cc = 0; cc < s.c; cc++)
-        for (int64_t r = 0; r < s.h; r++)
-            memcpy(stage + (cc * ph + r + s.pad_t) * pw + s.pad_l, x + ((i * s.c + cc) * s.h + r) * s.w,
-                   (size_t)s.w * sizeof(float));
+    for (int64_t cc = 0; cc < s.c; cc++) {
+        const float k = (float)shift[cc];
+        float *plane = stage + cc * ph * pw;
+        for (int64_t j = 0; j < ph * pw; j++) plane[j] = -k;
+        for (int64_t r = 0; r < s.h; r++) {
+            float *dst = plane + (r + s.pad_t) * pw + s.pad_l;
+            const float *src = x + ((i * s.c + cc) * s.h + r) * s.w;
+            for (int64_t q = 0; q < s.w; q++) dst[q] = src[q] - k;
+        }
+    }
+    memset(stage + s.c * ph * pw, 0, LANES * sizeof(float));
+}
+
+/* w . m for channel ch's weights. */
+static double dot_w(const float *w, const double *m, int64_t k) {
+    double d = 0;
+    for (int64_t t = 0; t < k; t++) d += w[t] * m[t];
+    return d;
 }
 
 /* The K patch vectors of output pixels (r, q .. q + LANES - 1): tap t = (cc * kh + u) * kw + v, each ANDed with
@@ -145,35 +168,41 @@ void fclf_conv2d_batchnorm_forward_train(float *y, int32_t *argmax, float *mean,
     const int64_t n = s.n, oc = s.oc, hw = s.oh * s.ow, cells = (s.oh / 2) * (s.ow / 2), k = taps_of(s);
     const int64_t count = n * hw, slot = slot_size(s);
     const int one3x3 = s.c == 1 && s.kh == 3 && s.kw == 3;
-    double *slots = moments + head_size(k);
+    double *m = moments, *cov = moments + k, *shift = moments + k + k * k, *slots = moments + head_size(s);
+    for (int64_t cc = 0; cc < s.c; cc++) {
+        double sum = 0;
+        for (int64_t j = 0; j < s.h * s.w; j++) sum += x[cc * s.h * s.w + j];
+        shift[cc] = (float)(sum / (double)(s.h * s.w)); /* rounded to the float the stage subtracts */
+    }
     FCLF_PARALLEL_IF(worth_threads(n, oc, hw), {
         float stage[CONV_BN_STAGE] __attribute__((aligned(64)));
         for (FCLF_STATIC_RANGE(i, n)) {
-            stage_input(stage, x, s, i);
+            stage_input(stage, x, shift, s, i);
             if (one3x3) image_moments_1x3x3(slots + i * slot, stage, s.oh, s.ow);
             else image_moments_any(slots + i * slot, stage, s.c, s.kh, s.kw, s.oh, s.ow);
         }
     });
-    /* The batch's m and C, then each channel's statistics: K^2 (n + oc) operations on this thread. */
-    double *m = moments, *cov = moments + k;
-    for (int64_t t = 0; t < head_size(k); t++) {
+    /* The batch's m and C (about the shift), then each channel's statistics: K^2 (n + oc) operations on this
+     * thread. */
+    for (int64_t t = 0; t < k + k * k; t++) {
         double acc = 0;
         for (int64_t i = 0; i < n; i++) acc += slots[i * slot + t];
         moments[t] = acc / (double)count;
     }
     for (int64_t a = 0; a < k; a++)
         for (int64_t b = 0; b < k; b++) cov[a * k + b] -= m[a] * m[b];
+    const int64_t kk = s.kh * s.kw;
     for (int64_t ch = 0; ch < oc; ch++) {
         const float *w = weight + ch * k;
-        double mu = bias[ch], var = 0;
+        double mu = bias[ch] + dot_w(w, m, k), var = 0;
         for (int64_t a = 0; a < k; a++) {
             double cw = 0;
             for (int64_t b = 0; b < k; b++) cw += cov[a * k + b] * w[b];
-            mu += w[a] * m[a];
+            mu += w[a] * shift[a / kk];
             var += w[a] * cw;
         }
-        float scale, shift;
-        finish_stats(&scale, &shift, mean, invstd, running_mean, running_var, gamma, beta, count, ch, mu,
+        float scale, offset; /* the affine map itself is not used: the plane pass folds it about the shift */
+        finish_stats(&scale, &offset, mean, invstd, running_mean, running_var, gamma, beta, count, ch, mu,
                      var > 0 ? var : 0, momentum, eps);
     }
     const int isa = fclf_isa_active();
@@ -182,12 +211,13 @@ void fclf_conv2d_batchnorm_forward_train(float *y, int32_t *argmax, float *mean,
         float out[BN_POOL_STAGE + LANES] __attribute__((aligned(64)));
         float wf[CONV_BN_TAPS];
         for (FCLF_STATIC_RANGE(i, n)) {
-            stage_input(stage, x, s, i);
+            stage_input(stage, x, shift, s, i);
             for (int64_t ch = 0; ch < oc; ch++) {
-                /* BatchNorm's y = z * scale + shift folded into the convolution: z's weights and bias times scale */
-                const float scale = gamma[ch] * invstd[ch], shift = beta[ch] - mean[ch] * scale;
+                /* BatchNorm's y = (z - mean) * gamma * invstd + beta with z - mean = w . (x_p - shift) - w . m:
+                 * the scale folded into the weights, the rest into the bias (both small, about the shift). */
+                const float scale = gamma[ch] * invstd[ch];
                 for (int64_t t = 0; t < k; t++) wf[t] = weight[ch * k + t] * scale;
-                const float bf = bias[ch] * scale + shift;
+                const float bf = beta[ch] - (float)(dot_w(weight + ch * k, m, k) * scale);
                 if (one3x3) plane_1x3x3(out, stage, wf, bf, s.oh, s.ow, relu);
                 else plane_any(out, stage, wf, bf, s.c, s.kh, s.kw, s.oh, s.ow, relu);
                 const int64_t plane = i * oc + ch;
@@ -264,7 +294,8 @@ void fclf_conv2d_batchnorm_backward(float *dweight, float *dgamma, float *dbeta,
                                     const float *y, const float *x, const float *weight, const float *invstd,
                                     const float *gamma, double *moments, int pool, fclf_conv2d_shape s) {
     const int64_t n = s.n, oc = s.oc, hw = s.oh * s.ow, k = taps_of(s), slot = slot_size(s);
-    double *sums = moments + head_size(k);
+    const double *m = moments, *cov = moments + k, *shift = moments + k + k * k;
+    double *sums = moments + head_size(s);
     const int one3x3 = s.c == 1 && s.kh == 3 && s.kw == 3;
     const int isa = fclf_isa_active();
     FCLF_PARALLEL_IF(worth_threads(n, oc, hw), {
@@ -272,7 +303,7 @@ void fclf_conv2d_batchnorm_backward(float *dweight, float *dgamma, float *dbeta,
         float g[BN_POOL_STAGE + LANES] __attribute__((aligned(64)));
         memset(g + hw, 0, LANES * sizeof(float)); /* the slack a row's last vector reads (masked) is defined */
         for (FCLF_STATIC_RANGE(i, n)) {
-            stage_input(stage, x, s, i);
+            stage_input(stage, x, shift, s, i);
             for (int64_t ch = 0; ch < oc; ch++) {
                 plane_gradient(isa, g, dy, argmax, y, pool, i * oc + ch, s.oh, s.ow);
                 double *out = sums + i * slot + ch * (k + 1);
@@ -281,8 +312,8 @@ void fclf_conv2d_batchnorm_backward(float *dweight, float *dgamma, float *dbeta,
             }
         }
     });
-    /* Each channel's T and G over the batch, in image order, then the formulas above: K^2 oc operations. */
-    const double *m = moments, *cov = moments + k;
+    /* Each channel's T and G over the batch, in image order, then the formulas above (T and m both about the
+     * shift, which T - G m does not see): K^2 oc operations. */
     for (int64_t ch = 0; ch < oc; ch++) {
         double t[CONV_BN_TAPS + 1] = {0};
         for (int64_t i = 0; i < n; i++)

@@ -100,11 +100,24 @@ struct NormalizationTests {
                       (3, 1, 8, 8, 2, 2, true, false, false), (2, 3, 10, 10, 2, 2, true, true, false), (3, 1, 9, 9, 2, 2, true, true, true),
                       (2, 2, 6, 7, 3, 4, true, true, false), (1, 1, 17, 17, 1, 3, true, true, true)])
     func convBatchNormFused(_ n: Int, _ c: Int, _ h: Int, _ w: Int, _ oc: Int, _ k: Int, _ same: Bool, _ relu: Bool, _ pool: Bool) {
+        // Pixels with an offset, as images in [0, 1] have: the moments must not lose the variance to the mean.
+        checkConvBatchNorm(n, c, h, w, oc, k, same, relu, pool, offset: 0.6)
+    }
+
+    /// Raw 0-255 pixels, or any input far from 0 for its spread: float sums of x x^T about 0 would lose the
+    /// covariance to cancellation ((mean / sd)^2 = 10^4 here).
+    @Test("first convolution + BatchNorm from the input's moments: an input offset 100 times its spread",
+          arguments: [(4, 1, 28, 28, 4, 3, true, true, true), (3, 2, 9, 9, 3, 3, false, true, false)])
+    func convBatchNormFarInput(_ n: Int, _ c: Int, _ h: Int, _ w: Int, _ oc: Int, _ k: Int, _ same: Bool, _ relu: Bool, _ pool: Bool) {
+        checkConvBatchNorm(n, c, h, w, oc, k, same, relu, pool, offset: 58)
+    }
+
+    private func checkConvBatchNorm(_ n: Int, _ c: Int, _ h: Int, _ w: Int, _ oc: Int, _ k: Int, _ same: Bool, _ relu: Bool, _ pool: Bool,
+                                    offset: Float) {
         let s = fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(w), Int64(oc), Int64(k), Int64(k), same ? 1 : 0)
         let (oh, ow) = (Int(s.oh), Int(s.ow)), hw = oh * ow, full = n * oc * hw, taps = c * k * k
         #expect(fclf_conv2d_batchnorm_supported(s, pool ? 1 : 0) != 0)
-        // Pixels with an offset, as images in [0, 1] have: the moments must not lose the variance to the mean.
-        let x = randomArray(n * c * h * w, seed: 21).map { $0 + 0.6 }, weight = randomArray(oc * taps, seed: 22)
+        let x = randomArray(n * c * h * w, seed: 21).map { $0 + offset }, weight = randomArray(oc * taps, seed: 22)
         let bias = randomArray(oc, seed: 26), gamma = randomArray(oc, seed: 23).map { 1 + $0 * 0.5 }, beta = randomArray(oc, seed: 24)
         let cells = pool ? n * oc * (oh / 2) * (ow / 2) : full
         let dy = randomArray(cells, seed: 25)
