@@ -203,7 +203,7 @@ void fclf_conv2d_batchnorm_forward_train(float *y, int32_t *argmax, float *mean,
         }
         float scale, offset; /* the affine map itself is not used: the plane pass folds it about the shift */
         finish_stats(&scale, &offset, mean, invstd, running_mean, running_var, gamma, beta, count, ch, mu,
-                     var > 0 ? var : 0, momentum, eps);
+                     var < 0 ? 0 : var, momentum, eps); /* rounding can leave a tiny negative; a NaN stays NaN */
     }
     const int isa = fclf_isa_active();
     FCLF_PARALLEL_IF(worth_threads(n, oc, hw), {
