@@ -264,17 +264,6 @@ FCLF_CLONES static void plane_taps_any(double *restrict sums, const float *restr
     taps_body(sums, g, stage, c, kh, kw, oh, ow);
 }
 
-/* g = dy where y > 0, else +0: a select on loaded vectors (as a scalar loop its branches were unpredictable and
- * took longer than the taps: wide-bn's first layer at batch 128, 8.1 ms backward against 3.3 before). */
-FCLF_CLONES static void masked_copy(float *restrict g, const float *restrict dy, const float *restrict y, int64_t hw) {
-    int64_t j = 0;
-    for (; j + LANES <= hw; j += LANES) {
-        const lanes_f d = (lanes_f)((lanes_i)load_lanes(dy + j) & (load_lanes(y + j) > 0.0f));
-        memcpy(g + j, &d, sizeof d);
-    }
-    for (; j < hw; j++) g[j] = y[j] > 0.0f ? dy[j] : 0.0f;
-}
-
 /* Plane (i, ch)'s gradient at BatchNorm's output into g: the pooled dy routed through the winners (the ReLU's
  * mask applied there), else dy's own plane, masked by y > 0 when y (the ReLU's output) is given. */
 static void plane_gradient(int isa, float *restrict g, const float *dy, const int32_t *argmax, const float *y, int pool,
@@ -284,7 +273,7 @@ static void plane_gradient(int isa, float *restrict g, const float *dy, const in
         const int64_t at = plane * (oh / 2) * (ow / 2);
         fclf_unpool_plane(isa, g, dy + at, argmax + at, y ? y + at : NULL, oh, ow);
     } else if (y) {
-        masked_copy(g, dy + plane * hw, y + plane * hw, hw);
+        fclf_relu_backward(g, dy + plane * hw, y + plane * hw, hw);
     } else {
         memcpy(g, dy + plane * hw, (size_t)hw * sizeof(float));
     }
