@@ -66,14 +66,16 @@ public final class Conv2D: Layer {
         return pooling == .none ? z : Shape(n: z.n, c: z.c, h: z.h / 2, w: z.w / 2)
     }
 
-    /// The pooling the kernels run for this batch: the planner's choice, except that a one-pass or per-window
-    /// request the kernels cannot serve for this shape (a layer built by hand) or CPU (the window kernel needs
-    /// AVX-512, or AVX2 for the GEMM's shapes and one-channel 3x3) takes the path with the same bits that can, as
-    /// does training, which keeps the winners.
+    /// The pooling the kernels run for this batch: the planner's choice, except that a one-pass, per-window or
+    /// Winograd request the kernels cannot serve for this shape (a layer built by hand) or CPU (the window kernel
+    /// needs AVX-512, or AVX2 for the GEMM's shapes and one-channel 3x3; Winograd needs AVX-512) takes the path
+    /// that can, as does training, which keeps the winners. Every path but Winograd gives the same bits.
     private func pooling(_ s: fclf_conv2d_shape, training: Bool = false) -> Plan.Step.ConvPooling {
         switch pooling {
         case .onePass where fclf_conv2d_pool_supported(s) == 0: .afterwards
         case .perWindow where training || fclf_conv2d_window_pool_packed_size(s) == 0:
+            fclf_conv2d_pool_supported(s) != 0 ? .onePass : .afterwards
+        case .winograd where training || fclf_conv2d_winograd_pool_packed_size(s) == 0:
             fclf_conv2d_pool_supported(s) != 0 ? .onePass : .afterwards
         default: pooling
         }
@@ -95,16 +97,23 @@ public final class Conv2D: Layer {
             fclf_maxpool2x2_forward(y, argmax, z, s.n * s.oc, s.oh, s.ow)
         case .perWindow:
             fclf_conv2d_window_pool(y, z, x, weight.value, packed, bias.value, relu, s)
+        case .winograd:
+            fclf_conv2d_winograd_pool(y, z, x, weight.value, packed, bias.value, relu, s)
         }
     }
 
     public func packForInference(_ input: Shape) {
         let s = kernelShape(input.withBatch(1))
-        let perWindow = pooling(s) == .perWindow
-        let count = Int(perWindow ? fclf_conv2d_window_pool_packed_size(s) : fclf_conv2d_packed_weights_size(s))
-        guard count > 0, pooling(s) != .onePass else { packed = nil; return }
+        let way = pooling(s)
+        let count = Int(way == .winograd ? fclf_conv2d_winograd_pool_packed_size(s)
+            : way == .perWindow ? fclf_conv2d_window_pool_packed_size(s) : fclf_conv2d_packed_weights_size(s))
+        guard count > 0, way != .onePass else { packed = nil; return }
         let p = packedWeight.reserve(count)
-        if perWindow { fclf_conv2d_window_pool_pack_weights(p, weight.value, s) } else { fclf_conv2d_pack_weights(p, weight.value, s) }
+        switch way {
+        case .winograd: fclf_conv2d_winograd_pool_pack_weights(p, weight.value, s)
+        case .perWindow: fclf_conv2d_window_pool_pack_weights(p, weight.value, s)
+        default: fclf_conv2d_pack_weights(p, weight.value, s)
+        }
         packed = UnsafePointer(p)
     }
 
@@ -112,7 +121,7 @@ public final class Conv2D: Layer {
     /// packs from x (0 when the products pack straight from x).
     private func colCount(_ s: fclf_conv2d_shape, training: Bool = false) -> Int {
         switch pooling(s, training: training) {
-        case .perWindow: 0  // reads x
+        case .perWindow, .winograd: 0  // reads x
         case .onePass: Int(fclf_conv2d_col_size(s))
         default: fclf_conv2d_uses_col(s) != 0 ? Int(fclf_conv2d_col_size(s)) : 0
         }
@@ -158,6 +167,7 @@ public final class Conv2D: Layer {
         switch pooling(s) {
         case .afterwards: return colCount(s) + productShape(x).count
         case .perWindow: return Int(fclf_conv2d_window_pool_work_size(s))
+        case .winograd: return Int(fclf_conv2d_winograd_pool_work_size(s))
         default: return colCount(s)
         }
     }
