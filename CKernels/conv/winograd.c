@@ -32,12 +32,13 @@ static int64_t wino_group_rows(fclf_conv2d_shape s) { return 16 / (s.ow / 2); }
 static int64_t wino_groups(fclf_conv2d_shape s) { return (s.oh / 2 + wino_group_rows(s) - 1) / wino_group_rows(s); }
 
 int fclf_conv2d_winograd_pool_supported(fclf_conv2d_shape s) {
-    if (s.kh != 3 || s.kw != 3 || s.pad_t != 0 || s.pad_l != 0 || s.oh < 2 || s.ow < 2 || s.ow / 2 > 16 || s.c < 1 ||
-        s.oc < 1)
+    /* a tile row's 4x4 windows load 2 pw - 1 lanes from each input row (pw <= 8); one input channel (K = 9)
+     * is the direct kernels' (conv_pool.c, window_pool.c), which this one would not beat */
+    if (s.kh != 3 || s.kw != 3 || s.pad_t != 0 || s.pad_l != 0 || s.oh < 2 || s.ow < 2 || s.ow / 2 > 8 ||
+        s.c * 9 < FCLF_CONV_SMALL_K || s.oc < 1)
         return 0;
-    /* a tile row's 4x4 windows load 2 pw - 1 lanes from each input row (pw <= 8) */
     const int64_t T = wino_tiles(s), groups = wino_groups(s);
-    return s.ow / 2 <= 8 && groups <= WINO_MAX_VECTORS && 3 * T >= 32 * groups;
+    return groups <= WINO_MAX_VECTORS && 3 * T >= 32 * groups;
 }
 
 static int wino_runs(int isa, fclf_conv2d_shape s) {
@@ -147,9 +148,9 @@ __attribute__((target("avx512f"))) static void input_transform(float *restrict V
  * x V [16][c][16 NV] (the K loop over the input channels), then Y = A^T M A per tile, A^T = [1 1 1 0;
  * 0 1 -1 -1], pooled (max of the 4), + bias, ReLU as max(r, 0), stored for the block's channels below oc. */
 static inline __attribute__((always_inline, target("avx512f"))) void block_nv(
-    float *restrict y, const float *restrict V, const float *restrict wp, const float *restrict b, int relu,
-    fclf_conv2d_shape s, int64_t ob, int64_t g0, const int NV) {
-    const int64_t S = wino_stride(NV), T = wino_tiles(s), per_group = wino_group_rows(s) * (s.ow / 2);
+    float *restrict y, int32_t *restrict argmax, const float *restrict V, const float *restrict wp,
+    const float *restrict b, int relu, fclf_conv2d_shape s, int64_t ob, int64_t g0, const int NV) {
+    const int64_t S = wino_stride(NV), T = wino_tiles(s), pw = s.ow / 2, per_group = wino_group_rows(s) * pw;
     float m[16 * WINO_ROWS * 16 * WINO_MAX_VECTORS] __attribute__((aligned(64)));
     for (int xi = 0; xi < 16; xi++) {
         __m512 acc[WINO_ROWS][WINO_MAX_VECTORS];
@@ -179,27 +180,48 @@ static inline __attribute__((always_inline, target("avx512f"))) void block_nv(
                 t0[k] = _mm512_add_ps(_mm512_add_ps(q[k], q[4 + k]), q[8 + k]);
                 t1[k] = _mm512_sub_ps(_mm512_sub_ps(q[4 + k], q[8 + k]), q[12 + k]);
             }
-            const __m512 y00 = _mm512_add_ps(_mm512_add_ps(t0[0], t0[1]), t0[2]);
-            const __m512 y01 = _mm512_sub_ps(_mm512_sub_ps(t0[1], t0[2]), t0[3]);
-            const __m512 y10 = _mm512_add_ps(_mm512_add_ps(t1[0], t1[1]), t1[2]);
-            const __m512 y11 = _mm512_sub_ps(_mm512_sub_ps(t1[1], t1[2]), t1[3]);
-            __m512 p = _mm512_add_ps(_mm512_max_ps(_mm512_max_ps(y00, y01), _mm512_max_ps(y10, y11)),
-                                     _mm512_set1_ps(b ? b[o] : 0.0f));
-            if (relu) p = _mm512_max_ps(p, _mm512_setzero_ps());
+            const __m512 bias = _mm512_set1_ps(b ? b[o] : 0.0f);
+            __m512 z[4] = {_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(t0[0], t0[1]), t0[2]), bias),
+                           _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(t0[1], t0[2]), t0[3]), bias),
+                           _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(t1[0], t1[1]), t1[2]), bias),
+                           _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(t1[1], t1[2]), t1[3]), bias)};
+            if (relu)
+                for (int k = 0; k < 4; k++) z[k] = _mm512_max_ps(z[k], _mm512_setzero_ps()); /* NaN to 0 */
+            /* the pooling's comparisons in its order (pool.c): the first maximum of the window wins */
+            __m512 p = z[0];
+            __mmask16 win[4];
+            for (int k = 1; k < 4; k++) {
+                win[k] = _mm512_cmp_ps_mask(z[k], p, _CMP_GT_OQ);
+                p = _mm512_mask_mov_ps(p, win[k], z[k]);
+            }
             const int64_t first = (g0 + j) * per_group;
-            _mm512_mask_storeu_ps(y + o * T + first, fclf_lanes16(fclf_min64(per_group, T - first)), p);
+            const __mmask16 lanes = fclf_lanes16(fclf_min64(per_group, T - first));
+            _mm512_mask_storeu_ps(y + o * T + first, lanes, p);
+            if (argmax) { /* the winner's index in the oh x ow plane: tile (ty, tx)'s corner 2 ty ow + 2 tx */
+                int32_t corner[16];
+                for (int64_t l = 0; l < 16; l++) {
+                    const int64_t ty = (g0 + j) * wino_group_rows(s) + l / pw, tx = l % pw;
+                    corner[l] = (int32_t)(2 * ty * s.ow + 2 * tx);
+                }
+                __m512i at = _mm512_loadu_si512(corner);
+                const int32_t step[4] = {0, 1, (int32_t)s.ow, (int32_t)s.ow + 1};
+                __m512i best = at;
+                for (int k = 1; k < 4; k++) best = _mm512_mask_add_epi32(best, win[k], at, _mm512_set1_epi32(step[k]));
+                _mm512_mask_storeu_epi32(argmax + o * T + first, lanes, best);
+            }
         }
     }
 }
 
 /* Groups [g0, g0 + nv) of one image, V as input_transform wrote it for them, every block of output channels. */
-__attribute__((target("avx512f"))) static void groups_of_image(float *restrict y, const float *restrict V,
-                                                               const float *restrict wp, const float *restrict b,
-                                                               int relu, fclf_conv2d_shape s, int64_t g0, int64_t nv) {
+__attribute__((target("avx512f"))) static void groups_of_image(float *restrict y, int32_t *restrict argmax,
+                                                               const float *restrict V, const float *restrict wp,
+                                                               const float *restrict b, int relu, fclf_conv2d_shape s,
+                                                               int64_t g0, int64_t nv) {
     for (int64_t ob = 0; ob < wino_blocks(s); ob++) switch (nv) {
-        case 1: block_nv(y, V, wp, b, relu, s, ob, g0, 1); break;
-        case 2: block_nv(y, V, wp, b, relu, s, ob, g0, 2); break;
-        default: block_nv(y, V, wp, b, relu, s, ob, g0, 3); break;
+        case 1: block_nv(y, argmax, V, wp, b, relu, s, ob, g0, 1); break;
+        case 2: block_nv(y, argmax, V, wp, b, relu, s, ob, g0, 2); break;
+        default: block_nv(y, argmax, V, wp, b, relu, s, ob, g0, 3); break;
         }
 }
 
@@ -217,21 +239,21 @@ static void group_task(void *ctx, int64_t g) {
     const wino_job *j = ctx;
     float *V = j->work + g * wino_v_floats(j->s, 1);
     input_transform(V, j->x, j->s, g, 1);
-    groups_of_image(j->y, V, j->wp, j->b, j->relu, j->s, g, 1);
+    groups_of_image(j->y, NULL, V, j->wp, j->b, j->relu, j->s, g, 1);
 }
 #endif
 
-static void winograd_pool(int isa, float *y, float *work, const float *x, const float *w, const float *wp,
-                          const float *b, int relu, fclf_conv2d_shape s) {
+static void winograd_pool(int isa, float *y, int32_t *argmax, float *work, const float *x, const float *w,
+                          const float *wp, const float *b, int relu, fclf_conv2d_shape s) {
     if (s.n <= 0 || s.oc <= 0) return;
-    if (!wp || !wino_runs(isa, s)) { /* the passes this kernel stands for */
+    if (!wp || !wino_runs(isa, s)) { /* the passes this kernel stands for (a supported shape packs from x) */
         fclf_conv2d_forward_isa(isa, work, NULL, x, w, b, relu, s);
-        fclf_maxpool2x2_forward_isa(isa, y, NULL, work, s.n * s.oc, s.oh, s.ow);
+        fclf_maxpool2x2_forward_isa(isa, y, argmax, work, s.n * s.oc, s.oh, s.ow);
         return;
     }
 #if defined(__x86_64__)
     const int64_t T = wino_tiles(s), G = wino_groups(s), vf = wino_v_floats(s, G);
-    if (s.n == 1 && G >= 2 && fclf_assist_active() && fclf_get_max_threads() >= 2) {
+    if (!argmax && s.n == 1 && G >= 2 && fclf_assist_active() && fclf_get_max_threads() >= 2) {
         const wino_job job = {y, work, x, wp, b, relu, s};
         fclf_assisted_tasks(G, group_task, (void *)&job);
         return;
@@ -239,12 +261,12 @@ static void winograd_pool(int isa, float *y, float *work, const float *x, const 
     FCLF_PARALLEL_IF(s.n > 1, for (FCLF_STATIC_RANGE(i, s.n)) {
         float *V = work + i * vf;
         input_transform(V, x + i * s.c * s.h * s.w, s, 0, G);
-        groups_of_image(y + i * s.oc * T, V, wp, b, relu, s, 0, G);
+        groups_of_image(y + i * s.oc * T, argmax ? argmax + i * s.oc * T : NULL, V, wp, b, relu, s, 0, G);
     });
 #endif
 }
 
-void fclf_conv2d_winograd_pool(float *y, float *work, const float *x, const float *w, const float *wp, const float *b,
-                               int relu, fclf_conv2d_shape s) {
-    winograd_pool(fclf_isa_active(), y, work, x, w, wp, b, relu, s);
+void fclf_conv2d_winograd_pool(float *y, int32_t *argmax, float *work, const float *x, const float *w, const float *wp,
+                               const float *b, int relu, fclf_conv2d_shape s) {
+    winograd_pool(fclf_isa_active(), y, argmax, work, x, w, wp, b, relu, s);
 }

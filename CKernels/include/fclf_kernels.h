@@ -255,11 +255,13 @@ void fclf_conv2d_window_pool(float *y, float *work, const float *x, const float 
  * the active one, or NULL). */
 void fclf_conv2d_window_pool_isa(int isa, float *y, float *work, const float *x, const float *w, const float *wp,
                                  const float *b, int relu, fclf_conv2d_shape s);
-/* Inference's 3x3 'valid' convolution + activation + 2x2 max pooling by Winograd's F(2x2, 3x3) (conv/winograd.c):
- * each pooling window is one output tile, 16 multiply-adds per tile and channel pair instead of 36. WRITES y
- * [n, oc, oh/2, ow/2] as fclf_conv2d_forward then fclf_maxpool2x2_forward would, to rounding (not bit for bit:
- * about 1e-6 of the largest term); the same bits for any batch or thread count. supported: the shapes it takes
- * (pad 0, ow/2 <= 8, at most 48 pooled pixels per plane and enough of them to save 1.5x the multiply-adds);
+/* A 3x3 'valid' convolution + activation + 2x2 max pooling by Winograd's F(2x2, 3x3) (conv/winograd.c): each
+ * pooling window is one output tile, 16 multiply-adds per tile and channel pair instead of 36. WRITES y
+ * [n, oc, oh/2, ow/2] and, unless NULL (inference), argmax (the winners, as fclf_maxpool2x2_forward gives them)
+ * as fclf_conv2d_forward then fclf_maxpool2x2_forward would, to rounding (not bit for bit: about 1e-6 of the
+ * largest term); the same bits for any batch or thread count. For shapes with supported(s): those it takes
+ * (pad 0, c >= 2, ow/2 <= 8, at most 3 vectors of pooled pixels and enough of them to save 1.5x the
+ * multiply-adds);
  * packed_size is 0 where this CPU's variant has no such kernel (only AVX-512 has it), and wp is NULL then: the
  * two passes run instead. pack_weights WRITES wp (packed_size floats, G g G^T per channel pair); work
  * (work_size floats) is scratch. Its naive twin is fclf_conv2d_pool_forward_ref. */
@@ -267,8 +269,8 @@ int fclf_conv2d_winograd_pool_supported(fclf_conv2d_shape s);
 int64_t fclf_conv2d_winograd_pool_packed_size(fclf_conv2d_shape s);
 void fclf_conv2d_winograd_pool_pack_weights(float *wp, const float *w, fclf_conv2d_shape s);
 int64_t fclf_conv2d_winograd_pool_work_size(fclf_conv2d_shape s);
-void fclf_conv2d_winograd_pool(float *y, float *work, const float *x, const float *w, const float *wp, const float *b,
-                               int relu, fclf_conv2d_shape s);
+void fclf_conv2d_winograd_pool(float *y, int32_t *argmax, float *work, const float *x, const float *w, const float *wp,
+                               const float *b, int relu, fclf_conv2d_shape s);
 /* Naive direct convolution. forward WRITES y; backward WRITES dx (unless NULL) and ACCUMULATES dw, db. */
 void fclf_conv2d_forward_ref(float *y, const float *x, const float *w, const float *b, fclf_conv2d_shape s);
 void fclf_conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,

@@ -12,8 +12,10 @@ struct PlanTests {
     func seedCNN() throws {
         let plan = try Plan(specs: ModelKind.cnn.specs, inputShape: ModelKind.imageShape)
         #expect(plan.steps.map(\.layers) == [0..<2, 2..<4, 4..<5, 5..<6, 6..<7])
-        // conv1 has 9 taps per output: one pass; conv2 (288 taps) pools right after its product.
-        #expect(plan.steps.map(\.pooling) == [.onePass, .afterwards, .none, .none, .none])
+        // conv1 has 9 taps per output: one pass; conv2 (288 taps) pools right after its product, or computes its
+        // pooling windows as Winograd tiles where AVX-512 runs.
+        let conv2: Plan.Step.ConvPooling = fclf_isa_active() == Int32(FCLF_ISA_AVX512F.rawValue) ? .winograd : .afterwards
+        #expect(plan.steps.map(\.pooling) == [.onePass, conv2, .none, .none, .none])
         #expect(plan.steps.map(\.layer) == [0, 2, 4, 5, 6].map { ModelKind.cnn.specs[$0] })
         #expect(plan.steps.map(\.computesInputGradient) == [false, true, true, true, true])
         #expect(plan.steps[1].output == Shape(n: 1, c: 64, h: 5, w: 5))

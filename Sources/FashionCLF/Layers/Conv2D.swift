@@ -25,7 +25,7 @@ public final class Conv2D: Layer {
     private let y = Buffer<Float>(), col = Buffer<Float>(), tmp = Buffer<Float>()
     private let dcol = Buffer<Float>(), dx = Buffer<Float>(), argmax = Buffer<Int32>(), pooledY = Buffer<Float>()
     /// The weights in the GEMM's panels (`packForInference`), nil where the layer reads them as they are.
-    private let packedWeight = Buffer<Float>()
+    private let packedWeight = Buffer<Float>(), trainingPacked = Buffer<Float>()
     private var packed: UnsafePointer<Float>?
     /// The last training forward's kernel shape (batch included).
     private(set) var shape = fclf_conv2d_shape()
@@ -69,13 +69,14 @@ public final class Conv2D: Layer {
     /// The pooling the kernels run for this batch: the planner's choice, except that a one-pass, per-window or
     /// Winograd request the kernels cannot serve for this shape (a layer built by hand) or CPU (the window kernel
     /// needs AVX-512, or AVX2 for the GEMM's shapes and one-channel 3x3; Winograd needs AVX-512) takes the path
-    /// that can, as does training, which keeps the winners. Every path but Winograd gives the same bits.
+    /// that can, as does training for per-window, which keeps no winners. Every path but Winograd gives the same
+    /// bits.
     private func pooling(_ s: fclf_conv2d_shape, training: Bool = false) -> Plan.Step.ConvPooling {
         switch pooling {
         case .onePass where fclf_conv2d_pool_supported(s) == 0: .afterwards
         case .perWindow where training || fclf_conv2d_window_pool_packed_size(s) == 0:
             fclf_conv2d_pool_supported(s) != 0 ? .onePass : .afterwards
-        case .winograd where training || fclf_conv2d_winograd_pool_packed_size(s) == 0:
+        case .winograd where fclf_conv2d_winograd_pool_packed_size(s) == 0:
             fclf_conv2d_pool_supported(s) != 0 ? .onePass : .afterwards
         default: pooling
         }
@@ -98,7 +99,7 @@ public final class Conv2D: Layer {
         case .perWindow:
             fclf_conv2d_window_pool(y, z, x, weight.value, packed, bias.value, relu, s)
         case .winograd:
-            fclf_conv2d_winograd_pool(y, z, x, weight.value, packed, bias.value, relu, s)
+            fclf_conv2d_winograd_pool(y, argmax, z, x, weight.value, packed, bias.value, relu, s)
         }
     }
 
@@ -138,9 +139,18 @@ public final class Conv2D: Layer {
             run(x.data, shape, y: yp, z: yp, col: colp, argmax: nil)
             return Tensor(data: yp, shape: out)
         }
-        let z = pooling(shape, training: true) == .afterwards ? y.reserve(productShape(x.shape).count) : y.pointer
+        let way = pooling(shape, training: true)
+        let z = way == .afterwards ? y.reserve(productShape(x.shape).count)
+            : way == .winograd ? y.reserve(Int(fclf_conv2d_winograd_pool_work_size(shape))) : y.pointer
+        // Winograd's transformed weights, again after each step's update.
+        var transformed: UnsafePointer<Float>?
+        if way == .winograd {
+            let p = trainingPacked.reserve(Int(fclf_conv2d_winograd_pool_packed_size(shape)))
+            fclf_conv2d_winograd_pool_pack_weights(p, weight.value, shape)
+            transformed = UnsafePointer(p)
+        }
         let yp = pooledY.reserve(out.count)
-        run(x.data, shape, y: yp, z: z, col: colp, argmax: argmax.reserve(out.count))
+        run(x.data, shape, y: yp, z: z, col: colp, argmax: argmax.reserve(out.count), packed: transformed)
         return Tensor(data: yp, shape: out)
     }
 

@@ -29,9 +29,9 @@ public struct Plan: Sendable {
             /// Inference: computed pooling window by pooling window, output channels in vector lanes, only the
             /// pixels the pooling reads (`fclf_conv2d_window_pool`); the bits of `.onePass` or `.afterwards`.
             case perWindow = "pooled per window"
-            /// Inference: a 3x3 'valid' convolution by Winograd's F(2x2, 3x3), each pooling window one output
-            /// tile (`fclf_conv2d_winograd_pool`): 16 multiply-adds per window and channel pair instead of 36,
-            /// the same outputs to rounding (not bit for bit).
+            /// A 3x3 'valid' convolution by Winograd's F(2x2, 3x3), each pooling window one output tile
+            /// (`fclf_conv2d_winograd_pool`): 16 multiply-adds per window and channel pair instead of 36, the
+            /// same outputs to rounding (not bit for bit); training keeps the winners, as `.onePass` does.
             case winograd = "Winograd F(2x2,3x3), pooled per tile"
         }
 
@@ -144,9 +144,9 @@ public struct Plan: Sendable {
                 }
                 // A convolution pools its own output when a 2x2 max pooling follows it.
                 if trained == nil, next(.maxPool2x2) {
-                    // Inference: Winograd where this CPU has it for the shape, else per window where it has the
-                    // window kernel (the packed weights have a size).
-                    pooling = mode == .inference && fclf_conv2d_winograd_pool_packed_size(s) > 0 ? .winograd
+                    // Winograd where this CPU has it for the shape; else, in inference, per window where it has
+                    // the window kernel (the packed weights have a size).
+                    pooling = fclf_conv2d_winograd_pool_packed_size(s) > 0 ? .winograd
                         : mode == .inference && fclf_conv2d_window_pool_packed_size(s) > 0 ? .perWindow
                         : fclf_conv2d_pool_supported(s) != 0 ? .onePass : .afterwards
                     end += 1
