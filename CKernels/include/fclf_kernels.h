@@ -261,9 +261,9 @@ void fclf_conv2d_window_pool_isa(int isa, float *y, float *work, const float *x,
  * as fclf_conv2d_forward then fclf_maxpool2x2_forward would, to rounding (not bit for bit: about 1e-6 of the
  * largest term); the same bits for any batch or thread count. For shapes with supported(s): those it takes
  * (pad 0, c >= 2, ow/2 <= 8, at most 3 vectors of pooled pixels and enough of them to save 1.5x the
- * multiply-adds);
- * packed_size is 0 where this CPU's variant has no such kernel (only AVX-512 has it), and wp is NULL then: the
- * two passes run instead. pack_weights WRITES wp (packed_size floats, G g G^T per channel pair); work
+ * multiply-adds); packed_size is 0 where this CPU's variant has no such kernel (AVX-512 and AVX2 have it, with
+ * their own blocks of output channels), and wp is NULL then: the two passes run instead. pack_weights WRITES wp
+ * (packed_size floats, G g G^T per channel pair, for the active variant); work
  * (work_size floats) is scratch. Its naive twin is fclf_conv2d_pool_forward_ref. */
 int fclf_conv2d_winograd_pool_supported(fclf_conv2d_shape s);
 int64_t fclf_conv2d_winograd_pool_packed_size(fclf_conv2d_shape s);

@@ -360,9 +360,9 @@ struct NormalizationTests {
         let inference = try Plan(specs: Self.bnSpecs, inputShape: ModelKind.imageShape, mode: .inference)
         // Pooled per window where the CPU has the window kernel (AVX-512; AVX2 for conv2, whose K is the GEMM's,
         // and conv1, one channel 3x3 with pixels in lanes), else as training pools; conv2 (3x3 'valid', 5x5 pooled
-        // tiles) by Winograd where AVX-512 runs.
+        // tiles) by Winograd where AVX-512 or AVX2 runs.
         let avx512 = fclf_isa_active() == Int32(FCLF_ISA_AVX512F.rawValue), avx2 = fclf_isa_active() == Int32(FCLF_ISA_AVX2.rawValue)
-        let conv2 = avx512 ? "Winograd F(2x2,3x3), pooled per tile" : avx2 ? "pooled per window" : "pooled after the product"
+        let conv2 = avx512 || avx2 ? "Winograd F(2x2,3x3), pooled per tile" : "pooled after the product"
         #expect(inference.steps.map(\.name) == ["conv2d+batchnorm (folded)+relu+maxpool (\(avx512 || avx2 ? "pooled per window" : "one pass"))",
                                                 "conv2d+batchnorm (folded)+relu+maxpool (\(conv2))",
                                                 "flatten (view)", "dense+batchnorm (folded)+relu", "dense"])

@@ -13,8 +13,8 @@ struct PlanTests {
         let plan = try Plan(specs: ModelKind.cnn.specs, inputShape: ModelKind.imageShape)
         #expect(plan.steps.map(\.layers) == [0..<2, 2..<4, 4..<5, 5..<6, 6..<7])
         // conv1 has 9 taps per output: one pass; conv2 (288 taps) pools right after its product, or computes its
-        // pooling windows as Winograd tiles where AVX-512 runs.
-        let conv2: Plan.Step.ConvPooling = fclf_isa_active() == Int32(FCLF_ISA_AVX512F.rawValue) ? .winograd : .afterwards
+        // pooling windows as Winograd tiles where AVX-512 or AVX2 runs.
+        let conv2: Plan.Step.ConvPooling = fclf_isa_active() != Int32(FCLF_ISA_SCALAR.rawValue) ? .winograd : .afterwards
         #expect(plan.steps.map(\.pooling) == [.onePass, conv2, .none, .none, .none])
         #expect(plan.steps.map(\.layer) == [0, 2, 4, 5, 6].map { ModelKind.cnn.specs[$0] })
         #expect(plan.steps.map(\.computesInputGradient) == [false, true, true, true, true])

@@ -68,7 +68,7 @@ public final class Conv2D: Layer {
 
     /// The pooling the kernels run for this batch: the planner's choice, except that a one-pass, per-window or
     /// Winograd request the kernels cannot serve for this shape (a layer built by hand) or CPU (the window kernel
-    /// needs AVX-512, or AVX2 for the GEMM's shapes and one-channel 3x3; Winograd needs AVX-512) takes the path
+    /// needs AVX-512, or AVX2 for the GEMM's shapes and one-channel 3x3; Winograd needs AVX-512 or AVX2) takes the path
     /// that can, as does training for per-window, which keeps no winners. Every path but Winograd gives the same
     /// bits.
     private func pooling(_ s: fclf_conv2d_shape, training: Bool = false) -> Plan.Step.ConvPooling {
