@@ -1,4 +1,4 @@
-/* winograd.c: inference's 3x3 convolution + activation + 2x2 max pooling by Winograd's minimal filtering
+/* winograd.c: a 3x3 convolution + activation + 2x2 max pooling by Winograd's minimal filtering
  * F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016).
  *
  * A 2x2 max pooling of a 3x3 'valid' convolution reads the outputs in 2x2 windows at even offsets, which are
@@ -6,16 +6,17 @@
  *     Y = A^T [ U (.) V ] A,   U = G g G^T (per output and input channel, packed once),   V = B^T d B,
  * with 16 multiply-adds per tile and channel pair instead of the direct 36, and pooled in registers. The
  * 16 element-wise products summed over the input channels are 16 small GEMMs; here the tiles lie in vector
- * lanes and 8 output channels are broadcast rows, so a GEMM's K loop is the input channels. The tiles go into
+ * lanes and a block of output channels (8 on AVX-512, 6 on AVX2) are broadcast rows, so a GEMM's K loop is the
+ * input channels. The tiles go into
  * the lanes by groups of whole tile rows, one 16-lane vector per group (the seed CNN's conv2: 5 x 5 tiles, rows
  * 0-2 and 3-4 in 2 vectors). Per image: V for all channels (transformed once, [16][c][groups' lanes]), then per
- * block of 8 output channels the 16 products into an L1 buffer and the output transform, bias, activation and
- * pooling straight from it. One image on two cores splits by groups, each transforming its own V: the helper
+ * block of output channels the 16 products into an L1 buffer and the output transform, bias, activation and
+ * pooling straight from it, with the pooling's winners when training asks. One image on two cores splits by groups, each transforming its own V: the helper
  * reading one V the caller wrote (64 KB) cost more than the kernel saved.
  *
  * The rounding is not the direct kernel's: the transforms add and subtract before the products (G's halves
  * are exact), so outputs differ from fclf_conv2d_pool_forward's in the last bits, about 1e-6 of the largest
- * term (tests/ WinogradTests). Each image's arithmetic is fixed, so the results do not depend on the batch or
+ * term (Tests/FashionCLFTests/KernelWinogradTests.swift). Each image's arithmetic is fixed, so the results do not depend on the batch or
  * the thread count. AVX-512 has it (8 output channels per block) and AVX2 (6, as its GEMM's micro-tile, the
  * input transform in plain C); only 'valid' shapes whose pooled tiles fit 3 vectors and save at
  * least 1.5x the direct multiply-adds (36 T >= 1.5 x 256 per vector, the groups' empty lanes included). */
@@ -59,16 +60,21 @@ static int wino_runs(int isa, fclf_conv2d_shape s) {
 
 static int64_t wino_blocks(fclf_conv2d_shape s, int rows) { return (s.oc + rows - 1) / rows; }
 
-int64_t fclf_conv2d_winograd_pool_packed_size(fclf_conv2d_shape s) {
-    const int isa = fclf_isa_active(), rows = wino_rows(isa);
+static int64_t packed_size(int isa, fclf_conv2d_shape s) {
+    const int rows = wino_rows(isa);
     return wino_runs(isa, s) ? wino_blocks(s, rows) * 16 * s.c * rows : 0;
+}
+
+int64_t fclf_conv2d_winograd_pool_packed_size(fclf_conv2d_shape s) { return packed_size(fclf_isa_active(), s); }
+int64_t fclf_conv2d_winograd_pool_packed_size_isa(int isa, fclf_conv2d_shape s) {
+    return packed_size(fclf_isa_usable(isa), s);
 }
 
 /* U = G g G^T for each output and input channel, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], into
  * wp [oc block][16][c][the block's output channels] (rows past oc zero): a K step of the products reads
  * consecutive floats. Blocks as the active variant runs them. */
-void fclf_conv2d_winograd_pool_pack_weights(float *wp, const float *w, fclf_conv2d_shape s) {
-    const int R = wino_rows(fclf_isa_active());
+static void pack_weights(int isa, float *wp, const float *w, fclf_conv2d_shape s) {
+    const int R = wino_rows(isa);
     const int64_t blocks = wino_blocks(s, R);
     for (int64_t ob = 0; ob < blocks; ob++)
         for (int64_t r = 0; r < R; r++) {
@@ -104,7 +110,15 @@ static int64_t wino_stride(int64_t groups) { return 16 * groups; }
 static int64_t wino_plane(fclf_conv2d_shape s, int64_t groups) { return s.c * wino_stride(groups) + 16; }
 static int64_t wino_v_floats(fclf_conv2d_shape s, int64_t groups) { return 16 * wino_plane(s, groups); }
 
+void fclf_conv2d_winograd_pool_pack_weights(float *wp, const float *w, fclf_conv2d_shape s) {
+    pack_weights(fclf_isa_active(), wp, w, s);
+}
+void fclf_conv2d_winograd_pool_pack_weights_isa(int isa, float *wp, const float *w, fclf_conv2d_shape s) {
+    pack_weights(fclf_isa_usable(isa), wp, w, s);
+}
+
 int64_t fclf_conv2d_winograd_pool_work_size(fclf_conv2d_shape s) {
+    if (!fclf_conv2d_winograd_pool_supported(s)) return fclf_max64(0, s.n * s.oc * s.oh * s.ow);
     /* each image its own V, so that images run on any thread (one image on two cores: each group its own); the
      * fallback's full output otherwise */
     const int64_t v = fclf_max64(s.n * wino_v_floats(s, wino_groups(s)), wino_groups(s) * wino_v_floats(s, 1));
@@ -415,4 +429,9 @@ static void winograd_pool(int isa, float *y, int32_t *argmax, float *work, const
 void fclf_conv2d_winograd_pool(float *y, int32_t *argmax, float *work, const float *x, const float *w, const float *wp,
                                const float *b, int relu, fclf_conv2d_shape s) {
     winograd_pool(fclf_isa_active(), y, argmax, work, x, w, wp, b, relu, s);
+}
+
+void fclf_conv2d_winograd_pool_isa(int isa, float *y, int32_t *argmax, float *work, const float *x, const float *w,
+                                   const float *wp, const float *b, int relu, fclf_conv2d_shape s) {
+    winograd_pool(fclf_isa_usable(isa), y, argmax, work, x, w, wp, b, relu, s);
 }

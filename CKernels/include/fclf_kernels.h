@@ -74,7 +74,8 @@ int64_t fclf_parallel_tasks(int64_t tasks, int (*fn)(void *ctx, int64_t task), v
  * fclf_get_max_threads() < 2, inside an OpenMP parallel region, or while another caller's job runs. */
 void fclf_assisted_tasks(int64_t tasks, void (*fn)(void *ctx, int64_t task), void *ctx);
 /* Between these, the kernels that split one image's work call fclf_assisted_tasks on this thread: the
- * per-window convolution (fclf_conv2d_window_pool) and the GEMM of a product whose A is packed whole (the
+ * per-window convolution (fclf_conv2d_window_pool), the Winograd one (fclf_conv2d_winograd_pool, by groups of tile
+ * rows) and the GEMM of a product whose A is packed whole (the
  * inference plan's weights), by column tiles; the others run as fclf_serial_begin has them. Nestable. */
 void fclf_assist_begin(void);
 void fclf_assist_end(void);
@@ -264,13 +265,18 @@ void fclf_conv2d_window_pool_isa(int isa, float *y, float *work, const float *x,
  * multiply-adds); packed_size is 0 where this CPU's variant has no such kernel (AVX-512 and AVX2 have it, with
  * their own blocks of output channels), and wp is NULL then: the two passes run instead. pack_weights WRITES wp
  * (packed_size floats, G g G^T per channel pair, for the active variant); work
- * (work_size floats) is scratch. Its naive twin is fclf_conv2d_pool_forward_ref. */
+ * (work_size floats) is scratch. Its naive twin is fclf_conv2d_pool_forward_ref; the *_isa twins run a given
+ * variant, its weights packed by pack_weights_isa for the same one. */
 int fclf_conv2d_winograd_pool_supported(fclf_conv2d_shape s);
 int64_t fclf_conv2d_winograd_pool_packed_size(fclf_conv2d_shape s);
 void fclf_conv2d_winograd_pool_pack_weights(float *wp, const float *w, fclf_conv2d_shape s);
 int64_t fclf_conv2d_winograd_pool_work_size(fclf_conv2d_shape s);
 void fclf_conv2d_winograd_pool(float *y, int32_t *argmax, float *work, const float *x, const float *w, const float *wp,
                                const float *b, int relu, fclf_conv2d_shape s);
+int64_t fclf_conv2d_winograd_pool_packed_size_isa(int isa, fclf_conv2d_shape s);
+void fclf_conv2d_winograd_pool_pack_weights_isa(int isa, float *wp, const float *w, fclf_conv2d_shape s);
+void fclf_conv2d_winograd_pool_isa(int isa, float *y, int32_t *argmax, float *work, const float *x, const float *w,
+                                   const float *wp, const float *b, int relu, fclf_conv2d_shape s);
 /* Naive direct convolution. forward WRITES y; backward WRITES dx (unless NULL) and ACCUMULATES dw, db. */
 void fclf_conv2d_forward_ref(float *y, const float *x, const float *w, const float *b, fclf_conv2d_shape s);
 void fclf_conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
