@@ -110,6 +110,13 @@ static int64_t wino_stride(int64_t groups) { return 16 * groups; }
 static int64_t wino_plane(fclf_conv2d_shape s, int64_t groups) { return s.c * wino_stride(groups) + 16; }
 static int64_t wino_v_floats(fclf_conv2d_shape s, int64_t groups) { return 16 * wino_plane(s, groups); }
 
+/* Where group g's 16 lanes pool from: lane l's tile (ty, tx) has its window's first pixel at 2 ty ow + 2 tx of
+ * the oh x ow plane (lanes past the group's tiles get indices never stored). */
+static void tile_corners(int32_t corner[16], fclf_conv2d_shape s, int64_t g) {
+    const int64_t pw = s.ow / 2;
+    for (int64_t l = 0; l < 16; l++) corner[l] = (int32_t)(2 * (g * wino_group_rows(s) + l / pw) * s.ow + 2 * (l % pw));
+}
+
 void fclf_conv2d_winograd_pool_pack_weights(float *wp, const float *w, fclf_conv2d_shape s) {
     pack_weights(fclf_isa_active(), wp, w, s);
 }
@@ -118,12 +125,12 @@ void fclf_conv2d_winograd_pool_pack_weights_isa(int isa, float *wp, const float 
 }
 
 int64_t fclf_conv2d_winograd_pool_work_size(fclf_conv2d_shape s) {
-    if (!fclf_conv2d_winograd_pool_supported(s)) return fclf_max64(0, s.n * s.oc * s.oh * s.ow);
-    /* each image its own V, so that images run on any thread (one image on two cores: each group its own); the
-     * fallback's full output otherwise */
+    /* the fallback's full output; and each image its own V, so that images run on any thread (one image on two
+     * cores: each group its own) */
+    const int64_t passes = fclf_max64(0, s.n * s.oc * s.oh * s.ow);
+    if (!fclf_conv2d_winograd_pool_supported(s)) return passes;
     const int64_t v = fclf_max64(s.n * wino_v_floats(s, wino_groups(s)), wino_groups(s) * wino_v_floats(s, 1));
-    const int64_t passes = s.n * s.oc * s.oh * s.ow;
-    return v > passes ? v : passes;
+    return fclf_max64(v, passes);
 }
 
 #if defined(__x86_64__)
@@ -197,6 +204,9 @@ static inline __attribute__((always_inline, target("avx512f"))) void block_nv(
             for (int j = 0; j < NV; j++) _mm512_store_ps(m + (xi * WINO_ROWS_AVX512 + r) * 16 * NV + 16 * j, acc[r][j]);
     }
     const int64_t rows = fclf_min64(WINO_ROWS_AVX512, s.oc - ob * WINO_ROWS_AVX512);
+    int32_t corner[WINO_MAX_VECTORS][16];
+    if (argmax)
+        for (int j = 0; j < NV; j++) tile_corners(corner[j], s, g0 + j);
     for (int64_t r = 0; r < rows; r++) {
         const int64_t o = ob * WINO_ROWS_AVX512 + r;
         for (int j = 0; j < NV; j++) {
@@ -224,13 +234,8 @@ static inline __attribute__((always_inline, target("avx512f"))) void block_nv(
             const int64_t first = (g0 + j) * per_group;
             const __mmask16 lanes = fclf_lanes16(fclf_min64(per_group, T - first));
             _mm512_mask_storeu_ps(y + o * T + first, lanes, p);
-            if (argmax) { /* the winner's index in the oh x ow plane: tile (ty, tx)'s corner 2 ty ow + 2 tx */
-                int32_t corner[16];
-                for (int64_t l = 0; l < 16; l++) {
-                    const int64_t ty = (g0 + j) * wino_group_rows(s) + l / pw, tx = l % pw;
-                    corner[l] = (int32_t)(2 * ty * s.ow + 2 * tx);
-                }
-                __m512i at = _mm512_loadu_si512(corner);
+            if (argmax) { /* the winner's index in the oh x ow plane */
+                const __m512i at = _mm512_loadu_si512(corner[j]);
                 const int32_t step[4] = {0, 1, (int32_t)s.ow, (int32_t)s.ow + 1};
                 __m512i best = at;
                 for (int k = 1; k < 4; k++) best = _mm512_mask_add_epi32(best, win[k], at, _mm512_set1_epi32(step[k]));
@@ -320,7 +325,7 @@ __attribute__((target("avx2,fma"))) static void block6__avx2(float *restrict out
     }
     const int64_t rows = fclf_min64(R, s.oc - ob * R), first = g * per_group;
     int32_t corner[16];
-    for (int64_t l = 0; l < 16; l++) corner[l] = (int32_t)(2 * (g * wino_group_rows(s) + l / pw) * s.ow + 2 * (l % pw));
+    tile_corners(corner, s, g);
     const int32_t step[4] = {0, 1, (int32_t)s.ow, (int32_t)s.ow + 1};
     for (int64_t r = 0; r < rows; r++) {
         const __m256 bias = _mm256_set1_ps(b ? b[ob * R + r] : 0.0f);
