@@ -277,6 +277,20 @@ int64_t fclf_conv2d_winograd_pool_packed_size_isa(int isa, fclf_conv2d_shape s);
 void fclf_conv2d_winograd_pool_pack_weights_isa(int isa, float *wp, const float *w, fclf_conv2d_shape s);
 void fclf_conv2d_winograd_pool_isa(int isa, float *y, int32_t *argmax, float *work, const float *x, const float *w,
                                    const float *wp, const float *b, int relu, fclf_conv2d_shape s);
+/* Its backward pass, in the Winograd domain by the GEMM (16 products per gradient and chunk of images): given the
+ * pooling's argmax and, for ReLU, its y (else NULL), WRITES dx (unless NULL) and ACCUMULATES dw, db (may be NULL) as
+ * fclf_conv2d_pool_backward would, to rounding; the same bits for any thread count. For shapes with supported(s), on
+ * any variant (the *_isa twin runs a given one's GEMM); others are fclf_conv2d_pool_backward's: work_size is 0 for
+ * them and the call writes nothing. work (work_size floats: 16 x ((oc + c) x m x tiles + 32 + 2 x oc x c), m the
+ * images per chunk: all n while the first term stays within 6 MB) is scratch. Its naive twin is
+ * fclf_conv2d_pool_backward_ref. */
+int64_t fclf_conv2d_winograd_pool_backward_work_size(fclf_conv2d_shape s);
+void fclf_conv2d_winograd_pool_backward(float *dx, float *dw, float *db, float *work, const float *dy,
+                                        const int32_t *argmax, const float *y, const float *x, const float *w,
+                                        fclf_conv2d_shape s);
+void fclf_conv2d_winograd_pool_backward_isa(int isa, float *dx, float *dw, float *db, float *work, const float *dy,
+                                            const int32_t *argmax, const float *y, const float *x, const float *w,
+                                            fclf_conv2d_shape s);
 /* Naive direct convolution. forward WRITES y; backward WRITES dx (unless NULL) and ACCUMULATES dw, db. */
 void fclf_conv2d_forward_ref(float *y, const float *x, const float *w, const float *b, fclf_conv2d_shape s);
 void fclf_conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,

@@ -116,4 +116,62 @@ struct KernelWinogradTests {
         #expect(y.map(\.bitPattern) == expected.map(\.bitPattern))
         #expect(argmax == winners)
     }
+
+    @Test("its backward pass matches the naive routing + convolution gradient to rounding, dx, dw and db, with and without ReLU's mask and dx, the same bits on 1 and 2 threads, every ISA's GEMM",
+          arguments: kernelISAs)
+    func backwardMatchesNaive(_ variant: KernelISA) {
+        let isa = variant.raw
+        // Shapes as the forward test's: conv2 (25 tiles), 36 tiles on an odd plane (the last row and column of the
+        // input and output get no gradient), 16 tiles on two channels, a 4x7 plane of tiles; and 1000 output channels,
+        // whose Winograd-domain gradients take 2.3 MB per image: two chunks of images (2, then 1).
+        for (n, c, h, w, oc) in [(3, 32, 13, 13, 64), (2, 3, 15, 14, 13), (2, 2, 10, 10, 9), (3, 5, 11, 17, 20),
+                                 (3, 2, 14, 14, 1000)] {
+            let s = fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(w), Int64(oc), 3, 3, 0)
+            let tiles = Int(s.oh / 2) * Int(s.ow / 2), pooled = n * oc * tiles
+            // The Winograd-domain gradients of a chunk of images (all of them here but for 1000 channels), and U, dU.
+            let chunk = oc == 1000 ? 2 : n
+            #expect(fclf_conv2d_winograd_pool_backward_work_size(s) == Int64(16 * ((oc + c) * chunk * tiles + 32 + 2 * oc * c)))
+            let x = randomArray(n * c * h * w, seed: 100), wt = randomArray(oc * c * 9, seed: 101), b = randomArray(oc, seed: 102)
+            let dy = randomArray(pooled, seed: 103)
+            for relu: Int32 in [0, 1] {
+                // The winners and pooled y of the forward pass; with ReLU about half the windows are masked.
+                var y = [Float](repeating: 0, count: pooled), argmax = [Int32](repeating: -1, count: pooled)
+                fclf_conv2d_pool_forward_ref(&y, &argmax, x, wt, b, relu, s)
+                var dxRef = [Float](repeating: 0, count: n * c * h * w), dwRef = [Float](repeating: 0.5, count: oc * c * 9)
+                var dbRef = [Float](repeating: 0.25, count: oc)
+                fclf_conv2d_pool_backward_ref(&dxRef, &dwRef, &dbRef, dy, argmax, relu != 0 ? y : nil, x, wt, s)
+                var results: [[Float]] = []
+                for threads in [1, 2] { for withDx in [true, false] {
+                    let tag = "\(variant.testDescription) n\(n) c\(c) \(h)x\(w) oc\(oc) relu \(relu), \(threads) threads, dx \(withDx)"
+                    var dx = [Float](repeating: .nan, count: n * c * h * w), dw = [Float](repeating: 0.5, count: oc * c * 9)
+                    var db = [Float](repeating: 0.25, count: oc)
+                    var work = [Float](repeating: .nan, count: Int(fclf_conv2d_winograd_pool_backward_work_size(s)))
+                    withThreads(threads) {
+                        dx.withUnsafeMutableBufferPointer { d in
+                            y.withUnsafeBufferPointer { yp in
+                                fclf_conv2d_winograd_pool_backward_isa(isa, withDx ? d.baseAddress : nil, &dw, &db, &work, dy, argmax,
+                                                                       relu != 0 ? yp.baseAddress : nil, x, wt, s)
+                            }
+                        }
+                    }
+                    // dw sums one routed gradient times a pixel per tile and image (values in [-1, 1]), dx one per
+                    // output channel and tap: rounding in the transforms stays far below 1e-5 of those counts; a
+                    // wrong sign or tap is off by order 0.1-1. dw and db accumulate onto what they held.
+                    expectClose(dw, dwRef, atol: 1e-5 * Double(n * tiles), rtol: 0, "\(tag): dw")
+                    expectClose(db, dbRef, atol: 1e-5 * Double(n * tiles), rtol: 0, "\(tag): db")
+                    if withDx {
+                        expectClose(dx, dxRef, atol: 1e-5 * Double(9 * oc), rtol: 0, "\(tag): dx")
+                        results.append(dx + dw + db)
+                    } else {
+                        #expect(dx.allSatisfy { $0.isNaN }, "\(tag): dx untouched")
+                    }
+                } }
+                #expect(results[1].map(\.bitPattern) == results[0].map(\.bitPattern),
+                        "\(variant.testDescription) n\(n) c\(c) \(h)x\(w) oc\(oc) relu \(relu): 1 and 2 threads")
+            }
+        }
+        // Shapes it does not take have no work and get no writes.
+        let unsupported = fclf_conv2d_make_shape(1, 2, 40, 40, 4, 3, 3, 0)
+        #expect(fclf_conv2d_winograd_pool_backward_work_size(unsupported) == 0)
+    }
 }

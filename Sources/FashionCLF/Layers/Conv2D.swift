@@ -11,7 +11,8 @@ import CKernels
 ///
 /// Pooled, backward routes the pooled gradient (with f's mask, read on the pooled output) straight into the
 /// layout the products read, so the full-size gradient is never written; with `.onePass` the full-size z is
-/// never stored either. Either way the results are those of the two separate layers, bit for bit.
+/// never stored either. Either way the results are those of the two separate layers, bit for bit. `.winograd` runs
+/// both passes in the Winograd domain and gives those results to rounding.
 public final class Conv2D: Layer {
     public let inChannels: Int, outChannels: Int, kernelSize: Int
     public let padding: Padding
@@ -156,17 +157,24 @@ public final class Conv2D: Layer {
 
     public func backward(_ dy: Tensor) -> Tensor {
         let dxp: UnsafeMutablePointer<Float>? = computesInputGradient ? dx.reserve(inputShape.count) : nil
-        // Without dx, dcol only holds the K x oc weight-gradient product.
-        let dcolp = dcol.reserve(computesInputGradient ? Int(fclf_conv2d_dcol_size(shape)) : weight.count)
+        let mask = activation == .relu ? UnsafePointer(pooledY.pointer) : nil
         let pooled = pooling != .none
-        let tmpp = tmp.reserve(Int(fclf_conv2d_backward_tmp_size(shape, computesInputGradient ? 1 : 0, pooled ? 1 : 0)))
-        if pooled {
-            fclf_conv2d_pool_backward(dxp, weight.grad, bias.grad, dcolp, tmpp, dy.data, argmax.pointer,
-                                      activation == .relu ? UnsafePointer(pooledY.pointer) : nil, col.pointer, input,
-                                      weight.value, shape)
+        if pooled && pooling(shape, training: true) == .winograd {
+            // The forward's transforms backwards; the work holds the Winograd-domain gradients.
+            let work = dcol.reserve(Int(fclf_conv2d_winograd_pool_backward_work_size(shape)))
+            fclf_conv2d_winograd_pool_backward(dxp, weight.grad, bias.grad, work, dy.data, argmax.pointer, mask, input,
+                                               weight.value, shape)
         } else {
-            fclf_conv2d_backward(dxp, weight.grad, bias.grad, dcolp, tmpp, dy.data, y.pointer, col.pointer,
-                                 input, weight.value, activation == .relu ? 1 : 0, shape)
+            // Without dx, dcol only holds the K x oc weight-gradient product.
+            let dcolp = dcol.reserve(computesInputGradient ? Int(fclf_conv2d_dcol_size(shape)) : weight.count)
+            let tmpp = tmp.reserve(Int(fclf_conv2d_backward_tmp_size(shape, computesInputGradient ? 1 : 0, pooled ? 1 : 0)))
+            if pooled {
+                fclf_conv2d_pool_backward(dxp, weight.grad, bias.grad, dcolp, tmpp, dy.data, argmax.pointer, mask,
+                                          col.pointer, input, weight.value, shape)
+            } else {
+                fclf_conv2d_backward(dxp, weight.grad, bias.grad, dcolp, tmpp, dy.data, y.pointer, col.pointer,
+                                     input, weight.value, activation == .relu ? 1 : 0, shape)
+            }
         }
         return Tensor(data: dxp ?? dx.pointer, shape: computesInputGradient ? inputShape : inputShape.withBatch(0))
     }
