@@ -19,7 +19,10 @@
  * term (Tests/FashionCLFTests/KernelWinogradTests.swift). Each image's arithmetic is fixed, so the results do not depend on the batch or
  * the thread count. AVX-512 has it (8 output channels per block) and AVX2 (6, as its GEMM's micro-tile, the
  * input transform in plain C); only 'valid' shapes whose pooled tiles fit 3 vectors and save at
- * least 1.5x the direct multiply-adds (36 T >= 1.5 x 256 per vector, the groups' empty lanes included). */
+ * least 1.5x the direct multiply-adds (36 T >= 1.5 x 256 per vector, the groups' empty lanes included).
+ *
+ * Training's backward pass (the end of this file) stays in the Winograd domain too, as 16 GEMMs per gradient over
+ * the whole batch's tiles (plain C and the GEMM: any variant). */
 #include "conv.h"
 #include "../gemm/gemm.h"
 
