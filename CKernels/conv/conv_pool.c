@@ -8,6 +8,8 @@
  * layers (the pool's ReLU mask included), so the bits are the same. */
 #include "conv.h"
 
+#include <string.h>
+
 int fclf_conv2d_pool_supported(fclf_conv2d_shape s) {
     return s.c * s.kh * s.kw < FCLF_CONV_SMALL_K && s.oh >= 2 && s.ow >= 2 && s.oh * s.ow <= FCLF_CONV_FUSED_PLANE_MAX;
 }
@@ -82,4 +84,263 @@ void fclf_conv2d_pool_backward_isa(int isa, float *dx, float *dw, float *db, flo
                                    const int32_t *argmax, const float *y, const float *col, const float *x,
                                    const float *w, fclf_conv2d_shape s) {
     conv_pool_backward(fclf_isa_usable(isa), dx, dw, db, dcol, tmp, dy, argmax, y, col, x, w, s);
+}
+
+/* The backward pass at the pooling's winners. The pool passes each window's gradient g to one output (the winner,
+ * where the pooled y > 0 for ReLU), so the convolution's gradients sum one term per window:
+ *     dw[o][:, u, v] += g x[:, wy + u, wx + v],   dx[:, wy + u, wx + v] += g w[o][:, u, v],   db[o] += g
+ * over (image, output channel, window), (wy, wx) the winner. The GEMM path (fclf_conv2d_pool_backward) routes g
+ * into the full output and multiplies all of it: 4 times the terms for a 2x2 pool, and ReLU's masked windows
+ * (about half) count too. Here a term is the c channels of one tap, contiguous: x and dx in channel-last planes
+ * (zero-framed for padding), w as [oc][kh][kw][c]. Each output channel's dw sums its windows image by image in
+ * window order, and each image's dx its windows then output channels in a fixed order, whichever thread takes
+ * them: the same bits for any thread count (each CPU variant its own: those with FMA contract the multiply-adds).
+ * The seed CNN's conv2 (Zen 4, 2 threads, fclf-profile cnn 32 / 128): 0.79 / 2.6-2.7 ms for this pass against
+ * 1.9-2.0 / 7.0 ms for the GEMM path and 1.1-1.3 / 4.6-4.9 ms for the same gradients in Winograd's domain (16 GEMMs
+ * per gradient over the tiles, 4766f4b), which multiplied 2 x 16 per tile and channel pair where this multiplies
+ * 2 x 9 per window. */
+enum { FCLF_WINNERS_MAX_OC = 1024 }; /* output channels the specialised input gradient sorts on the stack */
+static int64_t winners_plane(fclf_conv2d_shape s) { return fclf_conv_framed_rows(s) * fclf_conv_framed_cols(s) * s.c; }
+
+/* Floats rounded up to whole cache lines. The planes' vectors start on cache lines (a window's taps lie c floats
+ * apart), which they only do when the buffers do: loads split across two lines halve the products' rate. */
+static int64_t winners_round(int64_t floats) { return (floats + 15) / 16 * 16; }
+
+int fclf_conv2d_pool_backward_winners_supported(fclf_conv2d_shape s) {
+    return s.c * s.kh * s.kw >= FCLF_CONV_SMALL_K && s.oh >= 2 && s.ow >= 2;
+}
+
+int64_t fclf_conv2d_pool_backward_winners_work_size(fclf_conv2d_shape s) {
+    if (!fclf_conv2d_pool_backward_winners_supported(s) || s.n <= 0) return 0;
+    /* x and dx channel-last, w [oc][kh][kw][c], dw the same, each on a cache line (winners_parts) */
+    return 2 * winners_round(s.n * winners_plane(s)) + 2 * winners_round(s.oc * s.kh * s.kw * s.c) + 16;
+}
+
+/* Images [i0, i1) of x into xt [n][fh][fw][c], their frames zero. */
+FCLF_CLONES static void to_channel_last(float *restrict xt, const float *restrict x, fclf_conv2d_shape s, int64_t i0,
+                                        int64_t i1) {
+    const int64_t fw = fclf_conv_framed_cols(s), C = s.c;
+    for (int64_t i = i0; i < i1; i++) {
+        float *d = xt + i * winners_plane(s);
+        if (fclf_conv_framed_rows(s) != s.h || fclf_conv_framed_cols(s) != s.w) /* padded: the frame */
+            memset(d, 0, (size_t)winners_plane(s) * sizeof(float));
+        for (int64_t y = 0; y < s.h; y++)
+            for (int64_t ci = 0; ci < C; ci++) {
+                const float *src = x + ((i * C + ci) * s.h + y) * s.w;
+                float *dst = d + ((y + s.pad_t) * fw + s.pad_l) * C + ci;
+                for (int64_t q = 0; q < s.w; q++) dst[q * C] = src[q];
+            }
+    }
+}
+
+/* Image i's dx from its channel-last dxt (the frame dropped). */
+FCLF_CLONES static void from_channel_last(float *restrict dx, const float *restrict dxt, fclf_conv2d_shape s, int64_t i) {
+    const int64_t fw = fclf_conv_framed_cols(s), C = s.c;
+    const float *d = dxt + i * winners_plane(s);
+    for (int64_t ci = 0; ci < C; ci++)
+        for (int64_t y = 0; y < s.h; y++) {
+            const float *src = d + ((y + s.pad_t) * fw + s.pad_l) * C + ci;
+            float *dst = dx + ((i * C + ci) * s.h + y) * s.w;
+            for (int64_t q = 0; q < s.w; q++) dst[q] = src[q * C];
+        }
+}
+
+/* Where the winner of the window at (oy, ox) of the output lies in the framed channel-last plane (its top-left tap), or -1 when no gradient passes
+ * (ReLU's mask). The winner's offset from its window's corner is read as a row and column of 0 or 1 whatever the
+ * index, so a bad index cannot reach outside the plane. */
+static inline int64_t winner_at(const int32_t *restrict argmax, const float *restrict y, int64_t at, int64_t oy,
+                                int64_t ox, fclf_conv2d_shape s) {
+    if (y && !(y[at] > 0.0f)) return -1;
+    const int64_t off = (int64_t)argmax[at] - (oy * s.ow + ox), wi = off >= s.ow, wj = (off - wi * s.ow) & 1;
+    return ((oy + wi) * fclf_conv_framed_cols(s) + ox + wj) * s.c;
+}
+
+/* dw for output channels [o0, o1) into dwt [oc][kh][kw][c], and db. C, KH, KW constants where specialised (the sums
+ * then stay in registers). */
+static inline __attribute__((always_inline)) void winners_dw(float *restrict dwt, float *restrict db,
+                                                            const float *restrict dy, const int32_t *restrict argmax,
+                                                            const float *restrict y, const float *restrict xt,
+                                                            fclf_conv2d_shape s, int64_t o0, int64_t o1, const int64_t C,
+                                                            const int64_t KH, const int64_t KW) {
+    const int64_t Q = (s.oh / 2) * (s.ow / 2), pw = s.ow / 2, fw = fclf_conv_framed_cols(s), plane = winners_plane(s);
+    for (int64_t o = o0; o < o1; o++) {
+        float *acc = dwt + o * KH * KW * C;
+        for (int64_t k = 0; k < KH * KW * C; k++) acc[k] = 0.0f;
+        float sum = 0.0f;
+        for (int64_t i = 0; i < s.n; i++)
+            for (int64_t q = 0; q < Q; q++) {
+                const int64_t at = (i * s.oc + o) * Q + q, p = winner_at(argmax, y, at, 2 * (q / pw), 2 * (q % pw), s);
+                if (p < 0) continue;
+                const float g = dy[at];
+                sum += g;
+                const float *xp = xt + i * plane + p;
+                for (int64_t u = 0; u < KH; u++)
+                    for (int64_t v = 0; v < KW; v++)
+                        for (int64_t ci = 0; ci < C; ci++) acc[(u * KW + v) * C + ci] += g * xp[(u * fw + v) * C + ci];
+            }
+        if (db) db[o] += sum;
+    }
+}
+
+/* 16 floats as one value (a zmm, or 2 ymm, 4 xmm): the seed CNN's conv2 keeps its 9 taps x 32 channels of sums in
+ * 18 of them, which the compiler holds in registers where it has 32 (the loop above keeps them in memory). */
+typedef float fclf_v16 __attribute__((vector_size(64), aligned(4)));
+
+static inline __attribute__((always_inline)) void winners_dw_c32k3(float *restrict dwt, float *restrict db,
+                                                                  const float *restrict dy,
+                                                                  const int32_t *restrict argmax,
+                                                                  const float *restrict y, const float *restrict xt,
+                                                                  fclf_conv2d_shape s, int64_t o0, int64_t o1) {
+#pragma clang fp contract(fast)
+    const int64_t Q = (s.oh / 2) * (s.ow / 2), fw = fclf_conv_framed_cols(s), plane = winners_plane(s);
+    for (int64_t o = o0; o < o1; o++) memset(dwt + o * 288, 0, 288 * sizeof(float));
+    /* image by image, so that its channel-last x (21.6 KB) stays in L1 for every output channel; each output
+     * channel's sums go from registers to dwt and back between images (the order of its terms is the same) */
+    for (int64_t i = 0; i < s.n; i++)
+        for (int64_t o = o0; o < o1; o++) {
+            fclf_v16 acc[18];
+            memcpy(acc, dwt + o * 288, sizeof acc);
+            float sum = 0.0f;
+            for (int64_t q = 0, oy = 0; oy + 1 < s.oh; oy += 2)
+                for (int64_t ox = 0; ox + 1 < s.ow; ox += 2, q++) {
+                const int64_t at = (i * s.oc + o) * Q + q, p = winner_at(argmax, y, at, oy, ox, s);
+                if (p < 0) continue;
+                const float g = dy[at];
+                sum += g;
+                const float *xp = xt + i * plane + p;
+                for (int u = 0; u < 3; u++)
+                    for (int v = 0; v < 3; v++)
+                        for (int h = 0; h < 2; h++) {
+                            fclf_v16 xv;
+                            memcpy(&xv, xp + (u * fw + v) * 32 + 16 * h, sizeof xv);
+                            acc[(u * 3 + v) * 2 + h] += g * xv;
+                        }
+            }
+            memcpy(dwt + o * 288, acc, sizeof acc);
+            if (db) db[o] += sum;
+        }
+}
+
+FCLF_CLONES static void winners_dw_rows(float *restrict dwt, float *restrict db, const float *restrict dy,
+                                        const int32_t *restrict argmax, const float *restrict y,
+                                        const float *restrict xt, fclf_conv2d_shape s, int64_t o0, int64_t o1) {
+    if (s.c == 32 && s.kh == 3 && s.kw == 3) /* the seed CNN's conv2 */
+        winners_dw_c32k3(dwt, db, dy, argmax, y, xt, s, o0, o1);
+    else
+        winners_dw(dwt, db, dy, argmax, y, xt, s, o0, o1, s.c, s.kh, s.kw);
+}
+
+/* dx of images [i0, i1): each image's windows, per window its output channels, added into dxt, then to NCHW. */
+static inline __attribute__((always_inline)) void winners_dx(float *restrict dx, float *restrict dxt,
+                                                            const float *restrict dy, const int32_t *restrict argmax,
+                                                            const float *restrict y, const float *restrict wt,
+                                                            fclf_conv2d_shape s, int64_t i0, int64_t i1, const int64_t C,
+                                                            const int64_t KH, const int64_t KW) {
+    const int64_t Q = (s.oh / 2) * (s.ow / 2), pw = s.ow / 2, fw = fclf_conv_framed_cols(s), plane = winners_plane(s);
+    for (int64_t i = i0; i < i1; i++) {
+        float *d = dxt + i * plane;
+        memset(d, 0, (size_t)plane * sizeof(float));
+        for (int64_t q = 0; q < Q; q++)
+            for (int64_t o = 0; o < s.oc; o++) {
+                const int64_t at = (i * s.oc + o) * Q + q, p = winner_at(argmax, y, at, 2 * (q / pw), 2 * (q % pw), s);
+                if (p < 0) continue;
+                const float g = dy[at];
+                const float *wo = wt + o * KH * KW * C;
+                float *dp = d + p;
+                for (int64_t u = 0; u < KH; u++)
+                    for (int64_t v = 0; v < KW; v++)
+                        for (int64_t ci = 0; ci < C; ci++) dp[(u * fw + v) * C + ci] += g * wo[(u * KW + v) * C + ci];
+            }
+        from_channel_last(dx, dxt, s, i);
+    }
+}
+
+/* win (a 2x2 pooling window's 4x4 input pixels, 16 channels each) += g w[o] at the winner's row a, column b. */
+static inline __attribute__((always_inline)) void add_patch(fclf_v16 win[16], float g, const float *restrict wo,
+                                                           const int a, const int b) {
+#pragma clang fp contract(fast)
+    for (int u = 0; u < 3; u++)
+        for (int v = 0; v < 3; v++) {
+            fclf_v16 wv;
+            memcpy(&wv, wo + (u * 3 + v) * 32, sizeof wv);
+            win[(a + u) * 4 + b + v] += g * wv;
+        }
+}
+
+/* The seed CNN's conv2: per window and half of the 32 channels, the output channels' terms summed in 16 values held
+ * in registers (one switch case per winner position keeps their indices constant), then added into dxt. */
+static inline __attribute__((always_inline)) void winners_dx_c32k3(float *restrict dx, float *restrict dxt,
+                                                                  const float *restrict dy,
+                                                                  const int32_t *restrict argmax,
+                                                                  const float *restrict y, const float *restrict wt,
+                                                                  fclf_conv2d_shape s, int64_t i0, int64_t i1) {
+    const int64_t Q = (s.oh / 2) * (s.ow / 2), pw = s.ow / 2, fw = fclf_conv_framed_cols(s), plane = winners_plane(s);
+    for (int64_t i = i0; i < i1; i++) {
+        float *d = dxt + i * plane;
+        memset(d, 0, (size_t)plane * sizeof(float));
+        for (int64_t q = 0; q < Q; q++) {
+            /* the output channels by their winner's place (row x 2 + column), masked ones left out: four loops
+             * whose sums' places are constants, instead of a branch per channel the predictor cannot follow */
+            int16_t by[4][FCLF_WINNERS_MAX_OC];
+            int64_t count[4] = {0, 0, 0, 0};
+            for (int64_t o = 0; o < s.oc; o++) {
+                const int64_t at = (i * s.oc + o) * Q + q;
+                const int64_t corner = 2 * (q / pw) * s.ow + 2 * (q % pw), off = (int64_t)argmax[at] - corner;
+                const int64_t wi = off >= s.ow, wj = (off - wi * s.ow) & 1;
+                if (y && !(y[at] > 0.0f)) continue;
+                by[wi * 2 + wj][count[wi * 2 + wj]++] = (int16_t)o;
+            }
+            const float *g = dy + i * s.oc * Q + q;
+            for (int h = 0; h < 2; h++) {
+                fclf_v16 win[16];
+                for (int k = 0; k < 16; k++) win[k] = (fclf_v16){0};
+                for (int64_t k = 0; k < count[0]; k++) add_patch(win, g[by[0][k] * Q], wt + by[0][k] * 288 + 16 * h, 0, 0);
+                for (int64_t k = 0; k < count[1]; k++) add_patch(win, g[by[1][k] * Q], wt + by[1][k] * 288 + 16 * h, 0, 1);
+                for (int64_t k = 0; k < count[2]; k++) add_patch(win, g[by[2][k] * Q], wt + by[2][k] * 288 + 16 * h, 1, 0);
+                for (int64_t k = 0; k < count[3]; k++) add_patch(win, g[by[3][k] * Q], wt + by[3][k] * 288 + 16 * h, 1, 1);
+                float *dp = d + (2 * (q / pw) * fw + 2 * (q % pw)) * 32 + 16 * h;
+                for (int u = 0; u < 4; u++)
+                    for (int v = 0; v < 4; v++) {
+                        fclf_v16 cur;
+                        memcpy(&cur, dp + (u * fw + v) * 32, sizeof cur);
+                        cur += win[u * 4 + v];
+                        memcpy(dp + (u * fw + v) * 32, &cur, sizeof cur);
+                    }
+            }
+        }
+        from_channel_last(dx, dxt, s, i);
+    }
+}
+
+FCLF_CLONES static void winners_dx_images(float *restrict dx, float *restrict dxt, const float *restrict dy,
+                                          const int32_t *restrict argmax, const float *restrict y,
+                                          const float *restrict wt, fclf_conv2d_shape s, int64_t i0, int64_t i1) {
+    if (s.c == 32 && s.kh == 3 && s.kw == 3 && s.oc <= FCLF_WINNERS_MAX_OC)
+        winners_dx_c32k3(dx, dxt, dy, argmax, y, wt, s, i0, i1);
+    else
+        winners_dx(dx, dxt, dy, argmax, y, wt, s, i0, i1, s.c, s.kh, s.kw);
+}
+
+void fclf_conv2d_pool_backward_winners(float *dx, float *dw, float *db, float *work, const float *dy,
+                                       const int32_t *argmax, const float *y, const float *x, const float *w,
+                                       fclf_conv2d_shape s) {
+    if (s.n <= 0 || s.oc <= 0 || !fclf_conv2d_pool_backward_winners_supported(s)) return;
+    const int64_t taps = s.kh * s.kw, K = s.c * taps;
+    float *xt = (float *)(((uintptr_t)work + 63) & ~(uintptr_t)63), *dxt = xt + winners_round(s.n * winners_plane(s));
+    float *wt = dxt + winners_round(s.n * winners_plane(s)), *dwt = wt + winners_round(s.oc * K);
+    FCLF_PARALLEL_IF(fclf_conv_big(s), {
+        to_channel_last(xt, x, s, fclf_partition_bound(s.n, 0), fclf_partition_bound(s.n, 1));
+        if (dx)
+            for (FCLF_STATIC_RANGE(o, s.oc))
+                for (int64_t ci = 0; ci < s.c; ci++)
+                    for (int64_t k = 0; k < taps; k++) wt[(o * taps + k) * s.c + ci] = w[(o * s.c + ci) * taps + k];
+    });
+    FCLF_PARALLEL_IF(fclf_conv_big(s), {
+        const int64_t o0 = fclf_partition_bound(s.oc, 0), o1 = fclf_partition_bound(s.oc, 1);
+        winners_dw_rows(dwt, db, dy, argmax, y, xt, s, o0, o1);
+        for (int64_t o = o0; o < o1; o++)
+            for (int64_t ci = 0; ci < s.c; ci++)
+                for (int64_t k = 0; k < taps; k++) dw[(o * s.c + ci) * taps + k] += dwt[(o * taps + k) * s.c + ci];
+        if (dx) winners_dx_images(dx, dxt, dy, argmax, y, wt, s, fclf_partition_bound(s.n, 0), fclf_partition_bound(s.n, 1));
+    });
 }

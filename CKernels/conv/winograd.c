@@ -21,10 +21,9 @@
  * input transform in plain C); only 'valid' shapes whose pooled tiles fit 3 vectors and save at
  * least 1.5x the direct multiply-adds (36 T >= 1.5 x 256 per vector, the groups' empty lanes included).
  *
- * Training's backward pass (the end of this file) stays in the Winograd domain too, as 16 GEMMs per gradient over
- * the whole batch's tiles (plain C and the GEMM: any variant). */
+ * Training's backward pass is fclf_conv2d_pool_backward_winners (conv_pool.c): one term per pooling window, 9
+ * multiply-adds per window and channel pair for each gradient, fewer than Winograd's 16. */
 #include "conv.h"
-#include "../gemm/gemm.h"
 
 #include <string.h>
 
@@ -74,25 +73,9 @@ int64_t fclf_conv2d_winograd_pool_packed_size_isa(int isa, fclf_conv2d_shape s) 
     return packed_size(fclf_isa_usable(isa), s);
 }
 
-/* U = G g G^T of one output and input channel's 3x3 filter g, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. */
-static void filter_transform(float u[4][4], const float *restrict g) {
-    float gg[4][3]; /* G g */
-    for (int v = 0; v < 3; v++) {
-        gg[0][v] = g[v];
-        gg[1][v] = 0.5f * (g[v] + g[3 + v] + g[6 + v]);
-        gg[2][v] = 0.5f * (g[v] - g[3 + v] + g[6 + v]);
-        gg[3][v] = g[6 + v];
-    }
-    for (int i = 0; i < 4; i++) {
-        u[i][0] = gg[i][0];
-        u[i][1] = 0.5f * (gg[i][0] + gg[i][1] + gg[i][2]);
-        u[i][2] = 0.5f * (gg[i][0] - gg[i][1] + gg[i][2]);
-        u[i][3] = gg[i][2];
-    }
-}
-
-/* U for each output and input channel into wp [oc block][16][c][the block's output channels] (rows past oc zero):
- * a K step of the products reads consecutive floats. Blocks as the active variant runs them. */
+/* U = G g G^T for each output and input channel, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], into
+ * wp [oc block][16][c][the block's output channels] (rows past oc zero): a K step of the products reads
+ * consecutive floats. Blocks as the active variant runs them. */
 static void pack_weights(int isa, float *wp, const float *w, fclf_conv2d_shape s) {
     const int R = wino_rows(isa);
     const int64_t blocks = wino_blocks(s, R);
@@ -101,7 +84,22 @@ static void pack_weights(int isa, float *wp, const float *w, fclf_conv2d_shape s
             const int64_t o = ob * R + r;
             for (int64_t c = 0; c < s.c; c++) {
                 float u[4][4] = {{0}};
-                if (o < s.oc) filter_transform(u, w + (o * s.c + c) * 9);
+                if (o < s.oc) {
+                    const float *g = w + (o * s.c + c) * 9;
+                    float gg[4][3]; /* G g */
+                    for (int v = 0; v < 3; v++) {
+                        gg[0][v] = g[v];
+                        gg[1][v] = 0.5f * (g[v] + g[3 + v] + g[6 + v]);
+                        gg[2][v] = 0.5f * (g[v] - g[3 + v] + g[6 + v]);
+                        gg[3][v] = g[6 + v];
+                    }
+                    for (int i = 0; i < 4; i++) {
+                        u[i][0] = gg[i][0];
+                        u[i][1] = 0.5f * (gg[i][0] + gg[i][1] + gg[i][2]);
+                        u[i][2] = 0.5f * (gg[i][0] - gg[i][1] + gg[i][2]);
+                        u[i][3] = gg[i][2];
+                    }
+                }
                 for (int xi = 0; xi < 16; xi++)
                     wp[((ob * 16 + xi) * s.c + c) * R + r] = u[xi / 4][xi % 4];
             }
@@ -444,234 +442,4 @@ void fclf_conv2d_winograd_pool(float *y, int32_t *argmax, float *work, const flo
 void fclf_conv2d_winograd_pool_isa(int isa, float *y, int32_t *argmax, float *work, const float *x, const float *w,
                                    const float *wp, const float *b, int relu, fclf_conv2d_shape s) {
     winograd_pool(fclf_isa_usable(isa), y, argmax, work, x, w, wp, b, relu, s);
-}
-
-/* The backward pass. Per tile the forward pass computes Y = A^T [sum_c U_oc,c (.) V_c] A with V_c = B^T d_c B, and
- * the pooling keeps one of Y's 4 values (the winner). The gradient, in the Winograd domain:
- *     D_o      = A dY A^T          per output channel and tile; dY is the pooled gradient at the winner (where the
- *                                  pooled y > 0), so D is g times the outer product of A's rows for the winner's row
- *                                  and column: entries 0 and +-g
- *     dU_oc,c  = sum_tiles D_o (.) V_c          16 products [oc, c]    = D [oc, n T] . V^T [n T, c]
- *     dV_c     = sum_o U_oc,c (.) D_o           16 products [c, n T]   = U^T [c, oc] . D [oc, n T]
- *     dg = G^T dU G per channel pair;  dd = B dV B^T per tile, added into dx (the 4x4 windows overlap by 2)
- * 2 x 16 multiply-adds per tile and channel pair, against the GEMM path's 2 x 36 per output pixel, which also
- * counts the outputs the pool never reads (conv2's row and column 10: 21%). The 32 products are the GEMM's,
- * the 16 pairs of them spread over the threads (each product on one thread), so the bits depend on neither the
- * thread count nor the variant's blocking beyond the GEMM's own. work, [16][oc][n T] (D) + [16][c][n T] (V, then
- * dV) + 2 x [16][oc][c] (U, dU), is the forward's V again rather than kept from it: the forward transforms per image
- * into lanes, which would pad the products' K by the groups' empty lanes. */
-enum { WINO_MAX_TILES = 16 * WINO_MAX_VECTORS };
-
-/* Images per pass: D and V of a chunk of images (at most 6 MB; the seed CNN's conv2: 40 images, so a batch of 32 in
- * one pass, 128 in four) stay in L3 between the transforms, the products and the input gradient. This pass timed
- * alone on Zen 4 (32 MB L3), 2 threads, batch 128: 4.8-5.3 ms with 2, 4, 6 or 8 MB chunks (equal within the VM's
- * noise), 6.3 ms unchunked (20 MB), 5.6-6.7 ms with 1 MB or less (more, smaller products); the GEMM path 7.5 ms. */
-enum { WINO_CHUNK_BYTES = 6 * 1024 * 1024 };
-static int64_t wino_chunk(fclf_conv2d_shape s) {
-    const int64_t per_image = 16 * (s.oc + s.c) * wino_tiles(s) * (int64_t)sizeof(float);
-    const int64_t most = fclf_max64(1, WINO_CHUNK_BYTES / per_image), chunks = (s.n + most - 1) / most;
-    return fclf_max64(1, (s.n + chunks - 1) / chunks); /* chunks of equal size (the last one up to chunks - 1 less) */
-}
-/* Columns of D's and V's rows: a chunk's tiles. */
-static int64_t wino_nt(fclf_conv2d_shape s) { return wino_chunk(s) * wino_tiles(s); }
-/* Floats between two of D's (rows oc) or V's (rows c) 16 element planes: one more cache line than the plane, which
- * is a multiple of 4 KB for the seed CNN's conv2 at every batch size that is a multiple of 32 (the 16 stores of a
- * tile fell in one L1 set). */
-static int64_t wino_bwd_plane(int64_t rows, fclf_conv2d_shape s) { return rows * wino_nt(s) + 16; }
-
-int64_t fclf_conv2d_winograd_pool_backward_work_size(fclf_conv2d_shape s) {
-    if (!fclf_conv2d_winograd_pool_supported(s) || s.n <= 0) return 0;
-    return 16 * (wino_bwd_plane(s.oc, s) + wino_bwd_plane(s.c, s) + 2 * s.oc * s.c);
-}
-
-/* Tile t's 4x4 input window starts at in[t] of an input plane, its 2x2 pooling window at out[t] of an output plane. */
-static void tile_windows(int32_t in[WINO_MAX_TILES], int32_t out[WINO_MAX_TILES], fclf_conv2d_shape s) {
-    const int64_t pw = s.ow / 2;
-    for (int64_t t = 0; t < wino_tiles(s); t++) {
-        in[t] = (int32_t)(2 * (t / pw) * s.w + 2 * (t % pw));
-        out[t] = (int32_t)(2 * (t / pw) * s.ow + 2 * (t % pw));
-    }
-}
-
-/* D for output channels [o0, o1) and their bias gradients. The winner's offset from its window's corner is 0, 1,
- * ow or ow + 1: row wi and column wj, read with masks so that any index gives a row and column of 0 or 1. A's rows
- * for them: (1, 1, 1, 0) for 0, (0, 1, -1, -1) for 1. Each step runs over an image's tiles (vectors of them). */
-FCLF_CLONES static void route(float *restrict D, float *restrict db, const float *restrict dy,
-                              const int32_t *restrict argmax, const float *restrict y, fclf_conv2d_shape s, int64_t i0,
-                              int64_t i1, int64_t o0, int64_t o1) {
-    const int64_t T = wino_tiles(s), NT = wino_nt(s), plane = wino_bwd_plane(s.oc, s);
-    const int32_t ow = (int32_t)s.ow;
-    int32_t in[WINO_MAX_TILES], corner[WINO_MAX_TILES];
-    tile_windows(in, corner, s);
-    for (int64_t o = o0; o < o1; o++) {
-        float sum = 0.0f;
-        for (int64_t i = i0; i < i1; i++) {
-            const int64_t at = (i * s.oc + o) * T;
-            float gr[4][WINO_MAX_TILES], c[4][WINO_MAX_TILES], g[WINO_MAX_TILES];
-            for (int64_t t = 0; t < T; t++) g[t] = !y || y[at + t] > 0.0f ? dy[at + t] : 0.0f;
-            for (int64_t t = 0; t < T; t++) sum += g[t]; /* apart: an ordered sum keeps the loops above and below scalar */
-            for (int64_t t = 0; t < T; t++) {
-                const int32_t off = argmax[at + t] - corner[t], wi = off >= ow, wj = (off - wi * ow) & 1;
-                const float fi = (float)wi, fj = (float)wj;
-                gr[0][t] = g[t] * (1.0f - fi);
-                gr[1][t] = g[t];
-                gr[2][t] = g[t] * (1.0f - 2.0f * fi);
-                gr[3][t] = -g[t] * fi;
-                c[0][t] = 1.0f - fj;
-                c[1][t] = 1.0f;
-                c[2][t] = 1.0f - 2.0f * fj;
-                c[3][t] = -fj;
-            }
-            float *d = D + o * NT + (i - i0) * T;
-            for (int xi = 0; xi < 16; xi++)
-                for (int64_t t = 0; t < T; t++) d[xi * plane + t] = gr[xi / 4][t] * c[xi % 4][t];
-        }
-        if (db) db[o] += sum;
-    }
-}
-
-/* V [16][c][n T] for the planes [p0, p1) of x (image i, channel ci): each tile's window transformed as the
- * forward's transforms do, a step at a time over the image's tiles. */
-FCLF_CLONES static void transform_planes(float *restrict V, const float *restrict x, fclf_conv2d_shape s, int64_t i0,
-                                         int64_t p0, int64_t p1) {
-    const int64_t T = wino_tiles(s), NT = wino_nt(s), plane = wino_bwd_plane(s.c, s);
-    int32_t in[WINO_MAX_TILES], out[WINO_MAX_TILES];
-    tile_windows(in, out, s);
-    for (int64_t p = p0; p < p1; p++) {
-        const int64_t i = p / s.c, ci = p % s.c;
-        const float *xc = x + (i0 * s.c + p) * s.h * s.w;
-        float d[16][WINO_MAX_TILES], r[16][WINO_MAX_TILES]; /* the windows' pixels (row-major), B^T d */
-        for (int e = 0; e < 16; e++)
-            for (int64_t t = 0; t < T; t++) d[e][t] = xc[in[t] + (e / 4) * s.w + e % 4];
-        for (int k = 0; k < 4; k++)
-            for (int64_t t = 0; t < T; t++) {
-                const float d0 = d[k][t], d1 = d[4 + k][t], d2 = d[8 + k][t], d3 = d[12 + k][t];
-                r[k][t] = d0 - d2;
-                r[4 + k][t] = d1 + d2;
-                r[8 + k][t] = d2 - d1;
-                r[12 + k][t] = d1 - d3;
-            }
-        float *v = V + ci * NT + i * T;
-        for (int k = 0; k < 4; k++)
-            for (int64_t t = 0; t < T; t++) {
-                v[(k * 4 + 0) * plane + t] = r[k * 4][t] - r[k * 4 + 2][t];
-                v[(k * 4 + 1) * plane + t] = r[k * 4 + 1][t] + r[k * 4 + 2][t];
-                v[(k * 4 + 2) * plane + t] = r[k * 4 + 2][t] - r[k * 4 + 1][t];
-                v[(k * 4 + 3) * plane + t] = r[k * 4 + 1][t] - r[k * 4 + 3][t];
-            }
-    }
-}
-
-/* dx's planes [p0, p1): each tile's dd = B dV B^T (B^T as above), a step at a time over the image's tiles, summed
- * where the windows overlap; the rest of the plane (rows and columns no pooled tile reads) zero. */
-FCLF_CLONES static void input_gradient(float *restrict dx, const float *restrict dV, fclf_conv2d_shape s, int64_t i0,
-                                       int64_t p0, int64_t p1) {
-    const int64_t T = wino_tiles(s), NT = wino_nt(s), ph = s.oh / 2, pw = s.ow / 2, plane = wino_bwd_plane(s.c, s);
-    for (int64_t p = p0; p < p1; p++) {
-        const int64_t i = p / s.c, ci = p % s.c;
-        const float *v = dV + ci * NT + i * T;
-        float r[16][WINO_MAX_TILES], dd[16][WINO_MAX_TILES]; /* B dV, then (B dV) B^T */
-        for (int j = 0; j < 4; j++)
-            for (int64_t t = 0; t < T; t++) {
-                const float q0 = v[j * plane + t], q1 = v[(4 + j) * plane + t], q2 = v[(8 + j) * plane + t];
-                const float q3 = v[(12 + j) * plane + t];
-                r[j][t] = q0;
-                r[4 + j][t] = q1 - q2 + q3;
-                r[8 + j][t] = q1 + q2 - q0;
-                r[12 + j][t] = -q3;
-            }
-        for (int k = 0; k < 4; k++)
-            for (int64_t t = 0; t < T; t++) {
-                const float r0 = r[k * 4][t], r1 = r[k * 4 + 1][t], r2 = r[k * 4 + 2][t], r3 = r[k * 4 + 3][t];
-                dd[k * 4][t] = r0;
-                dd[k * 4 + 1][t] = r1 - r2 + r3;
-                dd[k * 4 + 2][t] = r1 + r2 - r0;
-                dd[k * 4 + 3][t] = -r3;
-            }
-        /* Pixel (2 r + a, 2 m + b) sums element (a + 2 u, b + 2 v) of tiles (r - u, m - v), u, v in {0, 1}: each
-         * written once. Adding each tile into the plane made every load wait on an overlapping store still in flight
-         * (input_gradient's hottest instructions, 40% of it). */
-        float *g = dx + (i0 * s.c + p) * s.h * s.w;
-        memset(g, 0, (size_t)(s.h * s.w) * sizeof(float));
-        for (int64_t r = 0; r <= ph; r++)
-            for (int a = 0; a < 2; a++)
-                for (int64_t m = 0; m <= pw; m++)
-                    for (int b = 0; b < 2; b++) {
-                        float acc = 0.0f;
-                        for (int u = 0; u < 2; u++)
-                            for (int v = 0; v < 2; v++)
-                                if (r - u >= 0 && r - u < ph && m - v >= 0 && m - v < pw)
-                                    acc += dd[(a + 2 * u) * 4 + b + 2 * v][(r - u) * pw + m - v];
-                        g[(2 * r + a) * s.w + 2 * m + b] = acc;
-                    }
-    }
-}
-
-/* dw [o][c][3][3] += G^T dU G for output channels [o0, o1). */
-static void weight_gradient(float *restrict dw, const float *restrict dU, fclf_conv2d_shape s, int64_t o0, int64_t o1) {
-    const int64_t plane = s.oc * s.c;
-    for (int64_t o = o0; o < o1; o++)
-        for (int64_t ci = 0; ci < s.c; ci++) {
-            float q[4][4], h[3][4];
-            for (int xi = 0; xi < 16; xi++) q[xi / 4][xi % 4] = dU[xi * plane + o * s.c + ci];
-            for (int j = 0; j < 4; j++) { /* G^T q */
-                h[0][j] = q[0][j] + 0.5f * (q[1][j] + q[2][j]);
-                h[1][j] = 0.5f * (q[1][j] - q[2][j]);
-                h[2][j] = 0.5f * (q[1][j] + q[2][j]) + q[3][j];
-            }
-            float *g = dw + (o * s.c + ci) * 9;
-            for (int k = 0; k < 3; k++) { /* (G^T q) G */
-                g[k * 3 + 0] += h[k][0] + 0.5f * (h[k][1] + h[k][2]);
-                g[k * 3 + 1] += 0.5f * (h[k][1] - h[k][2]);
-                g[k * 3 + 2] += 0.5f * (h[k][1] + h[k][2]) + h[k][3];
-            }
-        }
-}
-
-static void winograd_pool_backward(int isa, float *dx, float *dw, float *db, float *work, const float *dy,
-                                   const int32_t *argmax, const float *y, const float *x, const float *w,
-                                   fclf_conv2d_shape s) {
-    if (s.n <= 0 || s.oc <= 0 || !fclf_conv2d_winograd_pool_supported(s)) return;
-    const fclf_gemm_kernel *gemm = fclf_gemm_kernel_for(isa);
-    const int64_t NT = wino_nt(s), T = wino_tiles(s), chunk = wino_chunk(s), pairs = s.oc * s.c;
-    const int64_t Dp = wino_bwd_plane(s.oc, s), Vp = wino_bwd_plane(s.c, s);
-    float *D = work, *V = D + 16 * Dp, *U = V + 16 * Vp, *dU = U + 16 * pairs;
-    const int big = fclf_conv_big(s);
-    if (dx)
-        FCLF_PARALLEL_IF(big, for (FCLF_STATIC_RANGE(pr, pairs)) {
-            float u[4][4];
-            filter_transform(u, w + pr * 9);
-            for (int xi = 0; xi < 16; xi++) U[xi * pairs + pr] = u[xi / 4][xi % 4];
-        });
-    /* A chunk of images at a time, each step a parallel region (each product reads all of D and V); dU sums the
-     * chunks in order. */
-    for (int64_t i0 = 0; i0 < s.n; i0 += chunk) {
-        const int64_t i1 = fclf_min64(s.n, i0 + chunk), nt = (i1 - i0) * T;
-        FCLF_PARALLEL_IF(big, {
-            route(D, db, dy, argmax, y, s, i0, i1, fclf_partition_bound(s.oc, 0), fclf_partition_bound(s.oc, 1));
-            transform_planes(V, x, s, i0, fclf_partition_bound((i1 - i0) * s.c, 0), fclf_partition_bound((i1 - i0) * s.c, 1));
-        });
-        FCLF_PARALLEL_IF(big, for (FCLF_STATIC_RANGE(xi, 16)) {
-            const float *Dx = D + xi * Dp;
-            float *Vx = V + xi * Vp;
-            fclf_sgemm_with(gemm, 0, 1, s.oc, s.c, nt, 1.0f, Dx, NT, Vx, NT, i0 > 0 ? 1.0f : 0.0f, dU + xi * pairs, s.c);
-            if (dx) fclf_sgemm_with(gemm, 1, 0, s.c, nt, s.oc, 1.0f, U + xi * pairs, s.c, Dx, NT, 0.0f, Vx, NT);
-        });
-        if (dx)
-            FCLF_PARALLEL_IF(big, input_gradient(dx, V, s, i0, fclf_partition_bound((i1 - i0) * s.c, 0),
-                                                 fclf_partition_bound((i1 - i0) * s.c, 1)););
-    }
-    FCLF_PARALLEL_IF(big, weight_gradient(dw, dU, s, fclf_partition_bound(s.oc, 0), fclf_partition_bound(s.oc, 1)););
-}
-
-void fclf_conv2d_winograd_pool_backward(float *dx, float *dw, float *db, float *work, const float *dy,
-                                        const int32_t *argmax, const float *y, const float *x, const float *w,
-                                        fclf_conv2d_shape s) {
-    winograd_pool_backward(fclf_isa_active(), dx, dw, db, work, dy, argmax, y, x, w, s);
-}
-
-void fclf_conv2d_winograd_pool_backward_isa(int isa, float *dx, float *dw, float *db, float *work, const float *dy,
-                                            const int32_t *argmax, const float *y, const float *x, const float *w,
-                                            fclf_conv2d_shape s) {
-    winograd_pool_backward(fclf_isa_usable(isa), dx, dw, db, work, dy, argmax, y, x, w, s);
 }

@@ -237,6 +237,17 @@ void fclf_conv2d_pool_forward_isa(int isa, float *y, int32_t *argmax, float *col
 void fclf_conv2d_pool_backward_isa(int isa, float *dx, float *dw, float *db, float *dcol, float *tmp, const float *dy,
                                    const int32_t *argmax, const float *y, const float *col, const float *x,
                                    const float *w, fclf_conv2d_shape s);
+/* The same backward pass at the pooling's winners only (conv/conv_pool.c): one term per pooling window that passes a
+ * gradient, the channels of each tap contiguous (x, dx and w moved channel-last in work), instead of products over
+ * the full output. For shapes with winners_supported(s) (c*kh*kw >= 16, oh, ow >= 2; others: work_size 0 and the
+ * call writes nothing). ACCUMULATES dw, db (may be NULL), WRITES dx unless NULL, as fclf_conv2d_pool_backward would
+ * to rounding; the same bits for any thread count and variant. work: work_size floats (2 n (oh + kh - 1)
+ * (ow + kw - 1) c + 2 oc c kh kw). Its naive twin is fclf_conv2d_pool_backward_ref. */
+int fclf_conv2d_pool_backward_winners_supported(fclf_conv2d_shape s);
+int64_t fclf_conv2d_pool_backward_winners_work_size(fclf_conv2d_shape s);
+void fclf_conv2d_pool_backward_winners(float *dx, float *dw, float *db, float *work, const float *dy,
+                                       const int32_t *argmax, const float *y, const float *x, const float *w,
+                                       fclf_conv2d_shape s);
 
 /* Inference's convolution + activation + 2x2 max pooling for shapes with fclf_conv2d_window_pool_supported(s)
  * (oh, ow >= 2 and c*kh*kw >= 16, the GEMM path, or = 9 where fclf_conv2d_pool_supported): pooling window by
@@ -277,20 +288,6 @@ int64_t fclf_conv2d_winograd_pool_packed_size_isa(int isa, fclf_conv2d_shape s);
 void fclf_conv2d_winograd_pool_pack_weights_isa(int isa, float *wp, const float *w, fclf_conv2d_shape s);
 void fclf_conv2d_winograd_pool_isa(int isa, float *y, int32_t *argmax, float *work, const float *x, const float *w,
                                    const float *wp, const float *b, int relu, fclf_conv2d_shape s);
-/* Its backward pass, in the Winograd domain by the GEMM (16 products per gradient and chunk of images): given the
- * pooling's argmax and, for ReLU, its y (else NULL), WRITES dx (unless NULL) and ACCUMULATES dw, db (may be NULL) as
- * fclf_conv2d_pool_backward would, to rounding; the same bits for any thread count. For shapes with supported(s), on
- * any variant (the *_isa twin runs a given one's GEMM); others are fclf_conv2d_pool_backward's: work_size is 0 for
- * them and the call writes nothing. work (work_size floats: 16 x ((oc + c) x m x tiles + 32 + 2 x oc x c), m the
- * images per chunk: all n while the first term stays within 6 MB) is scratch. Its naive twin is
- * fclf_conv2d_pool_backward_ref. */
-int64_t fclf_conv2d_winograd_pool_backward_work_size(fclf_conv2d_shape s);
-void fclf_conv2d_winograd_pool_backward(float *dx, float *dw, float *db, float *work, const float *dy,
-                                        const int32_t *argmax, const float *y, const float *x, const float *w,
-                                        fclf_conv2d_shape s);
-void fclf_conv2d_winograd_pool_backward_isa(int isa, float *dx, float *dw, float *db, float *work, const float *dy,
-                                            const int32_t *argmax, const float *y, const float *x, const float *w,
-                                            fclf_conv2d_shape s);
 /* Naive direct convolution. forward WRITES y; backward WRITES dx (unless NULL) and ACCUMULATES dw, db. */
 void fclf_conv2d_forward_ref(float *y, const float *x, const float *w, const float *b, fclf_conv2d_shape s);
 void fclf_conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,

@@ -62,7 +62,7 @@ struct PlanTests {
         #expect(labels.map { UInt8($0) } == eval.predictions)
     }
 
-    @Test("a fused convolution step gives the bits of the convolution and pooling layers run one after the other",
+    @Test("a fused convolution step gives the bits of the convolution and pooling layers run one after the other (its gradients to rounding from 16 taps on)",
           arguments: [(Plan.Step.ConvPooling.onePass, 1), (.afterwards, 4), (.onePass, 4)])
     func fusedStepEqualsSeparateLayers(_ pooling: Plan.Step.ConvPooling, _ c: Int) {
         // (.onePass, 4): 36 taps per output, more than the one-pass kernel takes: the layer pools afterwards.
@@ -83,9 +83,17 @@ struct PlanTests {
                 let g = Tensor(data: db.baseAddress!, shape: a.shape)
                 for p in fused.parameters + conv.parameters { p.zeroGrad() }
                 let dxa = fused.backward(g), dxb = conv.backward(pool.backward(g))
-                #expect(Array(UnsafeBufferPointer(start: dxa.data, count: shape.count)) == Array(UnsafeBufferPointer(start: dxb.data, count: shape.count)))
-                for (p, q) in zip(fused.parameters, conv.parameters) {
-                    #expect(Array(UnsafeBufferPointer(start: p.grad, count: p.count)) == Array(UnsafeBufferPointer(start: q.grad, count: q.count)))
+                let gradients = [(dxa.data, dxb.data, shape.count)] + zip(fused.parameters, conv.parameters).map { ($0.grad, $1.grad, $0.count) }
+                for (a, b, count) in gradients {
+                    let fusedGrad = Array(UnsafeBufferPointer(start: a, count: count)), separate = Array(UnsafeBufferPointer(start: b, count: count))
+                    if c * 9 < 16 {
+                        #expect(fusedGrad == separate)
+                    } else {
+                        // 16 or more taps: the fused backward pass sums one term per window at its winner
+                        // (fclf_conv2d_pool_backward_winners), the separate layers multiply the routed full output;
+                        // the same terms in another order (at most 3 x 5 x 5 windows of values in [-1, 1] per sum).
+                        expectClose(fusedGrad, separate, atol: 1e-4, rtol: 1e-5, "\(pooling) c\(c)")
+                    }
                 }
             }
         }

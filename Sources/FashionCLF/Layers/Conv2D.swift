@@ -11,8 +11,9 @@ import CKernels
 ///
 /// Pooled, backward routes the pooled gradient (with f's mask, read on the pooled output) straight into the
 /// layout the products read, so the full-size gradient is never written; with `.onePass` the full-size z is
-/// never stored either. Either way the results are those of the two separate layers, bit for bit. `.winograd` runs
-/// both passes in the Winograd domain and gives those results to rounding.
+/// never stored either. Either way the results are those of the two separate layers, bit for bit; `.winograd`'s
+/// forward pass gives them to rounding. Where the product has 16 or more taps (c·k·k), the pooled backward pass
+/// sums one term per pooling window at its winner instead (`fclf_conv2d_pool_backward_winners`), to rounding.
 public final class Conv2D: Layer {
     public let inChannels: Int, outChannels: Int, kernelSize: Int
     public let padding: Padding
@@ -159,11 +160,11 @@ public final class Conv2D: Layer {
         let dxp: UnsafeMutablePointer<Float>? = computesInputGradient ? dx.reserve(inputShape.count) : nil
         let mask = activation == .relu ? UnsafePointer(pooledY.pointer) : nil
         let pooled = pooling != .none
-        if pooled && pooling(shape, training: true) == .winograd {
-            // The forward's transforms backwards; the work holds the Winograd-domain gradients.
-            let work = dcol.reserve(Int(fclf_conv2d_winograd_pool_backward_work_size(shape)))
-            fclf_conv2d_winograd_pool_backward(dxp, weight.grad, bias.grad, work, dy.data, argmax.pointer, mask, input,
-                                               weight.value, shape)
+        if pooled && fclf_conv2d_pool_backward_winners_supported(shape) != 0 {
+            // One term per pooling window that passes a gradient; the work holds x, dx and w channel-last.
+            let work = dcol.reserve(Int(fclf_conv2d_pool_backward_winners_work_size(shape)))
+            fclf_conv2d_pool_backward_winners(dxp, weight.grad, bias.grad, work, dy.data, argmax.pointer, mask, input,
+                                              weight.value, shape)
         } else {
             // Without dx, dcol only holds the K x oc weight-gradient product.
             let dcolp = dcol.reserve(computesInputGradient ? Int(fclf_conv2d_dcol_size(shape)) : weight.count)
