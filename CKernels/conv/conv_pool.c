@@ -90,16 +90,14 @@ void fclf_conv2d_pool_backward_isa(int isa, float *dx, float *dw, float *db, flo
  * where the pooled y > 0 for ReLU), so the convolution's gradients sum one term per window:
  *     dw[o][:, u, v] += g x[:, wy + u, wx + v],   dx[:, wy + u, wx + v] += g w[o][:, u, v],   db[o] += g
  * over (image, output channel, window), (wy, wx) the winner. The GEMM path (fclf_conv2d_pool_backward) routes g
- * into the full output and multiplies all of it: 4 times the terms for a 2x2 pool, and ReLU's masked windows
- * (about half) count too. Here a term is the c channels of one tap, contiguous: x and dx in channel-last planes
- * (zero-framed for padding), w as [oc][kh][kw][c]. Each output channel's dw sums its windows image by image in
- * window order, and each image's dx its windows then output channels in a fixed order, whichever thread takes
- * them: the same bits for any thread count (each CPU variant its own: those with FMA contract the multiply-adds).
+ * into the full output and multiplies all of it: 4 times the terms for a 2x2 pool, and the windows ReLU masks
+ * count too. Here a term is the c channels of one tap, contiguous: x and dx in channel-last planes (zero-framed
+ * for padding), w as [oc][kh][kw][c]. Each output channel's dw sums its windows image by image in window order,
+ * and each image's dx its output channels' windows in channel then window order, whichever thread takes them: the same bits for any thread count (each CPU variant its own: those with FMA contract the multiply-adds).
  * The seed CNN's conv2 (Zen 4, 2 threads, fclf-profile cnn 32 / 128): 0.79 / 2.6-2.7 ms for this pass against
  * 1.9-2.0 / 7.0 ms for the GEMM path and 1.1-1.3 / 4.6-4.9 ms for the same gradients in Winograd's domain (16 GEMMs
  * per gradient over the tiles, 4766f4b), which multiplied 2 x 16 per tile and channel pair where this multiplies
  * 2 x 9 per window. */
-enum { FCLF_WINNERS_MAX_OC = 1024 }; /* output channels the specialised input gradient sorts on the stack */
 static int64_t winners_plane(fclf_conv2d_shape s) { return fclf_conv_framed_rows(s) * fclf_conv_framed_cols(s) * s.c; }
 
 /* Floats rounded up to whole cache lines. The planes' vectors start on cache lines (a window's taps lie c floats
@@ -182,8 +180,9 @@ static inline __attribute__((always_inline)) void winners_dw(float *restrict dwt
     }
 }
 
-/* 16 floats as one value (a zmm, or 2 ymm, 4 xmm): the seed CNN's conv2 keeps its 9 taps x 32 channels of sums in
- * 18 of them, which the compiler holds in registers where it has 32 (the loop above keeps them in memory). */
+/* 16 floats as one value (a zmm, or 2 ymm, 4 xmm): the seed CNN's conv2 keeps an output channel's 9 taps x 32
+ * channels of weight-gradient sums, or of weights for dx, in 18 of them, which the compiler holds in registers
+ * where it has 32 (the general loops above keep the sums in memory: 2x slower for dw). */
 typedef float fclf_v16 __attribute__((vector_size(64), aligned(4)));
 
 static inline __attribute__((always_inline)) void winners_dw_c32k3(float *restrict dwt, float *restrict db,
@@ -255,58 +254,38 @@ static inline __attribute__((always_inline)) void winners_dx(float *restrict dx,
     }
 }
 
-/* win (a 2x2 pooling window's 4x4 input pixels, 16 channels each) += g w[o] at the winner's row a, column b. */
-static inline __attribute__((always_inline)) void add_patch(fclf_v16 win[16], float g, const float *restrict wo,
-                                                           const int a, const int b) {
-#pragma clang fp contract(fast)
-    for (int u = 0; u < 3; u++)
-        for (int v = 0; v < 3; v++) {
-            fclf_v16 wv;
-            memcpy(&wv, wo + (u * 3 + v) * 32, sizeof wv);
-            win[(a + u) * 4 + b + v] += g * wv;
-        }
-}
-
-/* The seed CNN's conv2: per window and half of the 32 channels, the output channels' terms summed in 16 values held
- * in registers (one switch case per winner position keeps their indices constant), then added into dxt. */
+/* The seed CNN's conv2: per image, output channel by output channel, its 9 taps x 32 channels of weights held in
+ * registers and added at each window's winner into dxt (21.6 KB, in L1). Per window, with the output channels as
+ * the inner loop, their weights (74 KB) came from L2 for every window, and picking a window's registers by the
+ * winner's place took a branch per term or a sort: 2-3x slower. */
 static inline __attribute__((always_inline)) void winners_dx_c32k3(float *restrict dx, float *restrict dxt,
                                                                   const float *restrict dy,
                                                                   const int32_t *restrict argmax,
                                                                   const float *restrict y, const float *restrict wt,
                                                                   fclf_conv2d_shape s, int64_t i0, int64_t i1) {
-    const int64_t Q = (s.oh / 2) * (s.ow / 2), pw = s.ow / 2, fw = fclf_conv_framed_cols(s), plane = winners_plane(s);
+#pragma clang fp contract(fast)
+    const int64_t Q = (s.oh / 2) * (s.ow / 2), fw = fclf_conv_framed_cols(s), plane = winners_plane(s);
     for (int64_t i = i0; i < i1; i++) {
         float *d = dxt + i * plane;
         memset(d, 0, (size_t)plane * sizeof(float));
-        for (int64_t q = 0; q < Q; q++) {
-            /* the output channels by their winner's place (row x 2 + column), masked ones left out: four loops
-             * whose sums' places are constants, instead of a branch per channel the predictor cannot follow */
-            int16_t by[4][FCLF_WINNERS_MAX_OC];
-            int64_t count[4] = {0, 0, 0, 0};
-            for (int64_t o = 0; o < s.oc; o++) {
-                const int64_t at = (i * s.oc + o) * Q + q;
-                const int64_t corner = 2 * (q / pw) * s.ow + 2 * (q % pw), off = (int64_t)argmax[at] - corner;
-                const int64_t wi = off >= s.ow, wj = (off - wi * s.ow) & 1;
-                if (y && !(y[at] > 0.0f)) continue;
-                by[wi * 2 + wj][count[wi * 2 + wj]++] = (int16_t)o;
-            }
-            const float *g = dy + i * s.oc * Q + q;
-            for (int h = 0; h < 2; h++) {
-                fclf_v16 win[16];
-                for (int k = 0; k < 16; k++) win[k] = (fclf_v16){0};
-                for (int64_t k = 0; k < count[0]; k++) add_patch(win, g[by[0][k] * Q], wt + by[0][k] * 288 + 16 * h, 0, 0);
-                for (int64_t k = 0; k < count[1]; k++) add_patch(win, g[by[1][k] * Q], wt + by[1][k] * 288 + 16 * h, 0, 1);
-                for (int64_t k = 0; k < count[2]; k++) add_patch(win, g[by[2][k] * Q], wt + by[2][k] * 288 + 16 * h, 1, 0);
-                for (int64_t k = 0; k < count[3]; k++) add_patch(win, g[by[3][k] * Q], wt + by[3][k] * 288 + 16 * h, 1, 1);
-                float *dp = d + (2 * (q / pw) * fw + 2 * (q % pw)) * 32 + 16 * h;
-                for (int u = 0; u < 4; u++)
-                    for (int v = 0; v < 4; v++) {
-                        fclf_v16 cur;
-                        memcpy(&cur, dp + (u * fw + v) * 32, sizeof cur);
-                        cur += win[u * 4 + v];
-                        memcpy(dp + (u * fw + v) * 32, &cur, sizeof cur);
-                    }
-            }
+        for (int64_t o = 0; o < s.oc; o++) {
+            fclf_v16 wv[18];
+            memcpy(wv, wt + o * 288, sizeof wv);
+            for (int64_t q = 0, oy = 0; oy + 1 < s.oh; oy += 2)
+                for (int64_t ox = 0; ox + 1 < s.ow; ox += 2, q++) {
+                    const int64_t at = (i * s.oc + o) * Q + q, p = winner_at(argmax, y, at, oy, ox, s);
+                    if (p < 0) continue;
+                    const float g = dy[at];
+                    float *dp = d + p;
+                    for (int u = 0; u < 3; u++)
+                        for (int v = 0; v < 3; v++)
+                            for (int h = 0; h < 2; h++) {
+                                fclf_v16 cur;
+                                memcpy(&cur, dp + (u * fw + v) * 32 + 16 * h, sizeof cur);
+                                cur += g * wv[(u * 3 + v) * 2 + h];
+                                memcpy(dp + (u * fw + v) * 32 + 16 * h, &cur, sizeof cur);
+                            }
+                }
         }
         from_channel_last(dx, dxt, s, i);
     }
@@ -315,7 +294,7 @@ static inline __attribute__((always_inline)) void winners_dx_c32k3(float *restri
 FCLF_CLONES static void winners_dx_images(float *restrict dx, float *restrict dxt, const float *restrict dy,
                                           const int32_t *restrict argmax, const float *restrict y,
                                           const float *restrict wt, fclf_conv2d_shape s, int64_t i0, int64_t i1) {
-    if (s.c == 32 && s.kh == 3 && s.kw == 3 && s.oc <= FCLF_WINNERS_MAX_OC)
+    if (s.c == 32 && s.kh == 3 && s.kw == 3)
         winners_dx_c32k3(dx, dxt, dy, argmax, y, wt, s, i0, i1);
     else
         winners_dx(dx, dxt, dy, argmax, y, wt, s, i0, i1, s.c, s.kh, s.kw);
