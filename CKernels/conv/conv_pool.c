@@ -153,14 +153,12 @@ static inline int64_t winner_at(const int32_t *restrict argmax, const float *res
     return ((oy + wi) * fclf_conv_framed_cols(s) + ox + wj) * s.c;
 }
 
-/* dw for output channels [o0, o1) into dwt [oc][kh][kw][c], and db. C, KH, KW constants where specialised (the sums
- * then stay in registers). */
+/* Any shape: dw for output channels [o0, o1) into dwt [oc][kh][kw][c], and db; the sums in dwt. */
 static inline __attribute__((always_inline)) void winners_dw(float *restrict dwt, float *restrict db,
                                                             const float *restrict dy, const int32_t *restrict argmax,
                                                             const float *restrict y, const float *restrict xt,
-                                                            fclf_conv2d_shape s, int64_t o0, int64_t o1, const int64_t C,
-                                                            const int64_t KH, const int64_t KW) {
-    const int64_t Q = (s.oh / 2) * (s.ow / 2), pw = s.ow / 2, fw = fclf_conv_framed_cols(s), plane = winners_plane(s);
+                                                            fclf_conv2d_shape s, int64_t o0, int64_t o1) {
+    const int64_t C = s.c, KH = s.kh, KW = s.kw, Q = (s.oh / 2) * (s.ow / 2), pw = s.ow / 2, fw = fclf_conv_framed_cols(s), plane = winners_plane(s);
     for (int64_t o = o0; o < o1; o++) {
         float *acc = dwt + o * KH * KW * C;
         for (int64_t k = 0; k < KH * KW * C; k++) acc[k] = 0.0f;
@@ -226,16 +224,16 @@ FCLF_CLONES static void winners_dw_rows(float *restrict dwt, float *restrict db,
     if (s.c == 32 && s.kh == 3 && s.kw == 3) /* the seed CNN's conv2 */
         winners_dw_c32k3(dwt, db, dy, argmax, y, xt, s, o0, o1);
     else
-        winners_dw(dwt, db, dy, argmax, y, xt, s, o0, o1, s.c, s.kh, s.kw);
+        winners_dw(dwt, db, dy, argmax, y, xt, s, o0, o1);
 }
 
-/* dx of images [i0, i1): each image's windows, per window its output channels, added into dxt, then to NCHW. */
+/* Any shape: dx of images [i0, i1), each image's windows and per window its output channels added into dxt, then
+ * to NCHW. */
 static inline __attribute__((always_inline)) void winners_dx(float *restrict dx, float *restrict dxt,
                                                             const float *restrict dy, const int32_t *restrict argmax,
                                                             const float *restrict y, const float *restrict wt,
-                                                            fclf_conv2d_shape s, int64_t i0, int64_t i1, const int64_t C,
-                                                            const int64_t KH, const int64_t KW) {
-    const int64_t Q = (s.oh / 2) * (s.ow / 2), pw = s.ow / 2, fw = fclf_conv_framed_cols(s), plane = winners_plane(s);
+                                                            fclf_conv2d_shape s, int64_t i0, int64_t i1) {
+    const int64_t C = s.c, KH = s.kh, KW = s.kw, Q = (s.oh / 2) * (s.ow / 2), pw = s.ow / 2, fw = fclf_conv_framed_cols(s), plane = winners_plane(s);
     for (int64_t i = i0; i < i1; i++) {
         float *d = dxt + i * plane;
         memset(d, 0, (size_t)plane * sizeof(float));
@@ -297,7 +295,7 @@ FCLF_CLONES static void winners_dx_images(float *restrict dx, float *restrict dx
     if (s.c == 32 && s.kh == 3 && s.kw == 3)
         winners_dx_c32k3(dx, dxt, dy, argmax, y, wt, s, i0, i1);
     else
-        winners_dx(dx, dxt, dy, argmax, y, wt, s, i0, i1, s.c, s.kh, s.kw);
+        winners_dx(dx, dxt, dy, argmax, y, wt, s, i0, i1);
 }
 
 void fclf_conv2d_pool_backward_winners(float *dx, float *dw, float *db, float *work, const float *dy,
