@@ -5,7 +5,8 @@
  * gradient reads once more. Fused, each image's output planes are computed two at a time into an L1 buffer
  * and pooled from there, and the backward pass routes the pooled gradient into the same buffer: the full
  * activation and its gradient never reach memory. Values, winners and sums are those of the separate
- * layers (the pool's ReLU mask included), so the bits are the same. */
+ * layers (the pool's ReLU mask included), so the bits are the same. The backward pass at the winners (below, for
+ * the larger shapes) sums fewer terms in another order: the same gradients to rounding. */
 #include "conv.h"
 
 #include <string.h>
@@ -92,12 +93,16 @@ void fclf_conv2d_pool_backward_isa(int isa, float *dx, float *dw, float *db, flo
  * over (image, output channel, window), (wy, wx) the winner. The GEMM path (fclf_conv2d_pool_backward) routes g
  * into the full output and multiplies all of it: 4 times the terms for a 2x2 pool, and the windows ReLU masks
  * count too. Here a term is the c channels of one tap, contiguous: x and dx in channel-last planes (zero-framed
- * for padding), w as [oc][kh][kw][c]. Each output channel's dw sums its windows image by image in window order,
- * and each image's dx its output channels' windows in channel then window order, whichever thread takes them: the same bits for any thread count (each CPU variant its own: those with FMA contract the multiply-adds).
- * The seed CNN's conv2 (Zen 4, 2 threads, fclf-profile cnn 32 / 128): 0.79 / 2.6-2.7 ms for this pass against
- * 1.9-2.0 / 7.0 ms for the GEMM path and 1.1-1.3 / 4.6-4.9 ms for the same gradients in Winograd's domain (16 GEMMs
- * per gradient over the tiles, 4766f4b), which multiplied 2 x 16 per tile and channel pair where this multiplies
- * 2 x 9 per window. */
+ * for padding), w as [oc][kh][kw][c]. Each output channel's dw sums its windows image by image in window order;
+ * each image's dx sums its terms window by window, per window output channel by output channel (general loops),
+ * or output channel by output channel, per channel window by window (the seed CNN's conv2), whichever thread takes
+ * them: the same bits for any thread count (each CPU variant its own: the FMA clones contract the multiply-adds).
+ * Positions that pass no gradient are skipped rather than multiplied by 0, so an Inf or NaN there in x or w does
+ * not reach dw or dx as it does through the GEMM path; for finite x and w the two agree to rounding.
+ * The seed CNN's conv2 (Zen 4, 2 threads, fclf-profile cnn 32 / 128): 0.60-0.61 / 2.6-2.7 ms for this pass
+ * (889b7ca; 128: 75ee355) against 1.7-2.0 / 7.0-7.5 ms for the GEMM path and 1.1-1.3 / 4.6-4.9 ms for the same
+ * gradients in Winograd's domain (16 GEMMs per gradient over the tiles, 4766f4b), which multiplied 2 x 16 per
+ * tile and channel pair where this multiplies 2 x 9 per window. */
 static int64_t winners_plane(fclf_conv2d_shape s) { return fclf_conv_framed_rows(s) * fclf_conv_framed_cols(s) * s.c; }
 
 /* Floats rounded up to whole cache lines. The planes' vectors start on cache lines (a window's taps lie c floats
@@ -105,7 +110,9 @@ static int64_t winners_plane(fclf_conv2d_shape s) { return fclf_conv_framed_rows
 static int64_t winners_round(int64_t floats) { return (floats + 15) / 16 * 16; }
 
 int fclf_conv2d_pool_backward_winners_supported(fclf_conv2d_shape s) {
-    return s.c * s.kh * s.kw >= FCLF_CONV_SMALL_K && s.oh >= 2 && s.ow >= 2;
+    /* the image must fit its frame (oh + kh - 1 rows): a shape whose sizes disagree is refused, not overrun */
+    return s.c * s.kh * s.kw >= FCLF_CONV_SMALL_K && s.oh >= 2 && s.ow >= 2 && s.pad_t >= 0 && s.pad_l >= 0 &&
+           s.h + s.pad_t <= fclf_conv_framed_rows(s) && s.w + s.pad_l <= fclf_conv_framed_cols(s);
 }
 
 int64_t fclf_conv2d_pool_backward_winners_work_size(fclf_conv2d_shape s) {
@@ -180,7 +187,8 @@ static inline __attribute__((always_inline)) void winners_dw(float *restrict dwt
 
 /* 16 floats as one value (a zmm, or 2 ymm, 4 xmm): the seed CNN's conv2 keeps an output channel's 9 taps x 32
  * channels of weight-gradient sums, or of weights for dx, in 18 of them, which the compiler holds in registers
- * where it has 32 (the general loops above keep the sums in memory: 2x slower for dw). */
+ * where it has 32 (the general loops, winners_dw above and winners_dx below, keep the sums in memory: 2x slower
+ * for dw). */
 typedef float fclf_v16 __attribute__((vector_size(64), aligned(4)));
 
 static inline __attribute__((always_inline)) void winners_dw_c32k3(float *restrict dwt, float *restrict db,

@@ -152,26 +152,30 @@ extension KernelTests {
 extension KernelTests {
     @Test("the backward pass at the pooling's winners matches the naive routing + convolution gradient to rounding, dx, dw and db, with and without ReLU's mask and dx, the same bits on 1 and 2 threads")
     func poolBackwardAtWinners() {
-        // (n, c, h, w, oc, k, same): conv2's shape (32 channels 3x3: the sums in registers), the same with 'same'
-        // padding (framed planes) and an odd plane; the general path on 3 channels, an odd 15x14 plane (the last
-        // output row dropped by the pooling), 2x2 'same' kernels on 8 channels, and 5x5 on 4.
-        for (n, c, h, w, oc, k, same) in [(3, 32, 13, 13, 64, 3, false), (2, 32, 9, 11, 12, 3, true), (2, 3, 15, 14, 13, 3, false),
-                                          (2, 8, 6, 6, 5, 2, true), (2, 4, 12, 12, 7, 5, false)] {
-            let s = fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(w), Int64(oc), Int64(k), Int64(k), same ? 1 : 0)
+        // (n, c, h, w, oc, kh, kw, same): conv2's shape (32 channels 3x3: the sums in registers), the same with
+        // 'same' padding (framed planes) and an odd plane; the general path on 3 channels, an odd 15x14 plane (the
+        // last output row dropped by the pooling), 2x2 'same' kernels on 8 channels, 5x5 on 4, one large enough
+        // to run on 2 threads (n c kh kw oh ow >= 65536, fclf_conv_big), and a 2x4 kernel on one image.
+        for (n, c, h, w, oc, kh, kw, same) in [(3, 32, 13, 13, 64, 3, 3, false), (2, 32, 9, 11, 12, 3, 3, true),
+                                               (2, 3, 15, 14, 13, 3, 3, false), (2, 8, 6, 6, 5, 2, 2, true),
+                                               (2, 4, 12, 12, 7, 5, 5, false), (4, 8, 20, 20, 9, 3, 3, true),
+                                               (1, 5, 9, 10, 3, 2, 4, true)] {
+            let s = fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(w), Int64(oc), Int64(kh), Int64(kw), same ? 1 : 0)
+            let k = kh * kw
             #expect(fclf_conv2d_pool_backward_winners_supported(s) != 0)
             let pooled = n * oc * Int(s.oh / 2) * Int(s.ow / 2)
-            let x = randomArray(n * c * h * w, seed: 110), wt = randomArray(oc * c * k * k, seed: 111)
+            let x = randomArray(n * c * h * w, seed: 110), wt = randomArray(oc * c * k, seed: 111)
             let b = randomArray(oc, seed: 112), dy = randomArray(pooled, seed: 113)
             for relu: Int32 in [0, 1] {
                 var y = [Float](repeating: 0, count: pooled), argmax = [Int32](repeating: -1, count: pooled)
                 fclf_conv2d_pool_forward_ref(&y, &argmax, x, wt, b, relu, s)
-                var dxRef = [Float](repeating: 0, count: n * c * h * w), dwRef = [Float](repeating: 0.5, count: oc * c * k * k)
+                var dxRef = [Float](repeating: 0, count: n * c * h * w), dwRef = [Float](repeating: 0.5, count: oc * c * k)
                 var dbRef = [Float](repeating: 0.25, count: oc)
                 fclf_conv2d_pool_backward_ref(&dxRef, &dwRef, &dbRef, dy, argmax, relu != 0 ? y : nil, x, wt, s)
                 var results: [[Float]] = []
                 for threads in [1, 2] { for withDx in [true, false] {
-                    let tag = "n\(n) c\(c) \(h)x\(w) oc\(oc) k\(k) same \(same) relu \(relu), \(threads) threads, dx \(withDx)"
-                    var dx = [Float](repeating: .nan, count: n * c * h * w), dw = [Float](repeating: 0.5, count: oc * c * k * k)
+                    let tag = "n\(n) c\(c) \(h)x\(w) oc\(oc) k\(kh)x\(kw) same \(same) relu \(relu), \(threads) threads, dx \(withDx)"
+                    var dx = [Float](repeating: .nan, count: n * c * h * w), dw = [Float](repeating: 0.5, count: oc * c * k)
                     var db = [Float](repeating: 0.25, count: oc)
                     var work = [Float](repeating: .nan, count: Int(fclf_conv2d_pool_backward_winners_work_size(s)))
                     withThreads(threads) {
@@ -189,18 +193,32 @@ extension KernelTests {
                     expectClose(dw, dwRef, atol: 1e-5 * Double(windows), rtol: 0, "\(tag): dw")
                     expectClose(db, dbRef, atol: 1e-5 * Double(windows), rtol: 0, "\(tag): db")
                     if withDx {
-                        expectClose(dx, dxRef, atol: 1e-5 * Double(k * k * oc), rtol: 0, "\(tag): dx")
+                        expectClose(dx, dxRef, atol: 1e-5 * Double(k * oc), rtol: 0, "\(tag): dx")
                         results.append(dx + dw + db)
                     } else {
                         #expect(dx.allSatisfy { $0.isNaN }, "\(tag): dx untouched")
                     }
                 } }
                 #expect(results[1].map(\.bitPattern) == results[0].map(\.bitPattern),
-                        "n\(n) c\(c) \(h)x\(w) oc\(oc) k\(k) relu \(relu): 1 and 2 threads")
+                        "n\(n) c\(c) \(h)x\(w) oc\(oc) k\(kh)x\(kw) relu \(relu): 1 and 2 threads")
             }
         }
         // conv1's shape (9 taps) is not taken: no work, no writes.
-        #expect(fclf_conv2d_pool_backward_winners_work_size(fclf_conv2d_make_shape(2, 1, 28, 28, 32, 3, 3, 0)) == 0)
+        let conv1 = fclf_conv2d_make_shape(2, 1, 28, 28, 32, 3, 3, 0)
+        #expect(fclf_conv2d_pool_backward_winners_supported(conv1) == 0)
+        #expect(fclf_conv2d_pool_backward_winners_work_size(conv1) == 0)
+        let pooled1 = 2 * 32 * 13 * 13
+        var dx1 = [Float](repeating: .nan, count: 2 * 28 * 28), dw1 = [Float](repeating: .nan, count: 32 * 9)
+        var db1 = [Float](repeating: .nan, count: 32), work1: [Float] = [.nan]
+        let argmax1 = [Int32](repeating: 0, count: pooled1), dy1 = randomArray(pooled1, seed: 114)
+        fclf_conv2d_pool_backward_winners(&dx1, &dw1, &db1, &work1, dy1, argmax1, nil, randomArray(2 * 28 * 28, seed: 115),
+                                          randomArray(32 * 9, seed: 116), conv1)
+        #expect((dx1 + dw1 + db1 + work1).allSatisfy { $0.isNaN }, "conv1's shape: nothing written")
+        // A shape whose sizes disagree (the image larger than its output and kernel allow) is refused, not overrun.
+        var bad = fclf_conv2d_make_shape(2, 32, 13, 13, 64, 3, 3, 0)
+        bad.h += 4
+        #expect(fclf_conv2d_pool_backward_winners_supported(bad) == 0)
+        #expect(fclf_conv2d_pool_backward_winners_work_size(bad) == 0)
     }
 }
 

@@ -13,7 +13,9 @@ import CKernels
 /// layout the products read, so the full-size gradient is never written; with `.onePass` the full-size z is
 /// never stored either. Either way the results are those of the two separate layers, bit for bit; `.winograd`'s
 /// forward pass gives them to rounding. Where the product has 16 or more taps (c·k·k), the pooled backward pass
-/// sums one term per pooling window at its winner instead (`fclf_conv2d_pool_backward_winners`), to rounding.
+/// sums one term per pooling window at its winner instead (`fclf_conv2d_pool_backward_winners`), to rounding for
+/// finite x and weights (positions that pass no gradient are skipped, so a NaN there does not spread into the
+/// gradients as it does through the products).
 public final class Conv2D: Layer {
     public let inChannels: Int, outChannels: Int, kernelSize: Int
     public let padding: Padding
