@@ -282,7 +282,7 @@ void fclf_batchnorm_relu_pool_forward_train(float *y, int32_t *argmax, float *me
             for (int64_t i = 0; i < n; i++) {
                 const int64_t plane = i * c + ch;
                 plane_normalise(stage, x + plane * hw, hw, scale, shift, 1);
-                fclf_pool_plane(isa, y + plane * cells, argmax + plane * cells, stage, h, w);
+                fclf_pool_plane(isa, y + plane * cells, argmax + plane * cells, stage, h, w, w);
             }
         }
     });

@@ -71,9 +71,12 @@ float *fclf_scratch_slot(int slot, int64_t floats);
 int fclf_isa_usable(int isa);
 
 /* pool.c: one plane [h, w] pooled 2x2 into y and argmax [h/2, w/2]; and the adjoint, dy routed to the winners
- * (only where y > 0 when y is given), zero elsewhere. isa: the variant the calling kernel resolved. */
-void fclf_pool_plane(int isa, float *y, int32_t *argmax, const float *x, int64_t h, int64_t w);
-void fclf_unpool_plane(int isa, float *dxp, const float *dyp, const int32_t *ap, const float *yp, int64_t h, int64_t w);
+ * (only where y > 0 when y is given), zero elsewhere. The full plane's rows lie ld >= w apart (ld - w more
+ * floats each: pool skips them, unpool WRITES them 0: h ld floats in all); the winners index the h x w plane.
+ * isa: the variant the calling kernel resolved. */
+void fclf_pool_plane(int isa, float *y, int32_t *argmax, const float *x, int64_t h, int64_t w, int64_t ld);
+void fclf_unpool_plane(int isa, float *dxp, const float *dyp, const int32_t *ap, const float *yp, int64_t h, int64_t w,
+                       int64_t ld);
 /* The pooled values, winners and outputs (when y) of the plane at offset at, to be routed soon, asked for ahead. The fused
  * backward passes route one output channel's planes image after image, oc planes apart (conv2: 6.4 KB, conv1:
  * 21.6 KB), a stride the hardware prefetchers do not follow across pages: perf put the routing's time on the

@@ -19,12 +19,12 @@
 #define POOL_VECTOR_MIN_OW 8
 
 /* One plane: output row by row from two input rows, selects instead of branches (the winner of a window
- * is unpredictable). */
+ * is unpredictable). The input's rows lie ld >= w apart; the winners index the h x w plane. */
 FCLF_CLONES static void pool_plane(float *restrict y, int32_t *restrict am, const float *restrict x, int64_t h,
-                                   int64_t w) {
+                                   int64_t w, int64_t ld) {
     const int64_t oh = h / 2, ow = w / 2;
     for (int64_t oy = 0; oy < oh; oy++) {
-        const float *r0 = x + 2 * oy * w, *r1 = r0 + w;
+        const float *r0 = x + 2 * oy * ld, *r1 = r0 + ld;
         float *yr = y + oy * ow;
         int32_t *ar = am ? am + oy * ow : NULL;
         const int32_t base = (int32_t)(2 * oy * w), iw = (int32_t)w;
@@ -53,7 +53,8 @@ FCLF_CLONES static void pool_plane(float *restrict y, int32_t *restrict am, cons
  * batch prediction). Without argmax (inference) no index is formed. */
 enum { POOL_BUF = 2048 }; /* floats: 2 x 8 KB of stack for pooling */
 __attribute__((target("avx512f"))) static void pool_plane__avx512f(float *restrict y, int32_t *restrict am,
-                                                                   const float *restrict x, int64_t h, int64_t w) {
+                                                                   const float *restrict x, int64_t h, int64_t w,
+                                                                   int64_t ld) {
     const int64_t oh = h / 2, ow = w / 2;
     float ybuf[POOL_BUF + 16] __attribute__((aligned(64)));
     int32_t abuf[POOL_BUF + 16] __attribute__((aligned(64)));
@@ -63,7 +64,7 @@ __attribute__((target("avx512f"))) static void pool_plane__avx512f(float *restri
         /* as many output rows as fit the buffers */
         const int64_t rows = fclf_min64(oh - oy0, fclf_max64(1, POOL_BUF / ow));
         for (int64_t oy = oy0; oy < oy0 + rows; oy++) {
-            const float *r0 = x + 2 * oy * w, *r1 = r0 + w;
+            const float *r0 = x + 2 * oy * ld, *r1 = r0 + ld;
             for (int64_t ox = 0; ox < ow; ox += 16) {
                 const int64_t n = fclf_min64(16, ow - ox), left = 2 * n;
                 const __mmask16 mlo = fclf_lanes16(left);
@@ -98,15 +99,15 @@ __attribute__((target("avx512f"))) static void pool_plane__avx512f(float *restri
 }
 #endif
 
-void fclf_pool_plane(int isa, float *y, int32_t *argmax, const float *x, int64_t h, int64_t w) {
+void fclf_pool_plane(int isa, float *y, int32_t *argmax, const float *x, int64_t h, int64_t w, int64_t ld) {
 #if defined(__x86_64__)
     if (isa == FCLF_ISA_AVX512F && w / 2 >= POOL_VECTOR_MIN_OW) {
-        pool_plane__avx512f(y, argmax, x, h, w);
+        pool_plane__avx512f(y, argmax, x, h, w, ld);
         return;
     }
 #endif
     (void)isa;
-    pool_plane(y, argmax, x, h, w);
+    pool_plane(y, argmax, x, h, w, ld);
 }
 
 static void maxpool2x2_forward(int isa, float *y, int32_t *argmax, const float *x, int64_t planes, int64_t h,
@@ -114,7 +115,7 @@ static void maxpool2x2_forward(int isa, float *y, int32_t *argmax, const float *
     const int64_t oh = h / 2, ow = w / 2;
     FCLF_PARALLEL_IF(planes * h * w >= POOL_PAR_MIN,
         for (FCLF_STATIC_RANGE(pl, planes))
-            fclf_pool_plane(isa, y + pl * oh * ow, argmax ? argmax + pl * oh * ow : NULL, x + pl * h * w, h, w););
+            fclf_pool_plane(isa, y + pl * oh * ow, argmax ? argmax + pl * oh * ow : NULL, x + pl * h * w, h, w, w););
 }
 
 void fclf_maxpool2x2_forward(float *y, int32_t *argmax, const float *x, int64_t planes, int64_t h, int64_t w) {
@@ -130,13 +131,18 @@ void fclf_maxpool2x2_forward_isa(int isa, float *y, int32_t *argmax, const float
  * a ReLU before the pool (the winner is the window's maximum), applied here on the pooled quarter of the
  * values so that the layer before need not read its whole output again. The values routed are the same. */
 static void unpool_plane(float *restrict dxp, const float *restrict dyp, const int32_t *restrict ap,
-                         const float *restrict yp, int64_t h, int64_t w) {
+                         const float *restrict yp, int64_t h, int64_t w, int64_t ld) {
     const int64_t cells = (h / 2) * (w / 2);
-    memset(dxp, 0, (size_t)(h * w) * sizeof(float));
-    if (yp)
-        for (int64_t o = 0; o < cells; o++) dxp[ap[o]] += yp[o] > 0.0f ? dyp[o] : 0.0f;
-    else
-        for (int64_t o = 0; o < cells; o++) dxp[ap[o]] += dyp[o];
+    memset(dxp, 0, (size_t)(h * ld) * sizeof(float));
+    if (ld == w) {
+        if (yp)
+            for (int64_t o = 0; o < cells; o++) dxp[ap[o]] += yp[o] > 0.0f ? dyp[o] : 0.0f;
+        else
+            for (int64_t o = 0; o < cells; o++) dxp[ap[o]] += dyp[o];
+        return;
+    }
+    for (int64_t o = 0; o < cells; o++) /* winner a of the h x w plane at row a / w, column a % w */
+        dxp[ap[o] / w * ld + ap[o] % w] += !yp || yp[o] > 0.0f ? dyp[o] : 0.0f;
 }
 
 #if defined(__x86_64__)
@@ -149,14 +155,16 @@ static void unpool_plane(float *restrict dxp, const float *restrict dyp, const i
  * plane's bytes for conv2's 11 x 11 planes, in lines split between two stores. */
 __attribute__((target("avx512f"))) static void unpool_dense__avx512f(float *restrict dxp, const float *restrict dyp,
                                                                      const int32_t *restrict ap,
-                                                                     const float *restrict yp, int64_t h, int64_t w) {
+                                                                     const float *restrict yp, int64_t h, int64_t w,
+                                                                     int64_t ld) {
     const int64_t oh = h / 2, ow = w / 2;
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     const __m512i hi_idx = _mm512_add_epi32(lo_idx, _mm512_set1_epi32(8));
     const __m512 zero = _mm512_setzero_ps();
     const __mmask16 m = fclf_lanes16(ow); /* ow <= 16: one chunk per row */
-    const __mmask16 row_lo = fclf_lanes16(w), row_hi = fclf_lanes16(w - 16); /* w <= 32 */
+    /* ld <= 32; the lanes past the windows are 0, so the ld - w columns past each row are cleared */
+    const __mmask16 row_lo = fclf_lanes16(ld), row_hi = fclf_lanes16(ld - 16);
     for (int64_t oy = 0; oy < oh; oy++) {
         const int64_t at = oy * ow;
         __m512 g = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dyp + at), zero);
@@ -168,7 +176,7 @@ __attribute__((target("avx512f"))) static void unpool_dense__avx512f(float *rest
         const __m512 o0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(d, _mm512_set1_epi32(1)), g);
         const __m512 e1 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(d, _mm512_set1_epi32((int32_t)w)), g);
         const __m512 o1 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(d, _mm512_set1_epi32((int32_t)w + 1)), g);
-        float *r0 = dxp + 2 * oy * w, *r1 = r0 + w;
+        float *r0 = dxp + 2 * oy * ld, *r1 = r0 + ld;
         _mm512_mask_storeu_ps(r0, row_lo, _mm512_permutex2var_ps(e0, lo_idx, o0));
         _mm512_mask_storeu_ps(r1, row_lo, _mm512_permutex2var_ps(e1, lo_idx, o1));
         if (row_hi) {
@@ -176,7 +184,7 @@ __attribute__((target("avx512f"))) static void unpool_dense__avx512f(float *rest
             _mm512_mask_storeu_ps(r1 + 16, row_hi, _mm512_permutex2var_ps(e1, hi_idx, o1));
         }
     }
-    if (h & 1) memset(dxp + (h - 1) * w, 0, (size_t)w * sizeof(float));
+    if (h & 1) memset(dxp + (h - 1) * ld, 0, (size_t)ld * sizeof(float));
 }
 
 /* The same with AVX2, 8 windows at a time (interleaved by unpack and a 128-bit permute). AVX2's masked stores
@@ -186,16 +194,16 @@ __attribute__((target("avx512f"))) static void unpool_dense__avx512f(float *rest
  * is copied exactly, and an odd last row is cleared after. */
 __attribute__((target("avx2"))) static void unpool_dense__avx2(float *restrict dxp, const float *restrict dyp,
                                                                const int32_t *restrict ap, const float *restrict yp,
-                                                               int64_t h, int64_t w) {
+                                                               int64_t h, int64_t w, int64_t ld) {
     const int64_t oh = h / 2, ow = w / 2;
     const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), twice = _mm256_add_epi32(iota, iota);
     const __m256 zero = _mm256_setzero_ps();
     float last[2][40];
     for (int64_t oy = 0; oy < oh; oy++) {
         const int staged = oy == oh - 1;
-        float *r0 = staged ? last[0] : dxp + 2 * oy * w, *r1 = staged ? last[1] : r0 + w;
+        float *r0 = staged ? last[0] : dxp + 2 * oy * ld, *r1 = staged ? last[1] : r0 + ld;
         __m256 bottom[4];
-        for (int64_t ox = 0; 2 * ox < w; ox += 8) { /* w = 17: a piece of no windows clears column 16 */
+        for (int64_t ox = 0; 2 * ox < ld; ox += 8) { /* w = 17: a piece of no windows clears column 16 */
             const int64_t at = oy * ow + ox;
             const __m256i m = fclf_lanes8(ow - ox);
             __m256 g = _mm256_add_ps(_mm256_maskload_ps(dyp + at, m), zero);
@@ -213,39 +221,39 @@ __attribute__((target("avx2"))) static void unpool_dense__avx2(float *restrict d
             bottom[ox / 4] = _mm256_permute2f128_ps(lo1, hi1, 0x20);
             bottom[ox / 4 + 1] = _mm256_permute2f128_ps(lo1, hi1, 0x31);
         }
-        for (int64_t ox = 0; 2 * ox < w; ox += 8) { /* w = 17: a piece of no windows clears column 16 */
+        for (int64_t ox = 0; 2 * ox < ld; ox += 8) { /* w = 17: a piece of no windows clears column 16 */
             _mm256_storeu_ps(r1 + 2 * ox, bottom[ox / 4]);
             _mm256_storeu_ps(r1 + 2 * ox + 8, bottom[ox / 4 + 1]);
         }
         if (staged) {
-            memcpy(dxp + 2 * oy * w, last[0], (size_t)w * sizeof(float));
-            memcpy(dxp + (2 * oy + 1) * w, last[1], (size_t)w * sizeof(float));
+            memcpy(dxp + 2 * oy * ld, last[0], (size_t)ld * sizeof(float));
+            memcpy(dxp + (2 * oy + 1) * ld, last[1], (size_t)ld * sizeof(float));
         }
     }
-    if (h & 1) memset(dxp + (h - 1) * w, 0, (size_t)w * sizeof(float));
+    if (h & 1) memset(dxp + (h - 1) * ld, 0, (size_t)ld * sizeof(float));
 }
 
-static int unpool_dense_fits(int isa, int64_t h, int64_t w) {
+static int unpool_dense_fits(int isa, int64_t h, int64_t w, int64_t ld) {
     /* two 16-lane stores per row (AVX2: four 8-lane ones); w = 33 has 16 windows too. AVX2 from 8 windows a
      * row: conv2's 11 x 11 planes (5 windows) were slower than the scatter (fclf-profile cnn 32 under
      * FCLF_ISA=avx2 on Zen 4: its backward 1,763-1,769 -> 1,847-1,855 us), conv1's 26 x 26 faster. */
-    return w <= 32 && h >= 2 && (isa == FCLF_ISA_AVX512F || (isa == FCLF_ISA_AVX2 && w / 2 >= 8));
+    return ld <= 32 && h >= 2 && (isa == FCLF_ISA_AVX512F || (isa == FCLF_ISA_AVX2 && w / 2 >= 8));
 }
 #endif
 
 void fclf_unpool_plane(int isa, float *restrict dxp, const float *restrict dyp, const int32_t *restrict ap,
-                       const float *restrict yp, int64_t h, int64_t w) {
+                       const float *restrict yp, int64_t h, int64_t w, int64_t ld) {
 #if defined(__x86_64__)
-    if (unpool_dense_fits(isa, h, w)) {
+    if (unpool_dense_fits(isa, h, w, ld)) {
         if (isa == FCLF_ISA_AVX512F)
-            unpool_dense__avx512f(dxp, dyp, ap, yp, h, w);
+            unpool_dense__avx512f(dxp, dyp, ap, yp, h, w, ld);
         else
-            unpool_dense__avx2(dxp, dyp, ap, yp, h, w);
+            unpool_dense__avx2(dxp, dyp, ap, yp, h, w, ld);
         return;
     }
 #endif
     (void)isa;
-    unpool_plane(dxp, dyp, ap, yp, h, w);
+    unpool_plane(dxp, dyp, ap, yp, h, w, ld);
 }
 
 void fclf_unpool_channel(int isa, float *dst, int64_t stride, const float *dy, const int32_t *argmax, const float *y,
@@ -254,7 +262,7 @@ void fclf_unpool_channel(int isa, float *dst, int64_t stride, const float *dy, c
     for (int64_t i = 0; i < n; i++) {
         const int64_t at = (i * c + ch) * cells;
         if (i + 2 < n) fclf_unpool_prefetch(dy, argmax, y, at + 2 * c * cells, cells);
-        fclf_unpool_plane(isa, dst + i * stride, dy + at, argmax + at, y ? y + at : NULL, h, w);
+        fclf_unpool_plane(isa, dst + i * stride, dy + at, argmax + at, y ? y + at : NULL, h, w, w);
     }
 }
 
@@ -263,7 +271,7 @@ void fclf_maxpool2x2_backward_with(int isa, float *dx, const float *dy, const in
     const int64_t cells = (h / 2) * (w / 2);
     FCLF_PARALLEL_IF(planes * h * w >= POOL_PAR_MIN,
         for (FCLF_STATIC_RANGE(pl, planes))
-            fclf_unpool_plane(isa, dx + pl * h * w, dy + pl * cells, argmax + pl * cells, y ? y + pl * cells : NULL, h, w););
+            fclf_unpool_plane(isa, dx + pl * h * w, dy + pl * cells, argmax + pl * cells, y ? y + pl * cells : NULL, h, w, w););
 }
 
 void fclf_maxpool2x2_backward(float *dx, const float *dy, const int32_t *argmax, const float *y, int64_t planes,

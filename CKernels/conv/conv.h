@@ -30,10 +30,33 @@ static inline int fclf_conv_packs_from_x(fclf_conv2d_shape s) { return s.c * s.k
 static inline int64_t fclf_conv_framed_rows(fclf_conv2d_shape s) { return s.oh + s.kh - 1; }
 static inline int64_t fclf_conv_framed_cols(fclf_conv2d_shape s) { return s.ow + s.kw - 1; }
 void fclf_conv_frame_planes(float *restrict xf, const float *restrict x, int64_t p0, int64_t p1, fclf_conv2d_shape s);
+/* Whether x's planes already are their frames (no padding, sizes that agree). */
+static inline int fclf_conv_x_is_framed(fclf_conv2d_shape s) {
+    return s.pad_t == 0 && s.pad_l == 0 && fclf_conv_framed_rows(s) == s.h && fclf_conv_framed_cols(s) == s.w;
+}
+
+/* Where the small-K kernels (direct.c) read one image's K tap rows: tap k's value under output pixel p at
+ * src + off[k] + p, for the len = (oh - 1) ld + ow pixels of an output plane whose rows lie ld apart (plane =
+ * oh ld floats). From the im2col matrix (conv2d.c's unpooled path): src = col + i P, off[k] = k n P, ld = ow.
+ * From x itself (the pooled path, conv_pool.c): src = image i of x, or its zero-framed copy when padded, off[k] =
+ * (ci fh + u) fw + v for tap (ci, u, v), ld = fw; each output row then carries kw - 1 more pixels, computed and
+ * left out by the pool (forward) or given a zero gradient (backward). Each output pixel's taps are the same values
+ * in the same order either way. */
+typedef struct {
+    int64_t off[FCLF_CONV_SMALL_K];
+    int64_t ld, len, plane;
+} fclf_conv_taps;
+fclf_conv_taps fclf_conv_taps_col(fclf_conv2d_shape s);
+fclf_conv_taps fclf_conv_taps_x(fclf_conv2d_shape s);
+/* Floats of a padded image's zero-framed planes the pooled path keeps on the stack (c fh fw). */
+enum { FCLF_CONV_FRAME_MAX = 4096 };
+/* Image i's tap source: col + i P (x NULL), or x's image i, copied into frame (FCLF_CONV_FRAME_MAX floats) when the
+ * shape is padded. */
+const float *fclf_conv_tap_image(const float *col, const float *x, float *frame, int64_t i, fclf_conv2d_shape s);
 
 /* Where the small-K weight gradient reads dz_i[o]: dy (masked by ReLU on y when relu), or, for a convolution
  * fused with the 2x2 max pool after it, the pooled gradient routed back to the winners in a per-thread
- * plane (planes must hold 2 x oh*ow floats). The routed plane is what the separate pool's backward writes,
+ * plane of the taps' layout (planes must hold 2 t.plane floats). The routed plane is what the separate pool's backward writes,
  * so the sums are the same. */
 typedef struct {
     const float *dy, *y;               /* unpooled: dy [n, oc, oh*ow], y for the ReLU mask */
@@ -43,14 +66,15 @@ typedef struct {
 } fclf_conv_grad_source;
 
 /* direct.c. _forward: fclf_conv2d_forward for K < SMALL_K (WRITES col and y). _image: one image's output
- * planes [oc, P] from its col rows (k at col + k*ld), w [oc, K], b [oc] (may be NULL). _weight_grad:
- * ACCUMULATES dw and db (may be NULL) from the gradient source g. */
+ * planes (plane o at y + o t->plane) from its tap source src, w [oc, K], b [oc] (may be NULL). _weight_grad:
+ * ACCUMULATES dw and db (may be NULL) from the gradient source g and the tap sources of col (x NULL) or of x
+ * (col NULL: then g is pooled). */
 void fclf_conv_direct_forward(int isa, float *y, float *col, const float *x, const float *w, const float *b, int relu,
                               fclf_conv2d_shape s);
-void fclf_conv_direct_image(int isa, float *restrict y, const float *restrict col, int64_t ld, const float *restrict w,
-                            const float *restrict b, int64_t oc, int64_t K, int64_t P, int relu);
+void fclf_conv_direct_image(int isa, float *restrict y, const float *restrict src, const fclf_conv_taps *t,
+                            const float *restrict w, const float *restrict b, int64_t oc, int64_t K, int relu);
 void fclf_conv_direct_weight_grad(int isa, float *restrict dw, float *restrict db, const fclf_conv_grad_source *g,
-                                  const float *restrict col, int relu, fclf_conv2d_shape s);
+                                  const float *col, const float *x, int relu, fclf_conv2d_shape s);
 
 /* conv2d.c. db[o] += the sum of row o of dz [oc, n*P] in tmp; and the backward pass's products once dz is
  * in tmp (and db has been summed from it). */

@@ -199,14 +199,17 @@ void fclf_conv_backward_from_dz(int isa, float *dx, float *dw, float *dcol, cons
      * conv2 at batch 32: 161 GFLOP/s against 139 for dW = dz . col^T. dcol is free until the input
      * gradient below. */
     float *dwt = dcol;
-    if (frames_x(s) && col)
+    if (!dw) {
+        /* the caller has the weight gradient (the pooled small-K path, from x) */
+    } else if (frames_x(s) && col)
         gemm_im2col_a(gemm, col, framed_shape(s), s.oc, tmp, NP, 1, dwt, s.oc);
     else if (fclf_conv_packs_from_x(s))
         gemm_im2col_a(gemm, x, s, s.oc, tmp, NP, 1, dwt, s.oc);
     else
         fclf_sgemm_with(gemm, 0, 1, K, s.oc, NP, 1.0f, col, NP, tmp, NP, 0.0f, dwt, s.oc);
-    for (int64_t o = 0; o < s.oc; o++)
-        for (int64_t k = 0; k < K; k++) dw[o * K + k] += dwt[k * s.oc + o];
+    if (dw)
+        for (int64_t o = 0; o < s.oc; o++)
+            for (int64_t k = 0; k < K; k++) dw[o * K + k] += dwt[k * s.oc + o];
     if (!dx) return;
     /* dcol = W^T dz a few images at a time, each chunk folded back by col2im while it is still in L2. One
      * batch-wide product wrote all of dcol (4.5 MB for conv2 at batch 32) out to L3 and col2im read it back
@@ -232,7 +235,7 @@ static void conv2d_backward(int isa, float *dx, float *dw, float *db, float *dco
     const int64_t K = s.c * s.kh * s.kw;
     if (K < FCLF_CONV_SMALL_K && !dx) {
         const fclf_conv_grad_source g = {dy, y, NULL, NULL, NULL, NULL};
-        fclf_conv_direct_weight_grad(isa, dw, db, &g, col, relu, s);
+        fclf_conv_direct_weight_grad(isa, dw, db, &g, col, NULL, relu, s);
         return;
     }
     /* dz = dy masked by ReLU (y > 0), moved from [n, oc, P] to tmp [oc, n, P], the forward GEMM's
@@ -255,7 +258,7 @@ void fclf_conv2d_backward_isa(int isa, float *dx, float *dw, float *db, float *d
 
 int64_t fclf_conv2d_backward_tmp_size(fclf_conv2d_shape s, int with_dx, int pooled) {
     /* the small-K weight gradient without dx reads dy, or the pooled planes it routes on the stack */
-    if (s.c * s.kh * s.kw < FCLF_CONV_SMALL_K && !with_dx && (!pooled || s.oh * s.ow <= FCLF_CONV_FUSED_PLANE_MAX))
+    if (s.c * s.kh * s.kw < FCLF_CONV_SMALL_K && !with_dx && (!pooled || fclf_conv2d_pool_supported(s)))
         return 0;
     return fclf_conv2d_tmp_size(s);
 }

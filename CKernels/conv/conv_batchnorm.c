@@ -221,7 +221,7 @@ void fclf_conv2d_batchnorm_forward_train(float *y, int32_t *argmax, float *mean,
                 if (one3x3) plane_1x3x3(out, stage, wf, bf, s.oh, s.ow, relu);
                 else plane_any(out, stage, wf, bf, s.c, s.kh, s.kw, s.oh, s.ow, relu);
                 const int64_t plane = i * oc + ch;
-                if (pool) fclf_pool_plane(isa, y + plane * cells, argmax + plane * cells, out, s.oh, s.ow);
+                if (pool) fclf_pool_plane(isa, y + plane * cells, argmax + plane * cells, out, s.oh, s.ow, s.ow);
                 else memcpy(y + plane * hw, out, (size_t)hw * sizeof(float));
             }
         }
@@ -271,7 +271,7 @@ static void plane_gradient(int isa, float *restrict g, const float *dy, const in
     const int64_t hw = oh * ow;
     if (pool) {
         const int64_t at = plane * (oh / 2) * (ow / 2);
-        fclf_unpool_plane(isa, g, dy + at, argmax + at, y ? y + at : NULL, oh, ow);
+        fclf_unpool_plane(isa, g, dy + at, argmax + at, y ? y + at : NULL, oh, ow, ow);
     } else if (y) {
         fclf_relu_backward(g, dy + plane * hw, y + plane * hw, hw);
     } else {

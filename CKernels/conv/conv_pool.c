@@ -4,46 +4,61 @@
  * 2.8 MB per batch of 32), which the pool reads once and whose gradient the pool writes and the weight
  * gradient reads once more. Fused, each image's output planes are computed two at a time into an L1 buffer
  * and pooled from there, and the backward pass routes the pooled gradient into the same buffer: the full
- * activation and its gradient never reach memory. Values, winners and sums are those of the separate
- * layers (the pool's ReLU mask included), so the bits are the same. The backward pass at the winners (below, for
- * the larger shapes) sums fewer terms in another order: the same gradients to rounding. */
+ * activation and its gradient never reach memory. Nor does an im2col matrix: both passes read the taps from x
+ * (a padded image from its zero-framed copy on the stack), output rows as long as x's (fclf_conv_taps_x). The
+ * matrix they read before (conv1: 9 x 676 floats per image, 3.1 MB at batch 128) was written by the forward
+ * pass and read back by the weight gradient; perf put its copy at 3.3% of a batch-128 step, and building it
+ * per image in L1 instead took conv1's forward from 0.91-0.99 to 0.65-0.68 ms (Zen 4, 2 threads). The
+ * forward's values and winners are those of the separate layers (the pool's ReLU mask included), bit for bit;
+ * the weight gradient sums the same products in other lanes (the output rows are longer), so to rounding. The
+ * backward pass at the winners (below, for the larger shapes) sums fewer terms in another order: the same
+ * gradients to rounding. */
 #include "conv.h"
 
 #include <string.h>
 
 int fclf_conv2d_pool_supported(fclf_conv2d_shape s) {
-    return s.c * s.kh * s.kw < FCLF_CONV_SMALL_K && s.oh >= 2 && s.ow >= 2 && s.oh * s.ow <= FCLF_CONV_FUSED_PLANE_MAX;
+    /* two output planes with rows as long as the frame's on the stack, and a padded image's frame */
+    return s.c * s.kh * s.kw < FCLF_CONV_SMALL_K && s.oh >= 2 && s.ow >= 2 && s.kh >= 1 && s.kw >= 1 &&
+           s.oh * fclf_conv_framed_cols(s) <= FCLF_CONV_FUSED_PLANE_MAX &&
+           (fclf_conv_x_is_framed(s) || s.c * fclf_conv_framed_rows(s) * fclf_conv_framed_cols(s) <= FCLF_CONV_FRAME_MAX);
 }
 
-static void conv_pool_image(int isa, float *restrict y, int32_t *restrict argmax, const float *restrict col, int64_t ld,
-                            const float *restrict w, const float *restrict b, int relu, fclf_conv2d_shape s) {
-    const int64_t K = s.c * s.kh * s.kw, P = s.oh * s.ow, Q = (s.oh / 2) * (s.ow / 2);
+static void conv_pool_image(int isa, float *restrict y, int32_t *restrict argmax, const float *restrict src,
+                            const fclf_conv_taps *t, const float *restrict w, const float *restrict b, int relu,
+                            fclf_conv2d_shape s) {
+    const int64_t K = s.c * s.kh * s.kw, Q = (s.oh / 2) * (s.ow / 2);
     float planes[2 * FCLF_CONV_FUSED_PLANE_MAX] __attribute__((aligned(64)));
     for (int64_t o = 0; o < s.oc; o += 2) {
         const int64_t pair = fclf_min64(2, s.oc - o);
-        fclf_conv_direct_image(isa, planes, col, ld, w + o * K, b ? b + o : NULL, pair, K, P, relu);
+        fclf_conv_direct_image(isa, planes, src, t, w + o * K, b ? b + o : NULL, pair, K, relu);
         for (int64_t j = 0; j < pair; j++)
-            fclf_pool_plane(isa, y + (o + j) * Q, argmax ? argmax + (o + j) * Q : NULL, planes + j * P, s.oh, s.ow);
+            fclf_pool_plane(isa, y + (o + j) * Q, argmax ? argmax + (o + j) * Q : NULL, planes + j * t->plane, s.oh,
+                            s.ow, t->ld);
     }
 }
 
-static void conv_pool_forward(int isa, float *y, int32_t *argmax, float *col, const float *x, const float *w,
-                              const float *b, int relu, fclf_conv2d_shape s) {
-    const int64_t P = s.oh * s.ow, NP = s.n * P, Q = (s.oh / 2) * (s.ow / 2);
-    FCLF_PARALLEL_IF(fclf_conv_big(s), for (FCLF_STATIC_RANGE(i, s.n)) {
-        fclf_im2col_image(col + i * P, NP, x + i * s.c * s.h * s.w, s);
-        conv_pool_image(isa, y + i * s.oc * Q, argmax ? argmax + i * s.oc * Q : NULL, col + i * P, NP, w, b, relu, s);
+static void conv_pool_forward(int isa, float *y, int32_t *argmax, const float *x, const float *w, const float *b,
+                              int relu, fclf_conv2d_shape s) {
+    if (s.n <= 0 || s.oc <= 0 || !fclf_conv2d_pool_supported(s)) return;
+    const int64_t Q = (s.oh / 2) * (s.ow / 2);
+    const fclf_conv_taps t = fclf_conv_taps_x(s);
+    FCLF_PARALLEL_IF(fclf_conv_big(s), {
+        float frame[FCLF_CONV_FRAME_MAX] __attribute__((aligned(64)));
+        for (FCLF_STATIC_RANGE(i, s.n))
+            conv_pool_image(isa, y + i * s.oc * Q, argmax ? argmax + i * s.oc * Q : NULL,
+                            fclf_conv_tap_image(NULL, x, frame, i, s), &t, w, b, relu, s);
     });
 }
 
-void fclf_conv2d_pool_forward(float *y, int32_t *argmax, float *col, const float *x, const float *w, const float *b,
-                              int relu, fclf_conv2d_shape s) {
-    conv_pool_forward(fclf_isa_active(), y, argmax, col, x, w, b, relu, s);
+void fclf_conv2d_pool_forward(float *y, int32_t *argmax, const float *x, const float *w, const float *b, int relu,
+                              fclf_conv2d_shape s) {
+    conv_pool_forward(fclf_isa_active(), y, argmax, x, w, b, relu, s);
 }
 
-void fclf_conv2d_pool_forward_isa(int isa, float *y, int32_t *argmax, float *col, const float *x, const float *w,
-                                  const float *b, int relu, fclf_conv2d_shape s) {
-    conv_pool_forward(fclf_isa_usable(isa), y, argmax, col, x, w, b, relu, s);
+void fclf_conv2d_pool_forward_isa(int isa, float *y, int32_t *argmax, const float *x, const float *w, const float *b,
+                                  int relu, fclf_conv2d_shape s) {
+    conv_pool_forward(fclf_isa_usable(isa), y, argmax, x, w, b, relu, s);
 }
 
 /* Row o of dz [oc, n*P] routed back from the pooled gradient (only where the pooled y > 0 when given): what
@@ -58,16 +73,19 @@ static void dz_row_pooled(int isa, float *restrict tmp, float *restrict db, cons
 static void conv_pool_backward(int isa, float *dx, float *dw, float *db, float *dcol, float *tmp, const float *dy,
                                const int32_t *argmax, const float *y, const float *col, const float *x, const float *w,
                                fclf_conv2d_shape s) {
-    const int64_t K = s.c * s.kh * s.kw, P = s.oh * s.ow;
-    if (K < FCLF_CONV_SMALL_K && !dx) {
-        if (P <= FCLF_CONV_FUSED_PLANE_MAX) { /* routed plane by plane into L1 */
-            const fclf_conv_grad_source g = {NULL, NULL, dy, y, argmax, NULL};
-            fclf_conv_direct_weight_grad(isa, dw, db, &g, col, 0, s);
-        } else { /* routed into tmp, NCHW, as the separate pool would */
+    const int64_t K = s.c * s.kh * s.kw;
+    if (K < FCLF_CONV_SMALL_K) {
+        if (!fclf_conv2d_pool_supported(s)) { /* planes too large for the stack: routed into tmp, NCHW, as the separate pool would */
             fclf_maxpool2x2_backward_with(isa, tmp, dy, argmax, y, s.n * s.oc, s.oh, s.ow);
-            const fclf_conv_grad_source g = {tmp, NULL, NULL, NULL, NULL, NULL};
-            fclf_conv_direct_weight_grad(isa, dw, db, &g, col, 0, s);
+            fclf_conv2d_backward_ref(dx, dw, db, tmp, x, w, s);
+            return;
         }
+        /* the weight gradient from x, routed plane by plane into L1 */
+        const fclf_conv_grad_source g = {NULL, NULL, dy, y, argmax, NULL};
+        fclf_conv_direct_weight_grad(isa, dw, db, &g, NULL, x, 0, s);
+        if (!dx) return;
+        FCLF_PARALLEL_IF(fclf_conv_big(s), for (FCLF_STATIC_RANGE(o, s.oc)) dz_row_pooled(isa, tmp, NULL, dy, argmax, y, o, s););
+        fclf_conv_backward_from_dz(isa, dx, NULL, dcol, tmp, NULL, x, w, s);
         return;
     }
     /* Routed straight into the GEMM layout [oc, n*P]: no full-size gradient in NCHW, no copy of it. */

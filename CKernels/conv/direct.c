@@ -10,52 +10,78 @@
 
 enum { SMALL_K = FCLF_CONV_SMALL_K, CHUNK = 512 };
 
-/* One output plane of the small-K forward: dst = act(bias + sum_k wk[k] * col[k*ld ...]). For K = 9 (a 3x3
+fclf_conv_taps fclf_conv_taps_col(fclf_conv2d_shape s) {
+    const int64_t P = s.oh * s.ow;
+    fclf_conv_taps t = {{0}, s.ow, P, P};
+    for (int64_t k = 0; k < s.c * s.kh * s.kw && k < SMALL_K; k++) t.off[k] = k * s.n * P;
+    return t;
+}
+
+fclf_conv_taps fclf_conv_taps_x(fclf_conv2d_shape s) {
+    const int64_t fh = fclf_conv_framed_rows(s), fw = fclf_conv_framed_cols(s);
+    fclf_conv_taps t = {{0}, fw, (s.oh - 1) * fw + s.ow, s.oh * fw};
+    for (int64_t k = 0; k < s.c * s.kh * s.kw && k < SMALL_K; k++) /* im2col's row order: channel, row, column */
+        t.off[k] = (k / (s.kh * s.kw) * fh + k / s.kw % s.kh) * fw + k % s.kw;
+    return t;
+}
+
+const float *fclf_conv_tap_image(const float *col, const float *x, float *frame, int64_t i, fclf_conv2d_shape s) {
+    if (!x) return col + i * s.oh * s.ow;
+    if (fclf_conv_x_is_framed(s)) return x + i * s.c * s.h * s.w;
+    fclf_conv_frame_planes(frame, x + i * s.c * s.h * s.w, 0, s.c, s);
+    return frame;
+}
+
+/* One output plane of the small-K forward: dst = act(bias + sum_k wk[k] * src[off[k] ...]). For K = 9 (a 3x3
  * kernel on one channel, conv1) the k sum runs in registers, vectorised over pixels, with one store per
  * pixel; other K use K passes of AXPY over dst. */
-static inline __attribute__((always_inline)) void plane_k9(float *restrict dst, const float *restrict col, int64_t ld,
-                                                           const float *restrict wk, float bias, int64_t P, int relu) {
+static inline __attribute__((always_inline)) void plane_k9(float *restrict dst, const float *restrict src,
+                                                           const int64_t *restrict off, const float *restrict wk,
+                                                           float bias, int64_t len, int relu) {
     const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3], w4 = wk[4], w5 = wk[5], w6 = wk[6], w7 = wk[7], w8 = wk[8];
-    for (int64_t p = 0; p < P; p++) {
+    const float *c0 = src + off[0], *c1 = src + off[1], *c2 = src + off[2], *c3 = src + off[3], *c4 = src + off[4];
+    const float *c5 = src + off[5], *c6 = src + off[6], *c7 = src + off[7], *c8 = src + off[8];
+    for (int64_t p = 0; p < len; p++) {
         float acc = bias;
-        acc += w0 * col[p];
-        acc += w1 * col[ld + p];
-        acc += w2 * col[2 * ld + p];
-        acc += w3 * col[3 * ld + p];
-        acc += w4 * col[4 * ld + p];
-        acc += w5 * col[5 * ld + p];
-        acc += w6 * col[6 * ld + p];
-        acc += w7 * col[7 * ld + p];
-        acc += w8 * col[8 * ld + p];
+        acc += w0 * c0[p];
+        acc += w1 * c1[p];
+        acc += w2 * c2[p];
+        acc += w3 * c3[p];
+        acc += w4 * c4[p];
+        acc += w5 * c5[p];
+        acc += w6 * c6[p];
+        acc += w7 * c7[p];
+        acc += w8 * c8[p];
         dst[p] = relu && !(acc > 0.0f) ? 0.0f : acc;
     }
 }
 
-FCLF_CLONES static void small_k_plane(float *restrict dst, const float *restrict col, int64_t ld,
-                                      const float *restrict wk, float bias, int64_t K, int64_t P, int relu) {
+FCLF_CLONES static void small_k_plane(float *restrict dst, const float *restrict src, const int64_t *restrict off,
+                                      const float *restrict wk, float bias, int64_t K, int64_t len, int relu) {
     if (K == 9) {
-        plane_k9(dst, col, ld, wk, bias, P, relu);
+        plane_k9(dst, src, off, wk, bias, len, relu);
         return;
     }
-    for (int64_t p = 0; p < P; p++) dst[p] = bias;
+    for (int64_t p = 0; p < len; p++) dst[p] = bias;
     for (int64_t k = 0; k < K; k++) {
-        const float *c = col + k * ld;
+        const float *c = src + off[k];
         float wv = wk[k];
-        for (int64_t p = 0; p < P; p++) dst[p] += wv * c[p];
+        for (int64_t p = 0; p < len; p++) dst[p] += wv * c[p];
     }
     if (relu)
-        for (int64_t p = 0; p < P; p++) dst[p] = dst[p] > 0.0f ? dst[p] : 0.0f;
+        for (int64_t p = 0; p < len; p++) dst[p] = dst[p] > 0.0f ? dst[p] : 0.0f;
 }
 
-static inline const float *grad_plane(int isa, const fclf_conv_grad_source *g, int64_t i, int64_t o, int slot,
-                                      fclf_conv2d_shape s) {
+/* dz_i[o] in the taps' layout: dy's plane itself (unpooled: the col path, ld = ow), or routed into slot's plane. */
+static inline const float *grad_plane(int isa, const fclf_conv_grad_source *g, const fclf_conv_taps *t, int64_t i,
+                                      int64_t o, int slot, fclf_conv2d_shape s) {
     const int64_t P = s.oh * s.ow, Q = (s.oh / 2) * (s.ow / 2), at = i * s.oc + o;
     if (!g->pooled_dy) return g->dy + at * P;
-    float *plane = g->planes + slot * P;
+    float *plane = g->planes + slot * t->plane;
     /* callers go image by image */
     if (i + 2 < s.n) fclf_unpool_prefetch(g->pooled_dy, g->argmax, g->pooled_y, (at + 2 * s.oc) * Q, Q);
     fclf_unpool_plane(isa, plane, g->pooled_dy + at * Q, g->argmax + at * Q,
-                            g->pooled_y ? g->pooled_y + at * Q : NULL, s.oh, s.ow);
+                            g->pooled_y ? g->pooled_y + at * Q : NULL, s.oh, s.ow, t->ld);
     return plane;
 }
 
@@ -68,12 +94,16 @@ static inline const float *grad_plane(int isa, const fclf_conv_grad_source *g, i
  * batch, reduced once. Rounding therefore differs from the portable path (both are checked against the
  * direct loops); it does not depend on the thread count. ReLU as max(acc, 0) equals acc > 0 ? acc : 0,
  * NaN included. */
-/* y_i[o] = act(b[o] + sum_k w[o][k] col_i[k]) for one image: y [oc, P], col rows k at col + k*ld. */
-__attribute__((target("avx512f"))) static void k9_forward_image__avx512f(float *restrict y, const float *restrict col,
-                                                                         int64_t ld, const float *restrict w,
+/* y_i[o] = act(b[o] + sum_k w[o][k] tap_k) for one image: plane o at y + o t->plane. */
+__attribute__((target("avx512f"))) static void k9_forward_image__avx512f(float *restrict y, const float *restrict src,
+                                                                         const fclf_conv_taps *t,
+                                                                         const float *restrict w,
                                                                          const float *restrict b, int64_t oc,
-                                                                         int64_t P, int relu) {
+                                                                         int relu) {
     const __m512 zero = _mm512_setzero_ps();
+    const int64_t P = t->len;
+    const float *c[9];
+    for (int k = 0; k < 9; k++) c[k] = src + t->off[k];
     for (int64_t o = 0; o < oc; o += 2) {
         const int64_t o2 = o + 1 < oc ? o + 1 : o; /* an odd last channel is computed twice, stored once */
         __m512 wa[9], wb[9];
@@ -82,25 +112,25 @@ __attribute__((target("avx512f"))) static void k9_forward_image__avx512f(float *
             wb[k] = _mm512_set1_ps(w[o2 * 9 + k]);
         }
         const __m512 ba = _mm512_set1_ps(b ? b[o] : 0.0f), bb = _mm512_set1_ps(b ? b[o2] : 0.0f);
-        float *ya = y + o * P, *yb = y + o2 * P;
+        float *ya = y + o * t->plane, *yb = y + o2 * t->plane;
         for (int64_t p = 0; p < P; p += 16) {
             const __mmask16 m = fclf_lanes16(P - p);
-            __m512 a = ba, c = bb;
+            __m512 a = ba, d = bb;
             for (int k = 0; k < 9; k++) {
-                const __m512 v = _mm512_maskz_loadu_ps(m, col + k * ld + p);
+                const __m512 v = _mm512_maskz_loadu_ps(m, c[k] + p);
                 a = _mm512_fmadd_ps(wa[k], v, a);
-                c = _mm512_fmadd_ps(wb[k], v, c);
+                d = _mm512_fmadd_ps(wb[k], v, d);
             }
             if (relu) {
                 a = _mm512_max_ps(a, zero);
-                c = _mm512_max_ps(c, zero);
+                d = _mm512_max_ps(d, zero);
             }
             if (m == 0xFFFF) {
                 _mm512_storeu_ps(ya + p, a);
-                _mm512_storeu_ps(yb + p, c);
+                _mm512_storeu_ps(yb + p, d);
             } else {
                 _mm512_mask_storeu_ps(ya + p, m, a);
-                _mm512_mask_storeu_ps(yb + p, m, c);
+                _mm512_mask_storeu_ps(yb + p, m, d);
             }
         }
     }
@@ -110,17 +140,19 @@ __attribute__((target("avx512f"))) static void k9_forward_image__avx512f(float *
  * them: 8 pairs x 20 vectors is 10 KB. */
 enum { K9_GRAD_PAIRS = 8 };
 
-/* dW[o][k] += sum_i,p dz_i[o][p] col_i[k][p] and db[o] += sum dz for channels [o0, o1), dz = dy masked by
+/* dW[o][k] += sum_i,p dz_i[o][p] tap_k,i[p] and db[o] += sum dz for channels [o0, o1), dz = dy masked by
  * ReLU (y > 0) when relu. Images outer, channel pairs inner: pair by pair over the whole batch, every pair
  * read all nine column rows of every image again (conv1 at b128: 3.1 MB, from L3, 16 times per thread, and
  * perf put 6% of a training step here). Each pair's sums go through memory between images, which rounds
  * nothing: every lane still adds its products in image and pixel order, so the bits are the same. */
 __attribute__((target("avx512f"))) static void k9_grad_rows__avx512f(float *restrict dw, float *restrict db,
-                                                                     const fclf_conv_grad_source *g, const float *restrict col,
-                                                                     int relu, int64_t o0, int64_t o1,
+                                                                     const fclf_conv_grad_source *g, const float *col,
+                                                                     const float *x, int relu, int64_t o0, int64_t o1,
                                                                      fclf_conv2d_shape s) {
-    const int64_t P = s.oh * s.ow, NP = s.n * P;
+    const fclf_conv_taps t = x ? fclf_conv_taps_x(s) : fclf_conv_taps_col(s);
+    const int64_t P = s.oh * s.ow, len = t.len;
     const __m512 zero = _mm512_setzero_ps();
+    float frame[FCLF_CONV_FRAME_MAX] __attribute__((aligned(64)));
     /* per pair: acc_a[9], acc_b[9], sum_a, sum_b */
     __m512 sums[K9_GRAD_PAIRS][20];
     for (int64_t q0 = o0; q0 < o1; q0 += 2 * K9_GRAD_PAIRS) {
@@ -128,18 +160,18 @@ __attribute__((target("avx512f"))) static void k9_grad_rows__avx512f(float *rest
         for (int64_t j = 0; j < pairs; j++)
             for (int v = 0; v < 20; v++) sums[j][v] = zero;
         for (int64_t i = 0; i < s.n; i++) {
-            const float *c = col + i * P;
+            const float *src = fclf_conv_tap_image(col, x, frame, i, s);
             for (int64_t j = 0; j < pairs; j++) {
                 const int64_t o = q0 + 2 * j, o2 = o + 1 < o1 ? o + 1 : o;
-                const float *ga = grad_plane(FCLF_ISA_AVX512F, g, i, o, 0, s), *gb = grad_plane(FCLF_ISA_AVX512F, g, i, o2, 1, s);
+                const float *ga = grad_plane(FCLF_ISA_AVX512F, g, &t, i, o, 0, s), *gb = grad_plane(FCLF_ISA_AVX512F, g, &t, i, o2, 1, s);
                 const float *ya = relu ? g->y + (i * s.oc + o) * P : NULL, *yb = relu ? g->y + (i * s.oc + o2) * P : NULL;
                 __m512 acc_a[9], acc_b[9], sum_a = sums[j][18], sum_b = sums[j][19];
                 for (int k = 0; k < 9; k++) {
                     acc_a[k] = sums[j][k];
                     acc_b[k] = sums[j][9 + k];
                 }
-                for (int64_t p = 0; p < P; p += 16) {
-                    const __mmask16 m = fclf_lanes16(P - p);
+                for (int64_t p = 0; p < len; p += 16) {
+                    const __mmask16 m = fclf_lanes16(len - p);
                     __m512 va = _mm512_maskz_loadu_ps(m, ga + p), vb = _mm512_maskz_loadu_ps(m, gb + p);
                     if (relu) {
                         va = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, ya + p), zero, _CMP_GT_OQ), va);
@@ -148,7 +180,7 @@ __attribute__((target("avx512f"))) static void k9_grad_rows__avx512f(float *rest
                     sum_a = _mm512_add_ps(sum_a, va);
                     sum_b = _mm512_add_ps(sum_b, vb);
                     for (int k = 0; k < 9; k++) {
-                        const __m512 v = _mm512_maskz_loadu_ps(m, c + k * NP + p);
+                        const __m512 v = _mm512_maskz_loadu_ps(m, src + t.off[k] + p);
                         acc_a[k] = _mm512_fmadd_ps(va, v, acc_a[k]);
                         acc_b[k] = _mm512_fmadd_ps(vb, v, acc_b[k]);
                     }
@@ -180,26 +212,28 @@ __attribute__((target("avx512f"))) static void k9_grad_rows__avx512f(float *rest
  * keeps 8-lane sums over the batch, reduced once (the AVX-512 path keeps 16). The portable loops this
  * replaces, forced onto a Zen 4 with FCLF_ISA=avx2, took conv1's backward to 1.3 ms of a 4.8 ms seed-CNN step
  * at batch 32 (AVX-512 path: 0.12 ms). */
-__attribute__((target("avx2,fma"))) static void k9_forward_image__avx2(float *restrict y, const float *restrict col,
-                                                                       int64_t ld, const float *restrict w,
-                                                                       const float *restrict b, int64_t oc, int64_t P,
-                                                                       int relu) {
+__attribute__((target("avx2,fma"))) static void k9_forward_image__avx2(float *restrict y, const float *restrict src,
+                                                                       const fclf_conv_taps *t, const float *restrict w,
+                                                                       const float *restrict b, int64_t oc, int relu) {
     const __m256 zero = _mm256_setzero_ps();
+    const int64_t P = t->len;
     const __m256i tail = fclf_lanes8(P % 8);
+    const float *c[9];
+    for (int k = 0; k < 9; k++) c[k] = src + t->off[k];
     for (int64_t o = 0; o < oc; o++) {
         __m256 wk[9];
         for (int k = 0; k < 9; k++) wk[k] = _mm256_set1_ps(w[o * 9 + k]);
         const __m256 bias = _mm256_set1_ps(b ? b[o] : 0.0f);
-        float *yo = y + o * P;
+        float *yo = y + o * t->plane;
         int64_t p = 0;
         for (; p + 8 <= P; p += 8) {
             __m256 a = bias;
-            for (int k = 0; k < 9; k++) a = _mm256_fmadd_ps(wk[k], _mm256_loadu_ps(col + k * ld + p), a);
+            for (int k = 0; k < 9; k++) a = _mm256_fmadd_ps(wk[k], _mm256_loadu_ps(c[k] + p), a);
             _mm256_storeu_ps(yo + p, relu ? _mm256_max_ps(a, zero) : a);
         }
         if (p < P) {
             __m256 a = bias;
-            for (int k = 0; k < 9; k++) a = _mm256_fmadd_ps(wk[k], _mm256_maskload_ps(col + k * ld + p, tail), a);
+            for (int k = 0; k < 9; k++) a = _mm256_fmadd_ps(wk[k], _mm256_maskload_ps(c[k] + p, tail), a);
             _mm256_maskstore_ps(yo + p, tail, relu ? _mm256_max_ps(a, zero) : a);
         }
     }
@@ -215,33 +249,36 @@ __attribute__((target("avx2,fma"), always_inline)) static inline float hsum8(__m
     return _mm_cvtss_f32(s);
 }
 
-/* dW[o][k] += sum_i,p dz_i[o][p] col_i[k][p] and db[o] += sum dz for channels [o0, o1): images outer, as the
+/* dW[o][k] += sum_i,p dz_i[o][p] tap_k,i[p] and db[o] += sum dz for channels [o0, o1): images outer, as the
  * AVX-512 path; every lane adds its products in image and pixel order. */
 __attribute__((target("avx2,fma"))) static void k9_grad_rows__avx2(float *restrict dw, float *restrict db,
-                                                                   const fclf_conv_grad_source *g, const float *restrict col,
-                                                                   int relu, int64_t o0, int64_t o1, fclf_conv2d_shape s) {
-    const int64_t P = s.oh * s.ow, NP = s.n * P;
+                                                                   const fclf_conv_grad_source *g, const float *col,
+                                                                   const float *x, int relu, int64_t o0, int64_t o1,
+                                                                   fclf_conv2d_shape s) {
+    const fclf_conv_taps t = x ? fclf_conv_taps_x(s) : fclf_conv_taps_col(s);
+    const int64_t P = s.oh * s.ow, len = t.len;
     const __m256 zero = _mm256_setzero_ps();
-    const __m256i tail = fclf_lanes8(P % 8);
+    const __m256i tail = fclf_lanes8(len % 8);
+    float frame[FCLF_CONV_FRAME_MAX] __attribute__((aligned(64)));
     __m256 sums[K9_GRAD_CHANNELS][10];
     for (int64_t q0 = o0; q0 < o1; q0 += K9_GRAD_CHANNELS) {
         const int64_t count = fclf_min64(K9_GRAD_CHANNELS, o1 - q0);
         for (int64_t j = 0; j < count; j++)
             for (int v = 0; v < 10; v++) sums[j][v] = zero;
         for (int64_t i = 0; i < s.n; i++) {
-            const float *c = col + i * P;
+            const float *src = fclf_conv_tap_image(col, x, frame, i, s);
             for (int64_t j = 0; j < count; j++) {
                 const int64_t o = q0 + j;
-                const float *gp = grad_plane(FCLF_ISA_AVX2, g, i, o, 0, s);
+                const float *gp = grad_plane(FCLF_ISA_AVX2, g, &t, i, o, 0, s);
                 const float *yp = relu ? g->y + (i * s.oc + o) * P : NULL;
                 __m256 acc[9], sum = sums[j][9];
                 for (int k = 0; k < 9; k++) acc[k] = sums[j][k];
-                for (int64_t p = 0; p < P; p += 8) {
-                    const __m256i m = p + 8 <= P ? _mm256_set1_epi32(-1) : tail;
+                for (int64_t p = 0; p < len; p += 8) {
+                    const __m256i m = p + 8 <= len ? _mm256_set1_epi32(-1) : tail;
                     __m256 v = _mm256_maskload_ps(gp + p, m);
                     if (relu) v = _mm256_and_ps(v, _mm256_cmp_ps(_mm256_maskload_ps(yp + p, m), zero, _CMP_GT_OQ));
                     sum = _mm256_add_ps(sum, v);
-                    for (int k = 0; k < 9; k++) acc[k] = _mm256_fmadd_ps(v, _mm256_maskload_ps(c + k * NP + p, m), acc[k]);
+                    for (int k = 0; k < 9; k++) acc[k] = _mm256_fmadd_ps(v, _mm256_maskload_ps(src + t.off[k] + p, m), acc[k]);
                 }
                 for (int k = 0; k < 9; k++) sums[j][k] = acc[k];
                 sums[j][9] = sum;
@@ -255,95 +292,102 @@ __attribute__((target("avx2,fma"))) static void k9_grad_rows__avx2(float *restri
 }
 #endif
 
-void fclf_conv_direct_image(int isa, float *restrict y, const float *restrict col, int64_t ld, const float *restrict w,
-                            const float *restrict b, int64_t oc, int64_t K, int64_t P, int relu) {
+void fclf_conv_direct_image(int isa, float *restrict y, const float *restrict src, const fclf_conv_taps *t,
+                            const float *restrict w, const float *restrict b, int64_t oc, int64_t K, int relu) {
 #if defined(__x86_64__)
     if (K == 9 && isa == FCLF_ISA_AVX512F) {
-        k9_forward_image__avx512f(y, col, ld, w, b, oc, P, relu);
+        k9_forward_image__avx512f(y, src, t, w, b, oc, relu);
         return;
     }
     if (K == 9 && isa == FCLF_ISA_AVX2) {
-        k9_forward_image__avx2(y, col, ld, w, b, oc, P, relu);
+        k9_forward_image__avx2(y, src, t, w, b, oc, relu);
         return;
     }
 #endif
     (void)isa;
-    /* y[o] = b[o] + sum_k w[o][k] col[k]: the image's K col rows stay in L1 across all o. */
-    for (int64_t o = 0; o < oc; o++) small_k_plane(y + o * P, col, ld, w + o * K, b ? b[o] : 0.0f, K, P, relu);
+    /* y[o] = b[o] + sum_k w[o][k] tap_k: the image's K tap rows stay in L1 across all o. */
+    for (int64_t o = 0; o < oc; o++) small_k_plane(y + o * t->plane, src, t->off, w + o * K, b ? b[o] : 0.0f, K, t->len, relu);
 }
 
 void fclf_conv_direct_forward(int isa, float *y, float *col, const float *x, const float *w, const float *b, int relu,
                               fclf_conv2d_shape s) {
     const int64_t K = s.c * s.kh * s.kw, P = s.oh * s.ow, NP = s.n * P;
+    const fclf_conv_taps t = fclf_conv_taps_col(s);
     FCLF_PARALLEL_IF(fclf_conv_big(s),
         for (FCLF_STATIC_RANGE(i, s.n)) fclf_im2col_image(col + i * P, NP, x + i * s.c * s.h * s.w, s););
     FCLF_PARALLEL_IF(fclf_conv_big(s),
         for (FCLF_STATIC_RANGE(i, s.n))
-            fclf_conv_direct_image(isa, y + i * s.oc * P, col + i * P, NP, w, b, s.oc, K, P, relu););
+            fclf_conv_direct_image(isa, y + i * s.oc * P, col + i * P, &t, w, b, s.oc, K, relu););
 }
 
-/* Weight and bias gradients for K < SMALL_K as dot products: dW[o][k] += sum_i,p dz_i[o][p] col_i[k][p].
- * dz (dy masked by ReLU) is formed a chunk at a time on the stack and dotted with all K col rows while
+/* Weight and bias gradients for K < SMALL_K as dot products: dW[o][k] += sum_i,p dz_i[o][p] tap_k,i[p].
+ * dz (dy masked by ReLU) is formed a chunk at a time on the stack and dotted with all K tap rows while
  * it is in L1, instead of a GEMM over a transposed copy (fclf-profile: conv1's weight gradient took
  * 544 us as a GEMM on 2 threads, its N = 9 padded to a 32-wide tile). Each thread owns whole rows of
  * dW; every sum runs in image and chunk order, so the thread count does not change the result. */
-/* Sums over one chunk of pixels for the small-K weight gradient: part[k] += dz . col_k and *partb += sum dz,
+/* Sums over one chunk of pixels for the small-K weight gradient: part[k] += dz . tap_k and *partb += sum dz,
  * with dz = dy masked by ReLU. K = 9 gets nine register accumulators and one pass over the chunk;
  * other K form dz on the stack and take K dot products. */
 static inline __attribute__((always_inline)) void grad_chunk_k9(float *restrict part, float *restrict partb,
                                                                 const float *restrict g, const float *restrict act,
-                                                                const float *restrict c, int64_t ld, int64_t len, int relu) {
+                                                                const float *restrict c, const int64_t *restrict off,
+                                                                int64_t len, int relu) {
     float a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0, a8 = 0, b = 0;
+    const float *c0 = c + off[0], *c1 = c + off[1], *c2 = c + off[2], *c3 = c + off[3], *c4 = c + off[4];
+    const float *c5 = c + off[5], *c6 = c + off[6], *c7 = c + off[7], *c8 = c + off[8];
 #pragma omp simd reduction(+ : a0, a1, a2, a3, a4, a5, a6, a7, a8, b)
     for (int64_t p = 0; p < len; p++) {
         float v = relu && !(act[p] > 0.0f) ? 0.0f : g[p];
         b += v;
-        a0 += v * c[p];
-        a1 += v * c[ld + p];
-        a2 += v * c[2 * ld + p];
-        a3 += v * c[3 * ld + p];
-        a4 += v * c[4 * ld + p];
-        a5 += v * c[5 * ld + p];
-        a6 += v * c[6 * ld + p];
-        a7 += v * c[7 * ld + p];
-        a8 += v * c[8 * ld + p];
+        a0 += v * c0[p];
+        a1 += v * c1[p];
+        a2 += v * c2[p];
+        a3 += v * c3[p];
+        a4 += v * c4[p];
+        a5 += v * c5[p];
+        a6 += v * c6[p];
+        a7 += v * c7[p];
+        a8 += v * c8[p];
     }
     part[0] += a0; part[1] += a1; part[2] += a2; part[3] += a3; part[4] += a4;
     part[5] += a5; part[6] += a6; part[7] += a7; part[8] += a8;
     *partb += b;
 }
 
-/* Output channels [o0, o1) of the small-K weight gradient. Images run outermost so that image i's K col rows
+/* Output channels [o0, o1) of the small-K weight gradient. Images run outermost so that image i's K tap rows
  * (9 x 676 floats for conv1) stay in L1 while its channels' dy and y planes, adjacent in memory, stream past
  * once in order; channel-outer order re-read all of col per channel from L2/L3 (perf: 9% of a batch-32 step,
  * about 30 GFLOP/s). Each (o, k) sum still runs in image and chunk order, so the result is the same for any
  * grouping or thread count. */
 enum { GRAD_GROUP = 32 };
 FCLF_CLONES static void small_k_grad_rows(int isa, float *restrict dw, float *restrict db, const fclf_conv_grad_source *gs,
-                                          const float *restrict col, int relu, int64_t o0, int64_t o1,
+                                          const float *col, const float *x, int relu, int64_t o0, int64_t o1,
                                           fclf_conv2d_shape s) {
-    const int64_t K = s.c * s.kh * s.kw, P = s.oh * s.ow, NP = s.n * P;
+    const fclf_conv_taps t = x ? fclf_conv_taps_x(s) : fclf_conv_taps_col(s);
+    const int64_t K = s.c * s.kh * s.kw, P = s.oh * s.ow;
     float accw[GRAD_GROUP][SMALL_K], accb[GRAD_GROUP];
     float dz[CHUNK] __attribute__((aligned(64)));
+    float frame[FCLF_CONV_FRAME_MAX] __attribute__((aligned(64)));
     for (int64_t g0 = o0; g0 < o1; g0 += GRAD_GROUP) {
         const int64_t g1 = fclf_min64(o1, g0 + GRAD_GROUP);
         memset(accw, 0, sizeof accw);
         memset(accb, 0, sizeof accb);
-        for (int64_t i = 0; i < s.n; i++)
+        for (int64_t i = 0; i < s.n; i++) {
+            const float *src = fclf_conv_tap_image(col, x, frame, i, s);
             for (int64_t o = g0; o < g1; o++) {
-                const float *plane = grad_plane(isa, gs, i, o, 0, s), *act_plane = relu ? gs->y + (i * s.oc + o) * P : NULL;
-                for (int64_t p0 = 0; p0 < P; p0 += CHUNK) {
-                    const int64_t len = fclf_min64(CHUNK, P - p0);
-                    const float *c = col + i * P + p0;
+                const float *plane = grad_plane(isa, gs, &t, i, o, 0, s), *act_plane = relu ? gs->y + (i * s.oc + o) * P : NULL;
+                for (int64_t p0 = 0; p0 < t.len; p0 += CHUNK) {
+                    const int64_t len = fclf_min64(CHUNK, t.len - p0);
+                    const float *c = src + p0;
                     const float *g = plane + p0, *act = relu ? act_plane + p0 : g;
                     float part[SMALL_K] = {0}, partb = 0.0f;
                     /* relu as a constant in each copy: with it a run-time flag, the compiler read act under a mask
                      * that was all zero without ReLU, and perf put 77% of this function on the instruction after
                      * that load (Zen 4; conv1's backward 1.35 ms at batch 32, 0.31-0.37 ms with the copies) */
                     if (K == 9 && relu) {
-                        grad_chunk_k9(part, &partb, g, act, c, NP, len, 1);
+                        grad_chunk_k9(part, &partb, g, act, c, t.off, len, 1);
                     } else if (K == 9) {
-                        grad_chunk_k9(part, &partb, g, act, c, NP, len, 0);
+                        grad_chunk_k9(part, &partb, g, act, c, t.off, len, 0);
                     } else {
                         if (relu) {
 #pragma omp simd reduction(+ : partb)
@@ -360,7 +404,7 @@ FCLF_CLONES static void small_k_grad_rows(int isa, float *restrict dw, float *re
                             }
                         }
                         for (int64_t k = 0; k < K; k++) {
-                            const float *ck = c + k * NP;
+                            const float *ck = c + t.off[k];
                             float d = 0.0f;
 #pragma omp simd reduction(+ : d)
                             for (int64_t p = 0; p < len; p++) d += dz[p] * ck[p];
@@ -371,6 +415,7 @@ FCLF_CLONES static void small_k_grad_rows(int isa, float *restrict dw, float *re
                     for (int64_t k = 0; k < K; k++) accw[o - g0][k] += part[k];
                 }
             }
+        }
         for (int64_t o = g0; o < g1; o++) {
             for (int64_t k = 0; k < K; k++) dw[o * K + k] += accw[o - g0][k];
             if (db) db[o] += accb[o - g0];
@@ -379,7 +424,7 @@ FCLF_CLONES static void small_k_grad_rows(int isa, float *restrict dw, float *re
 }
 
 void fclf_conv_direct_weight_grad(int isa, float *restrict dw, float *restrict db, const fclf_conv_grad_source *g,
-                                  const float *restrict col, int relu, fclf_conv2d_shape s) {
+                                  const float *col, const float *x, int relu, fclf_conv2d_shape s) {
     FCLF_PARALLEL_IF(fclf_conv_big(s), {
         int64_t o0 = fclf_partition_bound(s.oc, 0), o1 = fclf_partition_bound(s.oc, 1);
         if (o1 > o0) {
@@ -388,12 +433,12 @@ void fclf_conv_direct_weight_grad(int isa, float *restrict dw, float *restrict d
             mine.planes = planes;
 #if defined(__x86_64__)
             if (s.c * s.kh * s.kw == 9 && isa == FCLF_ISA_AVX512F)
-                k9_grad_rows__avx512f(dw, db, &mine, col, relu, o0, o1, s);
+                k9_grad_rows__avx512f(dw, db, &mine, col, x, relu, o0, o1, s);
             else if (s.c * s.kh * s.kw == 9 && isa == FCLF_ISA_AVX2)
-                k9_grad_rows__avx2(dw, db, &mine, col, relu, o0, o1, s);
+                k9_grad_rows__avx2(dw, db, &mine, col, x, relu, o0, o1, s);
             else
 #endif
-                small_k_grad_rows(isa, dw, db, &mine, col, relu, o0, o1, s);
+                small_k_grad_rows(isa, dw, db, &mine, col, x, relu, o0, o1, s);
         }
     });
 }

@@ -70,8 +70,8 @@ void fclf_conv2d_window_pool_pack_weights(float *wp, const float *w, fclf_conv2d
 }
 
 int64_t fclf_conv2d_window_pool_work_size(fclf_conv2d_shape s) {
-    /* the two passes' full output, or the one-pass kernel's im2col matrix; the window kernel's padded input */
-    const int64_t passes = fclf_conv_packs_from_x(s) ? s.n * s.oc * s.oh * s.ow : fclf_conv2d_col_size(s);
+    /* the two passes' full output (the one-pass kernel needs none); the window kernel's padded input */
+    const int64_t passes = fclf_conv_packs_from_x(s) ? s.n * s.oc * s.oh * s.ow : 0;
     const int64_t padded = fclf_im2col_padded(&s) ? s.n * s.c * padded_plane(s) : 0;
     return passes > padded ? passes : padded;
 }
@@ -329,7 +329,7 @@ static void window_pool(int isa, float *y, float *work, const float *x, const fl
     if (s.n <= 0 || s.oc <= 0) return;
     if (!wp || !window_kernel_runs(isa, s)) { /* the passes this kernel stands for */
         if (rounds_as_small_k(s)) {
-            fclf_conv2d_pool_forward_isa(isa, y, NULL, work, x, w, b, relu, s);
+            fclf_conv2d_pool_forward_isa(isa, y, NULL, x, w, b, relu, s);
         } else {
             fclf_conv2d_forward_isa(isa, work, NULL, x, w, b, relu, s);
             fclf_maxpool2x2_forward_isa(isa, y, NULL, work, s.n * s.oc, s.oh, s.ow);

@@ -214,15 +214,17 @@ void fclf_conv2d_backward(float *dx, float *dw, float *db, float *dcol, float *t
                           fclf_conv2d_shape s);
 
 /* Convolution + activation + 2x2 max pooling. forward, when fclf_conv2d_pool_supported(s) (c*kh*kw < 16,
- * oh*ow <= 2048), in one pass: WRITES y [n, oc, oh/2, ow/2] and argmax (may be NULL) as fclf_maxpool2x2_forward would from
- * the convolution's output, and col as fclf_conv2d_forward (the full output is never stored). backward, any
- * shape: given the pooled dy, the argmax and, for ReLU, the pooled y (else NULL) of the pooling, does what
- * fclf_maxpool2x2_backward (with that y) then fclf_conv2d_backward (relu = 0) would, with the same bits,
- * without the full-size gradient: ACCUMULATES dw, db (may be NULL), WRITES dx unless NULL; dcol and tmp as
- * for fclf_conv2d_backward. */
+ * oh*(ow + kw - 1) <= 2048, a padded image's c (oh + kh - 1)(ow + kw - 1) <= 4096; other shapes: the call writes
+ * nothing), in one pass from x: WRITES y [n, oc, oh/2, ow/2] and argmax (may be NULL) as
+ * fclf_conv2d_forward then fclf_maxpool2x2_forward would, bit for bit (neither the full output nor an im2col
+ * matrix is stored). backward, any shape: given the pooled dy, the argmax and, for ReLU, the pooled y (else
+ * NULL) of the pooling, does what fclf_maxpool2x2_backward (with that y) then fclf_conv2d_backward (relu = 0)
+ * would, without the full-size gradient: ACCUMULATES dw, db (may be NULL), WRITES dx unless NULL; dcol, tmp and
+ * col as for fclf_conv2d_backward (c*kh*kw >= 16: the same bits), except that c*kh*kw < 16 reads x, not col
+ * (which may be NULL), and gives dw and db to rounding (the same products, summed in other lanes). */
 int fclf_conv2d_pool_supported(fclf_conv2d_shape s);
-void fclf_conv2d_pool_forward(float *y, int32_t *argmax, float *col, const float *x, const float *w, const float *b,
-                              int relu, fclf_conv2d_shape s);
+void fclf_conv2d_pool_forward(float *y, int32_t *argmax, const float *x, const float *w, const float *b, int relu,
+                              fclf_conv2d_shape s);
 void fclf_conv2d_pool_backward(float *dx, float *dw, float *db, float *dcol, float *tmp, const float *dy,
                                const int32_t *argmax, const float *y, const float *col, const float *x, const float *w,
                                fclf_conv2d_shape s);
@@ -232,8 +234,8 @@ void fclf_conv2d_forward_isa(int isa, float *y, float *col, const float *x, cons
 void fclf_conv2d_backward_isa(int isa, float *dx, float *dw, float *db, float *dcol, float *tmp, const float *dy,
                               const float *y, const float *col, const float *x, const float *w, int relu,
                               fclf_conv2d_shape s);
-void fclf_conv2d_pool_forward_isa(int isa, float *y, int32_t *argmax, float *col, const float *x, const float *w,
-                                  const float *b, int relu, fclf_conv2d_shape s);
+void fclf_conv2d_pool_forward_isa(int isa, float *y, int32_t *argmax, const float *x, const float *w, const float *b,
+                                  int relu, fclf_conv2d_shape s);
 void fclf_conv2d_pool_backward_isa(int isa, float *dx, float *dw, float *db, float *dcol, float *tmp, const float *dy,
                                    const int32_t *argmax, const float *y, const float *col, const float *x,
                                    const float *w, fclf_conv2d_shape s);

@@ -62,7 +62,7 @@ struct PlanTests {
         #expect(labels.map { UInt8($0) } == eval.predictions)
     }
 
-    @Test("a fused convolution step gives the bits of the convolution and pooling layers run one after the other (its gradients to rounding from 16 taps on)",
+    @Test("a fused convolution step gives the bits of the convolution and pooling layers run one after the other (its gradients to rounding: the weights' from x below 16 taps, all at the winners from 16 on)",
           arguments: [(Plan.Step.ConvPooling.onePass, 1), (.afterwards, 4), (.onePass, 4)])
     func fusedStepEqualsSeparateLayers(_ pooling: Plan.Step.ConvPooling, _ c: Int) {
         // (.onePass, 4): 36 taps per output, more than the one-pass kernel takes: the layer pools afterwards.
@@ -84,10 +84,14 @@ struct PlanTests {
                 for p in fused.parameters + conv.parameters { p.zeroGrad() }
                 let dxa = fused.backward(g), dxb = conv.backward(pool.backward(g))
                 let gradients = [(dxa.data, dxb.data, shape.count)] + zip(fused.parameters, conv.parameters).map { ($0.grad, $1.grad, $0.count) }
-                for (a, b, count) in gradients {
+                for (index, (a, b, count)) in gradients.enumerated() {
                     let fusedGrad = Array(UnsafeBufferPointer(start: a, count: count)), separate = Array(UnsafeBufferPointer(start: b, count: count))
-                    if c * 9 < 16 {
-                        #expect(fusedGrad == separate)
+                    if c * 9 < 16 && index == 0 {
+                        #expect(fusedGrad == separate)  // dx: the same product of the same routed gradient
+                    } else if c * 9 < 16 {
+                        // the weight and bias gradients read the taps from x, whose rows are longer than the
+                        // output's: the same products, summed in other vector lanes
+                        expectClose(fusedGrad, separate, atol: 1e-5, rtol: 1e-5, "\(pooling) c\(c) parameter \(index)")
                     } else {
                         // 16 or more taps: the fused backward pass sums one term per window at its winner
                         // (fclf_conv2d_pool_backward_winners), the separate layers multiply the routed full output;

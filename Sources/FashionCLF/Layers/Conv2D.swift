@@ -86,15 +86,15 @@ public final class Conv2D: Layer {
         }
     }
 
-    /// The forward pass of both modes: training keeps `col` and the pooling's winners (`argmax`), inference
-    /// passes scratch for `col` and no winners. `z` receives the unpooled output when it is pooled afterwards.
+    /// The forward pass of both modes: training keeps `col` (where the path has one) and the pooling's winners
+    /// (`argmax`), inference passes scratch for `col` and no winners. `z` receives the unpooled output when it is pooled afterwards.
     private func run(_ x: UnsafePointer<Float>, _ s: fclf_conv2d_shape, y: UnsafeMutablePointer<Float>,
                      z: UnsafeMutablePointer<Float>, col: UnsafeMutablePointer<Float>?, argmax: UnsafeMutablePointer<Int32>?,
                      packed: UnsafePointer<Float>? = nil) {
         let relu: Int32 = activation == .relu ? 1 : 0
         switch pooling(s, training: argmax != nil) {
         case .onePass:
-            fclf_conv2d_pool_forward(y, argmax, col, x, weight.value, bias.value, relu, s)
+            fclf_conv2d_pool_forward(y, argmax, x, weight.value, bias.value, relu, s)
         case .none:
             fclf_conv2d_forward_prepacked(y, col, x, weight.value, packed, bias.value, relu, s)
         case .afterwards:
@@ -123,11 +123,10 @@ public final class Conv2D: Layer {
     }
 
     /// Floats of col the passes keep: the im2col matrix, or x in zero-framed planes for a padded shape that
-    /// packs from x (0 when the products pack straight from x).
+    /// packs from x (0 when the products read x itself).
     private func colCount(_ s: fclf_conv2d_shape, training: Bool = false) -> Int {
         switch pooling(s, training: training) {
-        case .perWindow, .winograd: 0  // reads x
-        case .onePass: Int(fclf_conv2d_col_size(s))
+        case .perWindow, .winograd, .onePass: 0  // reads x
         default: fclf_conv2d_uses_col(s) != 0 ? Int(fclf_conv2d_col_size(s)) : 0
         }
     }
