@@ -106,6 +106,9 @@ func gemmShapes(quickSubset: Bool = quick) -> [Shape] {
     return shapes
 }
 
+/// The GEMM rows' warm-up per library and shape (see gemm(peak:)).
+let warmSeconds = 0.05
+
 func gemm(peak: Double) {
     let shapes = gemmShapes()
     var rng = SplitMix64(seed: 5)
@@ -129,12 +132,20 @@ func gemm(peak: Double) {
         // 64x121x288 on 2 threads that halved our figure, 48 against 88 GFLOP/s on 1 thread).
         // Before each block, 250 ms for the other library's idle threads to stop spinning and park (libomp's
         // KMP_BLOCKTIME is 200 ms; OpenBLAS's thread timeout is shorter).
+        // Each block's warm-up runs for WARM_SECONDS, not a few calls: woken from sleep, a library's worker thread
+        // may start on the calling thread's core and share it until the scheduler moves it (milliseconds),
+        // which three calls of the 64 x 121 x 288 product (25 us each) did not outlast: ours measured 44-52
+        // GFLOP/s there on 2 threads, 83 on one, and 145-154 with its threads bound to cores.
         var tOurs: [Double] = [], tBLAS: [Double] = []
+        func warm(_ body: () -> Void) {
+            let t0 = monotonicSeconds()
+            repeat { body() } while monotonicSeconds() - t0 < warmSeconds
+        }
         usleep(250_000)
-        for _ in 0..<3 { runOurs() }
+        warm(runOurs)
         for _ in 0..<runs { let t0 = monotonicSeconds(); runOurs(); tOurs.append(monotonicSeconds() - t0) }
         usleep(250_000)
-        for _ in 0..<3 { runBLAS() }
+        warm(runBLAS)
         for _ in 0..<runs { let t0 = monotonicSeconds(); runBLAS(); tBLAS.append(monotonicSeconds() - t0) }
         let o = stats(tOurs), r = stats(tBLAS)
         let g = flops / o.median / 1e9, gr = flops / r.median / 1e9
