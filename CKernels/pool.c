@@ -149,8 +149,9 @@ static void unpool_plane(float *restrict dxp, const float *restrict dyp, const i
 /* The same plane written densely, 16 windows at a time: each window's value goes to the corner its winner
  * index names and 0 to the other three, and even and odd columns are interleaved in registers. The scatter
  * adds each value to a 0, so g + 0 is stored (turning -0 into +0 as the scatter does) and the bits are the
- * same. Each row is stored by one or two masked stores of exactly its w floats (an odd last column gets the
- * zero of the lane past the windows, an odd last row is cleared), so nothing outside the plane is written:
+ * same. Each row is stored by one or two masked stores of exactly its ld floats (an odd last column and the
+ * ld - w past the row get the zeros of the lanes past the windows, an odd last row is cleared), so nothing
+ * outside the plane is written:
  * whole 32-float stores, which ran past each row into the next and past the plane's end, stored 2.6x the
  * plane's bytes for conv2's 11 x 11 planes, in lines split between two stores. */
 __attribute__((target("avx512f"))) static void unpool_dense__avx512f(float *restrict dxp, const float *restrict dyp,

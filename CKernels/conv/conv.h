@@ -9,7 +9,8 @@
  * conv1 (K = 9) would pad K to the micro-kernel's tile and then move its 2.7 MB output through tmp once
  * more. */
 enum { FCLF_CONV_SMALL_K = 16 };
-/* Largest output plane (oh*ow floats) of a convolution fused with its pooling: two planes live on the stack. */
+/* Largest output plane of a convolution fused with its pooling, oh rows of the taps' row length (oh*ow floats
+ * from col, oh*(ow + kw - 1) from x): two planes live on the stack. */
 enum { FCLF_CONV_FUSED_PLANE_MAX = 2048 };
 
 /* Element-wise passes over the batch get threads only when there is enough memory traffic to share. */

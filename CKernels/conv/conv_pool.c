@@ -74,12 +74,24 @@ static void conv_pool_backward(int isa, float *dx, float *dw, float *db, float *
                                const int32_t *argmax, const float *y, const float *col, const float *x, const float *w,
                                fclf_conv2d_shape s) {
     const int64_t K = s.c * s.kh * s.kw;
-    if (K < FCLF_CONV_SMALL_K) {
-        if (!fclf_conv2d_pool_supported(s)) { /* planes too large for the stack: routed into tmp, NCHW, as the separate pool would */
+    if (K < FCLF_CONV_SMALL_K && !fclf_conv2d_pool_supported(s)) {
+        /* A shape the one-pass forward refuses (its planes or frame too large for the stack, or oh, ow < 2) was
+         * convolved by fclf_conv2d_forward, which wrote col: the separate passes' sums, bit for bit. Without col,
+         * the naive loops (slow, to rounding). */
+        if (!col) {
             fclf_maxpool2x2_backward_with(isa, tmp, dy, argmax, y, s.n * s.oc, s.oh, s.ow);
             fclf_conv2d_backward_ref(dx, dw, db, tmp, x, w, s);
-            return;
+        } else if (!dx) { /* routed into tmp, NCHW, as the separate pool would */
+            fclf_maxpool2x2_backward_with(isa, tmp, dy, argmax, y, s.n * s.oc, s.oh, s.ow);
+            const fclf_conv_grad_source g = {tmp, NULL, NULL, NULL, NULL, NULL};
+            fclf_conv_direct_weight_grad(isa, dw, db, &g, col, NULL, 0, s);
+        } else {
+            FCLF_PARALLEL_IF(fclf_conv_big(s), for (FCLF_STATIC_RANGE(o, s.oc)) dz_row_pooled(isa, tmp, db, dy, argmax, y, o, s););
+            fclf_conv_backward_from_dz(isa, dx, dw, dcol, tmp, col, x, w, s);
         }
+        return;
+    }
+    if (K < FCLF_CONV_SMALL_K) {
         /* the weight gradient from x, routed plane by plane into L1 */
         const fclf_conv_grad_source g = {NULL, NULL, dy, y, argmax, NULL};
         fclf_conv_direct_weight_grad(isa, dw, db, &g, NULL, x, 0, s);

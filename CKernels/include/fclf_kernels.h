@@ -182,7 +182,8 @@ fclf_conv2d_shape fclf_conv2d_make_shape(int64_t n, int64_t c, int64_t h, int64_
 int64_t fclf_conv2d_col_size(fclf_conv2d_shape s);
 int64_t fclf_conv2d_tmp_size(fclf_conv2d_shape s);
 /* Floats of tmp the backward pass actually uses (fclf_conv2d_backward when pooled = 0, fclf_conv2d_pool_backward
- * when 1; with_dx: whether dx is asked for): 0 where the small-K weight gradient reads dy directly. */
+ * when 1; with_dx: whether dx is asked for): 0 where the small-K weight gradient reads dy directly, or routes
+ * the pooled gradient plane by plane on the stack (pooled, without dx, fclf_conv2d_pool_supported). */
 int64_t fclf_conv2d_backward_tmp_size(fclf_conv2d_shape s, int with_dx, int pooled);
 /* Floats of the backward pass's dcol scratch: the im2col matrix's, or c*kh*kw*oc if larger. */
 int64_t fclf_conv2d_dcol_size(fclf_conv2d_shape s);
@@ -220,8 +221,10 @@ void fclf_conv2d_backward(float *dx, float *dw, float *db, float *dcol, float *t
  * matrix is stored). backward, any shape: given the pooled dy, the argmax and, for ReLU, the pooled y (else
  * NULL) of the pooling, does what fclf_maxpool2x2_backward (with that y) then fclf_conv2d_backward (relu = 0)
  * would, without the full-size gradient: ACCUMULATES dw, db (may be NULL), WRITES dx unless NULL; dcol, tmp and
- * col as for fclf_conv2d_backward (c*kh*kw >= 16: the same bits), except that c*kh*kw < 16 reads x, not col
- * (which may be NULL), and gives dw and db to rounding (the same products, summed in other lanes). */
+ * col as for fclf_conv2d_backward, with the same bits, except for the shapes the one-pass forward takes
+ * (c*kh*kw < 16 and supported(s)): those read x, not col (which may be NULL), and give dw and db to rounding
+ * (the same products, summed in other lanes; dx bit for bit). A small-K shape it refuses reads col as
+ * fclf_conv2d_forward wrote it, or with col NULL runs the naive loops (slow; to rounding). */
 int fclf_conv2d_pool_supported(fclf_conv2d_shape s);
 void fclf_conv2d_pool_forward(float *y, int32_t *argmax, const float *x, const float *w, const float *b, int relu,
                               fclf_conv2d_shape s);

@@ -12,16 +12,22 @@ extension KernelTests {
         // (n, c, h, w, oc, k, same): K = 9 (conv1's shape, the AVX-512 path), K = 4 and K = 1 (portable path),
         // odd sizes (a row and a column left over by the pooling), an odd channel count, padding (the taps read
         // from a zero-framed copy of each image); K = 36 and K = 288 (conv2's shape) take the GEMM path, where
-        // only the backward pass is fused; a small-K shape with planes too large for one pass runs the separate
-        // passes' routing and the naive gradient.
+        // only the backward pass is fused. More small-K shapes: one large enough for 2 threads (padded), three
+        // channels 2x2 'same' (a multi-channel frame), 17 x 17 outputs (odd, rows of 19: AVX2's dense routing);
+        // and three the one-pass forward refuses, which the separate forward convolves (its col read back, the
+        // same bits): planes too large for the stack (46 x 45 output; 45 x 45 'same', rows of 47), and a frame
+        // too large (3 x 41 x 41).
         for (n, c, h, w, oc, k, same) in [(5, 1, 28, 28, 32, 3, false), (3, 1, 9, 11, 5, 3, true), (2, 1, 7, 6, 3, 2, false),
                                           (4, 1, 5, 5, 7, 1, false), (2, 1, 12, 13, 4, 3, false), (3, 4, 9, 8, 6, 3, true),
-                                          (4, 32, 13, 13, 64, 3, false), (2, 1, 48, 47, 3, 3, false)] {
+                                          (10, 1, 28, 28, 8, 3, true), (2, 3, 9, 10, 5, 2, true), (2, 1, 19, 19, 5, 3, false),
+                                          (4, 32, 13, 13, 64, 3, false), (2, 1, 48, 47, 3, 3, false), (1, 1, 45, 45, 2, 3, true),
+                                          (1, 3, 40, 40, 2, 2, true)] {
             let s = fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(w), Int64(oc), Int64(k), Int64(k), same ? 1 : 0)
-            // One pass when few taps and planes small enough for the stack, output rows as long as the (framed)
-            // input's (46 x 47 is not: routed via tmp).
+            // One pass when few taps, two planes with rows as long as the (framed) input's fit the stack, and so
+            // does a padded image's frame.
             let smallK = c * k * k < 16
-            let onePass = smallK && Int(s.oh) * (Int(s.ow) + k - 1) <= 2048
+            let (fh, fw) = (Int(s.oh) + k - 1, Int(s.ow) + k - 1)
+            let onePass = smallK && Int(s.oh) * fw <= 2048 && (!same || k == 1 || c * fh * fw <= 4096)
             #expect((fclf_conv2d_pool_supported(s) != 0) == onePass)
             let (oh, ow) = (Int(s.oh), Int(s.ow))
             let full = n * oc * oh * ow, pooled = n * oc * (oh / 2) * (ow / 2)
@@ -37,11 +43,13 @@ extension KernelTests {
                     var p1 = [Float](repeating: 0, count: pooled), a1 = [Int32](repeating: 0, count: pooled)
                     var dyFull = [Float](repeating: 0, count: full), dcol = [Float](repeating: 0, count: Int(fclf_conv2d_dcol_size(s)))
                     var tmp = [Float](repeating: 0, count: Int(fclf_conv2d_tmp_size(s)))
+                    // the fused pass gets only the tmp it says it uses
+                    var tmp2 = [Float](repeating: .nan, count: Int(fclf_conv2d_backward_tmp_size(s, wantDx ? 1 : 0, 1)))
                     var dw1 = [Float](repeating: 0.5, count: wt.count), db1 = [Float](repeating: 0.25, count: oc)
                     var dx1 = [Float](repeating: .nan, count: x.count)
                     // Fused (the one-pass forward where supported).
                     var p2 = [Float](repeating: .nan, count: pooled), a2 = [Int32](repeating: -1, count: pooled)
-                    var col2: [Float] = [], tmp2 = tmp, dcol2 = dcol
+                    var col2: [Float] = [], dcol2 = dcol
                     var dw2 = [Float](repeating: 0.5, count: wt.count), db2 = [Float](repeating: 0.25, count: oc)
                     var dx2 = [Float](repeating: .nan, count: x.count)
                     withThreads(threads) {
@@ -56,8 +64,8 @@ extension KernelTests {
                         } else {
                             (p2, a2) = (p1, a1)
                         }
-                        if !smallK { col2 = col }  // as the separate forward wrote it
-                        // the small-K shapes read x, not col (an empty array: a null pointer)
+                        if !onePass { col2 = col }  // as the separate forward wrote it
+                        // the one-pass shapes read x, not col (an empty array: a null pointer)
                         dx2.withUnsafeMutableBufferPointer { d in
                             col2.withUnsafeBufferPointer { cp in
                                 fclf_conv2d_pool_backward_isa(isa, wantDx ? d.baseAddress : nil, &dw2, &db2, &dcol2, &tmp2, dy, a2,
@@ -66,12 +74,12 @@ extension KernelTests {
                         }
                     }
                     #expect(p2 == p1 && a2 == a1, "\(tag): pooled output or winners")
-                    if smallK {  // the same products in other lanes: to rounding
+                    if onePass {  // the same products in other lanes: to rounding
                         let (P, scale) = (Double(oh * ow), Double(n * oh * ow).squareRoot())
                         expectClose(dw2, dw1, atol: 1e-5 * scale * 4, rtol: 1e-5, "\(tag): weight gradient, fused from x against the separate passes")
                         expectClose(db2, db1, atol: 1e-5 * scale * 4, rtol: 1e-5, "\(tag): bias gradient, fused from x against the separate passes")
                         if wantDx { expectClose(dx2, dx1, atol: 1e-5 * P.squareRoot(), rtol: 1e-5, "\(tag): input gradient") }
-                        if onePass && wantDx { #expect(dx2 == dx1, "\(tag): input gradient (the same GEMM on the same dz)") }
+                        if wantDx { #expect(dx2 == dx1, "\(tag): input gradient (the same GEMM on the same dz)") }
                     } else {
                         #expect(dw2 == dw1 && db2 == db1, "\(tag): weight and bias gradients")
                         if wantDx { #expect(dx2 == dx1, "\(tag): input gradient") }

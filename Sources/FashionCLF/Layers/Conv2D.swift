@@ -10,9 +10,10 @@ import CKernels
 /// `.valid` and H' = H for `.same`; y is z or `[N, O, H'/2, W'/2]`.
 ///
 /// Pooled, backward routes the pooled gradient (with f's mask, read on the pooled output) straight into the
-/// layout the products read, so the full-size gradient is never written; with `.onePass` the full-size z is
-/// never stored either. Either way the results are those of the two separate layers, bit for bit; `.winograd`'s
-/// forward pass gives them to rounding. Where the product has 16 or more taps (c·k·k), the pooled backward pass
+/// layout the products read, so the full-size gradient is never written; with `.onePass` neither the full-size
+/// z nor an im2col matrix is stored (the taps are read from x). The forward results are those of the two
+/// separate layers, bit for bit (`.winograd`'s to rounding); so is the backward pass's, except that `.onePass`
+/// sums the weight and bias gradients in other lanes (to rounding). Where the product has 16 or more taps (c·k·k), the pooled backward pass
 /// sums one term per pooling window at its winner instead (`fclf_conv2d_pool_backward_winners`), to rounding for
 /// finite x and weights (positions that pass no gradient are skipped, so a NaN there does not spread into the
 /// gradients as it does through the products).
