@@ -182,13 +182,10 @@ __attribute__((target("avx512f"))) static void input_transform__avx512f(float *r
 }
 
 /* The 16 products of one block of 8 output channels for groups [g0, g0 + NV), M [16][8][16 NV] = U [16][c][8]
- * x V [16][c][16 NV] (the K loop over the input channels), then Y = A^T M A per tile, A^T = [1 1 1 0;
- * 0 1 -1 -1], pooled (max of the 4), + bias, ReLU as max(r, 0), stored for the block's channels below oc. */
-static inline __attribute__((always_inline, target("avx512f"))) void block_nv(
-    float *restrict y, int32_t *restrict argmax, const float *restrict V, const float *restrict wp,
-    const float *restrict b, int relu, fclf_conv2d_shape s, int64_t ob, int64_t g0, const int NV) {
-    const int64_t S = wino_stride(NV), T = wino_tiles(s), pw = s.ow / 2, per_group = wino_group_rows(s) * pw;
-    float m[16 * WINO_ROWS_AVX512 * 16 * WINO_MAX_VECTORS] __attribute__((aligned(64)));
+ * x V [16][c][16 NV] (the K loop over the input channels), into m. */
+static inline __attribute__((always_inline, target("avx512f"))) void block_products(
+    float *restrict m, const float *restrict V, const float *restrict wp, fclf_conv2d_shape s, int64_t ob, const int NV) {
+    const int64_t S = wino_stride(NV);
     for (int xi = 0; xi < 16; xi++) {
         __m512 acc[WINO_ROWS_AVX512][WINO_MAX_VECTORS];
         for (int r = 0; r < WINO_ROWS_AVX512; r++)
@@ -206,6 +203,37 @@ static inline __attribute__((always_inline, target("avx512f"))) void block_nv(
         for (int r = 0; r < WINO_ROWS_AVX512; r++)
             for (int j = 0; j < NV; j++) _mm512_store_ps(m + (xi * WINO_ROWS_AVX512 + r) * 16 * NV + 16 * j, acc[r][j]);
     }
+}
+
+/* Y = A^T M A for row r's tiles in vector j, A^T = [1 1 1 0; 0 1 -1 -1]: z[0..3] the tile's (0,0), (0,1),
+ * (1,0), (1,1) outputs, + bias, ReLU as max(z, 0) (NaN to 0). */
+static inline __attribute__((always_inline, target("avx512f"))) void output_tiles(__m512 z[4], const float *restrict m,
+                                                                                  float bias_o, int relu, int r, int j,
+                                                                                  const int NV) {
+    __m512 q[16];
+    for (int xi = 0; xi < 16; xi++) q[xi] = _mm512_load_ps(m + (xi * WINO_ROWS_AVX512 + r) * 16 * NV + 16 * j);
+    __m512 t0[4], t1[4]; /* A^T M: rows 0 and 1 */
+    for (int k = 0; k < 4; k++) {
+        t0[k] = _mm512_add_ps(_mm512_add_ps(q[k], q[4 + k]), q[8 + k]);
+        t1[k] = _mm512_sub_ps(_mm512_sub_ps(q[4 + k], q[8 + k]), q[12 + k]);
+    }
+    const __m512 bias = _mm512_set1_ps(bias_o);
+    z[0] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(t0[0], t0[1]), t0[2]), bias);
+    z[1] = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(t0[1], t0[2]), t0[3]), bias);
+    z[2] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(t1[0], t1[1]), t1[2]), bias);
+    z[3] = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(t1[1], t1[2]), t1[3]), bias);
+    if (relu)
+        for (int k = 0; k < 4; k++) z[k] = _mm512_max_ps(z[k], _mm512_setzero_ps());
+}
+
+/* One block of 8 output channels for groups [g0, g0 + NV): the products, then per tile the output transform,
+ * pooled (max of the 4), stored for the block's channels below oc. */
+static inline __attribute__((always_inline, target("avx512f"))) void block_nv(
+    float *restrict y, int32_t *restrict argmax, const float *restrict V, const float *restrict wp,
+    const float *restrict b, int relu, fclf_conv2d_shape s, int64_t ob, int64_t g0, const int NV) {
+    const int64_t T = wino_tiles(s), per_group = wino_group_rows(s) * (s.ow / 2);
+    float m[16 * WINO_ROWS_AVX512 * 16 * WINO_MAX_VECTORS] __attribute__((aligned(64)));
+    block_products(m, V, wp, s, ob, NV);
     const int64_t rows = fclf_min64(WINO_ROWS_AVX512, s.oc - ob * WINO_ROWS_AVX512);
     int32_t corner[WINO_MAX_VECTORS][16];
     if (argmax)
@@ -213,20 +241,8 @@ static inline __attribute__((always_inline, target("avx512f"))) void block_nv(
     for (int64_t r = 0; r < rows; r++) {
         const int64_t o = ob * WINO_ROWS_AVX512 + r;
         for (int j = 0; j < NV; j++) {
-            __m512 q[16];
-            for (int xi = 0; xi < 16; xi++) q[xi] = _mm512_load_ps(m + (xi * WINO_ROWS_AVX512 + r) * 16 * NV + 16 * j);
-            __m512 t0[4], t1[4]; /* A^T M: rows 0 and 1 */
-            for (int k = 0; k < 4; k++) {
-                t0[k] = _mm512_add_ps(_mm512_add_ps(q[k], q[4 + k]), q[8 + k]);
-                t1[k] = _mm512_sub_ps(_mm512_sub_ps(q[4 + k], q[8 + k]), q[12 + k]);
-            }
-            const __m512 bias = _mm512_set1_ps(b ? b[o] : 0.0f);
-            __m512 z[4] = {_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(t0[0], t0[1]), t0[2]), bias),
-                           _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(t0[1], t0[2]), t0[3]), bias),
-                           _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(t1[0], t1[1]), t1[2]), bias),
-                           _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(t1[1], t1[2]), t1[3]), bias)};
-            if (relu)
-                for (int k = 0; k < 4; k++) z[k] = _mm512_max_ps(z[k], _mm512_setzero_ps()); /* NaN to 0 */
+            __m512 z[4];
+            output_tiles(z, m, b ? b[o] : 0.0f, relu, (int)r, j, NV);
             /* the pooling's comparisons in its order (pool.c): the first maximum of the window wins */
             __m512 p = z[0];
             __mmask16 win[4];
@@ -246,6 +262,45 @@ static inline __attribute__((always_inline, target("avx512f"))) void block_nv(
             }
         }
     }
+}
+
+/* Unpooled: one block of 8 output channels for groups [g0, g0 + NV), each tile's 4 outputs into y [oc][oh][ow]:
+ * a tile row's pw tiles make two whole output rows, (0,0) and (0,1) interleaved into the first, (1,0) and (1,1)
+ * into the second. */
+static inline __attribute__((always_inline, target("avx512f"))) void block_full_nv(
+    float *restrict y, const float *restrict V, const float *restrict wp, const float *restrict b, int relu,
+    fclf_conv2d_shape s, int64_t ob, int64_t g0, const int NV) {
+    const int64_t pw = s.ow / 2, ph = s.oh / 2, rows_per = wino_group_rows(s), P = s.oh * s.ow;
+    float m[16 * WINO_ROWS_AVX512 * 16 * WINO_MAX_VECTORS] __attribute__((aligned(64)));
+    block_products(m, V, wp, s, ob, NV);
+    const int64_t rows = fclf_min64(WINO_ROWS_AVX512, s.oc - ob * WINO_ROWS_AVX512);
+    /* lanes 2k and 2k + 1 of an output row: tile k's left and right output (of the first and second vector) */
+    const __m512i pairs = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __mmask16 row_lanes = fclf_lanes16(2 * pw);
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t o = ob * WINO_ROWS_AVX512 + r;
+        for (int j = 0; j < NV; j++) {
+            __m512 z[4];
+            output_tiles(z, m, b ? b[o] : 0.0f, relu, (int)r, j, NV);
+            for (int64_t t = 0, ty = (g0 + j) * rows_per; t < rows_per && ty < ph; t++, ty++) {
+                const __m512i at = _mm512_add_epi32(pairs, _mm512_set1_epi32((int)(t * pw)));
+                float *top = y + o * P + 2 * ty * s.ow;
+                _mm512_mask_storeu_ps(top, row_lanes, _mm512_permutex2var_ps(z[0], at, z[1]));
+                _mm512_mask_storeu_ps(top + s.ow, row_lanes, _mm512_permutex2var_ps(z[2], at, z[3]));
+            }
+        }
+    }
+}
+
+__attribute__((target("avx512f"))) static void groups_full__avx512f(float *restrict y, const float *restrict V,
+                                                                    const float *restrict wp, const float *restrict b,
+                                                                    int relu, fclf_conv2d_shape s, int64_t g0,
+                                                                    int64_t nv) {
+    for (int64_t ob = 0; ob < wino_blocks(s, WINO_ROWS_AVX512); ob++) switch (nv) {
+        case 1: block_full_nv(y, V, wp, b, relu, s, ob, g0, 1); break;
+        case 2: block_full_nv(y, V, wp, b, relu, s, ob, g0, 2); break;
+        default: block_full_nv(y, V, wp, b, relu, s, ob, g0, 3); break;
+        }
 }
 
 /* Groups [g0, g0 + nv) of one image, V as the input transform wrote it for them, every block of output channels. */
@@ -442,4 +497,57 @@ void fclf_conv2d_winograd_pool(float *y, int32_t *argmax, float *work, const flo
 void fclf_conv2d_winograd_pool_isa(int isa, float *y, int32_t *argmax, float *work, const float *x, const float *w,
                                    const float *wp, const float *b, int relu, fclf_conv2d_shape s) {
     winograd_pool(fclf_isa_usable(isa), y, argmax, work, x, w, wp, b, relu, s);
+}
+
+/* Unpooled (training's convolutions before a BatchNorm): every output of the even-sized plane is a tile's. The
+ * products and transforms are the pooled kernel's, so are the packed weights (AVX-512's blocks of 8). */
+int fclf_conv2d_winograd_supported(fclf_conv2d_shape s) {
+    return s.oh % 2 == 0 && s.ow % 2 == 0 && fclf_conv2d_winograd_pool_supported(s);
+}
+
+static int wino_full_runs(int isa, fclf_conv2d_shape s) {
+    return isa == FCLF_ISA_AVX512F && fclf_conv2d_winograd_supported(s);
+}
+
+static int64_t full_packed_size(int isa, fclf_conv2d_shape s) { return wino_full_runs(isa, s) ? packed_size(isa, s) : 0; }
+int64_t fclf_conv2d_winograd_packed_size(fclf_conv2d_shape s) { return full_packed_size(fclf_isa_active(), s); }
+int64_t fclf_conv2d_winograd_packed_size_isa(int isa, fclf_conv2d_shape s) {
+    return full_packed_size(fclf_isa_usable(isa), s);
+}
+
+void fclf_conv2d_winograd_pack_weights(float *wp, const float *w, fclf_conv2d_shape s) {
+    if (fclf_conv2d_winograd_packed_size(s) > 0) pack_weights(fclf_isa_active(), wp, w, s);
+}
+void fclf_conv2d_winograd_pack_weights_isa(int isa, float *wp, const float *w, fclf_conv2d_shape s) {
+    if (fclf_conv2d_winograd_packed_size_isa(isa, s) > 0) pack_weights(fclf_isa_usable(isa), wp, w, s);
+}
+
+int64_t fclf_conv2d_winograd_work_size(fclf_conv2d_shape s) {
+    return fclf_conv2d_winograd_supported(s) ? s.n * wino_v_floats(s, wino_groups(s)) : 0;
+}
+
+static void winograd_full(int isa, float *y, float *work, const float *x, const float *w, const float *wp,
+                          const float *b, int relu, fclf_conv2d_shape s) {
+    if (s.n <= 0 || s.oc <= 0) return;
+    if (!wp || !work || !wino_full_runs(isa, s)) { /* the product this kernel stands for (packed from x) */
+        fclf_conv2d_forward_isa(isa, y, NULL, x, w, b, relu, s);
+        return;
+    }
+#if defined(__x86_64__)
+    const int64_t G = wino_groups(s), vf = wino_v_floats(s, G), P = s.oh * s.ow;
+    FCLF_PARALLEL_IF(s.n > 1, for (FCLF_STATIC_RANGE(i, s.n)) {
+        input_transform__avx512f(work + i * vf, x + i * s.c * s.h * s.w, s, 0, G);
+        groups_full__avx512f(y + i * s.oc * P, work + i * vf, wp, b, relu, s, 0, G);
+    });
+#endif
+}
+
+void fclf_conv2d_winograd_forward(float *y, float *work, const float *x, const float *w, const float *wp, const float *b,
+                                  int relu, fclf_conv2d_shape s) {
+    winograd_full(fclf_isa_active(), y, work, x, w, wp, b, relu, s);
+}
+
+void fclf_conv2d_winograd_forward_isa(int isa, float *y, float *work, const float *x, const float *w, const float *wp,
+                                      const float *b, int relu, fclf_conv2d_shape s) {
+    winograd_full(fclf_isa_usable(isa), y, work, x, w, wp, b, relu, s);
 }

@@ -295,6 +295,22 @@ int64_t fclf_conv2d_winograd_pool_packed_size_isa(int isa, fclf_conv2d_shape s);
 void fclf_conv2d_winograd_pool_pack_weights_isa(int isa, float *wp, const float *w, fclf_conv2d_shape s);
 void fclf_conv2d_winograd_pool_isa(int isa, float *y, int32_t *argmax, float *work, const float *x, const float *w,
                                    const float *wp, const float *b, int relu, fclf_conv2d_shape s);
+/* The same F(2x2, 3x3) without the pooling (conv/winograd.c), for a convolution whose full output is needed (a
+ * BatchNorm follows it in training): WRITES y [n, oc, oh, ow] as fclf_conv2d_forward would, to rounding (about
+ * 1e-6 of the largest term); the same bits for any batch or thread count. For shapes with supported(s): the
+ * pooled kernel's with even oh and ow (every output is a tile's). packed_size is 0 where this CPU's variant
+ * has no such kernel (AVX-512 has it), and wp is NULL then: fclf_conv2d_forward runs instead. pack_weights
+ * WRITES wp (packed_size floats); work (work_size floats) is scratch. Its naive twin is fclf_conv2d_forward_ref. */
+int fclf_conv2d_winograd_supported(fclf_conv2d_shape s);
+int64_t fclf_conv2d_winograd_packed_size(fclf_conv2d_shape s);
+void fclf_conv2d_winograd_pack_weights(float *wp, const float *w, fclf_conv2d_shape s);
+int64_t fclf_conv2d_winograd_work_size(fclf_conv2d_shape s);
+void fclf_conv2d_winograd_forward(float *y, float *work, const float *x, const float *w, const float *wp, const float *b,
+                                  int relu, fclf_conv2d_shape s);
+int64_t fclf_conv2d_winograd_packed_size_isa(int isa, fclf_conv2d_shape s);
+void fclf_conv2d_winograd_pack_weights_isa(int isa, float *wp, const float *w, fclf_conv2d_shape s);
+void fclf_conv2d_winograd_forward_isa(int isa, float *y, float *work, const float *x, const float *w, const float *wp,
+                                      const float *b, int relu, fclf_conv2d_shape s);
 /* Naive direct convolution. forward WRITES y; backward WRITES dx (unless NULL) and ACCUMULATES dw, db. */
 void fclf_conv2d_forward_ref(float *y, const float *x, const float *w, const float *b, fclf_conv2d_shape s);
 void fclf_conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,

@@ -117,3 +117,51 @@ struct KernelWinogradTests {
         #expect(argmax == winners)
     }
 }
+
+extension KernelWinogradTests {
+    @Test("unpooled, it matches the naive convolution (+ ReLU) to rounding on even planes, every image of a batch with the bits of the image alone, 1 and 2 threads; without the kernel it is fclf_conv2d_forward's bits; every ISA",
+          arguments: kernelISAs)
+    func unpooledMatchesNaive(_ variant: KernelISA) {
+        let isa = variant.raw
+        // (n, c, h, w, oc): cnn3-bn's conv2 (6x6 tiles, 2 tile rows per vector, 3 vectors) on 3 images (2 threads:
+        // each its own share), partial blocks of output channels (13), a 4x7 plane of tiles (rows of 7 tiles fill
+        // 14 of 16 lanes), one vector of 4x4 tiles on two channels.
+        for (n, c, h, w, oc) in [(3, 32, 14, 14, 64), (2, 3, 14, 12, 13), (3, 5, 10, 16, 20), (2, 2, 10, 10, 9)] {
+            let s = fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(w), Int64(oc), 3, 3, 0)
+            #expect(fclf_conv2d_winograd_supported(s) != 0)
+            #expect((fclf_conv2d_winograd_packed_size_isa(isa, s) > 0) == (isa == Int32(FCLF_ISA_AVX512F.rawValue)))
+            let P = Int(s.oh * s.ow), full = n * oc * P
+            let x = randomArray(n * c * h * w, seed: 120), wt = randomArray(oc * c * 9, seed: 121), b = randomArray(oc, seed: 122)
+            func run(_ s: fclf_conv2d_shape, _ x: [Float], relu: Int32) -> [Float] {
+                var wp = [Float](repeating: .nan, count: Int(fclf_conv2d_winograd_packed_size_isa(isa, s)))
+                if !wp.isEmpty { fclf_conv2d_winograd_pack_weights_isa(isa, &wp, wt, s) }
+                var y = [Float](repeating: .nan, count: Int(s.n * s.oc * s.oh * s.ow))
+                var work = [Float](repeating: .nan, count: Int(fclf_conv2d_winograd_work_size(s)))
+                wp.withUnsafeBufferPointer { fclf_conv2d_winograd_forward_isa(isa, &y, &work, x, wt, $0.isEmpty ? nil : $0.baseAddress, b, relu, s) }
+                return y
+            }
+            for relu: Int32 in [0, 1] {
+                let tag = "\(variant.testDescription) n\(n) c\(c) \(h)x\(w) oc\(oc) relu \(relu)"
+                var expected = [Float](repeating: 0, count: full)
+                fclf_conv2d_forward_ref(&expected, x, wt, b, s)
+                if relu != 0 { expected = expected.map { $0 > 0 ? $0 : 0 } }
+                let one = withThreads(1) { run(s, x, relu: relu) }, two = withThreads(2) { run(s, x, relu: relu) }
+                // every output written, each within rounding of the direct sum of 9c products of values in [-1, 1]
+                expectClose(one, expected, atol: 1e-5 * Double(9 * c), rtol: 0, tag)
+                #expect(one.map(\.bitPattern) == two.map(\.bitPattern), "\(tag): 1 and 2 threads")
+                let single = fclf_conv2d_make_shape(1, Int64(c), Int64(h), Int64(w), Int64(oc), 3, 3, 0)
+                let alone = run(single, Array(x[(c * h * w)..<(2 * c * h * w)]), relu: relu)
+                #expect(alone.map(\.bitPattern) == one[(oc * P)..<(2 * oc * P)].map(\.bitPattern), "\(tag): image 1 alone")
+                if isa != Int32(FCLF_ISA_AVX512F.rawValue) {  // no kernel: the GEMM's product, bit for bit
+                    var gemm = [Float](repeating: 0, count: full)
+                    fclf_conv2d_forward_isa(isa, &gemm, nil, x, wt, b, relu, s)
+                    #expect(one.map(\.bitPattern) == gemm.map(\.bitPattern), "\(tag): the product it stands for")
+                }
+            }
+        }
+        // Odd planes are not tiles: refused (the pooled kernel takes them, dropping the last row as the pooling does).
+        #expect(fclf_conv2d_winograd_supported(fclf_conv2d_make_shape(1, 32, 13, 13, 64, 3, 3, 0)) == 0)
+        #expect(fclf_conv2d_winograd_pool_supported(fclf_conv2d_make_shape(1, 32, 13, 13, 64, 3, 3, 0)) != 0)
+        #expect(fclf_conv2d_winograd_work_size(fclf_conv2d_make_shape(1, 32, 13, 13, 64, 3, 3, 0)) == 0)
+    }
+}

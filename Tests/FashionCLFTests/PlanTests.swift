@@ -62,6 +62,37 @@ struct PlanTests {
         #expect(labels.map { UInt8($0) } == eval.predictions)
     }
 
+    @Test("a convolution step by Winograd gives the GEMM's outputs to rounding and its gradients bit for bit (the same backward pass on the same input)")
+    func winogradStepMatchesGEMM() {
+        // cnn3-bn's conv2 shape (32 -> 64 channels, 14 -> 12), 4 images, ReLU; the kernel runs only on AVX-512
+        let (n, c, oc, side) = (4, 32, 64, 14)
+        var r1 = SplitMix64(seed: 21), r2 = SplitMix64(seed: 21)
+        let wino = Conv2D(inChannels: c, outChannels: oc, kernelSize: 3, activation: .relu, winograd: true, rng: &r1)
+        let gemm = Conv2D(inChannels: c, outChannels: oc, kernelSize: 3, activation: .relu, rng: &r2)
+        var x = randomArray(n * c * side * side, seed: 22)
+        let shape = Shape(n: n, c: c, h: side, w: side)
+        x.withUnsafeMutableBufferPointer { xb in
+            let t = Tensor(data: xb.baseAddress!, shape: shape)
+            let a = wino.forward(t), b = gemm.forward(t)
+            let ya = Array(UnsafeBufferPointer(start: a.data, count: a.shape.count))
+            let yb = Array(UnsafeBufferPointer(start: b.data, count: b.shape.count))
+            expectClose(ya, yb, atol: 1e-5 * Double(9 * c), rtol: 0, "forward")
+            if fclf_isa_active() != Int32(FCLF_ISA_AVX512F.rawValue) { #expect(ya == yb, "no kernel: the GEMM itself") }
+            // the backward pass masks with the step's own output: give both the same one (the GEMM's)
+            memcpy(UnsafeMutableRawPointer(mutating: a.data), b.data, b.shape.count * MemoryLayout<Float>.size)
+            var dy = randomArray(a.shape.count, seed: 23)
+            dy.withUnsafeMutableBufferPointer { db in
+                let g = Tensor(data: db.baseAddress!, shape: a.shape)
+                for p in wino.parameters + gemm.parameters { p.zeroGrad() }
+                let dxa = wino.backward(g), dxb = gemm.backward(g)
+                #expect(Array(UnsafeBufferPointer(start: dxa.data, count: shape.count)) == Array(UnsafeBufferPointer(start: dxb.data, count: shape.count)))
+                for (p, q) in zip(wino.parameters, gemm.parameters) {
+                    #expect(Array(UnsafeBufferPointer(start: p.grad, count: p.count)) == Array(UnsafeBufferPointer(start: q.grad, count: q.count)))
+                }
+            }
+        }
+    }
+
     @Test("a fused convolution step gives the bits of the convolution and pooling layers run one after the other (its gradients to rounding: the weights' from x below 16 taps, all at the winners from 16 on)",
           arguments: [(Plan.Step.ConvPooling.onePass, 1), (.afterwards, 4), (.onePass, 4)])
     func fusedStepEqualsSeparateLayers(_ pooling: Plan.Step.ConvPooling, _ c: Int) {

@@ -69,8 +69,8 @@ public final class Sequential {
             return ConvBatchNorm(conv: conv, norm: BatchNorm(channels: oc, relu: step.fusedReLU, pool: step.pooling != .none))
         case .conv2d(let ic, let oc, let k, let padding, let activation):
             return Conv2D(inChannels: ic, outChannels: oc, kernelSize: k, padding: padding, activation: activation,
-                          pooling: step.pooling, computesInputGradient: step.computesInputGradient, initializer: initializer,
-                          rng: &rng)
+                          pooling: step.pooling, winograd: step.winograd, computesInputGradient: step.computesInputGradient,
+                          initializer: initializer, rng: &rng)
         case .dense(let input, let output, let activation):
             return Dense(inputSize: input, outputSize: output, activation: activation,
                          computesInputGradient: step.computesInputGradient, initializer: initializer, rng: &rng)

@@ -22,6 +22,9 @@ public final class Conv2D: Layer {
     public let padding: Padding
     public let activation: Activation
     public let pooling: Plan.Step.ConvPooling
+    /// Unpooled: the forward product by Winograd's F(2x2, 3x3) where this CPU has the kernel for the batch's
+    /// shape (`fclf_conv2d_winograd_forward`, to rounding), else the GEMM's. Inference runs the GEMM.
+    public let winograd: Bool
     public let weight: Parameter
     public let bias: Parameter
     public let computesInputGradient: Bool
@@ -39,9 +42,10 @@ public final class Conv2D: Layer {
     private(set) var input: UnsafePointer<Float>?
 
     public init(inChannels: Int, outChannels: Int, kernelSize: Int, padding: Padding = .valid,
-                activation: Activation = .none, pooling: Plan.Step.ConvPooling = .none,
+                activation: Activation = .none, pooling: Plan.Step.ConvPooling = .none, winograd: Bool = false,
                 computesInputGradient: Bool = true, initializer: Initializer = .glorotUniform, rng: inout SplitMix64) {
         self.activation = activation
+        self.winograd = winograd && pooling == .none
         self.inChannels = inChannels
         self.outChannels = outChannels
         self.kernelSize = kernelSize
@@ -140,7 +144,16 @@ public final class Conv2D: Layer {
         let colp = colCount(shape, training: true) > 0 ? col.reserve(colCount(shape, training: true)) : nil
         if pooling == .none {
             let yp = y.reserve(out.count)
-            run(x.data, shape, y: yp, z: yp, col: colp, argmax: nil)
+            if winograd, fclf_conv2d_winograd_packed_size(shape) > 0 {
+                // the transformed weights again after each step's update; col (which the GEMM's backward pass does
+                // not read for these 'valid' shapes) holds the transformed input
+                let p = trainingPacked.reserve(Int(fclf_conv2d_winograd_packed_size(shape)))
+                fclf_conv2d_winograd_pack_weights(p, weight.value, shape)
+                let work = col.reserve(Int(fclf_conv2d_winograd_work_size(shape)))
+                fclf_conv2d_winograd_forward(yp, work, x.data, weight.value, p, bias.value, activation == .relu ? 1 : 0, shape)
+            } else {
+                run(x.data, shape, y: yp, z: yp, col: colp, argmax: nil)
+            }
             return Tensor(data: yp, shape: out)
         }
         let way = pooling(shape, training: true)

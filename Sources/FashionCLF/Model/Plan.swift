@@ -47,6 +47,10 @@ public struct Plan: Sendable {
         /// A ReLU layer run as this BatchNorm step's epilogue (a convolution or dense step takes it as its
         /// activation instead).
         public let fusedReLU: Bool
+        /// Training: an unpooled convolution whose product runs by Winograd's F(2x2, 3x3)
+        /// (`fclf_conv2d_winograd_forward`: 16 multiply-adds per 2x2 output tile and channel pair instead of 36,
+        /// the same outputs to rounding); its backward pass is the GEMM's.
+        public var winograd = false
         /// The layers (indices into `Plan.specs`) this step executes.
         public let layers: Range<Int>
         /// Per-sample shapes.
@@ -63,6 +67,7 @@ public struct Plan: Sendable {
                 return base + " (from the input's moments; z never stored)"
             case .conv2d(_, _, _, _, let act):
                 let base = "conv2d" + folded + (act == .relu ? "+relu" : "")
+                if winograd { return base + " (Winograd F(2x2,3x3))" }
                 return pooling == .none ? base : "\(base)+maxpool (\(pooling.rawValue))"
             case .dense(_, _, let act): return "dense" + folded + (act == .relu ? "+relu" : "")
             case .relu: return "relu"
@@ -162,9 +167,15 @@ public struct Plan: Sendable {
             default:
                 skipDropout()
             }
-            steps.append(Step(layer: layer, pooling: pooling, foldedBatchNorm: folded, trainedBatchNorm: trained, fusedReLU: fusedReLU,
-                              layers: i..<end, input: x,
-                              output: shapes[end - 1], computesInputGradient: i > 0))
+            var step = Step(layer: layer, pooling: pooling, foldedBatchNorm: folded, trainedBatchNorm: trained, fusedReLU: fusedReLU,
+                            layers: i..<end, input: x, output: shapes[end - 1], computesInputGradient: i > 0)
+            // Training's unpooled convolutions (a BatchNorm follows) by Winograd where this CPU has the kernel for
+            // the shape. Inference keeps the GEMM with its weights packed once: one image's product shares the
+            // second core there, which this kernel would not.
+            if mode == .training, pooling == .none, trained == nil, case .conv2d(_, let oc, let k, let padding, _) = layer {
+                step.winograd = fclf_conv2d_winograd_packed_size(convShape(x, outChannels: oc, kernelSize: k, padding: padding)) > 0
+            }
+            steps.append(step)
             i = end
         }
         self.specs = specs
