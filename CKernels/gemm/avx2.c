@@ -13,7 +13,13 @@ __attribute__((target("avx2,fma"))) static void ukernel_6x16__avx2(int64_t kc, c
                                                                   int64_t ldc, float alpha, float beta,
                                                                   const float *restrict bias, int relu) {
     __m256 acc[6][2];
-    for (int i = 0; i < 6; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    /* C's rows asked for while the K loop runs, as the AVX-512 kernel does (16 floats: one line, or two when
+     * the row does not start on one) */
+    for (int i = 0; i < 6; i++) {
+        acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + 15), _MM_HINT_T0);
+    }
     for (int64_t p = 0; p < kc; p++) {
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
 #pragma clang loop unroll(full)
