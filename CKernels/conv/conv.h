@@ -51,9 +51,16 @@ fclf_conv_taps fclf_conv_taps_col(fclf_conv2d_shape s);
 fclf_conv_taps fclf_conv_taps_x(fclf_conv2d_shape s);
 /* Floats of a padded image's zero-framed planes the pooled path keeps on the stack (c fh fw). */
 enum { FCLF_CONV_FRAME_MAX = 4096 };
-/* Image i's tap source: col + i P (x NULL), or x's image i, copied into frame (FCLF_CONV_FRAME_MAX floats) when the
- * shape is padded. */
-const float *fclf_conv_tap_image(const float *col, const float *x, float *frame, int64_t i, fclf_conv2d_shape s);
+/* One thread's taps: their layout, and where they lie, col (x NULL) or x, with the thread's frame
+ * (FCLF_CONV_FRAME_MAX floats) for a padded image. source: the layout for col or x; image: image i's tap rows,
+ * col + i P, or x's image i, copied into frame when the shape is padded. */
+typedef struct {
+    fclf_conv_taps t;
+    const float *col, *x;
+    float *frame;
+} fclf_conv_tap_source;
+fclf_conv_tap_source fclf_conv_tap_source_of(const float *col, const float *x, float *frame, fclf_conv2d_shape s);
+const float *fclf_conv_tap_image(const fclf_conv_tap_source *src, int64_t i, fclf_conv2d_shape s);
 
 /* Where the small-K weight gradient reads dz_i[o]: dy (masked by ReLU on y when relu), or, for a convolution
  * fused with the 2x2 max pool after it, the pooled gradient routed back to the winners in a per-thread

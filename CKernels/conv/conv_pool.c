@@ -42,12 +42,12 @@ static void conv_pool_forward(int isa, float *y, int32_t *argmax, const float *x
                               int relu, fclf_conv2d_shape s) {
     if (s.n <= 0 || s.oc <= 0 || !fclf_conv2d_pool_supported(s)) return;
     const int64_t Q = (s.oh / 2) * (s.ow / 2);
-    const fclf_conv_taps t = fclf_conv_taps_x(s);
     FCLF_PARALLEL_IF(fclf_conv_big(s), {
         float frame[FCLF_CONV_FRAME_MAX] __attribute__((aligned(64)));
+        const fclf_conv_tap_source taps = fclf_conv_tap_source_of(NULL, x, frame, s);
         for (FCLF_STATIC_RANGE(i, s.n))
             conv_pool_image(isa, y + i * s.oc * Q, argmax ? argmax + i * s.oc * Q : NULL,
-                            fclf_conv_tap_image(NULL, x, frame, i, s), &t, w, b, relu, s);
+                            fclf_conv_tap_image(&taps, i, s), &taps.t, w, b, relu, s);
     });
 }
 
@@ -73,31 +73,23 @@ static void dz_row_pooled(int isa, float *restrict tmp, float *restrict db, cons
 static void conv_pool_backward(int isa, float *dx, float *dw, float *db, float *dcol, float *tmp, const float *dy,
                                const int32_t *argmax, const float *y, const float *col, const float *x, const float *w,
                                fclf_conv2d_shape s) {
-    const int64_t K = s.c * s.kh * s.kw;
-    if (K < FCLF_CONV_SMALL_K && !fclf_conv2d_pool_supported(s)) {
-        /* A shape the one-pass forward refuses (its planes or frame too large for the stack, or oh, ow < 2) was
-         * convolved by fclf_conv2d_forward, which wrote col: the separate passes' sums, bit for bit. Without col,
-         * the naive loops (slow, to rounding). */
-        if (!col) {
-            fclf_maxpool2x2_backward_with(isa, tmp, dy, argmax, y, s.n * s.oc, s.oh, s.ow);
-            fclf_conv2d_backward_ref(dx, dw, db, tmp, x, w, s);
-        } else if (!dx) { /* routed into tmp, NCHW, as the separate pool would */
-            fclf_maxpool2x2_backward_with(isa, tmp, dy, argmax, y, s.n * s.oc, s.oh, s.ow);
-            const fclf_conv_grad_source g = {tmp, NULL, NULL, NULL, NULL, NULL};
-            fclf_conv_direct_weight_grad(isa, dw, db, &g, col, NULL, 0, s);
-        } else {
-            FCLF_PARALLEL_IF(fclf_conv_big(s), for (FCLF_STATIC_RANGE(o, s.oc)) dz_row_pooled(isa, tmp, db, dy, argmax, y, o, s););
-            fclf_conv_backward_from_dz(isa, dx, dw, dcol, tmp, col, x, w, s);
-        }
-        return;
-    }
-    if (K < FCLF_CONV_SMALL_K) {
-        /* the weight gradient from x, routed plane by plane into L1 */
+    const int small = s.c * s.kh * s.kw < FCLF_CONV_SMALL_K, one_pass = small && fclf_conv2d_pool_supported(s);
+    if (one_pass) { /* the weight gradient from x, routed plane by plane into L1; dx below from the routed dz */
         const fclf_conv_grad_source g = {NULL, NULL, dy, y, argmax, NULL};
         fclf_conv_direct_weight_grad(isa, dw, db, &g, NULL, x, 0, s);
         if (!dx) return;
-        FCLF_PARALLEL_IF(fclf_conv_big(s), for (FCLF_STATIC_RANGE(o, s.oc)) dz_row_pooled(isa, tmp, NULL, dy, argmax, y, o, s););
-        fclf_conv_backward_from_dz(isa, dx, NULL, dcol, tmp, NULL, x, w, s);
+        dw = NULL, db = NULL, col = NULL; /* done: the products below give dx alone */
+    } else if (small && !col) {
+        /* A small-K shape the one-pass forward refuses (its planes or frame too large for the stack, or oh, ow < 2)
+         * was convolved by fclf_conv2d_forward, which wrote col: below, the separate passes' sums, bit for bit.
+         * Without col, the naive loops (slow, to rounding). */
+        fclf_maxpool2x2_backward_with(isa, tmp, dy, argmax, y, s.n * s.oc, s.oh, s.ow);
+        fclf_conv2d_backward_ref(dx, dw, db, tmp, x, w, s);
+        return;
+    } else if (small && !dx) { /* routed into tmp, NCHW, as the separate pool would */
+        fclf_maxpool2x2_backward_with(isa, tmp, dy, argmax, y, s.n * s.oc, s.oh, s.ow);
+        const fclf_conv_grad_source g = {tmp, NULL, NULL, NULL, NULL, NULL};
+        fclf_conv_direct_weight_grad(isa, dw, db, &g, col, NULL, 0, s);
         return;
     }
     /* Routed straight into the GEMM layout [oc, n*P]: no full-size gradient in NCHW, no copy of it. */

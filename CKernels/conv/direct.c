@@ -25,11 +25,16 @@ fclf_conv_taps fclf_conv_taps_x(fclf_conv2d_shape s) {
     return t;
 }
 
-const float *fclf_conv_tap_image(const float *col, const float *x, float *frame, int64_t i, fclf_conv2d_shape s) {
-    if (!x) return col + i * s.oh * s.ow;
-    if (fclf_conv_x_is_framed(s)) return x + i * s.c * s.h * s.w;
-    fclf_conv_frame_planes(frame, x + i * s.c * s.h * s.w, 0, s.c, s);
-    return frame;
+fclf_conv_tap_source fclf_conv_tap_source_of(const float *col, const float *x, float *frame, fclf_conv2d_shape s) {
+    const fclf_conv_tap_source src = {x ? fclf_conv_taps_x(s) : fclf_conv_taps_col(s), col, x, frame};
+    return src;
+}
+
+const float *fclf_conv_tap_image(const fclf_conv_tap_source *src, int64_t i, fclf_conv2d_shape s) {
+    if (!src->x) return src->col + i * s.oh * s.ow;
+    if (fclf_conv_x_is_framed(s)) return src->x + i * s.c * s.h * s.w;
+    fclf_conv_frame_planes(src->frame, src->x + i * s.c * s.h * s.w, 0, s.c, s);
+    return src->frame;
 }
 
 /* One output plane of the small-K forward: dst = act(bias + sum_k wk[k] * src[off[k] ...]). For K = 9 (a 3x3
@@ -146,13 +151,12 @@ enum { K9_GRAD_PAIRS = 8 };
  * perf put 6% of a training step here). Each pair's sums go through memory between images, which rounds
  * nothing: every lane still adds its products in image and pixel order, so the bits are the same. */
 __attribute__((target("avx512f"))) static void k9_grad_rows__avx512f(float *restrict dw, float *restrict db,
-                                                                     const fclf_conv_grad_source *g, const float *col,
-                                                                     const float *x, int relu, int64_t o0, int64_t o1,
-                                                                     fclf_conv2d_shape s) {
-    const fclf_conv_taps t = x ? fclf_conv_taps_x(s) : fclf_conv_taps_col(s);
+                                                                     const fclf_conv_grad_source *g,
+                                                                     const fclf_conv_tap_source *taps, int relu,
+                                                                     int64_t o0, int64_t o1, fclf_conv2d_shape s) {
+    const fclf_conv_taps t = taps->t;
     const int64_t P = s.oh * s.ow, len = t.len;
     const __m512 zero = _mm512_setzero_ps();
-    float frame[FCLF_CONV_FRAME_MAX] __attribute__((aligned(64)));
     /* per pair: acc_a[9], acc_b[9], sum_a, sum_b */
     __m512 sums[K9_GRAD_PAIRS][20];
     for (int64_t q0 = o0; q0 < o1; q0 += 2 * K9_GRAD_PAIRS) {
@@ -160,7 +164,7 @@ __attribute__((target("avx512f"))) static void k9_grad_rows__avx512f(float *rest
         for (int64_t j = 0; j < pairs; j++)
             for (int v = 0; v < 20; v++) sums[j][v] = zero;
         for (int64_t i = 0; i < s.n; i++) {
-            const float *src = fclf_conv_tap_image(col, x, frame, i, s);
+            const float *src = fclf_conv_tap_image(taps, i, s);
             for (int64_t j = 0; j < pairs; j++) {
                 const int64_t o = q0 + 2 * j, o2 = o + 1 < o1 ? o + 1 : o;
                 const float *ga = grad_plane(FCLF_ISA_AVX512F, g, &t, i, o, 0, s), *gb = grad_plane(FCLF_ISA_AVX512F, g, &t, i, o2, 1, s);
@@ -252,21 +256,20 @@ __attribute__((target("avx2,fma"), always_inline)) static inline float hsum8(__m
 /* dW[o][k] += sum_i,p dz_i[o][p] tap_k,i[p] and db[o] += sum dz for channels [o0, o1): images outer, as the
  * AVX-512 path; every lane adds its products in image and pixel order. */
 __attribute__((target("avx2,fma"))) static void k9_grad_rows__avx2(float *restrict dw, float *restrict db,
-                                                                   const fclf_conv_grad_source *g, const float *col,
-                                                                   const float *x, int relu, int64_t o0, int64_t o1,
-                                                                   fclf_conv2d_shape s) {
-    const fclf_conv_taps t = x ? fclf_conv_taps_x(s) : fclf_conv_taps_col(s);
+                                                                   const fclf_conv_grad_source *g,
+                                                                   const fclf_conv_tap_source *taps, int relu,
+                                                                   int64_t o0, int64_t o1, fclf_conv2d_shape s) {
+    const fclf_conv_taps t = taps->t;
     const int64_t P = s.oh * s.ow, len = t.len;
     const __m256 zero = _mm256_setzero_ps();
     const __m256i tail = fclf_lanes8(len % 8);
-    float frame[FCLF_CONV_FRAME_MAX] __attribute__((aligned(64)));
     __m256 sums[K9_GRAD_CHANNELS][10];
     for (int64_t q0 = o0; q0 < o1; q0 += K9_GRAD_CHANNELS) {
         const int64_t count = fclf_min64(K9_GRAD_CHANNELS, o1 - q0);
         for (int64_t j = 0; j < count; j++)
             for (int v = 0; v < 10; v++) sums[j][v] = zero;
         for (int64_t i = 0; i < s.n; i++) {
-            const float *src = fclf_conv_tap_image(col, x, frame, i, s);
+            const float *src = fclf_conv_tap_image(taps, i, s);
             for (int64_t j = 0; j < count; j++) {
                 const int64_t o = q0 + j;
                 const float *gp = grad_plane(FCLF_ISA_AVX2, g, &t, i, o, 0, s);
@@ -361,19 +364,18 @@ static inline __attribute__((always_inline)) void grad_chunk_k9(float *restrict 
  * grouping or thread count. */
 enum { GRAD_GROUP = 32 };
 FCLF_CLONES static void small_k_grad_rows(int isa, float *restrict dw, float *restrict db, const fclf_conv_grad_source *gs,
-                                          const float *col, const float *x, int relu, int64_t o0, int64_t o1,
+                                          const fclf_conv_tap_source *taps, int relu, int64_t o0, int64_t o1,
                                           fclf_conv2d_shape s) {
-    const fclf_conv_taps t = x ? fclf_conv_taps_x(s) : fclf_conv_taps_col(s);
+    const fclf_conv_taps t = taps->t;
     const int64_t K = s.c * s.kh * s.kw, P = s.oh * s.ow;
     float accw[GRAD_GROUP][SMALL_K], accb[GRAD_GROUP];
     float dz[CHUNK] __attribute__((aligned(64)));
-    float frame[FCLF_CONV_FRAME_MAX] __attribute__((aligned(64)));
     for (int64_t g0 = o0; g0 < o1; g0 += GRAD_GROUP) {
         const int64_t g1 = fclf_min64(o1, g0 + GRAD_GROUP);
         memset(accw, 0, sizeof accw);
         memset(accb, 0, sizeof accb);
         for (int64_t i = 0; i < s.n; i++) {
-            const float *src = fclf_conv_tap_image(col, x, frame, i, s);
+            const float *src = fclf_conv_tap_image(taps, i, s);
             for (int64_t o = g0; o < g1; o++) {
                 const float *plane = grad_plane(isa, gs, &t, i, o, 0, s), *act_plane = relu ? gs->y + (i * s.oc + o) * P : NULL;
                 for (int64_t p0 = 0; p0 < t.len; p0 += CHUNK) {
@@ -429,16 +431,18 @@ void fclf_conv_direct_weight_grad(int isa, float *restrict dw, float *restrict d
         int64_t o0 = fclf_partition_bound(s.oc, 0), o1 = fclf_partition_bound(s.oc, 1);
         if (o1 > o0) {
             float planes[2 * FCLF_CONV_FUSED_PLANE_MAX] __attribute__((aligned(64)));
+            float frame[FCLF_CONV_FRAME_MAX] __attribute__((aligned(64)));
             fclf_conv_grad_source mine = *g;
             mine.planes = planes;
+            const fclf_conv_tap_source taps = fclf_conv_tap_source_of(col, x, frame, s);
 #if defined(__x86_64__)
             if (s.c * s.kh * s.kw == 9 && isa == FCLF_ISA_AVX512F)
-                k9_grad_rows__avx512f(dw, db, &mine, col, x, relu, o0, o1, s);
+                k9_grad_rows__avx512f(dw, db, &mine, &taps, relu, o0, o1, s);
             else if (s.c * s.kh * s.kw == 9 && isa == FCLF_ISA_AVX2)
-                k9_grad_rows__avx2(dw, db, &mine, col, x, relu, o0, o1, s);
+                k9_grad_rows__avx2(dw, db, &mine, &taps, relu, o0, o1, s);
             else
 #endif
-                small_k_grad_rows(isa, dw, db, &mine, col, x, relu, o0, o1, s);
+                small_k_grad_rows(isa, dw, db, &mine, &taps, relu, o0, o1, s);
         }
     });
 }
