@@ -201,8 +201,14 @@ __attribute__((target("avx2"))) static void pack_rows_transposed__avx2(float *re
             const __m256i m = fclf_lanes8(len);
             for (int64_t jg = 0; jg < width; jg += 8) {
                 __m256 r[8];
-                for (int64_t j = 0; j < 8; j++)
-                    r[j] = jg + j < nb ? _mm256_maskload_ps(M + (r0 + jr + jg + j) * ld + c0 + q0, m) : _mm256_setzero_ps();
+                for (int64_t j = 0; j < 8; j++) {
+                    const float *src = M + (r0 + jr + jg + j) * ld + c0 + q0;
+                    if (jg + j < nb && q0 % 16 == 0) { /* once a line: see pack_rows_transposed__avx512f */
+                        _mm_prefetch((const char *)(src + 64), _MM_HINT_T0);
+                        _mm_prefetch((const char *)(src + kc), _MM_HINT_T1);
+                    }
+                    r[j] = jg + j < nb ? _mm256_maskload_ps(src, m) : _mm256_setzero_ps();
+                }
                 if (width == 6) {
                     store_a_positions(d + q0 * 6, r, len, q0 + len == kc);
                 } else {

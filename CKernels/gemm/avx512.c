@@ -235,9 +235,15 @@ __attribute__((target("avx512f"))) static void pack_rows_transposed__avx512f(flo
             for (int64_t jg = 0; jg < width; jg += 8) {
                 __m512 r[8];
                 /* The line four ahead of each row: the rows are ld apart (dz^T: 62 KB at b128), 32 streams in
-                 * step, more than the prefetchers track (perf: 5.6% -> 4% of a b128 training step). */
+                 * step, more than the prefetchers track (perf: 5.6% -> 4% of a b128 training step). And into L2
+                 * the same place of the next K block, which this panel's rows are packed from next, a whole
+                 * block of panels later: a long-K operand (conv2's col at b128, 288 x 15488, 18 MB) comes
+                 * from memory, and packing it had been 37% of that product's time (the micro-kernel 50%). */
                 for (int64_t i = 0; i < 8; i++) {
-                    if (jg + i < nb) _mm_prefetch((const char *)(M + (r0 + jr + jg + i) * ld + c0 + q0 + 64), _MM_HINT_T0);
+                    if (jg + i < nb) {
+                        _mm_prefetch((const char *)(M + (r0 + jr + jg + i) * ld + c0 + q0 + 64), _MM_HINT_T0);
+                        _mm_prefetch((const char *)(M + (r0 + jr + jg + i) * ld + c0 + q0 + kc), _MM_HINT_T1);
+                    }
                     r[i] = jg + i < nb ? _mm512_maskz_loadu_ps(m, M + (r0 + jr + jg + i) * ld + c0 + q0)
                                        : _mm512_setzero_ps();
                 }

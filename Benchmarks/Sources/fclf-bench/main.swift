@@ -2,6 +2,7 @@
 // item on stderr). Every GEMM is checked against OpenBLAS before it is timed.
 //
 //   fclf-bench [all|peak|gemm|train|predict|frames|blocking|mc|scaling|conv] [--threads N] [--quick] [--model FILE.fclf]
+//              [--only TEXT]
 //
 // predict times the seed CNN's architecture (random weights) unless --model names a model file.
 //
@@ -37,6 +38,9 @@ let quick = args.contains("--quick")
 var threads = 2
 if let i = args.firstIndex(of: "--threads"), i + 1 < args.count, let t = Int(args[i + 1]) { threads = t }
 var modelPath: String? = nil
+// --only TEXT: the GEMM rows (gemm, blocking) whose name contains TEXT, for timing one shape before and after a change.
+var onlyShape: String? = nil
+if let i = args.firstIndex(of: "--only"), i + 1 < args.count { onlyShape = args[i + 1]; args.removeSubrange(i...i + 1) }
 if let i = args.firstIndex(of: "--model"), i + 1 < args.count { modelPath = args[i + 1]; args.removeSubrange(i...i + 1) }
 let mode = args.first { !$0.hasPrefix("--") && Int($0) == nil } ?? "all"
 fclf_set_num_threads(Int32(threads))
@@ -103,6 +107,7 @@ func gemmShapes(quickSubset: Bool = quick) -> [Shape] {
                    Shape(name: "cnn3-bn dense1 forward b\(b)", ta: false, tb: false, m: b, n: 128, k: 2048)]
     }
     if quickSubset { shapes = Array(shapes.prefix(1)) + shapes.filter { $0.name.contains("b32") } }
+    if let only = onlyShape { shapes = shapes.filter { $0.name.contains(only) } }
     return shapes
 }
 
