@@ -227,11 +227,18 @@ __attribute__((target("avx2"))) static void pack_b_plain__avx2(float *restrict d
         const int64_t nb = fclf_min64(16, nc - jr);
         const __m256i m0 = fclf_lanes8(nb), m1 = fclf_lanes8(nb - 8);
         float *d = dst + jr * kc;
-        for (int64_t p = 0; p < kc; p++) {
-            const float *src = B + (p0 + p) * ldb + j0 + jr;
-            _mm256_storeu_ps(d + p * 16, _mm256_maskload_ps(src, m0));
-            _mm256_storeu_ps(d + p * 16 + 8, _mm256_maskload_ps(src + 8, m1));
-        }
+        if (nb == 16) /* plain loads: VMASKMOVPS issues at half their rate on AMD's cores */
+            for (int64_t p = 0; p < kc; p++) {
+                const float *src = B + (p0 + p) * ldb + j0 + jr;
+                _mm256_storeu_ps(d + p * 16, _mm256_loadu_ps(src));
+                _mm256_storeu_ps(d + p * 16 + 8, _mm256_loadu_ps(src + 8));
+            }
+        else
+            for (int64_t p = 0; p < kc; p++) {
+                const float *src = B + (p0 + p) * ldb + j0 + jr;
+                _mm256_storeu_ps(d + p * 16, _mm256_maskload_ps(src, m0));
+                _mm256_storeu_ps(d + p * 16 + 8, _mm256_maskload_ps(src + 8, m1));
+            }
     }
 }
 
