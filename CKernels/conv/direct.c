@@ -1,6 +1,6 @@
 /* direct.c: convolutions with few taps (K = c*kh*kw < FCLF_CONV_SMALL_K, e.g. conv1: one channel, 3x3), as
  * row-AXPYs and dot products over an explicit im2col matrix instead of GEMMs, whose tiles K would pad. */
-#include "conv.h"
+#include "direct.h"
 
 #include <string.h>
 
@@ -75,19 +75,6 @@ FCLF_CLONES static void small_k_plane(float *restrict dst, const float *restrict
     }
     if (relu)
         for (int64_t p = 0; p < len; p++) dst[p] = dst[p] > 0.0f ? dst[p] : 0.0f;
-}
-
-/* dz_i[o] in the taps' layout: dy's plane itself (unpooled: the col path, ld = ow), or routed into slot's plane. */
-static inline const float *grad_plane(int isa, const fclf_conv_grad_source *g, const fclf_conv_taps *t, int64_t i,
-                                      int64_t o, int slot, fclf_conv2d_shape s) {
-    const int64_t P = s.oh * s.ow, Q = (s.oh / 2) * (s.ow / 2), at = i * s.oc + o;
-    if (!g->pooled_dy) return g->dy + at * P;
-    float *plane = g->planes + slot * t->plane;
-    /* callers go image by image */
-    if (i + 2 < s.n) fclf_unpool_prefetch(g->pooled_dy, g->argmax, g->pooled_y, (at + 2 * s.oc) * Q, Q);
-    fclf_unpool_plane(isa, plane, g->pooled_dy + at * Q, g->argmax + at * Q,
-                            g->pooled_y ? g->pooled_y + at * Q : NULL, s.oh, s.ow, t->ld);
-    return plane;
 }
 
 #if defined(__x86_64__)
@@ -167,7 +154,8 @@ __attribute__((target("avx512f"))) static void k9_grad_rows__avx512f(float *rest
             const float *src = fclf_conv_tap_image(taps, i, s);
             for (int64_t j = 0; j < pairs; j++) {
                 const int64_t o = q0 + 2 * j, o2 = o + 1 < o1 ? o + 1 : o;
-                const float *ga = grad_plane(FCLF_ISA_AVX512F, g, &t, i, o, 0, s), *gb = grad_plane(FCLF_ISA_AVX512F, g, &t, i, o2, 1, s);
+                const float *ga = fclf_conv_grad_plane(FCLF_ISA_AVX512F, g, &t, i, o, 0, s);
+                const float *gb = fclf_conv_grad_plane(FCLF_ISA_AVX512F, g, &t, i, o2, 1, s);
                 const float *ya = relu ? g->y + (i * s.oc + o) * P : NULL, *yb = relu ? g->y + (i * s.oc + o2) * P : NULL;
                 __m512 acc_a[9], acc_b[9], sum_a = sums[j][18], sum_b = sums[j][19];
                 for (int k = 0; k < 9; k++) {
@@ -209,99 +197,6 @@ __attribute__((target("avx512f"))) static void k9_grad_rows__avx512f(float *rest
     }
 }
 
-/* The same two passes with AVX2 + FMA, 8 lanes. Sixteen registers hold one channel's nine weights (forward) or
- * nine sums (weight gradient) but not two channels', so channels run one at a time: each column row is
- * loaded once per channel, from L1. The forward's arithmetic is the AVX-512 path's (the sum starts at the
- * bias, then nine FMAs in tap order), so the two variants give the same conv1 output; the weight gradient
- * keeps 8-lane sums over the batch, reduced once (the AVX-512 path keeps 16). The portable loops this
- * replaces, forced onto a Zen 4 with FCLF_ISA=avx2, took conv1's backward to 1.3 ms of a 4.8 ms seed-CNN step
- * at batch 32 (AVX-512 path: 0.12 ms). */
-__attribute__((target("avx2,fma"))) static void k9_forward_image__avx2(float *restrict y, const float *restrict src,
-                                                                       const fclf_conv_taps *t, const float *restrict w,
-                                                                       const float *restrict b, int64_t oc, int relu) {
-    const __m256 zero = _mm256_setzero_ps();
-    const int64_t P = t->len;
-    const __m256i tail = fclf_lanes8(P % 8);
-    const float *c[9];
-    for (int k = 0; k < 9; k++) c[k] = src + t->off[k];
-    for (int64_t o = 0; o < oc; o++) {
-        __m256 wk[9];
-        for (int k = 0; k < 9; k++) wk[k] = _mm256_set1_ps(w[o * 9 + k]);
-        const __m256 bias = _mm256_set1_ps(b ? b[o] : 0.0f);
-        float *yo = y + o * t->plane;
-        int64_t p = 0;
-        for (; p + 8 <= P; p += 8) {
-            __m256 a = bias;
-            for (int k = 0; k < 9; k++) a = _mm256_fmadd_ps(wk[k], _mm256_loadu_ps(c[k] + p), a);
-            _mm256_storeu_ps(yo + p, relu ? _mm256_max_ps(a, zero) : a);
-        }
-        if (p < P) {
-            __m256 a = bias;
-            for (int k = 0; k < 9; k++) a = _mm256_fmadd_ps(wk[k], _mm256_maskload_ps(c[k] + p, tail), a);
-            _mm256_maskstore_ps(yo + p, tail, relu ? _mm256_max_ps(a, zero) : a);
-        }
-    }
-}
-
-/* Channels whose 8-lane sums (9 taps and the bias) stay in L1 while an image's nine column rows serve them all. */
-enum { K9_GRAD_CHANNELS = 16 };
-
-__attribute__((target("avx2,fma"), always_inline)) static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-/* dW[o][k] += sum_i,p dz_i[o][p] tap_k,i[p] and db[o] += sum dz for channels [o0, o1): images outer, as the
- * AVX-512 path; every lane adds its products in image and pixel order. */
-__attribute__((target("avx2,fma"))) static void k9_grad_rows__avx2(float *restrict dw, float *restrict db,
-                                                                   const fclf_conv_grad_source *g,
-                                                                   const fclf_conv_tap_source *taps, int relu,
-                                                                   int64_t o0, int64_t o1, fclf_conv2d_shape s) {
-    const fclf_conv_taps t = taps->t;
-    const int64_t P = s.oh * s.ow, len = t.len;
-    const __m256 zero = _mm256_setzero_ps();
-    const __m256i tail = fclf_lanes8(len % 8);
-    __m256 sums[K9_GRAD_CHANNELS][10];
-    for (int64_t q0 = o0; q0 < o1; q0 += K9_GRAD_CHANNELS) {
-        const int64_t count = fclf_min64(K9_GRAD_CHANNELS, o1 - q0);
-        for (int64_t j = 0; j < count; j++)
-            for (int v = 0; v < 10; v++) sums[j][v] = zero;
-        for (int64_t i = 0; i < s.n; i++) {
-            const float *src = fclf_conv_tap_image(taps, i, s);
-            for (int64_t j = 0; j < count; j++) {
-                const int64_t o = q0 + j;
-                const float *gp = grad_plane(FCLF_ISA_AVX2, g, &t, i, o, 0, s);
-                const float *yp = relu ? g->y + (i * s.oc + o) * P : NULL;
-                __m256 acc[9], sum = sums[j][9];
-                for (int k = 0; k < 9; k++) acc[k] = sums[j][k];
-                /* Whole vectors with plain loads: a masked load (vmaskmovps) issues at half the rate of a plain
-                 * one on AMD's cores, and this loop is 11 loads to 9 FMAs (perf, FCLF_ISA=avx2 on Zen 4: 10.7%
-                 * of a b128 step, twice the AVX-512 path's time). The tail masked; the same values either way. */
-                int64_t p = 0;
-                for (; p + 8 <= len; p += 8) {
-                    __m256 v = _mm256_loadu_ps(gp + p);
-                    if (relu) v = _mm256_and_ps(v, _mm256_cmp_ps(_mm256_loadu_ps(yp + p), zero, _CMP_GT_OQ));
-                    sum = _mm256_add_ps(sum, v);
-                    for (int k = 0; k < 9; k++) acc[k] = _mm256_fmadd_ps(v, _mm256_loadu_ps(src + t.off[k] + p), acc[k]);
-                }
-                if (p < len) {
-                    __m256 v = _mm256_maskload_ps(gp + p, tail);
-                    if (relu) v = _mm256_and_ps(v, _mm256_cmp_ps(_mm256_maskload_ps(yp + p, tail), zero, _CMP_GT_OQ));
-                    sum = _mm256_add_ps(sum, v);
-                    for (int k = 0; k < 9; k++) acc[k] = _mm256_fmadd_ps(v, _mm256_maskload_ps(src + t.off[k] + p, tail), acc[k]);
-                }
-                for (int k = 0; k < 9; k++) sums[j][k] = acc[k];
-                sums[j][9] = sum;
-            }
-        }
-        for (int64_t j = 0; j < count; j++) {
-            for (int k = 0; k < 9; k++) dw[(q0 + j) * 9 + k] += hsum8(sums[j][k]);
-            if (db) db[q0 + j] += hsum8(sums[j][9]);
-        }
-    }
-}
 #endif
 
 void fclf_conv_direct_image(int isa, float *restrict y, const float *restrict src, const fclf_conv_taps *t,
@@ -312,7 +207,7 @@ void fclf_conv_direct_image(int isa, float *restrict y, const float *restrict sr
         return;
     }
     if (K == 9 && isa == FCLF_ISA_AVX2) {
-        k9_forward_image__avx2(y, src, t, w, b, oc, relu);
+        fclf_k9_forward_image__avx2(y, src, t, w, b, oc, relu);
         return;
     }
 #endif
@@ -386,7 +281,8 @@ FCLF_CLONES static void small_k_grad_rows(int isa, float *restrict dw, float *re
         for (int64_t i = 0; i < s.n; i++) {
             const float *src = fclf_conv_tap_image(taps, i, s);
             for (int64_t o = g0; o < g1; o++) {
-                const float *plane = grad_plane(isa, gs, &t, i, o, 0, s), *act_plane = relu ? gs->y + (i * s.oc + o) * P : NULL;
+                const float *plane = fclf_conv_grad_plane(isa, gs, &t, i, o, 0, s);
+                const float *act_plane = relu ? gs->y + (i * s.oc + o) * P : NULL;
                 for (int64_t p0 = 0; p0 < t.len; p0 += CHUNK) {
                     const int64_t len = fclf_min64(CHUNK, t.len - p0);
                     const float *c = src + p0;
@@ -448,7 +344,7 @@ void fclf_conv_direct_weight_grad(int isa, float *restrict dw, float *restrict d
             if (s.c * s.kh * s.kw == 9 && isa == FCLF_ISA_AVX512F)
                 k9_grad_rows__avx512f(dw, db, &mine, &taps, relu, o0, o1, s);
             else if (s.c * s.kh * s.kw == 9 && isa == FCLF_ISA_AVX2)
-                k9_grad_rows__avx2(dw, db, &mine, &taps, relu, o0, o1, s);
+                fclf_k9_grad_rows__avx2(dw, db, &mine, &taps, relu, o0, o1, s);
             else
 #endif
                 small_k_grad_rows(isa, dw, db, &mine, &taps, relu, o0, o1, s);
