@@ -5,9 +5,16 @@
 #include "../conv/im2col.h"
 
 enum { MR_MAX = FCLF_GEMM_MR_MAX, NR_MAX = FCLF_GEMM_NR_MAX };
-/* Panels of B packed at a time when B is packed as it is used (fclf_gemm_blocks, M <= MC): 4 x 32 columns x KC 384
- * is 192 KB, in any L2 we know of. */
-enum { B_STREAM_PANELS = 4 };
+/* Columns of B packed at a time when B is packed as it is used (fclf_gemm_blocks, M <= MC): what the L2 share
+ * of A's block (MC x KC, blocking.c) leaves beside A's rows, between 4 panels and 256 columns. 4 panels (64
+ * columns under AVX2) read a stored B in runs of 256 bytes per row, too short for the prefetchers: 256 columns
+ * took the AVX2 variant from 76-78 to 81-84 GFLOP/s at 64 x 18432 x 288 on one Zen 4 core (with its packer's
+ * row order). A 256 KB L2 (MC 96 under AVX2) keeps the 4 panels. */
+enum { B_STREAM_COLUMNS_MAX = 256 };
+static int64_t b_stream_columns(int64_t MC, int64_t mcap, int nr) {
+    const int64_t fits = (MC - mcap) / nr * nr;
+    return fits < 4 * nr ? 4 * nr : fits > B_STREAM_COLUMNS_MAX ? B_STREAM_COLUMNS_MAX : fits;
+}
 
 /* One table, indexed by fclf_isa; the variants this build lacks (arm64) run the scalar one. */
 static const fclf_gemm_kernel *const kernels[] = {
@@ -115,6 +122,7 @@ int fclf_gemm_blocks(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t 
      * NC x KC block is packed first and reused by each. The packed layout is the same either way, and so are
      * the bits. */
     const int stream_b = !bs->packed && M <= MC;
+    const int64_t stream_cols = b_stream_columns(MC, mcap, nr);
     /* Streamed B and several K blocks with A packed whole (conv2's forward, K = 288 in blocks of 144 under a
      * KC of 256): all K blocks of a few panels run before the next panels, so each C tile is read back from
      * L1 for its next block instead of from L3 after the whole row of C was written (64 x 15488 floats at
@@ -132,7 +140,7 @@ int fclf_gemm_blocks(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t 
     if (a_whole) {
         if (!as->packed)
             for (int64_t pc = p0; pc < p1; pc += kstep) v->pack_a(apack + (pc - p0) * mcap, as, 0, M, pc, fclf_min64(kstep, p1 - pc));
-        const int64_t chunk = fclf_min64(B_STREAM_PANELS * nr, ncap); /* what bpack holds */
+        const int64_t chunk = fclf_min64(stream_cols, ncap); /* what bpack holds */
         for (int64_t j0 = 0; j0 < N; j0 += chunk) {
             const int64_t nch = fclf_min64(chunk, N - j0);
             for (int64_t pc = p0; pc < p1; pc += kstep) {
@@ -161,8 +169,8 @@ int fclf_gemm_blocks(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t 
                 if (as->packed) ablock = as->packed + pc * as->packed_ld + (as->origin + ic) * kc;
                 else v->pack_a(apack, as, ic, mc, pc, kc);
                 for (int64_t jr = 0; jr < nc; jr += nr) {
-                    if (stream_b && jr % (B_STREAM_PANELS * nr) == 0)
-                        v->pack_b(bpack + jr * kc, bs, pc, kc, jc + jr, fclf_min64(B_STREAM_PANELS * nr, nc - jr));
+                    if (stream_b && jr % stream_cols == 0)
+                        v->pack_b(bpack + jr * kc, bs, pc, kc, jc + jr, fclf_min64(stream_cols, nc - jr));
                     column_panel(v, ablock, bblock + jr * kc, kc, ic, mc, jc + jr, fclf_min64(nr, nc - jr), alpha, beta_k,
                                  last, out, tile);
                 }
