@@ -8,14 +8,20 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-__attribute__((target("avx2,fma"))) static void ukernel_6x16__avx2(int64_t kc, const float *restrict a,
-                                                                  const float *restrict b, float *restrict c,
-                                                                  int64_t ldc, float alpha, float beta,
-                                                                  const float *restrict bias, int relu) {
+/* The first mb rows of a 6 x 16 tile (mb a constant once inlined): the micro-kernel for mb = 6, and the edge
+ * kernel for the last row tile of an M that 6 does not divide (64 = 10 x 6 + 4, 32 = 5 x 6 + 2), which
+ * otherwise computed all 6 rows into a buffer and copied mb of them out: 4 rows keep 8 accumulators, enough
+ * for both FMA pipes, so that tile costs 4/6 of a whole one. Each row's arithmetic is the same either way. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void rows_x16__avx2(const int mb, int64_t kc,
+                                                                                   const float *restrict a,
+                                                                                   const float *restrict b,
+                                                                                   float *restrict c, int64_t ldc,
+                                                                                   float alpha, float beta,
+                                                                                   const float *restrict bias, int relu) {
     __m256 acc[6][2];
     /* C's rows asked for while the K loop runs, as the AVX-512 kernel does (16 floats: one line, or two when
      * the row does not start on one) */
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < mb; i++) {
         acc[i][0] = acc[i][1] = _mm256_setzero_ps();
         _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + i * ldc + 15), _MM_HINT_T0);
@@ -23,7 +29,7 @@ __attribute__((target("avx2,fma"))) static void ukernel_6x16__avx2(int64_t kc, c
     for (int64_t p = 0; p < kc; p++) {
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
 #pragma clang loop unroll(full)
-        for (int i = 0; i < 6; i++) {
+        for (int i = 0; i < mb; i++) {
             __m256 ai = _mm256_broadcast_ss(a + i);
             acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
             acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
@@ -32,7 +38,7 @@ __attribute__((target("avx2,fma"))) static void ukernel_6x16__avx2(int64_t kc, c
         b += 16;
     }
     __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < mb; i++)
         for (int h = 0; h < 2; h++) {
             __m256 r = _mm256_mul_ps(va, acc[i][h]);
             if (beta != 0.0f) r = _mm256_add_ps(r, _mm256_mul_ps(vb, _mm256_loadu_ps(c + i * ldc + 8 * h)));
@@ -40,6 +46,26 @@ __attribute__((target("avx2,fma"))) static void ukernel_6x16__avx2(int64_t kc, c
             if (relu) r = _mm256_max_ps(r, _mm256_setzero_ps()); /* r > 0 ? r : 0, NaN to 0 */
             _mm256_storeu_ps(c + i * ldc + 8 * h, r);
         }
+}
+
+__attribute__((target("avx2,fma"))) static void ukernel_6x16__avx2(int64_t kc, const float *restrict a,
+                                                                  const float *restrict b, float *restrict c,
+                                                                  int64_t ldc, float alpha, float beta,
+                                                                  const float *restrict bias, int relu) {
+    rows_x16__avx2(6, kc, a, b, c, ldc, alpha, beta, bias, relu);
+}
+
+__attribute__((target("avx2,fma"))) static void edge_x16__avx2(int mb, int64_t kc, const float *restrict a,
+                                                              const float *restrict b, float *restrict c, int64_t ldc,
+                                                              float alpha, float beta, const float *restrict bias,
+                                                              int relu) {
+    switch (mb) {
+    case 1: rows_x16__avx2(1, kc, a, b, c, ldc, alpha, beta, bias, relu); break;
+    case 2: rows_x16__avx2(2, kc, a, b, c, ldc, alpha, beta, bias, relu); break;
+    case 3: rows_x16__avx2(3, kc, a, b, c, ldc, alpha, beta, bias, relu); break;
+    case 4: rows_x16__avx2(4, kc, a, b, c, ldc, alpha, beta, bias, relu); break;
+    default: rows_x16__avx2(5, kc, a, b, c, ldc, alpha, beta, bias, relu); break;
+    }
 }
 
 /* AVX2 packers. The portable ones move one float per load and store, with an index load for each im2col
@@ -335,5 +361,6 @@ __attribute__((target("avx2,fma,bmi"))) static void rows__avx2(int ta, int64_t M
         }
 }
 
-const fclf_gemm_kernel fclf_gemm_avx2 = {FCLF_ISA_AVX2, 6, 16, 1, ukernel_6x16__avx2, pack_a__avx2, pack_b__avx2, rows__avx2};
+const fclf_gemm_kernel fclf_gemm_avx2 = {FCLF_ISA_AVX2, 6, 16, 1, ukernel_6x16__avx2, edge_x16__avx2, pack_a__avx2, pack_b__avx2,
+                                         rows__avx2};
 #endif

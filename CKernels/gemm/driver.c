@@ -76,8 +76,8 @@ FCLF_CLONES static void store_part(float *restrict c, int64_t ldc, const float *
 }
 
 /* One column panel of C (columns [j, j + nb) of the output, nb <= nr) for rows [ic, ic + mc) and one K block:
- * the micro-kernel per row tile, into C directly when the tile is whole and, segmented, inside one group of
- * columns, else computed whole and its valid part stored one run of columns per group (a quarter of conv2's
+ * the micro-kernel per row tile, into C directly when the tile's columns are whole and, segmented, inside one
+ * group of columns (a short last row tile by the variant's edge kernel, where it has one), else computed whole and its valid part stored one run of columns per group (a quarter of conv2's
  * tiles straddle two images). c is the panel's address in row 0, so a row tile's is c + i * ldc, with no
  * division per tile. */
 static void column_panel(const fclf_gemm_kernel *v, const float *ablock, const float *bp, int64_t kc, int64_t ic,
@@ -91,9 +91,10 @@ static void column_panel(const fclf_gemm_kernel *v, const float *ablock, const f
         const float *bias = last && out->bias ? out->bias + ic + ir : NULL;
         const int relu = last && out->relu;
         const float *ap = ablock + ir * kc;
-        if (mb == mr && nb == nr && nb <= in_group) {
-            v->kernel(kc, ap, bp, c + ir * out->ldc, out->ldc, alpha, beta_k, bias, relu);
-            continue;
+        if (nb == nr && nb <= in_group) {
+            if (mb == mr) v->kernel(kc, ap, bp, c + ir * out->ldc, out->ldc, alpha, beta_k, bias, relu);
+            else if (v->edge) v->edge((int)mb, kc, ap, bp, c + ir * out->ldc, out->ldc, alpha, beta_k, bias, relu);
+            if (mb == mr || v->edge) continue;
         }
         v->kernel(kc, ap, bp, tile, nr, alpha, 0.0f, NULL, 0);
         for (int64_t j0 = 0, run; j0 < nb; j0 += run) {

@@ -52,6 +52,10 @@ typedef struct {
  * when bias, then max(., 0) when relu: the epilogue of a convolution, applied with its last K block. */
 typedef void (*fclf_gemm_ukernel_fn)(int64_t kc, const float *restrict a, const float *restrict b, float *restrict c,
                                      int64_t ldc, float alpha, float beta, const float *restrict bias, int relu);
+/* The micro-kernel's first mb (< MR) rows of a tile, from the same panels and with the same arithmetic per
+ * row: the last row tile of an M that MR does not divide. */
+typedef void (*fclf_gemm_edge_fn)(int mb, int64_t kc, const float *restrict a, const float *restrict b, float *restrict c,
+                                  int64_t ldc, float alpha, float beta, const float *restrict bias, int relu);
 /* op(A)[i0 : i0+mc, p0 : p0+kc] -> MR-row panels, each kc x MR, rows past mc zero. */
 typedef void (*fclf_gemm_pack_a_fn)(float *restrict dst, const fclf_gemm_operand *a, int64_t i0, int64_t mc,
                                     int64_t p0, int64_t kc);
@@ -72,6 +76,7 @@ typedef void (*fclf_gemm_rows_fn)(int ta, int64_t M, int64_t N, int64_t K, int64
 typedef struct {
     int isa, mr, nr, fused;
     fclf_gemm_ukernel_fn kernel;
+    fclf_gemm_edge_fn edge; /* NULL: a short row tile is computed whole into a buffer and its rows copied */
     fclf_gemm_pack_a_fn pack_a;
     fclf_gemm_pack_b_fn pack_b;
     fclf_gemm_rows_fn rows;
