@@ -258,25 +258,21 @@ __attribute__((target("avx512f"))) static void pack_b_plain__avx512f(float *rest
                                                                       int64_t ldb, int64_t p0, int64_t kc,
                                                                       int64_t j0, int64_t nc) {
     const int64_t whole = nc / 32 * 32;
+    const __mmask16 m0 = fclf_lanes16(nc - whole), m1 = fclf_lanes16(nc - whole - 16);
     for (int64_t p = 0; p < kc; p++) { /* a row of B at a time, as pack_b_plain__avx2 */
         const float *src = B + (p0 + p) * ldb + j0;
         float *d = dst + p * 32;
         if (p + 1 < kc)
-            for (int64_t jr = 0; jr < fclf_min64(whole, 64); jr += 16) _mm_prefetch((const char *)(src + ldb + jr), _MM_HINT_T0);
-        for (int64_t jr = 0; jr < whole; jr += 32) {
-            _mm_prefetch((const char *)(src + jr + 64), _MM_HINT_T0);
-            _mm_prefetch((const char *)(src + jr + 80), _MM_HINT_T0);
-            _mm512_storeu_ps(d + jr * kc, _mm512_loadu_ps(src + jr));
-            _mm512_storeu_ps(d + jr * kc + 16, _mm512_loadu_ps(src + jr + 16));
-        }
-    }
-    if (whole < nc) {
-        const __mmask16 m0 = fclf_lanes16(nc - whole), m1 = fclf_lanes16(nc - whole - 16);
-        float *d = dst + whole * kc;
-        for (int64_t p = 0; p < kc; p++) {
-            const float *src = B + (p0 + p) * ldb + j0 + whole;
-            _mm512_storeu_ps(d + p * 32, _mm512_maskz_loadu_ps(m0, src));
-            _mm512_storeu_ps(d + p * 32 + 16, _mm512_maskz_loadu_ps(m1, src + 16));
+            for (int64_t jr = 0; jr < fclf_min64(nc, 64); jr += 16)
+                _mm_prefetch((const char *)(src + ldb + jr), _MM_HINT_T0);
+        for (int64_t jr = 0; jr < whole; jr += 32)
+            for (int h = 0; h < 2; h++) {
+                _mm_prefetch((const char *)(src + jr + 16 * h + 64), _MM_HINT_T0); /* as pack_b_plain__avx2 */
+                _mm512_storeu_ps(d + jr * kc + 16 * h, _mm512_loadu_ps(src + jr + 16 * h));
+            }
+        if (whole < nc) { /* the partial panel, its columns past nc zero */
+            _mm512_storeu_ps(d + whole * kc, _mm512_maskz_loadu_ps(m0, src + whole));
+            _mm512_storeu_ps(d + whole * kc + 16, _mm512_maskz_loadu_ps(m1, src + whole + 16));
         }
     }
 }

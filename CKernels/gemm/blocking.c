@@ -5,9 +5,10 @@
  * The loop nest in driver.c: for jc (NC columns: B~ = op(B)[pc.., jc..] packed, kc x nc, lives in L3)
  *   for pc (KC) / for ic (MC rows: A~ packed, mc x kc, lives in L2) / for jr (one NR-wide B micro-panel,
  *   kc x NR, stays in L1 while) / for ir: MR-wide A micro-panels stream from L2 through the micro-kernel.
- *   With one block of rows (M <= MC) B is packed four panels at a time as they are used, and when A is then
- *   small enough to keep packed for every K block, the nest is: for each four panels / for pc / for jr / for
- *   ir, so that C's tiles stay in L1 between K blocks. The models' products are all of that kind.
+ *   With one block of rows (M <= MC) B is packed a chunk at a time as it is used (4 panels to 256 columns:
+ *   what A's MC x KC share of L2 leaves beside A's rows), and when A is then small enough to keep packed for
+ *   every K block, the nest is: for each chunk / for pc / for jr / for ir, so that C's tiles stay in L2
+ *   between K blocks. The models' products are all of that kind.
  *
  * - KC from L1: the B micro-panel (KC x NR), reused by every A micro-panel of the block, fills the L1 data
  *   cache: KC = L1 / (NR * 4 bytes), a multiple of 16 (32 KB and NR = 32: KC = 256). The A micro-panels

@@ -12,8 +12,8 @@ enum { MR_MAX = FCLF_GEMM_MR_MAX, NR_MAX = FCLF_GEMM_NR_MAX };
  * row order). A 256 KB L2 (MC 96 under AVX2) keeps the 4 panels. */
 enum { B_STREAM_COLUMNS_MAX = 256 };
 static int64_t b_stream_columns(int64_t MC, int64_t mcap, int nr) {
-    const int64_t fits = (MC - mcap) / nr * nr;
-    return fits < 4 * nr ? 4 * nr : fits > B_STREAM_COLUMNS_MAX ? B_STREAM_COLUMNS_MAX : fits;
+    const int64_t fits = (MC - mcap) / nr * nr, most = B_STREAM_COLUMNS_MAX / nr * nr; /* whole panels */
+    return fits < 4 * nr ? 4 * nr : fits > most ? most : fits;
 }
 
 /* One table, indexed by fclf_isa; the variants this build lacks (arm64) run the scalar one. */
@@ -77,8 +77,9 @@ FCLF_CLONES static void store_part(float *restrict c, int64_t ldc, const float *
 
 /* One column panel of C (columns [j, j + nb) of the output, nb <= nr) for rows [ic, ic + mc) and one K block:
  * the micro-kernel per row tile, into C directly when the tile's columns are whole and, segmented, inside one
- * group of columns (a short last row tile by the variant's edge kernel, where it has one), else computed whole and its valid part stored one run of columns per group (a quarter of conv2's
- * tiles straddle two images). c is the panel's address in row 0, so a row tile's is c + i * ldc, with no
+ * group of columns (a short last row tile by the variant's edge kernel; without one it goes the next way), else
+ * computed whole and its valid part stored one run of columns per group (a quarter of conv2's tiles straddle
+ * two images). c is the panel's address in row 0, so a row tile's is c + i * ldc, with no
  * division per tile. */
 static void column_panel(const fclf_gemm_kernel *v, const float *ablock, const float *bp, int64_t kc, int64_t ic,
                          int64_t mc, int64_t j, int64_t nb, float alpha, float beta_k, int last, const fclf_gemm_out *out,
@@ -117,17 +118,17 @@ int fclf_gemm_blocks(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t 
     const int mr = v->mr, nr = v->nr;
     const int64_t MC = blk.mc, NC = blk.nc;
     const int64_t ncap = fclf_min64(NC, (N + nr - 1) / nr * nr), mcap = fclf_min64(MC, (M + mr - 1) / mr * mr);
-    /* With one block of rows (M <= MC: every product the models run), B is packed a few panels at a time just
-     * before they are used, as OpenBLAS does, so that they are still in L1/L2 for the micro-kernel instead of
-     * coming back from L3 (conv2's b128 block, 288 x 6400 floats, is 7 MB); with several row blocks the whole
-     * NC x KC block is packed first and reused by each. The packed layout is the same either way, and so are
-     * the bits. */
+    /* With one block of rows (M <= MC: every product the models run), B is packed a chunk at a time
+     * (b_stream_columns) just before it is used, as OpenBLAS does, so that it is still in L2 for the
+     * micro-kernel instead of coming back from L3 (conv2's b128 block, 288 x 6400 floats, is 7 MB); with
+     * several row blocks the whole NC x KC block is packed first and reused by each. The packed layout is the
+     * same either way, and so are the bits. */
     const int stream_b = !bs->packed && M <= MC;
     const int64_t stream_cols = b_stream_columns(MC, mcap, nr);
     /* Streamed B and several K blocks with A packed whole (conv2's forward, K = 288 in blocks of 144 under a
-     * KC of 256): all K blocks of a few panels run before the next panels, so each C tile is read back from
-     * L1 for its next block instead of from L3 after the whole row of C was written (64 x 15488 floats at
-     * b128). Each C element still sees its K blocks in order: the same bits. */
+     * KC of 256): all K blocks of a chunk run before the next chunk, so each C tile is read back from L2
+     * (64 x 256 floats: 64 KB) for its next block instead of from L3 after the whole row of C was written (64 x
+     * 15488 floats at b128). Each C element still sees its K blocks in order: the same bits. */
     const int64_t kspan = p1 - p0;
     int a_whole = stream_b && kspan > kstep && (as->packed || mcap * kspan <= A_WHOLE_MAX_FLOATS);
     float *apack = as->packed ? NULL : fclf_scratch_slot(FCLF_SCRATCH_PACK_A, mcap * (a_whole ? kspan : kstep));

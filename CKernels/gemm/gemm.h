@@ -8,7 +8,8 @@
  *   avx512f  8 x 32 (16 zmm accumulators: 2 FMA pipes x 4-cycle latency need >= 8 in flight)
  *   avx2     6 x 16 (12 ymm accumulators, BLIS's Haswell shape, 15 of 16 registers)
  *   scalar   4 x 8  (SSE2 on x86-64, which every such CPU has; plain C the compiler vectorises elsewhere)
- * MR = 8 divides every M of our models (32, 64, 288, 1600), so their tiles are full. */
+ * MR = 8 divides every M of our models (32, 64, 128, 288, 1600), so their AVX-512 tiles are full; AVX2's 6 leaves
+ * a short last row tile (64 = 10 x 6 + 4), which its edge kernel computes without the rows past M. */
 #ifndef FCLF_GEMM_H
 #define FCLF_GEMM_H
 
