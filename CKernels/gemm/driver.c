@@ -92,10 +92,10 @@ static void column_panel(const fclf_gemm_kernel *v, const float *ablock, const f
         const float *bias = last && out->bias ? out->bias + ic + ir : NULL;
         const int relu = last && out->relu;
         const float *ap = ablock + ir * kc;
-        if (nb == nr && nb <= in_group) {
+        if (nb == nr && nb <= in_group && (mb == mr || v->edge)) {
             if (mb == mr) v->kernel(kc, ap, bp, c + ir * out->ldc, out->ldc, alpha, beta_k, bias, relu);
-            else if (v->edge) v->edge((int)mb, kc, ap, bp, c + ir * out->ldc, out->ldc, alpha, beta_k, bias, relu);
-            if (mb == mr || v->edge) continue;
+            else v->edge((int)mb, kc, ap, bp, c + ir * out->ldc, out->ldc, alpha, beta_k, bias, relu);
+            continue;
         }
         v->kernel(kc, ap, bp, tile, nr, alpha, 0.0f, NULL, 0);
         for (int64_t j0 = 0, run; j0 < nb; j0 += run) {
