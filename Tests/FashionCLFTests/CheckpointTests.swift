@@ -10,10 +10,11 @@ import Testing
 import Glibc
 #endif
 
-/// The fast preset's cnn3-bn (BatchNorm, dropout), photo augmentation, AdamW one-cycle with weight decay, the
+/// The fast preset's recipe on cnn3-bn (BatchNorm, dropout), photo augmentation, AdamW one-cycle with weight decay, the
 /// best epoch kept and a temperature fitted, the last epoch unaugmented: every kind of state a checkpoint holds.
 private func fastRecipe(epochs: Int = 3) -> Recipe {
     var r = Preset.fast.recipe
+    r.model = .cnn3BN  // recipe 6's network: the fast recipe's own has no dropout
     r.config.epochs = epochs
     r.config.cleanEpochs = epochs > 1 ? 1 : 0
     r.config.batchSize = 32

@@ -96,15 +96,16 @@ func gemmShapes(quickSubset: Bool = quick) -> [Shape] {
                    Shape(name: "conv2 weight grad transposed b\(b)", ta: false, tb: true, m: 288, n: 64, k: 121 * b),
                    Shape(name: "conv2 input grad b\(b)", ta: true, tb: false, m: 288, n: 121 * b, k: 64),
                    Shape(name: "dense1 forward b\(b)", ta: false, tb: false, m: b, n: 128, k: 1600)]
-        // The `fast` preset's network (cnn3-bn): conv2 on 14x14 planes (12x12 out), conv3 64 -> 128 on 6x6 (4x4
-        // out, K = 576), dense1 from 2048. Its conv1 (K = 9) is a direct convolution, not a GEMM.
-        shapes += [Shape(name: "cnn3-bn conv2 forward b\(b)", ta: false, tb: false, m: 64, n: 144 * b, k: 288),
-                   Shape(name: "cnn3-bn conv2 weight grad b\(b)", ta: false, tb: true, m: 64, n: 288, k: 144 * b),
-                   Shape(name: "cnn3-bn conv2 input grad b\(b)", ta: true, tb: false, m: 288, n: 144 * b, k: 64),
-                   Shape(name: "cnn3-bn conv3 forward b\(b)", ta: false, tb: false, m: 128, n: 16 * b, k: 576),
-                   Shape(name: "cnn3-bn conv3 weight grad b\(b)", ta: false, tb: true, m: 128, n: 576, k: 16 * b),
-                   Shape(name: "cnn3-bn conv3 input grad b\(b)", ta: true, tb: false, m: 576, n: 16 * b, k: 128),
-                   Shape(name: "cnn3-bn dense1 forward b\(b)", ta: false, tb: false, m: b, n: 128, k: 2048)]
+        // The `fast` preset's network (cnn3w-bn): conv2 on 14x14 planes (12x12 out; the same shapes as cnn3-bn's,
+        // which these rows were named after until recipe 7), conv3 64 -> 192 on 6x6 (4x4 out, K = 576), dense1
+        // from 3072. Its conv1 (K = 9) is a direct convolution, not a GEMM.
+        shapes += [Shape(name: "cnn3w-bn conv2 forward b\(b)", ta: false, tb: false, m: 64, n: 144 * b, k: 288),
+                   Shape(name: "cnn3w-bn conv2 weight grad b\(b)", ta: false, tb: true, m: 64, n: 288, k: 144 * b),
+                   Shape(name: "cnn3w-bn conv2 input grad b\(b)", ta: true, tb: false, m: 288, n: 144 * b, k: 64),
+                   Shape(name: "cnn3w-bn conv3 forward b\(b)", ta: false, tb: false, m: 192, n: 16 * b, k: 576),
+                   Shape(name: "cnn3w-bn conv3 weight grad b\(b)", ta: false, tb: true, m: 192, n: 576, k: 16 * b),
+                   Shape(name: "cnn3w-bn conv3 input grad b\(b)", ta: true, tb: false, m: 576, n: 16 * b, k: 192),
+                   Shape(name: "cnn3w-bn dense1 forward b\(b)", ta: false, tb: false, m: b, n: 128, k: 3072)]
     }
     if quickSubset { shapes = Array(shapes.prefix(1)) + shapes.filter { $0.name.contains("b32") } }
     if let only = onlyShape { shapes = shapes.filter { $0.name.contains(only) } }
