@@ -101,7 +101,7 @@ def test_metadata(model):
     meta = model.metadata
     for key in ("architecture", "parameters", "format_version", "test_accuracy", "created"):
         assert key in meta
-    assert meta["architecture"] in ("cnn", "cnn-bn", "cnn3-bn", "cnn3w-bn", "wide-bn", "same-bn", "deep-bn") and meta["parameters"] > 100000
+    assert meta["architecture"] in ("cnn", "cnn-bn", "cnn3-bn", "cnn3w-bn", "wide-bn", "wide-bn-nodrop", "same-bn", "deep-bn") and meta["parameters"] > 100000
     json.dumps(meta)
 
 
