@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """One image through fclf_predict against ONNX Runtime, measured back to back: each round runs fclf-bench's
-single-image item and then ONNX Runtime on the same exported seed model, with the same number of threads, so
-that the two are seconds apart instead of minutes apart as in compare.py (training items run between them
-there). On this VM the second core has slow phases, and a single image gains from it only when it is quick:
-on 2 threads ours took 26 or 38 us (one thread: 36 us) and ONNX Runtime 47 or 80 us (one thread: 68 us),
-whichever phase each met, so compare.py's ratio moved between 0.46 and 0.83 (AMD Zen 4, 2026-11-29).
---threads 1 compares the two without the second core.
+single-image item (the seed CNN's architecture with fclf-bench's own weights, as compare.py times it) and then
+ONNX Runtime on the exported seed model, with the same number of threads, seconds apart instead of minutes apart
+as in compare.py (training items run between them there). On this VM the second core has slow phases, and a
+single image gains from it only while it is quick: on 2 threads ours took 26 or 38 us (one thread: 36 us) and
+ONNX Runtime 47 or 80 us (one thread: 68 us), whichever phase each met. compare.py's p50 ratio was 0.34 in the
+fifteenth session's run and 0.77-0.81 in the sixteenth's three; this script's rounds gave 0.39-0.60 and once
+0.83 (AMD Zen 4, 2026-11-29). --threads 1 compares the two without the second core.
 
     .venv/bin/python Benchmarks/peers/predict_pairs.py [--rounds 5] [--threads 2] [--json out.json]
 

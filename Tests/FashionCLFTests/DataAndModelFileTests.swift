@@ -138,13 +138,13 @@ struct ModelFileTests {
         #expect(access(path + ".tmp.\(getpid())", F_OK) != 0, "the temporary file is renamed away")
     }
 
-    @Test("the named architecture wide-bn is the one the built-in model was trained as")
+    @Test("the named architecture wide-bn-nodrop is the one the built-in model was trained as")
     func namedArchitectureMatchesBuiltInFile() throws {
         // The specs are written with shared helpers (ModelKind.convBN, head); the file records what was trained.
         let loaded = try ModelFile.load(packageRoot + "/Sources/CModelData/builtin-model.fclf")
-        #expect(loaded.name == ModelKind.wideBN.rawValue)
+        #expect(loaded.name == ModelKind.wideBNNoDrop.rawValue)
         // A calibrated file ends with its temperature layer.
-        #expect(Array(loaded.specs.prefix(ModelKind.wideBN.specs.count)) == ModelKind.wideBN.specs)
+        #expect(Array(loaded.specs.prefix(ModelKind.wideBNNoDrop.specs.count)) == ModelKind.wideBNNoDrop.specs)
     }
 
     @Test func corruptedTruncatedAndForeignFilesAreRejected() throws {

@@ -1,6 +1,7 @@
 /// The architectures fclf-train builds by name: the seed study's two models, and the seed CNN with
-/// BatchNorm after each convolution and the first dense layer and dropout before the last (the variant the
-/// issue's PyTorch reference found most robust on real photos).
+/// BatchNorm after each convolution and the first dense layer and (but for the presets' two, which underfit
+/// without it) dropout before the last (the variant the PyTorch reference found most robust on real
+/// photos).
 public enum ModelKind: String, CaseIterable, Sendable {
     case cnn, mlp
     case cnnBN = "cnn-bn"
@@ -51,16 +52,13 @@ public enum ModelKind: String, CaseIterable, Sendable {
             return convBN(1, 32, .same) + [.maxPool2x2] + convBN(32, 64) + [.maxPool2x2] + convBN(64, 128) + [.flatten]
                 + head(128 * 4 * 4, 128, dropout: 0.3)
         case .cnn3WBN:
-            // cnn3-bn with a wider third convolution (192 channels, 5.0 MMAC) and no dropout: in the `fast`
-            // preset's 7 epochs cnn3-bn underfits (training accuracy on its clean epochs 94.4% against
-            // validation 93.2%), so capacity goes where the planes are small and the regulariser goes
-            // (docs/training.md, recipe 7).
+            // cnn3-bn with a wider third convolution (192 channels, 5.0 MMAC) and no dropout: the `fast`
+            // preset's since recipe 7 (Preset.fast says why).
             return convBN(1, 32, .same) + [.maxPool2x2] + convBN(32, 64) + [.maxPool2x2] + convBN(64, 192) + [.flatten]
                 + head(192 * 4 * 4, 128, dropout: 0)
         case .wideBNNoDrop:
-            // wide-bn without the dropout (330,858 parameters, about 10 MMAC): in 48 augmented epochs wide-bn ends
-            // with a training accuracy (94.6%) barely over its validation (94.0%), so it does not overfit and the
-            // regulariser goes, as in cnn3w-bn (docs/training.md, best recipe 5).
+            // wide-bn without the dropout (330,858 parameters, about 10 MMAC): the `best` preset's since recipe 5
+            // (Preset.best says why).
             return convBN(1, 32) + convBN(32, 32) + [.maxPool2x2] + convBN(32, 64) + convBN(64, 64) + [.maxPool2x2, .flatten]
                 + head(64 * 4 * 4, 256, dropout: 0)
         case .deepBN:
@@ -88,7 +86,8 @@ public enum ModelKind: String, CaseIterable, Sendable {
     /// Dense(10, softmax).
     private func head(_ input: Int, _ hidden: Int, dropout: Float) -> [LayerSpec] {
         [.dense(inputSize: input, outputSize: hidden, activation: .none), .batchNorm(channels: hidden), .relu]
-            + (dropout > 0 ? [.dropout(rate: dropout)] : []) + [.dense(inputSize: hidden, outputSize: 10, activation: .none)]
+            + (dropout > 0 ? [.dropout(rate: dropout)] : [])
+            + [.dense(inputSize: hidden, outputSize: 10, activation: .none)]
     }
 
     public func build(seed: UInt64) -> Sequential {

@@ -17,23 +17,25 @@ public enum Preset: String, CaseIterable, Sendable {
     /// Photo-robust and quick: a three-convolution CNN with BatchNorm (`cnn3w-bn`, recipe 7), trained with flips,
     /// shifts, scale and photometric jitter (on half the images: the other half keeps the data set's clean tone,
     /// which the test set has), AdamW with a one-cycle schedule; the best epoch kept and the probabilities
-    /// calibrated. 7 epochs: what 90 s of training holds on two cores with a margin (65-76 s on a Zen 4). The last 3
-    /// epochs train on clean images (recipe 6): in 7 epochs the augmented images are not fitted (training
+    /// calibrated. 7 epochs: what 90 s of training holds on two cores with a margin (65-76 s on a Zen 4). The last
+    /// 3 epochs train on clean images (recipe 6): in 7 epochs the augmented images are not fitted (training
     /// accuracy 90.6% against 96.8% without augmentation), and refining on clean data recovers the 1.5 points of
     /// validation accuracy the augmentation cost while the photos stay (three seeds each of 1, 2 and 3 clean
-    /// epochs: validation 92.1 / 92.8 / 93.2%, development photos 34.7 / 34.0 / 33.7 of 59). Even so the network
-    /// underfits (training accuracy on the clean epochs 94.4% against validation 93.2%), so recipe 7 widens the
-    /// third convolution, where the planes are small (6x6 in, 4x4 out), to 192 channels and drops the dropout before the last layer
-    /// (three seeds: validation 93.43% against 93.20%, test 93.02% against 92.59%; docs/training.md). No label
-    /// smoothing (recipe 4): it pulls each class's features into a tight cluster and erases how alike the classes
-    /// are (Müller, Kornblith, Hinton 2019), which real photos, outside the data set, need; three seeds with and
-    /// without it on the 59 development photos named 31-33 against 34-35, at the same validation accuracy.
+    /// epochs: validation 92.1 / 92.8 / 93.2%, development photos 34.7 / 34.0 / 33.7 of 59). Even so cnn3-bn
+    /// underfits (training accuracy on the clean epochs 94.4% against validation 93.2%), so recipe 7 widens its
+    /// third convolution, where the planes are small (6x6 in, 4x4 out), to 192 channels and drops the dropout
+    /// before the last layer (three seeds: validation 93.43% against 93.20%, test 93.02% against 92.59%;
+    /// docs/training.md). No label smoothing (recipe 4): it pulls each class's features into a tight cluster and
+    /// erases how alike the classes are (Müller, Kornblith, Hinton 2019), which real photos, outside the data
+    /// set, need; three seeds with and without it on the 59 development photos named 31-33 against 34-35, at the
+    /// same validation accuracy.
     case fast
     /// The most accurate within half an hour on two cores: the same recipe on a VGG-style network with
     /// BatchNorm and no dropout (`wide-bn-nodrop`, recipe 5), batch 128, 48 epochs (what 30 minutes hold on two
-    /// cores, with a margin: 895-983 s on a Zen 4). Recipe 4's `wide-bn` carried dropout 0.4 although it ends its
-    /// 48 epochs with a training accuracy on augmented images barely over its validation; without it, seed 42
-    /// reached validation 93.98% against 93.78% (docs/training.md).
+    /// cores, with a margin: 895 s for seed 42 on a Zen 4). Recipe 4's `wide-bn` carried dropout 0.4 although it
+    /// ends its 48 epochs with a training accuracy on augmented images (94.6%) barely over its validation
+    /// (94.0%); without it, seed 42 reached validation 93.98% against 93.78%, test 93.73% against 93.75%
+    /// (docs/training.md). Its seed 43 is the built-in model.
     case best
 
     public var recipe: Recipe {
