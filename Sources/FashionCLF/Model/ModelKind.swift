@@ -1,7 +1,7 @@
 /// The architectures fclf-train builds by name: the seed study's two models, and the seed CNN with
-/// BatchNorm after each convolution and the first dense layer and (but for the presets' two, which underfit
-/// without it) dropout before the last (the variant the PyTorch reference found most robust on real
-/// photos).
+/// BatchNorm after each convolution and the first dense layer and dropout before the last (the variant the
+/// issue's PyTorch reference found most robust on real photos); the presets' two leave the dropout out, as
+/// they underfit with it.
 public enum ModelKind: String, CaseIterable, Sendable {
     case cnn, mlp
     case cnnBN = "cnn-bn"
@@ -41,26 +41,22 @@ public enum ModelKind: String, CaseIterable, Sendable {
             // [Conv2D(64, 3x3) -> BatchNorm -> ReLU] x 2 -> MaxPool 2x2 -> Flatten -> Dense(256) -> BatchNorm -> ReLU
             // -> Dropout(0.4) -> Dense(10, softmax), about 10 MMAC per image. 'valid' convolutions (28 -> 26 -> 24
             // -> 12 -> 10 -> 8 -> 4): about half the multiply-adds of 'same' padding, which keeps 28 and 14.
-            return convBN(1, 32) + convBN(32, 32) + [.maxPool2x2] + convBN(32, 64) + convBN(64, 64) + [.maxPool2x2, .flatten]
-                + head(64 * 4 * 4, 256, dropout: 0.4)
+            return wide(dropout: 0.4)
         case .cnn3BN:
             // Three convolutions at about 1.7x the seed CNN's multiply-adds (4.3 MMAC): Conv2D(32, 3x3, same) ->
             // BatchNorm -> ReLU -> MaxPool 2x2 -> Conv2D(64, 3x3, valid) -> BatchNorm -> ReLU -> MaxPool 2x2 ->
             // Conv2D(128, 3x3, valid) -> BatchNorm -> ReLU -> Flatten -> Dense(128) -> BatchNorm -> ReLU ->
             // Dropout(0.3) -> Dense(10, softmax). 28 -> 28 -> 14 -> 12 -> 6 -> 4: the first convolution keeps the
             // border (cheap at one input channel), the third adds depth where the planes are small.
-            return convBN(1, 32, .same) + [.maxPool2x2] + convBN(32, 64) + [.maxPool2x2] + convBN(64, 128) + [.flatten]
-                + head(128 * 4 * 4, 128, dropout: 0.3)
+            return cnn3(conv3: 128, dropout: 0.3)
         case .cnn3WBN:
             // cnn3-bn with a wider third convolution (192 channels, 5.0 MMAC) and no dropout: the `fast`
             // preset's since recipe 7 (Preset.fast says why).
-            return convBN(1, 32, .same) + [.maxPool2x2] + convBN(32, 64) + [.maxPool2x2] + convBN(64, 192) + [.flatten]
-                + head(192 * 4 * 4, 128, dropout: 0)
+            return cnn3(conv3: 192, dropout: 0)
         case .wideBNNoDrop:
             // wide-bn without the dropout (330,858 parameters, about 10 MMAC): the `best` preset's since recipe 5
             // (Preset.best says why).
-            return convBN(1, 32) + convBN(32, 32) + [.maxPool2x2] + convBN(32, 64) + convBN(64, 64) + [.maxPool2x2, .flatten]
-                + head(64 * 4 * 4, 256, dropout: 0)
+            return wide(dropout: 0)
         case .deepBN:
             // wide-bn with a fifth convolution where the planes are small, as cnn3-bn adds one to cnn-bn:
             // [Conv2D(32, 3x3) -> BN -> ReLU] x 2 -> MaxPool -> [Conv2D(64, 3x3) -> BN -> ReLU] x 2 ->
@@ -74,6 +70,18 @@ public enum ModelKind: String, CaseIterable, Sendable {
             return convBN(1, 32, .same) + convBN(32, 32, .same) + [.maxPool2x2] + convBN(32, 64, .same) + convBN(64, 64, .same)
                 + [.maxPool2x2, .flatten] + head(64 * 7 * 7, 256, dropout: 0.4)
         }
+    }
+
+    /// cnn3-bn's layers with the third convolution conv3 channels wide and the given dropout (cnn3w-bn: 192, none).
+    private func cnn3(conv3: Int, dropout: Float) -> [LayerSpec] {
+        convBN(1, 32, .same) + [.maxPool2x2] + convBN(32, 64) + [.maxPool2x2] + convBN(64, conv3) + [.flatten]
+            + head(conv3 * 4 * 4, 128, dropout: dropout)
+    }
+
+    /// wide-bn's layers with the given dropout (wide-bn-nodrop: none).
+    private func wide(dropout: Float) -> [LayerSpec] {
+        convBN(1, 32) + convBN(32, 32) + [.maxPool2x2] + convBN(32, 64) + convBN(64, 64) + [.maxPool2x2, .flatten]
+            + head(64 * 4 * 4, 256, dropout: dropout)
     }
 
     /// Conv2D(oc, 3x3) -> BatchNorm -> ReLU. The convolution has a bias although BatchNorm cancels it: the
