@@ -20,7 +20,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
 import peers  # noqa: E402
-from compare import BENCH, EXPORT, SEED_MODEL  # noqa: E402
+from compare import EXPORT, SEED_MODEL, ours as compare_ours  # noqa: E402
 
 
 def main():
@@ -34,9 +34,7 @@ def main():
     subprocess.run([EXPORT, SEED_MODEL, "--onnx", onnx], check=True, capture_output=True)
     rows = []
     for r in range(args.rounds):
-        out = subprocess.run([BENCH, "predict", "--threads", str(args.threads)], capture_output=True, text=True, check=True).stdout
-        ours = next(d for d in map(json.loads, (l for l in out.splitlines() if l.startswith("{")))
-                    if d["item"] == "predict 1 image")
+        ours = compare_ours("predict", threads=args.threads)["predict 1 image"]
         ort = peers.ort_predict(onnx, singles=5000)
         row = {"round": r + 1, "threads": args.threads, "ours_p50_us": ours["p50_us"], "ours_p99_us": ours["p99_us"],
                "ort_p50_us": ort["p50_us"], "ort_p99_us": ort["p99_us"]}
