@@ -84,6 +84,9 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("photometric-p"), parsing: .unconditional, help: "Fraction of the training images that get the photometric jitter (tone, blur, noise); the rest keep the data set's clean tone. Needs augmentation. (default: the preset's; fast and best 0.5)")
     var photometricP: Float?
 
+    @Option(name: .customLong("erase-p"), parsing: .unconditional, help: "Fraction of the training images that get random erasing (Zhong et al. 2017): one rectangle of 2-40% of the image, aspect 0.3-3.3, set to the background. Needs augmentation. (default: 0)")
+    var eraseP: Float?
+
     @Option(parsing: .unconditional, help: "The last N epochs train on the images without augmentation (refining on clean data after augmented training). Needs augmentation; less than --epochs. (default: the preset's; fast 3, otherwise 0)")
     var cleanEpochs: Int?
 
@@ -155,6 +158,7 @@ struct Train: ParsableCommand {
             if let keep { r.config.augment?.photometric_p = keep }
         }
         if let photometricP { r.config.augment?.photometric_p = photometricP }
+        if let eraseP, eraseP > 0 { r.config.augment?.setRandomErasing(p: eraseP) }
         if let cleanEpochs { r.config.cleanEpochs = cleanEpochs }
         if let valSplit { r.config.valSplit = valSplit }
         r.config.seed = seed
@@ -180,6 +184,10 @@ struct Train: ParsableCommand {
         if let photometricP {
             guard photometricP.isFinite && photometricP >= 0 && photometricP <= 1 else { throw ValidationError("--photometric-p must be in [0, 1] (got \(photometricP))") }
             guard c.augment != nil else { throw ValidationError("--photometric-p needs augmentation: add --augment photo") }
+        }
+        if let eraseP {
+            guard eraseP.isFinite && eraseP >= 0 && eraseP <= 1 else { throw ValidationError("--erase-p must be in [0, 1] (got \(eraseP))") }
+            guard c.augment != nil || eraseP == 0 else { throw ValidationError("--erase-p needs augmentation: add --augment photo") }
         }
         if let cleanEpochs {
             guard cleanEpochs >= 0 && cleanEpochs < c.epochs else { throw ValidationError("--clean-epochs must be in 0...\(c.epochs - 1), below --epochs \(c.epochs) (got \(cleanEpochs))") }

@@ -95,4 +95,18 @@ struct CleanEpochsTests {
         a.config.cleanEpochs = 0
         #expect(RunIdentity(recipe: b, fit: fit, validation: nil).differences(from: RunIdentity(recipe: a, fit: fit, validation: nil)) == ["--clean-epochs 2 there, (absent) here"])
     }
+
+    @Test("random erasing (--erase-p) sets Zhong et al.'s rectangle sizes, shows in the recipe line, and makes another run identity")
+    func erasingRecipe() {
+        let fit = synthetic(count: 20, seed: 1)
+        var r = Preset.best.recipe
+        let plain = RunIdentity(recipe: r, fit: fit, validation: nil)
+        #expect(!r.config.recipe.contains("erasing"))
+        r.config.augment?.setRandomErasing(p: 0.25)
+        #expect(r.config.augment?.erase_p == 0.25 && r.config.augment?.erase_area_min == 0.02
+                && r.config.augment?.erase_area_max == 0.4 && r.config.augment?.erase_aspect_min == 0.3)
+        #expect(r.config.recipe.contains("random erasing on 25% of images"))
+        let differences = RunIdentity(recipe: r, fit: fit, validation: nil).differences(from: plain)
+        #expect(differences.count == 1 && differences[0].hasPrefix("--augment custom("), "\(differences)")
+    }
 }

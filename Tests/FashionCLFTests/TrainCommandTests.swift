@@ -184,6 +184,8 @@ struct TrainCommandTests {
             (["--clean-epochs", "1"], "--clean-epochs needs augmentation: add --augment photo"),
             (["--preset", "fast", "--clean-epochs", "7"], "--clean-epochs must be in 0...6, below --epochs 7 (got 7)"),
             (["--preset", "fast", "--epochs", "3"], "--preset fast trains its last 3 epochs without augmentation, all of the 3 asked for; give more --epochs or a smaller --clean-epochs"),
+            (["--erase-p", "0.5"], "--erase-p needs augmentation: add --augment photo"),
+            (["--preset", "fast", "--erase-p", "2"], "--erase-p must be in [0, 1] (got 2.0)"),
             (["--val-split", "1"], "--val-split must be in [0, 1) (got 1.0)"),
             (["--threads", "0"], "--threads must be in 1...4096 (got 0)"),
             (["--keep-best", "--val-split", "0"], "--keep-best and --calibrate work on the validation split"),

@@ -54,6 +54,7 @@ public struct TrainConfig: Sendable {
         if labelSmoothing > 0 { parts.append("label smoothing \(labelSmoothing)") }
         if let augment {
             parts.append(augment.photometric_p < 1 ? "augmentation (photometric on \(Int((augment.photometric_p * 100).rounded()))% of images)" : "augmentation")
+            if augment.erase_p > 0 { parts.append("random erasing on \(Int((augment.erase_p * 100).rounded()))% of images") }
             if cleanEpochs > 0 { parts.append("no augmentation in the last \(cleanEpochs) epoch\(cleanEpochs == 1 ? "" : "s")") }
         }
         return parts.joined(separator: ", ")
