@@ -35,6 +35,24 @@ struct PresetTests {
         let a = trainer.evaluate(data), b = trainer.evaluate(data)
         #expect(a.loss == b.loss && a.predictions == b.predictions)
     }
+
+    @Test("random erasing (--erase-p) sets Zhong et al.'s rectangle sizes, shows in the recipe line, and makes another run identity")
+    func erasingRecipe() {
+        let fit = synthetic(count: 20, seed: 1)
+        var r = Preset.best.recipe
+        let plain = RunIdentity(recipe: r, fit: fit, validation: nil)
+        #expect(!r.config.recipe.contains("erasing"))
+        r.config.augment?.setRandomErasing(p: 0.25)
+        #expect(r.config.augment?.erase_p == 0.25 && r.config.augment?.erase_area_min == 0.02
+                && r.config.augment?.erase_area_max == 0.4 && r.config.augment?.erase_aspect_min == 0.3)
+        #expect(r.config.recipe.contains("random erasing on 25% of images"))
+        let differences = RunIdentity(recipe: r, fit: fit, validation: nil).differences(from: plain)
+        #expect(differences == ["--erase-p 0.25 there, (absent) here"], "\(differences)")
+        // Erasing with other rectangle sizes than the flag's (a library caller's) is spelt out field by field.
+        r.config.augment?.erase_area_max = 0.3
+        let custom = RunIdentity(recipe: r, fit: fit, validation: nil).differences(from: plain)
+        #expect(custom.count == 1 && custom[0].hasPrefix("--augment custom(") && custom[0].contains("erase_area_max 0.3"), "\(custom)")
+    }
 }
 
 @Suite("Clean final epochs")
@@ -94,19 +112,5 @@ struct CleanEpochsTests {
         #expect(RunIdentity(recipe: b, fit: fit, validation: nil).differences(from: RunIdentity(recipe: a, fit: fit, validation: nil)) == ["--clean-epochs 2 there, 3 here"])
         a.config.cleanEpochs = 0
         #expect(RunIdentity(recipe: b, fit: fit, validation: nil).differences(from: RunIdentity(recipe: a, fit: fit, validation: nil)) == ["--clean-epochs 2 there, (absent) here"])
-    }
-
-    @Test("random erasing (--erase-p) sets Zhong et al.'s rectangle sizes, shows in the recipe line, and makes another run identity")
-    func erasingRecipe() {
-        let fit = synthetic(count: 20, seed: 1)
-        var r = Preset.best.recipe
-        let plain = RunIdentity(recipe: r, fit: fit, validation: nil)
-        #expect(!r.config.recipe.contains("erasing"))
-        r.config.augment?.setRandomErasing(p: 0.25)
-        #expect(r.config.augment?.erase_p == 0.25 && r.config.augment?.erase_area_min == 0.02
-                && r.config.augment?.erase_area_max == 0.4 && r.config.augment?.erase_aspect_min == 0.3)
-        #expect(r.config.recipe.contains("random erasing on 25% of images"))
-        let differences = RunIdentity(recipe: r, fit: fit, validation: nil).differences(from: plain)
-        #expect(differences.count == 1 && differences[0].hasPrefix("--augment custom("), "\(differences)")
     }
 }

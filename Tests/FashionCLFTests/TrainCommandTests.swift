@@ -227,6 +227,16 @@ struct TrainCommandTests {
         }
     }
 
+    @Test("--erase-p reaches the run: its recipe line names the erasing, in either order with --augment")
+    func erasingFlag() throws {
+        let dir = temporaryDirectory()
+        let base = ["--model", "mlp", "--epochs", "1", "--limit-train", "200", "--no-report", "--data", dataDirectory]
+        for args in [["--augment", "photo", "--erase-p", "0.3"], ["--erase-p", "0.3", "--augment", "photo"]] {
+            let r = try runTrain(base + args, in: dir)
+            #expect(r.status == 0 && r.output.contains("random erasing on 30% of images"), "\(args): \(r.output)")
+        }
+    }
+
     @Test("--eval needs only the two test files")
     func evalTestFilesOnly() throws {
         let dir = temporaryDirectory()

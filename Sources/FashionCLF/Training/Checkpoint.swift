@@ -1,3 +1,4 @@
+import CKernels
 import CZlib
 
 #if canImport(Glibc)
@@ -208,11 +209,20 @@ public struct RunIdentity: Equatable, Sendable {
 
     public init(recipe: Recipe, fit: LabeledImages, validation: LabeledImages?) {
         let c = recipe.config
-        var augment = "none"
+        var augment = "none", eraseP: Float = 0
         if var a = c.augment {
+            // Erasing as --erase-p sets it is an entry of its own (below), so a difference names that flag.
+            var flagged = a
+            flagged.setRandomErasing(p: a.erase_p)
+            if a.erase_p > 0 && Self.sameBytes(&a, &flagged) {
+                eraseP = a.erase_p
+                let identity = fclf_augment_identity()
+                (a.erase_p, a.erase_area_min, a.erase_area_max, a.erase_aspect_min) =
+                    (identity.erase_p, identity.erase_area_min, identity.erase_area_max, identity.erase_aspect_min)
+            }
             var photo = Preset.photoAugmentation
             photo.photometric_p = a.photometric_p
-            let same = withUnsafeBytes(of: &a) { x in withUnsafeBytes(of: &photo) { y in x.elementsEqual(y) } }
+            let same = Self.sameBytes(&a, &photo)
             augment = same ? "photo" : "custom(" + Mirror(reflecting: a).children.map { "\($0.label ?? "?") \($0.value)" }.joined(separator: ", ") + ")"
         }
         entries = [
@@ -229,6 +239,13 @@ public struct RunIdentity: Equatable, Sendable {
         if c.augment != nil && c.cleanEpochs > 0, let at = entries.firstIndex(where: { $0.key == "--photometric-p" }) {
             entries.insert(("--clean-epochs", "\(c.cleanEpochs)"), at: at + 1)
         }
+        if eraseP > 0, let at = entries.firstIndex(where: { $0.key == "--val-split" }) {
+            entries.insert(("--erase-p", "\(eraseP)"), at: at)
+        }
+    }
+
+    private static func sameBytes(_ a: inout fclf_augment_config, _ b: inout fclf_augment_config) -> Bool {
+        withUnsafeBytes(of: &a) { x in withUnsafeBytes(of: &b) { y in x.elementsEqual(y) } }
     }
 
     /// CRC-32 of the splits' pixels and labels, in hex.
