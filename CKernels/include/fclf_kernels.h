@@ -352,6 +352,13 @@ void fclf_relu_forward(float *y, const float *x, int64_t count);
 /* WRITES dx = dy where y > 0, else 0; dx may equal dy. */
 void fclf_relu_backward(float *dx, const float *dy, const float *y, int64_t count);
 
+/* ---- activation.c: a residual block's shortcut ------------------------------------------------------ */
+/* The forward pass y = a + b; its backward pass hands dL/dy to both operands, which the block's input
+ * gradient then sums with this same kernel. (No *_ref: the loop is the naive form.) */
+
+/* WRITES y = a + b, elementwise; y may equal a or b. */
+void fclf_add(float *y, const float *a, const float *b, int64_t count);
+
 /* ---- batchnorm.c: batch normalisation over channels ----------------------------------------------- */
 /* x, y [n, c, hw] (NCHW with hw = h*w; a dense layer's [n, features] is hw = 1). */
 

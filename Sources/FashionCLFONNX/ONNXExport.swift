@@ -17,7 +17,7 @@ public enum ONNXExport {
     public static func model(_ classifier: Classifier) throws(FCLFError) -> [UInt8] {
         var graph = Onnx_GraphProto()
         graph.name = "fashionclf-" + classifier.name
-        var x = "x"
+        var x = "x", kept = "x"  // kept: a residual block's input, for its Add
         var counter = 0
         func node(_ op: String, _ inputs: [String], _ attributes: [Onnx_AttributeProto] = []) -> String {
             counter += 1
@@ -79,6 +79,8 @@ public enum ONNXExport {
             case .dropout: x = node("Identity", [x])
             case .globalAvgPool: x = node("Flatten", [node("GlobalAveragePool", [x])], [int("axis", 1)])
             case .temperature(let t): x = node("Div", [x, initializer("temperature", [], [t])])
+            case .shortcut: kept = x
+            case .addShortcut: x = node("Add", [x, kept])
             }
         }
         _ = node("Softmax", [x], [int("axis", 1)])

@@ -81,6 +81,39 @@ struct GradientTests {
         expectClose(flat.dx, numericGradient(xd) { dot($0, flat.r) }.map(Float.init), atol: atol, rtol: rtol, "flatten dx")
     }
 
+    @Test("a residual block (shortcut -> Conv2D same + ReLU -> add shortcut): dx through both paths, dW, db", arguments: [1, 2])
+    func residualBlock(_ n: Int) {
+        var rng = SplitMix64(seed: 500)
+        let (c, h, w) = (3, 5, 6)
+        let link = ShortcutLink()
+        let start = Shortcut(link: link), end = AddShortcut(link: link)
+        let conv = Conv2D(inChannels: c, outChannels: c, kernelSize: 3, padding: .same, activation: .relu, rng: &rng)
+        for i in 0..<c { conv.bias.value[i] = Float(i) * 0.1 - 0.1 }
+        let shape = Shape(n: n, c: c, h: h, w: w)
+        let x = randomArray(shape.count, seed: 501)
+        for p in conv.parameters { p.zeroGrad() }
+        var input = x
+        var r = randomArray(shape.count, seed: 502)
+        let dx: [Float] = input.withUnsafeMutableBufferPointer { xb in
+            let y = end.forward(conv.forward(start.forward(Tensor(data: xb.baseAddress!, shape: shape))))
+            return r.withUnsafeMutableBufferPointer { rb in
+                let g = start.backward(conv.backward(end.backward(Tensor(data: rb.baseAddress!, shape: y.shape))))
+                return Array(UnsafeBufferPointer(start: g.data, count: g.shape.count))
+            }
+        }
+        let xd = x.map(Double.init), wd = values(conv.weight), bd = values(conv.bias)
+        func L(_ x: [Double], _ wt: [Double], _ b: [Double]) -> Double {
+            let f = convRef(x, wt, b, n: n, c: c, h: h, wd: w, oc: c, k: 3, same: true).map { max($0, 0) }
+            return dot(zip(x, f).map { $0 + $1 }, r)
+        }
+        let tag = "residual n\(n)"
+        expectClose(dx, numericGradient(xd) { L($0, wd, bd) }.map(Float.init), atol: atol, rtol: rtol, "\(tag) dx")
+        expectClose(Array(UnsafeBufferPointer(start: conv.weight.grad, count: conv.weight.count)),
+                    numericGradient(wd) { L(xd, $0, bd) }.map(Float.init), atol: atol, rtol: rtol, "\(tag) dW")
+        expectClose(Array(UnsafeBufferPointer(start: conv.bias.grad, count: conv.bias.count)),
+                    numericGradient(bd) { L(xd, wd, $0) }.map(Float.init), atol: atol, rtol: rtol, "\(tag) db")
+    }
+
     @Test("softmax cross-entropy through the loss object, batch 1 and 3", arguments: [1, 3])
     func loss(_ n: Int) {
         let k = 10

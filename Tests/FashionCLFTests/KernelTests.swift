@@ -345,6 +345,23 @@ struct KernelTests {
         }
     }
 
+    @Test("the residual add (single variant): y = a + b bit for bit, in place on either operand, nothing past count written")
+    func add() {
+        for count in [1, 15, 16, 17, 1001] {
+            let a = randomArray(count, seed: 110), b = randomArray(count, seed: 111)
+            let expected = zip(a, b).map { $0 + $1 }
+            var y = [Float](repeating: .nan, count: count + 8)  // 8 guard floats after the output
+            fclf_add(&y, a, b, Int64(count))
+            #expect(Array(y[..<count]).map(\.bitPattern) == expected.map(\.bitPattern), "add \(count)")
+            let guardIntact = y[count...].allSatisfy { $0.isNaN }
+            #expect(guardIntact, "add \(count) wrote past its output")
+            var inA = a, inB = b
+            inA.withUnsafeMutableBufferPointer { fclf_add($0.baseAddress, $0.baseAddress, b, Int64(count)) }
+            inB.withUnsafeMutableBufferPointer { fclf_add($0.baseAddress, a, $0.baseAddress, Int64(count)) }
+            #expect(inA == expected && inB == expected, "add in place \(count)")
+        }
+    }
+
     // One variant each: their loops are cloned per x86-64 level by the loader (the CPU's choice, not fclf_isa),
     // element by element, so every clone gives the same bits.
     @Test("Adam and SGD-momentum updates (single variant) against a Double transcription of their formulas and their references")

@@ -63,4 +63,17 @@ struct ONNXExportTests {
             .dense(inputSize: 2 * 28 * 28, outputSize: 10, activation: .none)], rng: &rng)
         #expect(try roundTrip(Classifier(even)).graph.node[0].attribute.first { $0.name == "pads" }?.ints == [1, 1, 2, 2])
     }
+
+    @Test("a residual block exports as an Add of the block's last output and its input")
+    func residualBlock() throws {
+        var rng = SplitMix64(seed: 5)
+        let net = try Sequential(name: "res", inputShape: ModelKind.imageShape, specs: [
+            .conv2d(inChannels: 1, outChannels: 4, kernelSize: 3, padding: .same, activation: .relu), .shortcut,
+            .conv2d(inChannels: 4, outChannels: 4, kernelSize: 3, padding: .same, activation: .none), .batchNorm(channels: 4),
+            .addShortcut, .relu, .globalAvgPool, .dense(inputSize: 4, outputSize: 10, activation: .none)], rng: &rng)
+        let m = try roundTrip(Classifier(net))
+        #expect(m.graph.node.map(\.opType) == ["Conv", "Relu", "Conv", "Add", "Relu", "GlobalAveragePool", "Flatten", "Gemm", "Softmax"])
+        let add = m.graph.node[3]
+        #expect(add.input == [m.graph.node[2].output[0], m.graph.node[1].output[0]], "\(add.input)")
+    }
 }

@@ -209,6 +209,27 @@ struct PlanTests {
         #expect(throws: FCLFError.self) { try Plan(specs: [], inputShape: ModelKind.imageShape) }
     }
 
+    @Test("residual blocks: each shortcut closed by an add of the same shape, none nested; else refused with the layer named")
+    func residualPairing() throws {
+        let conv = { (ic: Int, oc: Int) in LayerSpec.conv2d(inChannels: ic, outChannels: oc, kernelSize: 3, padding: .same, activation: .relu) }
+        let tail: [LayerSpec] = [.globalAvgPool, .dense(inputSize: 4, outputSize: 10, activation: .none)]
+        let good: [LayerSpec] = [conv(1, 4), .shortcut, conv(4, 4), .addShortcut, .shortcut, .addShortcut] + tail
+        #expect(try Plan(specs: good, inputShape: ModelKind.imageShape).steps.map(\.name)
+                == ["conv2d+relu", "shortcut (input kept)", "conv2d+relu", "add shortcut", "shortcut (input kept)", "add shortcut",
+                    "global avgpool", "dense"])
+        let cases: [([LayerSpec], String)] = [
+            ([conv(1, 4), .shortcut, .shortcut, .addShortcut, .addShortcut] + tail,
+             "layer 2: shortcut inside the residual block opened at layer 1; close that one first (add shortcut)"),
+            ([conv(1, 4), .addShortcut] + tail, "layer 1: add shortcut without a shortcut before it"),
+            ([conv(1, 4), .shortcut, conv(4, 4)] + tail, "layer 1: shortcut never closed; add an add shortcut layer"),
+            ([.shortcut, conv(1, 4), .addShortcut] + tail,
+             "layer 2: add shortcut of [1, 4, 28, 28] to the [1, 1, 28, 28] kept at layer 0; the block must keep its shape"),
+        ]
+        for (specs, message) in cases {
+            #expect(throws: FCLFError.invalidArgument(message)) { try Plan(specs: specs, inputShape: ModelKind.imageShape) }
+        }
+    }
+
     @Test("model files store the named layer-kind codes")
     func layerKindCodes() throws {
         let bytes = try ModelFile.encode(ModelKind.cnn.build(seed: 2), classes: 10)

@@ -31,8 +31,10 @@ public final class Classifier: @unchecked Sendable {
     /// classes, temperature, unsure_below, test_accuracy and created (null when the file does not say), then
     /// everything else the file records. What `fclf_model_metadata` returns.
     public let metadataJSON: String
-    /// Per sample: the largest step output (two such buffers alternate) and the largest scratch a step needs.
+    /// Per sample: the largest step output (two such buffers alternate), the largest residual block input
+    /// (kept from the block's start to its end), and the largest scratch a step needs.
     private let activationSize: Int
+    private let keptSize: Int
     private let workSize: Int
 
     /// Each inference step with the values it computes with (BatchNorm already folded in), in the model
@@ -73,8 +75,9 @@ public final class Classifier: @unchecked Sendable {
             ("created", model.metadata["created"]),
         ])
         activationSize = plan.steps.reduce(plan.inputShape.perSample) { max($0, $1.output.perSample) }
+        keptSize = zip(plan.steps, network.steps).reduce(0) { w, s in s.1.keepsWork ? max(w, s.1.inferenceWork(s.0.input, n: 1)) : w }
         workSize = zip(plan.steps, network.steps).reduce(plan.outputSize) { w, s in
-            max(w, s.1.inferenceWork(s.0.input, n: 1))  // linear in n
+            s.1.keepsWork ? w : max(w, s.1.inferenceWork(s.0.input, n: 1))  // linear in n
         }
     }
 
@@ -156,7 +159,7 @@ public final class Classifier: @unchecked Sendable {
         guard count > 0 else { return }
         // As many images per kernel call as fit this thread's kept scratch (a large model takes fewer than
         // `Classifier.chunk`), so that a batch allocates nothing either; results do not depend on the chunk.
-        let perImageFloats = 2 * activationSize + workSize
+        let perImageFloats = 2 * activationSize + keptSize + workSize
         let chunk = min(count, max(1, min(Classifier.chunk, Classifier.threadScratchLimit / perImageFloats)))
         let floats = chunk * perImageFloats
         // Small requests (single images) reuse this thread's buffer: no allocation, no page faults.
@@ -208,15 +211,16 @@ public final class Classifier: @unchecked Sendable {
         }
     }
 
-    /// Images [from, from + n) through every step in `scratch` (`n * (2 * activationSize + workSize)` floats).
+    /// Images [from, from + n) through every step in `scratch` (`n * (2 * activationSize + keptSize + workSize)`
+    /// floats).
     fileprivate func predictChunk(_ pixels: UnsafePointer<UInt8>, from done: Int, n: Int, scratch: UnsafeMutablePointer<Float>,
                                   probabilities: UnsafeMutablePointer<Float>?, labels: UnsafeMutablePointer<Int32>?) throws(FCLFError) {
         let perImage = inputShape.perSample
         var a = scratch, b = scratch + n * activationSize
-        let work = scratch + 2 * n * activationSize
+        let kept = scratch + 2 * n * activationSize, work = kept + n * keptSize
         scalePixels(pixels + done * perImage, a, count: n * perImage)
         for (step, layer) in zip(network.plan.steps, network.steps) {
-            let out = layer.infer(a, step.input, n: n, y: b, work: work)
+            let out = layer.infer(a, step.input, n: n, y: b, work: layer.keepsWork ? kept : work)
             if out == b { swap(&a, &b) }
         }
         let probs = probabilities.map { $0 + done * classes } ?? work

@@ -38,7 +38,11 @@ public final class Sequential {
     public init(name: String, plan: Plan, initializer: Initializer = .glorotUniform, rng: inout SplitMix64) {
         self.name = name
         self.plan = plan
-        steps = plan.steps.map { Sequential.executor($0, initializer: initializer, rng: &rng) }
+        var link = ShortcutLink()  // what the residual block being built shares between its ends
+        steps = plan.steps.map { step in
+            if case .shortcut = step.layer { link = ShortcutLink() }
+            return Sequential.executor(step, link: link, initializer: initializer, rng: &rng)
+        }
         parameters = steps.flatMap { $0.parameters }
         stored = steps.flatMap { $0.stored }
     }
@@ -60,7 +64,7 @@ public final class Sequential {
     }
 
     /// The one place that maps a step to the layer that executes it.
-    private static func executor(_ step: Plan.Step, initializer: Initializer, rng: inout SplitMix64) -> any Layer {
+    private static func executor(_ step: Plan.Step, link: ShortcutLink, initializer: Initializer, rng: inout SplitMix64) -> any Layer {
         switch step.layer {
         case .conv2d(let ic, let oc, let k, let padding, _) where step.trainedBatchNorm != nil:
             let conv = Conv2D(inChannels: ic, outChannels: oc, kernelSize: k, padding: padding, computesInputGradient: false,
@@ -83,6 +87,8 @@ public final class Sequential {
         case .dropout(let rate): return Dropout(rate: rate, seed: rng.next())
         case .globalAvgPool: return GlobalAvgPool()
         case .temperature(let t): return Temperature(t)
+        case .shortcut: return Shortcut(link: link)
+        case .addShortcut: return AddShortcut(link: link)
         }
     }
 

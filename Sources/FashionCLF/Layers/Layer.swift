@@ -27,6 +27,9 @@ public protocol Layer: AnyObject {
     /// Inference plans call this once their weights are final: a layer whose product packs its weights on
     /// every call (convolutions, dense layers) packs them here once, and `infer` reads them as they are.
     func packForInference(_ input: Shape)
+    /// True for a residual block's two ends (`Shortcut`, `AddShortcut`): their `infer` gets, as `work`, memory the
+    /// caller keeps intact between them (the block's input), apart from the scratch every other step shares.
+    var keepsWork: Bool { get }
 }
 
 extension Layer {
@@ -36,4 +39,5 @@ extension Layer {
     public func forward(_ x: Tensor) -> Tensor { forward(x, training: true) }
     public func inferenceWork(_ input: Shape, n: Int) -> Int { 0 }
     public func packForInference(_ input: Shape) {}
+    public var keepsWork: Bool { false }
 }

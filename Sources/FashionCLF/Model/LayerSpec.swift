@@ -27,6 +27,11 @@ public enum LayerSpec: Equatable, Sendable {
     /// Logits divided by a temperature T (Guo et al. 2017): fitted on the validation split after training, so
     /// that the softmax's probabilities are calibrated; the predicted class does not change.
     case temperature(Float)
+    /// The start of a residual block (He et al. 2016): the identity, its input kept for the `addShortcut` that
+    /// closes the block. Blocks do not nest, and each one is closed.
+    case shortcut
+    /// The end of a residual block: y = x + the input kept by the block's `shortcut`, of the same shape.
+    case addShortcut
 
     /// BatchNorm's constants (PyTorch's defaults): fixed by the format, not stored per layer.
     public static let batchNormEpsilon: Float = 1e-5
@@ -47,6 +52,8 @@ public enum LayerSpec: Equatable, Sendable {
         case .dropout: return .dropout
         case .globalAvgPool: return .globalAvgPool
         case .temperature: return .temperature
+        case .shortcut: return .shortcut
+        case .addShortcut: return .addShortcut
         }
     }
 
@@ -88,6 +95,8 @@ public enum LayerSpec: Equatable, Sendable {
                 return .failure(.invalidArgument("temperature \(t) is outside \(LayerSpec.temperatureRange)"))
             }
             return .success(input)
+        case .shortcut, .addShortcut:
+            return .success(input)  // the pairing and the shapes at both ends: `chainShapes`
         }
     }
 
@@ -97,7 +106,7 @@ public enum LayerSpec: Equatable, Sendable {
         case .conv2d(let ic, let oc, let k, _, _): return [[oc, ic, k, k], [oc]]
         case .dense(let inputSize, let outputSize, _): return [[inputSize, outputSize], [outputSize]]
         case .batchNorm(let c): return [[c], [c], [c], [c]]  // gamma, beta, running mean, running variance
-        case .relu, .maxPool2x2, .flatten, .dropout, .globalAvgPool, .temperature: return []
+        case .relu, .maxPool2x2, .flatten, .dropout, .globalAvgPool, .temperature, .shortcut, .addShortcut: return []
         }
     }
 
@@ -117,7 +126,7 @@ public enum LayerSpec: Equatable, Sendable {
         case .batchNorm(let c): return [c]
         case .dropout(let rate): return [Int(rate.bitPattern)]
         case .temperature(let t): return [Int(t.bitPattern)]
-        case .relu, .maxPool2x2, .flatten, .globalAvgPool: return []
+        case .relu, .maxPool2x2, .flatten, .globalAvgPool, .shortcut, .addShortcut: return []
         }
     }
 
@@ -154,6 +163,8 @@ public enum LayerSpec: Equatable, Sendable {
             let t = Float(bitPattern: UInt32(truncatingIfNeeded: try next()))
             guard LayerSpec.temperatureRange.contains(t) else { throw .invalidArgument("temperature \(t) outside \(LayerSpec.temperatureRange)") }
             self = .temperature(t)
+        case .shortcut: self = .shortcut
+        case .addShortcut: self = .addShortcut
         }
     }
 
@@ -170,6 +181,8 @@ public enum LayerSpec: Equatable, Sendable {
         case .dropout(let rate): return "dropout \(rate)"
         case .globalAvgPool: return "global avgpool"
         case .temperature(let t): return "temperature \(t)"
+        case .shortcut: return "shortcut"
+        case .addShortcut: return "add shortcut"
         }
     }
 }
@@ -192,6 +205,9 @@ public enum LayerKind: UInt32, Sendable, CaseIterable {
     case globalAvgPool = 8
     /// Followed by the temperature's float32 bit pattern.
     case temperature = 9
+    /// No configuration (a residual block's start and end).
+    case shortcut = 10
+    case addShortcut = 11
 }
 
 /// The per-sample shape after each spec, or the first spec that does not chain (its index and why).
@@ -199,12 +215,26 @@ public func chainShapes(_ specs: [LayerSpec], input: Shape) throws(FCLFError) ->
     guard !specs.isEmpty else { throw .invalidArgument("a network needs at least one layer") }
     var shapes: [Shape] = []
     var shape = input.withBatch(1)
+    var open: (layer: Int, shape: Shape)?  // the residual block being read
     for (i, spec) in specs.enumerated() {
+        switch spec {
+        case .shortcut:
+            if let open { throw .invalidArgument("layer \(i): shortcut inside the residual block opened at layer \(open.layer); close that one first (add shortcut)") }
+            open = (i, shape)
+        case .addShortcut:
+            guard let block = open else { throw .invalidArgument("layer \(i): add shortcut without a shortcut before it") }
+            guard block.shape == shape else {
+                throw .invalidArgument("layer \(i): add shortcut of \(shape) to the \(block.shape) kept at layer \(block.layer); the block must keep its shape")
+            }
+            open = nil
+        default: break
+        }
         switch spec.outputShape(shape) {
         case .success(let out): shape = out
         case .failure(let error): throw .invalidArgument("layer \(i): \(error)")
         }
         shapes.append(shape)
     }
+    if let open { throw .invalidArgument("layer \(open.layer): shortcut never closed; add an add shortcut layer") }
     return shapes
 }

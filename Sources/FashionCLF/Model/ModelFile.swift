@@ -15,7 +15,7 @@ import Musl
 ///     12      4     name length L (<= 64), then L bytes of UTF-8 name ("cnn", "mlp")
 ///             12    input channels, height, width (1, 28, 28)
 ///             4     number of classes (10)
-///             4     layer count (1...64), then per layer: its kind (`LayerKind`'s code), followed by its
+///             4     layer count (1...256), then per layer: its kind (`LayerKind`'s code), followed by its
 ///                   configuration:
 ///                     1 conv2d: in channels, out channels, kernel size, padding (0 valid, 1 same),
 ///                       activation (0 none, 1 ReLU)
@@ -98,7 +98,7 @@ public enum ModelFile {
             throw fail("implausible input [\(c), \(h), \(w)] or class count \(classes)")
         }
         let layerCount = try u32()
-        guard (1...64).contains(layerCount) else { throw fail("bad layer count \(layerCount)") }
+        guard (1...256).contains(layerCount) else { throw fail("bad layer count \(layerCount)") }
         var specs: [LayerSpec] = []
         for i in 0..<layerCount {
             let code = try u32()

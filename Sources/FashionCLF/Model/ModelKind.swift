@@ -11,6 +11,7 @@ public enum ModelKind: String, CaseIterable, Sendable {
     case deepBN = "deep-bn"
     case cnn3WBN = "cnn3w-bn"
     case wideBNNoDrop = "wide-bn-nodrop"
+    case resBN = "res-bn"
 
     /// The seed study's comparison (`fclf-train --compare`).
     public static let seedModels: [ModelKind] = [.cnn, .mlp]
@@ -69,7 +70,24 @@ public enum ModelKind: String, CaseIterable, Sendable {
             // image (1.9x), and a 7x7x64 map into the dense layer instead of 4x4x64.
             return convBN(1, 32, .same) + convBN(32, 32, .same) + [.maxPool2x2] + convBN(32, 64, .same) + convBN(64, 64, .same)
                 + [.maxPool2x2, .flatten] + head(64 * 7 * 7, 256, dropout: 0.4)
+        case .resBN:
+            // ResNet-20's layout (He et al. 2016: a 3x3 stem, then three stages of three residual blocks at 16, 32
+            // and 64 channels, global average pooling, Dense(10)) on 28x28 images, 'same' convolutions throughout.
+            // The stages shrink the planes by a 2x2 max pooling and a 3x3 convolution that widens the channels
+            // (28 -> 14 -> 7) where ResNet-20 has strided convolutions and projections: every shortcut is the
+            // identity. About 34 MMAC per image (wide-bn: 10); 316,490 parameters. Not trained for a preset yet.
+            return convBN(1, 16, .same) + stage(16) + [.maxPool2x2] + convBN(16, 32, .same) + stage(32)
+                + [.maxPool2x2] + convBN(32, 64, .same) + stage(64) + [.globalAvgPool, .dense(inputSize: 64, outputSize: 10, activation: .none)]
         }
+    }
+
+    /// Three residual blocks of `c` channels: shortcut -> Conv2D(c, 3x3, same) -> BN -> ReLU -> Conv2D(c, 3x3, same) ->
+    /// BN -> add shortcut -> ReLU (He et al. 2016's basic block).
+    private func stage(_ c: Int) -> [LayerSpec] {
+        let block: [LayerSpec] = [.shortcut] + convBN(c, c, .same)
+            + [.conv2d(inChannels: c, outChannels: c, kernelSize: 3, padding: .same, activation: .none), .batchNorm(channels: c),
+               .addShortcut, .relu]
+        return block + block + block
     }
 
     /// cnn3-bn's layers with the third convolution conv3 channels wide and the given dropout (cnn3w-bn: 192, none).

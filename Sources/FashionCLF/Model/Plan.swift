@@ -79,6 +79,8 @@ public struct Plan: Sendable {
             case .dropout: return "dropout"
             case .globalAvgPool: return "global avgpool"
             case .temperature: return "temperature"
+            case .shortcut: return "shortcut (input kept)"
+            case .addShortcut: return "add shortcut"
             }
         }
     }
