@@ -17,7 +17,9 @@ public enum ONNXExport {
     public static func model(_ classifier: Classifier) throws(FCLFError) -> [UInt8] {
         var graph = Onnx_GraphProto()
         graph.name = "fashionclf-" + classifier.name
-        var x = "x", kept = "x"  // kept: a residual block's input, for its Add
+        // x: the last output; kept: a residual block's input, for its Add; flat: [n, features] rather than
+        // [n, c, h, w] (ONNX keeps the rank that our per-sample shapes do not: [c, 1, 1] is either)
+        var x = "x", kept = "x", flat = false, keptFlat = false
         var counter = 0
         func node(_ op: String, _ inputs: [String], _ attributes: [Onnx_AttributeProto] = []) -> String {
             counter += 1
@@ -57,7 +59,7 @@ public enum ONNXExport {
             a.name = name; a.type = .float; a.f = v
             return a
         }
-        func flat(_ input: String, _ shape: Shape) -> String { shape.h * shape.w > 1 ? node("Flatten", [input], [int("axis", 1)]) : input }
+        func flattened(_ input: String, _ isFlat: Bool) -> String { isFlat ? input : node("Flatten", [input], [int("axis", 1)]) }
 
         for (k, (step, values)) in classifier.stepValues.enumerated() {
             func param(_ i: Int) -> String { initializer("step\(k)_\(i)", values[i].shape, values[i].values) }
@@ -67,20 +69,25 @@ public enum ONNXExport {
                 x = node("Conv", [x, param(0), param(1)], [ints("kernel_shape", [size, size]), ints("pads", p)])
                 if act == .relu { x = node("Relu", [x]) }
                 if step.pooling != .none { x = node("MaxPool", [x], [ints("kernel_shape", [2, 2]), ints("strides", [2, 2])]) }
+                flat = false
             case .dense(_, _, let act):
-                x = node("Gemm", [flat(x, step.input), param(0), param(1)])
+                x = node("Gemm", [flattened(x, flat), param(0), param(1)])
                 if act == .relu { x = node("Relu", [x]) }
+                flat = true
             case .relu: x = node("Relu", [x])
             case .maxPool2x2: x = node("MaxPool", [x], [ints("kernel_shape", [2, 2]), ints("strides", [2, 2])])
-            case .flatten: x = node("Flatten", [x], [int("axis", 1)])
+            case .flatten: x = flattened(x, flat); flat = true
             case .batchNorm:
                 x = node("BatchNormalization", [x, param(0), param(1), param(2), param(3)], [float("epsilon", LayerSpec.batchNormEpsilon)])
                 if step.fusedReLU { x = node("Relu", [x]) }
             case .dropout: x = node("Identity", [x])
-            case .globalAvgPool: x = node("Flatten", [node("GlobalAveragePool", [x])], [int("axis", 1)])
+            case .globalAvgPool: x = node("Flatten", [node("GlobalAveragePool", [x])], [int("axis", 1)]); flat = true
             case .temperature(let t): x = node("Div", [x, initializer("temperature", [], [t])])
-            case .shortcut: kept = x
-            case .addShortcut: x = node("Add", [x, kept])
+            case .shortcut: (kept, keptFlat) = (x, flat)
+            case .addShortcut:
+                // Both operands at one rank, else Add would broadcast [n, c] against [n, c, 1, 1].
+                x = node("Add", [flattened(x, flat || !keptFlat), flattened(kept, keptFlat || !flat)])
+                flat = flat || keptFlat
             }
         }
         _ = node("Softmax", [x], [int("axis", 1)])

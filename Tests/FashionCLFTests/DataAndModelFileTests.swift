@@ -126,6 +126,16 @@ struct ModelFileTests {
         }
     }
 
+    @Test("a network of more layers than a model file holds is refused when saved, not written unreadable")
+    func layerCap() throws {
+        var rng = SplitMix64(seed: 3)
+        let deep = try Sequential(name: "deep", inputShape: ModelKind.imageShape,
+                                  specs: [LayerSpec](repeating: .relu, count: ModelFile.maxLayers) + [.flatten], rng: &rng)
+        #expect(throws: FCLFError.invalidArgument("\(ModelFile.maxLayers + 1) layers; a model file holds at most \(ModelFile.maxLayers): use a shallower network")) {
+            try ModelFile.encode(deep, classes: 10)
+        }
+    }
+
     @Test("save then load gives identical predictions", arguments: ModelKind.allCases)
     func roundTrip(_ kind: ModelKind) throws {
         let net = kind.build(seed: 9)

@@ -114,6 +114,28 @@ struct GradientTests {
                     numericGradient(bd) { L(xd, wd, $0) }.map(Float.init), atol: atol, rtol: rtol, "\(tag) db")
     }
 
+    @Test("a residual block around dropout: dL/dx = dy + the masked dy, and dy itself left as it was")
+    func residualDropout() {
+        let link = ShortcutLink()
+        let start = Shortcut(link: link), end = AddShortcut(link: link), dropout = Dropout(rate: 0.5, seed: 7)
+        let shape = Shape(n: 2, c: 3, h: 4, w: 5)
+        var x = randomArray(shape.count, seed: 510).map { $0 < 0 ? $0 - 0.1 : $0 + 0.1 }  // no zeros: the mask reads from y
+        var dy = randomArray(shape.count, seed: 511)
+        let original = dy
+        let (y, dx): ([Float], [Float]) = x.withUnsafeMutableBufferPointer { xb in
+            let out = end.forward(dropout.forward(start.forward(Tensor(data: xb.baseAddress!, shape: shape), training: true), training: true),
+                                  training: true)
+            let y = Array(UnsafeBufferPointer(start: out.data, count: out.shape.count))
+            let g = dy.withUnsafeMutableBufferPointer { start.backward(dropout.backward(end.backward(Tensor(data: $0.baseAddress!, shape: shape)))) }
+            return (y, Array(UnsafeBufferPointer(start: g.data, count: g.shape.count)))
+        }
+        // y = x + m x / (1 - p), m in {0, 1}: the kept scale m / (1 - p) is (y - x) / x, 0 or 2.
+        let scale = zip(y, x).map { (($0 - $1) / $1).rounded() }
+        #expect(Set(scale).isSubset(of: [0, 2]) && scale.contains(0) && scale.contains(2), "\(Set(scale))")
+        #expect(dx == zip(original, scale).map { $0 + $0 * $1 }, "dx = dy + m dy / (1 - p)")
+        #expect(dy == original, "a backward pass wrote into dy")
+    }
+
     @Test("softmax cross-entropy through the loss object, batch 1 and 3", arguments: [1, 3])
     func loss(_ n: Int) {
         let k = 10

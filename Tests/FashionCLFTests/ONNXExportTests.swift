@@ -75,5 +75,15 @@ struct ONNXExportTests {
         #expect(m.graph.node.map(\.opType) == ["Conv", "Relu", "Conv", "Add", "Relu", "GlobalAveragePool", "Flatten", "Gemm", "Softmax"])
         let add = m.graph.node[3]
         #expect(add.input == [m.graph.node[2].output[0], m.graph.node[1].output[0]], "\(add.input)")
+        // A block from [4, 1, 1] planes through a dense layer: the kept input is flattened to the dense output's rank.
+        let mixed = try Sequential(name: "mixed", inputShape: ModelKind.imageShape, specs: [
+            .conv2d(inChannels: 1, outChannels: 4, kernelSize: 3, padding: .same, activation: .relu), .maxPool2x2, .maxPool2x2,
+            .maxPool2x2, .maxPool2x2, .shortcut, .flatten, .dense(inputSize: 4, outputSize: 4, activation: .relu), .addShortcut,
+            .dense(inputSize: 4, outputSize: 10, activation: .none)], rng: &rng)
+        let g = try roundTrip(Classifier(mixed)).graph
+        #expect(g.node.map(\.opType) == ["Conv", "Relu", "MaxPool", "MaxPool", "MaxPool", "MaxPool", "Flatten", "Gemm", "Relu", "Flatten",
+                                         "Add", "Gemm", "Softmax"], "\(g.node.map(\.opType))")
+        let flattenKept = g.node[9]
+        #expect(flattenKept.input == [g.node[5].output[0]] && g.node[10].input == [g.node[8].output[0], flattenKept.output[0]])
     }
 }

@@ -1,5 +1,5 @@
 // fclf-profile: where the time of one training step goes, plan step by plan step (forward, backward, optimiser).
-// Usage: swift run -c release --package-path Benchmarks fclf-profile [cnn|mlp|cnn-bn|cnn3-bn|cnn3w-bn|wide-bn|wide-bn-nodrop|same-bn|deep-bn] [batch] [steps] [nogemm]
+// Usage: swift run -c release --package-path Benchmarks fclf-profile [cnn|mlp|cnn-bn|cnn3-bn|cnn3w-bn|wide-bn|wide-bn-nodrop|same-bn|deep-bn|res-bn] [batch] [steps] [nogemm]
 //        ... fclf-profile infer [cnn|...] [batch] [calls]: the inference plan's steps instead (what fclf_predict runs)
 //        ... fclf-profile convbwd [batch] [reps]: the seed CNN's conv2 backward split into its parts
 import CKernels
@@ -96,6 +96,7 @@ func profileInference(_ kind: ModelKind, batch: Int, calls: Int) {
     let act = plan.steps.reduce(plan.inputShape.perSample) { max($0, $1.output.perSample) } * batch
     let work = zip(plan.steps, net.steps).reduce(plan.outputSize * batch) { max($0, $1.1.inferenceWork($1.0.input, n: batch)) }
     let a0 = Buffer<Float>(capacity: act), b0 = Buffer<Float>(capacity: act), w = Buffer<Float>(capacity: work)
+    let kept = Buffer<Float>(capacity: act)  // a residual block's input, from its start to its end (as Classifier)
     for i in 0..<batch * plan.inputShape.perSample { a0.pointer[i] = rng.nextUnitFloat() }
     let input = Array(UnsafeBufferPointer(start: a0.pointer, count: batch * plan.inputShape.perSample))
     var times = [[Double]](repeating: [], count: plan.steps.count)
@@ -108,7 +109,7 @@ func profileInference(_ kind: ModelKind, batch: Int, calls: Int) {
         var a = a0.pointer, b = b0.pointer
         for (i, (step, layer)) in zip(plan.steps, net.steps).enumerated() {
             let s = monotonicSeconds()
-            let out = layer.infer(a, step.input, n: batch, y: b, work: w.pointer)
+            let out = layer.infer(a, step.input, n: batch, y: b, work: layer.keepsWork ? kept.pointer : w.pointer)
             if c >= 100 { times[i].append(monotonicSeconds() - s) }
             if out == b { swap(&a, &b) }
         }

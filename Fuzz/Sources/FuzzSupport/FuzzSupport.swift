@@ -141,6 +141,10 @@ public func writeModelSeeds(to dir: String) {
           [.conv2d(inChannels: 1, outChannels: 2, kernelSize: 1, padding: .valid, activation: .none), .relu,
            .conv2d(inChannels: 2, outChannels: 2, kernelSize: 5, padding: .same, activation: .relu), .maxPool2x2, .maxPool2x2,
            .batchNorm(channels: 2), .flatten, .dense(inputSize: 8, outputSize: 2, activation: .relu)], classes: 2)
+    model("res", Shape(n: 1, c: 1, h: 4, w: 4),
+          [.conv2d(inChannels: 1, outChannels: 2, kernelSize: 3, padding: .same, activation: .relu), .shortcut,
+           .conv2d(inChannels: 2, outChannels: 2, kernelSize: 3, padding: .same, activation: .none), .batchNorm(channels: 2),
+           .addShortcut, .relu, .globalAvgPool, .dense(inputSize: 2, outputSize: 2, activation: .none)], classes: 2)
 }
 
 /// IDX inputs in fuzzIDX's format: gzip and plain files, 28x28 images with their labels.

@@ -1,9 +1,11 @@
 /// The executor of one plan step (a layer, or layers the planner fused), with an explicit backward pass
 /// (no autograd).
 ///
-/// Training: `forward` returns a view of the layer's own output buffer and keeps what `backward` needs;
-/// `backward` takes dL/dy for that same batch, accumulates dL/dθ into the parameters' gradients and
-/// returns dL/dx in the layer's own buffer.
+/// Training: `forward` returns a view of the layer's own output buffer (or, for a view or the identity, its
+/// input) and keeps what `backward` needs; it never writes into its input. `backward` takes dL/dy for that same
+/// batch, accumulates dL/dθ into the parameters' gradients and returns dL/dx in the layer's own buffer (or dy
+/// itself, for a view or the identity); it never writes into dy, which a residual block's end also hands to the
+/// block's start.
 /// Inference: `infer` runs the same kernels on caller-owned memory and keeps nothing, so any number of
 /// threads may infer with one layer at once.
 public protocol Layer: AnyObject {

@@ -153,7 +153,7 @@ public final class Dropout: Layer {
     private let seed: UInt64
     /// Training batches seen so far (the next mask's k - 1); training checkpoints save and restore it.
     var batches: UInt64 = 0
-    private let y = Buffer<Float>(), mask = Buffer<UInt8>()
+    private let y = Buffer<Float>(), dx = Buffer<Float>(), mask = Buffer<UInt8>()
     private var shape = Shape(n: 0, c: 0)
     private var active = false
 
@@ -177,8 +177,10 @@ public final class Dropout: Layer {
 
     public func backward(_ dy: Tensor) -> Tensor {
         guard active else { return dy }
-        fclf_dropout_backward(dy.data, dy.data, mask.pointer, Int64(shape.count), rate)
-        return dy
+        // Into its own buffer, never into dy: a residual block's end hands the same dy to its shortcut.
+        let dxp = dx.reserve(shape.count)
+        fclf_dropout_backward(dxp, dy.data, mask.pointer, Int64(shape.count), rate)
+        return Tensor(data: dxp, shape: shape)
     }
 
     public func infer(_ x: UnsafeMutablePointer<Float>, _ input: Shape, n: Int, y: UnsafeMutablePointer<Float>,

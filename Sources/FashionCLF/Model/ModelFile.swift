@@ -24,6 +24,7 @@ import Musl
 ///                     6 batchnorm: channels
 ///                     7 dropout: the rate's float32 bit pattern
 ///                     9 temperature: T's float32 bit pattern
+///                     10 shortcut, 11 add shortcut (a residual block's start and end): nothing
 ///             4     (version 2 only) metadata length M (<= 65,536), then M bytes of `ModelMetadata`'s stored form
 ///             8     u64 stored-value count P, then P float32: for each layer with stored values, in order,
 ///                   its weight then its bias (conv weight [out, in, k, k]; dense weight [in, out]); for
@@ -35,8 +36,14 @@ public enum ModelFile {
     public static let magic: [UInt8] = Array("FCLFMODL".utf8)
     public static let formatVersion: UInt32 = 2
 
-    /// Throws only for metadata that breaks `ModelMetadata`'s rules.
+    /// The most layers a model file holds (readers refuse more).
+    public static let maxLayers = 256
+
+    /// Throws for metadata that breaks `ModelMetadata`'s rules and for more than `maxLayers` layers.
     public static func encode(_ model: Sequential, classes: Int) throws(FCLFError) -> [UInt8] {
+        guard model.specs.count <= maxLayers else {
+            throw .invalidArgument("\(model.specs.count) layers; a model file holds at most \(maxLayers): use a shallower network")
+        }
         let metadata = try model.metadata.encoded()
         var out = magic
         func u32(_ v: Int) { withUnsafeBytes(of: UInt32(v).littleEndian) { out.append(contentsOf: $0) } }
@@ -98,7 +105,7 @@ public enum ModelFile {
             throw fail("implausible input [\(c), \(h), \(w)] or class count \(classes)")
         }
         let layerCount = try u32()
-        guard (1...256).contains(layerCount) else { throw fail("bad layer count \(layerCount)") }
+        guard (1...maxLayers).contains(layerCount) else { throw fail("bad layer count \(layerCount)") }
         var specs: [LayerSpec] = []
         for i in 0..<layerCount {
             let code = try u32()
