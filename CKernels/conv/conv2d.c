@@ -13,6 +13,7 @@
  * for any thread count, so results do not depend on it. A direct convolution would re-read every input
  * pixel kh*kw times from an unpacked layout; im2col's copy is small next to the product. */
 #include "conv.h"
+#include "plane.h"
 #include "../gemm/gemm.h"
 
 #include <string.h>
@@ -89,7 +90,11 @@ int64_t fclf_conv2d_col_size(fclf_conv2d_shape s) {
     }
     return im2col_size(s);
 }
-int64_t fclf_conv2d_tmp_size(fclf_conv2d_shape s) { return s.oc * s.n * s.oh * s.ow; }
+/* dz [oc, n*P] for the GEMM's products, or in zero-framed planes for the plane-tile path (plane.c). */
+int64_t fclf_conv2d_tmp_size(fclf_conv2d_shape s) {
+    const int64_t dz = s.oc * s.n * s.oh * s.ow;
+    return fclf_conv_plane_shape(s) ? fclf_max64(dz, fclf_conv_plane_dz_size(s)) : dz;
+}
 int64_t fclf_conv2d_dcol_size(fclf_conv2d_shape s) {
     int64_t col = im2col_size(s), dwt = s.c * s.kh * s.kw * s.oc;
     return col > dwt ? col : dwt;
@@ -124,11 +129,16 @@ static void gemm_im2col_a(const fclf_gemm_kernel *gemm, const float *x, fclf_con
 /* Inference: w [oc, K] packed once as the forward product's A (fclf_conv2d_pack_weights). */
 int64_t fclf_conv2d_packed_weights_size(fclf_conv2d_shape s) {
     if (!fclf_conv_packs_from_x(s)) return 0;
+    if (fclf_conv_plane_taken(fclf_isa_active(), s)) return fclf_conv_plane_packed_size(s);
     return fclf_gemm_packed_size(fclf_gemm_kernel_for(fclf_isa_active()), 0, s.oc, s.c * s.kh * s.kw);
 }
 
 void fclf_conv2d_pack_weights(float *wp, const float *w, fclf_conv2d_shape s) {
     if (!fclf_conv_packs_from_x(s)) return;
+    if (fclf_conv_plane_taken(fclf_isa_active(), s)) {
+        fclf_conv_plane_pack(wp, w, s);
+        return;
+    }
     const int64_t K = s.c * s.kh * s.kw;
     fclf_gemm_operand as = {w, K, 0, NULL, NULL, 0, NULL, 0};
     fclf_gemm_pack_whole(fclf_gemm_kernel_for(fclf_isa_active()), wp, &as, 0, s.oc, K);
@@ -138,6 +148,8 @@ static void conv2d_forward(int isa, float *y, float *col, const float *x, const 
                            const float *b, int relu, fclf_conv2d_shape s) {
     if (frames_x(s) && col) {
         frame_x(col, x, s);
+        /* wp, when given, was packed for the active variant, which is isa here (the prepacked entry) */
+        if (fclf_conv_plane_taken(isa, s) && fclf_conv_plane_forward(y, col, w, wp, b, relu, s) == 0) return;
         gemm_forward(fclf_gemm_kernel_for(isa), w, wp, col, framed_shape(s), b, relu, y);
     } else if (fclf_conv_packs_from_x(s)) { /* a padded shape without col packs from x with bounds checks */
         gemm_forward(fclf_gemm_kernel_for(isa), w, wp, x, s, b, relu, y);
@@ -238,6 +250,9 @@ static void conv2d_backward(int isa, float *dx, float *dw, float *db, float *dco
         fclf_conv_direct_weight_grad(isa, dw, db, &g, col, NULL, relu, s);
         return;
     }
+    /* the plane-tile path needs the frame the forward pass left in col */
+    if (col && fclf_conv_plane_taken(isa, s) && fclf_conv_plane_backward(dx, dw, db, tmp, dy, y, col, w, relu, s) == 0)
+        return;
     /* dz = dy masked by ReLU (y > 0), moved from [n, oc, P] to tmp [oc, n, P], the forward GEMM's
      * output layout. */
     FCLF_PARALLEL_IF(fclf_conv_big(s), for (FCLF_STATIC_RANGE(o, s.oc)) dz_row(tmp, db, dy, y, relu, o, s););
@@ -260,6 +275,6 @@ int64_t fclf_conv2d_backward_tmp_size(fclf_conv2d_shape s, int with_dx, int pool
     /* the small-K weight gradient without dx reads dy, or the pooled planes it routes on the stack */
     if (s.c * s.kh * s.kw < FCLF_CONV_SMALL_K && !with_dx && (!pooled || fclf_conv2d_pool_supported(s)))
         return 0;
-    return fclf_conv2d_tmp_size(s);
+    return pooled ? s.oc * s.n * s.oh * s.ow : fclf_conv2d_tmp_size(s);
 }
 

@@ -178,7 +178,8 @@ fclf_conv2d_shape fclf_conv2d_make_shape(int64_t n, int64_t c, int64_t h, int64_
                                          int64_t kw, int same);
 /* Floats in the buffer col (fclf_conv2d_uses_col): the im2col matrix [c*kh*kw, n*oh*ow], or, for a padded
  * shape that packs from x, x in zero-framed planes [n, c, oh+kh-1, ow+kw-1]; and in the backward pass's
- * scratch tmp [oc, n*oh*ow]. */
+ * scratch tmp [oc, n*oh*ow], or, for a shape the plane tiles may take (fclf_conv2d_plane_taken_isa), dz in
+ * zero-framed planes [n, oc, oh+kh-1, ow+kw-1] when that is larger. */
 int64_t fclf_conv2d_col_size(fclf_conv2d_shape s);
 int64_t fclf_conv2d_tmp_size(fclf_conv2d_shape s);
 /* Floats of tmp the backward pass actually uses (fclf_conv2d_backward when pooled = 0, fclf_conv2d_pool_backward
@@ -198,8 +199,12 @@ void fclf_conv2d_forward(float *y, float *col, const float *x, const float *w, c
 /* 1 when the passes of this shape use col: an explicit im2col matrix (c*kh*kw < 16: the direct path), or
  * x copied into zero-framed planes (padding, c*kh*kw >= 16). */
 int fclf_conv2d_uses_col(fclf_conv2d_shape s);
+/* 1 when fclf_conv2d_forward_isa and _backward_isa with this variant, given col, take the plane-tile path of a
+ * padded convolution with few channels (CKernels/conv/plane.c): its sums are the GEMM path's, rounded in another
+ * order (the GEMM blocks K). Without col a padded shape takes the GEMM from x. */
+int fclf_conv2d_plane_taken_isa(int isa, fclf_conv2d_shape s);
 /* Inference plans pack a convolution's weights once (into the active GEMM kernel's panels, with this
- * process's blocking) instead of on every call. Floats needed: 0 when the shape takes the direct path, which
+ * process's blocking, or the plane tiles' blocks of 8 channels) instead of on every call. Floats needed: 0 when the shape takes the direct path, which
  * reads w as it is. pack WRITES wp, which must be 64-byte aligned (the micro-kernels load panels aligned);
  * forward_prepacked is fclf_conv2d_forward, bit for bit, reading wp (made in this process for the same w and
  * shape, batch size aside; NULL: packs w as usual). */
