@@ -146,13 +146,16 @@ void fclf_conv2d_pack_weights(float *wp, const float *w, fclf_conv2d_shape s) {
 
 static void conv2d_forward(int isa, float *y, float *col, const float *x, const float *w, const float *wp,
                            const float *b, int relu, fclf_conv2d_shape s) {
+    /* wp, when given, was packed for the active variant, which is isa here (the prepacked entry): in the plane
+     * tiles' layout where they take the shape, which the GEMM must not read as its panels */
+    const int plane = fclf_conv_plane_taken(isa, s);
+    const float *gemm_wp = plane ? NULL : wp;
     if (frames_x(s) && col) {
         frame_x(col, x, s);
-        /* wp, when given, was packed for the active variant, which is isa here (the prepacked entry) */
-        if (fclf_conv_plane_taken(isa, s) && fclf_conv_plane_forward(y, col, w, wp, b, relu, s) == 0) return;
-        gemm_forward(fclf_gemm_kernel_for(isa), w, wp, col, framed_shape(s), b, relu, y);
+        if (plane && fclf_conv_plane_forward(y, col, w, wp, b, relu, s) == 0) return;
+        gemm_forward(fclf_gemm_kernel_for(isa), w, gemm_wp, col, framed_shape(s), b, relu, y);
     } else if (fclf_conv_packs_from_x(s)) { /* a padded shape without col packs from x with bounds checks */
-        gemm_forward(fclf_gemm_kernel_for(isa), w, wp, x, s, b, relu, y);
+        gemm_forward(fclf_gemm_kernel_for(isa), w, gemm_wp, x, s, b, relu, y);
     } else
         fclf_conv_direct_forward(isa, y, col, x, w, b, relu, s);
 }

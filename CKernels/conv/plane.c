@@ -15,15 +15,16 @@
  * (broadcast weights): 16 accumulators, and per tap two loads and 16 FMAs:
  *     y[o, p .. p+31] = b[o] + sum over k of w[o, k] xf[off[k] + p .. off[k] + p + 31].
  * The kw - 1 positions per row that are not pixels are computed and not stored (28 of every 30 lanes are pixels at
- * 28 x 28). The sums start at the bias and add the taps in order, as the GEMM does, but the GEMM splits K into
- * blocks at the machine's KC: the bits can differ from the GEMM path's in the last place.
+ * 28 x 28). The sums start at the bias and add the taps in order; the GEMM adds the bias last and splits K into
+ * blocks at the machine's KC: the bits differ from the GEMM path's in the last place.
  *
  * The backward pass:
  * - dz = dy masked by ReLU goes into zero-framed planes (tmp), its per-channel sums (db) taken plane by plane;
  * - dx is the same tiles run on dz's frame with the weights transposed and flipped (a 'full' correlation:
  *   dx[ci, i, j] = sum over o, u, v of w[o, ci, kh-1-u, kw-1-v] dzf[o, i + u, j + v]);
- * - dw[o, k] = sum over images and positions of dz[o, p] xf[off[k] + p]: dz's frame has x's row length ('same'),
- *   so the same flat walk serves, and its zeros stand at the positions that are not pixels. A register tile of 4
+ * - dw[o, k] = sum over images and pixels of dz[o, p] xf[off[k] + p]: dz's frame has x's row length ('same'),
+ *   so the same flat walk serves, with the positions that are not pixels masked off (a tap there may read a pixel
+ *   the sum must not: 0 x Inf is NaN, where the GEMM gives no term). A register tile of 4
  *   channels x 6 taps keeps 16-lane sums per (channel block, tap block) in scratch across the images, reduced
  *   once. Threads take whole (channel block, tap block) pairs, each summed over the images in order, so the bits
  *   do not depend on the thread count; forward and dx split tiles, which never changes a tile's sums.
@@ -49,9 +50,13 @@ static int64_t taps_of(fclf_conv2d_shape s) { return s.c * s.kh * s.kw; }
 enum { TILE_BLOCK = 8, TILE_POSITIONS = 32 };
 
 int fclf_conv_plane_shape(fclf_conv2d_shape s) {
-    const int64_t K = taps_of(s);
-    return K >= FCLF_CONV_SMALL_K && fclf_im2col_padded(&s) && s.oh == s.h && s.ow == s.w && s.oc <= PLANE_OC_MAX &&
-           s.ow >= PLANE_OW_MIN && K <= PLANE_K_MAX && s.oc * s.kh * s.kw <= PLANE_K_MAX && s.c <= PLANE_OC_MAX;
+    const int64_t K = taps_of(s), fh = s.oh + s.kh - 1, fw = s.ow + s.kw - 1;
+    /* padding inside the kernel (the transposed correlation's is kh - 1 - pad_t), and tap offsets (int32) that index
+     * an image's frames of x and of dz */
+    return K >= FCLF_CONV_SMALL_K && fclf_im2col_padded(&s) && s.oh == s.h && s.ow == s.w && s.pad_t >= 0 &&
+           s.pad_t < s.kh && s.pad_l >= 0 && s.pad_l < s.kw && s.oc >= 1 && s.oc <= PLANE_OC_MAX && s.c <= PLANE_OC_MAX &&
+           s.ow >= PLANE_OW_MIN && K <= PLANE_K_MAX && s.oc * s.kh * s.kw <= PLANE_K_MAX &&
+           fclf_max64(s.c, s.oc) * fh * fw <= INT32_MAX;
 }
 
 int fclf_conv_plane_taken(int isa, fclf_conv2d_shape s) { return isa == FCLF_ISA_AVX512F && fclf_conv_plane_shape(s); }
@@ -162,12 +167,15 @@ __attribute__((target("avx512f"))) static void plane_tile(float *restrict y, int
  * rows are as long as x's (fw: a 'same' shape), so that position p is dz[o] + p, and the frame's zeros stand at
  * every position that is not an output pixel; xi: the image's frame; off: the block's six taps. */
 __attribute__((target("avx512f"))) static void grad_tile(float *restrict part, const float *const *dz,
-                                                        const float *restrict xi, const int32_t *off, int64_t L) {
+                                                        const float *restrict xi, const int32_t *off, int64_t L,
+                                                        int64_t fw, int64_t ow) {
     __m512 acc[GRAD_OB][GRAD_KB];
     for (int o = 0; o < GRAD_OB; o++)
         for (int k = 0; k < GRAD_KB; k++) acc[o][k] = _mm512_load_ps(part + (o * GRAD_KB + k) * 16);
-    for (int64_t p = 0; p < L; p += 16) {
-        const __mmask16 m = fclf_lanes16(L - p);
+    /* q: the column of the vector's first position; rows of fw > 16 positions: a vector spans at most two */
+    for (int64_t p = 0, q = 0; p < L; p += 16, q = (q + 16) % fw) {
+        const __mmask16 m = (__mmask16)(fclf_lanes16(L - p) &
+                                        (fclf_lanes16(ow - q) | lane_range(fw - q, fw - q + ow)));
         __m512 d[GRAD_OB];
         for (int o = 0; o < GRAD_OB; o++) d[o] = _mm512_maskz_loadu_ps(m, dz[o] + p);
         for (int k = 0; k < GRAD_KB; k++) {
@@ -313,7 +321,7 @@ static void grad_pairs(float *restrict dw, float *restrict part, const float *dz
                 dz[o] = dzf + (i * s.oc + ch) * zh * zw + t.pad_t * zw + t.pad_l;
             }
             for (int k = 0; k < GRAD_KB; k++) offk[k] = off[fclf_min64(kb * GRAD_KB + k, K - 1)];
-            grad_tile(part + (p - p0) * GRAD_TILE, dz, xi, offk, flat_positions(s));
+            grad_tile(part + (p - p0) * GRAD_TILE, dz, xi, offk, flat_positions(s), fw, s.ow);
         }
     }
     for (int64_t p = p0; p < p1; p++) {

@@ -50,7 +50,9 @@ static int pixels_in_lanes(fclf_conv2d_shape s) { return s.c == 1 && s.kh == 3 &
  * shapes and for conv1's (one channel, 3x3); other small-K shapes keep the one-pass kernel there. */
 static int window_kernel_runs(int isa, fclf_conv2d_shape s) {
 #if defined(__x86_64__)
-    return fclf_conv2d_window_pool_supported(s) &&
+    /* the plane tiles (plane.c) round otherwise than the GEMM whose bits this kernel keeps: such shapes take the
+     * passes, so that inference's pooled output is training's */
+    return fclf_conv2d_window_pool_supported(s) && !fclf_conv2d_plane_taken_isa(isa, s) &&
            (isa == FCLF_ISA_AVX512F || (isa == FCLF_ISA_AVX2 && (fclf_conv_packs_from_x(s) || pixels_in_lanes(s))));
 #else
     (void)isa, (void)s;

@@ -193,7 +193,8 @@ int64_t fclf_conv2d_dcol_size(fclf_conv2d_shape s);
  * col (fclf_conv2d_col_size floats) receives the im2col matrix, or the zero-framed x, when
  * fclf_conv2d_uses_col(s), and is kept for the backward pass; otherwise the products pack straight from x and
  * col is untouched (may be NULL). A padded shape given no col packs from x with a bounds check per tap: the
- * same bits, at about half the speed. */
+ * same bits, at about half the speed, except where the plane tiles take the shape with col
+ * (fclf_conv2d_plane_taken_isa): without col it is the GEMM's sums, to rounding. */
 void fclf_conv2d_forward(float *y, float *col, const float *x, const float *w, const float *b, int relu,
                          fclf_conv2d_shape s);
 /* 1 when the passes of this shape use col: an explicit im2col matrix (c*kh*kw < 16: the direct path), or
@@ -226,7 +227,8 @@ void fclf_conv2d_backward(float *dx, float *dw, float *db, float *dcol, float *t
  * matrix is stored). backward, any shape: given the pooled dy, the argmax and, for ReLU, the pooled y (else
  * NULL) of the pooling, does what fclf_maxpool2x2_backward (with that y) then fclf_conv2d_backward (relu = 0)
  * would, without the full-size gradient: ACCUMULATES dw, db (may be NULL), WRITES dx unless NULL; dcol, tmp and
- * col as for fclf_conv2d_backward, with the same bits, except for the shapes the one-pass forward takes
+ * col as for fclf_conv2d_backward, with the same bits (to rounding for the shapes the plane tiles take there:
+ * this pass runs the GEMM's products), except for the shapes the one-pass forward takes
  * (c*kh*kw < 16 and supported(s)): those read x, not col (which may be NULL), and give dw and db to rounding
  * (the same products, summed in other lanes; dx bit for bit). A small-K shape it refuses reads col as
  * fclf_conv2d_forward wrote it, or with col NULL runs the naive loops (slow; to rounding). */
@@ -268,7 +270,8 @@ void fclf_conv2d_pool_backward_winners(float *dx, float *dw, float *db, float *w
  * fclf_conv2d_pool_forward), bit for bit; work (fclf_conv2d_window_pool_work_size floats) is scratch.
  * pack_weights WRITES wp [c*kh*kw, oc rounded up to 16] (packed_size floats), the weights as this kernel
  * reads them; the size is 0 where this CPU's variant has no window kernel (AVX-512 has it; AVX2 for
- * c*kh*kw >= 16), and wp is NULL then: the passes it stands for run instead. */
+ * c*kh*kw >= 16) or the plane tiles take the convolution (fclf_conv2d_plane_taken_isa: their rounding is not the
+ * GEMM's), and wp is NULL then: the passes it stands for run instead. */
 int fclf_conv2d_window_pool_supported(fclf_conv2d_shape s);
 int64_t fclf_conv2d_window_pool_packed_size(fclf_conv2d_shape s);
 void fclf_conv2d_window_pool_pack_weights(float *wp, const float *w, fclf_conv2d_shape s);

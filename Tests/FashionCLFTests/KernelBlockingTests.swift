@@ -188,6 +188,29 @@ struct KernelBlockingTests {
                 }
             }
         }
+        // 'same' shapes the plane tiles take on AVX-512 (plane.c) pack in their layout: with col they read it, and
+        // without col the GEMM from x must pack for itself, never read those weights as its panels (K = 400: more
+        // than one K block; 12 channels: a partial block).
+        for (c, oc, h, k) in [(16, 16, 20, 5), (16, 12, 19, 3), (8, 16, 28, 3)] {
+            for n in [1, 3] {
+                let s = fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(h), Int64(oc), Int64(k), Int64(k), 1)
+                let x = randomArray(n * c * h * h, seed: 34), w = randomArray(oc * c * k * k, seed: 35, scale: 0.2), b = randomArray(oc, seed: 36)
+                let wp = alignedFloats(max(1, Int(fclf_conv2d_packed_weights_size(s))))
+                defer { wp.deallocate() }
+                fclf_conv2d_pack_weights(wp, w, s)
+                let out = n * oc * Int(s.oh * s.ow)
+                for withCol in [false, true] {
+                    var col = [Float](repeating: 0, count: Int(fclf_conv2d_col_size(s)))
+                    var plain = [Float](repeating: .nan, count: out), packed = plain
+                    col.withUnsafeMutableBufferPointer { cp in
+                        let colp = withCol ? cp.baseAddress : nil
+                        fclf_conv2d_forward(&plain, colp, x, w, b, 1, s)
+                        fclf_conv2d_forward_prepacked(&packed, colp, x, w, wp, b, 1, s)
+                    }
+                    #expect(plain.map(\.bitPattern) == packed.map(\.bitPattern), "same \(c)->\(oc) k\(k) n \(n), col \(withCol)")
+                }
+            }
+        }
         // The direct path (K < 16) reads w as it is: nothing to pack.
         #expect(fclf_conv2d_packed_weights_size(fclf_conv2d_make_shape(1, 1, 28, 28, 32, 3, 3, 0)) == 0)
     }

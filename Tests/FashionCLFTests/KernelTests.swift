@@ -176,6 +176,29 @@ struct KernelTests {
         }
     }
 
+    @Test("a 'same' convolution's weight gradient takes no term from a tap that reads no pixel (an Inf in x's last column leaves the taps left of it finite), every ISA",
+          arguments: kernelISAs)
+    func convGradNoTermsOutsidePixels(_ variant: KernelISA) {
+        // res-bn's shape, which the plane tiles take on AVX-512: their flat walk passes positions that are not
+        // pixels, where a tap (v = 0) can read x's last column; 0 x Inf must not land in dw there.
+        let (n, c, h, oc) = (1, 16, 20, 16)
+        let s = fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(h), Int64(oc), 3, 3, 1)
+        var x = randomArray(n * c * h * h, seed: 70)
+        x[5 * h + h - 1] = .infinity // channel 0, row 5, last column
+        let wt = randomArray(oc * c * 9, seed: 71), dy = randomArray(n * oc * h * h, seed: 72)
+        var y = [Float](repeating: 0, count: n * oc * h * h), col = [Float](repeating: 0, count: Int(fclf_conv2d_col_size(s)))
+        var dcol = [Float](repeating: 0, count: Int(fclf_conv2d_dcol_size(s))), tmp = [Float](repeating: 0, count: Int(fclf_conv2d_tmp_size(s)))
+        var dw = [Float](repeating: 0, count: wt.count), db = [Float](repeating: 0, count: oc)
+        fclf_conv2d_forward_isa(variant.raw, &y, &col, x, wt, nil, 0, s)
+        fclf_conv2d_backward_isa(variant.raw, nil, &dw, &db, &dcol, &tmp, dy, y, col, x, wt, 0, s)
+        // channel 0's taps (u, v): v = 2 reads the last column for the pixel left of it, v = 1 under itself; v = 0
+        // only reads it from a position past the row's end, which is no pixel
+        for o in 0..<oc { for u in 0..<3 {
+            #expect(dw[o * c * 9 + u * 3].isFinite, "\(variant) o\(o) tap (0, \(u), 0): \(dw[o * c * 9 + u * 3])")
+            #expect(!dw[o * c * 9 + u * 3 + 1].isFinite, "\(variant) o\(o) tap (0, \(u), 1) should see the Inf")
+        } }
+    }
+
     @Test("dense forward and backward with and without ReLU against GEMM references and the dense reference, every ISA",
           arguments: kernelISAs)
     func dense(_ variant: KernelISA) {
