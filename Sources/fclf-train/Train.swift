@@ -43,7 +43,7 @@ struct Train: ParsableCommand {
     @Option(help: "Recipe: seed (the seed study's, the default), fast (cnn3w-bn, a three-convolution BatchNorm CNN; photo augmentation except in the last 3 epochs, AdamW one-cycle, best epoch kept, calibrated) or best (the fast recipe on the VGG-style wide-bn-nodrop, batch 128, 48 epochs). Every flag below overrides its part.")
     var preset: Preset = .seed
 
-    @Option(help: "Model: cnn (the seed's CNN), mlp (the seed's MLP baseline), cnn-bn (the CNN with BatchNorm and dropout), cnn3-bn (three convolutions, BatchNorm, dropout), cnn3w-bn (cnn3-bn with a wider third convolution and no dropout; the fast preset's), wide-bn (VGG-style, BatchNorm, dropout), wide-bn-nodrop (wide-bn without dropout; the best preset's), same-bn (wide-bn with 'same' padding), deep-bn (wide-bn with a fifth convolution) or res-bn (ResNet-20's layout: residual blocks at 16, 32, 64 channels). (default: the preset's)")
+    @Option(help: "Model: cnn (the seed's CNN), mlp (the seed's MLP baseline), cnn-bn (the CNN with BatchNorm and dropout), cnn3-bn (three convolutions, BatchNorm, dropout), cnn3w-bn (cnn3-bn with a wider third convolution and no dropout; the fast preset's), wide-bn (VGG-style, BatchNorm, dropout), wide-bn-nodrop (wide-bn without dropout; the best preset's), same-bn (wide-bn with 'same' padding), deep-bn (wide-bn with a fifth convolution) res-bn (ResNet-20's layout: residual blocks at 16, 32, 64 channels) or res2-bn (res-bn without its 28x28 stage: a 32-channel stem, then blocks at 32 and 64 channels). (default: the preset's)")
     var model: ModelKind?
 
     // Numbers are read with .unconditional parsing, so that a negative value (--epochs -3) reaches the range

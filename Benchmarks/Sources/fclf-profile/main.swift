@@ -1,5 +1,5 @@
 // fclf-profile: where the time of one training step goes, plan step by plan step (forward, backward, optimiser).
-// Usage: swift run -c release --package-path Benchmarks fclf-profile [cnn|mlp|cnn-bn|cnn3-bn|cnn3w-bn|wide-bn|wide-bn-nodrop|same-bn|deep-bn|res-bn] [batch] [steps] [nogemm]
+// Usage: swift run -c release --package-path Benchmarks fclf-profile [cnn|mlp|cnn-bn|cnn3-bn|cnn3w-bn|wide-bn|wide-bn-nodrop|same-bn|deep-bn|res-bn|res2-bn] [batch] [steps] [nogemm]
 //        ... fclf-profile infer [cnn|...] [batch] [calls]: the inference plan's steps instead (what fclf_predict runs)
 //        ... fclf-profile convbwd [batch] [reps]: the seed CNN's conv2 backward split into its parts
 import CKernels

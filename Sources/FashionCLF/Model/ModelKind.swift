@@ -12,6 +12,7 @@ public enum ModelKind: String, CaseIterable, Sendable {
     case cnn3WBN = "cnn3w-bn"
     case wideBNNoDrop = "wide-bn-nodrop"
     case resBN = "res-bn"
+    case res2BN = "res2-bn"
 
     /// The seed study's comparison (`fclf-train --compare`).
     public static let seedModels: [ModelKind] = [.cnn, .mlp]
@@ -78,6 +79,14 @@ public enum ModelKind: String, CaseIterable, Sendable {
             // identity. About 34 MMAC per image (wide-bn: 10); 316,490 parameters. Not trained for a preset yet.
             return convBN(1, 16, .same) + stage(16) + [.maxPool2x2] + convBN(16, 32, .same) + stage(32)
                 + [.maxPool2x2] + convBN(32, 64, .same) + stage(64) + [.globalAvgPool, .dense(inputSize: 64, outputSize: 10, activation: .none)]
+        case .res2BN:
+            // res-bn without its full-resolution stage: a 32-channel stem at 28x28 and a 2x2 max pooling, then the
+            // 14x14 stage of three blocks at 32 channels, a pooling and a widening Conv2D, and the 7x7 stage at 64.
+            // Each of res-bn's stages costs about the same multiply-adds (1.8 MMAC per convolution), but the 28x28
+            // one ran its convolutions slowest and its BatchNorm, adds and ReLUs over the largest planes: about 23
+            // MMAC per image (res-bn: 34), 297,866 parameters. Not trained for a preset yet.
+            return convBN(1, 32, .same) + [.maxPool2x2] + stage(32) + [.maxPool2x2] + convBN(32, 64, .same) + stage(64)
+                + [.globalAvgPool, .dense(inputSize: 64, outputSize: 10, activation: .none)]
         }
     }
 
