@@ -266,7 +266,7 @@ void fclf_conv2d_pool_backward_winners(float *dx, float *dw, float *db, float *w
 /* Inference's convolution + activation + 2x2 max pooling for shapes with fclf_conv2d_window_pool_supported(s)
  * (oh, ow >= 2 and c*kh*kw >= 16, the GEMM path, or = 9 where fclf_conv2d_pool_supported): pooling window by
  * pooling window with the output channels in vector lanes (conv/window_pool.c), only the pixels the pooling
- * reads. WRITES y [n, oc, oh/2, ow/2] as fclf_conv2d_forward then fclf_maxpool2x2_forward would (K = 9:
+ * reads. WRITES y [n, oc, oh/2, ow/2] as fclf_conv2d_forward (col NULL) then fclf_maxpool2x2_forward would (K = 9:
  * fclf_conv2d_pool_forward), bit for bit; work (fclf_conv2d_window_pool_work_size floats) is scratch.
  * pack_weights WRITES wp [c*kh*kw, oc rounded up to 16] (packed_size floats), the weights as this kernel
  * reads them; the size is 0 where this CPU's variant has no window kernel (AVX-512 has it; AVX2 for

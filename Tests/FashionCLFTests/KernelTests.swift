@@ -179,10 +179,14 @@ struct KernelTests {
     @Test("a 'same' convolution's weight gradient takes no term from a tap that reads no pixel (an Inf in x's last column leaves the taps left of it finite), every ISA",
           arguments: kernelISAs)
     func convGradNoTermsOutsidePixels(_ variant: KernelISA) {
-        // res-bn's shape, which the plane tiles take on AVX-512: their flat walk passes positions that are not
-        // pixels, where a tap (v = 0) can read x's last column; 0 x Inf must not land in dw there.
+        // A 16 -> 16 'same' shape as in res-bn's first stage, which the plane tiles take on AVX-512: their flat walk
+        // passes positions that are not pixels, where a tap (v = 0) can read x's last column; 0 x Inf must not land
+        // in dw there.
         let (n, c, h, oc) = (1, 16, 20, 16)
         let s = fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(h), Int64(oc), 3, 3, 1)
+        if variant.raw == Int32(FCLF_ISA_AVX512F.rawValue) && fclf_isa_active() == variant.raw {
+            #expect(fclf_conv2d_plane_taken_isa(variant.raw, s) != 0, "the plane tiles no longer take this shape")
+        }
         var x = randomArray(n * c * h * h, seed: 70)
         x[5 * h + h - 1] = .infinity // channel 0, row 5, last column
         let wt = randomArray(oc * c * 9, seed: 71), dy = randomArray(n * oc * h * h, seed: 72)
