@@ -60,6 +60,19 @@ static inline int64_t fclf_partition_bound(int64_t n, int next) {
         }                                                                                                    \
     } while (0)
 #define FCLF_STATIC_RANGE(var, n) int64_t var = fclf_partition_bound((n), 0), var##_end = fclf_partition_bound((n), 1); var < var##_end; var++
+/* Inside a parallel region, every thread's ok (it got its scratch, say) joined at a barrier: 1 when all were ok, else 0
+ * on every thread (failed, shared, starts 0 and becomes 1). All threads of the team must call it. */
+static inline int fclf_team_all_ok(int *failed, int ok) {
+    if (!ok) {
+#pragma omp atomic write
+        *failed = 1;
+    }
+#pragma omp barrier
+    int stop;
+#pragma omp atomic read
+    stop = *failed;
+    return !stop;
+}
 
 /* scratch.c: the per-thread buffers. Slot USER backs fclf_thread_scratch; the GEMM packs into PACK_A and
  * PACK_B (PACK_B also holds the short-M rows' accumulators) and a split-K product keeps its blocks' partial

@@ -362,15 +362,7 @@ int fclf_conv_plane_backward(float *dx, float *dw, float *db, float *dzf, const 
             frame_dz(dzf, sums + o0, dy, y, relu, o0, o1, s);
             const int64_t p0 = fclf_partition_bound(pairs, 0), p1 = fclf_partition_bound(pairs, 1);
             float *part = fclf_scratch_slot(FCLF_SCRATCH_SPLIT_K, fclf_max64(1, (p1 - p0) * GRAD_TILE));
-            if (!part) {
-#pragma omp atomic write
-                failed = 1;
-            }
-#pragma omp barrier
-            int stop;
-#pragma omp atomic read
-            stop = failed;
-            if (!stop) { /* nothing is added to dw or db unless every thread has its scratch */
+            if (fclf_team_all_ok(&failed, part != NULL)) { /* nothing is added to dw or db unless all have scratch */
                 if (db)
                     for (int64_t o = o0; o < o1; o++) db[o] += sums[o];
                 if (dw) grad_pairs(dw, part, dzf, xf, p0, p1, off, s);

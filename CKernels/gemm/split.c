@@ -44,15 +44,7 @@ static int split_k(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int nt, in
                             &part) != 0)
                 mine = NULL;
         }
-        if (!mine) {
-#pragma omp atomic write
-            failed = 1;
-        }
-#pragma omp barrier
-        int stop;
-#pragma omp atomic read
-        stop = failed;
-        if (!stop) {
+        if (fclf_team_all_ok(&failed, mine != NULL)) {
             const int64_t i0 = M * t / T, i1 = M * (t + 1) / T;
             for (int64_t i = i0; i < i1; i++) {
                 float *c = out->C + i * out->ldc;
