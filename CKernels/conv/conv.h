@@ -36,6 +36,15 @@ static inline int fclf_conv_x_is_framed(fclf_conv2d_shape s) {
     return s.pad_t == 0 && s.pad_l == 0 && fclf_conv_framed_rows(s) == s.h && fclf_conv_framed_cols(s) == s.w;
 }
 
+/* off[k]: tap k = (ci, u, v)'s offset from an output pixel's first tap in one image's input whose channel planes lie
+ * plane floats apart and rows wrow apart (im2col's row order: channel, row, column). The window kernel
+ * (window_pool.c) and the plane tiles (plane.c) index their int32 offsets this way. */
+static inline void fclf_conv_tap_offsets(int32_t *off, int64_t plane, int64_t wrow, fclf_conv2d_shape s) {
+    for (int64_t c = 0, k = 0; c < s.c; c++)
+        for (int64_t u = 0; u < s.kh; u++)
+            for (int64_t v = 0; v < s.kw; v++) off[k++] = (int32_t)(c * plane + u * wrow + v);
+}
+
 /* Where the small-K kernels (direct.c) read one image's K tap rows: tap k's value under output pixel p at
  * src + off[k] + p, for the len = (oh - 1) ld + ow pixels of an output plane whose rows lie ld apart (plane =
  * oh ld floats). From the im2col matrix (conv2d.c's unpooled path): src = col + i P, off[k] = k n P, ld = ow.

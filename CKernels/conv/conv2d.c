@@ -91,9 +91,9 @@ int64_t fclf_conv2d_col_size(fclf_conv2d_shape s) {
     return im2col_size(s);
 }
 /* dz [oc, n*P] for the GEMM's products, or in zero-framed planes for the plane-tile path (plane.c). */
+static int64_t gemm_dz_size(fclf_conv2d_shape s) { return s.oc * s.n * s.oh * s.ow; }
 int64_t fclf_conv2d_tmp_size(fclf_conv2d_shape s) {
-    const int64_t dz = s.oc * s.n * s.oh * s.ow;
-    return fclf_conv_plane_shape(s) ? fclf_max64(dz, fclf_conv_plane_dz_size(s)) : dz;
+    return fclf_conv_plane_shape(s) ? fclf_max64(gemm_dz_size(s), fclf_conv_plane_dz_size(s)) : gemm_dz_size(s);
 }
 int64_t fclf_conv2d_dcol_size(fclf_conv2d_shape s) {
     int64_t col = im2col_size(s), dwt = s.c * s.kh * s.kw * s.oc;
@@ -278,6 +278,6 @@ int64_t fclf_conv2d_backward_tmp_size(fclf_conv2d_shape s, int with_dx, int pool
     /* the small-K weight gradient without dx reads dy, or the pooled planes it routes on the stack */
     if (s.c * s.kh * s.kw < FCLF_CONV_SMALL_K && !with_dx && (!pooled || fclf_conv2d_pool_supported(s)))
         return 0;
-    return pooled ? s.oc * s.n * s.oh * s.ow : fclf_conv2d_tmp_size(s);
+    return pooled ? gemm_dz_size(s) : fclf_conv2d_tmp_size(s); /* the pooled backward runs the GEMM's products */
 }
 

@@ -50,7 +50,7 @@ static int64_t taps_of(fclf_conv2d_shape s) { return s.c * s.kh * s.kw; }
 enum { TILE_BLOCK = 8, TILE_POSITIONS = 32 };
 
 int fclf_conv_plane_shape(fclf_conv2d_shape s) {
-    const int64_t K = taps_of(s), fh = s.oh + s.kh - 1, fw = s.ow + s.kw - 1;
+    const int64_t K = taps_of(s), fh = fclf_conv_framed_rows(s), fw = fclf_conv_framed_cols(s);
     /* padding inside the kernel (the transposed correlation's is kh - 1 - pad_t), and tap offsets (int32) that index
      * an image's frames of x and of dz */
     return K >= FCLF_CONV_SMALL_K && fclf_im2col_padded(&s) && s.oh == s.h && s.ow == s.w && s.pad_t >= 0 &&
@@ -106,12 +106,9 @@ static void pack_flipped(float *restrict wt, const float *restrict w, fclf_conv2
                 }
 }
 
-/* off[k]: tap k = (ci, u, v)'s offset in an image's frame from its output pixel's (fh x fw planes). */
+/* off[k]: tap k's offset in an image's frame (fh x fw planes) from its output position's. */
 static void tap_offsets(int32_t *off, fclf_conv2d_shape s) {
-    const int64_t fh = fclf_conv_framed_rows(s), fw = fclf_conv_framed_cols(s);
-    for (int64_t ci = 0; ci < s.c; ci++)
-        for (int64_t u = 0; u < s.kh; u++)
-            for (int64_t v = 0; v < s.kw; v++) off[(ci * s.kh + u) * s.kw + v] = (int32_t)((ci * fh + u) * fw + v);
+    fclf_conv_tap_offsets(off, fclf_conv_framed_rows(s) * fclf_conv_framed_cols(s), fclf_conv_framed_cols(s), s);
 }
 
 #if defined(__x86_64__)
@@ -225,12 +222,12 @@ static void plane_run(const plane_job *j, int64_t t0, int64_t t1) {
 enum { ASSIST_TASKS = 8 };
 typedef struct {
     const plane_job *job;
-    int64_t rows;
+    int64_t tasks;
 } plane_assist;
 
 static void plane_assist_task(void *ctx, int64_t task) {
     const plane_assist *a = ctx;
-    plane_run(a->job, a->rows * task / ASSIST_TASKS, a->rows * (task + 1) / ASSIST_TASKS);
+    plane_run(a->job, a->tasks * task / ASSIST_TASKS, a->tasks * (task + 1) / ASSIST_TASKS);
 }
 
 static void plane_forward_packed(float *y, const float *xf, const float *wt, const float *b, int relu,

@@ -16,6 +16,7 @@
  * 16-channel vectors and a pixel-lane kernel for conv1; AVX2 has 8-channel vectors for the GEMM's shapes and
  * its own pixel-lane kernel for conv1 (window_pool_avx2.c). */
 #include "window_pool.h"
+#include "plane.h"
 #include "../gemm/gemm.h"
 
 #include <string.h>
@@ -52,7 +53,7 @@ static int window_kernel_runs(int isa, fclf_conv2d_shape s) {
 #if defined(__x86_64__)
     /* the plane tiles (plane.c) round otherwise than the GEMM whose bits this kernel keeps: such shapes take the
      * passes, so that inference's pooled output is training's */
-    return fclf_conv2d_window_pool_supported(s) && !fclf_conv2d_plane_taken_isa(isa, s) &&
+    return fclf_conv2d_window_pool_supported(s) && !fclf_conv_plane_taken(isa, s) &&
            (isa == FCLF_ISA_AVX512F || (isa == FCLF_ISA_AVX2 && (fclf_conv_packs_from_x(s) || pixels_in_lanes(s))));
 #else
     (void)isa, (void)s;
@@ -182,13 +183,6 @@ static inline __attribute__((always_inline, target("avx512f"))) void window_grou
     }
 }
 
-/* Each tap's offset from a window's first pixel in the (padded) input: channel, row, column. */
-static void tap_offsets(int32_t *off, int64_t plane, int64_t wrow, fclf_conv2d_shape s) {
-    for (int64_t c = 0, k = 0; c < s.c; c++)
-        for (int64_t u = 0; u < s.kh; u++)
-            for (int64_t v = 0; v < s.kw; v++) off[k++] = (int32_t)(c * plane + u * wrow + v);
-}
-
 /* Pooled rows [py0, py1) of one image for the vector groups of 16 channels [v0, v1): groups of V = 4 where they
  * fit, then the rest. */
 __attribute__((target("avx512f"))) static void window_span__avx512f(float *restrict y, const float *restrict xp,
@@ -214,7 +208,7 @@ __attribute__((target("avx512f"))) static void window_image__avx512f(float *rest
                                                                      int relu, int64_t kstep, int bias_first,
                                                                      fclf_conv2d_shape s) {
     int32_t off[WINDOW_MAX_TAPS];
-    tap_offsets(off, plane, wrow, s);
+    fclf_conv_tap_offsets(off, plane, wrow, s);
     window_span__avx512f(y, xp, wrow, off, wp, b, relu, kstep, bias_first, s, 0, fclf_window_channels_padded(s) / 16, 0, s.oh / 2);
 }
 #endif
@@ -319,7 +313,7 @@ static void assisted(int isa, float *y, float *work, const float *x, const float
         x = work;
     }
     int32_t off[WINDOW_MAX_TAPS];
-    tap_offsets(off, plane, wrow, s);
+    fclf_conv_tap_offsets(off, plane, wrow, s);
     const int64_t per_image = (fclf_window_channels_padded(s) / 16 + TASK_VECTORS - 1) / TASK_VECTORS * (s.oh / 2);
     window_job job = {y, x, wp, b, off, isa, relu, bias_first, kstep, plane, wrow, per_image, s};
     fclf_assisted_tasks(s.n * per_image, window_task, &job);
@@ -359,7 +353,7 @@ static void window_pool(int isa, float *y, float *work, const float *x, const fl
             fclf_k9_image__avx2(y + i * s.oc * Q, xi, wrow, w, b, relu, s);
         } else if (isa == FCLF_ISA_AVX2) {
             int32_t off[WINDOW_MAX_TAPS];
-            tap_offsets(off, plane, wrow, s);
+            fclf_conv_tap_offsets(off, plane, wrow, s);
             fclf_window_span__avx2(y + i * s.oc * Q, xi, wrow, off, wp, b, relu, kstep, s, 0, fclf_window_channels_padded(s) / 16, 0, s.oh / 2);
         } else if (pixels_in_lanes(s)) {
             k9_image__avx512f(y + i * s.oc * Q, xi, wrow, w, b, relu, s);
