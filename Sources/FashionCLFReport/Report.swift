@@ -22,7 +22,7 @@ public struct RunSummary: Sendable {
     public var summary: ModelSummary?
     /// The epoch whose weights were kept (--keep-best: best validation accuracy), if not the last.
     public var keptEpoch: Int?
-    /// The temperature fitted on the validation split, and the test set's calibration error before and after.
+    /// The temperature fitted on the validation split (or given), and the test set's calibration error before and after.
     public var calibration: Calibration.Result?
 
     public init(model: String, parameters: Int, config: TrainConfig, threads: Int, isa: String, date: String,
@@ -76,7 +76,7 @@ public enum Report {
         out += "  \"seed\": \(s.config.seed),\n  \"threads\": \(s.threads),\n  \"isa\": \(Text.json(s.isa)),\n  \"date\": \(Text.json(s.date)),\n"
         out += "  \"kept_epoch\": \(s.keptEpoch.map(String.init) ?? "null"),\n"
         if let cal = s.calibration {
-            out += "  \"temperature\": \(j(Double(cal.temperature))),\n  \"test_ece_before\": \(j(cal.testECEBefore)),\n  \"test_ece_after\": \(j(cal.testECEAfter)),\n"
+            out += "  \"temperature\": \(j(Double(cal.temperature))),\n  \"temperature_fitted\": \(cal.fitted),\n  \"test_ece_before\": \(j(cal.testECEBefore)),\n  \"test_ece_after\": \(j(cal.testECEAfter)),\n"
         }
         out += "  \"test_accuracy\": \(j(s.test.accuracy)),\n  \"test_loss\": \(j(s.test.loss)),\n"
         out += "  \"wall_seconds\": \(j(s.wallSeconds)),\n  \"train_seconds\": \(j(s.trainSeconds)),\n  \"train_images_per_second\": \(j(s.imagesPerSecond)),\n"
@@ -139,7 +139,7 @@ public enum Report {
             ("model", "\(s.model) (\(s.parameters) parameters)"),
             ("recipe", "\(c.recipe), validation split \(c.valSplit)"),
             ("model kept", s.keptEpoch.map { "epoch \($0) of \(s.history.count) (best validation accuracy)" } ?? "the last epoch"),
-            ("calibration", s.calibration.map { "temperature \(Text.fixed(Double($0.temperature), 3)); expected calibration error on the test set \(Text.fixed($0.testECEBefore * 100, 2))% before, \(Text.fixed($0.testECEAfter * 100, 2))% after" } ?? "none"),
+            ("calibration", s.calibration.map { "temperature \(Text.fixed(Double($0.temperature), 3))\($0.fitted ? "" : " (given)"); expected calibration error on the test set \(Text.fixed($0.testECEBefore * 100, 2))% before, \(Text.fixed($0.testECEAfter * 100, 2))% after" } ?? "none"),
             ("seed", "\(c.seed)"), ("threads", "\(s.threads) (kernels: \(s.isa))"), ("date", s.date),
             ("wall time", "\(Text.fixed(s.wallSeconds, 1)) s (training \(Text.fixed(s.trainSeconds, 1)) s, \(Int(s.imagesPerSecond)) images/s)"),
             ("test", "accuracy \(Text.fixed(s.test.accuracy * 100, 2))%, loss \(Text.fixed(s.test.loss, 4)) on \(s.test.count) images"),

@@ -99,6 +99,9 @@ struct Train: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "After training, fit a temperature on the validation split so the probabilities are calibrated; the model stores it. (default: the preset's; seed no)")
     var calibrate: Bool?
 
+    @Option(parsing: .unconditional, help: "Store this temperature instead of fitting one: for a run on the whole training set (--val-split 0), the temperature its recipe fitted with the split. Not with --calibrate.")
+    var temperature: Float?
+
     @Option(help: "Random seed for initial weights and shuffling; the same seed gives the same run.")
     var seed: UInt64 = 42
 
@@ -164,6 +167,7 @@ struct Train: ParsableCommand {
         r.config.seed = seed
         if let keepBest { r.keepBest = keepBest }
         if let calibrate { r.calibrate = calibrate }
+        if let temperature { r.temperature = temperature }
         return r
     }
 
@@ -199,6 +203,10 @@ struct Train: ParsableCommand {
         guard c.valSplit >= 0 && c.valSplit < 1 else { throw ValidationError("--val-split must be in [0, 1) (got \(c.valSplit))") }
         if let threads, threads < 1 || threads > 4096 { throw ValidationError("--threads must be in 1...4096 (got \(threads))") }
         if let limitTrain, limitTrain < 1 { throw ValidationError("--limit-train must be at least 1 (got \(limitTrain))") }
+        if let temperature {
+            guard temperature.isFinite && temperature >= 0.05 && temperature <= 20 else { throw ValidationError("--temperature must be in 0.05...20, the range calibration fits in (got \(temperature))") }
+            if r.calibrate { throw ValidationError("--temperature gives the temperature --calibrate would fit; drop one of them (the presets calibrate: add --no-calibrate)") }
+        }
         if (r.keepBest || r.calibrate) && c.valSplit == 0 {
             throw ValidationError("--keep-best and --calibrate work on the validation split; give --val-split > 0 or --no-keep-best --no-calibrate")
         }
@@ -322,7 +330,8 @@ struct Train: ParsableCommand {
         let run = TrainingRun(recipe: recipe, fit: fit, validation: validation, checkpointDirectory: checkpointDir,
                               checkpointEvery: checkpointEvery ?? 0)
         print("model \(kind.rawValue): \(run.model.parameterCount) parameters; recipe (preset \(preset.rawValue)): \(config.recipe)"
-              + (recipe.keepBest ? ", best epoch kept" : "") + (recipe.calibrate ? ", calibrated" : ""))
+              + (recipe.keepBest ? ", best epoch kept" : "") + (recipe.calibrate ? ", calibrated" : "")
+              + (recipe.temperature.map { ", temperature \(Text.fixed(Double($0), 3)) given" } ?? ""))
         print(run.model.summary)
 
         let live = isatty(STDOUT_FILENO) != 0
@@ -384,7 +393,7 @@ struct Train: ParsableCommand {
             print("kept epoch \(best.epoch) of \(epochs): best validation accuracy \(Text.fixed(best.accuracy, 4)) (loss \(Text.fixed(best.loss, 4)))")
         }
         if let c = result.calibration {
-            print("calibration: temperature \(Text.fixed(Double(c.temperature), 3)) fitted on the validation split; test expected calibration error (15 bins) \(Text.fixed(c.testECEBefore * 100, 2))% -> \(Text.fixed(c.testECEAfter * 100, 2))%")
+            print("calibration: temperature \(Text.fixed(Double(c.temperature), 3)) \(c.fitted ? "fitted on the validation split" : "given (--temperature)"); test expected calibration error (15 bins) \(Text.fixed(c.testECEBefore * 100, 2))% -> \(Text.fixed(c.testECEAfter * 100, 2))%")
         }
         let after = run.lastCheckpoint.map { "; \($0) holds the trained state: rerun with --resume to write the outputs" } ?? ""
         try stopIfInterrupted(" after training" + after)

@@ -189,6 +189,8 @@ struct TrainCommandTests {
             (["--val-split", "1"], "--val-split must be in [0, 1) (got 1.0)"),
             (["--threads", "0"], "--threads must be in 1...4096 (got 0)"),
             (["--keep-best", "--val-split", "0"], "--keep-best and --calibrate work on the validation split"),
+            (["--temperature", "0"], "--temperature must be in 0.05...20, the range calibration fits in (got 0.0)"),
+            (["--preset", "fast", "--temperature", "1.3"], "--temperature gives the temperature --calibrate would fit; drop one of them"),
             (["--model", "resnet"], "The value 'resnet' is invalid for '--model <model>'"),
         ]
         for (args, message) in cases {
@@ -235,6 +237,18 @@ struct TrainCommandTests {
             let r = try runTrain(base + args, in: dir)
             #expect(r.status == 0 && r.output.contains("random erasing on 30% of images"), "\(args): \(r.output)")
         }
+    }
+
+    @Test("--temperature on a run without a validation split: the model ends with that temperature, the metrics say it was given")
+    func givenTemperature() throws {
+        let dir = temporaryDirectory()
+        let r = try runTrain(["--model", "mlp", "--epochs", "1", "--limit-train", "200", "--val-split", "0", "--temperature", "1.5",
+                              "--no-report", "--data", dataDirectory, "--out", dir + "/m.fclf", "--metrics", dir + "/run.json"], in: dir)
+        #expect(r.status == 0 && r.output.contains("calibration: temperature 1.500 given (--temperature)"), "\(r.output)")
+        let model = try ModelFile.load(dir + "/m.fclf")
+        #expect(model.specs.last == .temperature(1.5), "\(model.specs)")
+        let json = contents(dir + "/run.json")
+        #expect(json.contains("\"temperature\": 1.5,") && json.contains("\"temperature_fitted\": false"), "\(json)")
     }
 
     @Test("--eval needs only the two test files")

@@ -11,12 +11,16 @@ import Musl
 /// class's probability matches how often such predictions are right. The arg max, and so every predicted
 /// class, does not change.
 public enum Calibration {
-    /// A fitted temperature and the test set's expected calibration error before and after it.
+    /// A temperature (fitted on the validation split, or given) and the test set's expected calibration error
+    /// before and after it.
     public struct Result: Sendable {
         public var temperature: Float
         public var testECEBefore: Double, testECEAfter: Double
-        public init(temperature: Float, testECEBefore: Double, testECEAfter: Double) {
+        /// false when the temperature was given (`Recipe.temperature`), not fitted by this run.
+        public var fitted: Bool
+        public init(temperature: Float, testECEBefore: Double, testECEAfter: Double, fitted: Bool = true) {
             self.temperature = temperature; self.testECEBefore = testECEBefore; self.testECEAfter = testECEAfter
+            self.fitted = fitted
         }
     }
 

@@ -8,6 +8,14 @@ public struct Recipe: Sendable {
     public var keepBest: Bool
     /// Fit a temperature on the validation split after training (`Calibration`) and store it in the model.
     public var calibrate: Bool
+    /// A temperature to store instead of fitting one: for a run on the whole training set (no validation split),
+    /// the one its recipe fitted with the split. Exclusive with `calibrate`.
+    public var temperature: Float? = nil
+
+    public init(model: ModelKind, config: TrainConfig, keepBest: Bool, calibrate: Bool, temperature: Float? = nil) {
+        self.model = model; self.config = config; self.keepBest = keepBest; self.calibrate = calibrate
+        self.temperature = temperature
+    }
 }
 
 /// Named recipes for `fclf-train --preset`; every part can still be overridden by its own flag.

@@ -164,7 +164,8 @@ public final class TrainingRun {
     }
 
     /// Finishes the run: the best epoch's values put back when the recipe keeps it, and a temperature fitted on
-    /// the validation split when it calibrates (`test` only for the calibration error reported before and after).
+    /// the validation split when it calibrates, or the recipe's given one (`test` only for the calibration error
+    /// reported before and after).
     public func finish(test: LabeledImages) throws(FCLFError) -> Result {
         var net = model
         if let best { net.restore(best.stored) }
@@ -176,6 +177,13 @@ public final class TrainingRun {
             let after = Calibration.expectedCalibrationError(logits: t.logits, labels: t.labels, classes: net.outputSize,
                                                              temperature: Double(temperature))
             calibration = Calibration.Result(temperature: temperature, testECEBefore: before, testECEAfter: after)
+            net = try net.calibrated(temperature: temperature)
+        } else if let temperature = recipe.temperature {
+            let t = trainer.logits(test)
+            let before = Calibration.expectedCalibrationError(logits: t.logits, labels: t.labels, classes: net.outputSize)
+            let after = Calibration.expectedCalibrationError(logits: t.logits, labels: t.labels, classes: net.outputSize,
+                                                             temperature: Double(temperature))
+            calibration = Calibration.Result(temperature: temperature, testECEBefore: before, testECEAfter: after, fitted: false)
             net = try net.calibrated(temperature: temperature)
         }
         let images = Double(fit.count * history.count)
