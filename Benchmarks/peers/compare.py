@@ -22,7 +22,7 @@ import peers  # noqa: E402
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BENCH = os.path.join(ROOT, "Benchmarks", ".build", "release", "fclf-bench")
 # The seed CNN for the latency and batch items (the same architecture fclf-bench times when given no
-# model), and the built-in model (the best preset's recipe 5) for its own items.
+# model), and the built-in model (the best preset's recipe 6) for its own items.
 SEED_MODEL = os.path.join(ROOT, "Tests", "FashionCLFTests", "Fixtures", "seed-cnn-dea59f8.fclf")
 BEST_MODEL = os.path.join(ROOT, "Sources", "CModelData", "builtin-model.fclf")
 EXPORT = os.path.join(ROOT, ".build", "release", "fclf-export")  # swift build -c release --product fclf-export

@@ -52,6 +52,23 @@ struct PresetTests {
         r.config.augment?.erase_area_max = 0.3
         let custom = RunIdentity(recipe: r, fit: fit, validation: nil).differences(from: plain)
         #expect(custom.count == 1 && custom[0].hasPrefix("--augment custom(") && custom[0].contains("erase_area_max 0.3"), "\(custom)")
+        // A given temperature (--temperature) is part of the recipe a checkpoint must match.
+        var given = Preset.best.recipe
+        given.temperature = 1.25
+        let t = RunIdentity(recipe: given, fit: fit, validation: nil).differences(from: plain)
+        #expect(t == ["--temperature 1.25 there, 1.32 here"], "\(t)")
+        let fast = Preset.fast.recipe
+        var fastGiven = fast
+        (fastGiven.calibrate, fastGiven.temperature) = (false, 1.25)
+        let f = RunIdentity(recipe: fastGiven, fit: fit, validation: nil).differences(from: RunIdentity(recipe: fast, fit: fit, validation: nil))
+        #expect(f.sorted() == ["--calibrate false there, true here", "--temperature 1.25 there, (absent) here"], "\(f)")
+    }
+
+    @Test("best (recipe 6) trains on the whole training set and stores recipe 5's temperature; fast fits its own")
+    func bestTrainsOnEverything() {
+        let b = Preset.best.recipe, f = Preset.fast.recipe
+        #expect(b.config.valSplit == 0 && !b.keepBest && !b.calibrate && b.temperature == 1.32)
+        #expect(f.config.valSplit == 0.2 && f.keepBest && f.calibrate && f.temperature == nil)
     }
 }
 

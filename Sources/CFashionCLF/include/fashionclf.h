@@ -94,7 +94,7 @@ typedef struct fclf_model fclf_model;
  * sizes, CRC-32) before use: a truncated, corrupted or foreign file gives FCLF_ERR_FORMAT. */
 FCLF_API FCLF_NODISCARD fclf_status fclf_model_load(const char *path, fclf_model **out);
 
-/* Loads the model built into the library: the `best` preset's (recipe 5) calibrated VGG-style network, trained by
+/* Loads the model built into the library: the `best` preset's (recipe 6) calibrated VGG-style network, trained by
  * fclf-train (README, "The default model"; fclf_model_metadata tells its recipe and test accuracy). */
 FCLF_API FCLF_NODISCARD fclf_status fclf_model_load_default(fclf_model **out);
 

@@ -81,7 +81,7 @@ public final class Classifier: @unchecked Sendable {
         }
     }
 
-    /// The model built into the library (Sources/CModelData/builtin-model.fclf): the `best` preset's (recipe 5)
+    /// The model built into the library (Sources/CModelData/builtin-model.fclf): the `best` preset's (recipe 6)
     /// calibrated network the README's "The default model" section describes. Throws only if the library was
     /// built with a damaged file.
     public static func builtIn() throws(FCLFError) -> Classifier {

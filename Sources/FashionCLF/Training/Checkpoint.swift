@@ -242,6 +242,9 @@ public struct RunIdentity: Equatable, Sendable {
         if eraseP > 0, let at = entries.firstIndex(where: { $0.key == "--val-split" }) {
             entries.insert(("--erase-p", "\(eraseP)"), at: at)
         }
+        if let t = recipe.temperature, let at = entries.firstIndex(where: { $0.key == "--calibrate" }) {
+            entries.insert(("--temperature", "\(t)"), at: at + 1)
+        }
     }
 
     private static func sameBytes(_ a: inout fclf_augment_config, _ b: inout fclf_augment_config) -> Bool {
