@@ -40,7 +40,7 @@ struct Train: ParsableCommand {
             """,
         version: "0.1.0")
 
-    @Option(help: "Recipe: seed (the seed study's, the default), fast (cnn3w-bn, a three-convolution BatchNorm CNN; photo augmentation except in the last 3 epochs, AdamW one-cycle, best epoch kept, calibrated) or best (the fast recipe on the VGG-style wide-bn-nodrop, batch 128, 48 epochs, trained on all 60,000 training images with no validation split, storing the temperature that recipe fits with one, 1.32). Every flag below overrides its part.")
+    @Option(help: "Recipe: seed (the seed study's, the default), fast (cnn3w-bn, a three-convolution BatchNorm CNN; photo augmentation except in the last 3 epochs, AdamW one-cycle, best epoch kept, calibrated) or best (the fast recipe on the VGG-style wide-bn-nodrop, batch 128, 48 epochs, trained on all 60,000 training images with no validation split, storing the temperature that recipe fits with one, 1.324; with --val-split it keeps the best epoch and fits its own). Every flag below overrides its part.")
     var preset: Preset = .seed
 
     @Option(help: "Model: cnn (the seed's CNN), mlp (the seed's MLP baseline), cnn-bn (the CNN with BatchNorm and dropout), cnn3-bn (three convolutions, BatchNorm, dropout), cnn3w-bn (cnn3-bn with a wider third convolution and no dropout; the fast preset's), wide-bn (VGG-style, BatchNorm, dropout), wide-bn-nodrop (wide-bn without dropout; the best preset's), same-bn (wide-bn with 'same' padding), deep-bn (wide-bn with a fifth convolution), res-bn (ResNet-20's layout: residual blocks at 16, 32, 64 channels) or res2-bn (res-bn without its 28x28 stage: a 32-channel stem, then blocks at 32 and 64 channels). (default: the preset's)")
@@ -93,14 +93,17 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "Fraction of the training set, taken from its end, held out for validation (0 disables). (default: 0.2; best 0)")
     var valSplit: Double?
 
-    @Flag(inversion: .prefixedNo, help: "Keep the epoch with the best validation accuracy (ties: the lower validation loss), as Keras' ModelCheckpoint(save_best_only=True). (default: the preset's; fast yes, seed and best no)")
+    @Flag(inversion: .prefixedNo, help: "Keep the epoch with the best validation accuracy (ties: the lower validation loss), as Keras' ModelCheckpoint(save_best_only=True). (default: the preset's; fast yes, seed no, best with --val-split only)")
     var keepBest: Bool?
 
-    @Flag(inversion: .prefixedNo, help: "After training, fit a temperature on the validation split so the probabilities are calibrated; the model stores it. (default: the preset's; fast yes, seed no, best gives one: --temperature)")
+    @Flag(inversion: .prefixedNo, help: "After training, fit a temperature on the validation split so the probabilities are calibrated; the model stores it. (default: the preset's; fast yes, seed no, best with --val-split only, else it gives one: --temperature)")
     var calibrate: Bool?
 
-    @Option(parsing: .unconditional, help: "Store this temperature instead of fitting one: for a run on the whole training set (--val-split 0), the temperature its recipe fitted with the split. Not with --calibrate.")
+    @Option(parsing: .unconditional, help: "Store this temperature instead of fitting one: for a run on the whole training set (--val-split 0), the temperature its recipe fitted with the split. Not with --calibrate. (default: the preset's; best 1.324 for its own network without a validation split, else none)")
     var temperature: Float?
+
+    @Flag(name: .customLong("no-temperature"), help: "Store no temperature, not even the preset's: the model's raw probabilities.")
+    var noTemperature = false
 
     @Option(help: "Random seed for initial weights and shuffling; the same seed gives the same run.")
     var seed: UInt64 = 42
@@ -165,6 +168,13 @@ struct Train: ParsableCommand {
         if let cleanEpochs { r.config.cleanEpochs = cleanEpochs }
         if let valSplit { r.config.valSplit = valSplit }
         r.config.seed = seed
+        // best's stored temperature was fitted, with a split, for its own network: with a split given, the run
+        // keeps the best epoch and fits its own (recipe 5); for another network it stores none.
+        if r.temperature != nil {
+            if r.config.valSplit > 0 { (r.keepBest, r.calibrate, r.temperature) = (true, true, nil) }
+            else if r.model != preset.recipe.model { r.temperature = nil }
+        }
+        if noTemperature { r.temperature = nil }
         if let keepBest { r.keepBest = keepBest }
         if let calibrate {
             r.calibrate = calibrate
@@ -208,7 +218,11 @@ struct Train: ParsableCommand {
         if let limitTrain, limitTrain < 1 { throw ValidationError("--limit-train must be at least 1 (got \(limitTrain))") }
         if let temperature {
             guard temperature.isFinite && temperature >= 0.05 && temperature <= 20 else { throw ValidationError("--temperature must be in 0.05...20, the range calibration fits in (got \(temperature))") }
-            if r.calibrate { throw ValidationError("--temperature gives the temperature --calibrate would fit; drop one of them (the fast preset calibrates: add --no-calibrate)") }
+            if noTemperature { throw ValidationError("--temperature and --no-temperature contradict each other; give one of them") }
+            if r.calibrate {
+                let hint = calibrate == nil ? " (--preset \(preset.rawValue) calibrates: add --no-calibrate)" : ""
+                throw ValidationError("--temperature gives the temperature --calibrate would fit; drop one of them" + hint)
+            }
         }
         if (r.keepBest || r.calibrate) && c.valSplit == 0 {
             throw ValidationError("--keep-best and --calibrate work on the validation split; give --val-split > 0 or --no-keep-best --no-calibrate")
@@ -304,6 +318,7 @@ struct Train: ParsableCommand {
             for kind in ModelKind.seedModels {
                 var r = recipe
                 r.model = kind
+                if temperature == nil && kind != preset.recipe.model { r.temperature = nil }  // a preset's, fitted for its network
                 let (summary, net) = try trainModel(r, fit: fit, validation: validation, test: dataset.test, isa: isa, threads: threadCount)
                 try write(net, summary, suffix: "-" + kind.rawValue)
                 runs.append(summary)
@@ -330,7 +345,7 @@ struct Train: ParsableCommand {
                     threads: Int) throws -> (RunSummary, Sequential) {
         let wallStart = monotonicSeconds()
         let config = recipe.config, kind = recipe.model, epochs = config.epochs
-        let run = TrainingRun(recipe: recipe, fit: fit, validation: validation, checkpointDirectory: checkpointDir,
+        let run = try TrainingRun(recipe: recipe, fit: fit, validation: validation, checkpointDirectory: checkpointDir,
                               checkpointEvery: checkpointEvery ?? 0)
         print("model \(kind.rawValue): \(run.model.parameterCount) parameters; recipe (preset \(preset.rawValue)): \(config.recipe)"
               + (recipe.keepBest ? ", best epoch kept" : "") + (recipe.calibrate ? ", calibrated" : "")
@@ -416,7 +431,9 @@ struct Train: ParsableCommand {
             // the command above reproduces the weights bit for bit.
             ("kernels", .string(isa)), ("gemm_kc", .number(Double(GEMMBlocking.active.kc))),
         ] + (result.kept.map { [("kept_epoch", .number(Double($0.epoch))), ("val_accuracy", .number($0.accuracy))] } ?? [])
-            + (result.calibration.map { [("test_ece_before", .number($0.testECEBefore)), ("test_ece_after", .number($0.testECEAfter))] } ?? [])
+            + [("val_split", .number(config.valSplit))]
+            + (result.calibration.map { [("temperature", .number(Double($0.temperature))), ("temperature_fitted", .string($0.fitted ? "yes" : "no")),
+                                        ("test_ece_before", .number($0.testECEBefore)), ("test_ece_after", .number($0.testECEAfter))] } ?? [])
         for (key, value) in recorded {
             if case .number(let x) = value, !x.isFinite { continue }  // a figure that is not a number is left out
             net.metadata[key] = value

@@ -46,8 +46,8 @@ private final class Warnings {
 }
 
 private func makeRun(_ recipe: Recipe, dir: String?, every: Int = 0, fit: LabeledImages = fitData,
-                     warnings: Warnings? = nil) -> TrainingRun {
-    let run = TrainingRun(recipe: recipe, fit: fit, validation: valData, checkpointDirectory: dir, checkpointEvery: every)
+                     warnings: Warnings? = nil) throws(FCLFError) -> TrainingRun {
+    let run = try TrainingRun(recipe: recipe, fit: fit, validation: valData, checkpointDirectory: dir, checkpointEvery: every)
     run.onEvent = { event in if case let .warning(line) = event { warnings?.lines.append(line) } }
     return run
 }
@@ -86,23 +86,23 @@ struct CheckpointTests {
     @Test("the fast recipe (cnn3-bn, photo augmentation then a clean epoch, dropout, AdamW, keep-best, calibration): stopped after epoch 1, inside epoch 2 and resumed twice, the model bytes equal an uninterrupted run's")
     func resumeFastRecipe() throws {
         try withThreads(2) {
-            let reference = makeRun(fastRecipe(), dir: nil)
+            let reference = try makeRun(fastRecipe(), dir: nil)
             #expect(try train(reference) == .finished)
             let expected = try finished(reference)
 
             let dir = temporaryDirectory()
-            let first = makeRun(fastRecipe(), dir: dir, every: 4)
+            let first = try makeRun(fastRecipe(), dir: dir, every: 4)
             let stop1 = try train(first) { e, b in e == 1 && b == first.batchesPerEpoch }
             #expect(stop1 == .interrupted(epoch: 1, batch: 10, checkpoint: dir + "/ckpt-0001-000010.fclfckpt"))
 
-            let second = makeRun(fastRecipe(), dir: dir, every: 4)
+            let second = try makeRun(fastRecipe(), dir: dir, every: 4)
             #expect(try second.resume() == dir + "/ckpt-0001-000010.fclfckpt")
             let stop2 = try train(second) { e, b in e == 2 && b == 7 }
             #expect(stop2 == .interrupted(epoch: 2, batch: 7, checkpoint: dir + "/ckpt-0002-000007.fclfckpt"))
             // Checkpoints at steps 12 and 16 (epoch 2, batches 2 and 6) and the stop's: the newest two are kept.
             #expect(files(dir) == ["ckpt-0002-000006.fclfckpt", "ckpt-0002-000007.fclfckpt"])
 
-            let third = makeRun(fastRecipe(), dir: dir, every: 4)
+            let third = try makeRun(fastRecipe(), dir: dir, every: 4)
             try third.resume()
             #expect(third.epoch == 2 && third.batch == 7 && third.history.count == 1)
             #expect(try train(third) == .finished)
@@ -114,7 +114,7 @@ struct CheckpointTests {
             #expect(!files(dir).contains { $0.contains(".tmp.") })
 
             // Resuming the finished run's last checkpoint trains nothing and gives the same model again.
-            let fourth = makeRun(fastRecipe(), dir: dir, every: 4)
+            let fourth = try makeRun(fastRecipe(), dir: dir, every: 4)
             try fourth.resume()
             #expect(try train(fourth) == .finished)
             #expect(same(try finished(fourth).bytes, expected.bytes))
@@ -124,16 +124,16 @@ struct CheckpointTests {
     @Test("SGD (Nesterov, weight decay, warm-up and cosine) on the MLP: resumed from an older checkpoint than the newest, 1 thread, the same bytes")
     func resumeSGD() throws {
         try withThreads(1) {
-            let reference = makeRun(sgdRecipe(), dir: nil)
+            let reference = try makeRun(sgdRecipe(), dir: nil)
             _ = try train(reference)
             let expected = try finished(reference)
 
             let dir = temporaryDirectory()
-            let first = makeRun(sgdRecipe(), dir: dir, every: 5)
+            let first = try makeRun(sgdRecipe(), dir: dir, every: 5)
             #expect(try train(first) { e, b in e == 2 && b == 8 } == .interrupted(epoch: 2, batch: 8, checkpoint: dir + "/ckpt-0002-000008.fclfckpt"))
             // As if the process had been killed before that checkpoint: the one at step 20 (epoch 2, batch 7) is the newest.
             unlink(dir + "/ckpt-0002-000008.fclfckpt")
-            let second = makeRun(sgdRecipe(), dir: dir, every: 5)
+            let second = try makeRun(sgdRecipe(), dir: dir, every: 5)
             #expect(try second.resume() == dir + "/ckpt-0002-000007.fclfckpt")
             _ = try train(second)
             let resumed = try finished(second)
@@ -146,7 +146,7 @@ struct CheckpointTests {
     func damagedFallsBack() throws {
         var recipe = sgdRecipe()
         recipe.config.epochs = 2
-        let reference = makeRun(recipe, dir: nil)
+        let reference = try makeRun(recipe, dir: nil)
         _ = try train(reference)
         let expected = try finished(reference)
 
@@ -160,7 +160,7 @@ struct CheckpointTests {
             writeBytes(bytes, to: newest)
 
             let warnings = Warnings()
-            let run = makeRun(recipe, dir: dir, warnings: warnings)
+            let run = try makeRun(recipe, dir: dir, warnings: warnings)
             #expect(try run.resume() == dir + "/ckpt-0001-000013.fclfckpt")
             #expect(warnings.lines.count == 1)
             #expect(warnings.lines.first?.contains("\(newest) skipped and removed: ") == true, "\(warnings.lines)")
@@ -211,7 +211,7 @@ struct CheckpointTests {
             try makeRun(recipe, dir: dir).train()
         }
         // The same run resumes (and, finished, trains nothing).
-        let same = makeRun(recipe, dir: dir)
+        let same = try makeRun(recipe, dir: dir)
         #expect(try same.resume() == path)
         #expect(try same.train() == .finished)
     }
@@ -223,7 +223,7 @@ struct CheckpointTests {
         recipe.config.nesterov = false
         recipe.config.weightDecay = 0
         let dir = temporaryDirectory()
-        let run = makeRun(recipe, dir: dir, every: 100)
+        let run = try makeRun(recipe, dir: dir, every: 100)
         // A weight made NaN after batch 3 of epoch 2: batch 4's loss is NaN.
         #expect(throws: FCLFError.invalidArgument("loss became nan at epoch 2, batch 4; the last good checkpoint is \(dir)/ckpt-0001-000013.fclfckpt; lower --lr")) {
             try train(run) { e, b in
@@ -235,7 +235,7 @@ struct CheckpointTests {
 
         // A weight made NaN just before a checkpoint (every 5 steps): that checkpoint is refused.
         let dir2 = temporaryDirectory()
-        let run2 = makeRun(recipe, dir: dir2, every: 5)
+        let run2 = try makeRun(recipe, dir: dir2, every: 5)
         #expect(throws: FCLFError.invalidArgument("a weight became nan at epoch 1, batch 10; the last good checkpoint is \(dir2)/ckpt-0001-000005.fclfckpt; lower --lr")) {
             try train(run2) { e, b in
                 if e == 1 && b == 10 { run2.model.parameters[0].value[0] = .nan }
@@ -260,7 +260,7 @@ struct CheckpointTests {
     @Test("checkpoint encoding round-trips; names sort by epoch and batch; stale temporaries of dead processes are removed")
     func formatAndDirectory() throws {
         let recipe = fastRecipe(epochs: 1)
-        let run = makeRun(recipe, dir: nil)
+        let run = try makeRun(recipe, dir: nil)
         _ = try train(run) { _, b in b == 3 }
         let c = run.checkpoint
         let bytes = c.encode()

@@ -190,13 +190,33 @@ struct TrainCommandTests {
             (["--threads", "0"], "--threads must be in 1...4096 (got 0)"),
             (["--keep-best", "--val-split", "0"], "--keep-best and --calibrate work on the validation split"),
             (["--temperature", "0"], "--temperature must be in 0.05...20, the range calibration fits in (got 0.0)"),
-            (["--preset", "fast", "--temperature", "1.3"], "--temperature gives the temperature --calibrate would fit; drop one of them"),
+            (["--preset", "fast", "--temperature", "1.3"], "drop one of them (--preset fast calibrates: add --no-calibrate)"),
+            (["--temperature", "1.3", "--no-temperature"], "--temperature and --no-temperature contradict each other"),
+            // best stores a given temperature and has no split: an explicit --calibrate asks for one, and it clears
+            // the preset's temperature instead of clashing with it.
+            (["--preset", "best", "--calibrate"], "--keep-best and --calibrate work on the validation split"),
+            (["--preset", "best", "--keep-best"], "--keep-best and --calibrate work on the validation split"),
             (["--model", "resnet"], "The value 'resnet' is invalid for '--model <model>'"),
         ]
         for (args, message) in cases {
             let r = try runTrain(args, in: dir)
             #expect(r.status == 64 && r.output.contains(message), "\(args): status \(String(describing: r.status)):\n\(r.output)")
         }
+        // Both flags typed: no hint about the preset.
+        let both = try runTrain(["--preset", "best", "--calibrate", "--temperature", "1.3"], in: dir)
+        #expect(both.status == 64 && both.output.contains("drop one of them") && !both.output.contains("(--preset"), "\(both.output)")
+    }
+
+    @Test("best's stored temperature stays with its own network and no split: a split fits one and keeps the best epoch, another network stores none")
+    func bestTemperatureFollowsTheRecipe() throws {
+        let dir = temporaryDirectory()
+        let base = ["--preset", "best", "--epochs", "1", "--limit-train", "300", "--no-report", "--data", dataDirectory]
+        let split = try runTrain(base + ["--model", "mlp", "--val-split", "0.2"], in: dir)
+        #expect(split.status == 0 && split.output.contains("best epoch kept, calibrated") && split.output.contains("fitted on the validation split"), "\(split.output)")
+        let other = try runTrain(base + ["--model", "mlp"], in: dir)
+        #expect(other.status == 0 && !other.output.contains("calibration:") && !other.output.contains("temperature"), "\(other.output)")
+        let none = try runTrain(base + ["--no-temperature"], in: dir)
+        #expect(none.status == 0 && !none.output.contains("calibration:"), "\(none.output)")
     }
 
     @Test("bad files and folders: status 1 with the file and the fix named, before any training")

@@ -9,7 +9,7 @@ public struct Recipe: Sendable {
     /// Fit a temperature on the validation split after training (`Calibration`) and store it in the model.
     public var calibrate: Bool
     /// A temperature to store instead of fitting one: for a run on the whole training set (no validation split),
-    /// the one its recipe fitted with the split. Exclusive with `calibrate`.
+    /// the one its recipe fitted with the split. Exclusive with `calibrate` (`TrainingRun` refuses both).
     public var temperature: Float? = nil
 
     public init(model: ModelKind, config: TrainConfig, keepBest: Bool, calibrate: Bool, temperature: Float? = nil) {
@@ -46,9 +46,10 @@ public enum Preset: String, CaseIterable, Sendable {
     /// (docs/training.md). Recipe 6 trains recipe 5, chosen on the validation split, on all 60,000 training images
     /// (the textbook last step: Goodfellow et al. 2016, section 7.8), so nothing is left to keep an epoch or fit a
     /// temperature on: the last epoch is the model (recipe 5 kept epochs 46 and 48 of 48) and it stores recipe 5's
-    /// fitted temperature (1.323 and 1.324 for its two seeds). 1,130-1,154 s; test 93.76 / 94.15% for seeds 42 / 43
+    /// fitted temperature (1.323 and 1.324 for its two seeds; seed 43's stored). 1,130-1,154 s; test 93.76 / 94.15% for seeds 42 / 43
     /// (recipe 5: 93.73 / 93.56%).
-    /// `--val-split 0.2 --keep-best --calibrate` gives recipe 5 back. Its seed 43 is the built-in model.
+    /// `--val-split 0.2` gives recipe 5 back (fclf-train then keeps the best epoch and fits the temperature). Its
+    /// seed 43 is the built-in model.
     case best
 
     public var recipe: Recipe {
@@ -79,8 +80,10 @@ public enum Preset: String, CaseIterable, Sendable {
     }
 
     /// The temperature `best` stores (recipe 6 has no validation split to fit one on): what recipe 5 fitted on
-    /// its split, 1.323 and 1.324 for seeds 42 and 43.
-    public static let bestTemperature: Float = 1.32
+    /// its split, 1.323 and 1.324 for seeds 42 and 43; seed 43's, so that `--preset best --seed 43` is the
+    /// built-in model's command. It was fitted for this network and recipe only: fclf-train drops it for another
+    /// network, and fits one instead when a validation split is given.
+    public static let bestTemperature: Float = 1.324
 
     /// Random erasing's rectangle as Zhong et al. (2017) draw it: 2-40% of the image's area, aspect (height /
     /// width) from 0.3 to 1 / 0.3; the presets leave it off (below).

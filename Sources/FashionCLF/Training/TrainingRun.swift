@@ -71,8 +71,12 @@ public final class TrainingRun {
 
     /// A run of `recipe` on `fit` (validated on `validation` after each epoch), from the recipe's seed.
     public init(recipe: Recipe, fit: LabeledImages, validation: LabeledImages?, checkpointDirectory: String? = nil,
-                checkpointEvery: Int = 0) {
+                checkpointEvery: Int = 0) throws(FCLFError) {
         precondition(fit.count > 0 && checkpointEvery >= 0)
+        if let t = recipe.temperature {
+            guard t.isFinite && t >= 0.05 && t <= 20 else { throw .invalidArgument("Recipe.temperature \(t) is outside 0.05...20, the range calibration fits in") }
+            guard !recipe.calibrate else { throw .invalidArgument("the recipe both fits a temperature (calibrate) and gives one (temperature); keep one of them") }
+        }
         self.recipe = recipe
         self.fit = fit
         self.validation = validation
