@@ -25,6 +25,29 @@ extension Train {
         }
     }
 
+    /// What the model file records about itself (fclf_model_metadata, Classifier.metadataJSON). Only what the
+    /// model depends on, so that a resumed run writes the same bytes as an uninterrupted one: the command
+    /// without the flags that change no weight (outputs, checkpoints, threads), and the creation time from
+    /// SOURCE_DATE_EPOCH when set (reproducible-builds.org), else now.
+    func record(on net: Sequential, evaluation: Evaluation, result: TrainingRun.Result, config: TrainConfig, isa: String) {
+        let recorded: [(String, ModelMetadata.Value)] = [
+            ("created", .string(Train.creationTime())), ("test_accuracy", .number(evaluation.accuracy)),
+            ("test_loss", .number(evaluation.loss)), ("command", .string(String(Train.reproducingCommand().prefix(4096)))),
+            ("preset", .string(preset.rawValue)), ("recipe", .string(config.recipe)),
+            ("seed", seed < 1 << 53 ? .number(Double(seed)) : .string(String(seed))), ("epochs", .number(Double(config.epochs))),
+            // The variant and KC decide the bits (products are summed in K blocks of at most KC): with both,
+            // the command above reproduces the weights bit for bit.
+            ("kernels", .string(isa)), ("gemm_kc", .number(Double(GEMMBlocking.active.kc))),
+        ] + (result.kept.map { [("kept_epoch", .number(Double($0.epoch))), ("val_accuracy", .number($0.accuracy))] } ?? [])
+            + [("val_split", .number(config.valSplit))]
+            + (result.calibration.map { [("temperature", .number(Double($0.temperature))), ("temperature_fitted", .string($0.fitted ? "yes" : "no")),
+                                        ("test_ece_before", .number($0.testECEBefore)), ("test_ece_after", .number($0.testECEAfter))] } ?? [])
+        for (key, value) in recorded {
+            if case .number(let x) = value, !x.isFinite { continue }  // a figure that is not a number is left out
+            net.metadata[key] = value
+        }
+    }
+
     /// The ISO 8601 UTC time a model records as created: SOURCE_DATE_EPOCH's when set, else now.
     static func creationTime() -> String {
         guard let text = getenv("SOURCE_DATE_EPOCH").map({ String(cString: $0) }), let t = time_t(text) else { return Report.now().iso }

@@ -145,7 +145,10 @@ struct Train: ParsableCommand {
     var resume = false
 
     /// The preset's recipe with every flag given applied over it.
-    var recipe: Recipe {
+    var recipe: Recipe { recipeTraining(model) }
+
+    /// The same with `model` in place of --model (--compare trains each seed model).
+    func recipeTraining(_ model: ModelKind?) -> Recipe {
         var r = preset.recipe
         if let model { r.model = model }
         if let epochs { r.config.epochs = epochs }
@@ -217,7 +220,7 @@ struct Train: ParsableCommand {
         if let threads, threads < 1 || threads > 4096 { throw ValidationError("--threads must be in 1...4096 (got \(threads))") }
         if let limitTrain, limitTrain < 1 { throw ValidationError("--limit-train must be at least 1 (got \(limitTrain))") }
         if let temperature {
-            guard temperature.isFinite && temperature >= 0.05 && temperature <= 20 else { throw ValidationError("--temperature must be in 0.05...20, the range calibration fits in (got \(temperature))") }
+            guard Calibration.fittedRange.contains(Double(temperature)) else { throw ValidationError("--temperature must be in \(Calibration.fittedRangeText), the range calibration fits in (got \(temperature))") }
             if noTemperature { throw ValidationError("--temperature and --no-temperature contradict each other; give one of them") }
             if r.calibrate {
                 let hint = calibrate == nil ? " (--preset \(preset.rawValue) calibrates: add --no-calibrate)" : ""
@@ -316,9 +319,7 @@ struct Train: ParsableCommand {
             let dir = report ?? "reports/compare-s\(seed)-\(stamp.stamp)"
             var runs: [RunSummary] = []
             for kind in ModelKind.seedModels {
-                var r = recipe
-                r.model = kind
-                if temperature == nil && kind != preset.recipe.model { r.temperature = nil }  // a preset's, fitted for its network
+                let r = recipeTraining(kind)
                 let (summary, net) = try trainModel(r, fit: fit, validation: validation, test: dataset.test, isa: isa, threads: threadCount)
                 try write(net, summary, suffix: "-" + kind.rawValue)
                 runs.append(summary)
@@ -418,26 +419,7 @@ struct Train: ParsableCommand {
         let net = result.model
         let evaluation = Trainer(model: net, config: config).evaluate(test)
         printSummary(evaluation)
-        // What the model file records about itself (fclf_model_metadata, Classifier.metadataJSON). Only what the
-        // model depends on, so that a resumed run writes the same bytes as an uninterrupted one: the command
-        // without the flags that change no weight (outputs, checkpoints, threads), and the creation time from
-        // SOURCE_DATE_EPOCH when set (reproducible-builds.org), else now.
-        let recorded: [(String, ModelMetadata.Value)] = [
-            ("created", .string(Train.creationTime())), ("test_accuracy", .number(evaluation.accuracy)),
-            ("test_loss", .number(evaluation.loss)), ("command", .string(String(Train.reproducingCommand().prefix(4096)))),
-            ("preset", .string(preset.rawValue)), ("recipe", .string(config.recipe)),
-            ("seed", seed < 1 << 53 ? .number(Double(seed)) : .string(String(seed))), ("epochs", .number(Double(epochs))),
-            // The variant and KC decide the bits (products are summed in K blocks of at most KC): with both,
-            // the command above reproduces the weights bit for bit.
-            ("kernels", .string(isa)), ("gemm_kc", .number(Double(GEMMBlocking.active.kc))),
-        ] + (result.kept.map { [("kept_epoch", .number(Double($0.epoch))), ("val_accuracy", .number($0.accuracy))] } ?? [])
-            + [("val_split", .number(config.valSplit))]
-            + (result.calibration.map { [("temperature", .number(Double($0.temperature))), ("temperature_fitted", .string($0.fitted ? "yes" : "no")),
-                                        ("test_ece_before", .number($0.testECEBefore)), ("test_ece_after", .number($0.testECEAfter))] } ?? [])
-        for (key, value) in recorded {
-            if case .number(let x) = value, !x.isFinite { continue }  // a figure that is not a number is left out
-            net.metadata[key] = value
-        }
+        record(on: net, evaluation: evaluation, result: result, config: config, isa: isa)
         try stopIfInterrupted(" after training" + after)
         let summary = RunSummary(model: kind.rawValue, parameters: net.parameterCount, config: config, threads: threads, isa: isa,
                                  date: Report.now().display, wallSeconds: monotonicSeconds() - wallStart, trainSeconds: result.trainSeconds,

@@ -33,11 +33,18 @@ public enum Calibration {
         fclf_softmax_xent(nil, nil, scaled(logits, by: t), labels, Int64(labels.count), Int64(k)) / Double(max(labels.count, 1))
     }
 
-    /// The temperature in [0.05, 20] that minimises the NLL: golden-section search on log T (the NLL is
+    /// The temperatures `fitTemperature` searches, and so the range a given one (`Recipe.temperature`) must lie in.
+    public static let fittedRange: ClosedRange<Double> = 0.05...20
+    /// `fittedRange` as messages write it: 0.05...20.
+    public static var fittedRangeText: String {
+        [fittedRange.lowerBound, fittedRange.upperBound].map { $0 == $0.rounded() ? String(Int($0)) : String($0) }.joined(separator: "...")
+    }
+
+    /// The temperature in `fittedRange` that minimises the NLL: golden-section search on log T (the NLL is
     /// unimodal in T for a fixed set of logits), to a relative precision of about 1e-4.
     public static func fitTemperature(logits: [Float], labels: [Int32], classes k: Int) -> Float {
         let phi = (5.0.squareRoot() - 1) / 2
-        var a = log(0.05), b = log(20.0)
+        var a = log(fittedRange.lowerBound), b = log(fittedRange.upperBound)
         func f(_ u: Double) -> Double { nll(logits: logits, labels: labels, classes: k, temperature: exp(u)) }
         var c = b - phi * (b - a), d = a + phi * (b - a)
         var fc = f(c), fd = f(d)

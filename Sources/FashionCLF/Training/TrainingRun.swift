@@ -74,7 +74,7 @@ public final class TrainingRun {
                 checkpointEvery: Int = 0) throws(FCLFError) {
         precondition(fit.count > 0 && checkpointEvery >= 0)
         if let t = recipe.temperature {
-            guard t.isFinite && t >= 0.05 && t <= 20 else { throw .invalidArgument("Recipe.temperature \(t) is outside 0.05...20, the range calibration fits in") }
+            guard Calibration.fittedRange.contains(Double(t)) else { throw .invalidArgument("Recipe.temperature \(t) is outside \(Calibration.fittedRangeText), the range calibration fits in") }
             guard !recipe.calibrate else { throw .invalidArgument("the recipe both fits a temperature (calibrate) and gives one (temperature); keep one of them") }
         }
         self.recipe = recipe
@@ -174,20 +174,19 @@ public final class TrainingRun {
         var net = model
         if let best { net.restore(best.stored) }
         var calibration: Calibration.Result?
+        var given: (temperature: Float, fitted: Bool)?
         if recipe.calibrate, let validation {
-            let v = trainer.logits(validation), t = trainer.logits(test)
-            let temperature = Calibration.fitTemperature(logits: v.logits, labels: v.labels, classes: net.outputSize)
-            let before = Calibration.expectedCalibrationError(logits: t.logits, labels: t.labels, classes: net.outputSize)
-            let after = Calibration.expectedCalibrationError(logits: t.logits, labels: t.labels, classes: net.outputSize,
-                                                             temperature: Double(temperature))
-            calibration = Calibration.Result(temperature: temperature, testECEBefore: before, testECEAfter: after)
-            net = try net.calibrated(temperature: temperature)
+            let v = trainer.logits(validation)
+            given = (Calibration.fitTemperature(logits: v.logits, labels: v.labels, classes: net.outputSize), true)
         } else if let temperature = recipe.temperature {
+            given = (temperature, false)
+        }
+        if let (temperature, fitted) = given {
             let t = trainer.logits(test)
             let before = Calibration.expectedCalibrationError(logits: t.logits, labels: t.labels, classes: net.outputSize)
             let after = Calibration.expectedCalibrationError(logits: t.logits, labels: t.labels, classes: net.outputSize,
                                                              temperature: Double(temperature))
-            calibration = Calibration.Result(temperature: temperature, testECEBefore: before, testECEAfter: after, fitted: false)
+            calibration = Calibration.Result(temperature: temperature, testECEBefore: before, testECEAfter: after, fitted: fitted)
             net = try net.calibrated(temperature: temperature)
         }
         let images = Double(fit.count * history.count)
