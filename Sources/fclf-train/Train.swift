@@ -40,7 +40,7 @@ struct Train: ParsableCommand {
             """,
         version: "0.1.0")
 
-    @Option(help: "Recipe: seed (the seed study's, the default), fast (cnn3w-bn, a three-convolution BatchNorm CNN; photo augmentation except in the last 3 epochs, AdamW one-cycle, best epoch kept, calibrated) or best (the fast recipe on the VGG-style wide-bn-nodrop, batch 128, 48 epochs, trained on all 60,000 training images with no validation split, storing the temperature that recipe fits with one, 1.324; with --val-split it keeps the best epoch and fits its own). Every flag below overrides its part.")
+    @Option(help: "Recipe: seed (the seed study's, the default), fast (cnn3w-bn, a three-convolution BatchNorm CNN; 6 epochs, photo augmentation except in the last 2, AdamW one-cycle, trained on all 60,000 training images with no validation split, storing the temperature the recipe fits with one, 1.085) or best (the fast recipe on the VGG-style wide-bn-nodrop, batch 128, 48 epochs, no clean epochs, storing 1.324). With --val-split, fast and best keep the best epoch and fit their own temperature. Every flag below overrides its part.")
     var preset: Preset = .seed
 
     @Option(help: "Model: cnn (the seed's CNN), mlp (the seed's MLP baseline), cnn-bn (the CNN with BatchNorm and dropout), cnn3-bn (three convolutions, BatchNorm, dropout), cnn3w-bn (cnn3-bn with a wider third convolution and no dropout; the fast preset's), wide-bn (VGG-style, BatchNorm, dropout), wide-bn-nodrop (wide-bn without dropout; the best preset's), same-bn (wide-bn with 'same' padding), deep-bn (wide-bn with a fifth convolution), res-bn (ResNet-20's layout: residual blocks at 16, 32, 64 channels) or res2-bn (res-bn without its 28x28 stage: a 32-channel stem, then blocks at 32 and 64 channels). (default: the preset's)")
@@ -87,19 +87,19 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("erase-p"), parsing: .unconditional, help: "Fraction of the training images that get random erasing (Zhong et al. 2017): one rectangle of 2-40% of the image, aspect 0.3-3.3, set to the background. Needs augmentation. (default: 0)")
     var eraseP: Float?
 
-    @Option(parsing: .unconditional, help: "The last N epochs train on the images without augmentation (refining on clean data after augmented training). Needs augmentation; less than --epochs. (default: the preset's; fast 3, otherwise 0)")
+    @Option(parsing: .unconditional, help: "The last N epochs train on the images without augmentation (refining on clean data after augmented training). Needs augmentation; less than --epochs. (default: the preset's; fast 2, otherwise 0)")
     var cleanEpochs: Int?
 
     @Option(parsing: .unconditional, help: "Fraction of the training set, taken from its end, held out for validation (0 disables). (default: 0.2; best 0)")
     var valSplit: Double?
 
-    @Flag(inversion: .prefixedNo, help: "Keep the epoch with the best validation accuracy (ties: the lower validation loss), as Keras' ModelCheckpoint(save_best_only=True). (default: the preset's; fast yes, seed no, best with --val-split only)")
+    @Flag(inversion: .prefixedNo, help: "Keep the epoch with the best validation accuracy (ties: the lower validation loss), as Keras' ModelCheckpoint(save_best_only=True). (default: the preset's; seed no, fast and best with --val-split only)")
     var keepBest: Bool?
 
-    @Flag(inversion: .prefixedNo, help: "After training, fit a temperature on the validation split so the probabilities are calibrated; the model stores it. (default: the preset's; fast yes, seed no, best with --val-split only, else it gives one: --temperature)")
+    @Flag(inversion: .prefixedNo, help: "After training, fit a temperature on the validation split so the probabilities are calibrated; the model stores it. (default: the preset's; seed no, fast and best with --val-split only, else they give one: --temperature)")
     var calibrate: Bool?
 
-    @Option(parsing: .unconditional, help: "Store this temperature instead of fitting one: for a run on the whole training set (--val-split 0), the temperature its recipe fitted with the split. Not with --calibrate. (default: the preset's; best 1.324 for its own network without a validation split, else none)")
+    @Option(parsing: .unconditional, help: "Store this temperature instead of fitting one: for a run on the whole training set (--val-split 0), the temperature its recipe fitted with the split. Not with --calibrate. (default: the preset's; fast 1.085 and best 1.324, for their own networks without a validation split; else none)")
     var temperature: Float?
 
     @Flag(name: .customLong("no-temperature"), help: "Store no temperature, not even the preset's: the model's raw probabilities.")
@@ -171,8 +171,9 @@ struct Train: ParsableCommand {
         if let cleanEpochs { r.config.cleanEpochs = cleanEpochs }
         if let valSplit { r.config.valSplit = valSplit }
         r.config.seed = seed
-        // best's stored temperature was fitted, with a split, for its own network: with a split given, the run
-        // keeps the best epoch and fits its own (recipe 5); for another network it stores none.
+        // fast's and best's stored temperatures were fitted, with a split, for their own networks: with a split
+        // given, the run keeps the best epoch and fits its own (fast recipe 7, best recipe 5); for another network
+        // it stores none.
         if r.temperature != nil {
             if r.config.valSplit > 0 { (r.keepBest, r.calibrate, r.temperature) = (true, true, nil) }
             else if r.model != preset.recipe.model { r.temperature = nil }
@@ -223,7 +224,7 @@ struct Train: ParsableCommand {
             guard Calibration.fittedRange.contains(Double(temperature)) else { throw ValidationError("--temperature must be in \(Calibration.fittedRangeText), the range calibration fits in (got \(temperature))") }
             if noTemperature { throw ValidationError("--temperature and --no-temperature contradict each other; give one of them") }
             if r.calibrate {
-                let hint = calibrate == nil ? " (--preset \(preset.rawValue) calibrates: add --no-calibrate)" : ""
+                let hint = calibrate == nil ? " (--preset \(preset.rawValue) calibrates\(preset.recipe.calibrate ? "" : " with a validation split"): add --no-calibrate)" : ""
                 throw ValidationError("--temperature gives the temperature --calibrate would fit; drop one of them" + hint)
             }
         }

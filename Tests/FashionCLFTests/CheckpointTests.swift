@@ -15,6 +15,8 @@ import Glibc
 private func fastRecipe(epochs: Int = 3) -> Recipe {
     var r = Preset.fast.recipe
     r.model = .cnn3BN  // recipe 6's network: the fast recipe's own has no dropout
+    // recipe 7's split, kept epoch and fitted temperature (recipe 8 trains on everything and stores one)
+    (r.config.valSplit, r.keepBest, r.calibrate, r.temperature) = (0.2, true, true, nil)
     r.config.epochs = epochs
     r.config.cleanEpochs = epochs > 1 ? 1 : 0
     r.config.batchSize = 32

@@ -58,17 +58,19 @@ struct PresetTests {
         let t = RunIdentity(recipe: given, fit: fit, validation: nil).differences(from: plain)
         #expect(t == ["--temperature 1.25 there, 1.324 here"], "\(t)")
         let fast = Preset.fast.recipe
-        var fastGiven = fast
-        (fastGiven.calibrate, fastGiven.temperature) = (false, 1.25)
-        let f = RunIdentity(recipe: fastGiven, fit: fit, validation: nil).differences(from: RunIdentity(recipe: fast, fit: fit, validation: nil))
-        #expect(f.sorted() == ["--calibrate false there, true here", "--temperature 1.25 there, (absent) here"], "\(f)")
+        var fastFitted = fast
+        (fastFitted.calibrate, fastFitted.temperature) = (true, nil)
+        let f = RunIdentity(recipe: fastFitted, fit: fit, validation: nil).differences(from: RunIdentity(recipe: fast, fit: fit, validation: nil))
+        #expect(f.sorted() == ["--calibrate true there, false here", "--temperature (absent) there, 1.085 here"], "\(f)")
     }
 
-    @Test("best (recipe 6) trains on the whole training set and stores recipe 5's temperature; fast fits its own")
-    func bestTrainsOnEverything() {
+    @Test("best (recipe 6) and fast (recipe 8) train on the whole training set and store the temperatures their recipes fitted with a split")
+    func presetsTrainOnEverything() {
         let b = Preset.best.recipe, f = Preset.fast.recipe
         #expect(b.config.valSplit == 0 && !b.keepBest && !b.calibrate && b.temperature == 1.324)
-        #expect(f.config.valSplit == 0.2 && f.keepBest && f.calibrate && f.temperature == nil)
+        #expect(b.config.epochs == 48 && b.config.cleanEpochs == 0 && b.config.batchSize == 128)
+        #expect(f.config.valSplit == 0 && !f.keepBest && !f.calibrate && f.temperature == 1.085)
+        #expect(f.config.epochs == 6 && f.config.cleanEpochs == 2 && f.config.batchSize == 64)
     }
 }
 
@@ -125,9 +127,9 @@ struct CleanEpochsTests {
         r.config.augment = nil
         #expect(!keys(r).contains("--clean-epochs"))
         var a = Preset.fast.recipe, b = a
-        b.config.cleanEpochs = 2
-        #expect(RunIdentity(recipe: b, fit: fit, validation: nil).differences(from: RunIdentity(recipe: a, fit: fit, validation: nil)) == ["--clean-epochs 2 there, 3 here"])
+        b.config.cleanEpochs = 1
+        #expect(RunIdentity(recipe: b, fit: fit, validation: nil).differences(from: RunIdentity(recipe: a, fit: fit, validation: nil)) == ["--clean-epochs 1 there, 2 here"])
         a.config.cleanEpochs = 0
-        #expect(RunIdentity(recipe: b, fit: fit, validation: nil).differences(from: RunIdentity(recipe: a, fit: fit, validation: nil)) == ["--clean-epochs 2 there, (absent) here"])
+        #expect(RunIdentity(recipe: b, fit: fit, validation: nil).differences(from: RunIdentity(recipe: a, fit: fit, validation: nil)) == ["--clean-epochs 1 there, (absent) here"])
     }
 }

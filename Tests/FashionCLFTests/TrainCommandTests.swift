@@ -182,20 +182,21 @@ struct TrainCommandTests {
             (["--warmup-epochs", "20", "--epochs", "2"], "--warmup-epochs must be in 0...--epochs (got 20.0)"),
             (["--label-smoothing", "1"], "--label-smoothing must be in [0, 1) (got 1.0)"),
             (["--clean-epochs", "1"], "--clean-epochs needs augmentation: add --augment photo"),
-            (["--preset", "fast", "--clean-epochs", "7"], "--clean-epochs must be in 0...6, below --epochs 7 (got 7)"),
-            (["--preset", "fast", "--epochs", "3"], "--preset fast trains its last 3 epochs without augmentation, all of the 3 asked for; give more --epochs or a smaller --clean-epochs"),
+            (["--preset", "fast", "--clean-epochs", "6"], "--clean-epochs must be in 0...5, below --epochs 6 (got 6)"),
+            (["--preset", "fast", "--epochs", "2"], "--preset fast trains its last 2 epochs without augmentation, all of the 2 asked for; give more --epochs or a smaller --clean-epochs"),
             (["--erase-p", "0.5"], "--erase-p needs augmentation: add --augment photo"),
             (["--preset", "fast", "--erase-p", "2"], "--erase-p must be in [0, 1] (got 2.0)"),
             (["--val-split", "1"], "--val-split must be in [0, 1) (got 1.0)"),
             (["--threads", "0"], "--threads must be in 1...4096 (got 0)"),
             (["--keep-best", "--val-split", "0"], "--keep-best and --calibrate work on the validation split"),
             (["--temperature", "0"], "--temperature must be in 0.05...20, the range calibration fits in (got 0.0)"),
-            (["--preset", "fast", "--temperature", "1.3"], "drop one of them (--preset fast calibrates: add --no-calibrate)"),
+            (["--preset", "fast", "--val-split", "0.2", "--temperature", "1.3"], "drop one of them (--preset fast calibrates with a validation split: add --no-calibrate)"),
             (["--temperature", "1.3", "--no-temperature"], "--temperature and --no-temperature contradict each other"),
-            // best stores a given temperature and has no split: an explicit --calibrate asks for one, and it clears
-            // the preset's temperature instead of clashing with it.
+            // fast and best store a given temperature and have no split: an explicit --calibrate asks for one, and
+            // it clears the preset's temperature instead of clashing with it.
             (["--preset", "best", "--calibrate"], "--keep-best and --calibrate work on the validation split"),
             (["--preset", "best", "--keep-best"], "--keep-best and --calibrate work on the validation split"),
+            (["--preset", "fast", "--calibrate"], "--keep-best and --calibrate work on the validation split"),
             (["--model", "resnet"], "The value 'resnet' is invalid for '--model <model>'"),
         ]
         for (args, message) in cases {
@@ -207,10 +208,14 @@ struct TrainCommandTests {
         #expect(both.status == 64 && both.output.contains("drop one of them") && !both.output.contains("(--preset"), "\(both.output)")
     }
 
-    @Test("best's stored temperature stays with its own network and no split: a split fits one and keeps the best epoch, another network stores none")
-    func bestTemperatureFollowsTheRecipe() throws {
+    @Test("fast's and best's stored temperatures stay with their own networks and no split: a split fits one and keeps the best epoch, another network stores none",
+          arguments: ["fast", "best"])
+    func presetTemperatureFollowsTheRecipe(_ preset: String) throws {
         let dir = temporaryDirectory()
-        let base = ["--preset", "best", "--epochs", "1", "--limit-train", "300", "--no-report", "--data", dataDirectory]
+        let base = ["--preset", preset, "--epochs", "1", "--clean-epochs", "0", "--limit-train", "300", "--no-report", "--data", dataDirectory]
+        let own = try runTrain(base, in: dir)
+        let stored = preset == "fast" ? "1.085" : "1.324"
+        #expect(own.status == 0 && own.output.contains("calibration: temperature \(stored) given, not fitted"), "\(own.output)")
         let split = try runTrain(base + ["--model", "mlp", "--val-split", "0.2"], in: dir)
         #expect(split.status == 0 && split.output.contains("best epoch kept, calibrated") && split.output.contains("fitted on the validation split"), "\(split.output)")
         let other = try runTrain(base + ["--model", "mlp"], in: dir)

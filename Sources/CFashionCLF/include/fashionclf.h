@@ -61,8 +61,8 @@ extern "C" {
 #define FCLF_IMAGE_SIDE 28
 /* A prediction whose highest probability is below this should be shown as "unsure": the model gives its
  * answer less than an even chance of being right. Meaningful for calibrated models (fclf-train --calibrate,
- * the fast preset, which store a fitted temperature): their probabilities match how often such answers are
- * right on held-out images. fclf-classify marks photos with the same rule. */
+ * which fits a temperature, and the fast and best presets, which store one their recipes fitted): their
+ * probabilities match how often such answers are right on held-out images. fclf-classify marks photos with the same rule. */
 #define FCLF_UNSURE_BELOW 0.5f
 
 #if defined(__GNUC__) || defined(__clang__)
