@@ -354,6 +354,6 @@ __attribute__((target("avx512f"))) static void rows__avx512f(int ta, int64_t M, 
         }
 }
 
-const fclf_gemm_kernel fclf_gemm_avx512f = {FCLF_ISA_AVX512F, 8, 32, 1, ukernel_8x32__avx512f, NULL, pack_a__avx512f,
+const fclf_gemm_kernel fclf_gemm_avx512f = {FCLF_ISA_AVX512F, 8, 32, 1, ukernel_8x32__avx512f, NULL, NULL, pack_a__avx512f,
                                             pack_b__avx512f, rows__avx512f};
 #endif

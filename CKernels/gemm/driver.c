@@ -77,7 +77,8 @@ FCLF_CLONES static void store_part(float *restrict c, int64_t ldc, const float *
 
 /* One column panel of C (columns [j, j + nb) of the output, nb <= nr) for rows [ic, ic + mc) and one K block:
  * the micro-kernel per row tile, into C directly when the tile's columns are whole and, segmented, inside one
- * group of columns (a short last row tile by the variant's edge kernel; without one it goes the next way), else
+ * group of columns (a short last row tile by the variant's edge kernel, or its pair kernel with the tile before
+ * it; without an edge kernel it goes the next way), else
  * computed whole and its valid part stored one run of columns per group (a quarter of conv2's tiles straddle
  * two images). c is the panel's address in row 0, so a row tile's is c + i * ldc, with no
  * division per tile. */
@@ -93,6 +94,11 @@ static void column_panel(const fclf_gemm_kernel *v, const float *ablock, const f
         const int relu = last && out->relu;
         const float *ap = ablock + ir * kc;
         if (nb == nr && nb <= in_group && (mb == mr || v->edge)) {
+            const int64_t rest = mc - ir - mb; /* rows after this tile: a short last tile's, when under MR */
+            if (v->pair && rest > 0 && 2 * rest <= mr) {
+                v->pair((int)rest, kc, ap, bp, c + ir * out->ldc, out->ldc, alpha, beta_k, bias, relu);
+                break;
+            }
             if (mb == mr) v->kernel(kc, ap, bp, c + ir * out->ldc, out->ldc, alpha, beta_k, bias, relu);
             else v->edge((int)mb, kc, ap, bp, c + ir * out->ldc, out->ldc, alpha, beta_k, bias, relu);
             continue;

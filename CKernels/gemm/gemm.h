@@ -9,7 +9,8 @@
  *   avx2     6 x 16 (12 ymm accumulators, BLIS's Haswell shape, 15 of 16 registers)
  *   scalar   4 x 8  (SSE2 on x86-64, which every such CPU has; plain C the compiler vectorises elsewhere)
  * MR = 8 divides every M of our models (32, 64, 128, 288, 1600), so their AVX-512 tiles are full; AVX2's 6 leaves
- * a short last row tile (64 = 10 x 6 + 4), which its edge kernel computes without the rows past M. */
+ * a short last row tile (64 = 10 x 6 + 4), which its edge kernel computes without the rows past M, or, when it
+ * is 1-3 rows (32 = 5 x 6 + 2), its pair kernel together with the whole tile before it. */
 #ifndef FCLF_GEMM_H
 #define FCLF_GEMM_H
 
@@ -78,6 +79,10 @@ typedef struct {
     int isa, mr, nr, fused;
     fclf_gemm_ukernel_fn kernel;
     fclf_gemm_edge_fn edge; /* NULL: a short row tile is computed whole into a buffer and its rows copied */
+    /* NULL, or the last whole row tile and a short one of mb <= MR / 2 rows after it, computed as two tiles of
+     * (MR + mb) / 2 rows or so, with the same arithmetic per row: a short tile alone keeps too few
+     * accumulators to cover the FMA latency (AVX2's 6-row tile leaves 2 rows of M = 32 and 128). Needs edge. */
+    fclf_gemm_edge_fn pair;
     fclf_gemm_pack_a_fn pack_a;
     fclf_gemm_pack_b_fn pack_b;
     fclf_gemm_rows_fn rows;

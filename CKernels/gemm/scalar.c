@@ -200,5 +200,5 @@ static void pack_b__scalar(float *restrict dst, const fclf_gemm_operand *b, int6
     fclf_gemm_pack_b_portable(dst, b, p0, kc, j0, nc, 8);
 }
 
-const fclf_gemm_kernel fclf_gemm_scalar = {FCLF_ISA_SCALAR, 4, 8, 0, FCLF_SCALAR_UKERNEL, NULL, pack_a__scalar,
+const fclf_gemm_kernel fclf_gemm_scalar = {FCLF_ISA_SCALAR, 4, 8, 0, FCLF_SCALAR_UKERNEL, NULL, NULL, pack_a__scalar,
                                            pack_b__scalar, NULL};

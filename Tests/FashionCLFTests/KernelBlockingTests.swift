@@ -277,6 +277,27 @@ struct KernelBlockingTests {
         } } }
     }
 
+    @Test("a row of C gets the same bits whatever tile it lands in: M = 1-20, 32 and 128 against the same rows of a 132-row product (AVX2's pair kernel splits 6 + 1-3 rows into two tiles), every ISA",
+          arguments: kernelISAs)
+    func rowsIndependentOfTiling(_ variant: KernelISA) {
+        // N = 40: two whole 16-column panels and a partial one (AVX2), a partial 32-column one (AVX-512); K = 700:
+        // two or three K blocks; beta 0 and 0.5 (C's earlier values enter the first block only).
+        let big = 132, n = 40, k = 700
+        let b = randomArray(k * n, seed: 62)
+        for ta: Int32 in [0, 1] { for beta: Float in [0, 0.5] {
+            let lda = ta == 0 ? k : big
+            let a = randomArray(big * k, seed: 61), c0 = randomArray(big * n, seed: 63)
+            var whole = c0
+            fclf_sgemm_isa(variant.raw, ta, 0, Int64(big), Int64(n), Int64(k), 0.75, a, Int64(lda), b, Int64(n), beta, &whole, Int64(n))
+            for m in Array(1...20) + [32, 128] {
+                var part = Array(c0[0..<(m * n)])
+                fclf_sgemm_isa(variant.raw, ta, 0, Int64(m), Int64(n), Int64(k), 0.75, a, Int64(lda), b, Int64(n), beta, &part, Int64(n))
+                let first = (0..<(m * n)).first { part[$0].bitPattern != whole[$0].bitPattern }
+                #expect(first == nil, "\(variant) M \(m) ta \(ta) beta \(beta): row \((first ?? 0) / n) differs")
+            }
+        } }
+    }
+
     @Test("dense weights packed once: the same bits as packing per call (the short-M rows too), 1 and 2 threads")
     func densePrepacked() {
         for (inSize, outSize) in [(1600, 128), (1024, 256), (128, 10), (70, 33)] {
