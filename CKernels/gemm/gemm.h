@@ -81,7 +81,7 @@ typedef struct {
     fclf_gemm_edge_fn edge; /* NULL: a short row tile is computed whole into a buffer and its rows copied */
     /* NULL, or the last whole row tile and a short one of mb <= MR / 2 rows after it, computed as two tiles of
      * (MR + mb) / 2 rows or so, with the same arithmetic per row: a short tile alone keeps too few
-     * accumulators to cover the FMA latency (AVX2's 6-row tile leaves 2 rows of M = 32 and 128). Needs edge. */
+     * accumulators to cover the FMA latency (AVX2's 6-row tile leaves 2 rows of M = 32 and 128). */
     fclf_gemm_edge_fn pair;
     fclf_gemm_pack_a_fn pack_a;
     fclf_gemm_pack_b_fn pack_b;

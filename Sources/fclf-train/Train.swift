@@ -90,7 +90,7 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "The last N epochs train on the images without augmentation (refining on clean data after augmented training). Needs augmentation; less than --epochs. (default: the preset's; fast 2, otherwise 0)")
     var cleanEpochs: Int?
 
-    @Option(parsing: .unconditional, help: "Fraction of the training set, taken from its end, held out for validation (0 disables). (default: 0.2; best 0)")
+    @Option(parsing: .unconditional, help: "Fraction of the training set, taken from its end, held out for validation (0 disables). (default: 0.2; fast and best 0)")
     var valSplit: Double?
 
     @Flag(inversion: .prefixedNo, help: "Keep the epoch with the best validation accuracy (ties: the lower validation loss), as Keras' ModelCheckpoint(save_best_only=True). (default: the preset's; seed no, fast and best with --val-split only)")
@@ -172,8 +172,8 @@ struct Train: ParsableCommand {
         if let valSplit { r.config.valSplit = valSplit }
         r.config.seed = seed
         // fast's and best's stored temperatures were fitted, with a split, for their own networks: with a split
-        // given, the run keeps the best epoch and fits its own (fast recipe 7, best recipe 5); for another network
-        // it stores none.
+        // given, the run keeps the best epoch and fits its own (with the preset's other settings: best recipe 5;
+        // fast recipe 7 also needs --epochs 7 --clean-epochs 3); for another network it stores none.
         if r.temperature != nil {
             if r.config.valSplit > 0 { (r.keepBest, r.calibrate, r.temperature) = (true, true, nil) }
             else if r.model != preset.recipe.model { r.temperature = nil }

@@ -298,6 +298,32 @@ struct KernelBlockingTests {
         } }
     }
 
+    @Test("a convolution's bias and ReLU reach each output channel with the same bits whatever row tile it lands in: oc 7, 8, 9, 14 and 32 against the first channels of oc 36, every ISA",
+          arguments: kernelISAs)
+    func convChannelsIndependentOfTiling(_ variant: KernelISA) {
+        // 16 channels, 3x3, no padding: the GEMM from x (K = 144). oc 36 is whole AVX2 tiles; oc 7, 8, 9, 14 and 32
+        // end in AVX2's pair kernel, whose second half starts the bias at a row inside the tile. P = 4 x 5: column
+        // tiles straddle the two images (those take the buffered path, the others the pair).
+        let (n, c, h, w, big) = (2, 16, 6, 7, 36)
+        let K = c * 9
+        let x = randomArray(n * c * h * w, seed: 71), wt = randomArray(big * K, seed: 72, scale: 0.1), b = randomArray(big, seed: 73)
+        let shape = { (oc: Int) in fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(w), Int64(oc), 3, 3, 0) }
+        let P = Int(shape(big).oh * shape(big).ow)
+        for relu: Int32 in [0, 1] {
+            var whole = [Float](repeating: .nan, count: n * big * P)
+            fclf_conv2d_forward_isa(variant.raw, &whole, nil, x, wt, b, relu, shape(big))
+            for oc in [7, 8, 9, 14, 32] {
+                var y = [Float](repeating: .nan, count: n * oc * P)
+                fclf_conv2d_forward_isa(variant.raw, &y, nil, x, wt, b, relu, shape(oc))
+                let differing = (0..<(n * oc * P)).first { j in
+                    let (i, r) = j.quotientAndRemainder(dividingBy: oc * P)
+                    return y[j].bitPattern != whole[i * big * P + r].bitPattern
+                }
+                #expect(differing == nil, "\(variant) oc \(oc) relu \(relu): channel \(((differing ?? 0) % (oc * P)) / P) differs")
+            }
+        }
+    }
+
     @Test("dense weights packed once: the same bits as packing per call (the short-M rows too), 1 and 2 threads")
     func densePrepacked() {
         for (inSize, outSize) in [(1600, 128), (1024, 256), (128, 10), (70, 33)] {
