@@ -23,6 +23,11 @@ let package = Package(
             path: "Sources/fclf-bench"
         ),
         .executableTarget(
+            name: "fclf-stability",
+            dependencies: [.product(name: "FashionCLF", package: "fashionclf"), .product(name: "FashionCLFPhotos", package: "fashionclf")],
+            path: "Sources/fclf-stability"
+        ),
+        .executableTarget(
             name: "fclf-profile",
             dependencies: [.product(name: "FashionCLF", package: "fashionclf"), .product(name: "CKernels", package: "fashionclf")],
             path: "Sources/fclf-profile"
