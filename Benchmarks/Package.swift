@@ -4,6 +4,7 @@
 //   swift run -c release --package-path Benchmarks fclf-bench all          (our figures, JSON)
 //   swift run -c release --package-path Benchmarks fclf-profile cnn 32     (per-layer profile)
 //   swift package --package-path Benchmarks benchmark --target TrainStep   (mallocs per training step)
+//   swift run -c release --package-path Benchmarks fclf-stability MODEL PHOTOS LABELS  (an unsure-rule diagnostic)
 //   python3 Benchmarks/peers/compare.py                                   (ours vs PyTorch, Keras, ORT)
 import PackageDescription
 
