@@ -62,7 +62,8 @@ extern "C" {
 /* A prediction whose highest probability is below this should be shown as "unsure": the model gives its
  * answer less than an even chance of being right. Meaningful for calibrated models (fclf-train --calibrate,
  * which fits a temperature, and the fast and best presets, which store one their recipes fitted): their
- * probabilities match how often such answers are right on held-out images. fclf-classify marks photos with the same rule. */
+ * probabilities match how often such answers are right on held-out images. fclf-classify marks photos with the
+ * same rule. */
 #define FCLF_UNSURE_BELOW 0.5f
 
 #if defined(__GNUC__) || defined(__clang__)

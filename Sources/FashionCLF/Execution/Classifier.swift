@@ -95,8 +95,8 @@ public final class Classifier: @unchecked Sendable {
     /// FCLF_UNSURE_BELOW): the model then gives its answer less than an even chance of being right. The rule is
     /// meaningful for calibrated models (`fclf-train --calibrate`, which fits a temperature, and the fast and best
     /// presets, which store one their recipes fitted), whose probabilities match how often such answers are right
-    /// on held-out images; photos unlike the training images lower the
-    /// confidence of most answers, which is what this mark is for.
+    /// on held-out images; photos unlike the training images lower the confidence of most answers, which is what
+    /// this mark is for.
     public static let unsureBelow: Float = 0.5
 
     /// Whether a prediction with these class probabilities should be reported as unsure.

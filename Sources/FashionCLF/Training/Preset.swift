@@ -39,9 +39,10 @@ public enum Preset: String, CaseIterable, Sendable {
     /// temperature on the 12,000 held out. Recipe 8 trains it on all 60,000 training images (as `best` recipe 6
     /// does) for about the same number of steps: 6 epochs (7 would take 81-95 s, over the 90 s bound), the last
     /// 2 clean (120,000 clean images against recipe 7's 144,000), the last epoch kept, and the mean of recipe 7's
-    /// six fitted temperatures stored (`fastTemperature`). 68.8-84.5 s on a Zen 4 over six seeds; test 93.04 / 93.00 /
-    /// 92.81% for seeds 1-3 (recipe 7: 93.14 / 92.86 / 93.05%), mean 92.99% over six (recipe 7: 93.03%). `--val-split 0.2 --epochs 7 --clean-epochs 3` gives recipe 7
-    /// back (fclf-train then keeps the best epoch and fits the temperature).
+    /// six fitted temperatures stored (`fastTemperature`). 68.8-84.5 s on a Zen 4 over six seeds; test 93.04 /
+    /// 93.00 / 92.81% for seeds 1-3 (recipe 7: 93.14 / 92.86 / 93.05%), mean 92.99% over six (recipe 7: 93.03%).
+    /// `--val-split 0.2 --epochs 7 --clean-epochs 3` gives recipe 7 back (fclf-train then keeps the best epoch and
+    /// fits the temperature).
     case fast
     /// The most accurate within half an hour on two cores: the same recipe on a VGG-style network with
     /// BatchNorm and no dropout (`wide-bn-nodrop`, recipe 5), batch 128, 48 epochs (what 30 minutes hold on two
