@@ -6,69 +6,48 @@ import FashionCLFPhotos
 import Foundation
 
 let args = CommandLine.arguments
-let net = try ModelFile.load(args[1])
+let classifier = Classifier(try ModelFile.load(args[1]))
 let photoDir = args[2], labelsPath = args[3]
+let k = classifier.classes
 
-/// Calibrated probabilities of n images of 784 floats in [0, 1].
-func probabilities(_ x: [Float], n: Int) -> [[Float]] {
-    let buf = UnsafeMutablePointer<Float>.allocate(capacity: n * 784)
-    defer { buf.deallocate() }
-    for i in 0..<(n * 784) { buf[i] = x[i] }
-    let t = net.forward(Tensor(data: buf, shape: Shape(n: n, c: 1, h: 28, w: 28)), training: false)
-    let c = t.shape.perSample
-    return (0..<n).map { i in
-        let row = (0..<c).map { t.data[i * c + $0] }
-        let m = row.max()!
-        let e = row.map { exp($0 - m) }
-        let s = e.reduce(0, +)
-        return e.map { $0 / s }
-    }
-}
-
-/// x, its mirror image and its four 1-pixel shifts (vacated pixels 0).
-func variants(_ x: [Float]) -> [Float] {
-    func at(_ img: [Float], _ r: Int, _ c: Int) -> Float { (0..<28).contains(r) && (0..<28).contains(c) ? img[r * 28 + c] : 0 }
-    var out = x
-    out += (0..<784).map { x[($0 / 28) * 28 + 27 - $0 % 28] }
-    for (dr, dc) in [(0, -1), (0, 1), (-1, 0), (1, 0)] { out += (0..<784).map { at(x, $0 / 28 - dr, $0 % 28 - dc) } }
+/// x (28 x 28 bytes), its mirror image and its four 1-pixel shifts (vacated pixels 0, the background after
+/// preprocessing), one after the other.
+func variants(_ x: [UInt8]) -> [UInt8] {
+    func at(_ r: Int, _ c: Int) -> UInt8 { (0..<28).contains(r) && (0..<28).contains(c) ? x[r * 28 + c] : 0 }
+    var out = x + x.withUnsafeBufferPointer { Classifier.mirrored($0, width: 28) }
+    for (dr, dc) in [(0, -1), (0, 1), (-1, 0), (1, 0)] { out += (0..<784).map { at($0 / 28 - dr, $0 % 28 - dc) } }
     return out
 }
 
-func argmax(_ p: [Float]) -> Int { p.indices.max { p[$0] < p[$1] }! }
-
-/// (plain answer, its probability, stable, averaged answer)
-func judge(_ x: [Float]) -> (Int, Float, Bool, Int) {
-    let ps = probabilities(variants(x), n: 6)
-    let top = argmax(ps[0])
-    let stable = ps.dropFirst().allSatisfy { argmax($0) == top }
-    let mean = (0..<ps[0].count).map { j in ps.map { $0[j] }.reduce(0, +) / 6 }
-    return (top, ps[0][top], stable, argmax(mean))
+/// The plain answer, whether the rule marks it (the current rule, or a variant naming another class), whether
+/// the current rule alone does, and the class of the six variants' mean probabilities.
+func judge(_ x: [UInt8]) throws -> (label: Int, unsure: Bool, unsurePlain: Bool, meanLabel: Int) {
+    let v = variants(x)
+    var probs = [Float](repeating: 0, count: 6 * k), labels = [Int32](repeating: 0, count: 6)
+    try probs.withUnsafeMutableBufferPointer { p in
+        try labels.withUnsafeMutableBufferPointer { l in try classifier.predict(v, count: 6, probabilities: p.baseAddress, labels: l.baseAddress) }
+    }
+    let plain = probs[0..<k].withUnsafeBufferPointer { Classifier.isUnsure($0) }
+    let mean = (0..<k).map { j in (0..<6).map { probs[$0 * k + j] }.reduce(0, +) / 6 }
+    return (Int(labels[0]), plain || labels.contains { $0 != labels[0] }, plain, mean.indices.max { mean[$0] < mean[$1] }!)
 }
 
 let test = try FashionMNIST.testSplit(directory: FashionMNIST.defaultDirectory)
-var marked = 0
-test.withPixels { px in
-    for i in 0..<test.count {
-        let x = (0..<784).map { Float(px[i * 784 + $0]) * (1 / 255) }
-        let (_, p, stable, _) = judge(x)
-        if p < 0.5 || !stable { marked += 1 }
-    }
-}
+let marked = try (0..<test.count).filter { try judge(Array(test.image($0))).unsure }.count
 print("test images marked: \(marked) of \(test.count)")
 
 let labels = try LabelsCSV.read(labelsPath)
-var rows: [(right: Bool, unsure: Bool, rightMean: Bool, p: Float)] = []
+var rows: [(right: Bool, unsure: Bool, unsurePlain: Bool, rightMean: Bool)] = []
 for path in try PhotoFolder.expand([photoDir]).sorted() {
     guard let label = labels[(path as NSString).lastPathComponent] else { continue }
-    let x = Preprocessor.prepare(try Photo.load(path)).pixels.map { Float($0) * (1 / 255) }
-    let (top, p, stable, meanTop) = judge(x)
-    rows.append((top == label, p < 0.5 || !stable, meanTop == label, p))
+    let j = try judge(Preprocessor.prepare(try Photo.load(path)).pixels)
+    rows.append((j.label == label, j.unsure, j.unsurePlain, j.meanLabel == label))
 }
 func line(_ tag: String, _ right: (Int) -> Bool, _ unsure: (Int) -> Bool) {
     let kept = rows.indices.filter { !unsure($0) }
     let r = kept.filter(right).count
     print("\(tag): top-1 \(rows.indices.filter(right).count)/\(rows.count); unsure \(rows.count - kept.count); right among the others \(r)/\(kept.count) = \(String(format: "%.1f", 100 * Double(r) / Double(max(1, kept.count))))%")
 }
-line("plain, current rule (p < 0.5)", { rows[$0].right }, { rows[$0].p < 0.5 })
+line("plain, current rule (p < 0.5)", { rows[$0].right }, { rows[$0].unsurePlain })
 line("ST (plain answer)", { rows[$0].right }, { rows[$0].unsure })
 line("ST, answer the mean of six (not for the decision)", { rows[$0].rightMean }, { rows[$0].unsure })
