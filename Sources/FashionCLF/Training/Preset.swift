@@ -52,10 +52,9 @@ public enum Preset: String, CaseIterable, Sendable {
     /// (docs/training.md). Recipe 6 trains recipe 5, chosen on the validation split, on all 60,000 training images
     /// (the textbook last step: Goodfellow et al. 2016, section 7.8), so nothing is left to keep an epoch or fit a
     /// temperature on: the last epoch is the model (recipe 5 kept epochs 46 and 48 of 48) and it stores recipe 5's
-    /// fitted temperature (1.323 and 1.324 for its two seeds; seed 43's stored). 1,130-1,154 s; test 93.76 / 94.15% for seeds 42 / 43
-    /// (recipe 5: 93.73 / 93.56%).
-    /// `--val-split 0.2` gives recipe 5 back (fclf-train then keeps the best epoch and fits the temperature). Its
-    /// seed 43 is the built-in model.
+    /// fitted temperature (1.323 and 1.324 for its two seeds; seed 43's stored). 1,124-1,154 s; test 93.76 / 94.15 /
+    /// 94.01% for seeds 42 / 43 / 44 (recipe 5: 93.73 / 93.56% for 42 / 43). `--val-split 0.2` gives recipe 5
+    /// back (fclf-train then keeps the best epoch and fits the temperature). Its seed 43 is the built-in model.
     case best
 
     public var recipe: Recipe {
