@@ -90,6 +90,9 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "The last N epochs train on the images without augmentation (refining on clean data after augmented training). Needs augmentation; less than --epochs. (default: the preset's; fast 2, otherwise 0)")
     var cleanEpochs: Int?
 
+    @Option(parsing: .unconditional, help: "Stochastic weight averaging: the model is the mean of the weights after every step of the last N epochs, with BatchNorm's statistics recomputed for it in one more pass over the training images. Not with --keep-best (it keeps one epoch; with N > 0 the preset's --keep-best is off). (default: 0, the last step's weights)")
+    var averageEpochs: Int?
+
     @Option(parsing: .unconditional, help: "Fraction of the training set, taken from its end, held out for validation (0 disables). (default: 0.2; fast and best 0)")
     var valSplit: Double?
 
@@ -185,6 +188,10 @@ struct Train: ParsableCommand {
             if calibrate { r.temperature = nil }  // fitted, not the preset's given one
         }
         if let temperature { r.temperature = temperature }
+        if let averageEpochs {
+            r.config.averageEpochs = averageEpochs
+            if averageEpochs > 0 && keepBest == nil { r.keepBest = false }  // the average is the model, not one epoch
+        }
         return r
     }
 
@@ -216,6 +223,10 @@ struct Train: ParsableCommand {
         } else if c.augment != nil && c.cleanEpochs >= c.epochs {
             // A preset's clean epochs would leave no augmented one: refused rather than silently unaugmented.
             throw ValidationError("--preset \(preset.rawValue) trains its last \(c.cleanEpochs) epochs without augmentation, all of the \(c.epochs) asked for; give more --epochs or a smaller --clean-epochs")
+        }
+        if let averageEpochs {
+            guard averageEpochs >= 0 && averageEpochs <= c.epochs else { throw ValidationError("--average-epochs must be in 0...\(c.epochs), at most --epochs \(c.epochs) (got \(averageEpochs))") }
+            if averageEpochs > 0 && r.keepBest { throw ValidationError("--keep-best keeps one epoch and --average-epochs averages the last \(averageEpochs); drop one of them") }
         }
         guard c.valSplit >= 0 && c.valSplit < 1 else { throw ValidationError("--val-split must be in [0, 1) (got \(c.valSplit))") }
         if let threads, threads < 1 || threads > 4096 { throw ValidationError("--threads must be in 1...4096 (got \(threads))") }
@@ -411,6 +422,14 @@ struct Train: ParsableCommand {
         print("training: \(Text.fixed(result.trainSeconds, 1)) s, \(Int(result.imagesPerSecond)) images/s")
         if let best = result.kept {
             print("kept epoch \(best.epoch) of \(epochs): best validation accuracy \(Text.fixed(best.accuracy, 4)) (loss \(Text.fixed(best.loss, 4)))")
+        }
+        if let a = result.averaged {
+            var line = "weights averaged over the last \(a.epochs) epoch\(a.epochs == 1 ? "" : "s") (\(a.steps) steps); BatchNorm statistics recomputed in \(Text.fixed(a.batchNormSeconds, 1)) s"
+            if let l = a.valLoss, let v = a.valAccuracy {
+                line += "; validation accuracy \(Text.fixed(v, 4)) (loss \(Text.fixed(l, 4)))"
+                if let last = result.history.last?.valAccuracy { line += ", the last epoch's \(Text.fixed(last, 4))" }
+            }
+            print(line)
         }
         if let c = result.calibration {
             print("calibration: temperature \(Text.fixed(Double(c.temperature), 3)) \(c.fitted ? "fitted on the validation split" : "given, not fitted"); test expected calibration error (15 bins) \(Text.fixed(c.testECEBefore * 100, 2))% -> \(Text.fixed(c.testECEAfter * 100, 2))%")

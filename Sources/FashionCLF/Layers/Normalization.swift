@@ -20,7 +20,10 @@ public final class BatchNorm: Layer {
     public let pool: Bool
     public var parameters: [Parameter] { [gamma, beta] }
     public var stored: [Parameter] { [gamma, beta, runningMean, runningVariance] }
-    static let epsilon = LayerSpec.batchNormEpsilon, momentum = LayerSpec.batchNormMomentum
+    static let epsilon = LayerSpec.batchNormEpsilon
+    /// The running statistics' update weight per training batch: LayerSpec's 0.1 while training; a cumulative
+    /// 1 / (k + 1) at batch k while `Trainer.recomputeBatchNormStatistics` averages them over a whole pass.
+    var momentum = LayerSpec.batchNormMomentum
 
     private let y = Buffer<Float>(), dx = Buffer<Float>(), mean = Buffer<Float>(), invstd = Buffer<Float>()
     /// With `pool`: the winners of the pooling, and the full-size values before it (evaluation's output;
@@ -77,7 +80,7 @@ public final class BatchNorm: Layer {
             if training {
                 fclf_batchnorm_relu_pool_forward_train(yp, argmax.reserve(out.count), mean.reserve(channels), invstd.reserve(channels),
                                                        runningMean.value, runningVariance.value, x.data, gamma.value, beta.value,
-                                                       n, Int64(channels), h, w, BatchNorm.momentum, BatchNorm.epsilon)
+                                                       n, Int64(channels), h, w, momentum, BatchNorm.epsilon)
             } else {
                 let full = unpooled.reserve(x.shape.count)
                 evaluate(x.data, x.shape, n: x.shape.n, into: full, coefficients: coefficients.reserve(2 * channels))
@@ -88,7 +91,7 @@ public final class BatchNorm: Layer {
         if training {
             fclf_batchnorm_forward_train(yp, mean.reserve(channels), invstd.reserve(channels), runningMean.value,
                                          runningVariance.value, x.data, gamma.value, beta.value, Int64(x.shape.n),
-                                         Int64(channels), Int64(x.shape.h * x.shape.w), BatchNorm.momentum, BatchNorm.epsilon,
+                                         Int64(channels), Int64(x.shape.h * x.shape.w), momentum, BatchNorm.epsilon,
                                          relu ? 1 : 0)
         } else {
             evaluate(x.data, x.shape, n: x.shape.n, into: yp, coefficients: coefficients.reserve(2 * channels))
@@ -120,7 +123,7 @@ public final class BatchNorm: Layer {
         fclf_conv2d_batchnorm_forward_train(yp, pool ? argmax.reserve(out.count) : nil, mean.reserve(channels), invstd.reserve(channels),
                                             runningMean.value, runningVariance.value, moments.reserve(Int(fclf_conv2d_batchnorm_moments_size(s))),
                                             x.data, conv.weight.value, conv.bias.value, gamma.value, beta.value, relu ? 1 : 0, pool ? 1 : 0,
-                                            s, BatchNorm.momentum, BatchNorm.epsilon)
+                                            s, momentum, BatchNorm.epsilon)
         return Tensor(data: yp, shape: out)
     }
 

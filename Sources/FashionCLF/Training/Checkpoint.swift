@@ -29,6 +29,8 @@ import Musl
 ///                   validated then f64 validation loss and f64 validation accuracy, f64 seconds, f64 images/s
 ///             1     1 when a best epoch is kept: u32 epoch, f64 validation accuracy, f64 validation loss, its
 ///                   stored values (tensors)
+///             ...   only when the recipe averages weights (`--average-epochs`): u64 steps averaged, then the
+///                   means (tensors); absent otherwise, so other runs' checkpoints keep their bytes
 ///     end-4   4     CRC-32 (zlib's) of every byte before it
 ///
 /// Tensors: u32 count T, then T times (u64 count C, C float32).
@@ -109,6 +111,10 @@ public struct Checkpoint: Equatable, Sendable {
         } else {
             w.bytes([0])
         }
+        if !t.average.isEmpty {
+            w.u64(UInt64(t.averagedSteps))
+            w.tensors(t.average)
+        }
         let crc = w.out.withUnsafeBufferPointer { crc32(0, $0.baseAddress, UInt32($0.count)) }
         w.u32(Int(crc))
         return w.out
@@ -166,13 +172,22 @@ public struct Checkpoint: Equatable, Sendable {
             let e = try r.u32(), accuracy = try r.f64(), loss = try r.f64()
             best = Best(epoch: e, accuracy: accuracy, loss: loss, stored: try r.tensors())
         }
+        var average: [[Float]] = [], averaged: UInt64 = 0
+        if r.at < stored {
+            averaged = try r.u64()
+            average = try r.tensors()
+            guard averaged <= steps, !average.isEmpty else {
+                throw fail("impossible weight average: \(averaged) steps averaged of \(steps), \(average.count) tensors")
+            }
+        }
         guard r.at == stored else { throw fail("\(stored - r.at) unexpected bytes after the last field") }
         guard steps <= UInt64(Int.max), done <= UInt64(orderCount), hits <= done, optimizerStep <= UInt64(Int64.max) else {
             throw fail("impossible counters (step \(steps), \(done) images done of \(orderCount), \(hits) correct)")
         }
         let state = Trainer.State(stored: model, optimizer: OptimizerState(step: Int64(optimizerStep), buffers: buffers),
                                   shuffleState: shuffle, order: order, steps: Int(steps), augmented: augmented,
-                                  dropoutBatches: dropouts, epochDone: Int(done), epochLossSum: lossSum, epochHits: Int(hits))
+                                  dropoutBatches: dropouts, epochDone: Int(done), epochLossSum: lossSum, epochHits: Int(hits),
+                                  average: average, averagedSteps: Int(averaged))
         return Checkpoint(identity: identity, epoch: epoch, batch: batch, batchesPerEpoch: perEpoch, trainSeconds: trainSeconds,
                           epochSeconds: epochSeconds, trainer: state, history: history, best: best)
     }
@@ -238,6 +253,9 @@ public struct RunIdentity: Equatable, Sendable {
         // Only when it acts, so checkpoints written before the option existed still match their recipe.
         if c.augment != nil && c.cleanEpochs > 0, let at = entries.firstIndex(where: { $0.key == "--photometric-p" }) {
             entries.insert(("--clean-epochs", "\(c.cleanEpochs)"), at: at + 1)
+        }
+        if c.averageEpochs > 0, let at = entries.firstIndex(where: { $0.key == "--val-split" }) {
+            entries.insert(("--average-epochs", "\(c.averageEpochs)"), at: at)
         }
         if eraseP > 0, let at = entries.firstIndex(where: { $0.key == "--val-split" }) {
             entries.insert(("--erase-p", "\(eraseP)"), at: at)

@@ -29,6 +29,9 @@ public struct TrainConfig: Sendable {
     /// augmented training distribution and the clean one the test set has, while the invariances learned
     /// before stay. 0: every epoch augments.
     public var cleanEpochs = 0
+    /// Stochastic weight averaging (`WeightAverage`): the model is the mean of the weights after every step of
+    /// the last this many epochs, with BatchNorm's statistics recomputed for it. 0: the last step's weights.
+    public var averageEpochs = 0
     public var valSplit = 0.2
     public var seed: UInt64 = 42
     public init() {}
@@ -57,6 +60,7 @@ public struct TrainConfig: Sendable {
             if augment.erase_p > 0 { parts.append("random erasing on \(Int((augment.erase_p * 100).rounded()))% of images") }
             if cleanEpochs > 0 { parts.append("no augmentation in the last \(cleanEpochs) epoch\(cleanEpochs == 1 ? "" : "s")") }
         }
+        if averageEpochs > 0 { parts.append("weights averaged over the last \(averageEpochs) epoch\(averageEpochs == 1 ? "" : "s")") }
         return parts.joined(separator: ", ")
     }
 }

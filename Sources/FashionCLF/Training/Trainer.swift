@@ -11,6 +11,8 @@ import Musl
 public final class Trainer {
     public let model: Sequential
     public let optimizer: any Optimizer
+    /// The running mean of the last `config.averageEpochs` epochs' weights, when the recipe averages.
+    public let average: WeightAverage?
     public let config: TrainConfig
     /// The training loss (label smoothing as configured) and evaluation's plain cross-entropy.
     let loss: SoftmaxCrossEntropy, evaluationLoss: SoftmaxCrossEntropy
@@ -36,6 +38,7 @@ public final class Trainer {
             optimizer = SGD(parameters: model.parameters, learningRate: config.learningRate, momentum: config.momentum,
                             nesterov: config.nesterov, weightDecay: config.weightDecay)
         }
+        average = config.averageEpochs > 0 ? WeightAverage(parameters: model.parameters) : nil
         // A stream separate from the initialisation's, derived from the same seed.
         rng = SplitMix64(seed: config.seed ^ 0x5EED_5EED_5EED_5EED)
     }
@@ -132,6 +135,7 @@ public final class Trainer {
         optimizer.learningRate = schedule.rate(step: steps, totalSteps: config.epochs * stepsPerEpoch)
         let r = step(x, labels: labels.pointer)
         steps += 1
+        if let average, steps > (config.epochs - config.averageEpochs) * stepsPerEpoch { average.add() }
         epochLossSum += r.loss
         epochHits += r.correct
         epochDone += n
@@ -147,6 +151,28 @@ public final class Trainer {
             progress?(epochDone, data.count, epochLossSum / Double(epochDone))
         }
         return (epochLossSum / Double(max(data.count, 1)), Double(epochHits) / Double(max(data.count, 1)))
+    }
+
+    /// Recomputes every BatchNorm's running statistics for the weights the model has now (a weight average's):
+    /// one pass over `data` in its stored order, in batches of the recipe's size, each image prepared as the
+    /// last epoch prepared it (augmented unless the run ends on clean epochs), every batch's statistics
+    /// weighted alike (a cumulative mean, as PyTorch's `torch.optim.swa_utils.update_bn`). Changes nothing
+    /// else but the augmentation counter.
+    public func recomputeBatchNormStatistics(_ data: LabeledImages) {
+        let norms = model.steps.compactMap { $0 as? BatchNorm ?? ($0 as? ConvBatchNorm)?.norm }
+        guard !norms.isEmpty, data.count > 0 else { return }
+        let identity = [Int32](0..<Int32(data.count))
+        var base = 0, batches = 0
+        identity.withUnsafeBufferPointer { order in
+            while base < data.count {
+                let n = min(config.batchSize, data.count - base)
+                for norm in norms { norm.momentum = 1 / Float(batches + 1) }  // the first batch's statistics replace
+                _ = model.forward(loadTrainingBatch(data, order: order, base: base, n: n), training: true)
+                base += n
+                batches += 1
+            }
+        }
+        for norm in norms { norm.momentum = LayerSpec.batchNormMomentum }
     }
 
     // MARK: - Checkpoints
@@ -166,6 +192,9 @@ public final class Trainer {
         public var epochDone: Int
         public var epochLossSum: Double
         public var epochHits: Int
+        /// The weight average's means and steps (empty and 0 when the recipe does not average).
+        public var average: [[Float]] = []
+        public var averagedSteps = 0
     }
 
     private var dropouts: [Dropout] { model.steps.compactMap { $0 as? Dropout } }
@@ -173,7 +202,8 @@ public final class Trainer {
     public var state: State {
         State(stored: model.snapshot(), optimizer: optimizer.state, shuffleState: rng.state, order: order, steps: steps,
               augmented: augmented, dropoutBatches: dropouts.map(\.batches), epochDone: epochDone,
-              epochLossSum: epochLossSum, epochHits: epochHits)
+              epochLossSum: epochLossSum, epochHits: epochHits, average: average?.state.means ?? [],
+              averagedSteps: average?.count ?? 0)
     }
 
     /// Puts back a state taken from a trainer of the same model and recipe; throws, changing nothing, when
@@ -189,12 +219,21 @@ public final class Trainer {
         guard s.steps >= 0, s.epochDone >= 0, s.epochDone <= s.order.count, s.epochHits >= 0, s.epochHits <= s.epochDone else {
             throw .invalidArgument("saved position \(s.epochDone) of \(s.order.count) images (\(s.epochHits) correct, step \(s.steps)) is impossible")
         }
+        if let average {
+            let fits = s.average.count == average.parameters.count && zip(s.average, average.parameters).allSatisfy { $0.count == $1.count }
+            guard fits, s.averagedSteps >= 0, s.averagedSteps <= s.steps else {
+                throw .invalidArgument("the saved weight average (\(s.average.map(\.count)), \(s.averagedSteps) steps) does not fit this model's parameters (\(average.parameters.map(\.count)))")
+            }
+        } else if !s.average.isEmpty || s.averagedSteps != 0 {
+            throw .invalidArgument("the saved state holds a weight average and this recipe averages no weights")
+        }
         var seen = [Bool](repeating: false, count: s.order.count)
         for i in s.order {
             guard i >= 0 && Int(i) < seen.count && !seen[Int(i)] else { throw .invalidArgument("the saved shuffle order is not a permutation") }
             seen[Int(i)] = true
         }
         try optimizer.restore(s.optimizer)
+        try average?.restore(means: s.average, count: s.averagedSteps)
         model.restore(s.stored)
         rng = SplitMix64(seed: s.shuffleState)
         order = s.order

@@ -41,7 +41,17 @@ public final class TrainingRun {
         public var imagesPerSecond: Double
         /// The best validation epoch, when the recipe keeps it.
         public var kept: Checkpoint.Best?
+        /// The weight average, when the recipe averages.
+        public var averaged: Averaged?
         public var calibration: Calibration.Result?
+    }
+
+    /// A run's weight average (`--average-epochs`): over how many epochs and steps, the seconds its BatchNorm
+    /// pass took (in `trainSeconds`), and its validation figures, beside the last epoch's in the history.
+    public struct Averaged: Sendable {
+        public var epochs: Int, steps: Int
+        public var batchNormSeconds: Double
+        public var valLoss: Double?, valAccuracy: Double?
     }
 
     public let recipe: Recipe
@@ -76,6 +86,13 @@ public final class TrainingRun {
         if let t = recipe.temperature {
             guard Calibration.fittedRange.contains(Double(t)) else { throw .invalidArgument("Recipe.temperature \(t) is outside \(Calibration.fittedRangeText), the range calibration fits in") }
             guard !recipe.calibrate else { throw .invalidArgument("the recipe both fits a temperature (calibrate) and gives one (temperature); keep one of them") }
+        }
+        let averaging = recipe.config.averageEpochs
+        guard averaging >= 0 && averaging <= recipe.config.epochs else {
+            throw .invalidArgument("TrainConfig.averageEpochs \(averaging) is outside 0...\(recipe.config.epochs), the run's epochs")
+        }
+        guard averaging == 0 || !recipe.keepBest else {
+            throw .invalidArgument("the recipe both keeps its best epoch and averages the last \(averaging) epochs' weights; keep one of them")
         }
         self.recipe = recipe
         self.fit = fit
@@ -167,12 +184,23 @@ public final class TrainingRun {
         return .invalidArgument("\(what) at epoch \(epoch), batch \(batch); \(kept); lower --lr")
     }
 
-    /// Finishes the run: the best epoch's values put back when the recipe keeps it, and a temperature fitted on
-    /// the validation split when it calibrates, or the recipe's given one (`test` only for the calibration error
-    /// reported before and after).
+    /// Finishes the run: the best epoch's values put back when the recipe keeps it, or the weight average with
+    /// its BatchNorm statistics recomputed (and validated) when it averages; then a temperature fitted on the
+    /// validation split when it calibrates, or the recipe's given one (`test` only for the calibration error
+    /// reported before and after). Call it once: it leaves the run's model as the result's.
     public func finish(test: LabeledImages) throws(FCLFError) -> Result {
         var net = model
         if let best { net.restore(best.stored) }
+        var averaged: Averaged?
+        if let average = trainer.average, average.count > 0 {
+            let start = monotonicSeconds()
+            average.apply()
+            trainer.recomputeBatchNormStatistics(fit)
+            let seconds = monotonicSeconds() - start
+            let v = validation.map { trainer.evaluate($0) }
+            averaged = Averaged(epochs: recipe.config.averageEpochs, steps: average.count, batchNormSeconds: seconds,
+                                valLoss: v?.loss, valAccuracy: v?.accuracy)
+        }
         var calibration: Calibration.Result?
         var given: (temperature: Float, fitted: Bool)?
         if recipe.calibrate, let validation {
@@ -190,8 +218,9 @@ public final class TrainingRun {
             net = try net.calibrated(temperature: temperature)
         }
         let images = Double(fit.count * history.count)
-        return Result(model: net, history: history, trainSeconds: trainSeconds, imagesPerSecond: images / max(trainSeconds, 1e-9),
-                      kept: best, calibration: calibration)
+        let seconds = trainSeconds + (averaged?.batchNormSeconds ?? 0)
+        return Result(model: net, history: history, trainSeconds: seconds, imagesPerSecond: images / max(seconds, 1e-9),
+                      kept: best, averaged: averaged, calibration: calibration)
     }
 
     // MARK: - Checkpoints
