@@ -2,7 +2,6 @@
 #include "fclf_internal.h"
 
 #include <math.h>
-#include <string.h>
 
 /* AdamW: the decay factor first, then Adam's statements, so decay == 1 (Adam itself) gives Adam's bits. */
 FCLF_CLONES static void adamw_range(float *restrict p, float *restrict m, float *restrict v, const float *restrict g,
@@ -93,23 +92,23 @@ void fclf_sgd_momentum_decay_update(float *p, float *buf, const float *g, int64_
     sgd_decay_update(p, buf, g, count, lr, momentum, weight_decay, 0);
 }
 
-/* The running mean of stochastic weight averaging: one element at a time, so no thread-count effect. */
-FCLF_CLONES static void average_range(float *restrict mean, const float *restrict x, int64_t lo, int64_t hi, float w) {
-    for (int64_t i = lo; i < hi; i++) mean[i] += (x[i] - mean[i]) * w;
+/* The running mean of stochastic weight averaging, in double: in float, a late step's share (x - mean) / k falls
+ * under half a unit in the last place of the mean once k is in the thousands and the weights have settled, and would
+ * be rounded away. One element at a time, so no thread-count effect. */
+FCLF_CLONES static void average_range(double *restrict mean, const float *restrict x, int64_t lo, int64_t hi, double w) {
+    for (int64_t i = lo; i < hi; i++) mean[i] += ((double)x[i] - mean[i]) * w;
 }
 
-void fclf_average_update(float *mean, const float *x, int64_t count, int64_t k) {
-    if (k <= 1) {  /* the first sample is the mean: copied, not computed, so it holds x's bits */
-        memcpy(mean, x, (size_t)count * sizeof(float));
+void fclf_average_update(double *mean, const float *x, int64_t count, int64_t k) {
+    if (k <= 1) {  /* the first sample is the mean */
+        for (int64_t i = 0; i < count; i++) mean[i] = x[i];
         return;
     }
-    /* 1/k in double, rounded once: mean + (x - mean) / k without a division per element. */
-    const float w = (float)(1.0 / (double)k);
     FCLF_PARALLEL_IF(count >= OPTIM_PAR_MIN, {
         const int64_t blocks = (count + 15) / 16;
         const int64_t lo = fclf_min64(count, fclf_partition_bound(blocks, 0) * 16);
         const int64_t hi = fclf_min64(count, fclf_partition_bound(blocks, 1) * 16);
-        average_range(mean, x, lo, hi, w);
+        average_range(mean, x, lo, hi, 1.0 / (double)k);
     });
 }
 
@@ -166,8 +165,4 @@ void fclf_sgd_momentum_decay_update_ref(float *p, float *buf, const float *g, in
         buf[i] = (float)b;
         p[i] = (float)(p[i] - lr * b);
     }
-}
-
-void fclf_average_update_ref(float *mean, const float *x, int64_t count, int64_t k) {
-    for (int64_t i = 0; i < count; i++) mean[i] = (float)(k <= 1 ? x[i] : mean[i] + ((double)x[i] - mean[i]) / (double)k);
 }

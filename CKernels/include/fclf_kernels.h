@@ -499,9 +499,9 @@ void fclf_sgd_nesterov_update(float *p, float *buf, const float *g, int64_t coun
 void fclf_sgd_momentum_decay_update(float *p, float *buf, const float *g, int64_t count, float lr, float momentum,
                                     float weight_decay);
 /* Stochastic weight averaging's running mean (Izmailov et al. 2018) of the k-th sample x, k >= 1 counted from
- * 1: mean += (x - mean) / k, so after samples x_1..x_k mean is their average; k == 1 copies x. UPDATES mean;
- * in parallel for large arrays (each element alone: no thread-count effect). */
-void fclf_average_update(float *mean, const float *x, int64_t count, int64_t k);
+ * 1: mean += (x - mean) * (1/k) in double, so after samples x_1..x_k mean is their average to double rounding; k == 1
+ * copies x. UPDATES mean; in parallel for large arrays (each element alone: no thread-count effect). */
+void fclf_average_update(double *mean, const float *x, int64_t count, int64_t k);
 /* The same updates in double, the state rounded to float after the step. */
 void fclf_adam_update_ref(float *p, float *m, float *v, const float *g, int64_t count, float lr, float beta1,
                           float beta2, float eps, int64_t t);
@@ -512,7 +512,6 @@ void fclf_sgd_nesterov_update_ref(float *p, float *buf, const float *g, int64_t 
                                   float weight_decay);
 void fclf_sgd_momentum_decay_update_ref(float *p, float *buf, const float *g, int64_t count, float lr, float momentum,
                                         float weight_decay);
-void fclf_average_update_ref(float *mean, const float *x, int64_t count, int64_t k);
 
 /* ---- augment.c: training-time augmentation, uint8 images to the network's float input -------------- */
 

@@ -22,16 +22,19 @@ public struct RunSummary: Sendable {
     public var summary: ModelSummary?
     /// The epoch whose weights were kept (--keep-best: best validation accuracy), if not the last.
     public var keptEpoch: Int?
+    /// The weight average the model is (--average-epochs), with its validation figures.
+    public var averaged: TrainingRun.Averaged?
     /// The temperature fitted on the validation split (or given), and the test set's calibration error before and after.
     public var calibration: Calibration.Result?
 
     public init(model: String, parameters: Int, config: TrainConfig, threads: Int, isa: String, date: String,
                 wallSeconds: Double, trainSeconds: Double, imagesPerSecond: Double, history: [EpochRecord], test: Evaluation,
-                summary: ModelSummary? = nil, keptEpoch: Int? = nil, calibration: Calibration.Result? = nil) {
+                summary: ModelSummary? = nil, keptEpoch: Int? = nil, averaged: TrainingRun.Averaged? = nil,
+                calibration: Calibration.Result? = nil) {
         self.model = model; self.parameters = parameters; self.config = config; self.threads = threads; self.isa = isa
         self.date = date; self.wallSeconds = wallSeconds; self.trainSeconds = trainSeconds
         self.imagesPerSecond = imagesPerSecond; self.history = history; self.test = test; self.summary = summary
-        self.keptEpoch = keptEpoch; self.calibration = calibration
+        self.keptEpoch = keptEpoch; self.averaged = averaged; self.calibration = calibration
     }
 
     public var classReport: ClassificationReport { ClassificationReport(confusion: test.confusion, names: FashionMNIST.classNames) }
@@ -74,7 +77,10 @@ public enum Report {
         out += "  \"epochs\": \(s.history.count),\n  \"batch_size\": \(s.config.batchSize),\n  \"learning_rate\": \(j(Double(s.config.learningRate))),\n"
         out += "  \"optimizer\": \(Text.json(s.config.optimizer.rawValue)),\n  \"val_split\": \(j(s.config.valSplit)),\n"
         out += "  \"seed\": \(s.config.seed),\n  \"threads\": \(s.threads),\n  \"isa\": \(Text.json(s.isa)),\n  \"date\": \(Text.json(s.date)),\n"
-        out += "  \"kept_epoch\": \(s.keptEpoch.map(String.init) ?? "null"),\n"
+        out += "  \"kept_epoch\": \(s.keptEpoch.map(String.init) ?? "null"),\n  \"average_epochs\": \(s.config.averageEpochs),\n"
+        if let a = s.averaged {
+            out += "  \"average_steps\": \(a.steps),\n  \"average_val_accuracy\": \(a.valAccuracy.map(j) ?? "null"),\n  \"average_val_loss\": \(a.valLoss.map(j) ?? "null"),\n"
+        }
         if let cal = s.calibration {
             out += "  \"temperature\": \(j(Double(cal.temperature))),\n  \"temperature_fitted\": \(cal.fitted),\n  \"test_ece_before\": \(j(cal.testECEBefore)),\n  \"test_ece_after\": \(j(cal.testECEAfter)),\n"
         }
@@ -138,7 +144,9 @@ public enum Report {
         let rows: [(String, String)] = [
             ("model", "\(s.model) (\(s.parameters) parameters)"),
             ("recipe", "\(c.recipe), validation split \(c.valSplit)"),
-            ("model kept", s.keptEpoch.map { "epoch \($0) of \(s.history.count) (best validation accuracy)" } ?? "the last epoch"),
+            ("model kept", s.keptEpoch.map { "epoch \($0) of \(s.history.count) (best validation accuracy)" }
+                ?? (c.averageEpochs > 0 ? "the mean of the weights of the last \(c.averageEpochs) epoch\(c.averageEpochs == 1 ? "" : "s") (stochastic weight averaging)"
+                    + (s.averaged?.valAccuracy.map { ", validation accuracy \(Text.fixed($0, 4))" } ?? "") : "the last epoch")),
             ("calibration", s.calibration.map { "temperature \(Text.fixed(Double($0.temperature), 3))\($0.fitted ? "" : " (given)"); expected calibration error on the test set \(Text.fixed($0.testECEBefore * 100, 2))% before, \(Text.fixed($0.testECEAfter * 100, 2))% after" } ?? "none"),
             ("seed", "\(c.seed)"), ("threads", "\(s.threads) (kernels: \(s.isa))"), ("date", s.date),
             ("wall time", "\(Text.fixed(s.wallSeconds, 1)) s (training \(Text.fixed(s.trainSeconds, 1)) s, \(Int(s.imagesPerSecond)) images/s)"),

@@ -30,7 +30,7 @@ extension Train {
     /// without the flags that change no weight (outputs, checkpoints, threads), and the creation time from
     /// SOURCE_DATE_EPOCH when set (reproducible-builds.org), else now.
     func record(on net: Sequential, evaluation: Evaluation, result: TrainingRun.Result, config: TrainConfig, isa: String) {
-        let recorded: [(String, ModelMetadata.Value)] = [
+        var recorded: [(String, ModelMetadata.Value)] = [
             ("created", .string(Train.creationTime())), ("test_accuracy", .number(evaluation.accuracy)),
             ("test_loss", .number(evaluation.loss)), ("command", .string(String(Train.reproducingCommand().prefix(4096)))),
             ("preset", .string(preset.rawValue)), ("recipe", .string(config.recipe)),
@@ -39,9 +39,13 @@ extension Train {
             // the command above reproduces the weights bit for bit.
             ("kernels", .string(isa)), ("gemm_kc", .number(Double(GEMMBlocking.active.kc))),
         ] + (result.kept.map { [("kept_epoch", .number(Double($0.epoch))), ("val_accuracy", .number($0.accuracy))] } ?? [])
-            + [("val_split", .number(config.valSplit))]
-            + (result.calibration.map { [("temperature", .number(Double($0.temperature))), ("temperature_fitted", .string($0.fitted ? "yes" : "no")),
-                                        ("test_ece_before", .number($0.testECEBefore)), ("test_ece_after", .number($0.testECEAfter))] } ?? [])
+        if let a = result.averaged {
+            recorded += [("average_epochs", .number(Double(a.epochs))), ("average_steps", .number(Double(a.steps)))]
+            if let v = a.valAccuracy { recorded.append(("val_accuracy", .number(v))) }
+        }
+        recorded.append(("val_split", .number(config.valSplit)))
+        recorded += result.calibration.map { [("temperature", .number(Double($0.temperature))), ("temperature_fitted", .string($0.fitted ? "yes" : "no")),
+                                             ("test_ece_before", .number($0.testECEBefore)), ("test_ece_after", .number($0.testECEAfter))] } ?? []
         for (key, value) in recorded {
             if case .number(let x) = value, !x.isFinite { continue }  // a figure that is not a number is left out
             net.metadata[key] = value

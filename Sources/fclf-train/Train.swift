@@ -90,7 +90,7 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "The last N epochs train on the images without augmentation (refining on clean data after augmented training). Needs augmentation; less than --epochs. (default: the preset's; fast 2, otherwise 0)")
     var cleanEpochs: Int?
 
-    @Option(parsing: .unconditional, help: "Stochastic weight averaging: the model is the mean of the weights after every step of the last N epochs, with BatchNorm's statistics recomputed for it in one more pass over the training images. Not with --keep-best (it keeps one epoch; with N > 0 the preset's --keep-best is off). (default: 0, the last step's weights)")
+    @Option(parsing: .unconditional, help: "Stochastic weight averaging: the model is the mean of the weights after every step of the last N epochs, with BatchNorm's statistics recomputed for it in one more pass over the training images. Not with --keep-best (it keeps one epoch; with N > 0 the preset's --keep-best is off, and so is its stored temperature, fitted for the last epoch's weights: give --temperature or a split to calibrate). (default: 0, the last step's weights)")
     var averageEpochs: Int?
 
     @Option(parsing: .unconditional, help: "Fraction of the training set, taken from its end, held out for validation (0 disables). (default: 0.2; fast and best 0)")
@@ -191,6 +191,8 @@ struct Train: ParsableCommand {
         if let averageEpochs {
             r.config.averageEpochs = averageEpochs
             if averageEpochs > 0 && keepBest == nil { r.keepBest = false }  // the average is the model, not one epoch
+            // The preset's stored temperature was fitted for its last epoch's weights, not for their mean.
+            if averageEpochs > 0 && temperature == nil { r.temperature = nil }
         }
         return r
     }
@@ -444,7 +446,7 @@ struct Train: ParsableCommand {
         let summary = RunSummary(model: kind.rawValue, parameters: net.parameterCount, config: config, threads: threads, isa: isa,
                                  date: Report.now().display, wallSeconds: monotonicSeconds() - wallStart, trainSeconds: result.trainSeconds,
                                  imagesPerSecond: result.imagesPerSecond, history: result.history, test: evaluation, summary: net.summary,
-                                 keptEpoch: result.kept?.epoch, calibration: result.calibration)
+                                 keptEpoch: result.kept?.epoch, averaged: result.averaged, calibration: result.calibration)
         return (summary, net)
     }
 

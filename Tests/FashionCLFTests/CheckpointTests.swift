@@ -144,6 +144,32 @@ struct CheckpointTests {
         }
     }
 
+    @Test("weight averaging (the last 2 of 3 epochs): stopped inside the averaged steps and resumed, the same bytes; the recipe without averaging refuses its checkpoint")
+    func resumeAveraging() throws {
+        var recipe = fastRecipe()
+        (recipe.keepBest, recipe.config.averageEpochs) = (false, 2)
+        try withThreads(2) {
+            let reference = try makeRun(recipe, dir: nil)
+            #expect(try train(reference) == .finished)
+            let expected = try finished(reference)
+
+            let dir = temporaryDirectory()
+            let first = try makeRun(recipe, dir: dir, every: 3)
+            #expect(try train(first) { e, b in e == 2 && b == 5 } == .interrupted(epoch: 2, batch: 5, checkpoint: dir + "/ckpt-0002-000005.fclfckpt"))
+            let second = try makeRun(recipe, dir: dir, every: 3)
+            try second.resume()
+            #expect(second.trainer.average?.count == 5)
+            #expect(try train(second) == .finished)
+            #expect(same(try finished(second).bytes, expected.bytes), "resumed averaged model differs from the uninterrupted run's")
+
+            var plain = recipe
+            plain.config.averageEpochs = 0
+            #expect(throws: FCLFError.invalidArgument("\(dir)/ckpt-0003-000010.fclfckpt belongs to another run: --average-epochs 2 there, (absent) here; resume with that run's settings, or give another --checkpoint-dir")) {
+                try makeRun(plain, dir: dir).resume()
+            }
+        }
+    }
+
     @Test("a damaged newest checkpoint (flipped byte, truncated) is skipped with a warning and the one before it is used; none valid is an error")
     func damagedFallsBack() throws {
         var recipe = sgdRecipe()

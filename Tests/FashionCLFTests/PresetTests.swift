@@ -132,4 +132,16 @@ struct CleanEpochsTests {
         a.config.cleanEpochs = 0
         #expect(RunIdentity(recipe: b, fit: fit, validation: nil).differences(from: RunIdentity(recipe: a, fit: fit, validation: nil)) == ["--clean-epochs 1 there, (absent) here"])
     }
+
+    @Test("the checkpoint identity names --average-epochs only when it averages, before --val-split; a difference names it")
+    func averageIdentityEntry() {
+        let fit = synthetic(count: 20, seed: 1)
+        let identity = { (r: Recipe) in RunIdentity(recipe: r, fit: fit, validation: nil) }
+        var averaged = Preset.fast.recipe
+        #expect(!identity(averaged).entries.contains { $0.key == "--average-epochs" })
+        averaged.config.averageEpochs = 2
+        let keys = identity(averaged).entries.map(\.key)
+        #expect(keys.firstIndex(of: "--average-epochs").map { $0 + 1 } == keys.firstIndex(of: "--val-split"))
+        #expect(identity(averaged).differences(from: identity(Preset.fast.recipe)) == ["--average-epochs 2 there, (absent) here"])
+    }
 }

@@ -70,6 +70,7 @@ struct ReportTests {
         #expect(page.contains("dense 128, relu") && page.contains("dense 10"))
         #expect(metrics.contains("\"test_accuracy\": \(Text.json(s.test.accuracy))"))
         #expect(metrics.hasPrefix("{\n  \"schema_version\": 1,"))
+        #expect(metrics.contains("\"average_epochs\": 0,\n") && !metrics.contains("average_val_accuracy") && page.contains("the last epoch"))
         // Every diagonal count appears in the heatmap as a bold cell label, and in the report's table of metrics.json.
         for i in 0..<10 {
             let count = s.test.confusion[i][i]
@@ -81,6 +82,17 @@ struct ReportTests {
         let wrong = (0..<test.count).filter { Int(s.test.predictions[$0]) != Int(test.label($0)) }.count
         #expect(page.contains("alt=\"most confident mistakes\"") == (wrong > 0) && page.contains("None: all \(test.count) test images") == (wrong == 0))
         #expect(access(dir + "/run/samples.png", R_OK) == 0 && access(dir + "/run/mistakes.png", R_OK) == 0)
+    }
+
+    @Test("a weight-averaged run: metrics.json gives the steps and the average's validation figures, the report names the mean")
+    func averagedRunReport() throws {
+        var (s, test) = shortRunSummary(.mlp)
+        s.config.averageEpochs = 1
+        s.averaged = TrainingRun.Averaged(epochs: 1, steps: 10, batchNormSeconds: 0.5, valLoss: 0.25, valAccuracy: 0.875)
+        _ = try Report.write(s, test: test, to: dir + "/averaged")
+        let page = try read(dir + "/averaged/report.html"), metrics = try read(dir + "/averaged/metrics.json")
+        #expect(metrics.contains("\"average_epochs\": 1,\n  \"average_steps\": 10,\n  \"average_val_accuracy\": 0.875,\n  \"average_val_loss\": 0.25,"), "\(metrics)")
+        #expect(page.contains("the mean of the weights of the last 1 epoch (stochastic weight averaging), validation accuracy 0.8750"))
     }
 
     @Test func comparisonPageShowsBothModels() throws {

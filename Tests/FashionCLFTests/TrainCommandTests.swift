@@ -197,6 +197,9 @@ struct TrainCommandTests {
             (["--preset", "best", "--calibrate"], "--keep-best and --calibrate work on the validation split"),
             (["--preset", "best", "--keep-best"], "--keep-best and --calibrate work on the validation split"),
             (["--preset", "fast", "--calibrate"], "--keep-best and --calibrate work on the validation split"),
+            (["--average-epochs", "-1"], "--average-epochs must be in 0...15, at most --epochs 15 (got -1)"),
+            (["--epochs", "2", "--average-epochs", "3"], "--average-epochs must be in 0...2, at most --epochs 2 (got 3)"),
+            (["--keep-best", "--average-epochs", "1"], "--keep-best keeps one epoch and --average-epochs averages the last 1; drop one of them"),
             (["--model", "resnet"], "The value 'resnet' is invalid for '--model <model>'"),
         ]
         for (args, message) in cases {

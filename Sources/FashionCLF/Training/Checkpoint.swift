@@ -8,12 +8,12 @@ import Musl
 #endif
 
 /// A training checkpoint (`fclf-train --checkpoint-dir`): everything needed to continue a run so that it ends
-/// with the same bits as a run never stopped. Format version 1, little-endian (u32 unless noted; f64 are
-/// IEEE doubles' bit patterns):
+/// with the same bits as a run never stopped. Format version 1, or 2 with a weight average, little-endian (u32
+/// unless noted; f64 are IEEE doubles' bit patterns):
 ///
 ///     offset  size  field
 ///     0       8     magic "FCLFCKPT"
-///     8       4     format version (1); readers reject versions they do not know
+///     8       4     format version (1, or 2 with the weight average below); readers reject versions they do not know
 ///     12      4     identity length L, then L bytes of UTF-8 "key=value" lines: the run it belongs to (model,
 ///                   recipe, seed, data sizes and checksum: `RunIdentity`)
 ///             4+4+4 epoch (from 1), batches of it done, batches per epoch; batches == batches per epoch: the
@@ -29,14 +29,16 @@ import Musl
 ///                   validated then f64 validation loss and f64 validation accuracy, f64 seconds, f64 images/s
 ///             1     1 when a best epoch is kept: u32 epoch, f64 validation accuracy, f64 validation loss, its
 ///                   stored values (tensors)
-///             ...   only when the recipe averages weights (`--average-epochs`): u64 steps averaged, then the
-///                   means (tensors); absent otherwise, so other runs' checkpoints keep their bytes
+///             ...   version 2 only, when the recipe averages weights (`--average-epochs`) and has averaged a step:
+///                   u64 steps averaged, then the means (tensors of f64); other checkpoints are version 1 as before
 ///     end-4   4     CRC-32 (zlib's) of every byte before it
 ///
-/// Tensors: u32 count T, then T times (u64 count C, C float32).
+/// Tensors: u32 count T, then T times (u64 count C, C float32, or C f64 for the weight average).
 public struct Checkpoint: Equatable, Sendable {
     public static let magic: [UInt8] = Array("FCLFCKPT".utf8)
     public static let formatVersion: UInt32 = 1
+    /// The version of a checkpoint that carries a weight average (`--average-epochs`, once a step is averaged).
+    public static let averagedFormatVersion: UInt32 = 2
     /// File names: ckpt-EEEE-BBBBBB.fclfckpt, epoch E after its batch B.
     public static let fileExtension = "fclfckpt"
 
@@ -84,7 +86,8 @@ public struct Checkpoint: Equatable, Sendable {
     public func encode() -> [UInt8] {
         var w = ByteWriter()
         w.bytes(Checkpoint.magic)
-        w.u32(Int(Checkpoint.formatVersion))
+        let averaged = !trainer.average.isEmpty
+        w.u32(Int(averaged ? Checkpoint.averagedFormatVersion : Checkpoint.formatVersion))
         let id = Array(identity.text.utf8)
         w.u32(id.count)
         w.bytes(id)
@@ -111,7 +114,7 @@ public struct Checkpoint: Equatable, Sendable {
         } else {
             w.bytes([0])
         }
-        if !t.average.isEmpty {
+        if averaged {
             w.u64(UInt64(t.averagedSteps))
             w.tensors(t.average)
         }
@@ -129,8 +132,8 @@ public struct Checkpoint: Equatable, Sendable {
         var r = ByteReader(bytes: b, end: stored, path: path)
         r.at = 8
         let version = try r.u32()
-        guard version == Int(formatVersion) else {
-            throw fail("checkpoint format version \(version), this fclf-train reads version \(formatVersion)")
+        guard version == Int(formatVersion) || version == Int(averagedFormatVersion) else {
+            throw fail("checkpoint format version \(version), this fclf-train reads versions \(formatVersion) and \(averagedFormatVersion)")
         }
         let crcStored = UInt32(b[stored]) | UInt32(b[stored + 1]) << 8 | UInt32(b[stored + 2]) << 16 | UInt32(b[stored + 3]) << 24
         let crc = b.withUnsafeBufferPointer { crc32(0, $0.baseAddress, UInt32(stored)) }
@@ -172,11 +175,11 @@ public struct Checkpoint: Equatable, Sendable {
             let e = try r.u32(), accuracy = try r.f64(), loss = try r.f64()
             best = Best(epoch: e, accuracy: accuracy, loss: loss, stored: try r.tensors())
         }
-        var average: [[Float]] = [], averaged: UInt64 = 0
-        if r.at < stored {
+        var average: [[Double]] = [], averaged: UInt64 = 0
+        if version == Int(averagedFormatVersion) {
             averaged = try r.u64()
-            average = try r.tensors()
-            guard averaged <= steps, !average.isEmpty else {
+            average = try r.tensors(of: Double.self)
+            guard averaged >= 1, averaged <= steps, !average.isEmpty else {
                 throw fail("impossible weight average: \(averaged) steps averaged of \(steps), \(average.count) tensors")
             }
         }
@@ -309,7 +312,7 @@ struct ByteWriter {
     mutating func u32(_ v: Int) { withUnsafeBytes(of: UInt32(truncatingIfNeeded: v).littleEndian) { out.append(contentsOf: $0) } }
     mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
     mutating func f64(_ v: Double) { u64(v.bitPattern) }
-    mutating func tensors(_ ts: [[Float]]) {
+    mutating func tensors<T: BinaryFloatingPoint>(_ ts: [[T]]) {
         u32(ts.count)
         for t in ts {
             u64(UInt64(t.count))
@@ -359,14 +362,14 @@ struct ByteReader {
 
     mutating func f64() throws(FCLFError) -> Double { Double(bitPattern: try u64()) }
 
-    mutating func tensors() throws(FCLFError) -> [[Float]] {
+    mutating func tensors<T: BinaryFloatingPoint>(of _: T.Type = Float.self) throws(FCLFError) -> [[T]] {
         let count = try u32()
         guard count <= 4096 else { throw .io(path: path, reason: "\(count) tensors (the checkpoint is damaged)") }
-        var out: [[Float]] = []
+        var out: [[T]] = []
         for _ in 0..<count {
             let n = try u64()
-            guard n <= UInt64((end - at) / 4) else { throw .io(path: path, reason: "truncated tensor of \(n) values (the checkpoint is damaged)") }
-            var t = [Float](repeating: 0, count: Int(n))
+            guard n <= UInt64((end - at) / MemoryLayout<T>.size) else { throw .io(path: path, reason: "truncated tensor of \(n) values (the checkpoint is damaged)") }
+            var t = [T](repeating: 0, count: Int(n))
             t.withUnsafeMutableBytes { copy(into: $0) }
             out.append(t)
         }

@@ -156,8 +156,8 @@ public final class Trainer {
     /// Recomputes every BatchNorm's running statistics for the weights the model has now (a weight average's):
     /// one pass over `data` in its stored order, in batches of the recipe's size, each image prepared as the
     /// last epoch prepared it (augmented unless the run ends on clean epochs), every batch's statistics
-    /// weighted alike (a cumulative mean, as PyTorch's `torch.optim.swa_utils.update_bn`). Changes nothing
-    /// else but the augmentation counter.
+    /// weighted alike (a cumulative mean, as PyTorch's `torch.optim.swa_utils.update_bn`). Dropout is active,
+    /// as in `update_bn`'s training mode. Changes nothing else but the augmentation and dropout counters.
     public func recomputeBatchNormStatistics(_ data: LabeledImages) {
         let norms = model.steps.compactMap { $0 as? BatchNorm ?? ($0 as? ConvBatchNorm)?.norm }
         guard !norms.isEmpty, data.count > 0 else { return }
@@ -192,8 +192,9 @@ public final class Trainer {
         public var epochDone: Int
         public var epochLossSum: Double
         public var epochHits: Int
-        /// The weight average's means and steps (empty and 0 when the recipe does not average).
-        public var average: [[Float]] = []
+        /// The weight average's means and steps (empty and 0 when the recipe does not average, and before its
+        /// first averaged step).
+        public var average: [[Double]] = []
         public var averagedSteps = 0
     }
 
@@ -220,9 +221,10 @@ public final class Trainer {
             throw .invalidArgument("saved position \(s.epochDone) of \(s.order.count) images (\(s.epochHits) correct, step \(s.steps)) is impossible")
         }
         if let average {
-            let fits = s.average.count == average.parameters.count && zip(s.average, average.parameters).allSatisfy { $0.count == $1.count }
-            guard fits, s.averagedSteps >= 0, s.averagedSteps <= s.steps else {
-                throw .invalidArgument("the saved weight average (\(s.average.map(\.count)), \(s.averagedSteps) steps) does not fit this model's parameters (\(average.parameters.map(\.count)))")
+            // Every step of the last averageEpochs epochs is averaged, so the count follows from the step.
+            let expected = max(0, s.steps - (config.epochs - config.averageEpochs) * stepsPerEpoch(s.order.count))
+            guard average.fits(means: s.average, count: s.averagedSteps), s.averagedSteps == expected else {
+                throw .invalidArgument("the saved weight average (\(s.average.map(\.count)), \(s.averagedSteps) steps) does not fit this model's parameters (\(average.parameters.map(\.count))) at step \(s.steps), which averages \(expected)")
             }
         } else if !s.average.isEmpty || s.averagedSteps != 0 {
             throw .invalidArgument("the saved state holds a weight average and this recipe averages no weights")

@@ -52,6 +52,11 @@ public final class TrainingRun {
         public var epochs: Int, steps: Int
         public var batchNormSeconds: Double
         public var valLoss: Double?, valAccuracy: Double?
+
+        public init(epochs: Int, steps: Int, batchNormSeconds: Double, valLoss: Double?, valAccuracy: Double?) {
+            self.epochs = epochs; self.steps = steps; self.batchNormSeconds = batchNormSeconds
+            self.valLoss = valLoss; self.valAccuracy = valAccuracy
+        }
     }
 
     public let recipe: Recipe
@@ -192,7 +197,10 @@ public final class TrainingRun {
         var net = model
         if let best { net.restore(best.stored) }
         var averaged: Averaged?
-        if let average = trainer.average, average.count > 0 {
+        if let average = trainer.average {
+            guard trainer.steps == recipe.config.epochs * batchesPerEpoch, average.count > 0 else {
+                throw .invalidArgument("the run stopped at epoch \(epoch), batch \(batch), before the end of its averaged epochs; resume it to the end first")
+            }
             let start = monotonicSeconds()
             average.apply()
             trainer.recomputeBatchNormStatistics(fit)
