@@ -305,6 +305,20 @@ struct CheckpointTests {
             #expect(throws: FCLFError.self) { try Checkpoint.decode(Array(bytes.dropLast(cut)), path: "x") }
         }
 
+        // A weight-averaging run: version 1 before its first averaged step, version 2 with the mean after it.
+        var averaging = fastRecipe(epochs: 2)
+        (averaging.keepBest, averaging.config.averageEpochs) = (false, 1)
+        let early = try makeRun(averaging, dir: nil), late = try makeRun(averaging, dir: nil)
+        _ = try train(early) { e, b in e == 1 && b == 3 }
+        _ = try train(late) { e, b in e == 2 && b == 3 }
+        #expect(early.checkpoint.encode()[8] == 1 && early.checkpoint.trainer.average.isEmpty)
+        let averaged = late.checkpoint, averagedBytes = averaged.encode()
+        #expect(averagedBytes[8] == 2 && averaged.trainer.averagedSteps == 3)
+        let averagedBack = try Checkpoint.decode(averagedBytes, path: "x")
+        let averagedEqual = averagedBack == averaged
+        #expect(averagedEqual, "decode(encode(c)) differs from c for an averaging run")
+        #expect(throws: FCLFError.self) { try Checkpoint.decode(Array(averagedBytes.dropLast(12)), path: "x") }
+
         let dir = temporaryDirectory()
         let dead = dir + "/ckpt-0001-000002.fclfckpt.tmp.2147483647", mine = dir + "/ckpt-0001-000001.fclfckpt.tmp.\(getpid())"
         let other = dir + "/notes.tmp.2147483647"
