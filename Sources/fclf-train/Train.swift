@@ -93,6 +93,9 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "Stochastic weight averaging: the model is the mean of the weights after every step of the last N epochs, with BatchNorm's statistics recomputed for it in one more pass over the training images. Not with --keep-best (it keeps one epoch; with N > 0 the preset's --keep-best is off, and so is its stored temperature, fitted for the last epoch's weights: give --temperature or a split to calibrate). (default: 0, the last step's weights)")
     var averageEpochs: Int?
 
+    @Option(parsing: .unconditional, help: "With --average-epochs N: hold the averaged epochs at this constant fraction of --lr, the schedule before them ending there (stochastic weight averaging's own schedule), instead of running the schedule on through them. In (0, 1]; N below --epochs.")
+    var averageRate: Float?
+
     @Option(parsing: .unconditional, help: "Fraction of the training set, taken from its end, held out for validation (0 disables). (default: 0.2; fast and best 0)")
     var valSplit: Double?
 
@@ -194,6 +197,7 @@ struct Train: ParsableCommand {
             // The preset's stored temperature was fitted for its last epoch's weights, not for their mean.
             if averageEpochs > 0 && temperature == nil { r.temperature = nil }
         }
+        if let averageRate { r.config.averageRate = averageRate }
         return r
     }
 
@@ -229,6 +233,10 @@ struct Train: ParsableCommand {
         if let averageEpochs {
             guard averageEpochs >= 0 && averageEpochs <= c.epochs else { throw ValidationError("--average-epochs must be in 0...\(c.epochs), at most --epochs \(c.epochs) (got \(averageEpochs))") }
             if averageEpochs > 0 && r.keepBest { throw ValidationError("--keep-best keeps one epoch and --average-epochs averages the last \(averageEpochs); drop one of them") }
+        }
+        if let averageRate {
+            guard averageRate.isFinite && averageRate > 0 && averageRate <= 1 else { throw ValidationError("--average-rate must be in (0, 1], a fraction of --lr (got \(averageRate))") }
+            guard c.averageEpochs > 0 && c.averageEpochs < c.epochs else { throw ValidationError("--average-rate needs --average-epochs N with N in 1...\(c.epochs - 1), below --epochs \(c.epochs)") }
         }
         guard c.valSplit >= 0 && c.valSplit < 1 else { throw ValidationError("--val-split must be in [0, 1) (got \(c.valSplit))") }
         if let threads, threads < 1 || threads > 4096 { throw ValidationError("--threads must be in 1...4096 (got \(threads))") }

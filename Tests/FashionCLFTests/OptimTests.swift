@@ -191,4 +191,21 @@ struct OptimTests {
         #expect(rates(.oneCycle(maxRate: top), 2).allSatisfy { $0.isFinite })
         #expect(rates(.oneCycle(maxRate: top), 1).allSatisfy { $0.isFinite })
     }
+
+    @Test("averaging's constant phase: the last H steps at f·r, the one-cycle or cosine before them ending there, the rest as the shape over T − H steps")
+    func averagingHold() {
+        let total = 100, held = 25, top: Float = 0.1, f: Float = 0.2
+        let r = rates(LearningRateSchedule.oneCycle(maxRate: top).averaging(steps: held, fraction: f), total)
+        #expect(r[(total - held)...].allSatisfy { $0 == top * f }, "the held steps")
+        #expect(close(r[total - held - 1], top * f, 1e-5), "the one-cycle ends at the held rate")
+        let before = LearningRateSchedule.oneCycle(maxRate: top, finalDivFactor: 1 / (f * 25))
+        for i in 0..<(total - held) { #expect(r[i] == before.rate(step: i, totalSteps: total - held), "step \(i)") }
+        #expect(close(r[0], top / 25) && r.max()! <= top && r.max()! > 0.99 * top)
+        let c = rates(LearningRateSchedule.cosine(1e-2).averaging(steps: 10, fraction: 0.5), 40)
+        #expect(c[0] == 1e-2 && close(c[29], 5e-3) && c[30...].allSatisfy { $0 == 5e-3 })
+        let k = rates(LearningRateSchedule.constant(1e-2).averaging(steps: 3, fraction: 0.5), 10)
+        #expect(k[..<7].allSatisfy { $0 == 1e-2 } && k[7...].allSatisfy { $0 == 5e-3 })
+        // A hold as long as the run leaves its first step to the shape.
+        #expect(LearningRateSchedule.cosine(1e-2).averaging(steps: 10, fraction: 0.5).rate(step: 0, totalSteps: 10) == 1e-2)
+    }
 }

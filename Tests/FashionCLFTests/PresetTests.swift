@@ -143,5 +143,8 @@ struct CleanEpochsTests {
         let keys = identity(averaged).entries.map(\.key)
         #expect(keys.firstIndex(of: "--average-epochs").map { $0 + 1 } == keys.firstIndex(of: "--val-split"))
         #expect(identity(averaged).differences(from: identity(Preset.fast.recipe)) == ["--average-epochs 2 there, (absent) here"])
+        var held = averaged
+        held.config.averageRate = 0.2
+        #expect(identity(held).differences(from: identity(averaged)) == ["--average-rate 0.2 there, (absent) here"])
     }
 }

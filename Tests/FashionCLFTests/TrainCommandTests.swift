@@ -199,6 +199,8 @@ struct TrainCommandTests {
             (["--preset", "fast", "--calibrate"], "--keep-best and --calibrate work on the validation split"),
             (["--average-epochs", "-1"], "--average-epochs must be in 0...15, at most --epochs 15 (got -1)"),
             (["--epochs", "2", "--average-epochs", "3"], "--average-epochs must be in 0...2, at most --epochs 2 (got 3)"),
+            (["--average-rate", "0.2"], "--average-rate needs --average-epochs N with N in 1...14, below --epochs 15"),
+            (["--average-epochs", "2", "--average-rate", "1.5"], "--average-rate must be in (0, 1], a fraction of --lr (got 1.5)"),
             (["--keep-best", "--average-epochs", "1"], "--keep-best keeps one epoch and --average-epochs averages the last 1; drop one of them"),
             (["--model", "resnet"], "The value 'resnet' is invalid for '--model <model>'"),
         ]

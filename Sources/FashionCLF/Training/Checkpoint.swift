@@ -259,6 +259,7 @@ public struct RunIdentity: Equatable, Sendable {
         }
         if c.averageEpochs > 0, let at = entries.firstIndex(where: { $0.key == "--val-split" }) {
             entries.insert(("--average-epochs", "\(c.averageEpochs)"), at: at)
+            if let rate = c.averageRate { entries.insert(("--average-rate", "\(rate)"), at: at + 1) }
         }
         if eraseP > 0, let at = entries.firstIndex(where: { $0.key == "--val-split" }) {
             entries.insert(("--erase-p", "\(eraseP)"), at: at)

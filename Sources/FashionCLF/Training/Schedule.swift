@@ -21,6 +21,10 @@ import Musl
 ///   divFactor 25, finalDivFactor 1e4 (so the run ends at maxRate / 2.5e5), cosine rise.
 ///   It starts at r0 (step 0), reaches maxRate at step P (when P is a whole number) and ends at r_min (T-1).
 ///
+/// ``averaging(steps:fraction:)`` holds the last H steps at f · r, stochastic weight averaging's constant rate
+/// (Izmailov et al. 2018), and makes the shape before them (over T - H steps) end there: cosine with
+/// finalFraction f, one-cycle with r_min = f · r; a constant shape drops to f · r.
+///
 /// ``warmup(steps:)`` puts W linear warm-up steps in front of any of them: for s < W the rate is
 /// inner(0) · (s + 1) / (W + 1) (PyTorch's LinearLR with start_factor 1/(W+1) and total_iters W: never 0,
 /// rising to the inner schedule's first rate at step W), then inner(s - W) over the remaining T - W steps.
@@ -41,9 +45,13 @@ public struct LearningRateSchedule: Sendable, Hashable, CustomStringConvertible 
     public var shape: Shape
     /// Linear warm-up steps in front of the shape (0: none).
     public var warmupSteps: Int
+    /// Steps at the end held at `holdFraction` of the base rate (0: none).
+    public var holdSteps: Int
+    public var holdFraction: Float
 
-    public init(baseRate: Float, shape: Shape, warmupSteps: Int = 0) {
-        precondition(warmupSteps >= 0, "warm-up steps must be >= 0")
+    public init(baseRate: Float, shape: Shape, warmupSteps: Int = 0, holdSteps: Int = 0, holdFraction: Float = 1) {
+        precondition(warmupSteps >= 0 && holdSteps >= 0, "warm-up and held steps must be >= 0")
+        precondition(holdFraction > 0 && holdFraction <= 1, "the held rate's fraction must lie in (0, 1]")
         if case let .oneCycle(fraction, div, finalDiv, _) = shape {
             precondition(fraction > 0 && fraction < 1, "the one-cycle warm-up fraction must lie in (0, 1)")
             precondition(div > 0 && finalDiv > 0, "the one-cycle division factors must be positive")
@@ -51,6 +59,8 @@ public struct LearningRateSchedule: Sendable, Hashable, CustomStringConvertible 
         self.baseRate = baseRate
         self.shape = shape
         self.warmupSteps = warmupSteps
+        self.holdSteps = holdSteps
+        self.holdFraction = holdFraction
     }
 
     public static func constant(_ rate: Float) -> LearningRateSchedule {
@@ -69,12 +79,28 @@ public struct LearningRateSchedule: Sendable, Hashable, CustomStringConvertible 
 
     /// This schedule with `steps` linear warm-up steps in front (replacing any it had).
     public func warmup(steps: Int) -> LearningRateSchedule {
-        LearningRateSchedule(baseRate: baseRate, shape: shape, warmupSteps: steps)
+        LearningRateSchedule(baseRate: baseRate, shape: shape, warmupSteps: steps, holdSteps: holdSteps, holdFraction: holdFraction)
+    }
+
+    /// This schedule with its last `steps` steps held at `fraction` of the base rate, the shape before them
+    /// ending at that rate (stochastic weight averaging's constant phase).
+    public func averaging(steps: Int, fraction: Float) -> LearningRateSchedule {
+        let shaped: Shape = switch shape {
+        case .constant: .constant
+        case .cosine: .cosine(finalFraction: fraction)
+        case let .oneCycle(warmupFraction, div, _, up):  // r_min = (r / div) / finalDiv = fraction r
+            .oneCycle(warmupFraction: warmupFraction, divFactor: div, finalDivFactor: 1 / (fraction * div), warmup: up)
+        }
+        return LearningRateSchedule(baseRate: baseRate, shape: shaped, warmupSteps: warmupSteps, holdSteps: steps,
+                                    holdFraction: fraction)
     }
 
     /// The learning rate of step `step` (from 0) of a run of `totalSteps` steps.
     public func rate(step: Int, totalSteps: Int) -> Float {
-        let total = max(totalSteps, 1), s = min(max(step, 0), total - 1)
+        let all = max(totalSteps, 1), clamped = min(max(step, 0), all - 1)
+        let held = min(holdSteps, all - 1)
+        if held > 0 && clamped >= all - held { return Float(Double(baseRate) * Double(holdFraction)) }
+        let total = all - held, s = clamped
         let w = min(warmupSteps, total - 1)
         if s < w { return Float(shaped(0, total - w) * Double(s + 1) / Double(w + 1)) }
         return Float(shaped(s - w, total - w))
@@ -110,7 +136,8 @@ public struct LearningRateSchedule: Sendable, Hashable, CustomStringConvertible 
     }
 
     public var description: String {
-        let warm = warmupSteps > 0 ? " after \(warmupSteps) warm-up steps" : ""
+        let warm = (warmupSteps > 0 ? " after \(warmupSteps) warm-up steps" : "")
+            + (holdSteps > 0 ? ", then \(holdFraction) of it for the last \(holdSteps) steps" : "")
         switch shape {
         case .constant: return "constant \(baseRate)\(warm)"
         case let .cosine(f): return "cosine from \(baseRate) to \(f) of it\(warm)"

@@ -32,6 +32,10 @@ public struct TrainConfig: Sendable {
     /// Stochastic weight averaging (`WeightAverage`): the model is the mean of the weights after every step of
     /// the last this many epochs, with BatchNorm's statistics recomputed for it. 0: the last step's weights.
     public var averageEpochs = 0
+    /// With `averageEpochs`: the averaged epochs' constant learning rate, as a fraction of `learningRate`, the
+    /// schedule before them ending there (SWA's own schedule: `LearningRateSchedule.averaging`). nil: the
+    /// schedule runs on through them.
+    public var averageRate: Float? = nil
     public var valSplit = 0.2
     public var seed: UInt64 = 42
     public init() {}
@@ -44,7 +48,9 @@ public struct TrainConfig: Sendable {
         case .onecycle: .oneCycle(maxRate: learningRate)
         }
         let warmup = Int((warmupEpochs * Double(stepsPerEpoch)).rounded())
-        return warmup > 0 && schedule != .onecycle ? base.warmup(steps: warmup) : base
+        let warmed = warmup > 0 && schedule != .onecycle ? base.warmup(steps: warmup) : base
+        guard let averageRate, averageEpochs > 0 else { return warmed }
+        return warmed.averaging(steps: averageEpochs * stepsPerEpoch, fraction: averageRate)
     }
 
     /// Recipe lines for logs and reports.
@@ -60,7 +66,10 @@ public struct TrainConfig: Sendable {
             if augment.erase_p > 0 { parts.append("random erasing on \(Int((augment.erase_p * 100).rounded()))% of images") }
             if cleanEpochs > 0 { parts.append("no augmentation in the last \(cleanEpochs) epoch\(cleanEpochs == 1 ? "" : "s")") }
         }
-        if averageEpochs > 0 { parts.append("weights averaged over the last \(averageEpochs) epoch\(averageEpochs == 1 ? "" : "s")") }
+        if averageEpochs > 0 {
+            parts.append("weights averaged over the last \(averageEpochs) epoch\(averageEpochs == 1 ? "" : "s")"
+                         + (averageRate.map { " at a constant \($0) of the learning rate" } ?? ""))
+        }
         return parts.joined(separator: ", ")
     }
 }

@@ -96,6 +96,11 @@ public final class TrainingRun {
         guard averaging >= 0 && averaging <= recipe.config.epochs else {
             throw .invalidArgument("TrainConfig.averageEpochs \(averaging) is outside 0...\(recipe.config.epochs), the run's epochs")
         }
+        if let rate = recipe.config.averageRate {
+            guard rate > 0 && rate <= 1, averaging > 0 && averaging < recipe.config.epochs else {
+                throw .invalidArgument("TrainConfig.averageRate \(rate) needs a rate in (0, 1] and 1...\(recipe.config.epochs - 1) averaged epochs (got \(averaging))")
+            }
+        }
         guard averaging == 0 || !recipe.keepBest else {
             throw .invalidArgument("the recipe both keeps its best epoch and averages the last \(averaging) epochs' weights; keep one of them")
         }
