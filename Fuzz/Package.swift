@@ -10,7 +10,7 @@
 // - Each harness is a main.swift that calls LLVMFuzzerRunDriver (FuzzSupport.runFuzzer): SwiftPM defines an
 //   executable's main() as the target's own entry point (measured: also with no main.swift and in release
 //   builds), so libFuzzer's main() never runs and a bare @_cdecl("LLVMFuzzerTestOneInput") is never called.
-// Run: scripts/fuzz.sh [model|model-crc|idx|photo|all] [SECONDS]
+// Run: scripts/fuzz.sh [model|model-crc|idx|photo|checkpoint|all] [SECONDS]
 import PackageDescription
 
 let package = Package(
@@ -35,5 +35,6 @@ let package = Package(
         .executableTarget(name: "fuzz-model-crc", dependencies: ["FuzzSupport", "CFuzzSupport"], path: "Sources/fuzz-model-crc"),
         .executableTarget(name: "fuzz-idx", dependencies: ["FuzzSupport"], path: "Sources/fuzz-idx"),
         .executableTarget(name: "fuzz-photo", dependencies: ["FuzzSupport"], path: "Sources/fuzz-photo"),
+        .executableTarget(name: "fuzz-checkpoint", dependencies: ["FuzzSupport", "CFuzzSupport"], path: "Sources/fuzz-checkpoint"),
     ]
 )

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Fuzzes fashionclf's parsers with libFuzzer (the harnesses are the package in Fuzz/):
-#   scripts/fuzz.sh [model|model-crc|idx|photo|all] [SECONDS per target, default 60]
+#   scripts/fuzz.sh [model|model-crc|idx|photo|checkpoint|all] [SECONDS per target, default 60]
 #   model      ModelFile.decode + Classifier on arbitrary bytes (mostly stops at the CRC-32)
 #   model-crc  the same, with a mutator that rewrites the CRC-32 after each mutation
 #   idx        IDX.load(images:labels:) on gzip or plain files
 #   photo      Photo.load (JPEG, PNG, EXIF) + Preprocessor.prepare
+#   checkpoint Checkpoint.decode (training checkpoints, versions 1 and 2), with the CRC-32-rewriting mutator
 # Built with ASan, UBSan (C, fatal) and libFuzzer coverage in .build-fuzz/. The seed corpora are written by the
-# harnesses themselves (project code: ModelFile.encode, the IDX and photo writers) into .build-fuzz/work/seeds/,
+# harnesses themselves (project code: ModelFile.encode, the IDX and photo writers, TrainingRun) into .build-fuzz/work/seeds/,
 # plus the regression inputs of Tests/FashionCLFTests/Fixtures/fuzz/<target>/. The growing corpus, logs and
 # findings (crash-*, oom-*, timeout-*, leak-*) stay in .build-fuzz/work/. A finding stops that target and
 # makes the script exit 1; reproduce with .build-fuzz/release/fuzz-<target> FILE.
@@ -15,9 +16,9 @@ cd "$(dirname "$0")/.."
 what=${1:-all}
 seconds=${2:-60}
 case $what in
-    all) targets=(model model-crc idx photo) ;;
-    model | model-crc | idx | photo) targets=("$what") ;;
-    *) echo "usage: scripts/fuzz.sh [model|model-crc|idx|photo|all] [SECONDS]" >&2; exit 2 ;;
+    all) targets=(model model-crc idx photo checkpoint) ;;
+    model | model-crc | idx | photo | checkpoint) targets=("$what") ;;
+    *) echo "usage: scripts/fuzz.sh [model|model-crc|idx|photo|checkpoint|all] [SECONDS]" >&2; exit 2 ;;
 esac
 
 scratch=.build-fuzz
@@ -51,6 +52,10 @@ for t in "${targets[@]}"; do
         # and prepare in this build). A few bytes may claim up to the default limit of 64 million pixels, but
         # 16 KB cannot hold the data of that many, so a slow input is a bug (e.g. decoding on after corrupt data).
         photo) opts=(-max_len=16384 -timeout=10) ;;
+        # The seeds are real runs' checkpoints of the MLP (109,386 parameters: 1.3-2.2 MB with Adam's moments, the
+        # kept epoch or the f64 average) and the same with every tensor cut to two values (~1 KB); 3 MB covers them.
+        # No value profile: on MB-size inputs it kept hundreds of near-copies (300 MB of corpus, 680 MB RSS in 30 s).
+        checkpoint) opts=(-max_len=3145728 -timeout=10) ;;
     esac
     seeds=$work/seeds/$t corpus=$work/corpus/$t artifacts=$work/artifacts/$t
     rm -rf "$seeds"

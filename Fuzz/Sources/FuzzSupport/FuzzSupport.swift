@@ -73,6 +73,30 @@ public func fuzzPhoto(_ bytes: [UInt8]) {
     }
 }
 
+/// The training checkpoint decoder as TrainingRun.resume uses it (Checkpoint.decode). A damaged file must be
+/// refused with .io naming the file on one line; an accepted one must write back (encode) to bytes that read
+/// again to the same values: what the decoder lets through is a checkpoint the project can handle.
+public func fuzzCheckpoint(_ bytes: [UInt8]) {
+    let path = "fuzz.fclfckpt"
+    let checkpoint: Checkpoint
+    do {
+        checkpoint = try Checkpoint.decode(bytes, path: path)
+    } catch {
+        guard case .io(let named, let reason) = error, named == path, !reason.contains("\n") else {
+            preconditionFailure("unclear refusal: \(error)")
+        }
+        return
+    }
+    let encoded = checkpoint.encode()
+    guard var again = try? Checkpoint.decode(encoded, path: path) else {
+        preconditionFailure("an accepted checkpoint does not read back once written")
+    }
+    // The identity is kept as parsed "key=value" lines, so its text may differ from the input's (lines without
+    // '=', a trailing CR); every other field must come back bit for bit.
+    again.identity = checkpoint.identity
+    precondition(again.encode() == encoded, "an accepted checkpoint reads back with other values")
+}
+
 // MARK: - Driver
 
 /// Runs libFuzzer on the command line's arguments with `testOneInput` as the target. Each harness's main.swift
@@ -100,7 +124,8 @@ public func writeFile(_ bytes: [UInt8], to path: String) {
 
 public func readFile(_ path: String) -> [UInt8]? { try? FileIO.read(path, limit: 1 << 26) }
 
-/// A CRC-fixing view: the bytes with their last four replaced by the CRC-32 of the rest (the model file's trailer).
+/// A CRC-fixing view: the bytes with their last four replaced by the CRC-32 of the rest (the model file's and
+/// the checkpoint's trailer).
 public func fixCRC(_ bytes: UnsafeMutablePointer<UInt8>, _ size: Int) {
     guard size >= 4 else { return }
     let crc = fclf_fuzz_crc32(bytes, size - 4)
@@ -196,4 +221,51 @@ public func writePhotoSeeds(to dir: String) {
                                     Int32(depth), Int32(type), Int32(interlace))
         }
     }
+}
+
+/// Checkpoints of real runs (TrainingRun on 64 synthetic 28x28 images, the MLP, 2 epochs of 4 batches, stopped
+/// by its `interrupted` hook): Adam inside epoch 1 (no history), SGD with the best epoch kept inside epoch 2
+/// (a validated epoch in the history), and a weight-averaging run inside epoch 2 (version 2, an unvalidated
+/// epoch). Each is also written with every tensor cut to its first two values: the same fields in ~1 KB
+/// instead of 1-2 MB, which the decoder accepts (it checks tensor sizes against no model) and libFuzzer
+/// mutates far faster.
+public func writeCheckpointSeeds(to dir: String) {
+    func images(_ count: Int, seed: UInt64) -> LabeledImages {
+        var rng = SplitMix64(seed: seed)
+        var pixels = [UInt8](repeating: 0, count: count * 784), labels = [UInt8](repeating: 0, count: count)
+        for i in 0..<count {
+            let label = Int(rng.next() % 10)
+            labels[i] = UInt8(label)
+            for j in 0..<784 { pixels[i * 784 + j] = UInt8(rng.next() % 60) }
+            for col in 0..<28 { pixels[i * 784 + (2 + 2 * label) * 28 + col] = 255 }  // a band at a class's row
+        }
+        return LabeledImages(count: count, rows: 28, cols: 28, pixels: pixels, labels: labels)
+    }
+    let fit = images(64, seed: 1), validation = images(32, seed: 2)
+    func seed(_ name: String, optimizer: OptimizerKind, keepBest: Bool, averageEpochs: Int, validated: Bool,
+              stopAt stop: (epoch: Int, batch: Int), version: UInt8) {
+        var c = TrainConfig()
+        (c.epochs, c.batchSize, c.optimizer, c.averageEpochs, c.seed) = (2, 16, optimizer, averageEpochs, 7)
+        let recipe = Recipe(model: .mlp, config: c, keepBest: keepBest, calibrate: false)
+        let run = try! TrainingRun(recipe: recipe, fit: fit, validation: validated ? validation : nil)
+        run.interrupted = { [unowned run] in run.epoch == stop.epoch && run.batch == stop.batch }
+        let outcome = try! run.train()
+        run.interrupted = { false }
+        precondition(outcome == .interrupted(epoch: stop.epoch, batch: stop.batch, checkpoint: nil), "\(name): \(outcome)")
+        let checkpoint = run.checkpoint
+        var small = checkpoint
+        func cut<T>(_ tensors: [[T]]) -> [[T]] { tensors.map { Array($0.prefix(2)) } }
+        small.trainer.stored = cut(small.trainer.stored)
+        small.trainer.optimizer.buffers = cut(small.trainer.optimizer.buffers)
+        small.trainer.average = cut(small.trainer.average)
+        if let best = checkpoint.best { small.best?.stored = cut(best.stored) }
+        for (file, written) in [(name, checkpoint), (name + "-small", small)] {
+            let bytes = written.encode()
+            precondition(bytes[8] == version && (try? Checkpoint.decode(bytes, path: file)) != nil, "\(file): version \(bytes[8])")
+            writeFile(bytes, to: "\(dir)/\(file).\(Checkpoint.fileExtension)")
+        }
+    }
+    seed("adam-e1-b2", optimizer: .adam, keepBest: false, averageEpochs: 0, validated: true, stopAt: (1, 2), version: 1)
+    seed("sgd-keep-best-e2-b1", optimizer: .sgd, keepBest: true, averageEpochs: 0, validated: true, stopAt: (2, 1), version: 1)
+    seed("adam-average-e2-b2", optimizer: .adam, keepBest: false, averageEpochs: 1, validated: false, stopAt: (2, 2), version: 2)
 }
