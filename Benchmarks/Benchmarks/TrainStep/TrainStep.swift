@@ -1,5 +1,5 @@
 // One training step of the seed CNN (batch 32 and 128) and MLP (batch 32), one epoch of the fast preset
-// (BatchNorm CNN, augmented batches, AdamW one-cycle, label smoothing) over 256 synthetic images, and
+// (BatchNorm CNN, augmented batches, AdamW one-cycle), also averaging every step's weights, over 256 synthetic images, and
 // predictions (one image and a batch of 256, the seed CNN and the built-in model) under ordo-one/benchmark:
 // wall-clock percentiles and the malloc count, which must be 0 after warm-up (all buffers are allocated by
 // the first call and reused).
@@ -51,6 +51,14 @@ let benchmarks: @Sendable () -> Void = {
     _ = fast.trainEpoch(data)
     Benchmark("fast preset: one epoch of 256 augmented images, batch \(recipe.config.batchSize)") { benchmark in
         for _ in benchmark.scaledIterations { blackHole(fast.trainEpoch(data)) }
+    }
+    // The same with stochastic weight averaging over every step (--average-epochs as many as the run has).
+    var averagingConfig = recipe.config
+    averagingConfig.averageEpochs = averagingConfig.epochs
+    let averaging = Trainer(model: recipe.model.build(seed: 1), config: averagingConfig)
+    _ = averaging.trainEpoch(data)
+    Benchmark("fast preset averaging every step's weights: one epoch of 256 images") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(averaging.trainEpoch(data)) }
     }
     let classifiers = [("seed CNN", Classifier(ModelKind.cnn.build(seed: 1))), ("built-in model", try! Classifier.builtIn())]
     let pixels = UnsafeMutablePointer<UInt8>.allocate(capacity: images.count)  // for the life of the process
