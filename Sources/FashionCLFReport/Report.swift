@@ -79,7 +79,7 @@ public enum Report {
         out += "  \"seed\": \(s.config.seed),\n  \"threads\": \(s.threads),\n  \"isa\": \(Text.json(s.isa)),\n  \"date\": \(Text.json(s.date)),\n"
         out += "  \"kept_epoch\": \(s.keptEpoch.map(String.init) ?? "null"),\n  \"average_epochs\": \(s.config.averageEpochs),\n"
         if let a = s.averaged {
-            out += "  \"average_steps\": \(a.steps),\n  \"average_val_accuracy\": \(a.valAccuracy.map(j) ?? "null"),\n  \"average_val_loss\": \(a.valLoss.map(j) ?? "null"),\n"
+            out += "  \"average_rate\": \(s.config.averageRate.map { j(Double($0)) } ?? "null"),\n  \"average_steps\": \(a.steps),\n  \"average_val_accuracy\": \(a.valAccuracy.map(j) ?? "null"),\n  \"average_val_loss\": \(a.valLoss.map(j) ?? "null"),\n"
         }
         if let cal = s.calibration {
             out += "  \"temperature\": \(j(Double(cal.temperature))),\n  \"temperature_fitted\": \(cal.fitted),\n  \"test_ece_before\": \(j(cal.testECEBefore)),\n  \"test_ece_after\": \(j(cal.testECEAfter)),\n"

@@ -41,6 +41,7 @@ extension Train {
         ] + (result.kept.map { [("kept_epoch", .number(Double($0.epoch))), ("val_accuracy", .number($0.accuracy))] } ?? [])
         if let a = result.averaged {
             recorded += [("average_epochs", .number(Double(a.epochs))), ("average_steps", .number(Double(a.steps)))]
+            if let rate = config.averageRate { recorded.append(("average_rate", .number(Double(rate)))) }
             if let v = a.valAccuracy { recorded.append(("val_accuracy", .number(v))) }
         }
         recorded.append(("val_split", .number(config.valSplit)))

@@ -234,9 +234,12 @@ struct Train: ParsableCommand {
             guard averageEpochs >= 0 && averageEpochs <= c.epochs else { throw ValidationError("--average-epochs must be in 0...\(c.epochs), at most --epochs \(c.epochs) (got \(averageEpochs))") }
             if averageEpochs > 0 && r.keepBest { throw ValidationError("--keep-best keeps one epoch and --average-epochs averages the last \(averageEpochs); drop one of them") }
         }
-        if let averageRate {
+        if let averageRate = c.averageRate {
             guard averageRate.isFinite && averageRate > 0 && averageRate <= 1 else { throw ValidationError("--average-rate must be in (0, 1], a fraction of --lr (got \(averageRate))") }
             guard c.averageEpochs > 0 && c.averageEpochs < c.epochs else { throw ValidationError("--average-rate needs --average-epochs N with N in 1...\(c.epochs - 1), below --epochs \(c.epochs)") }
+            guard c.warmupEpochs < Double(c.epochs - c.averageEpochs) else {
+                throw ValidationError("--warmup-epochs \(c.warmupEpochs) reaches into the \(c.averageEpochs) epochs --average-rate holds; warm up over fewer than \(c.epochs - c.averageEpochs) epochs")
+            }
         }
         guard c.valSplit >= 0 && c.valSplit < 1 else { throw ValidationError("--val-split must be in [0, 1) (got \(c.valSplit))") }
         if let threads, threads < 1 || threads > 4096 { throw ValidationError("--threads must be in 1...4096 (got \(threads))") }

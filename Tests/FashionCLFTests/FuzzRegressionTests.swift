@@ -41,9 +41,20 @@ private func expectLoadsOrFailsCleanly(_ file: String, naming paths: [String],
 
 @Suite("Fuzz regression inputs")
 struct FuzzRegressionTests {
-    @Test("fixture folders hold inputs", arguments: ["model", "idx", "photo"])
+    @Test("fixture folders hold inputs", arguments: ["model", "idx", "photo", "checkpoint"])
     func present(_ target: String) {
         #expect(fuzzInputs(target).count >= 3)
+    }
+
+    /// fuzz-checkpoint: Checkpoint.decode; one that loads writes back (encode) to the same values.
+    @Test("training checkpoints", arguments: fuzzInputs("checkpoint"))
+    func checkpoint(_ path: String) throws {
+        let bytes = try FileIO.read(path, limit: 1 << 23)
+        expectLoadsOrFailsCleanly(path, naming: [path]) { () throws(FCLFError) in
+            let c = try Checkpoint.decode(bytes, path: path)
+            let again = try Checkpoint.decode(c.encode(), path: path)
+            #expect(again == c, "\(fileName(path)) reads back with other values")
+        }
     }
 
     /// fuzz-model and fuzz-model-crc: ModelFile.decode, Classifier, and one prediction when the network is small.

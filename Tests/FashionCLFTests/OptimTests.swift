@@ -205,6 +205,10 @@ struct OptimTests {
         #expect(c[0] == 1e-2 && close(c[29], 5e-3) && c[30...].allSatisfy { $0 == 5e-3 })
         let k = rates(LearningRateSchedule.constant(1e-2).averaging(steps: 3, fraction: 0.5), 10)
         #expect(k[..<7].allSatisfy { $0 == 1e-2 } && k[7...].allSatisfy { $0 == 5e-3 })
+        // A warm-up in front: it rises, the cosine after it ends at the held rate, then the hold.
+        let w = rates(LearningRateSchedule.cosine(1e-2).warmup(steps: 5).averaging(steps: 10, fraction: 0.5), 40)
+        #expect(close(w[0], 1e-2 / 6) && w[5] == 1e-2 && close(w[29], 5e-3) && w[30...].allSatisfy { $0 == 5e-3 })
+        #expect(zip(w[..<5], w[1...5]).allSatisfy { $0 < $1 } && zip(w[5..<30], w[6..<30]).allSatisfy { $0 >= $1 })
         // A hold as long as the run leaves its first step to the shape.
         #expect(LearningRateSchedule.cosine(1e-2).averaging(steps: 10, fraction: 0.5).rate(step: 0, totalSteps: 10) == 1e-2)
     }

@@ -201,6 +201,8 @@ struct TrainCommandTests {
             (["--epochs", "2", "--average-epochs", "3"], "--average-epochs must be in 0...2, at most --epochs 2 (got 3)"),
             (["--average-rate", "0.2"], "--average-rate needs --average-epochs N with N in 1...14, below --epochs 15"),
             (["--average-epochs", "2", "--average-rate", "1.5"], "--average-rate must be in (0, 1], a fraction of --lr (got 1.5)"),
+            (["--epochs", "2", "--average-epochs", "2", "--average-rate", "0.2"], "--average-rate needs --average-epochs N with N in 1...1, below --epochs 2"),
+            (["--epochs", "4", "--average-epochs", "2", "--average-rate", "0.2", "--warmup-epochs", "2"], "--warmup-epochs 2.0 reaches into the 2 epochs --average-rate holds; warm up over fewer than 2 epochs"),
             (["--keep-best", "--average-epochs", "1"], "--keep-best keeps one epoch and --average-epochs averages the last 1; drop one of them"),
             (["--model", "resnet"], "The value 'resnet' is invalid for '--model <model>'"),
         ]

@@ -86,12 +86,23 @@ struct WeightAverageTests {
         }
     }
 
-    @Test("keeping the best epoch and averaging are refused together, as is averaging more epochs than the run has")
+    @Test("refused: keeping the best epoch with averaging, averaging more epochs than the run has, and an --average-rate outside (0, 1], without averaged epochs, with all of them, or under a warm-up reaching into them")
     func refusals() {
         var both = recipe(average: 1)
         both.keepBest = true
         #expect(throws: FCLFError.self) { try TrainingRun(recipe: both, fit: synthetic(count: 40, seed: 1), validation: nil) }
         #expect(throws: FCLFError.self) { try TrainingRun(recipe: recipe(average: 3), fit: synthetic(count: 40, seed: 1), validation: nil) }
+        // --average-rate: a rate in (0, 1], some epochs averaged and some not, no warm-up reaching into the held ones.
+        for (average, rate, warmup) in [(0, 0.2, 0.0), (2, 0.2, 0), (1, 0, 0), (1, 1.5, 0), (1, .nan, 0), (1, 0.2, 1)] as [(Int, Float, Double)] {
+            var r = recipe(average: average)
+            (r.config.averageRate, r.config.warmupEpochs, r.config.schedule) = (rate, warmup, .cosine)
+            #expect(throws: FCLFError.self, "average \(average), rate \(rate), warm-up \(warmup)") {
+                try TrainingRun(recipe: r, fit: synthetic(count: 40, seed: 1), validation: nil)
+            }
+        }
+        var held = recipe(average: 1)
+        (held.config.averageRate, held.config.warmupEpochs, held.config.schedule) = (0.2, 0.5, .cosine)
+        #expect(throws: Never.self) { try TrainingRun(recipe: held, fit: synthetic(count: 40, seed: 1), validation: nil) }
     }
 
     @Test("the BatchNorm pass: the running mean and variance become the mean of its 3 batches' means and unbiased variances, whatever they were")

@@ -22,12 +22,14 @@ import Musl
 ///   It starts at r0 (step 0), reaches maxRate at step P (when P is a whole number) and ends at r_min (T-1).
 ///
 /// ``averaging(steps:fraction:)`` holds the last H steps at f · r, stochastic weight averaging's constant rate
-/// (Izmailov et al. 2018), and makes the shape before them (over T - H steps) end there: cosine with
-/// finalFraction f, one-cycle with r_min = f · r; a constant shape drops to f · r.
+/// (Izmailov et al. 2018), and makes the shape before them (over T - H steps, a warm-up's included) end there:
+/// cosine with finalFraction f, one-cycle with r_min = f · r (to Float rounding of its final division factor); a
+/// constant shape drops to f · r. H >= T holds every step but the first.
 ///
 /// ``warmup(steps:)`` puts W linear warm-up steps in front of any of them: for s < W the rate is
 /// inner(0) · (s + 1) / (W + 1) (PyTorch's LinearLR with start_factor 1/(W+1) and total_iters W: never 0,
-/// rising to the inner schedule's first rate at step W), then inner(s - W) over the remaining T - W steps.
+/// rising to the inner schedule's first rate at step W), then inner(s - W) over the remaining T - W steps
+/// (T - H - W with H held steps).
 /// So `.cosine(1e-3).warmup(steps: 500)` ramps up for 500 steps, then decays by a cosine over the rest.
 public struct LearningRateSchedule: Sendable, Hashable, CustomStringConvertible {
     /// How a one-cycle schedule rises to its maximum.

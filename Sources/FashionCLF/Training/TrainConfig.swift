@@ -34,7 +34,8 @@ public struct TrainConfig: Sendable {
     public var averageEpochs = 0
     /// With `averageEpochs`: the averaged epochs' constant learning rate, as a fraction of `learningRate`, the
     /// schedule before them ending there (SWA's own schedule: `LearningRateSchedule.averaging`). nil: the
-    /// schedule runs on through them.
+    /// schedule runs on through them. `TrainingRun` refuses a rate outside (0, 1], one without averaged epochs or
+    /// with all of them averaged, and a warm-up reaching into them; `Trainer` takes the config as checked.
     public var averageRate: Float? = nil
     public var valSplit = 0.2
     public var seed: UInt64 = 42

@@ -100,6 +100,9 @@ public final class TrainingRun {
             guard rate > 0 && rate <= 1, averaging > 0 && averaging < recipe.config.epochs else {
                 throw .invalidArgument("TrainConfig.averageRate \(rate) needs a rate in (0, 1] and 1...\(recipe.config.epochs - 1) averaged epochs (got \(averaging))")
             }
+            guard recipe.config.warmupEpochs < Double(recipe.config.epochs - averaging) else {
+                throw .invalidArgument("TrainConfig.warmupEpochs \(recipe.config.warmupEpochs) reaches into the \(averaging) averaged epochs held at a constant rate; warm up over fewer than \(recipe.config.epochs - averaging) epochs")
+            }
         }
         guard averaging == 0 || !recipe.keepBest else {
             throw .invalidArgument("the recipe both keeps its best epoch and averages the last \(averaging) epochs' weights; keep one of them")
