@@ -31,10 +31,12 @@ let package = Package(
                            .product(name: "FashionCLFPhotos", package: "fashionclf")],
             path: "Sources/FuzzSupport"
         ),
+        // The CRC-fixing custom mutator, for the executables whose inputs end in a CRC-32.
+        .target(name: "CRCFixingMutator", dependencies: ["CFuzzSupport", "FuzzSupport"], path: "Sources/CRCFixingMutator"),
         .executableTarget(name: "fuzz-model", dependencies: ["FuzzSupport"], path: "Sources/fuzz-model"),
-        .executableTarget(name: "fuzz-model-crc", dependencies: ["FuzzSupport", "CFuzzSupport"], path: "Sources/fuzz-model-crc"),
+        .executableTarget(name: "fuzz-model-crc", dependencies: ["FuzzSupport", "CRCFixingMutator"], path: "Sources/fuzz-model-crc"),
         .executableTarget(name: "fuzz-idx", dependencies: ["FuzzSupport"], path: "Sources/fuzz-idx"),
         .executableTarget(name: "fuzz-photo", dependencies: ["FuzzSupport"], path: "Sources/fuzz-photo"),
-        .executableTarget(name: "fuzz-checkpoint", dependencies: ["FuzzSupport", "CFuzzSupport"], path: "Sources/fuzz-checkpoint"),
+        .executableTarget(name: "fuzz-checkpoint", dependencies: ["FuzzSupport", "CRCFixingMutator"], path: "Sources/fuzz-checkpoint"),
     ]
 )
