@@ -23,6 +23,14 @@ FCLF_CLONES static void adamw_range(float *restrict p, float *restrict m, float 
  * update is independent, so the split does not change any bit. */
 #define OPTIM_PAR_MIN 65536
 
+/* The calling thread's share [lo, hi) of count elements, in whole blocks of 16 floats (a cache line: no two
+ * threads write one). */
+static inline void optim_share(int64_t count, int64_t *lo, int64_t *hi) {
+    const int64_t blocks = (count + 15) / 16;
+    *lo = fclf_min64(count, fclf_partition_bound(blocks, 0) * 16);
+    *hi = fclf_min64(count, fclf_partition_bound(blocks, 1) * 16);
+}
+
 /* Adam is AdamW without decay: the factor is then exactly 1 and p * 1 is p, so these are Adam's bits. */
 void fclf_adam_update(float *p, float *m, float *v, const float *g, int64_t count, float lr, float beta1, float beta2,
                       float eps, int64_t t) {
@@ -45,9 +53,8 @@ void fclf_adamw_update(float *p, float *m, float *v, const float *g, int64_t cou
     /* PyTorch's param.mul_(1 - lr * weight_decay): the factor in double, rounded once; exactly 1 for wd 0. */
     const float decay = (float)(1.0 - (double)lr * (double)weight_decay);
     FCLF_PARALLEL_IF(count >= OPTIM_PAR_MIN, {
-        const int64_t blocks = (count + 15) / 16;
-        const int64_t lo = fclf_min64(count, fclf_partition_bound(blocks, 0) * 16);
-        const int64_t hi = fclf_min64(count, fclf_partition_bound(blocks, 1) * 16);
+        int64_t lo, hi;
+        optim_share(count, &lo, &hi);
         adamw_range(p, m, v, g, lo, hi, lr, beta1, beta2, eps, c1, c2, decay);
     });
 }
@@ -75,9 +82,8 @@ FCLF_CLONES static void sgd_decay_range(float *restrict p, float *restrict buf, 
 static void sgd_decay_update(float *p, float *buf, const float *g, int64_t count, float lr, float momentum,
                              float weight_decay, int nesterov) {
     FCLF_PARALLEL_IF(count >= OPTIM_PAR_MIN, {
-        const int64_t blocks = (count + 15) / 16;
-        const int64_t lo = fclf_min64(count, fclf_partition_bound(blocks, 0) * 16);
-        const int64_t hi = fclf_min64(count, fclf_partition_bound(blocks, 1) * 16);
+        int64_t lo, hi;
+        optim_share(count, &lo, &hi);
         sgd_decay_range(p, buf, g, lo, hi, lr, momentum, weight_decay, nesterov);
     });
 }
@@ -105,9 +111,8 @@ void fclf_average_update(double *mean, const float *x, int64_t count, int64_t k)
         return;
     }
     FCLF_PARALLEL_IF(count >= OPTIM_PAR_MIN, {
-        const int64_t blocks = (count + 15) / 16;
-        const int64_t lo = fclf_min64(count, fclf_partition_bound(blocks, 0) * 16);
-        const int64_t hi = fclf_min64(count, fclf_partition_bound(blocks, 1) * 16);
+        int64_t lo, hi;
+        optim_share(count, &lo, &hi);
         average_range(mean, x, lo, hi, 1.0 / (double)k);
     });
 }
