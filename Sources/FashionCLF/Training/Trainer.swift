@@ -96,6 +96,10 @@ public final class Trainer {
         return (sum, correct(x.shape.n, labels))
     }
 
+    /// The first step (counted from 1) whose weights the average takes: the first of the last
+    /// `config.averageEpochs` epochs.
+    func firstAveragedStep(_ stepsPerEpoch: Int) -> Int { (config.epochs - config.averageEpochs) * stepsPerEpoch + 1 }
+
     /// Optimiser steps of one epoch over `count` images.
     public func stepsPerEpoch(_ count: Int) -> Int { (count + config.batchSize - 1) / config.batchSize }
 
@@ -135,7 +139,7 @@ public final class Trainer {
         optimizer.learningRate = schedule.rate(step: steps, totalSteps: config.epochs * stepsPerEpoch)
         let r = step(x, labels: labels.pointer)
         steps += 1
-        if let average, steps > (config.epochs - config.averageEpochs) * stepsPerEpoch { average.add() }
+        if let average, steps >= firstAveragedStep(stepsPerEpoch) { average.add() }
         epochLossSum += r.loss
         epochHits += r.correct
         epochDone += n
@@ -222,7 +226,7 @@ public final class Trainer {
         }
         if let average {
             // Every step of the last averageEpochs epochs is averaged, so the count follows from the step.
-            let expected = max(0, s.steps - (config.epochs - config.averageEpochs) * stepsPerEpoch(s.order.count))
+            let expected = max(0, s.steps - firstAveragedStep(stepsPerEpoch(s.order.count)) + 1)
             guard average.fits(means: s.average, count: s.averagedSteps), s.averagedSteps == expected else {
                 throw .invalidArgument("the saved weight average (\(s.average.map(\.count)), \(s.averagedSteps) steps) does not fit this model's parameters (\(average.parameters.map(\.count))) at step \(s.steps), which averages \(expected)")
             }
