@@ -9,7 +9,8 @@
 #include <immintrin.h>
 
 /* mb rows of a 6 x 16 tile (mb and split constants once inlined): rows i < split read A's panel at a (row i of
- * it), rows from split on the panel at a2 (row i - split of it); both panels advance 6 floats a K step. As the
+ * it), rows from split on the panel at a2 (row i - split of it); both panels advance 6 floats a K step, and B's
+ * 16 floats advance ldb (16 in a packed panel, B's row stride read in place). As the
  * micro-kernel (mb = split = 6), as the edge kernel for the last row tile of an M that 6 does not divide (64 =
  * 10 x 6 + 4), and as the pair kernel's halves (below). Each row's arithmetic is the same in all of them: the
  * same FMAs in p order, the same epilogue. */
@@ -17,6 +18,7 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void rows_x16__
                                                                                    const float *restrict a,
                                                                                    const float *restrict a2,
                                                                                    const float *restrict b,
+                                                                                   int64_t ldb,
                                                                                    float *restrict c, int64_t ldc,
                                                                                    float alpha, float beta,
                                                                                    const float *restrict bias, int relu) {
@@ -29,7 +31,7 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void rows_x16__
         _mm_prefetch((const char *)(c + i * ldc + 15), _MM_HINT_T0);
     }
     for (int64_t p = 0; p < kc; p++) {
-        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
 #pragma clang loop unroll(full)
         for (int i = 0; i < mb; i++) {
             __m256 ai = _mm256_broadcast_ss(i < split ? a + i : a2 + (i - split));
@@ -38,7 +40,7 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void rows_x16__
         }
         a += 6;
         a2 += 6;
-        b += 16;
+        b += ldb;
     }
     __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
     for (int i = 0; i < mb; i++)
@@ -55,22 +57,31 @@ __attribute__((target("avx2,fma"))) static void ukernel_6x16__avx2(int64_t kc, c
                                                                   const float *restrict b, float *restrict c,
                                                                   int64_t ldc, float alpha, float beta,
                                                                   const float *restrict bias, int relu) {
-    rows_x16__avx2(6, 6, kc, a, a, b, c, ldc, alpha, beta, bias, relu);
+    rows_x16__avx2(6, 6, kc, a, a, b, 16, c, ldc, alpha, beta, bias, relu);
 }
 
 /* The short last row tile alone: 4 rows keep 8 accumulators, enough for both FMA pipes (4-cycle latency), so
  * that tile costs 4/6 of a whole one. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void edge_rows__avx2(int mb, int64_t kc,
+                                                                                    const float *restrict a,
+                                                                                    const float *restrict b, int64_t ldb,
+                                                                                    float *restrict c, int64_t ldc,
+                                                                                    float alpha, float beta,
+                                                                                    const float *restrict bias, int relu) {
+    switch (mb) {
+    case 1: rows_x16__avx2(1, 1, kc, a, a, b, ldb, c, ldc, alpha, beta, bias, relu); break;
+    case 2: rows_x16__avx2(2, 2, kc, a, a, b, ldb, c, ldc, alpha, beta, bias, relu); break;
+    case 3: rows_x16__avx2(3, 3, kc, a, a, b, ldb, c, ldc, alpha, beta, bias, relu); break;
+    case 4: rows_x16__avx2(4, 4, kc, a, a, b, ldb, c, ldc, alpha, beta, bias, relu); break;
+    default: rows_x16__avx2(5, 5, kc, a, a, b, ldb, c, ldc, alpha, beta, bias, relu); break; /* 5: column_panel asks for 1-5 */
+    }
+}
+
 __attribute__((target("avx2,fma"))) static void edge_x16__avx2(int mb, int64_t kc, const float *restrict a,
                                                               const float *restrict b, float *restrict c, int64_t ldc,
                                                               float alpha, float beta, const float *restrict bias,
                                                               int relu) {
-    switch (mb) {
-    case 1: rows_x16__avx2(1, 1, kc, a, a, b, c, ldc, alpha, beta, bias, relu); break;
-    case 2: rows_x16__avx2(2, 2, kc, a, a, b, c, ldc, alpha, beta, bias, relu); break;
-    case 3: rows_x16__avx2(3, 3, kc, a, a, b, c, ldc, alpha, beta, bias, relu); break;
-    case 4: rows_x16__avx2(4, 4, kc, a, a, b, c, ldc, alpha, beta, bias, relu); break;
-    default: rows_x16__avx2(5, 5, kc, a, a, b, c, ldc, alpha, beta, bias, relu); break; /* 5: column_panel asks for 1-5 */
-    }
+    edge_rows__avx2(mb, kc, a, b, 16, c, ldc, alpha, beta, bias, relu);
 }
 
 /* The last whole row tile and a short one of e = 1-3 rows after it (M = 32 = 5 x 6 + 2, 128 = 21 x 6 + 2: a dense
@@ -78,21 +89,40 @@ __attribute__((target("avx2,fma"))) static void edge_x16__avx2(int mb, int64_t k
  * than the 8 the FMA pipes need in flight, so each K step waits on the latency (4 cycles for 1-3 rows, against 6
  * for a whole tile's 12 FMAs: 6 + 2 rows cost 10 cycles a step); as 4 + 4 rows they cost 8. The second half
  * takes the whole tile's last rows and the short panel's first. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void pair_rows__avx2(int e, int64_t kc,
+                                                                                    const float *restrict a,
+                                                                                    const float *restrict b, int64_t ldb,
+                                                                                    float *restrict c, int64_t ldc,
+                                                                                    float alpha, float beta,
+                                                                                    const float *restrict bias, int relu) {
+    const float *a2 = a + 6 * kc; /* the short tile's panel */
+    const int h = e == 3 ? 5 : 4; /* the first half's rows: 4 + 3, 4 + 4, 5 + 4 */
+    const float *bias2 = bias ? bias + h : NULL;
+    if (h == 4) rows_x16__avx2(4, 4, kc, a, a, b, ldb, c, ldc, alpha, beta, bias, relu);
+    else rows_x16__avx2(5, 5, kc, a, a, b, ldb, c, ldc, alpha, beta, bias, relu);
+    c += h * ldc;
+    switch (e) {
+    case 1: rows_x16__avx2(3, 2, kc, a + 4, a2, b, ldb, c, ldc, alpha, beta, bias2, relu); break; /* rows 4, 5 | 0 */
+    case 2: rows_x16__avx2(4, 2, kc, a + 4, a2, b, ldb, c, ldc, alpha, beta, bias2, relu); break; /* rows 4, 5 | 0, 1 */
+    default: rows_x16__avx2(4, 1, kc, a + 5, a2, b, ldb, c, ldc, alpha, beta, bias2, relu); break; /* row 5 | 0, 1, 2 */
+    }
+}
+
 __attribute__((target("avx2,fma"))) static void pair_x16__avx2(int e, int64_t kc, const float *restrict a,
                                                               const float *restrict b, float *restrict c, int64_t ldc,
                                                               float alpha, float beta, const float *restrict bias,
                                                               int relu) {
-    const float *a2 = a + 6 * kc; /* the short tile's panel */
-    const int h = e == 3 ? 5 : 4; /* the first half's rows: 4 + 3, 4 + 4, 5 + 4 */
-    const float *bias2 = bias ? bias + h : NULL;
-    if (h == 4) rows_x16__avx2(4, 4, kc, a, a, b, c, ldc, alpha, beta, bias, relu);
-    else rows_x16__avx2(5, 5, kc, a, a, b, c, ldc, alpha, beta, bias, relu);
-    c += h * ldc;
-    switch (e) {
-    case 1: rows_x16__avx2(3, 2, kc, a + 4, a2, b, c, ldc, alpha, beta, bias2, relu); break; /* rows 4, 5 | 0 */
-    case 2: rows_x16__avx2(4, 2, kc, a + 4, a2, b, c, ldc, alpha, beta, bias2, relu); break; /* rows 4, 5 | 0, 1 */
-    default: rows_x16__avx2(4, 1, kc, a + 5, a2, b, c, ldc, alpha, beta, bias2, relu); break; /* row 5 | 0, 1, 2 */
-    }
+    pair_rows__avx2(e, kc, a, b, 16, c, ldc, alpha, beta, bias, relu);
+}
+
+/* The three kernels above reading B in place (gemm.h), each row's FMAs as theirs. */
+__attribute__((target("avx2,fma"))) static void in_place_x16__avx2(int mb, int e, int64_t kc, const float *restrict a,
+                                                                  const float *restrict b, int64_t ldb,
+                                                                  float *restrict c, int64_t ldc, float alpha,
+                                                                  float beta, const float *restrict bias, int relu) {
+    if (e > 0) pair_rows__avx2(e, kc, a, b, ldb, c, ldc, alpha, beta, bias, relu);
+    else if (mb == 6) rows_x16__avx2(6, 6, kc, a, a, b, ldb, c, ldc, alpha, beta, bias, relu);
+    else edge_rows__avx2(mb, kc, a, b, ldb, c, ldc, alpha, beta, bias, relu);
 }
 
 /* AVX2 packers. The portable ones move one float per load and store, with an index load for each im2col
@@ -389,5 +419,5 @@ __attribute__((target("avx2,fma,bmi"))) static void rows__avx2(int ta, int64_t M
 }
 
 const fclf_gemm_kernel fclf_gemm_avx2 = {FCLF_ISA_AVX2, 6, 16, 1, ukernel_6x16__avx2, edge_x16__avx2, pair_x16__avx2,
-                                         pack_a__avx2, pack_b__avx2, rows__avx2};
+                                         pack_a__avx2, pack_b__avx2, rows__avx2, in_place_x16__avx2};
 #endif

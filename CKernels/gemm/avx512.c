@@ -7,10 +7,15 @@
 #include <immintrin.h>
 #include <string.h>
 
-__attribute__((target("avx512f"))) static void ukernel_8x32__avx512f(int64_t kc, const float *restrict a,
-                                                                    const float *restrict b, float *restrict c,
-                                                                    int64_t ldc, float alpha, float beta,
-                                                                    const float *restrict bias, int relu) {
+/* An 8 x 32 tile, B's 32 floats advancing ldb a K step: 32 in a packed panel, B's row stride read in place. */
+__attribute__((target("avx512f"), always_inline)) static inline void tile_8x32__avx512f(int64_t kc,
+                                                                                      const float *restrict a,
+                                                                                      const float *restrict b,
+                                                                                      int64_t ldb, float *restrict c,
+                                                                                      int64_t ldc, float alpha,
+                                                                                      float beta,
+                                                                                      const float *restrict bias,
+                                                                                      int relu) {
     __m512 acc[8][2];
     /* C's 16 lines asked for while the K loop runs: a later K block reads them back (beta 1) and every block
      * stores them, and in a large product they have left the caches since (square 2048, Zen 4: 187-188 ->
@@ -21,7 +26,7 @@ __attribute__((target("avx512f"))) static void ukernel_8x32__avx512f(int64_t kc,
         _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0);
     }
     for (int64_t p = 0; p < kc; p++) {
-        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
 #pragma clang loop unroll(full)
         for (int i = 0; i < 8; i++) {
             __m512 ai = _mm512_set1_ps(a[i]);
@@ -29,7 +34,7 @@ __attribute__((target("avx512f"))) static void ukernel_8x32__avx512f(int64_t kc,
             acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
         }
         a += 8;
-        b += 32;
+        b += ldb;
     }
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     for (int i = 0; i < 8; i++)
@@ -40,6 +45,23 @@ __attribute__((target("avx512f"))) static void ukernel_8x32__avx512f(int64_t kc,
             if (relu) r = _mm512_max_ps(r, _mm512_setzero_ps()); /* r > 0 ? r : 0, NaN to 0 */
             _mm512_storeu_ps(c + i * ldc + 16 * h, r);
         }
+}
+
+__attribute__((target("avx512f"))) static void ukernel_8x32__avx512f(int64_t kc, const float *restrict a,
+                                                                    const float *restrict b, float *restrict c,
+                                                                    int64_t ldc, float alpha, float beta,
+                                                                    const float *restrict bias, int relu) {
+    tile_8x32__avx512f(kc, a, b, 32, c, ldc, alpha, beta, bias, relu);
+}
+
+/* The micro-kernel reading B in place (gemm.h): whole tiles only, since this variant has no edge or pair kernel
+ * (the driver computes a short row tile whole into a buffer). */
+__attribute__((target("avx512f"))) static void in_place_x32__avx512f(int mb, int e, int64_t kc, const float *restrict a,
+                                                                    const float *restrict b, int64_t ldb,
+                                                                    float *restrict c, int64_t ldc, float alpha,
+                                                                    float beta, const float *restrict bias, int relu) {
+    (void)mb, (void)e;
+    tile_8x32__avx512f(kc, a, b, ldb, c, ldc, alpha, beta, bias, relu);
 }
 
 /* AVX-512 packers for the 8x32 variant. The portable packers (scalar.c) move one float per load and store, with
@@ -355,5 +377,5 @@ __attribute__((target("avx512f"))) static void rows__avx512f(int ta, int64_t M, 
 }
 
 const fclf_gemm_kernel fclf_gemm_avx512f = {FCLF_ISA_AVX512F, 8, 32, 1, ukernel_8x32__avx512f, NULL, NULL, pack_a__avx512f,
-                                            pack_b__avx512f, rows__avx512f};
+                                            pack_b__avx512f, rows__avx512f, in_place_x32__avx512f};
 #endif

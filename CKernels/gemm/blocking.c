@@ -8,7 +8,8 @@
  *   With one block of rows (M <= MC) B is packed a chunk at a time as it is used (4 panels to 256 columns:
  *   what A's MC x KC share of L2 leaves beside A's rows), and when A is then small enough to keep packed for
  *   every K block, the nest is: for each chunk / for pc / for jr / for ir, so that C's tiles stay in L2
- *   between K blocks. The models' products are all of that kind.
+ *   between K blocks. The models' products are all of that kind. Up to 64 rows a stored B is not packed at
+ *   all: the micro-kernel reads its rows in place (below).
  *
  * - KC from L1: the B micro-panel (KC x NR), reused by every A micro-panel of the block, fills the L1 data
  *   cache: KC = L1 / (NR * 4 bytes), a multiple of 16 (32 KB and NR = 32: KC = 256). The A micro-panels
@@ -169,8 +170,26 @@ static int parse_override(const char *s, fclf_gemm_blocking *b) {
     return fclf_gemm_blocking_valid(*b);
 }
 
+/* Rows of C up to which a stored B (not transposed) is read in place (driver.c): each K block's panel of B is
+ * then read by so few row tiles (8 under AVX-512, 11 under AVX2) that packing it, a read and a write of the whole
+ * panel, costs more than the tiles save by reading it packed. On one Zen 4 core at N = 128, K = 3,072 (dense1's
+ * in the fast network; `fclf-bench gemm --m-sweep`, docs/benchmarks.md), in place against packed: AVX-512
+ * 108-111 against 68-103 GFLOP/s for M = 8-64, level from 96 on; AVX2 95-104 against 75-96 for M = 16-64, level
+ * from 96 on. FCLF_GEMM_IN_PLACE_ROWS=n overrides it (0: always packed), to show the effect on one machine. */
+enum { IN_PLACE_ROWS_DEFAULT = 64, IN_PLACE_ROWS_MAX = 1 << 20 };
+static int64_t in_place_rows = IN_PLACE_ROWS_DEFAULT;
+
 static void decide(void) {
     caches = fclf_cache_probe();
+    const char *rows = getenv("FCLF_GEMM_IN_PLACE_ROWS");
+    if (rows && *rows) {
+        long long n;
+        int used = 0;
+        if (sscanf(rows, "%lld%n", &n, &used) == 1 && rows[used] == 0 && n >= 0 && n <= IN_PLACE_ROWS_MAX) in_place_rows = n;
+        else
+            fprintf(stderr, "fashionclf: FCLF_GEMM_IN_PLACE_ROWS=\"%s\" ignored: expected a row count from 0 (B always packed) to %d\n",
+                    rows, IN_PLACE_ROWS_MAX);
+    }
     const char *env = getenv("FCLF_GEMM_BLOCKING");
     if (env && *env) {
         if (parse_override(env, &forced)) forced_origin = "FCLF_GEMM_BLOCKING";
@@ -204,4 +223,9 @@ fclf_gemm_blocking fclf_gemm_blocking_active(fclf_cache_info *seen, const char *
     if (seen) *seen = caches;
     if (origin) *origin = forced_origin ? forced_origin : caches.origin;
     return fclf_gemm_blocking_of(fclf_gemm_kernel_for(fclf_isa_active()));
+}
+
+int64_t fclf_gemm_in_place_rows(void) {
+    pthread_once(&once, decide);
+    return in_place_rows;
 }

@@ -81,10 +81,10 @@ FCLF_CLONES static void store_part(float *restrict c, int64_t ldc, const float *
  * it; without an edge kernel it goes the next way), else
  * computed whole and its valid part stored one run of columns per group (a quarter of conv2's tiles straddle
  * two images). c is the panel's address in row 0, so a row tile's is c + i * ldc, with no
- * division per tile. */
-static void column_panel(const fclf_gemm_kernel *v, const float *ablock, const float *bp, int64_t kc, int64_t ic,
-                         int64_t mc, int64_t j, int64_t nb, float alpha, float beta_k, int last, const fclf_gemm_out *out,
-                         float *tile) {
+ * division per tile. bp is a packed panel (ldb 0), or B's own rows read in place (ldb their stride, nb = nr). */
+static void column_panel(const fclf_gemm_kernel *v, const float *ablock, const float *bp, int64_t ldb, int64_t kc,
+                         int64_t ic, int64_t mc, int64_t j, int64_t nb, float alpha, float beta_k, int last,
+                         const fclf_gemm_out *out, float *tile) {
     const int mr = v->mr, nr = v->nr;
     const int64_t in_group = out->seg ? out->seg - (out->col0 + j) % out->seg : nb;
     float *c = out_at(out, ic, j);
@@ -96,19 +96,29 @@ static void column_panel(const fclf_gemm_kernel *v, const float *ablock, const f
         if (nb == nr && nb <= in_group && (mb == mr || v->edge)) {
             const int64_t rest = mc - ir - mb; /* rows after this tile: a short last tile's, when under MR */
             if (v->pair && rest > 0 && 2 * rest <= mr) {
-                v->pair((int)rest, kc, ap, bp, c + ir * out->ldc, out->ldc, alpha, beta_k, bias, relu);
+                if (ldb) v->in_place(mr, (int)rest, kc, ap, bp, ldb, c + ir * out->ldc, out->ldc, alpha, beta_k, bias, relu);
+                else v->pair((int)rest, kc, ap, bp, c + ir * out->ldc, out->ldc, alpha, beta_k, bias, relu);
                 break;
             }
-            if (mb == mr) v->kernel(kc, ap, bp, c + ir * out->ldc, out->ldc, alpha, beta_k, bias, relu);
+            if (ldb) v->in_place((int)mb, 0, kc, ap, bp, ldb, c + ir * out->ldc, out->ldc, alpha, beta_k, bias, relu);
+            else if (mb == mr) v->kernel(kc, ap, bp, c + ir * out->ldc, out->ldc, alpha, beta_k, bias, relu);
             else v->edge((int)mb, kc, ap, bp, c + ir * out->ldc, out->ldc, alpha, beta_k, bias, relu);
             continue;
         }
-        v->kernel(kc, ap, bp, tile, nr, alpha, 0.0f, NULL, 0);
+        if (ldb) v->in_place(mr, 0, kc, ap, bp, ldb, tile, nr, alpha, 0.0f, NULL, 0);
+        else v->kernel(kc, ap, bp, tile, nr, alpha, 0.0f, NULL, 0);
         for (int64_t j0 = 0, run; j0 < nb; j0 += run) {
             run = j0 == 0 ? fclf_min64(nb, in_group) : fclf_min64(nb - j0, out->seg ? out->seg : nb);
             store_part(out_at(out, ic + ir, j + j0), out->ldc, tile + j0, nr, mb, run, beta_k, bias, relu);
         }
     }
+}
+
+/* B's row stride when this product reads it in place (a stored B not transposed, not packed whole, a short M:
+ * blocking.c says why and up to which M, and a variant with the kernels), else 0. */
+static int64_t in_place_ldb(const fclf_gemm_kernel *v, int64_t M, const fclf_gemm_operand *bs) {
+    const int stored_rows = !bs->conv && !bs->packed && fclf_gemm_pack_kind_of(bs, 1) == FCLF_PACK_CONTIGUOUS;
+    return v->in_place && stored_rows && M <= fclf_gemm_in_place_rows() ? bs->ld : 0;
 }
 
 /* Floats of A kept packed for all K blocks when M <= MC (below): 256 KB, within any L2 we know of. conv2's
@@ -142,7 +152,9 @@ int fclf_gemm_blocks(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t 
         a_whole = 0;
         apack = fclf_scratch_slot(FCLF_SCRATCH_PACK_A, mcap * kstep);
     }
-    float *bpack = bs->packed ? NULL : fclf_scratch_slot(FCLF_SCRATCH_PACK_B, ncap * kstep);
+    /* B read in place: its whole panels where they lie, its partial last one (N % NR columns) packed alone */
+    const int64_t ldb = M <= MC ? in_place_ldb(v, M, bs) : 0, whole = ldb ? N / nr * nr : 0;
+    float *bpack = bs->packed ? NULL : fclf_scratch_slot(FCLF_SCRATCH_PACK_B, (ldb ? nr : ncap) * kstep);
     if ((!apack && !as->packed) || (!bpack && !bs->packed)) return -1;
     float tile[MR_MAX * NR_MAX] __attribute__((aligned(64)));
     if (a_whole) {
@@ -154,10 +166,14 @@ int fclf_gemm_blocks(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t 
             for (int64_t pc = p0; pc < p1; pc += kstep) {
                 const int64_t kc = fclf_min64(kstep, p1 - pc);
                 const float *ablock = as->packed ? as->packed + pc * as->packed_ld + as->origin * kc : apack + (pc - p0) * mcap;
-                v->pack_b(bpack, bs, pc, kc, j0, nch);
-                for (int64_t jr = 0; jr < nch; jr += nr)
-                    column_panel(v, ablock, bpack + jr * kc, kc, 0, M, j0 + jr, fclf_min64(nr, nch - jr), alpha,
+                if (!ldb) v->pack_b(bpack, bs, pc, kc, j0, nch);
+                else if (j0 + nch > whole) v->pack_b(bpack, bs, pc, kc, whole, N - whole);
+                for (int64_t jr = 0; jr < nch; jr += nr) {
+                    const int in_place = j0 + jr < whole;
+                    const float *bp = !ldb ? bpack + jr * kc : in_place ? bs->m + pc * ldb + j0 + jr : bpack;
+                    column_panel(v, ablock, bp, in_place ? ldb : 0, kc, 0, M, j0 + jr, fclf_min64(nr, nch - jr), alpha,
                                  pc == p0 ? beta : 1.0f, pc + kc >= K, out, tile);
+                }
             }
         }
         return 0;
@@ -177,10 +193,17 @@ int fclf_gemm_blocks(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t 
                 if (as->packed) ablock = as->packed + pc * as->packed_ld + (as->origin + ic) * kc;
                 else v->pack_a(apack, as, ic, mc, pc, kc);
                 for (int64_t jr = 0; jr < nc; jr += nr) {
-                    if (stream_b && jr % stream_cols == 0)
+                    const int in_place = jc + jr < whole;
+                    if (in_place) {
+                        column_panel(v, ablock, bs->m + pc * ldb + jc + jr, ldb, kc, ic, mc, jc + jr, nr, alpha, beta_k,
+                                     last, out, tile);
+                        continue;
+                    }
+                    if (ldb) v->pack_b(bpack, bs, pc, kc, jc + jr, nc - jr); /* the partial last panel */
+                    else if (stream_b && jr % stream_cols == 0)
                         v->pack_b(bpack + jr * kc, bs, pc, kc, jc + jr, fclf_min64(stream_cols, nc - jr));
-                    column_panel(v, ablock, bblock + jr * kc, kc, ic, mc, jc + jr, fclf_min64(nr, nc - jr), alpha, beta_k,
-                                 last, out, tile);
+                    column_panel(v, ablock, ldb ? bpack : bblock + jr * kc, 0, kc, ic, mc, jc + jr,
+                                 fclf_min64(nr, nc - jr), alpha, beta_k, last, out, tile);
                 }
             }
         }

@@ -10,7 +10,9 @@
  *   scalar   4 x 8  (SSE2 on x86-64, which every such CPU has; plain C the compiler vectorises elsewhere)
  * MR = 8 divides every M of our models (32, 64, 128, 288, 1600), so their AVX-512 tiles are full; AVX2's 6 leaves
  * a short last row tile (64 = 10 x 6 + 4), which its edge kernel computes without the rows past M, or, when it
- * is 1-3 rows (32 = 5 x 6 + 2), its pair kernel together with the whole tile before it. */
+ * is 1-3 rows (32 = 5 x 6 + 2), its pair kernel together with the whole tile before it. For a short M (up to 64
+ * rows: a dense layer's forward product at a training batch) a stored B is read in place, its rows where they
+ * lie, by the same kernels with B's row stride (in_place), rather than packed for the few row tiles that read it. */
 #ifndef FCLF_GEMM_H
 #define FCLF_GEMM_H
 
@@ -58,6 +60,13 @@ typedef void (*fclf_gemm_ukernel_fn)(int64_t kc, const float *restrict a, const 
  * row: the last row tile of an M that MR does not divide. */
 typedef void (*fclf_gemm_edge_fn)(int mb, int64_t kc, const float *restrict a, const float *restrict b, float *restrict c,
                                   int64_t ldc, float alpha, float beta, const float *restrict bias, int relu);
+/* A tile read from B in place instead of from a packed panel: op(B) is a stored B, not transposed, whose row p
+ * starts ldb floats after row p - 1, and b points at the tile's first column in the K block's first row. The
+ * micro-kernel (mb = MR, e = 0), the edge kernel (mb < MR, e = 0) or the pair kernel (e > 0, the tile and the e
+ * rows after it), with the FMAs of the packed ones in the same order: the same bits. */
+typedef void (*fclf_gemm_in_place_fn)(int mb, int e, int64_t kc, const float *restrict a, const float *restrict b,
+                                      int64_t ldb, float *restrict c, int64_t ldc, float alpha, float beta,
+                                      const float *restrict bias, int relu);
 /* op(A)[i0 : i0+mc, p0 : p0+kc] -> MR-row panels, each kc x MR, rows past mc zero. */
 typedef void (*fclf_gemm_pack_a_fn)(float *restrict dst, const fclf_gemm_operand *a, int64_t i0, int64_t mc,
                                     int64_t p0, int64_t kc);
@@ -86,6 +95,9 @@ typedef struct {
     fclf_gemm_pack_a_fn pack_a;
     fclf_gemm_pack_b_fn pack_b;
     fclf_gemm_rows_fn rows;
+    /* NULL, or the tiles reading a stored B in place (driver.c: a short M, where packing B costs more than
+     * the few row tiles that read each panel save) */
+    fclf_gemm_in_place_fn in_place;
 } fclf_gemm_kernel;
 
 extern const fclf_gemm_kernel fclf_gemm_scalar;
@@ -98,6 +110,8 @@ const fclf_gemm_kernel *fclf_gemm_kernel_for(int isa);
 /* The blocking a kernel runs with (blocking.c): the override, else the model's for its tile and this
  * machine's caches; MC and NC whole tiles of it. */
 fclf_gemm_blocking fclf_gemm_blocking_of(const fclf_gemm_kernel *k);
+/* Rows of C up to which the driver reads a stored B in place (blocking.c: 64, or FCLF_GEMM_IN_PLACE_ROWS). */
+int64_t fclf_gemm_in_place_rows(void);
 /* 1 when each of MC, KC and NC lies in 1...its _MAX (FCLF_GEMM_BLOCKING and fclf_sgemm_blocked accept it). */
 int fclf_gemm_blocking_valid(fclf_gemm_blocking b);
 /* b with MC and NC rounded down to whole tiles of k (at least one). */

@@ -201,4 +201,4 @@ static void pack_b__scalar(float *restrict dst, const fclf_gemm_operand *b, int6
 }
 
 const fclf_gemm_kernel fclf_gemm_scalar = {FCLF_ISA_SCALAR, 4, 8, 0, FCLF_SCALAR_UKERNEL, NULL, NULL, pack_a__scalar,
-                                           pack_b__scalar, NULL};
+                                           pack_b__scalar, NULL, NULL};

@@ -298,6 +298,33 @@ struct KernelBlockingTests {
         } }
     }
 
+    @Test("a stored B read in place (M <= 64) gives the packed panels' bits: M = 4-64 against the same rows of a 132-row product, B's rows 3 floats longer than N, N = 40 and 300 at K = 700 (A packed whole), 70 at K = 3,000 (block by block), beta 0 and 0.5, 1 and 2 threads, every ISA",
+          arguments: kernelISAs)
+    func storedBInPlace(_ variant: KernelISA) {
+        // 132 rows take the packed path. The short products read B's whole panels where they lie and pack only the
+        // partial last one (N = 40: AVX2 2 + 8 columns, AVX-512 1 + 8; N = 70: 4 + 6, 2 + 6); N = 300 runs past the
+        // first chunk of columns the driver streams. ldb = N + 3 puts the rows at every alignment.
+        let big = 132
+        for (n, k) in [(40, 700), (300, 700), (70, 3000)] {
+            let ldb = n + 3
+            let a = randomArray(big * k, seed: 81), b = randomArray(k * ldb, seed: 82), c0 = randomArray(big * n, seed: 83)
+            for threads in [1, 2] { for beta: Float in [0, 0.5] {
+                var whole = c0
+                withThreads(threads) {
+                    fclf_sgemm_isa(variant.raw, 0, 0, Int64(big), Int64(n), Int64(k), 0.75, a, Int64(k), b, Int64(ldb), beta, &whole, Int64(n))
+                }
+                for m in [4, 5, 6, 7, 8, 9, 13, 16, 24, 32, 48, 63, 64] {
+                    var part = Array(c0[0..<(m * n)])
+                    withThreads(threads) {
+                        fclf_sgemm_isa(variant.raw, 0, 0, Int64(m), Int64(n), Int64(k), 0.75, a, Int64(k), b, Int64(ldb), beta, &part, Int64(n))
+                    }
+                    let first = (0..<(m * n)).first { part[$0].bitPattern != whole[$0].bitPattern }
+                    #expect(first == nil, "\(variant) M \(m) N \(n) K \(k) beta \(beta) threads \(threads): element \(first ?? 0) differs")
+                }
+            } }
+        }
+    }
+
     @Test("a convolution's bias and ReLU reach each output channel with the same bits whatever row tile it lands in: oc 7, 8, 9, 14 and 32 against the first channels of oc 36, every ISA",
           arguments: kernelISAs)
     func convChannelsIndependentOfTiling(_ variant: KernelISA) {

@@ -2,7 +2,7 @@
 // item on stderr). Every GEMM is checked against OpenBLAS before it is timed.
 //
 //   fclf-bench [all|peak|gemm|train|predict|frames|blocking|mc|scaling|conv] [--threads N] [--quick] [--model FILE.fclf]
-//              [--only TEXT]
+//              [--only TEXT] [--m-sweep]
 //
 // predict times the seed CNN's architecture (random weights) unless --model names a model file.
 //
@@ -23,6 +23,10 @@
 // counts (Benchmarks/peers/scaling.py); each item's digest (FNV-1a over the weights after the timed steps, or
 // over the batch's probabilities) must be the same at every thread count.
 //
+// gemm --m-sweep: dense1's product in the fast network (N 128, K 3,072) at M = 8 to 256 instead of the table's
+// rows: where the driver reads a stored B in place rather than packing it (up to 64 rows; run it again with
+// FCLF_GEMM_IN_PLACE_ROWS=0 for the packed path).
+//
 // Protocol: warm-up, then the median and p10/p90 of at least 20 timed runs. Threads default to 2.
 import CBenchSupport
 import CKernels
@@ -41,6 +45,7 @@ var modelPath: String? = nil
 // --only TEXT: the GEMM rows (gemm, blocking) whose name contains TEXT, for timing one shape before and after a change.
 var onlyShape: String? = nil
 if let i = args.firstIndex(of: "--only"), i + 1 < args.count { onlyShape = args[i + 1]; args.removeSubrange(i...i + 1) }
+let mSweep = args.contains("--m-sweep")
 if let i = args.firstIndex(of: "--model"), i + 1 < args.count { modelPath = args[i + 1]; args.removeSubrange(i...i + 1) }
 let mode = args.first { !$0.hasPrefix("--") && Int($0) == nil } ?? "all"
 fclf_set_num_threads(Int32(threads))
@@ -107,6 +112,9 @@ func gemmShapes(quickSubset: Bool = quick) -> [Shape] {
                    Shape(name: "cnn3w-bn conv3 input grad b\(b)", ta: true, tb: false, m: 576, n: 16 * b, k: 192),
                    Shape(name: "cnn3w-bn dense1 forward b\(b)", ta: false, tb: false, m: b, n: 128, k: 3072)]
     }
+    if mSweep {
+        shapes = [8, 16, 32, 48, 64, 96, 128, 192, 256].map { Shape(name: "m-sweep m\($0)", ta: false, tb: false, m: $0, n: 128, k: 3072) }
+    }
     if quickSubset { shapes = Array(shapes.prefix(1)) + shapes.filter { $0.name.contains("b32") } }
     if let only = onlyShape { shapes = shapes.filter { $0.name.contains(only) } }
     return shapes
@@ -121,13 +129,25 @@ func gemm(peak: Double) {
     for s in shapes {
         let (rowsA, colsA) = s.ta ? (s.k, s.m) : (s.m, s.k)
         let (rowsB, colsB) = s.tb ? (s.n, s.k) : (s.k, s.n)
-        let a = (0..<rowsA * colsA).map { _ in rng.uniform(1) }, b = (0..<rowsB * colsB).map { _ in rng.uniform(1) }
+        let av = (0..<rowsA * colsA).map { _ in rng.uniform(1) }, bv = (0..<rowsB * colsB).map { _ in rng.uniform(1) }
+        // The sweep's operands lie 64-byte aligned, as a layer's weights and activations do (Buffer); the table's
+        // rows keep arrays as they come, for both libraries alike.
+        let ab = Buffer<Float>(capacity: av.count), bb = Buffer<Float>(capacity: bv.count)
+        ab.pointer.update(from: av, count: av.count); bb.pointer.update(from: bv, count: bv.count)
+        func operands(_ body: (UnsafePointer<Float>, UnsafePointer<Float>) -> Void) {
+            if mSweep { body(ab.pointer, bb.pointer); return }
+            av.withUnsafeBufferPointer { ap in bv.withUnsafeBufferPointer { bp in body(ap.baseAddress!, bp.baseAddress!) } }
+        }
         var ours = [Float](repeating: 0, count: s.m * s.n), ref = ours
         let ta: Int32 = s.ta ? 1 : 0, tb: Int32 = s.tb ? 1 : 0
-        func runOurs() { fclf_sgemm(ta, tb, Int64(s.m), Int64(s.n), Int64(s.k), 1, a, Int64(colsA), b, Int64(colsB), 0, &ours, Int64(s.n)) }
+        func runOurs() {
+            operands { a, b in fclf_sgemm(ta, tb, Int64(s.m), Int64(s.n), Int64(s.k), 1, a, Int64(colsA), b, Int64(colsB), 0, &ours, Int64(s.n)) }
+        }
         func runBLAS() {
-            cblas_sgemm(CblasRowMajor, s.ta ? CblasTrans : CblasNoTrans, s.tb ? CblasTrans : CblasNoTrans, blasint(s.m), blasint(s.n),
-                        blasint(s.k), 1, a, blasint(colsA), b, blasint(colsB), 0, &ref, blasint(s.n))
+            operands { a, b in
+                cblas_sgemm(CblasRowMajor, s.ta ? CblasTrans : CblasNoTrans, s.tb ? CblasTrans : CblasNoTrans, blasint(s.m), blasint(s.n),
+                            blasint(s.k), 1, a, blasint(colsA), b, blasint(colsB), 0, &ref, blasint(s.n))
+            }
         }
         runOurs(); runBLAS()
         let worst = zip(ours, ref).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
