@@ -175,7 +175,12 @@ static int parse_override(const char *s, fclf_gemm_blocking *b) {
  * panel, costs more than the tiles save by reading it packed. On one Zen 4 core at N = 128, K = 3,072 (dense1's
  * in the fast network; `fclf-bench gemm --m-sweep`, docs/benchmarks.md), in place against packed: AVX-512
  * 108-111 against 68-103 GFLOP/s for M = 8-64, level from 96 on; AVX2 95-104 against 75-96 for M = 16-64, level
- * from 96 on. FCLF_GEMM_IN_PLACE_ROWS=n overrides it (0: always packed), to show the effect on one machine. */
+ * from 96 on. FCLF_GEMM_IN_PLACE_ROWS=n overrides it (0: always packed), to show the effect on one machine.
+ *
+ * And only while a K block of B's rows spans at most half of L2 (fclf_gemm_in_place_span): a contiguous region
+ * that size gives no L2 set more than half its ways, so the panel the tiles read again stays in L2. B's rows far
+ * apart (conv2's 288 x 18,432 forward product at b128: 72 KB a row, a multiple of 4 KB) all fall in a few sets,
+ * and the re-reads then came from L3: 54-65 against 80-84 GFLOP/s packed, on one core under either variant. */
 enum { IN_PLACE_ROWS_DEFAULT = 64, IN_PLACE_ROWS_MAX = 1 << 20 };
 static int64_t in_place_rows = IN_PLACE_ROWS_DEFAULT;
 
@@ -228,4 +233,9 @@ fclf_gemm_blocking fclf_gemm_blocking_active(fclf_cache_info *seen, const char *
 int64_t fclf_gemm_in_place_rows(void) {
     pthread_once(&once, decide);
     return in_place_rows;
+}
+
+int64_t fclf_gemm_in_place_span(void) {
+    pthread_once(&once, decide);
+    return (caches.l2_bytes > 0 ? caches.l2_bytes : fallback.l2_bytes) / 2;
 }

@@ -114,11 +114,12 @@ static void column_panel(const fclf_gemm_kernel *v, const float *ablock, const f
     }
 }
 
-/* B's row stride when this product reads it in place (a stored B not transposed, not packed whole, a short M:
- * blocking.c says why and up to which M, and a variant with the kernels), else 0. */
-static int64_t in_place_ldb(const fclf_gemm_kernel *v, int64_t M, const fclf_gemm_operand *bs) {
+/* B's row stride when this product reads it in place (a stored B not transposed, not packed whole, a short M and
+ * K blocks of kstep rows within the span: blocking.c says why; a variant with the kernels), else 0. */
+static int64_t in_place_ldb(const fclf_gemm_kernel *v, int64_t M, int64_t kstep, const fclf_gemm_operand *bs) {
     const int stored_rows = !bs->conv && !bs->packed && fclf_gemm_pack_kind_of(bs, 1) == FCLF_PACK_CONTIGUOUS;
-    return v->in_place && stored_rows && M <= fclf_gemm_in_place_rows() ? bs->ld : 0;
+    if (!v->in_place || !stored_rows || M > fclf_gemm_in_place_rows()) return 0;
+    return kstep * bs->ld * (int64_t)sizeof(float) <= fclf_gemm_in_place_span() ? bs->ld : 0;
 }
 
 /* Floats of A kept packed for all K blocks when M <= MC (below): 256 KB, within any L2 we know of. conv2's
@@ -153,7 +154,7 @@ int fclf_gemm_blocks(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t 
         apack = fclf_scratch_slot(FCLF_SCRATCH_PACK_A, mcap * kstep);
     }
     /* B read in place: its whole panels where they lie, its partial last one (N % NR columns) packed alone */
-    const int64_t ldb = M <= MC ? in_place_ldb(v, M, bs) : 0, whole = ldb ? N / nr * nr : 0;
+    const int64_t ldb = M <= MC ? in_place_ldb(v, M, kstep, bs) : 0, whole = ldb ? N / nr * nr : 0;
     float *bpack = bs->packed ? NULL : fclf_scratch_slot(FCLF_SCRATCH_PACK_B, (ldb ? nr : ncap) * kstep);
     if ((!apack && !as->packed) || (!bpack && !bs->packed)) return -1;
     float tile[MR_MAX * NR_MAX] __attribute__((aligned(64)));

@@ -110,8 +110,10 @@ const fclf_gemm_kernel *fclf_gemm_kernel_for(int isa);
 /* The blocking a kernel runs with (blocking.c): the override, else the model's for its tile and this
  * machine's caches; MC and NC whole tiles of it. */
 fclf_gemm_blocking fclf_gemm_blocking_of(const fclf_gemm_kernel *k);
-/* Rows of C up to which the driver reads a stored B in place (blocking.c: 64, or FCLF_GEMM_IN_PLACE_ROWS). */
+/* Rows of C up to which the driver reads a stored B in place (blocking.c: 64, or FCLF_GEMM_IN_PLACE_ROWS), and
+ * the bytes a K block of B's rows may span for it (half of L2). */
 int64_t fclf_gemm_in_place_rows(void);
+int64_t fclf_gemm_in_place_span(void);
 /* 1 when each of MC, KC and NC lies in 1...its _MAX (FCLF_GEMM_BLOCKING and fclf_sgemm_blocked accept it). */
 int fclf_gemm_blocking_valid(fclf_gemm_blocking b);
 /* b with MC and NC rounded down to whole tiles of k (at least one). */
