@@ -8,8 +8,8 @@
  *   With one block of rows (M <= MC) B is packed a chunk at a time as it is used (4 panels to 256 columns:
  *   what A's MC x KC share of L2 leaves beside A's rows), and when A is then small enough to keep packed for
  *   every K block, the nest is: for each chunk / for pc / for jr / for ir, so that C's tiles stay in L2
- *   between K blocks. The models' products are all of that kind. Up to 64 rows a stored B is not packed at
- *   all: the micro-kernel reads its rows in place (below).
+ *   between K blocks. The models' products are all of that kind. Up to 64 rows, a stored B whose K block
+ *   lies within half of L2 is read in place by the micro-kernel, only its partial last panel packed (below).
  *
  * - KC from L1: the B micro-panel (KC x NR), reused by every A micro-panel of the block, fills the L1 data
  *   cache: KC = L1 / (NR * 4 bytes), a multiple of 16 (32 KB and NR = 32: KC = 256). The A micro-panels
@@ -29,7 +29,8 @@
  * a timing; the micro-tile is one per ISA (gemm.h).
  *
  * FCLF_GEMM_BLOCKING=mc,kc,nc overrides the derived values (experiments: one machine shows another's
- * values); an invalid value is reported once on stderr and ignored. */
+ * values), and FCLF_GEMM_IN_PLACE_ROWS=n the in-place bound below; an invalid value is reported once on stderr
+ * and ignored. */
 #include "gemm.h"
 
 #include <pthread.h>
@@ -150,7 +151,7 @@ fclf_gemm_blocking fclf_gemm_blocking_for(const fclf_cache_info *c, int mr, int 
     return b;
 }
 
-/* The machine's caches, the override, and per-ISA blocking, decided once. */
+/* The machine's caches, the overrides, and per-ISA blocking, decided once (decide, below). */
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static fclf_cache_info caches;
 static fclf_gemm_blocking forced; /* all zero: none */
@@ -175,7 +176,8 @@ static int parse_override(const char *s, fclf_gemm_blocking *b) {
  * panel, costs more than the tiles save by reading it packed. On one Zen 4 core at N = 128, K = 3,072 (dense1's
  * in the fast network; `fclf-bench gemm --m-sweep`, docs/benchmarks.md), in place against packed: AVX-512
  * 108-111 against 68-103 GFLOP/s for M = 8-64, level from 96 on; AVX2 95-104 against 75-96 for M = 16-64, level
- * from 96 on. FCLF_GEMM_IN_PLACE_ROWS=n overrides it (0: always packed), to show the effect on one machine.
+ * from 96 on. FCLF_GEMM_IN_PLACE_ROWS=n overrides it (0: always packed), to show the effect on one machine;
+ * above MC it reads in place up to MC rows, since more rows take several row blocks that reuse a packed B.
  *
  * And only while a K block of B's rows spans at most half of L2 (fclf_gemm_in_place_span): a contiguous region
  * that size gives no L2 set more than half its ways, so the panel the tiles read again stays in L2. B's rows far

@@ -139,7 +139,7 @@ int fclf_gemm_blocks(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t 
      * (b_stream_columns) just before it is used, as OpenBLAS does, so that it is still in L2 for the
      * micro-kernel instead of coming back from L3 (conv2's b128 block, 288 x 6400 floats, is 7 MB); with
      * several row blocks the whole NC x KC block is packed first and reused by each. The packed layout is the
-     * same either way, and so are the bits. */
+     * same either way, and so are the bits. A short M reads a stored B in place instead (in_place_ldb). */
     const int stream_b = !bs->packed && M <= MC;
     const int64_t stream_cols = b_stream_columns(MC, mcap, nr);
     /* Streamed B and several K blocks with A packed whole (conv2's forward, K = 288 in blocks of 144 under a
@@ -153,7 +153,9 @@ int fclf_gemm_blocks(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t 
         a_whole = 0;
         apack = fclf_scratch_slot(FCLF_SCRATCH_PACK_A, mcap * kstep);
     }
-    /* B read in place: its whole panels where they lie, its partial last one (N % NR columns) packed alone */
+    /* Read in place, B needs a buffer for its partial last panel only (N % NR columns, whose loads past N would
+     * leave B's rows). M <= MC makes B streamed, so the whole-block packing below, which needs ncap x kstep,
+     * never runs then. */
     const int64_t ldb = M <= MC ? in_place_ldb(v, M, kstep, bs) : 0, whole = ldb ? N / nr * nr : 0;
     float *bpack = bs->packed ? NULL : fclf_scratch_slot(FCLF_SCRATCH_PACK_B, (ldb ? nr : ncap) * kstep);
     if ((!apack && !as->packed) || (!bpack && !bs->packed)) return -1;
@@ -200,7 +202,7 @@ int fclf_gemm_blocks(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t 
                                      last, out, tile);
                         continue;
                     }
-                    if (ldb) v->pack_b(bpack, bs, pc, kc, jc + jr, nc - jr); /* the partial last panel */
+                    if (ldb) v->pack_b(bpack, bs, pc, kc, jc + jr, nc - jr); /* only the last panel is partial */
                     else if (stream_b && jr % stream_cols == 0)
                         v->pack_b(bpack + jr * kc, bs, pc, kc, jc + jr, fclf_min64(stream_cols, nc - jr));
                     column_panel(v, ablock, ldb ? bpack : bblock + jr * kc, 0, kc, ic, mc, jc + jr,

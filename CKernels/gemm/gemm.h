@@ -11,8 +11,9 @@
  * MR = 8 divides every M of our models (32, 64, 128, 288, 1600), so their AVX-512 tiles are full; AVX2's 6 leaves
  * a short last row tile (64 = 10 x 6 + 4), which its edge kernel computes without the rows past M, or, when it
  * is 1-3 rows (32 = 5 x 6 + 2), its pair kernel together with the whole tile before it. For a short M (up to 64
- * rows: a dense layer's forward product at a training batch) a stored B is read in place, its rows where they
- * lie, by the same kernels with B's row stride (in_place), rather than packed for the few row tiles that read it. */
+ * rows: a dense layer's forward product at a training batch) a stored B whose K block lies within half of L2 is
+ * read in place, its rows where they lie, by the same kernels with B's row stride (in_place), rather than packed
+ * for the few row tiles that read it; only a partial last panel is packed. */
 #ifndef FCLF_GEMM_H
 #define FCLF_GEMM_H
 
@@ -63,7 +64,8 @@ typedef void (*fclf_gemm_edge_fn)(int mb, int64_t kc, const float *restrict a, c
 /* A tile read from B in place instead of from a packed panel: op(B) is a stored B, not transposed, whose row p
  * starts ldb floats after row p - 1, and b points at the tile's first column in the K block's first row. The
  * micro-kernel (mb = MR, e = 0), the edge kernel (mb < MR, e = 0) or the pair kernel (e > 0, the tile and the e
- * rows after it), with the FMAs of the packed ones in the same order: the same bits. */
+ * rows after it), with the FMAs of the packed ones in the same order: the same bits. A variant without an edge
+ * (pair) kernel is asked for whole tiles only (mb = MR, e = 0), as column_panel asks its packed kernels. */
 typedef void (*fclf_gemm_in_place_fn)(int mb, int e, int64_t kc, const float *restrict a, const float *restrict b,
                                       int64_t ldb, float *restrict c, int64_t ldc, float alpha, float beta,
                                       const float *restrict bias, int relu);
