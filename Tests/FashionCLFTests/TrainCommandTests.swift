@@ -261,6 +261,26 @@ struct TrainCommandTests {
         }
     }
 
+    @Test("FCLF_GEMM_IN_PLACE_ROWS=0 (every stored B packed) trains the default's model bytes, whose dense layers read their weights in place; an invalid value is reported and ignored")
+    func inPlaceOverride() throws {
+        let dir = temporaryDirectory()
+        // The MLP at batch 32: its dense layers' forward products (M = 32, weights 784 x 128 and 128 x 64, K blocks
+        // of at most 100 KB) read B in place by default.
+        let args = ["--model", "mlp", "--epochs", "1", "--limit-train", "640", "--batch-size", "32", "--seed", "5", "--no-report",
+                    "--data", dataDirectory]
+        let inPlace = try runTrain(args + ["--out", dir + "/a.fclf"], in: dir)
+        let packed = try runTrain(args + ["--out", dir + "/b.fclf"], in: dir, environment: ["FCLF_GEMM_IN_PLACE_ROWS": "0"])
+        try #require(inPlace.status == 0 && packed.status == 0, "\(inPlace.output)\n\(packed.output)")
+        let a = try FileIO.read(dir + "/a.fclf", limit: 1 << 24), b = try FileIO.read(dir + "/b.fclf", limit: 1 << 24)
+        let same = a == b
+        #expect(same, "the packed run's model file differs from the in-place run's")
+        for bad in ["-1", "many", "64x", "99999999"] {
+            let r = try runTrain(args, in: dir, environment: ["FCLF_GEMM_IN_PLACE_ROWS": bad])
+            #expect(r.status == 0 && r.output.contains("FCLF_GEMM_IN_PLACE_ROWS=\"\(bad)\" ignored: expected a row count from 0"),
+                    "\(bad): \(r.output)")
+        }
+    }
+
     @Test("--erase-p reaches the run: its recipe line names the erasing, in either order with --augment")
     func erasingFlag() throws {
         let dir = temporaryDirectory()
