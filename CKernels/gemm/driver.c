@@ -115,10 +115,13 @@ static void column_panel(const fclf_gemm_kernel *v, const float *ablock, const f
 }
 
 /* B's row stride when this product reads it in place (a stored B not transposed, not packed whole, a short M and
- * K blocks of kstep rows within the span: blocking.c says why; a variant with the kernels), else 0. */
+ * K blocks of kstep rows within the span: blocking.c says why; a variant with the kernels), else 0. Rows off the
+ * 64-byte lines get half the rows: each K step's loads then span one more line of B. */
 static int64_t in_place_ldb(const fclf_gemm_kernel *v, int64_t M, int64_t kstep, const fclf_gemm_operand *bs) {
     const int stored_rows = !bs->conv && !bs->packed && fclf_gemm_pack_kind_of(bs, 1) == FCLF_PACK_CONTIGUOUS;
-    if (!v->in_place || !stored_rows || M > fclf_gemm_in_place_rows()) return 0;
+    if (!v->in_place || !stored_rows) return 0;
+    const int on_lines = (uintptr_t)bs->m % 64 == 0 && bs->ld % 16 == 0;
+    if (M > (on_lines ? fclf_gemm_in_place_rows() : fclf_gemm_in_place_rows() / 2)) return 0;
     return kstep * bs->ld * (int64_t)sizeof(float) <= fclf_gemm_in_place_span() ? bs->ld : 0;
 }
 

@@ -298,34 +298,40 @@ struct KernelBlockingTests {
         } }
     }
 
-    @Test("a stored B read in place (M <= 64) gives the packed panels' bits: M = 4-64 against the same rows of a 132-row product, B's rows 3 floats longer than N, N = 40 and 300 at K = 700 (A packed whole), 70 at K = 3,000 (block by block from M = 24 on), beta 0 and 0.5, 1 and 2 threads, every ISA",
+    @Test("a stored B read in place gives the packed panels' bits: M = 4-64 against the same rows of a 132-row product, B's rows on 64-byte lines (read in place up to M = 64) and 3 floats longer than N (up to 32), N = 40 and 300 at K = 700 (A packed whole), 70 at K = 3,000 (block by block from M = 24 on), beta 0 and 0.5, 1 and 2 threads, every ISA",
           arguments: kernelISAs)
     func storedBInPlace(_ variant: KernelISA) {
         // 132 rows take the packed path. The short products read B's whole panels where they lie and pack only the
         // partial last one (N = 40: AVX2 2 + 8 columns, AVX-512 1 + 8; N = 70: 4 + 6, 2 + 6); N = 300 runs past the
-        // first chunk of columns the driver streams (MC 96 leaves 64 or 128 columns beside A). ldb = N + 3 puts the
-        // rows at every alignment. KC 64 keeps a K block of B within 78 KB, under half of any L2 (the span the
-        // driver reads in place), so the path does not depend on this machine's caches (FCLF_GEMM_IN_PLACE_ROWS=0 in the
-        // environment would turn it off: then both sides are packed).
+        // first chunk of columns the driver streams (MC 96 leaves 64 or 128 columns beside A). B's rows lie either on
+        // 64-byte lines (ldb a multiple of 16 in aligned memory) or, with ldb = N + 3, at every alignment. KC 64 keeps
+        // a K block of B within 78 KB, under half of any L2 (the span the driver reads in place), so the path does
+        // not depend on this machine's caches (FCLF_GEMM_IN_PLACE_ROWS=0 in the environment would turn it off: then
+        // both sides are packed).
         let big = 132, blocking = fclf_gemm_blocking(mc: 96, kc: 64, nc: 4096)
         for (n, k) in [(40, 700), (300, 700), (70, 3000)] {
-            let ldb = n + 3
-            let a = randomArray(big * k, seed: 81), b = randomArray(k * ldb, seed: 82), c0 = randomArray(big * n, seed: 83)
-            func product(_ m: Int, _ c: inout [Float], beta: Float) -> Int32 {
-                fclf_sgemm_blocked(variant.raw, blocking, 0, 0, Int64(m), Int64(n), Int64(k), 0.75, a, Int64(k), b, Int64(ldb), beta, &c,
-                                   Int64(n))
-            }
-            for beta: Float in [0, 0.5] {
-                // on one thread, so that no part of the reference is short enough to read B in place (2 threads
-                // may split its rows)
-                var whole = c0
-                #expect(withThreads(1) { product(big, &whole, beta: beta) } == 0)
-                for threads in [1, 2] { for m in [4, 5, 6, 7, 8, 9, 13, 16, 24, 32, 48, 63, 64] {
-                    var part = Array(c0[0..<(m * n)])
-                    #expect(withThreads(threads) { product(m, &part, beta: beta) } == 0)
-                    let first = (0..<(m * n)).first { part[$0].bitPattern != whole[$0].bitPattern }
-                    #expect(first == nil, "\(variant) M \(m) N \(n) K \(k) beta \(beta) threads \(threads): element \(first ?? 0) differs")
-                } }
+            for ldb in [(n + 15) / 16 * 16 + 16, n + 3] {
+                let a = randomArray(big * k, seed: 81), values = randomArray(k * ldb, seed: 82), c0 = randomArray(big * n, seed: 83)
+                let b = alignedFloats(k * ldb)
+                defer { b.deallocate() }
+                b.update(from: values, count: values.count)
+                func product(_ m: Int, _ c: inout [Float], beta: Float) -> Int32 {
+                    fclf_sgemm_blocked(variant.raw, blocking, 0, 0, Int64(m), Int64(n), Int64(k), 0.75, a, Int64(k), b, Int64(ldb), beta,
+                                       &c, Int64(n))
+                }
+                for beta: Float in [0, 0.5] {
+                    // on one thread, so that no part of the reference is short enough to read B in place (2 threads
+                    // may split its rows)
+                    var whole = c0
+                    #expect(withThreads(1) { product(big, &whole, beta: beta) } == 0)
+                    for threads in [1, 2] { for m in [4, 5, 6, 7, 8, 9, 13, 16, 24, 32, 48, 63, 64] {
+                        var part = Array(c0[0..<(m * n)])
+                        #expect(withThreads(threads) { product(m, &part, beta: beta) } == 0)
+                        let first = (0..<(m * n)).first { part[$0].bitPattern != whole[$0].bitPattern }
+                        #expect(first == nil,
+                                "\(variant) M \(m) N \(n) ldb \(ldb) K \(k) beta \(beta) threads \(threads): element \(first ?? 0) differs")
+                    } }
+                }
             }
         }
     }
