@@ -178,7 +178,8 @@ static int parse_override(const char *s, fclf_gemm_blocking *b) {
  * 108-111 against 68-103 GFLOP/s for M = 8-64, level from 96 on; AVX2 95-104 against 75-96 for M = 16-64, level
  * from 96 on. B's rows off the 64-byte lines (a B not 64-byte aligned, or a row stride not a multiple of 16
  * floats) get half the rows (driver.c): with the table's unaligned arrays AVX2 gained up to M = 32 and lost 3% at
- * conv2's 64 x 121 x 288. FCLF_GEMM_IN_PLACE_ROWS=n overrides it (0: always packed), to show the effect on one machine;
+ * conv2's 64 x 121 x 288. FCLF_GEMM_IN_PLACE_ROWS=n overrides it (0: always packed; n / 2 then for rows off the
+ * lines), to show the effect on one machine;
  * above MC it reads in place up to MC rows, since more rows take several row blocks that reuse a packed B.
  *
  * And only while a K block of B's rows spans at most half of L2 (fclf_gemm_in_place_span): a contiguous region

@@ -11,8 +11,8 @@
  * MR = 8 divides every M of our models (32, 64, 128, 288, 1600), so their AVX-512 tiles are full; AVX2's 6 leaves
  * a short last row tile (64 = 10 x 6 + 4), which its edge kernel computes without the rows past M, or, when it
  * is 1-3 rows (32 = 5 x 6 + 2), its pair kernel together with the whole tile before it. For a short M (up to 64
- * rows: a dense layer's forward product at a training batch) a stored B whose K block lies within half of L2 is
- * read in place, its rows where they lie, by the same kernels with B's row stride (in_place), rather than packed
+ * rows, 32 when B's rows are off the 64-byte lines: a dense layer's forward product at a training batch) a stored B
+ * whose K block lies within half of L2 is read in place, its rows where they lie, by the same kernels with B's row stride (in_place), rather than packed
  * for the few row tiles that read it; only a partial last panel is packed. */
 #ifndef FCLF_GEMM_H
 #define FCLF_GEMM_H
@@ -112,8 +112,8 @@ const fclf_gemm_kernel *fclf_gemm_kernel_for(int isa);
 /* The blocking a kernel runs with (blocking.c): the override, else the model's for its tile and this
  * machine's caches; MC and NC whole tiles of it. */
 fclf_gemm_blocking fclf_gemm_blocking_of(const fclf_gemm_kernel *k);
-/* Rows of C up to which the driver reads a stored B in place (blocking.c: 64, or FCLF_GEMM_IN_PLACE_ROWS), and
- * the bytes a K block of B's rows may span for it (half of L2). */
+/* Rows of C up to which the driver reads a stored B in place (blocking.c: 64, or FCLF_GEMM_IN_PLACE_ROWS; half of
+ * it for rows off the 64-byte lines), and the bytes a K block of B's rows may span for it (half of L2). */
 int64_t fclf_gemm_in_place_rows(void);
 int64_t fclf_gemm_in_place_span(void);
 /* 1 when each of MC, KC and NC lies in 1...its _MAX (FCLF_GEMM_BLOCKING and fclf_sgemm_blocked accept it). */

@@ -305,7 +305,7 @@ struct KernelBlockingTests {
         // partial last one (N = 40: AVX2 2 + 8 columns, AVX-512 1 + 8; N = 70: 4 + 6, 2 + 6); N = 300 runs past the
         // first chunk of columns the driver streams (MC 96 leaves 64 or 128 columns beside A). B's rows lie either on
         // 64-byte lines (ldb a multiple of 16 in aligned memory) or, with ldb = N + 3, at every alignment. KC 64 keeps
-        // a K block of B within 78 KB, under half of any L2 (the span the driver reads in place), so the path does
+        // a K block of B within 80 KB, under half of any L2 (the span the driver reads in place), so the path does
         // not depend on this machine's caches (FCLF_GEMM_IN_PLACE_ROWS=0 in the environment would turn it off: then
         // both sides are packed).
         let big = 132, blocking = fclf_gemm_blocking(mc: 96, kc: 64, nc: 4096)

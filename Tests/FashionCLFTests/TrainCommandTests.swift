@@ -261,12 +261,13 @@ struct TrainCommandTests {
         }
     }
 
-    @Test("FCLF_GEMM_IN_PLACE_ROWS=0 (every stored B packed) trains the default's model bytes, whose dense layers read their weights in place; an invalid value is reported and ignored")
+    @Test("FCLF_GEMM_IN_PLACE_ROWS=0 (every stored B packed) trains the default's model bytes, whose first two dense layers read their weights in place; an invalid value is reported and ignored")
     func inPlaceOverride() throws {
         let dir = temporaryDirectory()
-        // The MLP at batch 32: its dense layers' forward products (M = 32, weights 784 x 128 and 128 x 64, K blocks
-        // of at most 100 KB) read B in place by default.
-        let args = ["--model", "mlp", "--epochs", "1", "--limit-train", "640", "--batch-size", "32", "--seed", "5", "--no-report",
+        // The MLP at batch 64: its first two dense layers' forward products (M = 64, weights 784 x 128 and 128 x 64 in
+        // 64-byte aligned parameters, K blocks of at most 200 KB) read B in place by default; the last (N = 10) is
+        // one partial panel, always packed.
+        let args = ["--model", "mlp", "--epochs", "1", "--limit-train", "640", "--batch-size", "64", "--seed", "5", "--no-report",
                     "--data", dataDirectory]
         let inPlace = try runTrain(args + ["--out", dir + "/a.fclf"], in: dir)
         let packed = try runTrain(args + ["--out", dir + "/b.fclf"], in: dir, environment: ["FCLF_GEMM_IN_PLACE_ROWS": "0"])

@@ -132,8 +132,8 @@ func gemm(peak: Double) {
         let av = (0..<rowsA * colsA).map { _ in rng.uniform(1) }, bv = (0..<rowsB * colsB).map { _ in rng.uniform(1) }
         // The sweep's operands lie 64-byte aligned, as a layer's weights and activations do (Buffer); the table's
         // rows keep arrays as they come, for both libraries alike.
-        let ab = Buffer<Float>(capacity: av.count), bb = Buffer<Float>(capacity: bv.count)
-        ab.pointer.update(from: av, count: av.count); bb.pointer.update(from: bv, count: bv.count)
+        let ab = Buffer<Float>(capacity: mSweep ? av.count : 1), bb = Buffer<Float>(capacity: mSweep ? bv.count : 1)
+        if mSweep { ab.pointer.update(from: av, count: av.count); bb.pointer.update(from: bv, count: bv.count) }
         func operands(_ body: (UnsafePointer<Float>, UnsafePointer<Float>) -> Void) {
             if mSweep { body(ab.pointer, bb.pointer); return }
             av.withUnsafeBufferPointer { ap in bv.withUnsafeBufferPointer { bp in body(ap.baseAddress!, bp.baseAddress!) } }
