@@ -75,9 +75,9 @@ static inline int fclf_team_all_ok(int *failed, int ok) {
 }
 
 /* scratch.c: the per-thread buffers. Slot USER backs fclf_thread_scratch; the GEMM packs into PACK_A and
- * PACK_B (PACK_B also holds the short-M rows' accumulators), a split-K product keeps its blocks' partial
- * products in SPLIT_K, and the calling thread's SHARED_A holds an A packed once for its whole team. */
-enum { FCLF_SCRATCH_USER, FCLF_SCRATCH_PACK_A, FCLF_SCRATCH_PACK_B, FCLF_SCRATCH_SPLIT_K, FCLF_SCRATCH_SHARED_A, FCLF_SCRATCH_SLOTS };
+ * PACK_B (PACK_B also holds the short-M rows' accumulators) and a split-K product keeps its blocks' partial
+ * products in SPLIT_K. */
+enum { FCLF_SCRATCH_USER, FCLF_SCRATCH_PACK_A, FCLF_SCRATCH_PACK_B, FCLF_SCRATCH_SPLIT_K, FCLF_SCRATCH_SLOTS };
 float *fclf_scratch_slot(int slot, int64_t floats);
 
 /* The variant an *_isa entry point runs: the one asked for when this CPU has it, else scalar. */

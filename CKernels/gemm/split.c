@@ -62,29 +62,27 @@ static int split_k(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int nt, in
     return failed ? -1 : 0;
 }
 
-/* x's rows (of op(A)) or columns (of op(B), as_b) from lo on: an offset into a stored matrix, or a new origin
- * in the implicit or packed one. */
-static fclf_gemm_operand operand_from(const fclf_gemm_operand *x, int as_b, int64_t lo) {
-    fclf_gemm_operand part = *x;
+/* Columns [lo, hi) of op(B) and C (split_n) or rows [lo, hi) of op(A) and C, on the calling thread: an
+ * offset into a stored matrix, or a new origin in the implicit or packed one. */
+static void gemm_part(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int split_n, int64_t lo, int64_t hi, int64_t M,
+                      int64_t N, int64_t K, float alpha, const fclf_gemm_operand *as, const fclf_gemm_operand *bs,
+                      float beta, const fclf_gemm_out *out) {
+    fclf_gemm_operand part = split_n ? *bs : *as;
     if (part.conv) part.origin += lo;
     else {
         if (part.packed) part.origin += lo;
-        part.m = (as_b ? part.trans : !part.trans) ? part.m + lo * part.ld : part.m + lo;
+        part.m = (split_n ? part.trans : !part.trans) ? part.m + lo * part.ld : part.m + lo;
     }
-    return part;
-}
-
-/* Rows [i0, i1) and columns [j0, j1) of C, on the calling thread, by the serial path with the whole K. */
-static void gemm_part(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
-                      int64_t K, float alpha, const fclf_gemm_operand *as, const fclf_gemm_operand *bs, float beta,
-                      const fclf_gemm_out *out) {
-    const fclf_gemm_operand a = operand_from(as, 0, i0), b = operand_from(bs, 1, j0);
     fclf_gemm_out mine = *out;
-    if (mine.seg) mine.col0 += j0;
-    else mine.C += j0;
-    mine.C += i0 * mine.ldc;
-    if (mine.bias) mine.bias += i0;
-    fclf_gemm_serial(v, blk, i1 - i0, j1 - j0, K, alpha, &a, &b, beta, &mine);
+    if (split_n) {
+        if (mine.seg) mine.col0 += lo;
+        else mine.C += lo;
+        fclf_gemm_serial(v, blk, M, hi - lo, K, alpha, as, &part, beta, &mine);
+    } else {
+        mine.C += lo * mine.ldc;
+        if (mine.bias) mine.bias += lo;
+        fclf_gemm_serial(v, blk, hi - lo, N, K, alpha, &part, bs, beta, &mine);
+    }
 }
 
 /* One image's products on the calling thread and, when it is free, the helper (assist.c): column tiles in up
@@ -106,11 +104,8 @@ typedef struct {
 static void assist_task(void *ctx, int64_t t) {
     const assist_job *j = ctx;
     const int64_t lo = j->tiles * t / j->tasks * j->v->nr, hi = fclf_min64(j->tiles * (t + 1) / j->tasks * j->v->nr, j->N);
-    if (hi > lo) gemm_part(j->v, j->blk, 0, j->M, lo, hi, j->K, j->alpha, j->as, j->bs, j->beta, j->out);
+    if (hi > lo) gemm_part(j->v, j->blk, 1, lo, hi, j->M, j->N, j->K, j->alpha, j->as, j->bs, j->beta, j->out);
 }
-
-/* The largest A packed once for a team (16 MB: conv2's weight gradient as 64 x 288 up to batch 541). */
-enum { SHARED_A_MAX_FLOATS = 4 << 20 };
 
 void fclf_gemm_split(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t M, int64_t N, int64_t K, float alpha,
                   const fclf_gemm_operand *as, const fclf_gemm_operand *bs, float beta, const fclf_gemm_out *out) {
@@ -131,46 +126,14 @@ void fclf_gemm_split(const fclf_gemm_kernel *v, fclf_gemm_blocking blk, int64_t 
         return;
     /* Split the operand whose packing would otherwise be repeated by every thread: splitting columns
      * repeats A's M x K packing, splitting rows repeats B's K x N. One image through conv2 (M = 64,
-     * N = 121) split by rows packed all of B on both threads. */
-    const int64_t tiles_n = (N + v->nr - 1) / v->nr, tiles_m = (M + v->mr - 1) / v->mr;
-    const int split_n = tiles_n >= nt && (M <= N || tiles_m < nt);
-    /* Where the column panels do not share evenly, the busiest thread sets the time: conv2's weight gradient
-     * as 64 x 288 has 9 panels, 5 on one of 2 threads against 4.5 on average. Then A is packed once for the
-     * team (each thread packing its share of the K blocks, where before every thread packed all of A), and
-     * the threads take panels from a counter, whole, then the last tiles_n % T panels in T row parts each:
-     * 4 panels and a half each when the cores run alike, more on the faster core when one is slowed (this
-     * VM's cores have slow phases). 64 x 288 x 3872 on 2 threads, the two builds alternated for 4 minutes
-     * (AMD Zen 4): 1.038x the static split's GFLOP/s (median ratio; quartiles 0.99 and 1.08). Any split gives
-     * the same bits: each element is one part's, with the whole K in the serial K blocks. */
-    const int64_t lda = (M + v->mr - 1) / v->mr * v->mr, blocks = (K + kstep - 1) / kstep;
-    float *shared_a = NULL;
-    if (split_n && tiles_m > 1 && (tiles_n + nt - 1) / nt * nt * 16 > tiles_n * 17 && !as->conv && !as->packed &&
-        lda * K <= SHARED_A_MAX_FLOATS)
-        shared_a = fclf_scratch_slot(FCLF_SCRATCH_SHARED_A, lda * K);
-    const fclf_gemm_operand a_shared = {as->m, as->ld, as->trans, NULL, NULL, 0, shared_a, lda};
-    int64_t next = 0;
+     * N = 121) split by rows packed all of B on both threads. Either split gives the same bits. */
+    int64_t tiles_n = (N + v->nr - 1) / v->nr, tiles_m = (M + v->mr - 1) / v->mr;
+    int split_n = tiles_n >= nt && (M <= N || tiles_m < nt);
 #pragma omp parallel num_threads(nt)
     {
-        const int64_t t = FCLF_THREAD_NUM(), T = FCLF_NUM_THREADS();
-        if (shared_a) {
-            for (int64_t b = blocks * t / T; b < blocks * (t + 1) / T; b++) /* fclf_gemm_pack_whole's layout, blk's K blocks */
-                v->pack_a(shared_a + b * kstep * lda, as, 0, M, b * kstep, fclf_min64(kstep, K - b * kstep));
-#pragma omp barrier
-            /* Parts handed out by a counter: schedule(dynamic) calls __kmpc_dispatch_deinit, which Debian's
-             * libomp (LLVM 14) lacks. */
-            const int64_t tail = tiles_n % T, parts = fclf_min64(T, tiles_m), whole = tiles_n - tail;
-            for (int64_t u; (u = __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED)) < whole + tail * parts;) {
-                const int64_t panel = u < whole ? u : whole + (u - whole) / parts, r = (u - whole) % parts;
-                const int64_t i0 = u < whole ? 0 : tiles_m * r / parts * v->mr;
-                const int64_t i1 = u < whole ? M : fclf_min64(tiles_m * (r + 1) / parts * v->mr, M);
-                gemm_part(v, blk, i0, i1, panel * v->nr, fclf_min64((panel + 1) * v->nr, N), K, alpha, &a_shared, bs,
-                          beta, out);
-            }
-        } else {
-            const int64_t tiles = split_n ? tiles_n : tiles_m, step = split_n ? v->nr : v->mr, extent = split_n ? N : M;
-            const int64_t lo = tiles * t / T * step, hi = fclf_min64(tiles * (t + 1) / T * step, extent);
-            if (hi > lo && split_n) gemm_part(v, blk, 0, M, lo, hi, K, alpha, as, bs, beta, out);
-            else if (hi > lo) gemm_part(v, blk, lo, hi, 0, N, K, alpha, as, bs, beta, out);
-        }
+        int t = FCLF_THREAD_NUM(), T = FCLF_NUM_THREADS();
+        int64_t tiles = split_n ? tiles_n : tiles_m, step = split_n ? v->nr : v->mr, extent = split_n ? N : M;
+        int64_t lo = tiles * t / T * step, hi = fclf_min64(tiles * (t + 1) / T * step, extent);
+        if (hi > lo) gemm_part(v, blk, split_n, lo, hi, M, N, K, alpha, as, bs, beta, out);
     }
 }

@@ -144,45 +144,6 @@ struct KernelBlockingTests {
         }
     }
 
-    @Test("column panels that do not share evenly among threads (A packed once for the team, panels handed out by a counter, the last one in row parts) give the serial bits; every ISA",
-          arguments: kernelISAs)
-    func unevenPanelsMatchSerial(_ variant: KernelISA) {
-        // 9 column panels (the last one partial) or 3, for 2 threads: the shape of conv2's weight gradient as
-        // 64 x 288. M ends in a partial row tile; KC 64 gives several K blocks (and one block, with K = 50, so one
-        // thread packs nothing); MC 16 < M runs the packed A through BLIS's loop nest, MC 768 through the K blocks
-        // per panel.
-        let (mr, nr): (Int, Int) = switch variant.raw {
-        case Int32(FCLF_ISA_AVX512F.rawValue): (8, 32)
-        case Int32(FCLF_ISA_AVX2.rawValue): (6, 16)
-        default: (4, 8)
-        }
-        for (m, n, k) in [(9 * mr + 2, 9 * nr - 3, 700), (2 * mr, 3 * nr, 50), (9 * mr, 9 * nr, 1000)] {
-            let a = randomArray(m * k, seed: 91), bm = randomArray(k * n, seed: 92), c0 = randomArray(m * n, seed: 93)
-            for (ta, tb, beta) in [(Int32(0), Int32(1), Float(0)), (1, 0, 0.5), (0, 0, 0)] {
-                let at = ta == 0 ? a : (0..<m * k).map { a[($0 % m) * k + $0 / m] }
-                let bt = tb == 0 ? bm : (0..<k * n).map { bm[($0 % k) * n + $0 / k] }
-                let (lda, ldb) = (ta == 0 ? k : m, tb == 0 ? n : k)
-                for mc in [Int64(16), 768] {
-                    func run(_ threads: Int) -> [Float] {
-                        var c = c0
-                        withThreads(threads) {
-                            #expect(fclf_sgemm_blocked(variant.raw, fclf_gemm_blocking(mc: mc, kc: 64, nc: 4096), ta, tb, Int64(m), Int64(n),
-                                                       Int64(k), 0.75, at, Int64(lda), bt, Int64(ldb), beta, &c, Int64(n)) == 0)
-                        }
-                        return c
-                    }
-                    let serial = run(1)
-                    var expected = c0
-                    fclf_sgemm_ref(ta, tb, Int64(m), Int64(n), Int64(k), 0.75, at, Int64(lda), bt, Int64(ldb), beta, &expected, Int64(n))
-                    expectClose(serial, expected, atol: 1e-3, rtol: 1e-4, "\(variant) \(m)x\(n)x\(k)")
-                    let two = run(2)
-                    let first = (0..<(m * n)).first { two[$0].bitPattern != serial[$0].bitPattern }
-                    #expect(first == nil, "\(variant) \(m)x\(n)x\(k) ta \(ta) tb \(tb) mc \(mc): 2 threads changed element \(first ?? 0)")
-                }
-            }
-        }
-    }
-
     @Test("fclf_sgemm runs the decided blocking; out-of-range blockings are refused and write nothing")
     func decidedAndRefused() {
         var b = GEMMBlocking.active
