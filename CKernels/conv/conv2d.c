@@ -152,7 +152,7 @@ static void conv2d_forward(int isa, float *y, float *col, const float *x, const 
     const float *gemm_wp = plane ? NULL : wp;
     if (frames_x(s) && col) {
         frame_x(col, x, s);
-        if (plane && fclf_conv_plane_forward(y, col, w, wp, b, relu, s) == 0) return;
+        if (plane && fclf_conv_plane_forward(isa, y, col, w, wp, b, relu, s) == 0) return;
         gemm_forward(fclf_gemm_kernel_for(isa), w, gemm_wp, col, framed_shape(s), b, relu, y);
     } else if (fclf_conv_packs_from_x(s)) { /* a padded shape without col packs from x with bounds checks */
         gemm_forward(fclf_gemm_kernel_for(isa), w, gemm_wp, x, s, b, relu, y);
@@ -254,7 +254,7 @@ static void conv2d_backward(int isa, float *dx, float *dw, float *db, float *dco
         return;
     }
     /* the plane-tile path needs the frame the forward pass left in col */
-    if (col && fclf_conv_plane_taken(isa, s) && fclf_conv_plane_backward(dx, dw, db, tmp, dy, y, col, w, relu, s) == 0)
+    if (col && fclf_conv_plane_taken(isa, s) && fclf_conv_plane_backward(isa, dx, dw, db, tmp, dy, y, col, w, relu, s) == 0)
         return;
     /* dz = dy masked by ReLU (y > 0), moved from [n, oc, P] to tmp [oc, n, P], the forward GEMM's
      * output layout. */

@@ -1,5 +1,6 @@
 /* plane.c: a padded ('same') stride-1 convolution of few output channels computed in tiles of its output planes
- * straight from x's zero-framed planes, forward and backward, with AVX-512.
+ * straight from x's zero-framed planes, forward and backward: the driver, the weights' layout and the AVX-512
+ * kernels (plane_avx2.c has the AVX2 kernels).
  *
  * Why: res-bn's first stage is six 16 -> 16 'same' 3x3 convolutions on 28 x 28 planes. As a GEMM (conv2d.c) that
  * is W [16, 144] . col [144, n P]: every column of col (144 floats per output pixel) is packed from the frame and
@@ -30,8 +31,8 @@
  *   do not depend on the thread count; forward and dx split tiles, which never changes a tile's sums.
  *
  * Which shapes (fclf_conv_plane_taken): 'same' shapes that frame x (padded, K = c kh kw >= 16) with at most 16
- * input and 16 output channels and rows of 17 pixels or more (what was measured to gain), on AVX-512. Other
- * variants keep the GEMM: an AVX2 tile would hold 8 channels x 2 vectors of 8 positions, not written yet. */
+ * input and 16 output channels and rows of 17 pixels or more (what was measured to gain), on AVX-512 and AVX2.
+ * AVX2's tiles are smaller (plane_avx2.c): 4 channels x 24 positions forward, 2 channels x 6 taps for dw. */
 #include "plane.h"
 
 #include <string.h>
@@ -42,12 +43,31 @@
 
 /* Taps whose offsets live on the stack; the channel and row limits of the path (above). */
 enum { PLANE_K_MAX = 1152, PLANE_OC_MAX = 16, PLANE_OW_MIN = 17 };
-/* The weight gradient's register tile: 4 channels x 6 taps = 24 accumulators, 10 loads per 24 FMAs. */
-enum { GRAD_OB = 4, GRAD_KB = 6, GRAD_TILE = GRAD_OB * GRAD_KB * 16 };
+/* AVX-512's weight gradient register tile: 4 channels x 6 taps = 24 accumulators, 10 loads per 24 FMAs. */
+enum { GRAD_OB = 4, GRAD_KB = 6 };
+_Static_assert(FCLF_PLANE_AVX2_GRAD_OB <= GRAD_OB && FCLF_PLANE_AVX2_GRAD_KB <= GRAD_KB,
+               "grad_pairs' channel and tap arrays hold either variant's tile");
 
 static int64_t taps_of(fclf_conv2d_shape s) { return s.c * s.kh * s.kw; }
-/* A tile: 8 channels x 2 vectors of 16 flat positions = 16 accumulators. */
-enum { TILE_BLOCK = 8, TILE_POSITIONS = 32 };
+/* AVX-512's forward tile: 8 channels (a packed block) x 2 vectors of 16 flat positions = 16 accumulators. */
+enum { TILE_BLOCK = FCLF_PLANE_TILE_BLOCK, TILE_POSITIONS = 32 };
+
+/* A variant's tiles: forward, channels (of a packed block) by flat positions; the weight gradient's, channels by
+ * taps of lanes-wide sums. */
+typedef struct {
+    int isa;
+    int64_t channels, positions, grad_ob, grad_kb, lanes;
+} plane_tiles;
+
+static plane_tiles tiles_for(int isa) {
+    if (isa == FCLF_ISA_AVX2) {
+        const plane_tiles t = {isa, FCLF_PLANE_AVX2_CHANNELS, FCLF_PLANE_AVX2_POSITIONS, FCLF_PLANE_AVX2_GRAD_OB, FCLF_PLANE_AVX2_GRAD_KB, 8};
+        return t;
+    }
+    const plane_tiles t = {isa, TILE_BLOCK, TILE_POSITIONS, GRAD_OB, GRAD_KB, 16};
+    return t;
+}
+static int64_t grad_tile_floats(plane_tiles g) { return g.grad_ob * g.grad_kb * g.lanes; }
 
 int fclf_conv_plane_shape(fclf_conv2d_shape s) {
     const int64_t K = taps_of(s), fh = fclf_conv_framed_rows(s), fw = fclf_conv_framed_cols(s);
@@ -59,7 +79,9 @@ int fclf_conv_plane_shape(fclf_conv2d_shape s) {
            fclf_max64(s.c, s.oc) * fh * fw <= INT32_MAX;
 }
 
-int fclf_conv_plane_taken(int isa, fclf_conv2d_shape s) { return isa == FCLF_ISA_AVX512F && fclf_conv_plane_shape(s); }
+int fclf_conv_plane_taken(int isa, fclf_conv2d_shape s) {
+    return (isa == FCLF_ISA_AVX512F || isa == FCLF_ISA_AVX2) && fclf_conv_plane_shape(s);
+}
 
 int fclf_conv2d_plane_taken_isa(int isa, fclf_conv2d_shape s) { return fclf_conv_plane_taken(fclf_isa_usable(isa), s); }
 
@@ -160,7 +182,7 @@ __attribute__((target("avx512f"))) static void plane_tile(float *restrict y, int
 }
 
 /* dw's register tile for one image: acc[o][k] += dz[o] * xf[tap k] over the L flat positions, 16 lanes each, the
- * sums kept in part (GRAD_TILE floats) between images. dz[o]: channel o's gradient at position 0 in its frame, whose
+ * sums kept in part (GRAD_OB x GRAD_KB x 16 floats) between images. dz[o]: channel o's gradient at position 0 in its frame, whose
  * rows are as long as x's (fw: a 'same' shape), so that position p is dz[o] + p, and the frame's zeros stand at
  * every position that is not an output pixel; xi: the image's frame; off: the block's six taps. */
 __attribute__((target("avx512f"))) static void grad_tile(float *restrict part, const float *const *dz,
@@ -184,10 +206,13 @@ __attribute__((target("avx512f"))) static void grad_tile(float *restrict part, c
         for (int k = 0; k < GRAD_KB; k++) _mm512_store_ps(part + (o * GRAD_KB + k) * 16, acc[o][k]);
 }
 
-__attribute__((target("avx512f"))) static float lane_sum(const float *part) {
+__attribute__((target("avx512f"))) static float lane_sum16(const float *part) {
     return _mm512_reduce_add_ps(_mm512_load_ps(part));
 }
 #endif
+
+/* One weight's 8 lanes (AVX2), summed in a fixed order. */
+static float lane_sum8(const float *v) { return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7])); }
 
 /* The tiles of the forward pass: task t = (image, channel block, tile), in that order. */
 typedef struct {
@@ -196,22 +221,34 @@ typedef struct {
     const int32_t *off;
     fclf_conv2d_shape s;
     int relu;
+    plane_tiles g;
 } plane_job;
 
 /* Flat positions of one output plane over its frame's rows: (oh - 1) fw + ow. */
 static int64_t flat_positions(fclf_conv2d_shape s) { return (s.oh - 1) * fclf_conv_framed_cols(s) + s.ow; }
-static int64_t tiles_of(fclf_conv2d_shape s) { return (flat_positions(s) + TILE_POSITIONS - 1) / TILE_POSITIONS; }
+static int64_t tiles_of(fclf_conv2d_shape s, plane_tiles g) { return (flat_positions(s) + g.positions - 1) / g.positions; }
+/* Forward tasks: (image, group of g.channels output channels, tile). */
+static int64_t tasks_of(fclf_conv2d_shape s, plane_tiles g) {
+    return s.n * ((s.oc + g.channels - 1) / g.channels) * tiles_of(s, g);
+}
 
 static void plane_run(const plane_job *j, int64_t t0, int64_t t1) {
 #if defined(__x86_64__)
     const fclf_conv2d_shape s = j->s;
-    const int64_t ob = TILE_BLOCK, blocks = (s.oc + ob - 1) / ob, K = taps_of(s), P = s.oh * s.ow;
-    const int64_t fh = fclf_conv_framed_rows(s), fw = fclf_conv_framed_cols(s), L = flat_positions(s), tiles = tiles_of(s);
+    const plane_tiles g = j->g;
+    const int64_t cg = g.channels, groups = (s.oc + cg - 1) / cg, K = taps_of(s), P = s.oh * s.ow;
+    const int64_t fh = fclf_conv_framed_rows(s), fw = fclf_conv_framed_cols(s), L = flat_positions(s), tiles = tiles_of(s, g);
     for (int64_t t = t0; t < t1; t++) {
-        const int64_t i = t / (blocks * tiles), bl = t / tiles % blocks, tile = t % tiles;
-        const float *wt = j->wt + bl * K * ob, *b = j->b ? j->b + bl * ob : NULL;
-        plane_tile(j->y + (i * s.oc + bl * ob) * P, P, j->xf + i * s.c * fh * fw, j->off, K, wt, b, j->relu,
-                   tile * TILE_POSITIONS, L, fw, s.ow, fclf_min64(ob, s.oc - bl * ob));
+        const int64_t i = t / (groups * tiles), o0 = t / tiles % groups * cg, tile = t % tiles;
+        /* the group's weights: its channels' columns of their packed block */
+        const float *wt = j->wt + o0 / TILE_BLOCK * K * TILE_BLOCK + o0 % TILE_BLOCK, *b = j->b ? j->b + o0 : NULL;
+        float *y = j->y + (i * s.oc + o0) * P;
+        const float *xi = j->xf + i * s.c * fh * fw;
+        const int64_t valid = fclf_min64(cg, s.oc - o0);
+        if (g.isa == FCLF_ISA_AVX2)
+            fclf_plane_tile__avx2(y, P, xi, j->off, K, wt, b, j->relu, tile * g.positions, L, fw, s.ow, valid);
+        else
+            plane_tile(y, P, xi, j->off, K, wt, b, j->relu, tile * g.positions, L, fw, s.ow, valid);
     }
 #else
     (void)j, (void)t0, (void)t1;
@@ -230,12 +267,12 @@ static void plane_assist_task(void *ctx, int64_t task) {
     plane_run(a->job, a->tasks * task / ASSIST_TASKS, a->tasks * (task + 1) / ASSIST_TASKS);
 }
 
-static void plane_forward_packed(float *y, const float *xf, const float *wt, const float *b, int relu,
-                                fclf_conv2d_shape s) {
+static void plane_forward_packed(plane_tiles g, float *y, const float *xf, const float *wt, const float *b, int relu,
+                                 fclf_conv2d_shape s) {
     int32_t off[PLANE_K_MAX];
     tap_offsets(off, s);
-    const plane_job job = {y, xf, wt, b, off, s, relu};
-    const int64_t ob = TILE_BLOCK, tasks = s.n * ((s.oc + ob - 1) / ob) * tiles_of(s);
+    const plane_job job = {y, xf, wt, b, off, s, relu, g};
+    const int64_t tasks = tasks_of(s, g);
     const double work = 2.0 * (double)(s.n * s.oc * s.oh * s.ow) * (double)taps_of(s);
     if (work < FCLF_PAR_MIN_WORK || FCLF_MAX_THREADS() <= 1) {
         if (fclf_assist_active() && tasks >= ASSIST_TASKS) {
@@ -248,16 +285,25 @@ static void plane_forward_packed(float *y, const float *xf, const float *wt, con
     FCLF_PARALLEL_IF(1, { plane_run(&job, fclf_partition_bound(tasks, 0), fclf_partition_bound(tasks, 1)); });
 }
 
-int fclf_conv_plane_forward(float *y, const float *xf, const float *w, const float *wt, const float *b, int relu,
-                           fclf_conv2d_shape s) {
+int fclf_conv_plane_forward(int isa, float *y, const float *xf, const float *w, const float *wt, const float *b,
+                            int relu, fclf_conv2d_shape s) {
     if (!wt) {
         float *p = fclf_scratch_slot(FCLF_SCRATCH_PACK_A, fclf_conv_plane_packed_size(s));
         if (!p) return -1;
         fclf_conv_plane_pack(p, w, s);
         wt = p;
     }
-    plane_forward_packed(y, xf, wt, b, relu, s);
+    plane_forward_packed(tiles_for(isa), y, xf, wt, b, relu, s);
     return 0;
+}
+
+/* out = g where a > 0, else 0: both read unconditionally so that the select vectorises (as a branch on random
+ * signs it took as long as the weight gradient's products: Zen 4, batch 128). */
+FCLF_CLONES static void relu_gate_row(float *restrict out, const float *restrict g, const float *restrict a, int64_t n) {
+    for (int64_t q = 0; q < n; q++) {
+        const float gv = g[q], av = a[q];
+        out[q] = av > 0.0f ? gv : 0.0f;
+    }
 }
 
 /* dzf's planes of channels [o0, o1), every image: dy masked by ReLU (y > 0) in its frame; sum[o - o0] = the
@@ -284,7 +330,7 @@ static void frame_dz(float *restrict dzf, float *restrict sum, const float *rest
                 row += t.pad_l;
                 const float *gr = g + r * s.ow, *ar = a + r * s.ow;
                 if (relu)
-                    for (int64_t q = 0; q < s.ow; q++) row[q] = ar[q] > 0.0f ? gr[q] : 0.0f;
+                    relu_gate_row(row, gr, ar, s.ow);
                 else
                     memcpy(row, gr, (size_t)s.ow * sizeof(float));
             }
@@ -298,14 +344,14 @@ static void frame_dz(float *restrict dzf, float *restrict sum, const float *rest
 }
 
 /* dw += the pairs [p0, p1) of (channel block, tap block), part holding their lane sums. */
-static void grad_pairs(float *restrict dw, float *restrict part, const float *dzf, const float *xf, int64_t p0,
-                       int64_t p1, const int32_t *off, fclf_conv2d_shape s) {
+static void grad_pairs(plane_tiles g, float *restrict dw, float *restrict part, const float *dzf, const float *xf,
+                       int64_t p0, int64_t p1, const int32_t *off, fclf_conv2d_shape s) {
 #if defined(__x86_64__)
     const fclf_conv2d_shape t = transposed(s);
-    const int64_t K = taps_of(s), kblocks = (K + GRAD_KB - 1) / GRAD_KB;
+    const int64_t K = taps_of(s), kblocks = (K + g.grad_kb - 1) / g.grad_kb, tile = grad_tile_floats(g);
     const int64_t fh = fclf_conv_framed_rows(s), fw = fclf_conv_framed_cols(s);
     const int64_t zh = fclf_conv_framed_rows(t), zw = fclf_conv_framed_cols(t); /* zw = fw */
-    memset(part, 0, (size_t)((p1 - p0) * GRAD_TILE) * sizeof(float));
+    memset(part, 0, (size_t)((p1 - p0) * tile) * sizeof(float));
     for (int64_t i = 0; i < s.n; i++) {
         const float *xi = xf + i * s.c * fh * fw;
         for (int64_t p = p0; p < p1; p++) {
@@ -313,28 +359,35 @@ static void grad_pairs(float *restrict dw, float *restrict part, const float *dz
             const float *dz[GRAD_OB];
             int32_t offk[GRAD_KB];
             /* a block past oc or K repeats its last channel or tap: computed, never added to dw */
-            for (int o = 0; o < GRAD_OB; o++) {
-                const int64_t ch = fclf_min64(ob * GRAD_OB + o, s.oc - 1);
+            for (int64_t o = 0; o < g.grad_ob; o++) {
+                const int64_t ch = fclf_min64(ob * g.grad_ob + o, s.oc - 1);
                 dz[o] = dzf + (i * s.oc + ch) * zh * zw + t.pad_t * zw + t.pad_l;
             }
-            for (int k = 0; k < GRAD_KB; k++) offk[k] = off[fclf_min64(kb * GRAD_KB + k, K - 1)];
-            grad_tile(part + (p - p0) * GRAD_TILE, dz, xi, offk, flat_positions(s), fw, s.ow);
+            for (int64_t k = 0; k < g.grad_kb; k++) offk[k] = off[fclf_min64(kb * g.grad_kb + k, K - 1)];
+            if (g.isa == FCLF_ISA_AVX2)
+                fclf_plane_grad_tile__avx2(part + (p - p0) * tile, dz, xi, offk, s.oh, fw, s.ow);
+            else
+                grad_tile(part + (p - p0) * tile, dz, xi, offk, flat_positions(s), fw, s.ow);
         }
     }
     for (int64_t p = p0; p < p1; p++) {
         const int64_t ob = p / kblocks, kb = p % kblocks;
-        for (int o = 0; o < GRAD_OB && ob * GRAD_OB + o < s.oc; o++)
-            for (int k = 0; k < GRAD_KB && kb * GRAD_KB + k < K; k++)
-                dw[(ob * GRAD_OB + o) * K + kb * GRAD_KB + k] += lane_sum(part + (p - p0) * GRAD_TILE + (o * GRAD_KB + k) * 16);
+        for (int64_t o = 0; o < g.grad_ob && ob * g.grad_ob + o < s.oc; o++)
+            for (int64_t k = 0; k < g.grad_kb && kb * g.grad_kb + k < K; k++) {
+                const float *lanes = part + (p - p0) * tile + (o * g.grad_kb + k) * g.lanes;
+                dw[(ob * g.grad_ob + o) * K + kb * g.grad_kb + k] += g.lanes == 8 ? lane_sum8(lanes) : lane_sum16(lanes);
+            }
     }
 #else
-    (void)dw, (void)part, (void)dzf, (void)xf, (void)p0, (void)p1, (void)off, (void)s;
+    (void)g, (void)dw, (void)part, (void)dzf, (void)xf, (void)p0, (void)p1, (void)off, (void)s;
 #endif
 }
 
-int fclf_conv_plane_backward(float *dx, float *dw, float *db, float *dzf, const float *dy, const float *y,
-                            const float *xf, const float *w, int relu, fclf_conv2d_shape s) {
-    const int64_t K = taps_of(s), pairs = (s.oc + GRAD_OB - 1) / GRAD_OB * ((K + GRAD_KB - 1) / GRAD_KB);
+int fclf_conv_plane_backward(int isa, float *dx, float *dw, float *db, float *dzf, const float *dy, const float *y,
+                             const float *xf, const float *w, int relu, fclf_conv2d_shape s) {
+    const plane_tiles g = tiles_for(isa);
+    const int64_t K = taps_of(s), pairs = (s.oc + g.grad_ob - 1) / g.grad_ob * ((K + g.grad_kb - 1) / g.grad_kb);
+    const int64_t tile = grad_tile_floats(g);
     const int big = 2.0 * (double)(s.n * s.oc * s.oh * s.ow) * (double)K >= FCLF_PAR_MIN_WORK;
     /* every scratch first, so that a failure changes nothing but dzf */
     float *flipped = dx ? fclf_scratch_slot(FCLF_SCRATCH_PACK_A, fclf_conv_plane_packed_size(transposed(s))) : NULL;
@@ -347,29 +400,29 @@ int fclf_conv_plane_backward(float *dx, float *dw, float *db, float *dzf, const 
      * must bind to this region, never to a caller's team (fclf_parallel_tasks' workers run kernels serially). */
     if (!big || FCLF_MAX_THREADS() <= 1) {
         frame_dz(dzf, sums, dy, y, relu, 0, s.oc, s);
-        float *part = fclf_scratch_slot(FCLF_SCRATCH_SPLIT_K, fclf_max64(1, pairs * GRAD_TILE));
+        float *part = fclf_scratch_slot(FCLF_SCRATCH_SPLIT_K, fclf_max64(1, pairs * tile));
         if (!part) return -1;
         if (db)
             for (int64_t o = 0; o < s.oc; o++) db[o] += sums[o];
-        if (dw) grad_pairs(dw, part, dzf, xf, 0, pairs, off, s);
+        if (dw) grad_pairs(g, dw, part, dzf, xf, 0, pairs, off, s);
     } else {
 #pragma omp parallel num_threads(fclf_get_max_threads())
         {
             const int64_t o0 = fclf_partition_bound(s.oc, 0), o1 = fclf_partition_bound(s.oc, 1);
             frame_dz(dzf, sums + o0, dy, y, relu, o0, o1, s);
             const int64_t p0 = fclf_partition_bound(pairs, 0), p1 = fclf_partition_bound(pairs, 1);
-            float *part = fclf_scratch_slot(FCLF_SCRATCH_SPLIT_K, fclf_max64(1, (p1 - p0) * GRAD_TILE));
+            float *part = fclf_scratch_slot(FCLF_SCRATCH_SPLIT_K, fclf_max64(1, (p1 - p0) * tile));
             if (fclf_team_all_ok(&failed, part != NULL)) { /* nothing is added to dw or db unless all have scratch */
                 if (db)
                     for (int64_t o = o0; o < o1; o++) db[o] += sums[o];
-                if (dw) grad_pairs(dw, part, dzf, xf, p0, p1, off, s);
+                if (dw) grad_pairs(g, dw, part, dzf, xf, p0, p1, off, s);
             }
         }
     }
     if (failed) return -1;
     if (dx) {
         pack_flipped(flipped, w, s);
-        plane_forward_packed(dx, dzf, flipped, NULL, 0, transposed(s));
+        plane_forward_packed(g, dx, dzf, flipped, NULL, 0, transposed(s));
     }
     return 0;
 }
