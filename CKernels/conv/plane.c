@@ -32,7 +32,7 @@
  *
  * Which shapes (fclf_conv_plane_taken): 'same' shapes that frame x (padded, K = c kh kw >= 16) with at most 16
  * input and 16 output channels and rows of 17 pixels or more (what was measured to gain), on AVX-512 and AVX2.
- * AVX2's tiles are smaller (plane_avx2.c): 4 channels x 24 positions forward, 2 channels x 6 taps for dw. */
+ * AVX2's tiles are smaller (plane_avx2.c): 4 channels x 16 positions forward, 2 channels x 6 taps for dw. */
 #include "plane.h"
 
 #include <string.h>

@@ -8,8 +8,8 @@
 /* The packed weights' blocks of output channels (both variants); the AVX2 kernels' tile geometry. */
 enum {
     FCLF_PLANE_TILE_BLOCK = 8,
-    FCLF_PLANE_AVX2_CHANNELS = 2,
-    FCLF_PLANE_AVX2_POSITIONS = 48,
+    FCLF_PLANE_AVX2_CHANNELS = 4,
+    FCLF_PLANE_AVX2_POSITIONS = 16,
     FCLF_PLANE_AVX2_GRAD_OB = 2,
     FCLF_PLANE_AVX2_GRAD_KB = 6
 };
@@ -37,7 +37,7 @@ int fclf_conv_plane_backward(int isa, float *dx, float *dw, float *db, float *dz
                              const float *xf, const float *w, int relu, fclf_conv2d_shape s);
 
 #if defined(__x86_64__)
-/* plane_avx2.c. tile__avx2: one forward tile, flat positions [p0, p0 + 24) of an image's output plane (L positions
+/* plane_avx2.c. tile__avx2: one forward tile, flat positions [p0, p0 + 16) of an image's output plane (L positions
  * in all, rows fw apart in the frame xi, ow of them pixels) for 4 channels (valid of them stored) whose weights
  * are read at wt + k * FCLF_PLANE_TILE_BLOCK; WRITES their pixels into y's planes, P apart. grad_tile__avx2:
  * ACCUMULATES into part (2 x 6 x 8 floats) the 8-lane sums of dz[o][p] * xi[off[k] + p] over the pixels p of one

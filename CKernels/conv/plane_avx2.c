@@ -2,10 +2,13 @@
  * kernels).
  *
  * Sixteen 8-lane registers hold neither of the AVX-512 tiles, so both shrink:
- * - forward (and dx): 4 channels x 3 vectors of 8 flat positions, 12 accumulators; per tap 3 loads, 4 broadcasts
- *   and 12 FMAs. The 4 channels are half of a packed block of TILE_BLOCK = 8, read at its stride, so the weights
+ * - forward (and dx): 4 channels x 2 vectors of 8 flat positions, 8 accumulators; per tap 4 broadcasts, 2 loads
+ *   and 8 FMAs. The 4 channels are half of a packed block of TILE_BLOCK = 8, read at its stride, so the weights
  *   are packed as for AVX-512 (and inference's prepacked weights fit either variant). Each lane's sum is the
  *   AVX-512 tile's (the bias, then one FMA per tap in order): the two variants give the same outputs and dx.
+ *   Tried on res-bn's 16 -> 16 shape (Zen 4 under FCLF_ISA=avx2, one thread): 4 x 3 vectors (12 accumulators, 3
+ *   loads and 4 broadcasts in 16 registers) spilled and took 11.8 ms at batch 128 against the GEMM's 7.3; 2
+ *   channels x 6 vectors 6.9 ms and one image 47.5 us; this tile 6.7-7.0 ms and 45.7 us (GEMM 48.5).
  * - weight gradient: 2 channels x 6 taps of 8-lane sums, 12 accumulators; per vector of positions 8 loads and
  *   12 FMAs. It walks the output row by row, not flat as AVX-512 does: a mask per vector for the positions that
  *   are not pixels (where 0 x Inf would be NaN) cost VMASKMOVPS on every load and a register the tile lacks.

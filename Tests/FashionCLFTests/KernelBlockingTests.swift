@@ -188,7 +188,7 @@ struct KernelBlockingTests {
                 }
             }
         }
-        // 'same' shapes the plane tiles take on AVX-512 (plane.c) pack in their layout: with col they read it, and
+        // 'same' shapes the plane tiles take on AVX-512 and AVX2 (plane.c) pack in their layout: with col they read it, and
         // without col the GEMM from x must pack for itself, never read those weights as its panels (K = 400: more
         // than one K block; 12 channels: a partial block).
         for (c, oc, h, k) in [(16, 16, 20, 5), (16, 12, 19, 3), (8, 16, 28, 3)] {

@@ -243,8 +243,8 @@ extension KernelTests {
     }
 }
 
-/// Whether this CPU's variant has the per-window kernel for shape s: AVX-512 for every supported shape but those the
-/// plane tiles take, AVX2 for those the GEMM takes (c*kh*kw >= 16) and one channel 3x3 (conv1, output pixels in the lanes).
+/// Whether this CPU's variant has the per-window kernel for shape s (never for those the plane tiles take): AVX-512 for
+/// every supported shape, AVX2 for those the GEMM takes (c*kh*kw >= 16) and one channel 3x3 (conv1, output pixels in the lanes).
 func windowKernelExpected(_ s: fclf_conv2d_shape) -> Bool {
     let active = fclf_isa_active()
     let k9 = s.c == 1 && s.kh == 3 && s.kw == 3

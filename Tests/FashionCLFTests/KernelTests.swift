@@ -73,8 +73,9 @@ struct KernelTests {
         // (5, 3, 7, 9, 10, 3) packs from x with short pixel runs, partial tiles and a 27-row A. Even kernels (2 and
         // 4, packed from x; 2 with K = 4, the small-K path): with 'same' all of their padding (or, for 4, the
         // larger part) is below and right, where packers that tested only pad_t and pad_l read past x.
-        // With 'same', (2, 6, 20, 19, 12, 3) and res-bn's (2, 16, 28, 28, 16, 3) take AVX-512's plane tiles
-        // (CKernels/conv/plane.c; 12 channels: a partial block; 20 x 19: tiles that end inside a row).
+        // With 'same', (2, 6, 20, 19, 12, 3) and res-bn's (2, 16, 28, 28, 16, 3) take the plane tiles of AVX-512
+        // and AVX2 (CKernels/conv/plane.c, plane_avx2.c; 12 channels: a partial block; 20 x 19: tiles that end
+        // inside a row; 28 x 28: rows of 28 = 3 x 8 + 4 pixels in AVX2's weight gradient).
         for (n, c, h, w, oc, k) in [(1, 1, 5, 7, 3, 3), (3, 3, 9, 6, 5, 3), (2, 4, 8, 8, 17, 5), (4, 32, 13, 13, 64, 3), (3, 1, 28, 28, 32, 3),
                                     (5, 3, 7, 9, 10, 3), (2, 8, 6, 7, 9, 2), (2, 2, 7, 8, 5, 4), (2, 1, 6, 5, 4, 2),
                                     (2, 6, 20, 19, 12, 3), (2, 16, 28, 28, 16, 3)] {
@@ -179,12 +180,12 @@ struct KernelTests {
     @Test("a 'same' convolution's weight gradient takes no term from a tap that reads no pixel (an Inf in x's last column leaves the taps left of it finite), every ISA",
           arguments: kernelISAs)
     func convGradNoTermsOutsidePixels(_ variant: KernelISA) {
-        // A 16 -> 16 'same' shape as in res-bn's first stage, which the plane tiles take on AVX-512: their flat walk
-        // passes positions that are not pixels, where a tap (v = 0) can read x's last column; 0 x Inf must not land
-        // in dw there.
+        // A 16 -> 16 'same' shape as in res-bn's first stage, which the plane tiles take on AVX-512 and AVX2: their
+        // walk (AVX-512's flat one, AVX2's full vectors) passes positions that are not pixels, where a tap (v = 0)
+        // can read x's last column; 0 x Inf must not land in dw there.
         let (n, c, h, oc) = (1, 16, 20, 16)
         let s = fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(h), Int64(oc), 3, 3, 1)
-        if variant.raw == Int32(FCLF_ISA_AVX512F.rawValue) && fclf_isa_active() == variant.raw {
+        if variant.raw != Int32(FCLF_ISA_SCALAR.rawValue) {
             #expect(fclf_conv2d_plane_taken_isa(variant.raw, s) != 0, "the plane tiles no longer take this shape")
         }
         var x = randomArray(n * c * h * h, seed: 70)
@@ -200,6 +201,37 @@ struct KernelTests {
         for o in 0..<oc { for u in 0..<3 {
             #expect(dw[o * c * 9 + u * 3].isFinite, "\(variant) o\(o) tap (0, \(u), 0): \(dw[o * c * 9 + u * 3])")
             #expect(!dw[o * c * 9 + u * 3 + 1].isFinite, "\(variant) o\(o) tap (0, \(u), 1) should see the Inf")
+        } }
+    }
+
+    @Test("the plane tiles of AVX2 and AVX-512 give the same outputs and dx, bit for bit (each sum: the bias, then one FMA per tap in order), and weight gradients to rounding",
+          .enabled(if: fclf_isa_supported(Int32(FCLF_ISA_AVX512F.rawValue)) != 0, "needs a CPU with AVX-512 to run both variants"))
+    func planeTilesAgreeAcrossVariants() {
+        let (avx2, avx512) = (Int32(FCLF_ISA_AVX2.rawValue), Int32(FCLF_ISA_AVX512F.rawValue))
+        // res-bn's first-stage shape; 12 channels of 6 on 20 x 19 (a partial channel group, tiles that end inside
+        // a row, rows of 19 = 2 x 8 + 3 pixels)
+        for (n, c, h, w, oc) in [(3, 16, 28, 28, 16), (2, 6, 20, 19, 12)] { for relu: Int32 in [0, 1] {
+            let s = fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(w), Int64(oc), 3, 3, 1)
+            #expect(fclf_conv2d_plane_taken_isa(avx2, s) != 0 && fclf_conv2d_plane_taken_isa(avx512, s) != 0)
+            let x = randomArray(n * c * h * w, seed: 80), wt = randomArray(oc * c * 9, seed: 81), b = randomArray(oc, seed: 82)
+            let outCount = n * oc * h * w
+            let dy = randomArray(outCount, seed: 83)
+            var results: [[[Float]]] = []
+            for isa in [avx2, avx512] {
+                var y = [Float](repeating: .nan, count: outCount), col = [Float](repeating: 0, count: Int(fclf_conv2d_col_size(s)))
+                var dcol = [Float](repeating: 0, count: Int(fclf_conv2d_dcol_size(s))), tmp = [Float](repeating: 0, count: Int(fclf_conv2d_tmp_size(s)))
+                var dx = [Float](repeating: .nan, count: x.count), dw = [Float](repeating: 0, count: wt.count)
+                var db = [Float](repeating: 0, count: oc)
+                fclf_conv2d_forward_isa(isa, &y, &col, x, wt, b, relu, s)
+                fclf_conv2d_backward_isa(isa, &dx, &dw, &db, &dcol, &tmp, dy, y, col, x, wt, relu, s)
+                results.append([y, dx, dw, db])
+            }
+            let tag = "\(n)x\(c)x\(h)x\(w) -> \(oc), relu \(relu)"
+            #expect(results[0][0].map(\.bitPattern) == results[1][0].map(\.bitPattern), "\(tag): outputs differ")
+            #expect(results[0][1].map(\.bitPattern) == results[1][1].map(\.bitPattern), "\(tag): dx differs")
+            // 8-lane against 16-lane sums over the batch's pixels
+            expectClose(results[0][2], results[1][2], atol: 1e-5 * Double(n * h * w).squareRoot() * 4, rtol: 1e-5, "\(tag): dw")
+            #expect(results[0][3] == results[1][3], "\(tag): db (the same per-plane sums) differs")
         } }
     }
 

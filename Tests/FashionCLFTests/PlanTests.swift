@@ -138,7 +138,7 @@ struct PlanTests {
           arguments: [(1, 3, Padding.valid, 1), (32, 3, .valid, 1), (32, 3, .valid, 3), (8, 2, .same, 2), (4, 3, .same, 2), (16, 3, .same, 2)])
     func perWindowInferEqualsForward(_ c: Int, _ k: Int, _ padding: Padding, _ n: Int) {
         // conv1's and conv2's shapes (one image, a batch), a 2x2 'same' kernel (padding only below and right),
-        // and 3x3 'same'; 16 -> 16 'same' on 20x20 is a shape the plane tiles take on AVX-512 (plane.c), whose bits the
+        // and 3x3 'same'; 16 -> 16 'same' on 20x20 is a shape the plane tiles take on AVX-512 and AVX2 (plane.c), whose bits the
         // window kernel does not keep: it declines them. Where the CPU has no window kernel the step falls back to the
         // training path.
         let (oc, side) = c == 32 ? (64, 11) : c == 16 ? (16, 20) : (20, 12)
