@@ -12,7 +12,7 @@
  *
  * Here nothing is packed but the weights. An output plane is read as the frame's rows, fw = ow + kw - 1 apart:
  * flat position p is output pixel (p / fw, p % fw) when p % fw < ow, and tap k = (ci, u, v) of every position lies
- * at off[k] + p in the image's frame. A tile is 32 consecutive positions (two vectors) by 8 output channels
+ * at off[k] + p in the image's frame. An AVX-512 tile is 32 consecutive positions (two vectors) by 8 output channels
  * (broadcast weights): 16 accumulators, and per tap two loads and 16 FMAs:
  *     y[o, p .. p+31] = b[o] + sum over k of w[o, k] xf[off[k] + p .. off[k] + p + 31].
  * The kw - 1 positions per row that are not pixels are computed and not stored (28 of every 30 lanes are pixels at
@@ -24,10 +24,11 @@
  * - dx is the same tiles run on dz's frame with the weights transposed and flipped (a 'full' correlation:
  *   dx[ci, i, j] = sum over o, u, v of w[o, ci, kh-1-u, kw-1-v] dzf[o, i + u, j + v]);
  * - dw[o, k] = sum over images and pixels of dz[o, p] xf[off[k] + p]: dz's frame has x's row length ('same'),
- *   so the same flat walk serves, with the positions that are not pixels masked off (a tap there may read a pixel
- *   the sum must not: 0 x Inf is NaN, where the GEMM gives no term). A register tile of 4
- *   channels x 6 taps keeps 16-lane sums per (channel block, tap block) in scratch across the images, reduced
- *   once. Threads take whole (channel block, tap block) pairs, each summed over the images in order, so the bits
+ *   so on AVX-512 the same flat walk serves, with the positions that are not pixels masked off (a tap there may
+ *   read a pixel the sum must not: 0 x Inf is NaN, where the GEMM gives no term), and AVX2 walks the pixels row by
+ *   row. A register tile of 4 channels x 6 taps (AVX2: 2 x 6) keeps 16-lane (AVX2: 8-lane) sums per (channel
+ *   block, tap block) in scratch across the images, reduced once, so the two variants' dw differ in rounding.
+ *   Threads take whole (channel block, tap block) pairs, each summed over the images in order, so the bits
  *   do not depend on the thread count; forward and dx split tiles, which never changes a tile's sums.
  *
  * Which shapes (fclf_conv_plane_taken): 'same' shapes that frame x (padded, K = c kh kw >= 16) with at most 16
@@ -47,6 +48,8 @@ enum { PLANE_K_MAX = 1152, PLANE_OC_MAX = 16, PLANE_OW_MIN = 17 };
 enum { GRAD_OB = 4, GRAD_KB = 6 };
 _Static_assert(FCLF_PLANE_AVX2_GRAD_OB <= GRAD_OB && FCLF_PLANE_AVX2_GRAD_KB <= GRAD_KB,
                "grad_pairs' channel and tap arrays hold either variant's tile");
+_Static_assert(FCLF_PLANE_TILE_BLOCK % FCLF_PLANE_AVX2_CHANNELS == 0,
+               "an AVX2 channel group lies inside one packed block (plane_run reads it at o0 % TILE_BLOCK)");
 
 static int64_t taps_of(fclf_conv2d_shape s) { return s.c * s.kh * s.kw; }
 /* AVX-512's forward tile: 8 channels (a packed block) x 2 vectors of 16 flat positions = 16 accumulators. */
@@ -209,12 +212,12 @@ __attribute__((target("avx512f"))) static void grad_tile(float *restrict part, c
 __attribute__((target("avx512f"))) static float lane_sum16(const float *part) {
     return _mm512_reduce_add_ps(_mm512_load_ps(part));
 }
-#endif
 
 /* One weight's 8 lanes (AVX2), summed in a fixed order. */
 static float lane_sum8(const float *v) { return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7])); }
+#endif
 
-/* The tiles of the forward pass: task t = (image, channel block, tile), in that order. */
+/* The tiles of the forward pass: task t = (image, group of the variant's tile channels, tile), in that order. */
 typedef struct {
     float *y;
     const float *xf, *wt, *b;

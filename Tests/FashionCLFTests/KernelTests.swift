@@ -73,12 +73,14 @@ struct KernelTests {
         // (5, 3, 7, 9, 10, 3) packs from x with short pixel runs, partial tiles and a 27-row A. Even kernels (2 and
         // 4, packed from x; 2 with K = 4, the small-K path): with 'same' all of their padding (or, for 4, the
         // larger part) is below and right, where packers that tested only pad_t and pad_l read past x.
-        // With 'same', (2, 6, 20, 19, 12, 3) and res-bn's (2, 16, 28, 28, 16, 3) take the plane tiles of AVX-512
-        // and AVX2 (CKernels/conv/plane.c, plane_avx2.c; 12 channels: a partial block; 20 x 19: tiles that end
-        // inside a row; 28 x 28: rows of 28 = 3 x 8 + 4 pixels in AVX2's weight gradient).
+        // With 'same', (2, 6, 20, 19, 12, 3), res-bn's (2, 16, 28, 28, 16, 3) and the even kernels (2, 8, 18, 18, 8, 2)
+        // (all padding below and right) and (2, 4, 17, 19, 6, 4) take the plane tiles of AVX-512 and AVX2
+        // (CKernels/conv/plane.c, plane_avx2.c; 12 channels: a partial AVX-512 block, 6: a partial AVX2 group and
+        // dx's partial block; 20 x 19: tiles that end inside a row; 28 x 28: rows of 3 x 8 + 4 pixels in AVX2's
+        // weight gradient).
         for (n, c, h, w, oc, k) in [(1, 1, 5, 7, 3, 3), (3, 3, 9, 6, 5, 3), (2, 4, 8, 8, 17, 5), (4, 32, 13, 13, 64, 3), (3, 1, 28, 28, 32, 3),
                                     (5, 3, 7, 9, 10, 3), (2, 8, 6, 7, 9, 2), (2, 2, 7, 8, 5, 4), (2, 1, 6, 5, 4, 2),
-                                    (2, 6, 20, 19, 12, 3), (2, 16, 28, 28, 16, 3)] {
+                                    (2, 6, 20, 19, 12, 3), (2, 16, 28, 28, 16, 3), (2, 8, 18, 18, 8, 2), (2, 4, 17, 19, 6, 4)] {
             for relu: Int32 in [0, 1] { for wantDx in [true, false] {
                 let s = fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(w), Int64(oc), Int64(k), Int64(k), same ? 1 : 0)
                 let x = randomArray(n * c * h * w, seed: 10), wt = randomArray(oc * c * k * k, seed: 11)
@@ -180,9 +182,9 @@ struct KernelTests {
     @Test("a 'same' convolution's weight gradient takes no term from a tap that reads no pixel (an Inf in x's last column leaves the taps left of it finite), every ISA",
           arguments: kernelISAs)
     func convGradNoTermsOutsidePixels(_ variant: KernelISA) {
-        // A 16 -> 16 'same' shape as in res-bn's first stage, which the plane tiles take on AVX-512 and AVX2: their
-        // walk (AVX-512's flat one, AVX2's full vectors) passes positions that are not pixels, where a tap (v = 0)
-        // can read x's last column; 0 x Inf must not land in dw there.
+        // A 16 -> 16 'same' shape as in res-bn's first stage, which the plane tiles take on AVX-512 and AVX2:
+        // AVX-512's flat walk passes positions that are not pixels, where a tap (v = 0) can read x's last column,
+        // and AVX2's row walk must read no position past a row's pixels; 0 x Inf must not land in dw there.
         let (n, c, h, oc) = (1, 16, 20, 16)
         let s = fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(h), Int64(oc), 3, 3, 1)
         if variant.raw != Int32(FCLF_ISA_SCALAR.rawValue) {
@@ -208,8 +210,8 @@ struct KernelTests {
           .enabled(if: fclf_isa_supported(Int32(FCLF_ISA_AVX512F.rawValue)) != 0, "needs a CPU with AVX-512 to run both variants"))
     func planeTilesAgreeAcrossVariants() {
         let (avx2, avx512) = (Int32(FCLF_ISA_AVX2.rawValue), Int32(FCLF_ISA_AVX512F.rawValue))
-        // res-bn's first-stage shape; 12 channels of 6 on 20 x 19 (a partial channel group, tiles that end inside
-        // a row, rows of 19 = 2 x 8 + 3 pixels)
+        // res-bn's first-stage shape; 6 -> 12 channels on 20 x 19 (a partial AVX-512 block, dx's partial block of 6,
+        // tiles that end inside a row, rows of 19 = 2 x 8 + 3 pixels)
         for (n, c, h, w, oc) in [(3, 16, 28, 28, 16), (2, 6, 20, 19, 12)] { for relu: Int32 in [0, 1] {
             let s = fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(w), Int64(oc), 3, 3, 1)
             #expect(fclf_conv2d_plane_taken_isa(avx2, s) != 0 && fclf_conv2d_plane_taken_isa(avx512, s) != 0)
