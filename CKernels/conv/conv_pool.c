@@ -118,7 +118,10 @@ void fclf_conv2d_pool_backward_isa(int isa, float *dx, float *dw, float *db, flo
  * for padding), w as [oc][kh][kw][c]. Each output channel's dw sums its windows image by image in window order;
  * each image's dx sums its terms window by window, per window output channel by output channel (general loops),
  * or output channel by output channel, per channel window by window (the seed CNN's conv2), whichever thread takes
- * them: the same bits for any thread count (each CPU variant its own: the FMA clones contract the multiply-adds).
+ * them: the same bits for any thread count. The seed CNN's conv2 multiply-adds with FMA in the AVX2 and AVX-512
+ * variants and unfused in the portable one, as the GEMM's rows do (gemm_rows): the variant decides, not the CPU's
+ * target_clones copy, so the portable variant gives the same bits on a CPU with FMA as without (it contracted in
+ * the FMA copies, and QEMU's Nehalem trained other bits than FCLF_ISA=scalar here: scripts/emulated-cpu.sh).
  * Positions that pass no gradient are skipped rather than multiplied by 0, so an Inf or NaN there in x or w does
  * not reach dw or dx as it does through the GEMM path; for finite x and w the two agree to rounding.
  * The seed CNN's conv2 (Zen 4, 2 threads, fclf-profile cnn 32 / 128): 0.60-0.61 / 2.6-2.7 ms for this pass
@@ -213,12 +216,24 @@ static inline __attribute__((always_inline)) void winners_dw(float *restrict dwt
  * for dw). */
 typedef float fclf_v16 __attribute__((vector_size(64), aligned(4)));
 
-static inline __attribute__((always_inline)) void winners_dw_c32k3(float *restrict dwt, float *restrict db,
+/* *acc += g *v per lane: one FMA (fused) or a product and a sum, each rounded. fused is a constant at every call,
+ * so that each always-inlined copy has one of the two. (Pointers: a 64-byte vector passed by value changes the
+ * ABI in the copies without AVX-512.) */
+static inline __attribute__((always_inline)) void madd16(int fused, float g, const fclf_v16 *v, fclf_v16 *acc) {
+    if (!fused) {
+        *acc = *acc + g * *v;
+        return;
+    }
+    fclf_v16 gv;
+    for (int l = 0; l < 16; l++) gv[l] = g;
+    *acc = __builtin_elementwise_fma(gv, *v, *acc);
+}
+
+static inline __attribute__((always_inline)) void winners_dw_c32k3(int fused, float *restrict dwt, float *restrict db,
                                                                   const float *restrict dy,
                                                                   const int32_t *restrict argmax,
                                                                   const float *restrict y, const float *restrict xt,
                                                                   fclf_conv2d_shape s, int64_t o0, int64_t o1) {
-#pragma clang fp contract(fast)
     const int64_t Q = (s.oh / 2) * (s.ow / 2), fw = fclf_conv_framed_cols(s), plane = winners_plane(s);
     for (int64_t o = o0; o < o1; o++) memset(dwt + o * 288, 0, 288 * sizeof(float));
     /* image by image, so that its channel-last x (21.6 KB) stays in L1 for every output channel; each output
@@ -240,7 +255,7 @@ static inline __attribute__((always_inline)) void winners_dw_c32k3(float *restri
                         for (int h = 0; h < 2; h++) {
                             fclf_v16 xv;
                             memcpy(&xv, xp + (u * fw + v) * 32 + 16 * h, sizeof xv);
-                            acc[(u * 3 + v) * 2 + h] += g * xv;
+                            madd16(fused, g, &xv, &acc[(u * 3 + v) * 2 + h]);
                         }
             }
             memcpy(dwt + o * 288, acc, sizeof acc);
@@ -248,11 +263,13 @@ static inline __attribute__((always_inline)) void winners_dw_c32k3(float *restri
         }
 }
 
-FCLF_CLONES static void winners_dw_rows(float *restrict dwt, float *restrict db, const float *restrict dy,
+FCLF_CLONES static void winners_dw_rows(int fused, float *restrict dwt, float *restrict db, const float *restrict dy,
                                         const int32_t *restrict argmax, const float *restrict y,
                                         const float *restrict xt, fclf_conv2d_shape s, int64_t o0, int64_t o1) {
-    if (s.c == 32 && s.kh == 3 && s.kw == 3) /* the seed CNN's conv2 */
-        winners_dw_c32k3(dwt, db, dy, argmax, y, xt, s, o0, o1);
+    if (s.c == 32 && s.kh == 3 && s.kw == 3 && fused) /* the seed CNN's conv2 */
+        winners_dw_c32k3(1, dwt, db, dy, argmax, y, xt, s, o0, o1);
+    else if (s.c == 32 && s.kh == 3 && s.kw == 3)
+        winners_dw_c32k3(0, dwt, db, dy, argmax, y, xt, s, o0, o1);
     else
         winners_dw(dwt, db, dy, argmax, y, xt, s, o0, o1);
 }
@@ -286,12 +303,11 @@ static inline __attribute__((always_inline)) void winners_dx(float *restrict dx,
  * registers and added at each window's winner into dxt (21.6 KB, in L1). Per window, with the output channels as
  * the inner loop, their weights (74 KB) came from L2 for every window, and picking a window's registers by the
  * winner's place took a branch per term or a sort: 2-3x slower. */
-static inline __attribute__((always_inline)) void winners_dx_c32k3(float *restrict dx, float *restrict dxt,
+static inline __attribute__((always_inline)) void winners_dx_c32k3(int fused, float *restrict dx, float *restrict dxt,
                                                                   const float *restrict dy,
                                                                   const int32_t *restrict argmax,
                                                                   const float *restrict y, const float *restrict wt,
                                                                   fclf_conv2d_shape s, int64_t i0, int64_t i1) {
-#pragma clang fp contract(fast)
     const int64_t Q = (s.oh / 2) * (s.ow / 2), fw = fclf_conv_framed_cols(s), plane = winners_plane(s);
     for (int64_t i = i0; i < i1; i++) {
         float *d = dxt + i * plane;
@@ -310,7 +326,7 @@ static inline __attribute__((always_inline)) void winners_dx_c32k3(float *restri
                             for (int h = 0; h < 2; h++) {
                                 fclf_v16 cur;
                                 memcpy(&cur, dp + (u * fw + v) * 32 + 16 * h, sizeof cur);
-                                cur += g * wv[(u * 3 + v) * 2 + h];
+                                madd16(fused, g, &wv[(u * 3 + v) * 2 + h], &cur);
                                 memcpy(dp + (u * fw + v) * 32 + 16 * h, &cur, sizeof cur);
                             }
                 }
@@ -319,11 +335,13 @@ static inline __attribute__((always_inline)) void winners_dx_c32k3(float *restri
     }
 }
 
-FCLF_CLONES static void winners_dx_images(float *restrict dx, float *restrict dxt, const float *restrict dy,
+FCLF_CLONES static void winners_dx_images(int fused, float *restrict dx, float *restrict dxt, const float *restrict dy,
                                           const int32_t *restrict argmax, const float *restrict y,
                                           const float *restrict wt, fclf_conv2d_shape s, int64_t i0, int64_t i1) {
-    if (s.c == 32 && s.kh == 3 && s.kw == 3)
-        winners_dx_c32k3(dx, dxt, dy, argmax, y, wt, s, i0, i1);
+    if (s.c == 32 && s.kh == 3 && s.kw == 3 && fused)
+        winners_dx_c32k3(1, dx, dxt, dy, argmax, y, wt, s, i0, i1);
+    else if (s.c == 32 && s.kh == 3 && s.kw == 3)
+        winners_dx_c32k3(0, dx, dxt, dy, argmax, y, wt, s, i0, i1);
     else
         winners_dx(dx, dxt, dy, argmax, y, wt, s, i0, i1);
 }
@@ -333,6 +351,7 @@ void fclf_conv2d_pool_backward_winners(float *dx, float *dw, float *db, float *w
                                        fclf_conv2d_shape s) {
     if (s.n <= 0 || s.oc <= 0 || !fclf_conv2d_pool_backward_winners_supported(s)) return;
     const int64_t taps = s.kh * s.kw, K = s.c * taps;
+    const int fused = fclf_isa_active() != FCLF_ISA_SCALAR;
     float *xt = (float *)(((uintptr_t)work + 63) & ~(uintptr_t)63), *dxt = xt + winners_round(s.n * winners_plane(s));
     float *wt = dxt + winners_round(s.n * winners_plane(s)), *dwt = wt + winners_round(s.oc * K);
     FCLF_PARALLEL_IF(fclf_conv_big(s), {
@@ -344,10 +363,10 @@ void fclf_conv2d_pool_backward_winners(float *dx, float *dw, float *db, float *w
     });
     FCLF_PARALLEL_IF(fclf_conv_big(s), {
         const int64_t o0 = fclf_partition_bound(s.oc, 0), o1 = fclf_partition_bound(s.oc, 1);
-        winners_dw_rows(dwt, db, dy, argmax, y, xt, s, o0, o1);
+        winners_dw_rows(fused, dwt, db, dy, argmax, y, xt, s, o0, o1);
         for (int64_t o = o0; o < o1; o++)
             for (int64_t ci = 0; ci < s.c; ci++)
                 for (int64_t k = 0; k < taps; k++) dw[(o * s.c + ci) * taps + k] += dwt[(o * taps + k) * s.c + ci];
-        if (dx) winners_dx_images(dx, dxt, dy, argmax, y, wt, s, fclf_partition_bound(s.n, 0), fclf_partition_bound(s.n, 1));
+        if (dx) winners_dx_images(fused, dx, dxt, dy, argmax, y, wt, s, fclf_partition_bound(s.n, 0), fclf_partition_bound(s.n, 1));
     });
 }

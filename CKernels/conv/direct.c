@@ -233,32 +233,59 @@ void fclf_conv_direct_forward(int isa, float *y, float *col, const float *x, con
  * 544 us as a GEMM on 2 threads, its N = 9 padded to a 32-wide tile). Each thread owns whole rows of
  * dW; every sum runs in image and chunk order, so the thread count does not change the result. */
 /* Sums over one chunk of pixels for the small-K weight gradient: part[k] += dz . tap_k and *partb += sum dz,
- * with dz = dy masked by ReLU. K = 9 gets nine register accumulators and one pass over the chunk;
- * other K form dz on the stack and take K dot products. */
+ * with dz = dy masked by ReLU. K = 9 gets nine accumulators and one pass over the chunk; other K form dz on the
+ * stack and take K dot products.
+ * Every sum runs in GRAD_LANES fixed lanes (lane l takes the chunk's pixels p = l mod GRAD_LANES, in order), the
+ * lanes added in a fixed order at the end. These loops run in target_clones copies (FCLF_CLONES), and with an
+ * `omp simd` reduction each copy summed in its own vector width's order: the scalar variant trained other bits on
+ * a CPU without AVX2 (QEMU's Nehalem, scripts/emulated-cpu.sh) than under FCLF_ISA=scalar here. Sixteen lanes
+ * (conv1's weight gradient at batch 32 through the portable variant, one thread, Zen 4, a C harness; the baseline
+ * copy measured in a build without clones): the `omp simd` loops took 338-417 us in the AVX-512 copy and 2,190 us
+ * in the baseline one; 16 lanes 552-558 and 825-900 us; 4 lanes 2,160-2,570 and 2,980-3,000 us. The baseline copy
+ * is what the CPUs this variant is for run. */
+enum { GRAD_LANES = 16 };
+/* the lanes added pairwise, halves folded onto each other: (a0 + a2) + (a1 + a3) for 4 lanes */
+static inline float lane_total(const float *a) {
+    float t[GRAD_LANES];
+    for (int l = 0; l < GRAD_LANES; l++) t[l] = a[l];
+    for (int w = GRAD_LANES / 2; w > 0; w /= 2)
+        for (int l = 0; l < w; l++) t[l] = t[l] + t[l + w];
+    return t[0];
+}
+
 static inline __attribute__((always_inline)) void grad_chunk_k9(float *restrict part, float *restrict partb,
                                                                 const float *restrict g, const float *restrict act,
                                                                 const float *restrict c, const int64_t *restrict off,
                                                                 int64_t len, int relu) {
-    float a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0, a8 = 0, b = 0;
-    const float *c0 = c + off[0], *c1 = c + off[1], *c2 = c + off[2], *c3 = c + off[3], *c4 = c + off[4];
-    const float *c5 = c + off[5], *c6 = c + off[6], *c7 = c + off[7], *c8 = c + off[8];
-#pragma omp simd reduction(+ : a0, a1, a2, a3, a4, a5, a6, a7, a8, b)
-    for (int64_t p = 0; p < len; p++) {
-        float v = relu && !(act[p] > 0.0f) ? 0.0f : g[p];
-        b += v;
-        a0 += v * c0[p];
-        a1 += v * c1[p];
-        a2 += v * c2[p];
-        a3 += v * c3[p];
-        a4 += v * c4[p];
-        a5 += v * c5[p];
-        a6 += v * c6[p];
-        a7 += v * c7[p];
-        a8 += v * c8[p];
-    }
-    part[0] += a0; part[1] += a1; part[2] += a2; part[3] += a3; part[4] += a4;
-    part[5] += a5; part[6] += a6; part[7] += a7; part[8] += a8;
-    *partb += b;
+    float a[9][GRAD_LANES] = {{0}}, b[GRAD_LANES] = {0};
+    const float *ck[9];
+    for (int k = 0; k < 9; k++) ck[k] = c + off[k];
+    /* one pixel into lane l; g and act read unconditionally so that the select vectorises */
+#define K9_PIXEL(p, l)                                                                                              \
+    do {                                                                                                            \
+        const float gv = g[p], av = act[p];                                                                         \
+        const float v = relu && !(av > 0.0f) ? 0.0f : gv;                                                           \
+        b[l] += v;                                                                                                  \
+        for (int k = 0; k < 9; k++) a[k][l] += v * ck[k][p];                                                        \
+    } while (0)
+    int64_t p = 0;
+    for (; p + GRAD_LANES <= len; p += GRAD_LANES)
+        for (int l = 0; l < GRAD_LANES; l++) K9_PIXEL(p + l, l);
+    for (int l = 0; p + l < len; l++) K9_PIXEL(p + l, l);
+#undef K9_PIXEL
+    for (int k = 0; k < 9; k++) part[k] += lane_total(a[k]);
+    *partb += lane_total(b);
+}
+
+/* sum over p < len of x[p] * y[p] (y NULL: of x[p]) in GRAD_LANES lanes, as above */
+static inline __attribute__((always_inline)) float lanes_dot(const float *restrict x, const float *restrict y,
+                                                             int64_t len) {
+    float a[GRAD_LANES] = {0};
+    int64_t p = 0;
+    for (; p + GRAD_LANES <= len; p += GRAD_LANES)
+        for (int l = 0; l < GRAD_LANES; l++) a[l] += y ? x[p + l] * y[p + l] : x[p + l];
+    for (int l = 0; p + l < len; l++) a[l] += y ? x[p + l] * y[p + l] : x[p + l];
+    return lane_total(a);
 }
 
 /* Output channels [o0, o1) of the small-K weight gradient. Images run outermost so that image i's K tap rows
@@ -296,27 +323,12 @@ FCLF_CLONES static void small_k_grad_rows(int isa, float *restrict dw, float *re
                     } else if (K == 9) {
                         grad_chunk_k9(part, &partb, g, act, c, t.off, len, 0);
                     } else {
-                        if (relu) {
-#pragma omp simd reduction(+ : partb)
-                            for (int64_t p = 0; p < len; p++) {
-                                float v = act[p] > 0.0f ? g[p] : 0.0f;
-                                dz[p] = v;
-                                partb += v;
-                            }
-                        } else {
-#pragma omp simd reduction(+ : partb)
-                            for (int64_t p = 0; p < len; p++) {
-                                dz[p] = g[p];
-                                partb += g[p];
-                            }
+                        for (int64_t p = 0; p < len; p++) {
+                            const float gv = g[p], av = act[p];
+                            dz[p] = relu && !(av > 0.0f) ? 0.0f : gv;
                         }
-                        for (int64_t k = 0; k < K; k++) {
-                            const float *ck = c + t.off[k];
-                            float d = 0.0f;
-#pragma omp simd reduction(+ : d)
-                            for (int64_t p = 0; p < len; p++) d += dz[p] * ck[p];
-                            part[k] = d;
-                        }
+                        partb = lanes_dot(dz, NULL, len);
+                        for (int64_t k = 0; k < K; k++) part[k] = lanes_dot(dz, c + t.off[k], len);
                     }
                     accb[o - g0] += partb;
                     for (int64_t k = 0; k < K; k++) accw[o - g0][k] += part[k];

@@ -254,7 +254,7 @@ void fclf_conv2d_pool_backward_isa(int isa, float *dx, float *dw, float *db, flo
  * the full output. For shapes with winners_supported(s) (c*kh*kw >= 16, oh, ow >= 2; others: work_size 0 and the
  * call writes nothing). ACCUMULATES dw, db (may be NULL), WRITES dx unless NULL, as fclf_conv2d_pool_backward would
  * to rounding for finite x and w (positions that pass no gradient are skipped, not multiplied by 0: an Inf or NaN
- * there does not spread); the same bits for any thread count (each CPU variant its own). work: work_size floats,
+ * there does not spread); the same bits for any thread count, and per variant on any CPU. work: work_size floats,
  * about 2 n (oh + kh - 1) (ow + kw - 1) c + 2 oc c kh kw (each part rounded up to a cache line, + 16 to align).
  * Its naive twin is fclf_conv2d_pool_backward_ref. */
 int fclf_conv2d_pool_backward_winners_supported(fclf_conv2d_shape s);
