@@ -346,12 +346,12 @@ FCLF_CLONES static void winners_dx_images(int fused, float *restrict dx, float *
         winners_dx(dx, dxt, dy, argmax, y, wt, s, i0, i1);
 }
 
-void fclf_conv2d_pool_backward_winners(float *dx, float *dw, float *db, float *work, const float *dy,
-                                       const int32_t *argmax, const float *y, const float *x, const float *w,
-                                       fclf_conv2d_shape s) {
+static void pool_backward_winners(int isa, float *dx, float *dw, float *db, float *work, const float *dy,
+                                  const int32_t *argmax, const float *y, const float *x, const float *w,
+                                  fclf_conv2d_shape s) {
     if (s.n <= 0 || s.oc <= 0 || !fclf_conv2d_pool_backward_winners_supported(s)) return;
     const int64_t taps = s.kh * s.kw, K = s.c * taps;
-    const int fused = fclf_isa_active() != FCLF_ISA_SCALAR;
+    const int fused = isa != FCLF_ISA_SCALAR;
     float *xt = (float *)(((uintptr_t)work + 63) & ~(uintptr_t)63), *dxt = xt + winners_round(s.n * winners_plane(s));
     float *wt = dxt + winners_round(s.n * winners_plane(s)), *dwt = wt + winners_round(s.oc * K);
     FCLF_PARALLEL_IF(fclf_conv_big(s), {
@@ -369,4 +369,16 @@ void fclf_conv2d_pool_backward_winners(float *dx, float *dw, float *db, float *w
                 for (int64_t k = 0; k < taps; k++) dw[(o * s.c + ci) * taps + k] += dwt[(o * taps + k) * s.c + ci];
         if (dx) winners_dx_images(fused, dx, dxt, dy, argmax, y, wt, s, fclf_partition_bound(s.n, 0), fclf_partition_bound(s.n, 1));
     });
+}
+
+void fclf_conv2d_pool_backward_winners(float *dx, float *dw, float *db, float *work, const float *dy,
+                                       const int32_t *argmax, const float *y, const float *x, const float *w,
+                                       fclf_conv2d_shape s) {
+    pool_backward_winners(fclf_isa_active(), dx, dw, db, work, dy, argmax, y, x, w, s);
+}
+
+void fclf_conv2d_pool_backward_winners_isa(int isa, float *dx, float *dw, float *db, float *work, const float *dy,
+                                           const int32_t *argmax, const float *y, const float *x, const float *w,
+                                           fclf_conv2d_shape s) {
+    pool_backward_winners(fclf_isa_usable(isa), dx, dw, db, work, dy, argmax, y, x, w, s);
 }

@@ -235,7 +235,7 @@ void fclf_conv_direct_forward(int isa, float *y, float *col, const float *x, con
 /* Sums over one chunk of pixels for the small-K weight gradient: part[k] += dz . tap_k and *partb += sum dz,
  * with dz = dy masked by ReLU. K = 9 gets nine accumulators and one pass over the chunk; other K form dz on the
  * stack and take K dot products.
- * Every sum runs in GRAD_LANES fixed lanes (lane l takes the chunk's pixels p = l mod GRAD_LANES, in order), the
+ * Every sum runs in GRAD_LANES fixed lanes (lane l takes the chunk's pixels p with p % GRAD_LANES == l, in order), the
  * lanes added in a fixed order at the end. These loops run in target_clones copies (FCLF_CLONES), and with an
  * `omp simd` reduction each copy summed in its own vector width's order: the scalar variant trained other bits on
  * a CPU without AVX2 (QEMU's Nehalem, scripts/emulated-cpu.sh) than under FCLF_ISA=scalar here. Sixteen lanes

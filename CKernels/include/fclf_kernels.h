@@ -15,7 +15,8 @@
  *   concurrent test threads, without a process-wide switch that would leak into other tests (and which a
  *   thread-local would not carry to OpenMP workers). An *_isa twin given a variant this CPU lacks runs the
  *   scalar one. Kernels without a twin have a single variant: their loops are plain C, or cloned per x86-64
- *   level and picked by the loader from the CPU (not by FCLF_ISA).
+ *   level and picked by the loader from the CPU (not by FCLF_ISA); those copies give the same bits, so a
+ *   variant's results do not depend on which copy the CPU gets (scripts/emulated-cpu.sh).
  */
 #ifndef FCLF_KERNELS_H
 #define FCLF_KERNELS_H
@@ -262,6 +263,11 @@ int64_t fclf_conv2d_pool_backward_winners_work_size(fclf_conv2d_shape s);
 void fclf_conv2d_pool_backward_winners(float *dx, float *dw, float *db, float *work, const float *dy,
                                        const int32_t *argmax, const float *y, const float *x, const float *w,
                                        fclf_conv2d_shape s);
+/* The same with a chosen variant: the seed CNN's conv2 (32 channels, 3x3) multiply-adds with FMA in the AVX2 and
+ * AVX-512 variants, unfused in the scalar one, on any CPU. */
+void fclf_conv2d_pool_backward_winners_isa(int isa, float *dx, float *dw, float *db, float *work, const float *dy,
+                                           const int32_t *argmax, const float *y, const float *x, const float *w,
+                                           fclf_conv2d_shape s);
 
 /* Inference's convolution + activation + 2x2 max pooling for shapes with fclf_conv2d_window_pool_supported(s)
  * (oh, ow >= 2 and c*kh*kw >= 16, the GEMM path, or = 9 where fclf_conv2d_pool_supported): pooling window by

@@ -171,8 +171,52 @@ extension KernelTests {
 }
 
 extension KernelTests {
-    @Test("the backward pass at the pooling's winners matches the naive routing + convolution gradient to rounding, dx, dw and db, with and without ReLU's mask and dx, the same bits on 1 and 2 threads")
-    func poolBackwardAtWinners() {
+    @Test("the seed CNN's conv2 weight gradient at the winners rounds by the variant, not by the CPU: one FMA per term in AVX2 and AVX-512, a product and a sum in the scalar one, images then windows in order (bit for bit)",
+          arguments: kernelISAs)
+    func poolBackwardAtWinnersRounding(_ variant: KernelISA) {
+        // 32 channels, 3x3: the kernel's register path (conv_pool.c, winners_dw_c32k3), whose target_clones copies
+        // with FMA once fused every multiply-add whatever the variant; 'valid', so a winner's tap (u, v) is x at
+        // (wy + u, wx + v)
+        let (n, c, h, oc) = (2, 32, 9, 3)
+        let s = fclf_conv2d_make_shape(Int64(n), Int64(c), Int64(h), Int64(h), Int64(oc), 3, 3, 0)
+        let (ow, windows) = (Int(s.ow), Int(s.oh / 2) * Int(s.ow / 2))
+        let pooled = n * oc * windows
+        let x = randomArray(n * c * h * h, seed: 120), wt = randomArray(oc * c * 9, seed: 121)
+        let b = randomArray(oc, seed: 122), dy = randomArray(pooled, seed: 123)
+        var y = [Float](repeating: 0, count: pooled), argmax = [Int32](repeating: -1, count: pooled)
+        fclf_conv2d_pool_forward_ref(&y, &argmax, x, wt, b, 0, s)
+        var dw = [Float](repeating: 0.5, count: oc * c * 9), db = [Float](repeating: 0.25, count: oc)
+        var work = [Float](repeating: .nan, count: Int(fclf_conv2d_pool_backward_winners_work_size(s)))
+        fclf_conv2d_pool_backward_winners_isa(variant.raw, nil, &dw, &db, &work, dy, argmax, nil, x, wt, s)
+        let fused = variant.raw != Int32(FCLF_ISA_SCALAR.rawValue)
+        var expected = [Float](repeating: 0, count: dw.count)
+        for o in 0..<oc { for ci in 0..<c { for u in 0..<3 { for v in 0..<3 {
+            var acc: Float = 0
+            for i in 0..<n { for q in 0..<windows {
+                let at = (i * oc + o) * windows + q, (wy, wx) = (Int(argmax[at]) / ow, Int(argmax[at]) % ow)
+                let g = dy[at], xv = x[((i * c + ci) * h + wy + u) * h + wx + v]
+                acc = fused ? acc.addingProduct(g, xv) : acc + g * xv
+            } }
+            expected[(o * c + ci) * 9 + u * 3 + v] = 0.5 + acc
+        } } } }
+        #expect(dw.map(\.bitPattern) == expected.map(\.bitPattern), "\(variant): dw is not \(fused ? "fused" : "unfused") in order")
+        // and not merely close to the other rounding: the two differ somewhere for these values
+        let other = (0..<dw.count).contains { e in
+            let (o, ci, u, v) = (e / (c * 9), e / 9 % c, e % 9 / 3, e % 3)
+            var acc: Float = 0
+            for i in 0..<n { for q in 0..<windows {
+                let at = (i * oc + o) * windows + q, (wy, wx) = (Int(argmax[at]) / ow, Int(argmax[at]) % ow)
+                let g = dy[at], xv = x[((i * c + ci) * h + wy + u) * h + wx + v]
+                acc = fused ? acc + g * xv : acc.addingProduct(g, xv)
+            } }
+            return 0.5 + acc != dw[e]
+        }
+        #expect(other, "\(variant): fused and unfused sums agree everywhere, so this test could not tell them apart")
+    }
+
+    @Test("the backward pass at the pooling's winners matches the naive routing + convolution gradient to rounding, dx, dw and db, with and without ReLU's mask and dx, the same bits on 1 and 2 threads, every ISA",
+          arguments: kernelISAs)
+    func poolBackwardAtWinners(_ variant: KernelISA) {
         // (n, c, h, w, oc, kh, kw, same): conv2's shape (32 channels 3x3: the sums in registers), the same with
         // 'same' padding (framed planes) and an odd plane; the general path on 3 channels, an odd 15x14 plane (the
         // last output row dropped by the pooling), 2x2 'same' kernels on 8 channels, 5x5 on 4, one large enough
@@ -195,15 +239,15 @@ extension KernelTests {
                 fclf_conv2d_pool_backward_ref(&dxRef, &dwRef, &dbRef, dy, argmax, relu != 0 ? y : nil, x, wt, s)
                 var results: [[Float]] = []
                 for threads in [1, 2] { for withDx in [true, false] {
-                    let tag = "n\(n) c\(c) \(h)x\(w) oc\(oc) k\(kh)x\(kw) same \(same) relu \(relu), \(threads) threads, dx \(withDx)"
+                    let tag = "\(variant) n\(n) c\(c) \(h)x\(w) oc\(oc) k\(kh)x\(kw) same \(same) relu \(relu), \(threads) threads, dx \(withDx)"
                     var dx = [Float](repeating: .nan, count: n * c * h * w), dw = [Float](repeating: 0.5, count: oc * c * k)
                     var db = [Float](repeating: 0.25, count: oc)
                     var work = [Float](repeating: .nan, count: Int(fclf_conv2d_pool_backward_winners_work_size(s)))
                     withThreads(threads) {
                         dx.withUnsafeMutableBufferPointer { d in
                             y.withUnsafeBufferPointer { yp in
-                                fclf_conv2d_pool_backward_winners(withDx ? d.baseAddress : nil, &dw, &db, &work, dy, argmax,
-                                                                  relu != 0 ? yp.baseAddress : nil, x, wt, s)
+                                fclf_conv2d_pool_backward_winners_isa(variant.raw, withDx ? d.baseAddress : nil, &dw, &db, &work, dy,
+                                                                      argmax, relu != 0 ? yp.baseAddress : nil, x, wt, s)
                             }
                         }
                     }
@@ -221,7 +265,7 @@ extension KernelTests {
                     }
                 } }
                 #expect(results[1].map(\.bitPattern) == results[0].map(\.bitPattern),
-                        "n\(n) c\(c) \(h)x\(w) oc\(oc) k\(kh)x\(kw) relu \(relu): 1 and 2 threads")
+                        "\(variant) n\(n) c\(c) \(h)x\(w) oc\(oc) k\(kh)x\(kw) relu \(relu): 1 and 2 threads")
             }
         }
         // conv1's shape (9 taps) is not taken: no work, no writes.
