@@ -113,6 +113,15 @@ void fclf_maxpool2x2_backward_with(int isa, float *dx, const float *dy, const in
 
 static inline int64_t fclf_min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t fclf_max64(int64_t a, int64_t b) { return a > b ? a : b; }
+/* The sum of n float lanes (n a power of 2) in a fixed order, whatever the compiler's vector width: halves folded
+ * onto each other, ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)) for 8. */
+static inline float fclf_fold_lanes(const float *a, int n) {
+    float t[64];
+    for (int l = 0; l < n; l++) t[l] = a[l];
+    for (int w = n / 2; w > 0; w /= 2)
+        for (int l = 0; l < w; l++) t[l] = t[l] + t[l + w];
+    return t[0];
+}
 /* The AVX-512 mask (__mmask16) of the first n of 16 lanes: none for n <= 0, all for n >= 16. */
 static inline uint16_t fclf_lanes16(int64_t n) { return n >= 16 ? 0xFFFF : n <= 0 ? 0 : (uint16_t)((1u << n) - 1u); }
 #if defined(__x86_64__)

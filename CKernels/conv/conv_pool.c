@@ -216,6 +216,9 @@ static inline __attribute__((always_inline)) void winners_dw(float *restrict dwt
  * for dw). */
 typedef float fclf_v16 __attribute__((vector_size(64), aligned(4)));
 
+/* The seed CNN's conv2 (32 channels, 3x3): the register paths below take it, each in a fused and an unfused copy. */
+static int is_c32k3(fclf_conv2d_shape s) { return s.c == 32 && s.kh == 3 && s.kw == 3; }
+
 /* *acc += g *v per lane: one FMA (fused) or a product and a sum, each rounded. fused is a constant at every call,
  * so that each always-inlined copy has one of the two. (Pointers: a 64-byte vector passed by value changes the
  * ABI in the copies without AVX-512.) */
@@ -266,9 +269,9 @@ static inline __attribute__((always_inline)) void winners_dw_c32k3(int fused, fl
 FCLF_CLONES static void winners_dw_rows(int fused, float *restrict dwt, float *restrict db, const float *restrict dy,
                                         const int32_t *restrict argmax, const float *restrict y,
                                         const float *restrict xt, fclf_conv2d_shape s, int64_t o0, int64_t o1) {
-    if (s.c == 32 && s.kh == 3 && s.kw == 3 && fused) /* the seed CNN's conv2 */
+    if (is_c32k3(s) && fused)
         winners_dw_c32k3(1, dwt, db, dy, argmax, y, xt, s, o0, o1);
-    else if (s.c == 32 && s.kh == 3 && s.kw == 3)
+    else if (is_c32k3(s))
         winners_dw_c32k3(0, dwt, db, dy, argmax, y, xt, s, o0, o1);
     else
         winners_dw(dwt, db, dy, argmax, y, xt, s, o0, o1);
@@ -338,9 +341,9 @@ static inline __attribute__((always_inline)) void winners_dx_c32k3(int fused, fl
 FCLF_CLONES static void winners_dx_images(int fused, float *restrict dx, float *restrict dxt, const float *restrict dy,
                                           const int32_t *restrict argmax, const float *restrict y,
                                           const float *restrict wt, fclf_conv2d_shape s, int64_t i0, int64_t i1) {
-    if (s.c == 32 && s.kh == 3 && s.kw == 3 && fused)
+    if (is_c32k3(s) && fused)
         winners_dx_c32k3(1, dx, dxt, dy, argmax, y, wt, s, i0, i1);
-    else if (s.c == 32 && s.kh == 3 && s.kw == 3)
+    else if (is_c32k3(s))
         winners_dx_c32k3(0, dx, dxt, dy, argmax, y, wt, s, i0, i1);
     else
         winners_dx(dx, dxt, dy, argmax, y, wt, s, i0, i1);

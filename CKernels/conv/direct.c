@@ -244,14 +244,7 @@ void fclf_conv_direct_forward(int isa, float *y, float *col, const float *x, con
  * in the baseline one; 16 lanes 552-558 and 825-900 us; 4 lanes 2,160-2,570 and 2,980-3,000 us. The baseline copy
  * is what the CPUs this variant is for run. */
 enum { GRAD_LANES = 16 };
-/* the lanes added pairwise, halves folded onto each other: (a0 + a2) + (a1 + a3) for 4 lanes */
-static inline float lane_total(const float *a) {
-    float t[GRAD_LANES];
-    for (int l = 0; l < GRAD_LANES; l++) t[l] = a[l];
-    for (int w = GRAD_LANES / 2; w > 0; w /= 2)
-        for (int l = 0; l < w; l++) t[l] = t[l] + t[l + w];
-    return t[0];
-}
+static inline float lane_total(const float *a) { return fclf_fold_lanes(a, GRAD_LANES); }
 
 static inline __attribute__((always_inline)) void grad_chunk_k9(float *restrict part, float *restrict partb,
                                                                 const float *restrict g, const float *restrict act,

@@ -213,8 +213,6 @@ __attribute__((target("avx512f"))) static float lane_sum16(const float *part) {
     return _mm512_reduce_add_ps(_mm512_load_ps(part));
 }
 
-/* One weight's 8 lanes (AVX2), summed in a fixed order. */
-static float lane_sum8(const float *v) { return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7])); }
 #endif
 
 /* The tiles of the forward pass: task t = (image, group of the variant's tile channels, tile), in that order. */
@@ -378,7 +376,7 @@ static void grad_pairs(plane_tiles g, float *restrict dw, float *restrict part, 
         for (int64_t o = 0; o < g.grad_ob && ob * g.grad_ob + o < s.oc; o++)
             for (int64_t k = 0; k < g.grad_kb && kb * g.grad_kb + k < K; k++) {
                 const float *lanes = part + (p - p0) * tile + (o * g.grad_kb + k) * g.lanes;
-                dw[(ob * g.grad_ob + o) * K + kb * g.grad_kb + k] += g.lanes == 8 ? lane_sum8(lanes) : lane_sum16(lanes);
+                dw[(ob * g.grad_ob + o) * K + kb * g.grad_kb + k] += g.lanes == 8 ? fclf_fold_lanes(lanes, 8) : lane_sum16(lanes);
             }
     }
 #else
